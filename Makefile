@@ -1,0 +1,96 @@
+# jobfs — job distribution daemon with a FUSE face.
+#
+#   make            build build/jobfs, build/jobctl, build/mount.jobfs
+#   make run        install missing packages, build, run the daemon mounted on $(MNT)
+#   make test       install missing packages, run the suite, then again under ASan+UBSan
+#   make bench      benchmark against a frame relay, gearmand and beanstalkd
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+SBINDIR ?= /sbin
+MANDIR  ?= $(PREFIX)/share/man
+MNT     ?= /mnt/jobs
+B       ?= build
+
+# Debian packages the build, the tests and `make run` need.
+DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
+       uthash-dev bats mandoc procps psmisc
+
+PKGS   = jansson fuse3
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+
+# Every src/*.c belongs to the daemon except the CLI's own main.
+CLI_SRCS    = src/jobctl.c
+SHARED_SRCS = src/frame.c src/net.c src/util.c src/log.c
+DAEMON_SRCS = $(filter-out $(CLI_SRCS),$(wildcard src/*.c))
+DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o)
+CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(SHARED_SRCS:src/%.c=$(B)/%.o)
+
+all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs
+
+$(B)/jobfs: $(DAEMON_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/jobctl: $(CLI_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/mount.jobfs: mount-helper/mount.jobfs.c | $(B)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(B)/%.o: src/%.c | $(B)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B):
+	mkdir -p $@
+
+-include $(wildcard $(B)/*.d)
+
+# Install whatever of $(DEPS) is missing (needs root or sudo).
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	mkdir -p $(MNT)
+	$(B)/jobfs -f -v $(MNT)
+
+# The suite runs twice: a normal build, then one under ASan and UBSan.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory B=build/asan \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" all
+	@tests/run build build/asan
+
+check: all
+	@tests/run $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C tests/bench run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(B)/jobfs $(B)/jobctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/mount.jobfs $(DESTDIR)$(SBINDIR)/mount.jobfs
+	ln -sf mount.jobfs $(DESTDIR)$(SBINDIR)/mount.fuse.jobfs
+	for p in man/*.[1-8]; do \
+		install -m 644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
+
+lint-man:
+	mandoc -Tlint -W warning man/*.[1-8]
+
+clean:
+	rm -rf build
+	-$(MAKE) -C tests/bench clean
+
+.PHONY: all deps run test check bench install lint-man clean

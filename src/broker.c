@@ -1,0 +1,671 @@
+/*
+ * broker.c — jobs, types, queues, dispatch, requeue and retention.
+ *
+ * The broker knows nothing of sockets or files: it tells proto.c what to
+ * send (proto_send_*) and fs.c what changed (fs_job_changed), and both call
+ * back into it.  Every job ends exactly once, in job_finish().
+ *
+ * Dispatch invariant: a worker sits on its type's idle list only while it
+ * has a free slot and no queued job it may take.  So a new job goes to the
+ * head of the idle list (or waits), and a worker with a free slot takes the
+ * best queued job (or goes idle): both O(log n), however many workers idle.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobfs.h"
+
+static void job_finish(struct broker *, struct job *, enum job_state);
+static void worker_fill(struct broker *, struct conn *);
+
+static const char *const state_names[] = {
+	"queued", "running", "done", "failed", "cancelled", "timeout",
+};
+
+const char *
+job_state_name(enum job_state s)
+{
+	return state_names[s];
+}
+
+static void retention_cb(struct ev_loop *, ev_timer *, int);
+
+void
+broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
+{
+	memset(b, 0, sizeof *b);
+	b->srv = srv;
+	b->loop = srv->loop;
+	b->keep = keep;
+	b->keep_max = keep_max;
+	TAILQ_INIT(&b->finished);
+	/* Ids the broker assigns sort in submission order, across restarts too. */
+	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
+	ev_init(&b->retention, retention_cb);
+	b->retention.data = b;
+}
+
+/* ------------------------------------------------------------------ types */
+
+struct jtype *
+broker_type(struct broker *b, const char *name, bool create)
+{
+	struct jtype *t;
+
+	HASH_FIND_STR(b->types, name, t);
+	if (t != NULL || !create)
+		return t;
+	t = xcalloc(1, sizeof *t);
+	t->name = xstrdup(name);
+	TAILQ_INIT(&t->idle);
+	TAILQ_INIT(&t->workers);
+	HASH_ADD_KEYPTR(hh, b->types, t->name, strlen(t->name), t);
+	fs_type_changed(b->srv, t);
+	return t;
+}
+
+static void
+type_ref(struct jtype *t)
+{
+	t->refs++;
+}
+
+/* broker_type_unref: a type with no jobs, workers or mkdir goes away. */
+void
+broker_type_unref(struct broker *b, struct jtype *t)
+{
+	struct target *tg, *tmp;
+
+	if (--t->refs > 0 || t->pinned)
+		return;
+	HASH_DEL(b->types, t);
+	fs_type_changed(b->srv, t);
+	HASH_ITER(hh, t->targets, tg, tmp) {
+		HASH_DEL(t->targets, tg);
+		heap_free(&tg->queue);
+		free(tg->name);
+		free(tg);
+	}
+	heap_free(&t->queue);
+	free(t->name);
+	free(t);
+}
+
+void
+broker_type_pin(struct broker *b, struct jtype *t)
+{
+	(void)b;
+	t->pinned = true;
+}
+
+static struct heap *
+type_target_queue(struct jtype *t, const char *name, bool create)
+{
+	struct target *tg;
+
+	HASH_FIND_STR(t->targets, name, tg);
+	if (tg == NULL && create) {
+		tg = xcalloc(1, sizeof *tg);
+		tg->name = xstrdup(name);
+		HASH_ADD_KEYPTR(hh, t->targets, tg->name, strlen(tg->name), tg);
+	}
+	return tg != NULL ? &tg->queue : NULL;
+}
+
+/* type_queue_of: the heap a queued job waits in. */
+static struct heap *
+type_queue_of(struct jtype *t, struct job *j)
+{
+	return j->target != NULL ? type_target_queue(t, j->target, true) : &t->queue;
+}
+
+static void
+type_unqueue(struct jtype *t, struct job *j)
+{
+	struct heap *h = type_queue_of(t, j);
+	struct target *tg;
+
+	heap_remove(h, j);
+	t->nqueued--;
+	if (j->target != NULL && h->len == 0) {
+		HASH_FIND_STR(t->targets, j->target, tg);
+		HASH_DEL(t->targets, tg);
+		heap_free(&tg->queue);
+		free(tg->name);
+		free(tg);
+	}
+}
+
+/* ------------------------------------------------------------------- jobs */
+
+struct job *
+broker_find(struct broker *b, const char *key)
+{
+	struct job *j;
+
+	HASH_FIND_STR(b->jobs, key, j);
+	return j;
+}
+
+void
+job_ref(struct job *j)
+{
+	j->refs++;
+}
+
+void
+job_unref(struct broker *b, struct job *j)
+{
+	if (--j->refs > 0)
+		return;
+	broker_type_unref(b, j->type);
+	free(j->key);
+	free(j->idjson);
+	free(j->body);
+	free(j->result);
+	free(j->target);
+	free(j->deadline);
+	free(j->worker_name);
+	buf_free(&j->partials);
+	free(j);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = ev_userdata(loop);
+	struct job *j = w->data;
+
+	(void)revents;
+	log_debug("job %s: timed out", j->key);
+	broker_end(&srv->broker, j, JOB_TIMEOUT);
+}
+
+static char *
+broker_auto_id(struct broker *b)
+{
+	char id[32];
+
+	do
+		snprintf(id, sizeof id, "%016" PRIu64, b->next_auto_id++);
+	while (broker_find(b, id) != NULL);
+	return xstrdup(id);
+}
+
+/* worker_may_take: may worker w run job j (its name matches any target)? */
+static bool
+worker_may_take(const struct conn *w, const struct job *j)
+{
+	return j->target == NULL || strcmp(j->target, conn_worker_name(w)) == 0;
+}
+
+static unsigned
+worker_free_slots(const struct conn *w)
+{
+	unsigned used = w->nrunning + w->stale;
+
+	return used < w->capacity ? w->capacity - used : 0;
+}
+
+static void
+worker_set_idle(struct conn *w, bool idle)
+{
+	if (w->idle == idle)
+		return;
+	if (idle)
+		TAILQ_INSERT_TAIL(&w->wtype->idle, w, idle_entry);
+	else
+		TAILQ_REMOVE(&w->wtype->idle, w, idle_entry);
+	w->idle = idle;
+}
+
+/* job_start: hand a queued (already unqueued) job to worker w. */
+static void
+job_start(struct broker *b, struct job *j, struct conn *w)
+{
+	struct jtype *t = j->type;
+
+	j->state = JOB_RUNNING;
+	j->worker = w;
+	j->started = now_wall();
+	free(j->worker_name);
+	j->worker_name = xstrdup(conn_worker_name(w));
+	TAILQ_INSERT_TAIL(&w->running, j, worker_entry);
+	w->nrunning++;
+	t->nrunning++;
+	b->stats.running++;
+	b->stats.queued--;
+	/* Round robin among workers with spare slots; a full one stops idling. */
+	worker_set_idle(w, false);
+	if (worker_free_slots(w) > 0)
+		worker_set_idle(w, true);
+	proto_send_job(w, j);
+	if (j->notify && j->master != NULL)
+		proto_send_running(j);
+	fs_job_changed(b->srv, j);
+}
+
+/* job_enqueue: queue j, or start it at once on an idle worker. */
+static void
+job_enqueue(struct broker *b, struct job *j)
+{
+	struct jtype *t = j->type;
+	struct conn *w;
+
+	j->state = JOB_QUEUED;
+	j->worker = NULL;
+	b->stats.queued++;
+	TAILQ_FOREACH(w, &t->idle, idle_entry) {
+		if (worker_may_take(w, j)) {
+			job_start(b, j, w);
+			return;
+		}
+		if (j->target == NULL)
+			break;  /* any idle worker may take an untargeted job */
+	}
+	heap_push(type_queue_of(t, j), j);
+	t->nqueued++;
+}
+
+int
+broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
+{
+	struct job *j, *old;
+	struct jtype *t;
+
+	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
+		if (!JOB_FINISHED(old))
+			return BERR_ID_EXISTS;
+		broker_forget(b, old);  /* a finished id may be used again */
+	}
+	t = broker_type(b, r->type, true);
+	j = xcalloc(1, sizeof *j);
+	j->key = r->key != NULL ? xstrdup(r->key) : broker_auto_id(b);
+	j->idjson = r->idjson != NULL ? xstrdup(r->idjson) : xprintf("\"%s\"", j->key);
+	j->type = t;
+	type_ref(t);
+	j->body = xstrndup(r->body, r->body_len);
+	j->body_len = r->body_len;
+	j->priority = r->priority;
+	j->timeout_ms = r->timeout_ms;
+	j->seq = b->next_seq++;
+	j->refs = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->target = r->target != NULL ? xstrdup(r->target) : NULL;
+	j->submitted = now_wall();
+	j->master = r->master;
+	if (j->master != NULL)
+		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
+	HASH_ADD_KEYPTR(hh, b->jobs, j->key, strlen(j->key), j);
+	t->nsubmitted++;
+	b->stats.submitted++;
+	if (r->timeout_ms > 0) {
+		j->deadline = xmalloc(sizeof *j->deadline);
+		ev_timer_init(j->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
+		j->deadline->data = j;
+		ev_timer_start(b->loop, j->deadline);
+	}
+	log_debug("job %s: submitted, type %s", j->key, t->name);
+	fs_job_changed(b->srv, j);
+	job_enqueue(b, j);
+	if (out != NULL)
+		*out = j;
+	return BERR_OK;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+/*
+ * worker_next_job: the best queued job this worker may take: the better of
+ * its type's head and the head of the jobs targeted at its name.
+ */
+static struct job *
+worker_next_job(struct conn *w)
+{
+	struct jtype *t = w->wtype;
+	struct heap *mine = t->targets != NULL ?
+	    type_target_queue(t, conn_worker_name(w), false) : NULL;
+	struct job *a = heap_top(&t->queue), *b = mine ? heap_top(mine) : NULL;
+
+	if (a == NULL)
+		return b;
+	if (b == NULL)
+		return a;
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? a : b;
+	return a->seq < b->seq ? a : b;
+}
+
+/* worker_fill: give w queued jobs while it has free slots, else idle it. */
+static void
+worker_fill(struct broker *b, struct conn *w)
+{
+	struct job *j;
+
+	if (w->wtype == NULL || (w->flags & CONN_DEAD))
+		return;
+	while (worker_free_slots(w) > 0) {
+		if ((j = worker_next_job(w)) == NULL) {
+			worker_set_idle(w, true);
+			return;
+		}
+		type_unqueue(w->wtype, j);
+		job_start(b, j, w);
+	}
+	worker_set_idle(w, false);
+}
+
+static void
+worker_detach_type(struct broker *b, struct conn *w)
+{
+	struct jtype *t = w->wtype;
+
+	if (t == NULL)
+		return;
+	worker_set_idle(w, false);
+	TAILQ_REMOVE(&t->workers, w, type_entry);
+	t->nworkers--;
+	w->wtype = NULL;
+	fs_type_changed(b->srv, t);
+	broker_type_unref(b, t);
+}
+
+static void
+worker_attach_type(struct broker *b, struct conn *w, struct jtype *t)
+{
+	w->wtype = t;
+	TAILQ_INSERT_TAIL(&t->workers, w, type_entry);
+	t->nworkers++;
+	fs_type_changed(b->srv, t);
+}
+
+/*
+ * broker_worker_join: (re)join w to type t.  The type holds a reference
+ * from here on.  A worker busy with jobs switches once they are done.
+ */
+void
+broker_worker_join(struct broker *b, struct conn *w, struct jtype *t)
+{
+	type_ref(t);
+	if (w->next_type != NULL) {
+		broker_type_unref(b, w->next_type);
+		w->next_type = NULL;
+	}
+	if (w->wtype == t) {
+		broker_type_unref(b, t);
+		worker_fill(b, w);
+		return;
+	}
+	if (w->nrunning + w->stale > 0 && w->wtype != NULL) {
+		w->next_type = t;
+		return;
+	}
+	worker_detach_type(b, w);
+	worker_attach_type(b, w, t);
+	worker_fill(b, w);
+}
+
+/* broker_worker_ready: w has a free slot again (a job ended, a stale response came). */
+void
+broker_worker_ready(struct broker *b, struct conn *w)
+{
+	struct jtype *next = w->next_type;
+
+	if (next != NULL && w->nrunning + w->stale == 0) {
+		w->next_type = NULL;
+		worker_detach_type(b, w);
+		worker_attach_type(b, w, next);  /* keeps next_type's reference */
+	}
+	worker_fill(b, w);
+}
+
+/* job_take_from_worker: unlink a running job from its worker. */
+static struct conn *
+job_take_from_worker(struct broker *b, struct job *j)
+{
+	struct conn *w = j->worker;
+
+	TAILQ_REMOVE(&w->running, j, worker_entry);
+	w->nrunning--;
+	j->type->nrunning--;
+	b->stats.running--;
+	j->worker = NULL;
+	return w;
+}
+
+/*
+ * broker_worker_lost: w vanished (closed, or silent past its heartbeat).
+ * Its running jobs go back to the queue, up to JOB_MAX_LOSSES times.
+ */
+void
+broker_worker_lost(struct broker *b, struct conn *w)
+{
+	struct job *j;
+
+	worker_set_idle(w, false);
+	if (w->next_type != NULL) {
+		broker_type_unref(b, w->next_type);
+		w->next_type = NULL;
+	}
+	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
+		job_take_from_worker(b, j);
+		if (++j->losses > JOB_MAX_LOSSES) {
+			log_warn("job %s: worker %s lost it, %d times: failing it",
+			    j->key, conn_worker_name(w), j->losses);
+			job_finish(b, j, JOB_FAILED);
+			continue;
+		}
+		log_info("job %s: worker %s lost it, requeued (%d of %d)",
+		    j->key, conn_worker_name(w), j->losses, JOB_MAX_LOSSES);
+		j->type->nrequeued++;
+		b->stats.requeued++;
+		job_enqueue(b, j);
+		fs_job_changed(b->srv, j);
+	}
+	worker_detach_type(b, w);
+}
+
+/* broker_master_gone: cancel its queued jobs (unless detached); orphan the rest. */
+void
+broker_master_gone(struct broker *b, struct conn *m)
+{
+	struct job *j;
+
+	while ((j = TAILQ_FIRST(&m->owned)) != NULL) {
+		TAILQ_REMOVE(&m->owned, j, master_entry);
+		j->master = NULL;
+		if (j->state == JOB_QUEUED && !j->detach)
+			job_finish(b, j, JOB_CANCELLED);
+	}
+}
+
+/* ---------------------------------------------------------------- endings */
+
+static void
+retention_schedule(struct broker *b)
+{
+	struct job *oldest = TAILQ_FIRST(&b->finished);
+	double wait;
+
+	if (oldest == NULL) {
+		ev_timer_stop(b->loop, &b->retention);
+		return;
+	}
+	wait = b->nfinished > b->keep_max ? 0 : oldest->finished + b->keep - now_wall();
+	if (wait < 0)
+		wait = 0;
+	ev_timer_stop(b->loop, &b->retention);
+	ev_timer_set(&b->retention, wait, 0.);
+	ev_timer_start(b->loop, &b->retention);
+}
+
+/* retention_cb: forget finished jobs past --keep seconds or --keep-max. */
+static void
+retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+	double now = now_wall();
+	struct job *j;
+	size_t n = 0;
+
+	(void)loop;
+	(void)revents;
+	while ((j = TAILQ_FIRST(&b->finished)) != NULL &&
+	    (b->nfinished > b->keep_max || j->finished + b->keep <= now)) {
+		broker_forget(b, j);
+		/* Bound the time one turn spends; the timer comes straight back. */
+		if (++n == 10000)
+			break;
+	}
+	retention_schedule(b);
+}
+
+/*
+ * job_finish: the one place a job ends.  Unlinks it from its queue or
+ * worker, tells its master and the tree, and starts its retention.
+ */
+static void
+job_finish(struct broker *b, struct job *j, enum job_state why)
+{
+	struct jtype *t = j->type;
+	struct conn *w = NULL;
+
+	if (j->state == JOB_QUEUED) {
+		type_unqueue(t, j);
+		b->stats.queued--;
+	} else if (j->state == JOB_RUNNING && j->worker != NULL) {
+		w = job_take_from_worker(b, j);
+		if (why != JOB_DONE && !(w->flags & CONN_DEAD)) {
+			if (w->wants_cancel)
+				proto_send_cancel(w, j);
+			else
+				w->stale++;  /* its late response is dropped */
+		}
+	}
+	j->state = why;
+	j->finished = now_wall();
+	if (j->deadline != NULL)
+		ev_timer_stop(b->loop, j->deadline);
+	switch (why) {
+	case JOB_DONE:      t->ndone++; b->stats.done++; break;
+	case JOB_FAILED:    t->nfailed++; b->stats.failed++; break;
+	case JOB_CANCELLED: t->ncancelled++; b->stats.cancelled++; break;
+	case JOB_TIMEOUT:   t->ntimeout++; b->stats.timeout++; break;
+	default: break;
+	}
+	log_debug("job %s: %s", j->key, job_state_name(why));
+	if (j->master != NULL) {
+		proto_send_result(j);
+		TAILQ_REMOVE(&j->master->owned, j, master_entry);
+		j->master = NULL;
+	}
+	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+	b->nfinished++;
+	b->stats.retained++;
+	if (b->nfinished > b->keep_max || !ev_is_active(&b->retention))
+		retention_schedule(b);
+	fs_job_changed(b->srv, j);
+	if (w != NULL && !(w->flags & CONN_DEAD))
+		broker_worker_ready(b, w);
+}
+
+/* broker_complete: the worker's final response. */
+void
+broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
+{
+	j->result = xstrndup(result, len);
+	j->result_len = len;
+	job_finish(b, j, JOB_DONE);
+}
+
+/* Partial results kept for the tree, per job, at most this many bytes. */
+#define PARTIALS_MAX (16u * 1024 * 1024)
+
+void
+broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
+{
+	b->stats.partials++;
+	if (j->master != NULL && j->stream)
+		proto_send_partial(j, body, len);
+	if (buf_used(&j->partials) + len + 1 <= PARTIALS_MAX) {
+		buf_append(&j->partials, body, len);
+		buf_append(&j->partials, "\n", 1);
+	}
+	fs_job_changed(b->srv, j);
+}
+
+/*
+ * broker_end: end an unfinished job without a result (cancel, timeout,
+ * failure).  Returns BERR_UNKNOWN_ID if it has already finished.
+ */
+int
+broker_end(struct broker *b, struct job *j, enum job_state why)
+{
+	if (JOB_FINISHED(j))
+		return BERR_UNKNOWN_ID;
+	job_finish(b, j, why);
+	return BERR_OK;
+}
+
+/* broker_forget: drop a job from the table (ending it first if need be). */
+void
+broker_forget(struct broker *b, struct job *j)
+{
+	if (!JOB_FINISHED(j))
+		job_finish(b, j, JOB_CANCELLED);
+	TAILQ_REMOVE(&b->finished, j, done_entry);
+	b->nfinished--;
+	b->stats.retained--;
+	HASH_DEL(b->jobs, j);
+	fs_job_forgotten(b->srv, j);
+	job_unref(b, j);
+}
+
+/* job_info: everything about a job, for the tree's info and "status". */
+json_t *
+job_info(const struct job *j)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_loads(j->idjson, JSON_DECODE_ANY, NULL));
+	json_object_set_new(o, "type", json_string(j->type->name));
+	json_object_set_new(o, "status", json_string(job_state_name(j->state)));
+	json_object_set_new(o, "priority", json_integer(j->priority));
+	json_object_set_new(o, "submitted", json_real(j->submitted));
+	if (j->started > 0)
+		json_object_set_new(o, "started", json_real(j->started));
+	if (j->finished > 0)
+		json_object_set_new(o, "finished", json_real(j->finished));
+	if (j->worker_name != NULL)
+		json_object_set_new(o, "worker", json_string(j->worker_name));
+	json_object_set_new(o, "requeues", json_integer(j->losses));
+	json_object_set_new(o, "detach", json_boolean(j->detach));
+	if (j->target != NULL)
+		json_object_set_new(o, "target", json_string(j->target));
+	if (j->timeout_ms > 0)
+		json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
+	json_object_set_new(o, "body_bytes", json_integer((json_int_t)j->body_len));
+	if (j->result != NULL)
+		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
+	return o;
+}
+
+/* broker_shutdown: free everything (the daemon is exiting). */
+void
+broker_shutdown(struct broker *b)
+{
+	struct job *j, *tmp;
+
+	ev_timer_stop(b->loop, &b->retention);
+	HASH_ITER(hh, b->jobs, j, tmp) {
+		if (j->deadline != NULL)
+			ev_timer_stop(b->loop, j->deadline);
+		HASH_DEL(b->jobs, j);
+		fs_job_forgotten(b->srv, j);
+		job_unref(b, j);
+	}
+}

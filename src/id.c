@@ -1,0 +1,124 @@
+/*
+ * id.c — job ids and type names, and how ids become file names.
+ *
+ * A job id is shown in the tree as itself unless that is not a usable file
+ * name: '/' and '%' are percent-encoded (uppercase hex) and the ids "." and
+ * ".." become "%2E" and "%2E%2E".  Decoding accepts only the canonical
+ * encoding, so each id has exactly one name.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobfs.h"
+
+static bool
+id_char_encoded(unsigned char ch)
+{
+	return ch == '/' || ch == '%';
+}
+
+static bool
+id_is_dots(const char *key)
+{
+	return strcmp(key, ".") == 0 || strcmp(key, "..") == 0;
+}
+
+size_t
+id_encoded_len(const char *key)
+{
+	size_t n = 0;
+
+	if (id_is_dots(key))
+		return 3 * strlen(key);
+	for (; *key != '\0'; key++)
+		n += id_char_encoded((unsigned char)*key) ? 3 : 1;
+	return n;
+}
+
+void
+id_encode(const char *key, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	bool dots = id_is_dots(key);
+
+	for (; *key != '\0'; key++) {
+		unsigned char ch = (unsigned char)*key;
+		if (dots || id_char_encoded(ch)) {
+			*out++ = '%';
+			*out++ = hex[ch >> 4];
+			*out++ = hex[ch & 15];
+		} else
+			*out++ = (char)ch;
+	}
+	*out = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *
+id_decode(const char *name)
+{
+	const char *s = name;
+	char *key = xmalloc(strlen(name) + 1), *p = key, *check;
+	bool canonical;
+
+	while (*s != '\0') {
+		if (*s == '%') {
+			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				goto bad;
+			*p++ = (char)(hi << 4 | lo);
+			s += 3;
+		} else
+			*p++ = *s++;
+	}
+	*p = '\0';
+	/* Only the canonical spelling names the job: "%41" is not "A". */
+	check = xmalloc(id_encoded_len(key) + 1);
+	id_encode(key, check);
+	canonical = strcmp(check, name) == 0;
+	free(check);
+	if (canonical)
+		return key;
+bad:
+	free(key);
+	return NULL;
+}
+
+bool
+id_valid(const char *key, size_t len)
+{
+	return len >= 1 && len <= ID_MAX && strlen(key) == len &&
+	    id_encoded_len(key) <= ID_MAX;
+}
+
+/*
+ * type_name_valid: a directory name: 1-255 bytes of UTF-8 (jansson has
+ * checked the encoding), no '/', NUL, C0/C1 control or DEL, not . or ..
+ */
+bool
+type_name_valid(const char *name, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t i;
+
+	if (len < 1 || len > ID_MAX || strlen(name) != len)
+		return false;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (p[i] == '/' || p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+		if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,424 @@
+/*
+ * jobfs.h — shared types of the jobfs daemon, each struct next to the
+ * functions that own it.
+ *
+ * One libev loop on one thread drives everything: TCP connections, timers
+ * and the FUSE session.  Nothing here takes a lock.
+ */
+#ifndef JOBFS_H
+#define JOBFS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <ev.h>
+#include <jansson.h>
+#include <uthash.h>
+
+#define JOBFS_VERSION "0.1.0"
+
+struct broker;
+struct chan;
+struct conn;
+struct fs;
+struct job;
+struct jtype;
+struct server;
+
+/* ------------------------------------------------------------------ util.c */
+
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+char *xprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* A byte buffer with a read offset: bytes [off, len) are live. */
+struct buf {
+	char   *data;
+	size_t  off;
+	size_t  len;
+	size_t  cap;
+};
+
+static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
+static inline char *buf_head(const struct buf *b) { return b->data + b->off; }
+void  buf_reserve(struct buf *, size_t extra);
+void  buf_append(struct buf *, const void *, size_t);
+void  buf_append_str(struct buf *, const char *);
+void  buf_consume(struct buf *, size_t);
+void  buf_compact(struct buf *);
+void  buf_free(struct buf *);
+int   buf_json_cb(const char *, size_t, void *);  /* json_dump_callback sink */
+
+double now_wall(void);
+
+/* ------------------------------------------------------------------- log.c */
+
+enum log_level { LVL_ERR, LVL_WARN, LVL_INFO, LVL_DEBUG };
+
+void log_init(int level, bool to_syslog);
+void log_set_syslog(bool);
+int  log_level(void);
+void log_msg(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+#define log_err(...)   log_msg(LVL_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LVL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LVL_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_level() >= LVL_DEBUG) log_msg(LVL_DEBUG, __VA_ARGS__); } while (0)
+
+/* ----------------------------------------------------------------- frame.c */
+
+/* The wire framing: a 4-byte big-endian length, then that many bytes. */
+#define FRAME_HEADER 4
+
+enum frame_status {
+	FRAME_NEED,       /* not a whole frame yet */
+	FRAME_OK,         /* *payload, *len describe one frame */
+	FRAME_TOO_LARGE,  /* the announced length exceeds the limit */
+};
+
+enum frame_status frame_next(const char *data, size_t avail, size_t max,
+    const char **payload, uint32_t *len);
+void     frame_put_len(char *out, uint32_t len);
+uint32_t frame_get_len(const char *in);
+
+/* ------------------------------------------------------------------- net.c */
+
+int  net_listen(const char *addr, int port, char *err, size_t errlen);
+int  net_connect(const char *host, int port, char *err, size_t errlen);
+int  net_nonblock(int fd);
+void net_nodelay(int fd);
+void net_peer_name(int fd, char *out, size_t len);
+int  net_local_port(int fd);
+
+/* ------------------------------------------------------------------ heap.c */
+
+/* A binary heap of jobs that keeps each job's index in the job, so a job can
+ * leave the middle of its queue (cancel, timeout) in O(log n). */
+struct heap {
+	struct job **items;
+	size_t       len;
+	size_t       cap;
+};
+
+void        heap_push(struct heap *, struct job *);
+struct job *heap_pop(struct heap *);
+void        heap_remove(struct heap *, struct job *);
+void        heap_free(struct heap *);
+static inline struct job *heap_top(const struct heap *h) { return h->len ? h->items[0] : NULL; }
+
+/* ---------------------------------------------------------------- broker.c */
+
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_TIMEOUT,
+};
+#define JOB_FINISHED(j) ((j)->state >= JOB_DONE)
+const char *job_state_name(enum job_state);
+
+#define JOB_MAX_LOSSES 3    /* requeues after a worker loss; the next fails it */
+#define ID_MAX 255          /* bytes of an id string, and of a type name */
+
+/*
+ * A job, from submission until its retention ends.  The body and the result
+ * are kept as compact JSON text: that is what is sent and shown, so it is
+ * encoded once, and text costs far less memory than a jansson tree.
+ */
+struct job {
+	UT_hash_handle hh;            /* broker->jobs, keyed by key */
+	char          *key;           /* canonical id: a string id, or an integer in decimal */
+	char          *idjson;        /* the id as the master sent it, as JSON */
+	struct jtype  *type;
+	char          *body;          /* JSON text */
+	char          *result;        /* JSON text once done */
+	size_t         body_len;
+	size_t         result_len;
+	int64_t        priority;
+	int64_t        timeout_ms;    /* 0: none */
+	uint64_t       seq;           /* submission order */
+	size_t         heap_index;
+	unsigned       refs;          /* the table holds one; fs nodes hold others */
+	enum job_state state;
+	uint8_t        losses;        /* times its worker vanished mid-job */
+	bool           detach;        /* survives its master's disconnect */
+	bool           stream;        /* master wants partial results */
+	bool           notify;        /* master wants the running notice */
+	struct conn   *master;        /* who hears the result; NULL: tree or gone */
+	TAILQ_ENTRY(job) master_entry;
+	struct conn   *worker;        /* who runs it */
+	TAILQ_ENTRY(job) worker_entry;
+	TAILQ_ENTRY(job) done_entry;  /* broker->finished, oldest first */
+	char          *target;        /* only a worker of this name may take it */
+	ev_timer      *deadline;      /* "timeout" option, NULL if none */
+	struct buf     partials;      /* partial results, one JSON text per line */
+	double         submitted;     /* wall clock */
+	double         started;
+	double         finished;
+	char          *worker_name;   /* last worker that ran it */
+	void          *fs;            /* fs.c's per-job state (waiting readers) */
+};
+TAILQ_HEAD(job_list, job);
+
+/* Jobs targeted at one worker name wait in their own heap. */
+struct target {
+	UT_hash_handle hh;
+	char          *name;
+	struct heap    queue;
+};
+
+/* A job type: its queue, its idle workers and its counters. */
+struct jtype {
+	UT_hash_handle hh;            /* broker->types */
+	char          *name;
+	struct heap    queue;         /* untargeted queued jobs */
+	struct target *targets;       /* targeted queued jobs, by worker name */
+	TAILQ_HEAD(, conn) idle;      /* workers with a free slot, longest idle first */
+	TAILQ_HEAD(, conn) workers;   /* every worker joined to this type */
+	unsigned       refs;          /* jobs + workers + pinned; freed at 0 */
+	bool           pinned;        /* made by mkdir: lives while the daemon does */
+	uint64_t       nqueued, nrunning, nworkers;
+	uint64_t       ndone, nfailed, ncancelled, ntimeout, nsubmitted, nrequeued;
+};
+
+/* What a submitter asks for; broker_submit() copies what it keeps. */
+struct submit_req {
+	const char   *type;
+	const char   *key;            /* NULL: the broker assigns an id */
+	const char   *idjson;
+	const char   *body;
+	size_t        body_len;
+	int64_t       priority;
+	int64_t       timeout_ms;     /* 0: none */
+	const char   *target;
+	bool          detach, stream, notify;
+	struct conn  *master;
+};
+
+/* Errors that broker calls return, mapped to protocol codes at the edge. */
+enum broker_err {
+	BERR_OK = 0,
+	BERR_ID_EXISTS,
+	BERR_UNKNOWN_ID,
+	BERR_INVALID_TYPE,
+	BERR_INVALID_ID,
+};
+
+struct broker_stats {
+	uint64_t submitted, done, failed, cancelled, timeout, requeued;
+	uint64_t queued, running, retained;
+	uint64_t partials;
+};
+
+struct broker {
+	struct server     *srv;
+	struct ev_loop    *loop;
+	struct job        *jobs;      /* every known job by key */
+	struct jtype      *types;
+	struct job_list    finished;  /* retention order */
+	size_t             nfinished;
+	uint64_t           next_seq;
+	uint64_t           next_auto_id;
+	double             keep;      /* seconds */
+	size_t             keep_max;
+	ev_timer           retention;
+	struct broker_stats stats;
+};
+
+void  broker_init(struct broker *, struct server *, double keep, size_t keep_max);
+void  broker_shutdown(struct broker *);
+int   broker_submit(struct broker *, const struct submit_req *, struct job **out);
+struct job   *broker_find(struct broker *, const char *key);
+struct jtype *broker_type(struct broker *, const char *name, bool create);
+void  broker_type_pin(struct broker *, struct jtype *);
+void  broker_type_unref(struct broker *, struct jtype *);
+void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
+void  broker_worker_leave(struct broker *, struct conn *);
+void  broker_worker_ready(struct broker *, struct conn *);
+void  broker_worker_lost(struct broker *, struct conn *);
+void  broker_master_gone(struct broker *, struct conn *);
+void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
+void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
+int   broker_end(struct broker *, struct job *, enum job_state why);
+void  broker_forget(struct broker *, struct job *);
+void  job_ref(struct job *);
+void  job_unref(struct broker *, struct job *);
+json_t *job_info(const struct job *);
+
+/* -------------------------------------------------------------------- id.c */
+
+/* Ids and type names as they appear in the tree. */
+bool   id_valid(const char *key, size_t len);
+bool   type_name_valid(const char *name, size_t len);
+size_t id_encoded_len(const char *key);
+void   id_encode(const char *key, char *out);   /* out: id_encoded_len + 1 */
+char  *id_decode(const char *name);             /* NULL: not an encoded id */
+
+/* ------------------------------------------------------------------ conn.c */
+
+enum conn_role   { ROLE_MASTER = 1, ROLE_WORKER = 2 };
+enum dialect     { DIALECT_UNSET, DIALECT_SEED, DIALECT_ACTION };
+
+#define CONN_CLOSE_AFTER_WRITE 0x01  /* broken framing: flush the error, then close */
+#define CONN_DEAD              0x02  /* closed; freed before the loop sleeps */
+#define CONN_PAUSED            0x04  /* reading stopped: output backlog */
+#define CONN_PENDING_WRITE     0x08  /* on srv->pending_writes */
+
+struct sub;  /* chan.c: one subscription */
+
+struct conn {
+	struct server   *srv;
+	int              fd;
+	unsigned         flags;
+	enum conn_role   role;
+	enum dialect     dialect;
+	uint64_t         serial;
+	char             peer[64];
+	ev_io            rio, wio;
+	struct buf       in, out;
+	TAILQ_ENTRY(conn) all_entry;
+	TAILQ_ENTRY(conn) write_entry;
+	TAILQ_ENTRY(conn) dead_entry;
+
+	/* master side */
+	struct job_list  owned;        /* unfinished jobs this master submitted */
+
+	/* worker side */
+	struct jtype    *wtype;        /* joined type, NULL before join */
+	struct jtype    *next_type;    /* re-join while busy: applies when idle */
+	char            *name;         /* shown in the tree; default the peer */
+	unsigned         capacity;
+	unsigned         nrunning;
+	unsigned         stale;        /* responses still due for jobs that ended */
+	bool             idle;         /* on wtype->idle */
+	bool             wants_cancel;
+	struct job_list  running;
+	TAILQ_ENTRY(conn) idle_entry;
+	TAILQ_ENTRY(conn) type_entry;
+	ev_timer         heartbeat;
+	double           hb_interval;  /* seconds, 0: no heartbeat */
+	double           last_heard;
+
+	/* channels */
+	struct sub      *subs;
+	uint64_t         missed;       /* messages dropped: output backlog */
+};
+
+struct conn *conn_new(struct server *, int fd, enum conn_role);
+void conn_close(struct conn *, const char *why);
+void conn_send_raw(struct conn *, const char *, size_t);
+void conn_send_json(struct conn *, json_t *);   /* steals the reference */
+void conn_send_error(struct conn *, const char *code, const char *idjson,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void conn_send_missing(struct conn *, const char *field, const char *idjson);
+size_t conn_frame_begin(struct conn *);
+void conn_frame_end(struct conn *, size_t start);
+bool conn_backlogged(const struct conn *);
+void conn_flush_pending(struct server *);
+void conn_reap(struct server *);
+const char *conn_worker_name(const struct conn *);
+
+/* ----------------------------------------------------------------- proto.c */
+
+void proto_handle(struct conn *, const char *payload, size_t len);
+void proto_send_job(struct conn *worker, struct job *);
+void proto_send_result(struct job *);
+void proto_send_partial(struct job *, const char *body, size_t len);
+void proto_send_running(struct job *);
+void proto_send_cancel(struct conn *worker, struct job *);
+void proto_send_ping(struct conn *);
+void proto_worker_gone(struct conn *);
+
+/* ------------------------------------------------------------------ chan.c */
+
+struct chan {
+	UT_hash_handle    hh;        /* srv->chans */
+	char             *name;
+	TAILQ_HEAD(, sub) subs;
+	unsigned          nsubs;
+	bool              pinned;    /* created in the tree */
+	uint64_t          published, delivered, dropped;
+};
+
+struct chan *chan_find(struct server *, const char *name);
+struct chan *chan_get(struct server *, const char *name, bool pin);
+void   chan_subscribe(struct server *, struct conn *, const char *name);
+void   chan_unsubscribe(struct server *, struct conn *, const char *name);
+void   chan_unsubscribe_all(struct server *, struct conn *);
+size_t chan_publish(struct server *, const char *name, const char *body, size_t len);
+void   chan_stats(struct server *, uint64_t *nchans, uint64_t *published,
+    uint64_t *delivered, uint64_t *dropped);
+void   chan_shutdown(struct server *);
+
+/* -------------------------------------------------------------------- fs.c */
+
+int  fs_mount(struct server *, const char *mountpoint, const char *opts);
+void fs_unmount(struct server *);
+void fs_job_changed(struct server *, struct job *);
+void fs_job_forgotten(struct server *, struct job *);
+void fs_type_changed(struct server *, struct jtype *);
+void fs_chan_message(struct server *, const char *name, const char *body, size_t len);
+
+/* ------------------------------------------------------------------ loop.c */
+
+struct options {
+	const char *listen;
+	int         master_port;
+	int         worker_port;
+	size_t      max_frame;
+	double      keep;
+	size_t      keep_max;
+	bool        foreground;
+	const char *mount_opts;
+	const char *mountpoint;
+	int         verbosity;
+};
+
+/* Output bytes a connection may hold before we stop reading from it, and
+ * before we drop it as too slow. */
+#define OUT_SOFT_LIMIT  (1u << 20)
+#define OUT_HARD_LIMIT(srv) (64u * 1024 * 1024 + 2 * (srv)->opt.max_frame)
+
+struct server {
+	struct ev_loop   *loop;
+	struct options    opt;
+	struct broker     broker;
+	struct fs        *fs;
+	struct chan      *chans;
+	int               master_fd, worker_fd;
+	ev_io             master_io, worker_io;
+	ev_signal         sigint, sigterm;
+	ev_prepare        before_sleep;
+	TAILQ_HEAD(, conn) conns;
+	TAILQ_HEAD(, conn) pending_writes;
+	TAILQ_HEAD(, conn) dead;
+	uint64_t          next_serial;
+	uint64_t          nconns, nmasters, nworkers;
+	uint64_t          frames_in, frames_out, bad_frames, dropped_slow;
+	uint64_t          chan_published, chan_delivered, chan_dropped; /* of freed channels */
+	double            started;
+};
+
+int  server_start(struct server *, const struct options *);
+void server_run(struct server *);
+void server_stop(struct server *);
+json_t *server_stats(struct server *);
+
+/* Exit statuses of the daemon, listed in jobfs(8). */
+enum {
+	EXIT_USAGE  = 1,
+	EXIT_LISTEN = 2,
+	EXIT_MOUNT  = 3,
+	EXIT_START  = 4,
+};
+
+#endif /* JOBFS_H */

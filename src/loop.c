@@ -1,0 +1,182 @@
+/*
+ * loop.c — the daemon's one libev loop: listeners, accept, signals, the
+ * before-sleep flush, and daemon-wide stats.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "jobfs.h"
+
+#define ACCEPT_BATCH 64
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *srv = ev_userdata(loop);
+	enum conn_role role = w == &srv->master_io ? ROLE_MASTER : ROLE_WORKER;
+	int i, fd;
+
+	(void)revents;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept: %s (raise the open file limit)",
+				    strerror(errno));
+			else if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		net_nodelay(fd);
+		conn_new(srv, fd, role);
+	}
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("signal %d: shutting down", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* before_sleep_cb: one write per pending connection, then free the dead. */
+static void
+before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *srv = ev_userdata(loop);
+
+	(void)w;
+	(void)revents;
+	conn_flush_pending(srv);
+	conn_reap(srv);
+}
+
+static int
+server_listen(struct server *srv, int port, const char *what)
+{
+	char err[256];
+	int fd = net_listen(srv->opt.listen, port, err, sizeof err);
+
+	if (fd < 0)
+		log_err("cannot listen for %s: %s", what, err);
+	return fd;
+}
+
+/*
+ * server_start: open the listeners (exit status EXIT_LISTEN if that fails)
+ * and set up the loop.  Nothing runs until server_run().
+ */
+int
+server_start(struct server *srv, const struct options *opt)
+{
+	memset(srv, 0, sizeof *srv);
+	srv->opt = *opt;
+	srv->started = now_wall();
+	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->pending_writes);
+	TAILQ_INIT(&srv->dead);
+	srv->master_fd = server_listen(srv, opt->master_port, "masters");
+	if (srv->master_fd < 0)
+		return EXIT_LISTEN;
+	srv->worker_fd = server_listen(srv, opt->worker_port, "workers");
+	if (srv->worker_fd < 0)
+		return EXIT_LISTEN;
+	srv->loop = ev_default_loop(EVFLAG_AUTO);
+	if (srv->loop == NULL) {
+		log_err("cannot start the event loop");
+		return EXIT_START;
+	}
+	ev_set_userdata(srv->loop, srv);
+	broker_init(&srv->broker, srv, opt->keep, opt->keep_max);
+	signal(SIGPIPE, SIG_IGN);
+	ev_io_init(&srv->master_io, accept_cb, srv->master_fd, EV_READ);
+	ev_io_init(&srv->worker_io, accept_cb, srv->worker_fd, EV_READ);
+	ev_io_start(srv->loop, &srv->master_io);
+	ev_io_start(srv->loop, &srv->worker_io);
+	ev_signal_init(&srv->sigint, signal_cb, SIGINT);
+	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
+	ev_signal_start(srv->loop, &srv->sigint);
+	ev_signal_start(srv->loop, &srv->sigterm);
+	ev_prepare_init(&srv->before_sleep, before_sleep_cb);
+	ev_prepare_start(srv->loop, &srv->before_sleep);
+	log_info("jobfs %s: masters on %s:%d, workers on %s:%d", JOBFS_VERSION,
+	    opt->listen, net_local_port(srv->master_fd), opt->listen,
+	    net_local_port(srv->worker_fd));
+	return 0;
+}
+
+void
+server_run(struct server *srv)
+{
+	ev_run(srv->loop, 0);
+}
+
+/* server_stop: close every connection and free everything. */
+void
+server_stop(struct server *srv)
+{
+	struct conn *c;
+
+	conn_flush_pending(srv);
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_close(c, "daemon exiting");
+	conn_reap(srv);
+	fs_unmount(srv);
+	broker_shutdown(&srv->broker);
+	chan_shutdown(srv);
+	close(srv->master_fd);
+	close(srv->worker_fd);
+	ev_loop_destroy(srv->loop);
+}
+
+static json_t *
+type_stats(const struct jtype *t)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "queued", (json_int_t)t->nqueued, "running", (json_int_t)t->nrunning,
+	    "done", (json_int_t)t->ndone, "failed", (json_int_t)t->nfailed,
+	    "cancelled", (json_int_t)t->ncancelled, "timeout", (json_int_t)t->ntimeout,
+	    "workers", (json_int_t)t->nworkers, "submitted", (json_int_t)t->nsubmitted,
+	    "requeued", (json_int_t)t->nrequeued);
+}
+
+/* server_stats: the counters of the "stats" request and the tree's stats. */
+json_t *
+server_stats(struct server *srv)
+{
+	const struct broker_stats *s = &srv->broker.stats;
+	uint64_t nch, pub, del, drop;
+	json_t *o, *types = json_object();
+	struct jtype *t, *tmp;
+
+	chan_stats(srv, &nch, &pub, &del, &drop);
+	o = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "uptime", now_wall() - srv->started,
+	    "submitted", (json_int_t)s->submitted, "queued", (json_int_t)s->queued,
+	    "running", (json_int_t)s->running, "done", (json_int_t)s->done,
+	    "failed", (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled,
+	    "timeout", (json_int_t)s->timeout, "requeued", (json_int_t)s->requeued,
+	    "retained", (json_int_t)s->retained, "partials", (json_int_t)s->partials,
+	    "connections", (json_int_t)srv->nconns);
+	json_object_set_new(o, "masters", json_integer((json_int_t)srv->nmasters));
+	json_object_set_new(o, "workers", json_integer((json_int_t)srv->nworkers));
+	json_object_set_new(o, "frames_in", json_integer((json_int_t)srv->frames_in));
+	json_object_set_new(o, "frames_out", json_integer((json_int_t)srv->frames_out));
+	json_object_set_new(o, "bad_frames", json_integer((json_int_t)srv->bad_frames));
+	json_object_set_new(o, "slow_clients_dropped", json_integer((json_int_t)srv->dropped_slow));
+	json_object_set_new(o, "channels", json_integer((json_int_t)nch));
+	json_object_set_new(o, "messages_published", json_integer((json_int_t)pub));
+	json_object_set_new(o, "messages_delivered", json_integer((json_int_t)del));
+	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
+	HASH_ITER(hh, srv->broker.types, t, tmp)
+		json_object_set_new(types, t->name, type_stats(t));
+	json_object_set_new(o, "types", types);
+	return o;
+}

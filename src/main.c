@@ -1,0 +1,126 @@
+/*
+ * main.c — options, start-up order, daemonising and exit codes.
+ *
+ * Order matters: listen, then mount, then detach (so that mount(8) and
+ * scripts see a ready daemon when we return), then run the loop.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fuse_lowlevel.h>
+
+#include "jobfs.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: jobfs [options] [MOUNTPOINT]\n"
+	    "  --master-port PORT   port for masters (default 9998)\n"
+	    "  --worker-port PORT   port for workers (default 9999)\n"
+	    "  --listen ADDR        address to listen on (default 127.0.0.1)\n"
+	    "  --max-frame BYTES    largest frame accepted (default 16777216)\n"
+	    "  --keep SECONDS       how long finished jobs stay (default 600)\n"
+	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
+	    "  -f                   stay in the foreground\n"
+	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
+	    "  -v                   more logging (repeat for debug)\n"
+	    "  -q                   errors only\n"
+	    "  -V, --version        print the version\n");
+}
+
+static long long
+parse_num(const char *s, const char *what, long long lo, long long hi)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "jobfs: bad %s: %s (expected %lld to %lld)\n",
+		    what, s, lo, hi);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX };
+	static const struct option longopts[] = {
+		{ "master-port", required_argument, NULL, O_MPORT },
+		{ "worker-port", required_argument, NULL, O_WPORT },
+		{ "listen",      required_argument, NULL, O_LISTEN },
+		{ "max-frame",   required_argument, NULL, O_MAXFRAME },
+		{ "keep",        required_argument, NULL, O_KEEP },
+		{ "keep-max",    required_argument, NULL, O_KEEPMAX },
+		{ "foreground",  no_argument,       NULL, 'f' },
+		{ "verbose",     no_argument,       NULL, 'v' },
+		{ "quiet",       no_argument,       NULL, 'q' },
+		{ "version",     no_argument,       NULL, 'V' },
+		{ "help",        no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	o->listen = "127.0.0.1";
+	o->master_port = 9998;
+	o->worker_port = 9999;
+	o->max_frame = 16u * 1024 * 1024;
+	o->keep = 600;
+	o->keep_max = 100000;
+	o->verbosity = LVL_INFO - 1;  /* warnings; -v adds info, -vv debug */
+	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_MPORT:    o->master_port = parse_num(optarg, "port", 0, 65535); break;
+		case O_WPORT:    o->worker_port = parse_num(optarg, "port", 0, 65535); break;
+		case O_LISTEN:   o->listen = optarg; break;
+		case O_MAXFRAME: o->max_frame = parse_num(optarg, "--max-frame", 64, 1LL << 30); break;
+		case O_KEEP:     o->keep = parse_num(optarg, "--keep", 0, 1LL << 31); break;
+		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
+		case 'f': o->foreground = true; break;
+		case 'o': o->mount_opts = optarg; break;
+		case 'v': o->verbosity++; break;
+		case 'q': o->verbosity = LVL_ERR; break;
+		case 'V': printf("jobfs %s\n", JOBFS_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default:  usage(stderr); exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		o->mountpoint = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "jobfs: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+	if (o->verbosity > LVL_DEBUG)
+		o->verbosity = LVL_DEBUG;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { 0 };
+	static struct server srv;
+	int rc;
+
+	parse_options(argc, argv, &opt);
+	log_init(opt.verbosity, false);
+	if ((rc = server_start(&srv, &opt)) != 0)
+		return rc;
+	if (opt.mountpoint != NULL && fs_mount(&srv, opt.mountpoint, opt.mount_opts) < 0)
+		return EXIT_MOUNT;
+	if (!opt.foreground) {
+		if (fuse_daemonize(0) < 0)
+			return EXIT_START;
+		ev_loop_fork(srv.loop);
+		log_set_syslog(true);
+	}
+	server_run(&srv);
+	server_stop(&srv);
+	log_info("exited cleanly");
+	return 0;
+}
