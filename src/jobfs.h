@@ -362,6 +362,7 @@ void   chan_shutdown(struct server *);
 /* -------------------------------------------------------------------- fs.c */
 
 int  fs_mount(struct server *, const char *mountpoint, const char *opts);
+int  fs_start(struct server *);   /* after daemonising: threads, watchers */
 void fs_unmount(struct server *);
 void fs_job_changed(struct server *, struct job *);
 void fs_job_forgotten(struct server *, struct job *);

@@ -119,6 +119,8 @@ main(int argc, char **argv)
 		ev_loop_fork(srv.loop);
 		log_set_syslog(true);
 	}
+	if (opt.mountpoint != NULL && fs_start(&srv) < 0)
+		return EXIT_MOUNT;
 	server_run(&srv);
 	server_stop(&srv);
 	log_info("exited cleanly");

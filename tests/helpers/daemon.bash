@@ -1,0 +1,152 @@
+# daemon.bash — start a private jobfs for one test and always stop it.
+#
+# load 'helpers/daemon'  (then call start_daemon in setup or in the test)
+#
+# Each test gets its own daemon on free loopback ports under
+# $BATS_TEST_TMPDIR; teardown kills what the test started, stops the daemon
+# with SIGTERM, unmounts any tree, and fails the test if the daemon did not
+# exit cleanly or a sanitizer reported anything in its log.
+
+JOBFS_BIN=${JOBFS_BIN:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)/build}
+JOBFS=$JOBFS_BIN/jobfs
+JOBCTL=$JOBFS_BIN/jobctl
+export JOBFS_BIN JOBFS JOBCTL
+# Sanitizer builds: report, don't guess. Leaks are checked at daemon exit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:exitcode=86}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87}
+
+DAEMON_PID=
+DAEMON_LOG=
+MNT=
+
+# port_free PORT: nothing accepts connections on PORT.
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+random_port() {
+	local p
+	while :; do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		port_free "$p" && { echo "$p"; return; }
+	done
+}
+
+# wait_for_port PORT [SECONDS]: until something listens on PORT.
+wait_for_port() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds.
+wait_until() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	echo "timed out after ${limit}s waiting for: $*" >&2
+	return 1
+}
+
+# start_daemon [jobfs options...]: runs jobfs -f on free ports; sets
+# DAEMON_PID, DAEMON_LOG, JOBFS_MASTER_PORT, JOBFS_WORKER_PORT (jobctl
+# reads those two from the environment).
+start_daemon() {
+	local attempt
+	DAEMON_LOG=$BATS_TEST_TMPDIR/daemon.log
+	for attempt in 1 2 3 4 5; do
+		JOBFS_MASTER_PORT=$(random_port)
+		JOBFS_WORKER_PORT=$(random_port)
+		export JOBFS_MASTER_PORT JOBFS_WORKER_PORT
+		"$JOBFS" -f -v --master-port "$JOBFS_MASTER_PORT" \
+			--worker-port "$JOBFS_WORKER_PORT" "$@" >>"$DAEMON_LOG" 2>&1 &
+		DAEMON_PID=$!
+		if wait_for_port "$JOBFS_MASTER_PORT" 10 &&
+			wait_for_port "$JOBFS_WORKER_PORT" 2 && kill -0 "$DAEMON_PID" 2>/dev/null; then
+			return 0
+		fi
+		kill "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+	done
+	echo "jobfs did not start; log:" >&2
+	cat "$DAEMON_LOG" >&2
+	return 1
+}
+
+# start_daemon_mounted [options...]: start_daemon with a tree at $MNT.
+start_daemon_mounted() {
+	MNT=$BATS_TEST_TMPDIR/mnt
+	mkdir -p "$MNT"
+	start_daemon "$@" "$MNT" || return 1
+	wait_until 10 test -e "$MNT/README"
+}
+
+# bg CMD...: run CMD in the background; teardown kills it.
+bg() {
+	"$@" &
+	BG_PIDS+=("$!")
+}
+BG_PIDS=()
+
+# sanitizer_clean: the daemon log holds no sanitizer report.
+sanitizer_clean() {
+	! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|Undefined)' "$DAEMON_LOG"
+}
+
+# stop_daemon: SIGTERM, wait, and check that it exited cleanly.
+stop_daemon() {
+	local status=0 i
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		echo "jobfs did not exit within 10s of SIGTERM" >&2
+		kill -KILL "$DAEMON_PID"
+		status=1
+	fi
+	wait "$DAEMON_PID" 2>/dev/null
+	local rc=$?
+	DAEMON_PID=
+	if [ "$status" = 0 ] && [ "$rc" != 0 ]; then
+		echo "jobfs exited with status $rc" >&2
+		status=1
+	fi
+	if ! sanitizer_clean; then
+		echo "sanitizer report in the daemon log:" >&2
+		status=1
+	fi
+	[ "$status" = 0 ] || cat "$DAEMON_LOG" >&2
+	return "$status"
+}
+
+daemon_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	BG_PIDS=()
+	local status=0
+	stop_daemon || status=1
+	if [ -n "$MNT" ] && mountpoint -q "$MNT" 2>/dev/null; then
+		echo "tree still mounted after the daemon stopped" >&2
+		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT"
+		status=1
+	fi
+	return "$status"
+}
+
+teardown() {
+	daemon_teardown
+}
