@@ -26,8 +26,8 @@ usage(FILE *f)
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
-	    "  -v                   more logging (repeat for debug)\n"
-	    "  -q                   errors only\n"
+	    "  -v                   log every job too (debug)\n"
+	    "  -q                   less logging: warnings (-qq: errors only)\n"
 	    "  -V, --version        print the version\n");
 }
 
@@ -71,7 +71,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_frame = 16u * 1024 * 1024;
 	o->keep = 600;
 	o->keep_max = 100000;
-	o->verbosity = LVL_INFO - 1;  /* warnings; -v adds info, -vv debug */
+	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case O_MPORT:    o->master_port = parse_num(optarg, "port", 0, 65535); break;
@@ -83,7 +83,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
-		case 'q': o->verbosity = LVL_ERR; break;
+		case 'q': if (o->verbosity > LVL_ERR) o->verbosity--; break;
 		case 'V': printf("jobfs %s\n", JOBFS_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default:  usage(stderr); exit(EXIT_USAGE);

@@ -64,7 +64,7 @@ start_daemon() {
 		JOBFS_MASTER_PORT=$(random_port)
 		JOBFS_WORKER_PORT=$(random_port)
 		export JOBFS_MASTER_PORT JOBFS_WORKER_PORT
-		"$JOBFS" -f -v --master-port "$JOBFS_MASTER_PORT" \
+		"$JOBFS" -f --master-port "$JOBFS_MASTER_PORT" \
 			--worker-port "$JOBFS_WORKER_PORT" "$@" >>"$DAEMON_LOG" 2>&1 &
 		DAEMON_PID=$!
 		if wait_for_port "$JOBFS_MASTER_PORT" 10 &&
