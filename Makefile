@@ -22,8 +22,8 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUS
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 
-# Every src/*.c belongs to the daemon except the CLI's own main.
-CLI_SRCS    = src/jobctl.c
+# Every src/*.c belongs to the daemon except the CLI (src/jobctl*.c).
+CLI_SRCS    = $(wildcard src/jobctl*.c)
 SHARED_SRCS = src/frame.c src/net.c src/util.c src/log.c
 DAEMON_SRCS = $(filter-out $(CLI_SRCS),$(wildcard src/*.c))
 DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o)
