@@ -240,9 +240,9 @@ int   broker_submit(struct broker *, const struct submit_req *, struct job **out
 struct job   *broker_find(struct broker *, const char *key);
 struct jtype *broker_type(struct broker *, const char *name, bool create);
 void  broker_type_pin(struct broker *, struct jtype *);
+void  broker_type_unpin(struct broker *, struct jtype *);
 void  broker_type_unref(struct broker *, struct jtype *);
 void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
-void  broker_worker_leave(struct broker *, struct conn *);
 void  broker_worker_ready(struct broker *, struct conn *);
 void  broker_worker_lost(struct broker *, struct conn *);
 void  broker_master_gone(struct broker *, struct conn *);

@@ -58,22 +58,28 @@ wait_until() {
 # DAEMON_PID, DAEMON_LOG, JOBFS_MASTER_PORT, JOBFS_WORKER_PORT (jobctl
 # reads those two from the environment).
 start_daemon() {
-	local attempt
+	local attempt i
 	DAEMON_LOG=$BATS_TEST_TMPDIR/daemon.log
 	for attempt in 1 2 3 4 5; do
 		JOBFS_MASTER_PORT=$(random_port)
 		JOBFS_WORKER_PORT=$(random_port)
 		export JOBFS_MASTER_PORT JOBFS_WORKER_PORT
+		: >"$DAEMON_LOG"
 		"$JOBFS" -f --master-port "$JOBFS_MASTER_PORT" \
 			--worker-port "$JOBFS_WORKER_PORT" "$@" >>"$DAEMON_LOG" 2>&1 &
 		DAEMON_PID=$!
-		if wait_for_port "$JOBFS_MASTER_PORT" 10 &&
-			wait_for_port "$JOBFS_WORKER_PORT" 2 && kill -0 "$DAEMON_PID" 2>/dev/null; then
-			return 0
-		fi
-		kill "$DAEMON_PID" 2>/dev/null
-		wait "$DAEMON_PID" 2>/dev/null
+		# Ready once it has logged both listeners (and, with a tree, mounted).
+		for ((i = 0; i < 400; i++)); do
+			kill -0 "$DAEMON_PID" 2>/dev/null || break
+			grep -q ' workers on ' "$DAEMON_LOG" && return 0
+			sleep 0.05
+		done
+		kill "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		# Only a port taken meanwhile by someone else is worth a retry.
+		grep -q 'cannot listen' "$DAEMON_LOG" || break
 	done
+	DAEMON_PID=
 	echo "jobfs did not start; log:" >&2
 	cat "$DAEMON_LOG" >&2
 	return 1
