@@ -96,6 +96,8 @@ buf_reserve(struct buf *b, size_t extra)
 void
 buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;  /* memcpy to a NULL buffer is undefined, even of 0 bytes */
 	buf_reserve(b, n);
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
