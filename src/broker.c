@@ -11,6 +11,9 @@
  * best queued job (or goes idle): both O(log n), however many workers idle.
  */
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +101,17 @@ broker_type_pin(struct broker *b, struct jtype *t)
 {
 	(void)b;
 	t->pinned = true;
+}
+
+/* broker_type_unpin: undo mkdir; the type goes once nothing else holds it. */
+void
+broker_type_unpin(struct broker *b, struct jtype *t)
+{
+	if (!t->pinned)
+		return;
+	t->pinned = false;
+	t->refs++;
+	broker_type_unref(b, t);
 }
 
 static struct heap *
@@ -503,6 +517,28 @@ retention_schedule(struct broker *b)
 	ev_timer_start(b->loop, &b->retention);
 }
 
+/*
+ * broker_trim: after many jobs were forgotten, give the free heap back to
+ * the system.  glibc keeps freed pages below a live chunk resident, so
+ * without this a burst of 100k jobs would hold its peak memory for good.
+ */
+static void
+broker_trim(struct broker *b, size_t forgotten)
+{
+#ifdef __GLIBC__
+	static size_t since;
+
+	since += forgotten;
+	if (since >= 10000 || (since > 0 && b->nfinished == 0)) {
+		since = 0;
+		malloc_trim(0);
+	}
+#else
+	(void)b;
+	(void)forgotten;
+#endif
+}
+
 /* retention_cb: forget finished jobs past --keep seconds or --keep-max. */
 static void
 retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -522,6 +558,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			break;
 	}
 	retention_schedule(b);
+	broker_trim(b, n);
 }
 
 /*

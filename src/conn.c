@@ -121,11 +121,15 @@ conn_mark_pending(struct conn *c)
 	TAILQ_INSERT_TAIL(&c->srv->pending_writes, c, write_entry);
 }
 
-/* conn_frame_begin: reserve a header; append the payload, then _end. */
+/*
+ * conn_frame_begin: reserve a header; append the payload, then _end.  The
+ * mark is relative to the unwritten head: appending may compact the buffer
+ * (after a partial write), which moves every byte down by the old offset.
+ */
 size_t
 conn_frame_begin(struct conn *c)
 {
-	size_t start = c->out.len;
+	size_t start = buf_used(&c->out);
 	static const char zero[FRAME_HEADER];
 
 	buf_append(&c->out, zero, FRAME_HEADER);
@@ -135,9 +139,9 @@ conn_frame_begin(struct conn *c)
 void
 conn_frame_end(struct conn *c, size_t start)
 {
-	size_t n = c->out.len - start - FRAME_HEADER;
+	size_t n = buf_used(&c->out) - start - FRAME_HEADER;
 
-	frame_put_len(c->out.data + start, (uint32_t)n);
+	frame_put_len(buf_head(&c->out) + start, (uint32_t)n);
 	c->srv->frames_out++;
 	conn_mark_pending(c);
 }
@@ -278,8 +282,13 @@ conn_flush_pending(struct server *srv)
 	while ((c = TAILQ_FIRST(&srv->pending_writes)) != NULL) {
 		TAILQ_REMOVE(&srv->pending_writes, c, write_entry);
 		c->flags &= ~CONN_PENDING_WRITE;
-		if (ev_is_active(&c->wio))
-			continue;  /* the socket is full; the watcher will write */
+		if (ev_is_active(&c->wio)) {
+			/* The socket is full; the watcher will write.  But the
+			 * backlog grew: pause the reader or drop it now, or a
+			 * peer that never reads would never be checked. */
+			conn_after_write(c);
+			continue;
+		}
 		if (conn_write_some(c) < 0) {
 			conn_close(c, strerror(errno));
 			continue;
