@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <ev.h>
 #include <jansson.h>
@@ -87,6 +88,38 @@ enum frame_status frame_next(const char *data, size_t avail, size_t max,
     const char **payload, uint32_t *len);
 void     frame_put_len(char *out, uint32_t len);
 uint32_t frame_get_len(const char *in);
+
+/* ------------------------------------------------------------------- msg.c */
+
+/* JSON kinds of a message field. */
+enum jkind { JK_STRING, JK_INT, JK_REAL, JK_TRUE, JK_FALSE, JK_NULL, JK_OBJECT, JK_ARRAY };
+
+/* The top-level fields the protocol reads; any others are checked and skipped. */
+enum msg_key {
+	MK_TYPE, MK_ACTION, MK_JOB_TYPE, MK_ID, MK_BODY, MK_PRIORITY, MK_TIMEOUT,
+	MK_DETACH, MK_STREAM, MK_NOTIFY, MK_WORKER, MK_CAPACITY, MK_HEARTBEAT,
+	MK_CANCEL, MK_CHANNEL, MK_COUNT
+};
+
+/* One field: a span of the frame, valid while the frame is. */
+struct mfield {
+	bool        present;
+	bool        spaced;   /* holds white space outside strings */
+	enum jkind  kind;
+	const char *val;
+	size_t      len;
+};
+
+struct msg {
+	struct mfield f[MK_COUNT];
+};
+
+int         msg_parse(struct msg *, const char *, size_t, char *err, size_t errlen);
+const char *msg_key_name(enum msg_key);
+ssize_t     msg_unescape(const char *span, size_t len, char *out, size_t outlen);
+bool        msg_string(const struct mfield *, char *out, size_t outlen, size_t *len);
+bool        msg_int(const struct mfield *, int64_t *);
+const char *msg_value(const struct mfield *, struct buf *scratch, size_t *len);
 
 /* ------------------------------------------------------------------- net.c */
 

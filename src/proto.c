@@ -6,7 +6,8 @@
  * its dialect ("type" or "action" key), its fields with their JSON types,
  * and a short handler.  proto_handle() makes every generic check once
  * (invalid_json, missing_field, invalid_type, unknown_type) before any
- * handler runs, as Redis's processCommand does for arity.
+ * handler runs, as Redis's processCommand does for arity.  Messages are
+ * read by msg.c's scanner: no JSON tree is built on the hot path.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,21 +26,23 @@
 #define MAX_FIELDS 10
 #define CAPACITY_MAX 4096
 #define HEARTBEAT_MIN_MS 10
+#define IDJSON_MAX (6 * ID_MAX + 2)  /* every byte a \u escape, and quotes */
 
 struct field {
-	const char *name;
-	unsigned    types;
-	bool        required;
+	enum msg_key key;
+	unsigned     types;
+	bool         required;
 };
 
-/* What a handler gets besides the connection and the message. */
+/* What a handler gets besides the connection. */
 struct msg_ctx {
+	const struct msg *m;
 	enum dialect dialect;   /* of this message */
 	const char  *idjson;    /* its usable id as JSON text, or NULL */
 	const char  *key;       /* that id as a job key, or NULL */
 };
 
-typedef void msg_handler(struct conn *, json_t *, const struct msg_ctx *);
+typedef void msg_handler(struct conn *, const struct msg_ctx *);
 
 struct msg_def {
 	const char   *name;
@@ -49,46 +52,48 @@ struct msg_def {
 	struct field  fields[MAX_FIELDS];
 };
 
-static msg_handler h_submit_seed, h_submit_action, h_join_seed, h_join_action,
-    h_response, h_partial, h_pong, h_ping, h_status, h_stats, h_cancel,
-    h_subscribe, h_unsubscribe, h_publish;
+static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
+    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish;
 
 #define JOB_OPTIONS \
-	{ "priority", F_INT, false }, { "timeout", F_INT, false }, \
-	{ "detach", F_BOOL, false }, { "stream", F_BOOL, false }, \
-	{ "notify", F_BOOL, false }, { "worker", F_STRING, false }
+	{ MK_PRIORITY, F_INT, false }, { MK_TIMEOUT, F_INT, false }, \
+	{ MK_DETACH, F_BOOL, false }, { MK_STREAM, F_BOOL, false }, \
+	{ MK_NOTIFY, F_BOOL, false }, { MK_WORKER, F_STRING, false }
 #define JOIN_OPTIONS \
-	{ "worker", F_STRING, false }, { "capacity", F_INT, false }, \
-	{ "heartbeat", F_INT, false }, { "cancel", F_BOOL, false }
+	{ MK_WORKER, F_STRING, false }, { MK_CAPACITY, F_INT, false }, \
+	{ MK_HEARTBEAT, F_INT, false }, { MK_CANCEL, F_BOOL, false }
+#define END { MK_COUNT, 0, false }
 
 static const struct msg_def msg_table[] = {
-	{ "job", ROLE_MASTER, DIALECT_SEED, h_submit_seed,
-	  { { "job_type", F_STRING, true }, { "id", F_ID, true },
-	    { "body", F_ANY, true }, JOB_OPTIONS } },
-	{ "submit", ROLE_MASTER, DIALECT_ACTION, h_submit_action,
-	  { { "type", F_STRING, true }, { "id", F_ID, true },
-	    { "body", F_ANY, true }, JOB_OPTIONS } },
-	{ "join", ROLE_WORKER, DIALECT_SEED, h_join_seed,
-	  { { "job_type", F_STRING, true }, JOIN_OPTIONS } },
-	{ "join", ROLE_WORKER, DIALECT_ACTION, h_join_action,
-	  { { "type", F_STRING, true }, JOIN_OPTIONS } },
+	{ "job", ROLE_MASTER, DIALECT_SEED, h_submit,
+	  { { MK_JOB_TYPE, F_STRING, true }, { MK_ID, F_ID, true },
+	    { MK_BODY, F_ANY, true }, JOB_OPTIONS, END } },
+	{ "submit", ROLE_MASTER, DIALECT_ACTION, h_submit,
+	  { { MK_TYPE, F_STRING, true }, { MK_ID, F_ID, true },
+	    { MK_BODY, F_ANY, true }, JOB_OPTIONS, END } },
+	{ "join", ROLE_WORKER, DIALECT_SEED, h_join,
+	  { { MK_JOB_TYPE, F_STRING, true }, JOIN_OPTIONS, END } },
+	{ "join", ROLE_WORKER, DIALECT_ACTION, h_join,
+	  { { MK_TYPE, F_STRING, true }, JOIN_OPTIONS, END } },
 	{ "response", ROLE_WORKER, DIALECT_SEED, h_response,
-	  { { "body", F_ANY, true }, { "id", F_ID, false } } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
 	{ "respond", ROLE_WORKER, DIALECT_ACTION, h_response,
-	  { { "body", F_ANY, true }, { "id", F_ID, false } } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
 	{ "partial", ROLE_WORKER, DIALECT_UNSET, h_partial,
-	  { { "body", F_ANY, true }, { "id", F_ID, false } } },
-	{ "pong", ROLE_WORKER, DIALECT_UNSET, h_pong, { { 0 } } },
-	{ "ping", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_ping, { { 0 } } },
-	{ "status", ROLE_MASTER, DIALECT_UNSET, h_status, { { "id", F_ID, true } } },
-	{ "stats", ROLE_MASTER, DIALECT_UNSET, h_stats, { { 0 } } },
-	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel, { { "id", F_ID, true } } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
+	{ "pong", ROLE_WORKER, DIALECT_UNSET, h_pong, { END } },
+	{ "ping", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_ping, { END } },
+	{ "status", ROLE_MASTER, DIALECT_UNSET, h_status,
+	  { { MK_ID, F_ID, true }, END } },
+	{ "stats", ROLE_MASTER, DIALECT_UNSET, h_stats, { END } },
+	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel,
+	  { { MK_ID, F_ID, true }, END } },
 	{ "subscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_subscribe,
-	  { { "channel", F_STRING, true } } },
+	  { { MK_CHANNEL, F_STRING, true }, END } },
 	{ "unsubscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_unsubscribe,
-	  { { "channel", F_STRING, true } } },
+	  { { MK_CHANNEL, F_STRING, true }, END } },
 	{ "publish", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_publish,
-	  { { "channel", F_STRING, true }, { "body", F_ANY, true } } },
+	  { { MK_CHANNEL, F_STRING, true }, { MK_BODY, F_ANY, true }, END } },
 };
 
 static const char *
@@ -104,12 +109,64 @@ type_names(unsigned types)
 }
 
 static bool
-field_type_ok(const json_t *v, unsigned types)
+field_type_ok(const struct mfield *f, unsigned types)
 {
+	int64_t v;
+
 	return (types & F_ANY) ||
-	    ((types & F_STRING) && json_is_string(v)) ||
-	    ((types & F_INT) && json_is_integer(v)) ||
-	    ((types & F_BOOL) && json_is_boolean(v));
+	    ((types & F_STRING) && f->kind == JK_STRING) ||
+	    ((types & F_INT) && f->kind == JK_INT && msg_int(f, &v)) ||
+	    ((types & F_BOOL) && (f->kind == JK_TRUE || f->kind == JK_FALSE));
+}
+
+static const struct mfield *
+field(const struct msg_ctx *ctx, enum msg_key k)
+{
+	const struct mfield *f = &ctx->m->f[k];
+
+	return f->present ? f : NULL;
+}
+
+static int64_t
+field_int(const struct msg_ctx *ctx, enum msg_key k)
+{
+	const struct mfield *f = field(ctx, k);
+	int64_t v = 0;
+
+	if (f != NULL)
+		msg_int(f, &v);
+	return v;
+}
+
+static bool
+field_true(const struct msg_ctx *ctx, enum msg_key k)
+{
+	const struct mfield *f = field(ctx, k);
+
+	return f != NULL && f->kind == JK_TRUE;
+}
+
+/*
+ * field_name: a string field that must be a name (type, channel, worker):
+ * 1 to ID_MAX bytes once decoded, into out[ID_MAX + 1].
+ */
+static bool
+field_name(const struct msg_ctx *ctx, enum msg_key k, char *out, size_t *len)
+{
+	const struct mfield *f = field(ctx, k);
+
+	return f != NULL && msg_string(f, out, ID_MAX + 1, len);
+}
+
+/* field_json: a field's compact JSON text (a body, usually a span of the frame). */
+static const char *
+field_json(const struct msg_ctx *ctx, enum msg_key k, size_t *len)
+{
+	static struct buf scratch;
+
+	if (scratch.cap > (1u << 20))
+		buf_free(&scratch);
+	return msg_value(field(ctx, k), &scratch, len);
 }
 
 /*
@@ -117,25 +174,24 @@ field_type_ok(const json_t *v, unsigned types)
  * (the canonical job key) and idjson (the id as the master sent it).
  */
 static bool
-msg_usable_id(json_t *msg, char *key, size_t keylen, char *idjson, size_t idlen)
+msg_usable_id(const struct msg *m, char *key, char *idjson)
 {
-	json_t *id = json_object_get(msg, "id");
+	const struct mfield *f = &m->f[MK_ID];
+	int64_t v;
+	size_t n;
 
-	if (json_is_integer(id)) {
-		snprintf(key, keylen, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-		snprintf(idjson, idlen, "%s", key);
-		return true;
-	}
-	if (json_is_string(id) &&
-	    id_valid(json_string_value(id), json_string_length(id))) {
-		size_t n = json_dumpb(id, idjson, idlen - 1, JSON_ENCODE_ANY);
-		if (n == 0 || n >= idlen - 1)
+	if (!f->present || f->len > IDJSON_MAX)
+		return false;
+	if (f->kind == JK_INT) {
+		if (!msg_int(f, &v))
 			return false;
-		idjson[n] = '\0';
-		snprintf(key, keylen, "%s", json_string_value(id));
-		return true;
-	}
-	return false;
+		snprintf(key, ID_MAX + 1, "%" PRId64, v);
+	} else if (f->kind != JK_STRING ||
+	    !msg_string(f, key, ID_MAX + 1, &n) || !id_valid(key, n))
+		return false;
+	memcpy(idjson, f->val, f->len);
+	idjson[f->len] = '\0';
+	return true;
 }
 
 static const struct msg_def *
@@ -157,6 +213,30 @@ msg_lookup(const char *name, enum dialect d, unsigned role, bool *other_role)
 	return NULL;
 }
 
+/* msg_check_fields: missing_field / invalid_type, once for every message. */
+static bool
+msg_check_fields(struct conn *c, const struct msg_def *def, const struct msg_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_FIELDS && def->fields[i].key != MK_COUNT; i++) {
+		const struct field *fd = &def->fields[i];
+		const struct mfield *f = field(ctx, fd->key);
+		if (f == NULL) {
+			if (!fd->required)
+				continue;
+			conn_send_missing(c, msg_key_name(fd->key), ctx->idjson);
+			return false;
+		}
+		if (!field_type_ok(f, fd->types)) {
+			conn_send_error(c, "invalid_type", ctx->idjson, "\"%s\" must be %s",
+			    msg_key_name(fd->key), type_names(fd->types));
+			return false;
+		}
+	}
+	return true;
+}
+
 /*
  * proto_handle: one whole frame from c.  Bad input gets an error frame and
  * leaves the connection usable.
@@ -164,49 +244,44 @@ msg_lookup(const char *name, enum dialect d, unsigned role, bool *other_role)
 void
 proto_handle(struct conn *c, const char *payload, size_t len)
 {
-	char key[ID_MAX + 1], idjson[6 * ID_MAX + 3];
+	char key[ID_MAX + 1], idjson[IDJSON_MAX + 1], name[32], err[160];
 	const struct msg_def *def;
-	struct msg_ctx ctx = { 0 };
-	json_error_t jerr;
-	const char *kind, *name;
-	json_t *msg, *v;
+	struct msg m;
+	struct msg_ctx ctx = { .m = &m };
+	const struct mfield *kind;
 	bool other_role;
-	size_t i;
 
 	if (len == 0) {
 		c->srv->bad_frames++;
 		conn_send_error(c, "invalid_json", NULL, "empty frame");
 		return;
 	}
-	msg = json_loadb(payload, len, JSON_DECODE_ANY, &jerr);
-	if (msg == NULL) {
+	if (msg_parse(&m, payload, len, err, sizeof err) < 0) {
 		c->srv->bad_frames++;
-		conn_send_error(c, "invalid_json", NULL, "%s at byte %d",
-		    jerr.text, jerr.position);
+		conn_send_error(c, "invalid_json", NULL, "%s", err);
 		return;
 	}
-	if (!json_is_object(msg)) {
-		c->srv->bad_frames++;
-		conn_send_error(c, "invalid_json", NULL, "a message must be a JSON object");
-		goto out;
-	}
-	if (msg_usable_id(msg, key, sizeof key, idjson, sizeof idjson)) {
+	if (msg_usable_id(&m, key, idjson)) {
 		ctx.key = key;
 		ctx.idjson = idjson;
 	}
 	/* The later dialect names its messages "action"; the seed one "type". */
-	kind = json_object_get(msg, "action") != NULL ? "action" : "type";
-	ctx.dialect = kind[0] == 'a' ? DIALECT_ACTION : DIALECT_SEED;
-	v = json_object_get(msg, kind);
-	if (v == NULL) {
+	ctx.dialect = m.f[MK_ACTION].present ? DIALECT_ACTION : DIALECT_SEED;
+	kind = &m.f[ctx.dialect == DIALECT_ACTION ? MK_ACTION : MK_TYPE];
+	if (!kind->present) {
 		conn_send_missing(c, "type", ctx.idjson);
-		goto out;
+		return;
 	}
-	if (!json_is_string(v)) {
-		conn_send_error(c, "invalid_type", ctx.idjson, "\"%s\" must be a string", kind);
-		goto out;
+	if (kind->kind != JK_STRING) {
+		conn_send_error(c, "invalid_type", ctx.idjson, "\"%s\" must be a string",
+		    ctx.dialect == DIALECT_ACTION ? "action" : "type");
+		return;
 	}
-	name = json_string_value(v);
+	if (!msg_string(kind, name, sizeof name, NULL)) {
+		conn_send_error(c, "unknown_type", ctx.idjson, "unknown message %s",
+		    ctx.dialect == DIALECT_ACTION ? "action" : "type");
+		return;
+	}
 	def = msg_lookup(name, ctx.dialect, c->role, &other_role);
 	if (def == NULL) {
 		if (other_role)
@@ -215,28 +290,12 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 			    c->role == ROLE_MASTER ? "master" : "worker");
 		else
 			conn_send_error(c, "unknown_type", ctx.idjson,
-			    "unknown message %s \"%s\"", kind, name);
-		goto out;
+			    "unknown message %s \"%s\"",
+			    ctx.dialect == DIALECT_ACTION ? "action" : "type", name);
+		return;
 	}
-	for (i = 0; i < MAX_FIELDS && def->fields[i].name != NULL; i++) {
-		const struct field *f = &def->fields[i];
-		v = json_object_get(msg, f->name);
-		if (v == NULL) {
-			if (f->required) {
-				conn_send_missing(c, f->name, ctx.idjson);
-				goto out;
-			}
-			continue;
-		}
-		if (!field_type_ok(v, f->types)) {
-			conn_send_error(c, "invalid_type", ctx.idjson,
-			    "\"%s\" must be %s", f->name, type_names(f->types));
-			goto out;
-		}
-	}
-	def->handle(c, msg, &ctx);
-out:
-	json_decref(msg);
+	if (msg_check_fields(c, def, &ctx))
+		def->handle(c, &ctx);
 }
 
 /* ------------------------------------------------------------ small bits */
@@ -255,115 +314,88 @@ send_ok(struct conn *c, const char *idjson)
 	conn_frame_end(c, start);
 }
 
-/*
- * body_text: v as compact JSON text, in a buffer reused by every message
- * (the broker copies what it keeps).  A huge one is not kept warm.
- */
-static struct buf *
-body_text(json_t *v)
-{
-	static struct buf scratch;
-
-	if (scratch.cap > (1u << 20))
-		buf_free(&scratch);
-	scratch.off = scratch.len = 0;
-	json_dump_callback(v, buf_json_cb, &scratch, JSON_COMPACT | JSON_ENCODE_ANY);
-	return &scratch;
-}
-
 static bool
-id_check(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+id_check(struct conn *c, const struct msg_ctx *ctx)
 {
+	const struct mfield *f = field(ctx, MK_ID);
+
 	if (ctx->key != NULL)
 		return true;
-	if (json_is_string(json_object_get(msg, "id")))
+	if (f != NULL && f->kind == JK_STRING)
 		conn_send_error(c, "invalid_type", NULL,
 		    "\"id\" must be 1 to %d bytes, and at most %d as a file name",
 		    ID_MAX, ID_MAX);
 	else
 		conn_send_error(c, "invalid_type", NULL,
-		    "\"id\" must be a string or an integer");
+		    "\"id\" must be a string or an integer (64-bit)");
 	return false;
 }
 
+/* type_check: a type or channel name, decoded into out[ID_MAX + 1]. */
 static bool
-type_check(struct conn *c, json_t *v, const char *field, const struct msg_ctx *ctx)
+type_check(struct conn *c, const struct msg_ctx *ctx, enum msg_key k, char *out)
 {
-	if (type_name_valid(json_string_value(v), json_string_length(v)))
+	size_t len;
+
+	if (field_name(ctx, k, out, &len) && type_name_valid(out, len))
 		return true;
 	conn_send_error(c, "invalid_type", ctx->idjson,
 	    "\"%s\" must be 1 to %d bytes, without '/' or control characters, "
-	    "and not . or ..", field, ID_MAX);
+	    "and not . or ..", msg_key_name(k), ID_MAX);
 	return false;
 }
 
 /* -------------------------------------------------------------- masters */
 
+/* h_submit: "job" (seed dialect) and "submit" (later dialect). */
 static void
-master_submit(struct conn *c, json_t *msg, const struct msg_ctx *ctx,
-    const char *type_field)
+h_submit(struct conn *c, const struct msg_ctx *ctx)
 {
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	char type[ID_MAX + 1], target[ID_MAX + 1];
 	struct submit_req req = { 0 };
-	json_t *type = json_object_get(msg, type_field), *v;
-	struct buf *body;
-	int rc;
+	size_t tlen;
 
-	if (!id_check(c, msg, ctx) || !type_check(c, type, type_field, ctx))
+	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
-	if ((v = json_object_get(msg, "timeout")) != NULL && json_integer_value(v) < 0) {
+	if (field_int(ctx, MK_TIMEOUT) < 0) {
 		conn_send_error(c, "invalid_type", ctx->idjson,
 		    "\"timeout\" must be a positive number of milliseconds");
 		return;
 	}
-	if ((v = json_object_get(msg, "worker")) != NULL &&
-	    !id_valid(json_string_value(v), json_string_length(v))) {
+	if (field(ctx, MK_WORKER) != NULL &&
+	    (!field_name(ctx, MK_WORKER, target, &tlen) || !id_valid(target, tlen))) {
 		conn_send_error(c, "invalid_type", ctx->idjson,
 		    "\"worker\" must be a name of 1 to %d bytes", ID_MAX);
 		return;
 	}
 	if (c->dialect == DIALECT_UNSET)
 		c->dialect = ctx->dialect;
-	body = body_text(json_object_get(msg, "body"));
-	req.type = json_string_value(type);
+	req.type = type;
 	req.key = ctx->key;
 	req.idjson = ctx->idjson;
-	req.body = buf_head(body);
-	req.body_len = buf_used(body);
-	req.priority = json_integer_value(json_object_get(msg, "priority"));
-	req.timeout_ms = json_integer_value(json_object_get(msg, "timeout"));
-	req.detach = json_is_true(json_object_get(msg, "detach"));
-	req.stream = json_is_true(json_object_get(msg, "stream"));
-	req.notify = json_is_true(json_object_get(msg, "notify"));
-	req.target = v != NULL ? json_string_value(v) : NULL;
+	req.body = field_json(ctx, MK_BODY, &req.body_len);
+	req.priority = field_int(ctx, MK_PRIORITY);
+	req.timeout_ms = field_int(ctx, MK_TIMEOUT);
+	req.detach = field_true(ctx, MK_DETACH);
+	req.stream = field_true(ctx, MK_STREAM);
+	req.notify = field_true(ctx, MK_NOTIFY);
+	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c;
-	if (broker_find(&c->srv->broker, ctx->key) != NULL &&
-	    !JOB_FINISHED(broker_find(&c->srv->broker, ctx->key))) {
+	if (broker_submit(&c->srv->broker, &req, NULL) == BERR_ID_EXISTS) {
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
 		return;
 	}
+	/* The job may be on its way to a worker; its result cannot come
+	 * before this acknowledgement, which goes out first. */
 	if (ctx->dialect == DIALECT_ACTION)
 		send_ok(c, ctx->idjson);
-	rc = broker_submit(&c->srv->broker, &req, NULL);
-	(void)rc;  /* id_exists was ruled out above */
 }
 
 static void
-h_submit_seed(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_ping(struct conn *c, const struct msg_ctx *ctx)
 {
-	master_submit(c, msg, ctx, "job_type");
-}
-
-static void
-h_submit_action(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
-{
-	master_submit(c, msg, ctx, "type");
-}
-
-static void
-h_ping(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
-{
-	(void)msg;
 	if (ctx->dialect == DIALECT_ACTION)
 		conn_send_raw(c, "{\"action\":\"pong\"}", 17);
 	else
@@ -371,11 +403,11 @@ h_ping(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
 }
 
 static void
-h_status(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_status(struct conn *c, const struct msg_ctx *ctx)
 {
 	struct job *j;
 
-	if (!id_check(c, msg, ctx))
+	if (!id_check(c, ctx))
 		return;
 	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL) {
 		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
@@ -385,21 +417,20 @@ h_status(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
 }
 
 static void
-h_stats(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_stats(struct conn *c, const struct msg_ctx *ctx)
 {
-	(void)msg;
 	(void)ctx;
 	conn_send_json(c, json_pack("{s:o}", "stats", server_stats(c->srv)));
 }
 
 /* h_cancel: end the job; the canceller hears the ending too. */
 static void
-h_cancel(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_cancel(struct conn *c, const struct msg_ctx *ctx)
 {
 	struct job *j;
 	struct conn *master;
 
-	if (!id_check(c, msg, ctx))
+	if (!id_check(c, ctx))
 		return;
 	j = broker_find(&c->srv->broker, ctx->key);
 	if (j == NULL || JOB_FINISHED(j)) {
@@ -419,74 +450,72 @@ h_cancel(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
 
 static void heartbeat_cb(struct ev_loop *, ev_timer *, int);
 
-static void
-worker_join(struct conn *c, json_t *msg, const struct msg_ctx *ctx,
-    const char *type_field)
+/* join_check: the join's options, before any of them takes effect. */
+static bool
+join_check(struct conn *c, const struct msg_ctx *ctx, char *name)
 {
-	json_t *type = json_object_get(msg, type_field);
-	json_t *name = json_object_get(msg, "worker");
-	json_t *cap = json_object_get(msg, "capacity");
-	json_t *hb = json_object_get(msg, "heartbeat");
-	json_t *cancel = json_object_get(msg, "cancel");
-	struct broker *b = &c->srv->broker;
+	int64_t cap = field_int(ctx, MK_CAPACITY), hb = field_int(ctx, MK_HEARTBEAT);
+	size_t len;
 
-	if (!type_check(c, type, type_field, ctx))
-		return;
-	if (name != NULL && !id_valid(json_string_value(name), json_string_length(name))) {
+	if (field(ctx, MK_WORKER) != NULL &&
+	    (!field_name(ctx, MK_WORKER, name, &len) || !id_valid(name, len))) {
 		conn_send_error(c, "invalid_type", NULL,
 		    "\"worker\" must be a name of 1 to %d bytes", ID_MAX);
-		return;
+		return false;
 	}
-	if (cap != NULL && (json_integer_value(cap) < 1 ||
-	    json_integer_value(cap) > CAPACITY_MAX)) {
+	if (field(ctx, MK_CAPACITY) != NULL && (cap < 1 || cap > CAPACITY_MAX)) {
 		conn_send_error(c, "invalid_type", NULL,
 		    "\"capacity\" must be from 1 to %d", CAPACITY_MAX);
-		return;
+		return false;
 	}
-	if (hb != NULL && json_integer_value(hb) != 0 &&
-	    json_integer_value(hb) < HEARTBEAT_MIN_MS) {
+	if (hb != 0 && (hb < HEARTBEAT_MIN_MS || hb > 86400000)) {
 		conn_send_error(c, "invalid_type", NULL,
-		    "\"heartbeat\" must be 0 or at least %d ms", HEARTBEAT_MIN_MS);
-		return;
+		    "\"heartbeat\" must be 0 or %d to 86400000 ms", HEARTBEAT_MIN_MS);
+		return false;
 	}
+	return true;
+}
+
+static void
+worker_set_heartbeat(struct conn *c, int64_t ms)
+{
+	ev_timer_stop(c->srv->loop, &c->heartbeat);
+	c->hb_interval = ms / 1000.0;
+	if (c->hb_interval > 0) {
+		ev_timer_init(&c->heartbeat, heartbeat_cb, c->hb_interval, c->hb_interval);
+		c->heartbeat.data = c;
+		c->last_heard = ev_now(c->srv->loop);
+		ev_timer_start(c->srv->loop, &c->heartbeat);
+	}
+}
+
+/* h_join: "join" in either dialect; joining again changes type or options. */
+static void
+h_join(struct conn *c, const struct msg_ctx *ctx)
+{
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	char type[ID_MAX + 1], name[ID_MAX + 1];
+	struct broker *b = &c->srv->broker;
+
+	if (!type_check(c, ctx, type_key, type) || !join_check(c, ctx, name))
+		return;
 	if (c->dialect == DIALECT_UNSET)
 		c->dialect = ctx->dialect;
-	if (name != NULL) {
+	if (field(ctx, MK_WORKER) != NULL) {
 		free(c->name);
-		c->name = xstrdup(json_string_value(name));
+		c->name = xstrdup(name);
 	}
-	if (cap != NULL)
-		c->capacity = (unsigned)json_integer_value(cap);
-	if (cancel != NULL)
-		c->wants_cancel = json_is_true(cancel);
-	if (hb != NULL) {
-		ev_timer_stop(c->srv->loop, &c->heartbeat);
-		c->hb_interval = json_integer_value(hb) / 1000.0;
-		if (c->hb_interval > 0) {
-			ev_timer_init(&c->heartbeat, heartbeat_cb, c->hb_interval,
-			    c->hb_interval);
-			c->heartbeat.data = c;
-			c->last_heard = ev_now(c->srv->loop);
-			ev_timer_start(c->srv->loop, &c->heartbeat);
-		}
-	}
-	log_info("worker %s joined %s (capacity %u)", conn_worker_name(c),
-	    json_string_value(type), c->capacity);
+	if (field(ctx, MK_CAPACITY) != NULL)
+		c->capacity = (unsigned)field_int(ctx, MK_CAPACITY);
+	if (field(ctx, MK_CANCEL) != NULL)
+		c->wants_cancel = field_true(ctx, MK_CANCEL);
+	if (field(ctx, MK_HEARTBEAT) != NULL)
+		worker_set_heartbeat(c, field_int(ctx, MK_HEARTBEAT));
+	log_info("worker %s joined %s (capacity %u)", conn_worker_name(c), type,
+	    c->capacity);
 	if (ctx->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
-	broker_worker_join(b, c, broker_type(b, json_string_value(type), true));
-}
-
-static void
-h_join_seed(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
-{
-	worker_join(c, msg, ctx, "job_type");
-}
-
-static void
-h_join_action(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
-{
-	worker_join(c, msg, ctx, "type");
+	broker_worker_join(b, c, broker_type(b, type, true));
 }
 
 /*
@@ -503,8 +532,9 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *sile
 		TAILQ_FOREACH(j, &c->running, worker_entry)
 			if (strcmp(j->key, ctx->key) == 0)
 				return j;
+		/* A late answer to a job that ended meanwhile is dropped quietly. */
 		old = broker_find(&c->srv->broker, ctx->key);
-		if (old != NULL && JOB_FINISHED(old)) {
+		if ((old != NULL && JOB_FINISHED(old)) || (old == NULL && c->stale > 0)) {
 			*silent = true;
 			if (final && c->stale > 0)
 				c->stale--;
@@ -531,10 +561,11 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *sile
 }
 
 static void
-h_response(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_response(struct conn *c, const struct msg_ctx *ctx)
 {
+	const char *body;
+	size_t len;
 	struct job *j;
-	struct buf *body;
 	bool silent;
 
 	j = worker_job_for(c, ctx, true, &silent);
@@ -547,30 +578,30 @@ h_response(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
 	}
 	if (j == NULL)
 		return;
-	body = body_text(json_object_get(msg, "body"));
+	body = field_json(ctx, MK_BODY, &len);
 	if (ctx->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
-	broker_complete(&c->srv->broker, j, buf_head(body), buf_used(body));
+	broker_complete(&c->srv->broker, j, body, len);
 }
 
 static void
-h_partial(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_partial(struct conn *c, const struct msg_ctx *ctx)
 {
+	const char *body;
+	size_t len;
 	struct job *j;
-	struct buf *body;
 	bool silent;
 
 	if ((j = worker_job_for(c, ctx, false, &silent)) == NULL)
 		return;
-	body = body_text(json_object_get(msg, "body"));
-	broker_partial(&c->srv->broker, j, buf_head(body), buf_used(body));
+	body = field_json(ctx, MK_BODY, &len);
+	broker_partial(&c->srv->broker, j, body, len);
 }
 
 static void
-h_pong(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_pong(struct conn *c, const struct msg_ctx *ctx)
 {
 	(void)c;
-	(void)msg;
 	(void)ctx;  /* reading it refreshed c->last_heard */
 }
 
@@ -603,35 +634,34 @@ proto_worker_gone(struct conn *c)
 /* ------------------------------------------------------------- channels */
 
 static void
-h_subscribe(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_subscribe(struct conn *c, const struct msg_ctx *ctx)
 {
-	json_t *ch = json_object_get(msg, "channel");
+	char ch[ID_MAX + 1];
 
-	if (!type_check(c, ch, "channel", ctx))
-		return;
-	chan_subscribe(c->srv, c, json_string_value(ch));
+	if (type_check(c, ctx, MK_CHANNEL, ch))
+		chan_subscribe(c->srv, c, ch);
 }
 
 static void
-h_unsubscribe(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_unsubscribe(struct conn *c, const struct msg_ctx *ctx)
 {
-	json_t *ch = json_object_get(msg, "channel");
+	char ch[ID_MAX + 1];
 
-	if (!type_check(c, ch, "channel", ctx))
-		return;
-	chan_unsubscribe(c->srv, c, json_string_value(ch));
+	if (type_check(c, ctx, MK_CHANNEL, ch))
+		chan_unsubscribe(c->srv, c, ch);
 }
 
 static void
-h_publish(struct conn *c, json_t *msg, const struct msg_ctx *ctx)
+h_publish(struct conn *c, const struct msg_ctx *ctx)
 {
-	json_t *ch = json_object_get(msg, "channel");
-	struct buf *body;
+	char ch[ID_MAX + 1];
+	const char *body;
+	size_t len;
 
-	if (!type_check(c, ch, "channel", ctx))
+	if (!type_check(c, ctx, MK_CHANNEL, ch))
 		return;
-	body = body_text(json_object_get(msg, "body"));
-	chan_publish(c->srv, json_string_value(ch), buf_head(body), buf_used(body));
+	body = field_json(ctx, MK_BODY, &len);
+	chan_publish(c->srv, ch, body, len);
 }
 
 /* ------------------------------------------------------- frames we send */
