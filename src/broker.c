@@ -132,7 +132,7 @@ type_target_queue(struct jtype *t, const char *name, bool create)
 static struct heap *
 type_queue_of(struct jtype *t, struct job *j)
 {
-	return j->target != NULL ? type_target_queue(t, j->target, true) : &t->queue;
+	return job_target(j) != NULL ? type_target_queue(t, job_target(j), true) : &t->queue;
 }
 
 static void
@@ -143,8 +143,8 @@ type_unqueue(struct jtype *t, struct job *j)
 
 	heap_remove(h, j);
 	t->nqueued--;
-	if (j->target != NULL && h->len == 0) {
-		HASH_FIND_STR(t->targets, j->target, tg);
+	if (job_target(j) != NULL && h->len == 0) {
+		HASH_FIND_STR(t->targets, job_target(j), tg);
 		HASH_DEL(t->targets, tg);
 		heap_free(&tg->queue);
 		free(tg->name);
@@ -159,7 +159,7 @@ broker_find(struct broker *b, const char *key)
 {
 	struct job *j;
 
-	HASH_FIND_STR(b->jobs, key, j);
+	j = jobtab_find(&b->jobs, key, jobtab_hash(key));
 	return j;
 }
 
@@ -175,14 +175,13 @@ job_unref(struct broker *b, struct job *j)
 	if (--j->refs > 0)
 		return;
 	broker_type_unref(b, j->type);
-	free(j->key);
-	free(j->idjson);
-	free(j->body);
 	free(j->result);
-	free(j->target);
-	free(j->deadline);
 	free(j->worker_name);
-	buf_free(&j->partials);
+	if (j->ext != NULL) {
+		free(j->ext->target);
+		buf_free(&j->ext->partials);
+		free(j->ext);
+	}
 	free(j);
 }
 
@@ -197,22 +196,20 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	broker_end(&srv->broker, j, JOB_TIMEOUT);
 }
 
-static char *
-broker_auto_id(struct broker *b)
+static const char *
+broker_auto_id(struct broker *b, char *id, size_t len)
 {
-	char id[32];
-
 	do
-		snprintf(id, sizeof id, "%016" PRIu64, b->next_auto_id++);
+		snprintf(id, len, "%016" PRIu64, b->next_auto_id++);
 	while (broker_find(b, id) != NULL);
-	return xstrdup(id);
+	return id;
 }
 
 /* worker_may_take: may worker w run job j (its name matches any target)? */
 static bool
 worker_may_take(const struct conn *w, const struct job *j)
 {
-	return j->target == NULL || strcmp(j->target, conn_worker_name(w)) == 0;
+	return job_target(j) == NULL || strcmp(job_target(j), conn_worker_name(w)) == 0;
 }
 
 static unsigned
@@ -243,7 +240,7 @@ job_start(struct broker *b, struct job *j, struct conn *w)
 
 	j->state = JOB_RUNNING;
 	j->worker = w;
-	j->started = now_wall();
+	j->started = (float)(ev_now(b->loop) - j->submitted);
 	free(j->worker_name);
 	j->worker_name = xstrdup(conn_worker_name(w));
 	TAILQ_INSERT_TAIL(&w->running, j, worker_entry);
@@ -276,11 +273,50 @@ job_enqueue(struct broker *b, struct job *j)
 			job_start(b, j, w);
 			return;
 		}
-		if (j->target == NULL)
+		if (job_target(j) == NULL)
 			break;  /* any idle worker may take an untargeted job */
 	}
 	heap_push(type_queue_of(t, j), j);
 	t->nqueued++;
+}
+
+/*
+ * job_alloc: one allocation for the job, its key, its id as JSON and its
+ * body.  An integer id's JSON is its key, so it is not stored twice.
+ */
+static struct job *
+job_alloc(struct broker *b, const struct submit_req *r)
+{
+	char autokey[32];
+	const char *key = r->key != NULL ? r->key : broker_auto_id(b, autokey, sizeof autokey);
+	size_t klen = strlen(key);
+	bool quote = r->idjson == NULL;
+	bool same = !quote && strcmp(r->idjson, key) == 0;  /* an integer id */
+	size_t ilen = quote ? klen + 2 : same ? 0 : strlen(r->idjson);
+	struct job *j = xmalloc(sizeof *j + klen + 1 + (same ? 0 : ilen + 1) + r->body_len + 1);
+	char *p = j->data;
+
+	memset(j, 0, sizeof *j);
+	j->key = memcpy(p, key, klen + 1);
+	p += klen + 1;
+	j->idjson = p;
+	if (quote) {  /* assigned ids are plain digits: no escaping needed */
+		p[0] = '"';
+		memcpy(p + 1, key, klen);
+		p[klen + 1] = '"';
+		p[klen + 2] = '\0';
+		p += ilen + 1;
+	} else if (same)
+		j->idjson = j->key;
+	else {
+		memcpy(p, r->idjson, ilen + 1);
+		p += ilen + 1;
+	}
+	j->body = memcpy(p, r->body, r->body_len);
+	j->body[r->body_len] = '\0';
+	j->body_len = (uint32_t)r->body_len;
+	j->hash = jobtab_hash(j->key);
+	return j;
 }
 
 int
@@ -295,33 +331,32 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		broker_forget(b, old);  /* a finished id may be used again */
 	}
 	t = broker_type(b, r->type, true);
-	j = xcalloc(1, sizeof *j);
-	j->key = r->key != NULL ? xstrdup(r->key) : broker_auto_id(b);
-	j->idjson = r->idjson != NULL ? xstrdup(r->idjson) : xprintf("\"%s\"", j->key);
+	j = job_alloc(b, r);
 	j->type = t;
 	type_ref(t);
-	j->body = xstrndup(r->body, r->body_len);
-	j->body_len = r->body_len;
 	j->priority = r->priority;
-	j->timeout_ms = r->timeout_ms;
 	j->seq = b->next_seq++;
 	j->refs = 1;
 	j->detach = r->detach;
 	j->stream = r->stream;
 	j->notify = r->notify;
-	j->target = r->target != NULL ? xstrdup(r->target) : NULL;
-	j->submitted = now_wall();
+	j->submitted = ev_now(b->loop);
+	j->started = j->finished = -1;
 	j->master = r->master;
 	if (j->master != NULL)
 		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
-	HASH_ADD_KEYPTR(hh, b->jobs, j->key, strlen(j->key), j);
+	jobtab_add(&b->jobs, j);
 	t->nsubmitted++;
 	b->stats.submitted++;
+	if (r->target != NULL || r->timeout_ms > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		j->ext->timeout_ms = r->timeout_ms;
+	}
 	if (r->timeout_ms > 0) {
-		j->deadline = xmalloc(sizeof *j->deadline);
-		ev_timer_init(j->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
-		j->deadline->data = j;
-		ev_timer_start(b->loop, j->deadline);
+		ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
+		j->ext->deadline.data = j;
+		ev_timer_start(b->loop, &j->ext->deadline);
 	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
 	fs_job_changed(b->srv, j);
@@ -509,7 +544,7 @@ retention_schedule(struct broker *b)
 		ev_timer_stop(b->loop, &b->retention);
 		return;
 	}
-	wait = b->nfinished > b->keep_max ? 0 : oldest->finished + b->keep - now_wall();
+	wait = b->nfinished > b->keep_max ? 0 : job_finished(oldest) + b->keep - now_wall();
 	if (wait < 0)
 		wait = 0;
 	ev_timer_stop(b->loop, &b->retention);
@@ -551,7 +586,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	while ((j = TAILQ_FIRST(&b->finished)) != NULL &&
-	    (b->nfinished > b->keep_max || j->finished + b->keep <= now)) {
+	    (b->nfinished > b->keep_max || job_finished(j) + b->keep <= now)) {
 		broker_forget(b, j);
 		/* Bound the time one turn spends; the timer comes straight back. */
 		if (++n == 10000)
@@ -584,9 +619,9 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 		}
 	}
 	j->state = why;
-	j->finished = now_wall();
-	if (j->deadline != NULL)
-		ev_timer_stop(b->loop, j->deadline);
+	j->finished = (float)(ev_now(b->loop) - j->submitted);
+	if (j->ext != NULL)
+		ev_timer_stop(b->loop, &j->ext->deadline);
 	switch (why) {
 	case JOB_DONE:      t->ndone++; b->stats.done++; break;
 	case JOB_FAILED:    t->nfailed++; b->stats.failed++; break;
@@ -628,9 +663,11 @@ broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
 	b->stats.partials++;
 	if (j->master != NULL && j->stream)
 		proto_send_partial(j, body, len);
-	if (buf_used(&j->partials) + len + 1 <= PARTIALS_MAX) {
-		buf_append(&j->partials, body, len);
-		buf_append(&j->partials, "\n", 1);
+	if (j->ext == NULL)
+		j->ext = xcalloc(1, sizeof *j->ext);
+	if (buf_used(&j->ext->partials) + len + 1 <= PARTIALS_MAX) {
+		buf_append(&j->ext->partials, body, len);
+		buf_append(&j->ext->partials, "\n", 1);
 	}
 	fs_job_changed(b->srv, j);
 }
@@ -657,7 +694,7 @@ broker_forget(struct broker *b, struct job *j)
 	TAILQ_REMOVE(&b->finished, j, done_entry);
 	b->nfinished--;
 	b->stats.retained--;
-	HASH_DEL(b->jobs, j);
+	jobtab_del(&b->jobs, j);
 	fs_job_forgotten(b->srv, j);
 	job_unref(b, j);
 }
@@ -673,36 +710,64 @@ job_info(const struct job *j)
 	json_object_set_new(o, "status", json_string(job_state_name(j->state)));
 	json_object_set_new(o, "priority", json_integer(j->priority));
 	json_object_set_new(o, "submitted", json_real(j->submitted));
-	if (j->started > 0)
-		json_object_set_new(o, "started", json_real(j->started));
-	if (j->finished > 0)
-		json_object_set_new(o, "finished", json_real(j->finished));
+	if (j->started >= 0)
+		json_object_set_new(o, "started", json_real(job_started(j)));
+	if (j->finished >= 0)
+		json_object_set_new(o, "finished", json_real(job_finished(j)));
 	if (j->worker_name != NULL)
 		json_object_set_new(o, "worker", json_string(j->worker_name));
 	json_object_set_new(o, "requeues", json_integer(j->losses));
 	json_object_set_new(o, "detach", json_boolean(j->detach));
-	if (j->target != NULL)
-		json_object_set_new(o, "target", json_string(j->target));
-	if (j->timeout_ms > 0)
-		json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
+	if (job_target(j) != NULL)
+		json_object_set_new(o, "target", json_string(job_target(j)));
+	if (j->ext != NULL && j->ext->timeout_ms > 0)
+		json_object_set_new(o, "timeout_ms", json_integer(j->ext->timeout_ms));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)j->body_len));
 	if (j->result != NULL)
 		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
 	return o;
 }
 
+double
+job_started(const struct job *j)
+{
+	return j->started >= 0 ? j->submitted + j->started : 0;
+}
+
+double
+job_finished(const struct job *j)
+{
+	return j->finished >= 0 ? j->submitted + j->finished : 0;
+}
+
+const char *
+job_target(const struct job *j)
+{
+	return j->ext != NULL ? j->ext->target : NULL;
+}
+
+/* job_partials: the partial results so far, one JSON text per line. */
+const struct buf *
+job_partials(const struct job *j)
+{
+	static const struct buf none;
+
+	return j->ext != NULL ? &j->ext->partials : &none;
+}
+
 /* broker_shutdown: free everything (the daemon is exiting). */
 void
 broker_shutdown(struct broker *b)
 {
-	struct job *j, *tmp;
+	struct job *j;
+	size_t pos = 0;
 
 	ev_timer_stop(b->loop, &b->retention);
-	HASH_ITER(hh, b->jobs, j, tmp) {
-		if (j->deadline != NULL)
-			ev_timer_stop(b->loop, j->deadline);
-		HASH_DEL(b->jobs, j);
+	while ((j = jobtab_next(&b->jobs, &pos)) != NULL) {
+		if (j->ext != NULL)
+			ev_timer_stop(b->loop, &j->ext->deadline);
 		fs_job_forgotten(b->srv, j);
 		job_unref(b, j);
 	}
+	jobtab_free(&b->jobs);
 }

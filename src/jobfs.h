@@ -162,43 +162,52 @@ const char *job_state_name(enum job_state);
 #define JOB_MAX_LOSSES 3    /* requeues after a worker loss; the next fails it */
 #define ID_MAX 255          /* bytes of an id string, and of a type name */
 
+/* What few jobs use, allocated only for them. */
+struct job_ext {
+	char          *target;        /* only a worker of this name may take it */
+	ev_timer       deadline;      /* the "timeout" option */
+	int64_t        timeout_ms;    /* 0: none */
+	struct buf     partials;      /* partial results, one JSON text per line */
+};
+
 /*
  * A job, from submission until its retention ends.  The body and the result
- * are kept as compact JSON text: that is what is sent and shown, so it is
- * encoded once, and text costs far less memory than a jansson tree.
+ * are kept as compact JSON text: that is what is sent and shown.  One
+ * allocation holds the job, its key, its id as JSON and its body, since
+ * queued jobs can number in the millions.
  */
 struct job {
-	UT_hash_handle hh;            /* broker->jobs, keyed by key */
 	char          *key;           /* canonical id: a string id, or an integer in decimal */
 	char          *idjson;        /* the id as the master sent it, as JSON */
-	struct jtype  *type;
 	char          *body;          /* JSON text */
 	char          *result;        /* JSON text once done */
-	size_t         body_len;
-	size_t         result_len;
+	uint32_t       body_len;
+	uint32_t       result_len;
+	uint32_t       hash;          /* of key, for broker->jobs */
+	uint32_t       heap_index;
+	struct jtype  *type;
 	int64_t        priority;
-	int64_t        timeout_ms;    /* 0: none */
 	uint64_t       seq;           /* submission order */
-	size_t         heap_index;
 	unsigned       refs;          /* the table holds one; fs nodes hold others */
-	enum job_state state;
-	uint8_t        losses;        /* times its worker vanished mid-job */
-	bool           detach;        /* survives its master's disconnect */
-	bool           stream;        /* master wants partial results */
-	bool           notify;        /* master wants the running notice */
+	unsigned       state : 3;     /* enum job_state */
+	unsigned       losses : 3;    /* times its worker vanished mid-job */
+	unsigned       detach : 1;    /* survives its master's disconnect */
+	unsigned       stream : 1;    /* master wants partial results */
+	unsigned       notify : 1;    /* master wants the running notice */
 	struct conn   *master;        /* who hears the result; NULL: tree or gone */
 	TAILQ_ENTRY(job) master_entry;
 	struct conn   *worker;        /* who runs it */
-	TAILQ_ENTRY(job) worker_entry;
-	TAILQ_ENTRY(job) done_entry;  /* broker->finished, oldest first */
-	char          *target;        /* only a worker of this name may take it */
-	ev_timer      *deadline;      /* "timeout" option, NULL if none */
-	struct buf     partials;      /* partial results, one JSON text per line */
+	union {
+		TAILQ_ENTRY(job) worker_entry;  /* while running */
+		TAILQ_ENTRY(job) done_entry;    /* once finished: broker->finished */
+	};
+	struct job_ext *ext;          /* target, deadline, partials; NULL if none */
 	double         submitted;     /* wall clock */
-	double         started;
-	double         finished;
+	float          started;       /* seconds after submitted; 0: not yet */
+	float          finished;
 	char          *worker_name;   /* last worker that ran it */
 	void          *fs;            /* fs.c's per-job state (waiting readers) */
+	char           data[];        /* key, idjson and body */
 };
 TAILQ_HEAD(job_list, job);
 
@@ -252,10 +261,23 @@ struct broker_stats {
 	uint64_t partials;
 };
 
+/* jobtab.c: every known job by key. */
+struct jobtab {
+	struct job **slots;
+	size_t       cap, len, tombs;
+};
+
+uint32_t    jobtab_hash(const char *key);
+struct job *jobtab_find(const struct jobtab *, const char *key, uint32_t hash);
+void        jobtab_add(struct jobtab *, struct job *);
+void        jobtab_del(struct jobtab *, struct job *);
+struct job *jobtab_next(const struct jobtab *, size_t *pos);
+void        jobtab_free(struct jobtab *);
+
 struct broker {
 	struct server     *srv;
 	struct ev_loop    *loop;
-	struct job        *jobs;      /* every known job by key */
+	struct jobtab      jobs;      /* every known job by key */
 	struct jtype      *types;
 	struct job_list    finished;  /* retention order */
 	size_t             nfinished;
@@ -286,6 +308,10 @@ void  broker_forget(struct broker *, struct job *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
 json_t *job_info(const struct job *);
+double  job_started(const struct job *);    /* wall clock; 0: not yet */
+double  job_finished(const struct job *);
+const char *job_target(const struct job *);
+const struct buf *job_partials(const struct job *);
 
 /* -------------------------------------------------------------------- id.c */
 
