@@ -14,7 +14,7 @@ B       ?= build
 
 # Debian packages the build, the tests and `make run` need.
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
-       uthash-dev bats jq mandoc procps psmisc util-linux
+       uthash-dev bats jq python3 mandoc procps psmisc util-linux
 
 PKGS   = jansson fuse3
 CFLAGS ?= -O2 -g
