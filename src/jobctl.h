@@ -1,0 +1,118 @@
+/*
+ * jobctl.h — shared types of jobctl, the command-line client, each struct
+ * next to the functions that own it.
+ *
+ *   jobctl.c          main, global options, the command table, helpers
+ *   jobctl_session.c  struct session: one connection to the daemon
+ *   jobctl_cmds.c     submit, status, cancel, stats, ping, publish,
+ *                     subscribe, raw
+ *   jobctl_work.c     work: run a command per job
+ */
+#ifndef JOBCTL_H
+#define JOBCTL_H
+
+#include "jobfs.h"
+
+/* Exit statuses, listed in jobctl(1). */
+enum {
+	CTL_OK = 0,
+	CTL_FAIL = 1,		/* the job or the daemon reported an error */
+	CTL_USAGE = 2,
+	CTL_LOST = 3,		/* could not connect, or the connection closed */
+	CTL_TIMEOUT = 4,	/* gave up waiting */
+};
+#define CTL_RUNNING (-1)	/* a callback's "not finished yet" */
+
+#define READ_CHUNK	65536
+#define JSON_OUT	(JSON_COMPACT | JSON_ENCODE_ANY)
+
+/* ---------------------------------------------------------------- jobctl.c */
+
+struct ctl {
+	const char	*host;
+	int		 master_port;
+	int		 worker_port;
+	struct ev_loop	*loop;
+};
+
+struct cmd_entry {
+	const char	*name;
+	const char	*usage;
+	int		(*exec)(struct ctl *, const struct cmd_entry *, int, char **);
+};
+
+void	 ctl_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+int	 ctl_usage(const struct cmd_entry *, bool asked);
+int	 ctl_number(const char *, long long min, long long max, long long *out);
+char	*ctl_text(const json_t *);
+int	 ctl_print(const char *prefix, const json_t *, size_t flags);
+int	 ctl_report(const json_t *);
+json_t	*ctl_parse(const char *, size_t);
+json_t	*ctl_body(const char *arg);
+int	 ctl_args(const struct cmd_entry *, int argc, char **argv, int nargs);
+
+/* -------------------------------------------------------- jobctl_session.c */
+
+/*
+ * A connection to the daemon.  Output is buffered and written as the socket
+ * allows; input is cut into frames and handed to frame(), which returns
+ * CTL_RUNNING to go on or the command's exit status to stop.  The optional
+ * stdin reader hands over lines (or raw chunks), and pauses while too much
+ * output is waiting so that a huge stdin never piles up in memory.
+ */
+struct session {
+	struct ev_loop	*loop;
+	int		 fd;
+	ev_io		 rio, wio;
+	ev_timer	 drip;		/* --dribble: one byte per tick */
+	ev_timer	 timer;		/* the command's own deadline */
+	struct buf	 in, out;
+	bool		 dribble;
+	int		 status;	/* CTL_RUNNING until the command ends */
+	int		(*frame)(struct session *, const char *, size_t);
+	int		(*lost)(struct session *, const char *);
+	int		(*timeout)(struct session *);
+	void		(*flushed)(struct session *);
+	void		*arg;
+
+	ev_io		 sin;
+	struct buf	 line;
+	size_t		 scan;		/* bytes of line already searched */
+	bool		 sin_lines;	/* hand over lines, not chunks */
+	bool		 sin_paused;
+	bool		 sin_eof;
+	void		(*input)(struct session *, const char *, size_t);
+	void		(*input_end)(struct session *);
+};
+
+int	session_open(struct session *, struct ctl *, int port, void *arg);
+void	session_input(struct session *, bool lines,
+	    void (*input)(struct session *, const char *, size_t),
+	    void (*input_end)(struct session *));
+void	session_deadline(struct session *, long long ms);
+int	session_run(struct session *);
+int	session_call(struct ctl *, json_t *req,
+	    int (*frame)(struct session *, const char *, size_t), void *arg);
+void	session_done(struct session *, int status);
+void	session_close(struct session *);
+void	session_free(struct session *);
+void	session_bytes(struct session *, const char *, size_t);
+void	session_frame(struct session *, const char *, size_t);
+void	session_send(struct session *, json_t *);	/* steals the reference */
+
+/* ----------------------------------------------------------- jobctl_cmds.c */
+
+int	cmd_submit(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_status(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_cancel(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_stats(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_publish(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_subscribe(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_raw(struct ctl *, const struct cmd_entry *, int, char **);
+
+/* ----------------------------------------------------------- jobctl_work.c */
+
+int	cmd_work(struct ctl *, const struct cmd_entry *, int, char **);
+
+#endif /* JOBCTL_H */

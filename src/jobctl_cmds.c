@@ -1,0 +1,681 @@
+/*
+ * jobctl_cmds.c — the commands that talk to the daemon as a master: submit,
+ * status, cancel, stats, ping, publish, subscribe, and raw, which speaks
+ * frames on either port.  Each one opens a session, sends its request, and
+ * judges the replies in its frame callback.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobctl.h"
+
+/* -------------------------------------------------------------- submit */
+
+struct submit {
+	json_t	*id;
+	bool	 stream;
+};
+
+/* submit_frame: partials (with --stream) are printed and waited past; the
+ * final reply or an error frame ends the command. */
+static int
+submit_frame(struct session *s, const char *p, size_t len)
+{
+	struct submit *sub = s->arg;
+	json_t *m, *id, *body;
+	int rc = CTL_RUNNING;
+
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	id = json_object_get(m, "id");
+	body = json_object_get(m, "body");
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else if (id != NULL && !json_equal(id, sub->id))
+		rc = CTL_RUNNING;
+	else if (json_is_true(json_object_get(m, "partial"))) {
+		if (sub->stream && body != NULL)
+			rc = ctl_print(NULL, body, JSON_OUT) == CTL_OK ?
+			    CTL_RUNNING : CTL_FAIL;
+	} else if (body != NULL)
+		rc = ctl_print(NULL, body, JSON_OUT);
+	json_decref(m);
+	return rc;
+}
+
+/* submit_id: a fresh id that no other jobctl is likely to pick:
+ * host, pid, milliseconds and a counter. */
+static char *
+submit_id(void)
+{
+	static unsigned counter;
+	char host[65];
+	struct timespec ts;
+
+	if (gethostname(host, sizeof host) < 0)
+		strcpy(host, "jobctl");
+	host[sizeof host - 1] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return xprintf("%s-%ld-%lld%03ld-%u", host, (long)getpid(),
+	    (long long)ts.tv_sec, ts.tv_nsec / 1000000, ++counter);
+}
+
+/* cmd_submit: one job, waited for on its own connection, so that only its
+ * replies arrive there. */
+int
+cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "id",       required_argument, NULL, 'i' },
+		{ "priority", required_argument, NULL, 'p' },
+		{ "timeout",  required_argument, NULL, 't' },
+		{ "stream",   no_argument,       NULL, 's' },
+		{ "detach",   no_argument,       NULL, 'd' },
+		{ "worker",   required_argument, NULL, 'W' },
+		{ "help",     no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct submit sub = { 0 };
+	const char *id = NULL, *target = NULL;
+	long long priority = 0, timeout = 0;
+	bool detach = false, has_priority = false;
+	json_t *body, *m;
+	char *auto_id = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			id = optarg;
+			break;
+		case 'p':
+			if (ctl_number(optarg, INT64_MIN, INT64_MAX, &priority) < 0)
+				return ctl_usage(e, false);
+			has_priority = true;
+			break;
+		case 't':
+			if (ctl_number(optarg, 1, INT64_MAX, &timeout) < 0)
+				return ctl_usage(e, false);
+			break;
+		case 's':
+			sub.stream = true;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'W':
+			target = optarg;
+			break;
+		case 'h':
+			return ctl_usage(e, true);
+		default:
+			return ctl_usage(e, false);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || argc > 2)
+		return ctl_usage(e, false);
+	if ((body = ctl_body(argc == 2 ? argv[1] : NULL)) == NULL)
+		return CTL_USAGE;
+	if (id == NULL)
+		id = auto_id = submit_id();
+	sub.id = json_string(id);
+	if (sub.id == NULL) {
+		ctl_warn("the id is not valid UTF-8");
+		json_decref(body);
+		free(auto_id);
+		return CTL_USAGE;
+	}
+
+	m = json_object();
+	json_object_set_new(m, "type", json_string("job"));
+	json_object_set_new(m, "job_type", json_string(argv[0]));
+	json_object_set(m, "id", sub.id);
+	json_object_set_new(m, "body", body);
+	if (has_priority)
+		json_object_set_new(m, "priority", json_integer(priority));
+	if (timeout > 0)
+		json_object_set_new(m, "timeout", json_integer(timeout));
+	if (sub.stream)
+		json_object_set_new(m, "stream", json_true());
+	if (detach)
+		json_object_set_new(m, "detach", json_true());
+	if (target != NULL)
+		json_object_set_new(m, "worker", json_string(target));
+	if (json_object_get(m, "job_type") == NULL ||
+	    (target != NULL && json_object_get(m, "worker") == NULL)) {
+		ctl_warn("the type or worker name is not valid UTF-8");
+		json_decref(m);
+		rc = CTL_USAGE;
+	} else
+		rc = session_call(ctl, m, submit_frame, &sub);
+	json_decref(sub.id);
+	free(auto_id);
+	return rc;
+}
+
+/* ------------------------------------------- status, cancel, stats, ping */
+
+/* status_frame: the daemon's answer as one line of JSON, pretty on a
+ * terminal. */
+static int
+status_frame(struct session *s, const char *p, size_t len)
+{
+	json_t *m;
+	int rc;
+
+	(void)s;
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else
+		rc = ctl_print(NULL, m, isatty(STDOUT_FILENO) ?
+		    JSON_INDENT(2) | JSON_ENCODE_ANY : JSON_OUT);
+	json_decref(m);
+	return rc;
+}
+
+/* ctl_by_id: status and cancel send the command's name and one id. */
+static int
+ctl_by_id(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv,
+    int (*frame)(struct session *, const char *, size_t))
+{
+	json_t *m;
+	int rc;
+
+	if ((rc = ctl_args(e, argc, argv, 1)) != CTL_RUNNING)
+		return rc;
+	m = json_pack("{s:s, s:s}", "type", e->name, "id", argv[optind]);
+	if (m == NULL) {
+		ctl_warn("the id is not valid UTF-8");
+		return CTL_USAGE;
+	}
+	return session_call(ctl, m, frame, NULL);
+}
+
+int
+cmd_status(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	return ctl_by_id(ctl, e, argc, argv, status_frame);
+}
+
+/*
+ * cancel_frame: the canceller gets the job's ending frame.  Only an ending
+ * with "cancelled" means the cancel took; a job that ended otherwise first
+ * (done, timeout, failed) is shown too but exits 1, as does unknown_id.
+ */
+static int
+cancel_frame(struct session *s, const char *p, size_t len)
+{
+	json_t *m, *err;
+	const char *code;
+	int rc;
+
+	(void)s;
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	err = json_object_get(m, "error");
+	code = json_string_value(err);
+	if (code != NULL && strcmp(code, "cancelled") == 0)
+		rc = ctl_print(NULL, m, JSON_OUT);
+	else if (json_object_get(m, "body") != NULL || (code != NULL &&
+	    (strcmp(code, "timeout") == 0 || strcmp(code, "job_failed") == 0))) {
+		ctl_print(NULL, m, JSON_OUT);
+		rc = CTL_FAIL;
+	} else if (err != NULL)
+		rc = ctl_report(m);
+	else
+		rc = CTL_RUNNING;	/* a partial or a notice: not the end */
+	json_decref(m);
+	return rc;
+}
+
+int
+cmd_cancel(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	return ctl_by_id(ctl, e, argc, argv, cancel_frame);
+}
+
+/* stats_print: nested counters flattened to "a.b.c value" lines, so that
+ * per-type counters read as types.T.name. */
+static void
+stats_print(const char *prefix, json_t *obj)
+{
+	const char *key;
+	json_t *v;
+	char *name, *text;
+
+	json_object_foreach(obj, key, v) {
+		name = prefix != NULL ? xprintf("%s.%s", prefix, key) :
+		    xstrdup(key);
+		if (json_is_object(v))
+			stats_print(name, v);
+		else if (json_is_real(v))
+			printf("%s %.15g\n", name, json_real_value(v));
+		else {
+			text = ctl_text(v);
+			printf("%s %s\n", name, text);
+			free(text);
+		}
+		free(name);
+	}
+}
+
+/* stats_frame: a reply without "stats" means a daemon we do not know. */
+static int
+stats_frame(struct session *s, const char *p, size_t len)
+{
+	json_t *m, *stats;
+	int rc = CTL_OK;
+
+	(void)s;
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	stats = json_object_get(m, "stats");
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else if (!json_is_object(stats)) {
+		ctl_warn("unexpected reply to stats");
+		rc = CTL_FAIL;
+	} else {
+		stats_print(NULL, stats);
+		if (fflush(stdout) == EOF)
+			rc = CTL_FAIL;
+	}
+	json_decref(m);
+	return rc;
+}
+
+int
+cmd_stats(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	int rc;
+
+	if ((rc = ctl_args(e, argc, argv, 0)) != CTL_RUNNING)
+		return rc;
+	return session_call(ctl, json_pack("{s:s}", "type", "stats"),
+	    stats_frame, NULL);
+}
+
+/* ping_frame: wait past anything but the pong or an error (publish shares
+ * it, and its errors come before the pong). */
+static int
+ping_frame(struct session *s, const char *p, size_t len)
+{
+	json_t *m;
+	int rc = CTL_RUNNING;
+
+	(void)s;
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else if (json_is_string(json_object_get(m, "type")) &&
+	    strcmp(json_string_value(json_object_get(m, "type")), "pong") == 0)
+		rc = CTL_OK;
+	json_decref(m);
+	return rc;
+}
+
+static int
+ping_timeout(struct session *s)
+{
+	(void)s;
+	ctl_warn("no pong from the daemon");
+	return CTL_TIMEOUT;
+}
+
+/* cmd_ping: is the daemon there and answering?  Silent on success, so it
+ * suits "until jobctl ping; do sleep 0.1; done". */
+int
+cmd_ping(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help",    no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct session s;
+	long long ms = 5000;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		if (c == 't' && ctl_number(optarg, 1, INT32_MAX, &ms) == 0)
+			continue;
+		if (c == 'h') {
+			return ctl_usage(e, true);
+		}
+		return ctl_usage(e, false);
+	}
+	if (optind != argc)
+		return ctl_usage(e, false);
+	if (session_open(&s, ctl, ctl->master_port, NULL) < 0) {
+		session_free(&s);
+		return CTL_LOST;
+	}
+	s.frame = ping_frame;
+	s.timeout = ping_timeout;
+	session_send(&s, json_pack("{s:s}", "type", "ping"));
+	session_deadline(&s, ms);
+	rc = session_run(&s);
+	session_free(&s);
+	return rc;
+}
+
+/* ------------------------------------------------------ publish, subscribe */
+
+struct publish {
+	const char	*channel;
+	unsigned long	 lineno;
+	bool		 bad_input;	/* a line that was not JSON */
+	bool		 refused;	/* an error frame from the daemon */
+};
+
+static void
+publish_one(struct session *s, json_t *body)
+{
+	struct publish *pub = s->arg;
+
+	session_send(s, json_pack("{s:s, s:s, s:o}", "type", "publish",
+	    "channel", pub->channel, "body", body));
+}
+
+/* publish_line: one message per line of stdin; blank lines are skipped and
+ * a line that is not JSON is reported and skipped. */
+static void
+publish_line(struct session *s, const char *p, size_t len)
+{
+	struct publish *pub = s->arg;
+	json_error_t err;
+	json_t *body;
+	size_t i;
+
+	pub->lineno++;
+	for (i = 0; i < len && strchr(" \t\r", p[i]) != NULL; i++)
+		;
+	if (i == len)
+		return;
+	if ((body = json_loadb(p, len, JSON_DECODE_ANY, &err)) == NULL) {
+		ctl_warn("line %lu is not valid JSON: %s", pub->lineno, err.text);
+		pub->bad_input = true;
+		return;
+	}
+	publish_one(s, body);
+}
+
+/* publish_end: the daemon answers a good publish with nothing, so a ping
+ * after the last one tells when every error frame has arrived. */
+static void
+publish_end(struct session *s)
+{
+	session_send(s, json_pack("{s:s}", "type", "ping"));
+}
+
+static int
+publish_frame(struct session *s, const char *p, size_t len)
+{
+	struct publish *pub = s->arg;
+	int rc;
+
+	rc = ping_frame(s, p, len);
+	if (rc == CTL_FAIL) {
+		pub->refused = true;
+		return CTL_RUNNING;
+	}
+	if (rc == CTL_OK)
+		return pub->refused ? CTL_FAIL :
+		    pub->bad_input ? CTL_USAGE : CTL_OK;
+	return rc;
+}
+
+/* cmd_publish: one message, or one per line of stdin as it comes, so that
+ * `tail -f log | jobctl publish c -` streams. */
+int
+cmd_publish(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	struct publish pub = { 0 };
+	struct session s;
+	json_t *body = NULL;
+	int rc;
+
+	if ((rc = ctl_args(e, argc, argv, 2)) != CTL_RUNNING)
+		return rc;
+	pub.channel = argv[optind];
+	if ((body = json_string(pub.channel)) == NULL) {
+		ctl_warn("channel name is not valid UTF-8: %s", pub.channel);
+		return CTL_USAGE;
+	}
+	json_decref(body);
+	body = NULL;
+	if (strcmp(argv[optind + 1], "-") != 0 &&
+	    (body = ctl_body(argv[optind + 1])) == NULL)
+		return CTL_USAGE;
+	if (session_open(&s, ctl, ctl->master_port, &pub) < 0) {
+		json_decref(body);
+		session_free(&s);
+		return CTL_LOST;
+	}
+	s.frame = publish_frame;
+	if (body != NULL) {
+		publish_one(&s, body);
+		publish_end(&s);
+	} else
+		session_input(&s, true, publish_line, publish_end);
+	rc = session_run(&s);
+	session_free(&s);
+	return rc;
+}
+
+struct subscribe {
+	long long	 count;		/* messages to print; 0: forever */
+	long long	 seen;
+	bool		 prefix;	/* more than one channel */
+};
+
+/* subscribe_frame: print message bodies; an error frame (a bad channel
+ * name) ends the command, since nothing will ever arrive. */
+static int
+subscribe_frame(struct session *s, const char *p, size_t len)
+{
+	struct subscribe *sub = s->arg;
+	json_t *m;
+	const char *type;
+	int rc = CTL_RUNNING;
+
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	type = json_string_value(json_object_get(m, "type"));
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else if (type != NULL && strcmp(type, "message") == 0) {
+		if (ctl_print(sub->prefix ? json_string_value(json_object_get(m,
+		    "channel")) : NULL, json_object_get(m, "body"),
+		    JSON_OUT) != CTL_OK)
+			rc = CTL_FAIL;
+		else if (++sub->seen == sub->count)
+			rc = CTL_OK;
+	}
+	json_decref(m);
+	return rc;
+}
+
+int
+cmd_subscribe(struct ctl *ctl, const struct cmd_entry *e, int argc,
+    char **argv)
+{
+	static const struct option opts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "help",  no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct subscribe sub = { 0 };
+	struct session s;
+	json_t *m;
+	int c, rc, i;
+
+	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+		if (c == 'n' && ctl_number(optarg, 1, INT64_MAX, &sub.count) == 0)
+			continue;
+		if (c == 'h') {
+			return ctl_usage(e, true);
+		}
+		return ctl_usage(e, false);
+	}
+	if (optind >= argc)
+		return ctl_usage(e, false);
+	sub.prefix = argc - optind > 1;
+	if (session_open(&s, ctl, ctl->master_port, &sub) < 0) {
+		session_free(&s);
+		return CTL_LOST;
+	}
+	s.frame = subscribe_frame;
+	for (i = optind; i < argc; i++) {
+		m = json_pack("{s:s, s:s}", "type", "subscribe", "channel", argv[i]);
+		if (m == NULL) {
+			ctl_warn("channel name is not valid UTF-8: %s", argv[i]);
+			session_free(&s);
+			return CTL_USAGE;
+		}
+		session_send(&s, m);
+	}
+	rc = session_run(&s);
+	session_free(&s);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ raw */
+
+struct raw {
+	long long	 count;		/* frames to wait for; 0: no limit */
+	long long	 seen;
+	long long	 idle_ms;
+};
+
+/* raw_frame: every payload verbatim on its own line. */
+static int
+raw_frame(struct session *s, const char *p, size_t len)
+{
+	struct raw *raw = s->arg;
+
+	fwrite(p, 1, len, stdout);
+	putchar('\n');
+	if (fflush(stdout) == EOF)
+		return CTL_FAIL;
+	if (++raw->seen == raw->count)
+		return CTL_OK;
+	if (ev_is_active(&s->timer))
+		session_deadline(s, raw->idle_ms);
+	return CTL_RUNNING;
+}
+
+/* raw_lost: a close is an answer for raw (tests provoke it), so it is
+ * success unless -n frames were promised and did not come. */
+static int
+raw_lost(struct session *s, const char *why)
+{
+	struct raw *raw = s->arg;
+
+	(void)why;
+	return raw->count > 0 ? CTL_LOST : CTL_OK;
+}
+
+static int
+raw_timeout(struct session *s)
+{
+	struct raw *raw = s->arg;
+
+	return raw->count > 0 ? CTL_TIMEOUT : CTL_OK;
+}
+
+/* raw_line: one line of stdin is one frame, bytes untouched; an empty line
+ * is a zero-length frame. */
+static void
+raw_line(struct session *s, const char *p, size_t len)
+{
+	if (len > UINT32_MAX) {
+		ctl_warn("line too long for one frame");
+		session_done(s, CTL_USAGE);
+		return;
+	}
+	session_frame(s, p, len);
+}
+
+/* raw_flushed: the idle clock starts once stdin is done and all of it has
+ * left, so a slow --dribble does not eat into the wait. */
+static void
+raw_flushed(struct session *s)
+{
+	struct raw *raw = s->arg;
+
+	if (s->sin_eof && buf_used(&s->out) == 0 && !ev_is_active(&s->timer))
+		session_deadline(s, raw->idle_ms);
+}
+
+/* cmd_raw: frames (or bytes) from stdin, frames to stdout, both at once;
+ * nothing is checked, since its purpose is to send what is wrong. */
+int
+cmd_raw(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "worker",   no_argument,       NULL, 'W' },
+		{ "count",    required_argument, NULL, 'n' },
+		{ "timeout",  required_argument, NULL, 't' },
+		{ "unframed", no_argument,       NULL, 'u' },
+		{ "dribble",  no_argument,       NULL, 'd' },
+		{ "help",     no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct raw raw = { .idle_ms = 2000 };
+	struct session s;
+	bool worker = false, unframed = false, dribble = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "n:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'W':
+			worker = true;
+			break;
+		case 'n':
+			if (ctl_number(optarg, 1, INT64_MAX, &raw.count) < 0)
+				return ctl_usage(e, false);
+			break;
+		case 't':
+			if (ctl_number(optarg, 0, INT32_MAX, &raw.idle_ms) < 0)
+				return ctl_usage(e, false);
+			break;
+		case 'u':
+			unframed = true;
+			break;
+		case 'd':
+			dribble = true;
+			break;
+		case 'h':
+			return ctl_usage(e, true);
+		default:
+			return ctl_usage(e, false);
+		}
+	}
+	if (optind != argc)
+		return ctl_usage(e, false);
+	if (session_open(&s, ctl, worker ? ctl->worker_port : ctl->master_port,
+	    &raw) < 0) {
+		session_free(&s);
+		return CTL_LOST;
+	}
+	s.dribble = dribble;
+	s.frame = raw_frame;
+	s.lost = raw_lost;
+	s.timeout = raw_timeout;
+	s.flushed = raw_flushed;
+	session_input(&s, !unframed, unframed ? session_bytes : raw_line,
+	    raw_flushed);
+	rc = session_run(&s);
+	session_free(&s);
+	return rc;
+}
