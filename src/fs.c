@@ -1,12 +1,699 @@
-/* fs.c — placeholder until the FUSE tree lands. */
-#include "jobfs.h"
+/*
+ * fs.c — the FUSE tree: session glue and the namespace.
+ *
+ * The session is served from the daemon's one libev loop: an ev_io on the
+ * session's /dev/fuse descriptor, fuse_session_receive_buf() and
+ * fuse_session_process_buf() in its callback (libfuse's "custom event
+ * loop support").  No FUSE worker threads and no locks on this path; a
+ * read that must wait keeps its request and is answered later (fs_files.c).
+ *
+ *   /README /stats /types/T/{queue,workers,stats}
+ *   /jobs/ID/{body,response,status,type,info} /channels/C
+ *
+ * Every handler turns its work into 0 or -errno and answers with exactly
+ * one fuse_reply_* at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-int fs_mount(struct server *srv, const char *mnt, const char *opts)
-{ (void)srv; (void)opts; log_err("%s: the file tree is not built yet", mnt); return -1; }
-int fs_start(struct server *srv) { (void)srv; return 0; }
-void fs_unmount(struct server *srv) { (void)srv; }
-void fs_job_changed(struct server *srv, struct job *j) { (void)srv; (void)j; }
-void fs_job_forgotten(struct server *srv, struct job *j) { (void)srv; (void)j; }
-void fs_type_changed(struct server *srv, struct jtype *t) { (void)srv; (void)t; }
-void fs_chan_message(struct server *srv, const char *n, const char *b, size_t l)
-{ (void)srv; (void)n; (void)b; (void)l; }
+#include "fs.h"
+
+#define FS_BATCH 64   /* requests per wake-up, so TCP peers get their turn */
+
+struct fixed_name {
+	const char     *name;
+	enum node_kind  kind;
+};
+
+static const struct fixed_name root_names[] = {
+	{ "README", NK_README }, { "stats", NK_STATS }, { "types", NK_TYPES },
+	{ "jobs", NK_JOBS }, { "channels", NK_CHANNELS }, { NULL, 0 },
+};
+static const struct fixed_name type_names[] = {
+	{ "queue", NK_TYPE_QUEUE }, { "workers", NK_TYPE_WORKERS },
+	{ "stats", NK_TYPE_STATS }, { NULL, 0 },
+};
+static const struct fixed_name job_names[] = {
+	{ "body", NK_JOB_BODY }, { "response", NK_JOB_RESPONSE },
+	{ "status", NK_JOB_STATUS }, { "type", NK_JOB_TYPE },
+	{ "info", NK_JOB_INFO }, { NULL, 0 },
+};
+
+/* fixed_lookup: the kind a fixed name stands for in table t, or NK_NONE. */
+static enum node_kind
+fixed_lookup(const struct fixed_name *t, const char *name)
+{
+	for (; t->name != NULL; t++)
+		if (strcmp(t->name, name) == 0)
+			return t->kind;
+	return 0;
+}
+
+/* --------------------------------------------------------------- lookup */
+
+/* fs_lookup_child: find parent/name; *n is NULL and *fixed set for fixed inodes. */
+static int
+fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
+    struct node **n, fuse_ino_t *fixed)
+{
+	struct broker *b = &fs->srv->broker;
+	struct owner *po;
+	enum node_kind k;
+	struct job *j;
+	char *key;
+
+	*n = NULL;
+	switch (node_kind_of(fs, parent, &po)) {
+	case NK_ROOT:
+		if ((*fixed = fixed_lookup(root_names, name)) == NK_NONE)
+			return -ENOENT;
+		return 0;
+	case NK_TYPES:
+		if (broker_type(b, name, false) == NULL)
+			return -ENOENT;
+		*n = node_get(fs, owner_named(fs, OW_TYPE, name), NK_TYPE_DIR);
+		return 0;
+	case NK_JOBS:
+		if ((key = id_decode(name)) == NULL)
+			return -ENOENT;
+		j = broker_find(b, key);
+		free(key);
+		if (j == NULL)
+			return -ENOENT;
+		*n = node_get(fs, owner_job(fs, j), NK_JOB_DIR);
+		return 0;
+	case NK_CHANNELS:
+		if (chan_find(fs->srv, name) == NULL)
+			return -ENOENT;
+		*n = node_get(fs, owner_named(fs, OW_CHAN, name), NK_CHAN);
+		return 0;
+	case NK_TYPE_DIR:
+	case NK_JOB_DIR:
+		k = fixed_lookup(po->kind == OW_JOB ? job_names : type_names, name);
+		if (k == NK_NONE || !owner_alive(fs, po))
+			return -ENOENT;
+		*n = node_get(fs, po, k);
+		return 0;
+	case NK_NONE:
+		return -ENOENT;
+	default:
+		return -ENOTDIR;
+	}
+}
+
+/* fs_lookup: every path walk; the entry given back counts one kernel reference. */
+static void
+fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct node *n;
+	fuse_ino_t fixed = 0;
+	int rc = fs_lookup_child(fs, parent, name, &n, &fixed);
+
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		node_reply_entry(fs, req, n, fixed);
+}
+
+/* fs_forget: the kernel dropped references; the node may go. */
+static void
+fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(fuse_req_userdata(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+/* fs_forget_multi: many forgets at once (the kernel batches them). */
+static void
+fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		node_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* fs_getattr: attributes of any inode we gave; dynamic ones are not cached. */
+static void
+fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct owner *o;
+	enum node_kind k = node_kind_of(fs, ino, &o);
+	struct stat st;
+
+	(void)fi;
+	if (k == NK_NONE) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	node_stat(fs, ino, k, o, &st);
+	fuse_reply_attr(req, &st, k <= FS_FIXED_MAX ? FS_TTL_FIXED : 0);
+}
+
+/*
+ * fs_setattr: only what shells do to files they write: truncate a queue or
+ * channel (echo > queue), or touch times (touch channels/C).
+ */
+static void
+fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+    struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct owner *o;
+	enum node_kind k = node_kind_of(fs, ino, &o);
+	struct stat st;
+	int rc = 0;
+
+	(void)attr;
+	(void)fi;
+	if (k == NK_NONE)
+		rc = -ENOENT;
+	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		rc = -EPERM;
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && k != NK_TYPE_QUEUE && k != NK_CHAN)
+		rc = -EACCES;
+	if (rc != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	node_stat(fs, ino, k, o, &st);
+	fuse_reply_attr(req, &st, k <= FS_FIXED_MAX ? FS_TTL_FIXED : 0);
+}
+
+/* ------------------------------------------------------- mkdir and rmdir */
+
+/* fs_mkdir: mkdir types/T makes type T, kept until rmdir or exit. */
+static void
+fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct broker *b = &fs->srv->broker;
+	struct owner *po;
+	struct jtype *t;
+
+	(void)mode;
+	if (node_kind_of(fs, parent, &po) != NK_TYPES) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!type_name_valid(name, strlen(name))) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (broker_type(b, name, false) != NULL) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	t = broker_type(b, name, true);
+	broker_type_pin(b, t);
+	log_info("type %s: made in the tree", name);
+	node_reply_entry(fs, req,
+	    node_get(fs, owner_named(fs, OW_TYPE, name), NK_TYPE_DIR), 0);
+}
+
+/* fs_rmdir_err: rmdir jobs/ID forgets (and cancels) the job; types/T unmakes T. */
+static int
+fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct broker *b = &fs->srv->broker;
+	struct owner *po;
+	struct jtype *t;
+	struct job *j;
+	char *key;
+
+	switch (node_kind_of(fs, parent, &po)) {
+	case NK_JOBS:
+		if ((key = id_decode(name)) == NULL)
+			return -ENOENT;
+		j = broker_find(b, key);
+		free(key);
+		if (j == NULL)
+			return -ENOENT;
+		log_info("job %s: removed in the tree (%s)", j->key,
+		    job_state_name(j->state));
+		broker_forget(b, j);
+		return 0;
+	case NK_TYPES:
+		if ((t = broker_type(b, name, false)) == NULL)
+			return -ENOENT;
+		if (t->refs > 0)
+			return -EBUSY;  /* it has jobs or workers */
+		broker_type_unpin(b, t);
+		return 0;
+	case NK_NONE:
+		return -ENOENT;
+	default:
+		return -EPERM;
+	}
+}
+
+/* fs_rmdir: see fs_rmdir_err. */
+static void
+fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -fs_rmdir_err(fuse_req_userdata(req), parent, name));
+}
+
+/* fs_unlink: nothing in the tree is a file one removes. */
+static void
+fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+/* -------------------------------------------------- channels: creating */
+
+/* fs_chan_create: channels/C made by touch or a write; kept until exit. */
+static int
+fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
+    struct node **n)
+{
+	struct owner *po;
+
+	if (node_kind_of(fs, parent, &po) != NK_CHANNELS)
+		return -EACCES;
+	if (!S_ISREG(mode))
+		return -EPERM;
+	if (!type_name_valid(name, strlen(name)))
+		return -EINVAL;  /* channel names follow the rules of type names */
+	chan_get(fs->srv, name, true);
+	log_info("channel %s: made in the tree", name);
+	*n = node_get(fs, owner_named(fs, OW_CHAN, name), NK_CHAN);
+	return 0;
+}
+
+/* fs_mknod: mknod channels/C, as create without opening. */
+static void
+fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct node *n;
+	int rc = fs_chan_create(fs, parent, name, mode, &n);
+
+	(void)rdev;
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		node_reply_entry(fs, req, n, 0);
+}
+
+/* fs_create: open(O_CREAT) of a new channels/C (touch, echo >). */
+static void
+fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+    struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	struct node *n;
+	int rc = fs_chan_create(fs, parent, name, S_IFREG | (mode & 07777), &n);
+
+	if (rc == 0 && (rc = fs_handle_open(fs, NK_CHAN, n->owner, fi)) != 0)
+		node_forget(fs, n->ino, 0);  /* frees it if the kernel never had it */
+	if (rc != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof e);
+	e.ino = n->ino;
+	node_stat(fs, n->ino, n->kind, n->owner, &e.attr);
+	n->nlookup++;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		fs_handle_free(fs, (struct handle *)(uintptr_t)fi->fh);
+		node_forget(fs, n->ino, 1);
+	}
+}
+
+/* ---------------------------------------------------------- directories */
+
+/* dir_add: one entry in a listing; its offset is where the next one starts. */
+static void
+dir_add(fuse_req_t req, struct buf *b, const char *name, fuse_ino_t ino, bool dir)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	memset(&st, 0, sizeof st);
+	st.st_ino = ino;
+	st.st_mode = dir ? S_IFDIR : S_IFREG;
+	buf_reserve(b, need);
+	fuse_add_direntry(req, b->data + b->len, need, name, &st, (off_t)(b->len + need));
+	b->len += need;
+}
+
+/* dir_add_fixed: the fixed entries of a table, with the inodes the kernel has. */
+static void
+dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
+    struct owner *o)
+{
+	for (; t->name != NULL; t++)
+		dir_add(req, b, t->name, o == NULL ? (fuse_ino_t)t->kind :
+		    owner_ino(o, t->kind), kind_is_dir(t->kind));
+}
+
+/* fs_list: the whole listing of a directory, taken once at opendir. */
+static int
+fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
+{
+	struct server *srv = fs->srv;
+	struct jtype *t, *ttmp;
+	struct job *j;
+	struct chan *ch, *ctmp;
+	size_t pos;
+	char *name;
+
+	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
+	dir_add(req, b, "..", FS_UNKNOWN_INO, true);
+	switch (k) {
+	case NK_ROOT:
+		dir_add_fixed(req, b, root_names, NULL);
+		break;
+	case NK_TYPES:
+		HASH_ITER(hh, srv->broker.types, t, ttmp) {
+			dir_add(req, b, t->name, owner_ino(owner_find(fs, OW_TYPE,
+			    t->name), NK_TYPE_DIR), true);
+		}
+		break;
+	case NK_JOBS:
+		for (pos = 0; (j = jobtab_next(&srv->broker.jobs, &pos)) != NULL;) {
+			name = fs_name_encode(j->key);
+			dir_add(req, b, name, owner_ino(j->fs, NK_JOB_DIR), true);
+			free(name);
+		}
+		break;
+	case NK_CHANNELS:
+		HASH_ITER(hh, srv->chans, ch, ctmp)
+			dir_add(req, b, ch->name, owner_ino(owner_find(fs, OW_CHAN,
+			    ch->name), NK_CHAN), false);
+		break;
+	case NK_TYPE_DIR:
+		if (!owner_alive(fs, o))
+			return -ENOENT;
+		dir_add_fixed(req, b, type_names, o);
+		break;
+	case NK_JOB_DIR:
+		dir_add_fixed(req, b, job_names, o);
+		break;
+	case NK_NONE:
+		return -ENOENT;
+	default:
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/* fs_opendir: take the listing now, so offsets stay valid while jobs come and go. */
+static void
+fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct owner *o;
+	enum node_kind k = node_kind_of(fs, ino, &o);
+	struct handle *h;
+	int rc;
+
+	if ((rc = fs_handle_open(fs, k, o, fi)) != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = (struct handle *)(uintptr_t)fi->fh;
+	if ((rc = fs_list(fs, req, k, o, &h->data)) != 0) {
+		fs_handle_free(fs, h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		fs_handle_free(fs, h);
+}
+
+/* fs_readdir: a slice of the listing; offsets are byte offsets into it. */
+static void
+fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	size_t len = buf_used(&h->data);
+
+	(void)ino;
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, h->data.data + off,
+		    len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+/* fs_releasedir: drop the listing. */
+static void
+fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_handle_free(fuse_req_userdata(req), (struct handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.lookup       = fs_lookup,
+	.forget       = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr      = fs_getattr,
+	.setattr      = fs_setattr,
+	.mknod        = fs_mknod,
+	.mkdir        = fs_mkdir,
+	.unlink       = fs_unlink,
+	.rmdir        = fs_rmdir,
+	.open         = fs_open,
+	.read         = fs_read,
+	.write        = fs_write,
+	.flush        = fs_flush,
+	.release      = fs_release,
+	.opendir      = fs_opendir,
+	.readdir      = fs_readdir,
+	.releasedir   = fs_releasedir,
+	.create       = fs_create,
+	.poll         = fs_poll,
+};
+
+/* ------------------------------------------------------- session glue */
+
+/* fs_receive: answer up to FS_BATCH waiting requests; false once the session ended. */
+static bool
+fs_receive(struct fs *fs)
+{
+	int i, res;
+
+	for (i = 0; i < FS_BATCH; i++) {
+		res = fuse_session_receive_buf(fs->se, &fs->fbuf);
+		if (res == -EINTR || res == -EAGAIN)
+			return true;
+		if (res <= 0 || fuse_session_exited(fs->se))
+			return false;
+		fuse_session_process_buf(fs->se, &fs->fbuf);
+		/* Interrupted readers are answered here, outside libfuse's locks. */
+		fs_flush_interrupted(fs);
+	}
+	return true;
+}
+
+/* fs_io_cb: /dev/fuse is readable; a session that ended stops the daemon. */
+static void
+fs_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fs *fs = w->data;
+
+	(void)revents;
+	if (fs_receive(fs))
+		return;
+	log_info("%s", "the tree was unmounted: shutting down");
+	ev_io_stop(loop, w);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* fs_process: wait a little for requests and answer them (used while stopping). */
+void
+fs_process(struct fs *fs)
+{
+	struct pollfd pfd = { .fd = fuse_session_fd(fs->se), .events = POLLIN };
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+	if (poll(&pfd, 1, 50) > 0 && !fs_receive(fs))
+		nanosleep(&pause, NULL);  /* connection gone: the thread fails fast */
+}
+
+/*
+ * fs_detach_stale: a daemon killed without unmounting leaves a mount whose
+ * every access fails with ENOTCONN; detach it so that we can mount again.
+ */
+static void
+fs_detach_stale(const char *mnt)
+{
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+		return;
+	log_warn("%s: stale mount of a daemon that died: detaching it", mnt);
+	if (umount2(mnt, MNT_DETACH) == 0)
+		return;
+	/* Not root: the setuid helper may detach our own mounts. */
+	if ((pid = fork()) == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+}
+
+/* fs_mount_args: "-o subtype=jobfs,fsname=jobfs[,user options]" (theirs win). */
+static void
+fs_mount_args(struct fuse_args *args, const char *opts)
+{
+	char *o = xprintf("subtype=jobfs,fsname=jobfs%s%s", opts != NULL &&
+	    *opts != '\0' ? "," : "", opts != NULL ? opts : "");
+
+	fuse_opt_add_arg(args, "jobfs");
+	fuse_opt_add_arg(args, "-o");
+	fuse_opt_add_arg(args, o);
+	free(o);
+}
+
+/*
+ * fs_mount: mount the tree (before daemonising, so the mount is in place
+ * when the parent returns).  Nothing is served until fs_start().
+ */
+int
+fs_mount(struct server *srv, const char *mountpoint, const char *opts)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs *fs = xcalloc(1, sizeof *fs);
+	char *path = NULL;
+	int fd;
+
+	fs->srv = srv;
+	fs->next_ino = FS_FIRST_INO;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	TAILQ_INIT(&fs->handles);
+	TAILQ_INIT(&fs->interrupted);
+	STAILQ_INIT(&fs->invals);
+	pthread_mutex_init(&fs->mu, NULL);
+	pthread_cond_init(&fs->cv, NULL);
+	fs_detach_stale(mountpoint);
+	/* Absolute: daemonising moves us to /, and unmounting needs the path. */
+	if ((path = realpath(mountpoint, NULL)) == NULL) {
+		log_err("%s: %s", mountpoint, strerror(errno));
+		goto fail;
+	}
+	fs_mount_args(&args, opts);
+	fs->se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
+	fuse_opt_free_args(&args);
+	if (fs->se == NULL) {
+		log_err("%s: bad mount options: %s", mountpoint, opts != NULL ? opts : "");
+		goto fail;
+	}
+	if (fuse_session_mount(fs->se, path) != 0) {
+		log_err("%s: cannot mount", path);
+		goto fail_session;
+	}
+	fd = fuse_session_fd(fs->se);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ev_io_init(&fs->io, fs_io_cb, fd, EV_READ);
+	fs->io.data = fs;
+	srv->fs = fs;
+	log_info("tree mounted on %s", path);
+	free(path);
+	return 0;
+
+fail_session:
+	fuse_session_destroy(fs->se);
+fail:
+	free(path);
+	pthread_cond_destroy(&fs->cv);
+	pthread_mutex_destroy(&fs->mu);
+	free(fs);
+	return -1;
+}
+
+/* fs_start: after daemonising (threads do not survive fork): serve. */
+int
+fs_start(struct server *srv)
+{
+	struct fs *fs = srv->fs;
+
+	if (fs == NULL)
+		return -1;
+	if (notify_start(fs) != 0)
+		return -1;
+	ev_io_start(srv->loop, &fs->io);
+	fs->started = true;
+	return 0;
+}
+
+/*
+ * fs_unmount: answer every parked read, stop the notifier (answering
+ * requests meanwhile), unmount, and free every node and open file.
+ */
+void
+fs_unmount(struct server *srv)
+{
+	struct fs *fs = srv->fs;
+
+	if (fs == NULL)
+		return;
+	fs->stopping = true;
+	ev_io_stop(srv->loop, &fs->io);
+	fs_fail_waiters(fs, ENOTCONN);
+	notify_stop(fs);
+	fs_fail_waiters(fs, ENOTCONN);
+	srv->fs = NULL;  /* the broker's hooks: nothing to tell any more */
+	fs_nodes_free(fs);
+	fuse_session_unmount(fs->se);
+	fuse_session_destroy(fs->se);
+	free(fs->fbuf.mem);
+	pthread_cond_destroy(&fs->cv);
+	pthread_mutex_destroy(&fs->mu);
+	free(fs);
+	log_info("%s", "tree unmounted");
+}
+
+/* ------------------------------------------------------- broker's hooks */
+
+/* fs_job_forgotten: the job left the table: its directory goes. */
+void
+fs_job_forgotten(struct server *srv, struct job *j)
+{
+	struct owner *o = j->fs;
+	char *name;
+
+	if (srv->fs == NULL || o == NULL || o->nodes[0] == NULL)
+		return;  /* the kernel never saw it: nothing to invalidate */
+	name = fs_name_encode(j->key);
+	notify_entry(srv->fs, NK_JOBS, o->nodes[0]->ino, name);
+	free(name);
+}
+
+/* fs_type_changed: only a freed type matters: its directory goes. */
+void
+fs_type_changed(struct server *srv, struct jtype *t)
+{
+	struct owner *o;
+
+	if (srv->fs == NULL || broker_type(&srv->broker, t->name, false) == t)
+		return;
+	o = owner_find(srv->fs, OW_TYPE, t->name);
+	if (o != NULL && o->nodes[0] != NULL)
+		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
+}

@@ -1,0 +1,242 @@
+/*
+ * mount.jobfs — the mount(8) helper: argv translation only.
+ *
+ * mount(8) runs /sbin/mount.fuse.jobfs (a link to this program) for
+ * `mount -t fuse.jobfs SOURCE DIR -o OPTS` and for fstab entries of type
+ * fuse.jobfs, as
+ *
+ *	mount.fuse.jobfs SOURCE DIR [-sfnv] [-N NS] [-o OPTS] [-t TYPE]
+ *
+ * and waits for it.  We turn the options jobfs has flags for into those
+ * flags, drop the ones that are for mount(8) and fstab only, pass the rest
+ * to jobfs as -o (FUSE mount options), and exec jobfs without -f: it
+ * mounts, detaches, and its parent exits, which ends the mount command.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_ARGS 64
+
+/* Options that become jobfs flags: key=value -> --flag value. */
+static const struct {
+	const char *key;
+	const char *flag;
+} flag_opts[] = {
+	{ "master_port", "--master-port" },
+	{ "worker_port", "--worker-port" },
+	{ "listen",      "--listen" },
+	{ "max_frame",   "--max-frame" },
+	{ "keep",        "--keep" },
+	{ "keep_max",    "--keep-max" },
+};
+
+/* Options meant for mount(8) or fstab, not for the file system. */
+static const char *const ignored_opts[] = {
+	"rw", "defaults", "auto", "noauto", "_netdev", "nofail", "user",
+	"nouser", "users", "owner", "group", "comment", NULL,
+};
+
+struct cmd {
+	char       *argv[MAX_ARGS];
+	int         argc;
+	char        fuse_opts[4096];
+	int         verbose;
+};
+
+/* usage: the synopsis, and exit 1 (as mount(8) helpers do). */
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
+	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
+	    "         keep=SECONDS, keep_max=N, verbose, quiet, and FUSE mount\n"
+	    "         options (allow_other, default_permissions, ...)\n");
+	exit(1);
+}
+
+/* cmd_add: one more argument for jobfs. */
+static void
+cmd_add(struct cmd *c, const char *arg)
+{
+	if (c->argc >= MAX_ARGS - 1) {
+		fprintf(stderr, "mount.jobfs: too many options\n");
+		exit(1);
+	}
+	c->argv[c->argc++] = (char *)arg;
+	c->argv[c->argc] = NULL;
+}
+
+/* fuse_opt_add: append one option to the -o list for jobfs. */
+static void
+fuse_opt_add(struct cmd *c, const char *opt)
+{
+	size_t len = strlen(c->fuse_opts);
+
+	if (len + strlen(opt) + 2 > sizeof c->fuse_opts) {
+		fprintf(stderr, "mount.jobfs: options too long\n");
+		exit(1);
+	}
+	snprintf(c->fuse_opts + len, sizeof c->fuse_opts - len, "%s%s",
+	    len > 0 ? "," : "", opt);
+}
+
+/* opt_ignored: rw, defaults, noauto, x-systemd.*, comment=... */
+static int
+opt_ignored(const char *opt)
+{
+	size_t i, n;
+
+	if (strncmp(opt, "x-", 2) == 0)
+		return 1;
+	for (i = 0; ignored_opts[i] != NULL; i++) {
+		n = strlen(ignored_opts[i]);
+		if (strncmp(opt, ignored_opts[i], n) == 0 &&
+		    (opt[n] == '\0' || opt[n] == '='))
+			return 1;
+	}
+	return 0;
+}
+
+/* translate_opt: one option of the comma-separated -o list. */
+static void
+translate_opt(struct cmd *c, char *opt)
+{
+	char *eq = strchr(opt, '=');
+	size_t i, klen = eq != NULL ? (size_t)(eq - opt) : strlen(opt);
+
+	if (*opt == '\0' || opt_ignored(opt))
+		return;
+	for (i = 0; i < sizeof flag_opts / sizeof flag_opts[0]; i++) {
+		if (strlen(flag_opts[i].key) != klen ||
+		    strncmp(opt, flag_opts[i].key, klen) != 0)
+			continue;
+		if (eq == NULL || eq[1] == '\0') {
+			fprintf(stderr, "mount.jobfs: %s needs a value\n", flag_opts[i].key);
+			exit(1);
+		}
+		cmd_add(c, flag_opts[i].flag);
+		cmd_add(c, eq + 1);
+		return;
+	}
+	if (strcmp(opt, "verbose") == 0)
+		cmd_add(c, "-v");
+	else if (strcmp(opt, "debug") == 0) {
+		cmd_add(c, "-v");
+		cmd_add(c, "-v");
+	} else if (strcmp(opt, "quiet") == 0)
+		cmd_add(c, "-q");
+	else
+		fuse_opt_add(c, opt);
+}
+
+/* translate_opts: a comma-separated -o list. */
+static void
+translate_opts(struct cmd *c, char *list)
+{
+	char *opt, *save = NULL;
+
+	for (opt = strtok_r(list, ",", &save); opt != NULL;
+	    opt = strtok_r(NULL, ",", &save))
+		translate_opt(c, opt);
+}
+
+/* exec_jobfs: $JOBFS, else the jobfs next to this program, else $PATH. */
+static void
+exec_jobfs(struct cmd *c)
+{
+	char self[PATH_MAX], next[PATH_MAX + 8];
+	const char *env = getenv("JOBFS");
+	ssize_t n;
+
+	if (env != NULL && *env != '\0') {
+		c->argv[0] = (char *)env;
+		execv(env, c->argv);
+		fprintf(stderr, "mount.jobfs: %s: %s\n", env, strerror(errno));
+		exit(1);
+	}
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
+		self[n] = '\0';
+		snprintf(next, sizeof next, "%s/jobfs", dirname(self));
+		if (access(next, X_OK) == 0) {
+			c->argv[0] = next;
+			execv(next, c->argv);
+		}
+	}
+	if (getenv("PATH") == NULL)
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	c->argv[0] = "jobfs";
+	execvp("jobfs", c->argv);
+	fprintf(stderr, "mount.jobfs: cannot run jobfs: %s (set JOBFS=/path/to/jobfs)\n",
+	    strerror(errno));
+	exit(1);
+}
+
+/* main: collect source, mount point and -o lists; translate; exec jobfs. */
+int
+main(int argc, char **argv)
+{
+	static struct cmd c;
+	const char *source = NULL, *mountpoint = NULL;
+	char *lists[MAX_ARGS], fsname[PATH_MAX + 8];
+	int i, nlists = 0, fake = 0;
+
+	cmd_add(&c, "jobfs");
+	for (i = 1; i < argc; i++) {
+		char *a = argv[i];
+
+		if (strcmp(a, "-o") == 0 && i + 1 < argc && nlists < MAX_ARGS)
+			lists[nlists++] = argv[++i];
+		else if (strncmp(a, "-o", 2) == 0 && a[2] != '\0' && nlists < MAX_ARGS)
+			lists[nlists++] = a + 2;
+		else if ((strcmp(a, "-t") == 0 || strcmp(a, "-N") == 0) && i + 1 < argc)
+			i++;  /* the type we are; a namespace we do not handle */
+		else if (strcmp(a, "-f") == 0)
+			fake = 1;
+		else if (strcmp(a, "-v") == 0)
+			c.verbose = 1;
+		else if (strcmp(a, "-n") == 0 || strcmp(a, "-s") == 0)
+			;  /* no mtab to write; sloppy is our default */
+		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			usage();
+		else if (a[0] == '-' && a[1] != '\0') {
+			fprintf(stderr, "mount.jobfs: unknown flag %s\n", a);
+			usage();
+		} else if (source == NULL)
+			source = a;
+		else if (mountpoint == NULL)
+			mountpoint = a;
+		else
+			usage();
+	}
+	if (mountpoint == NULL)
+		usage();
+	/* The source names the mount (first: an fsname= of the user's wins). */
+	if (*source != '\0' && strlen(source) < PATH_MAX &&
+	    strcspn(source, ",\\") == strlen(source)) {
+		snprintf(fsname, sizeof fsname, "fsname=%s", source);
+		fuse_opt_add(&c, fsname);
+	}
+	for (i = 0; i < nlists; i++)
+		translate_opts(&c, lists[i]);
+	if (c.fuse_opts[0] != '\0') {
+		cmd_add(&c, "-o");
+		cmd_add(&c, c.fuse_opts);
+	}
+	cmd_add(&c, mountpoint);
+	if (c.verbose || fake) {
+		fprintf(stderr, "mount.jobfs:");
+		for (i = 0; i < c.argc; i++)
+			fprintf(stderr, " %s", c.argv[i]);
+		fprintf(stderr, "\n");
+	}
+	if (fake)
+		return 0;
+	exec_jobfs(&c);
+	return 1;
+}

@@ -1,0 +1,176 @@
+/*
+ * fs.h — private to fs*.c: the FUSE tree's nodes, open files and the
+ * invalidation thread.
+ *
+ * fs.c        session glue (mount, ev_io, unmount) and the namespace ops
+ * fs_node.c   the inode table, owners (what a node or a file belongs to), stat
+ * fs_files.c  open files: contents, blocking reads, writes, poll
+ * fs_notify.c the one thread that sends entry invalidations to the kernel
+ */
+#ifndef JOBFS_FS_H
+#define JOBFS_FS_H
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <fuse_lowlevel.h>
+
+#include "jobfs.h"
+
+/* What a node is.  The fixed ones are their own inode numbers. */
+enum node_kind {
+	NK_NONE = 0,          /* an inode number we do not know */
+	NK_ROOT = FUSE_ROOT_ID,
+	NK_README,
+	NK_STATS,
+	NK_TYPES,
+	NK_JOBS,
+	NK_CHANNELS,          /* last fixed inode */
+	NK_TYPE_DIR,          /* types/T and its files: owner is a type name */
+	NK_TYPE_QUEUE,
+	NK_TYPE_WORKERS,
+	NK_TYPE_STATS,
+	NK_JOB_DIR,           /* jobs/ID and its files: owner is a job */
+	NK_JOB_BODY,
+	NK_JOB_RESPONSE,
+	NK_JOB_STATUS,
+	NK_JOB_TYPE,
+	NK_JOB_INFO,
+	NK_CHAN,              /* channels/C: owner is a channel name */
+};
+#define FS_FIXED_MAX   NK_CHANNELS
+#define FS_FIRST_INO   1024        /* dynamic inode numbers start here, never reused */
+#define FS_UNKNOWN_INO 0xffffffffu /* listing entry the kernel has no inode for */
+#define FS_OWNER_SLOTS 6           /* nodes per owner: a job dir and its 5 files */
+
+/* Entry and attribute lifetimes the kernel may cache, in seconds. */
+#define FS_TTL_FIXED   3600.0
+#define FS_TTL_ENTRY   1.0         /* jobs and types: invalidated when they go, too */
+
+enum owner_kind { OW_JOB, OW_TYPE, OW_CHAN };
+
+struct node;
+struct handle;
+
+/*
+ * What dynamic nodes and open files belong to: one job (holding a job_ref
+ * while anything points at it), or one type or channel, by name (types and
+ * channels may be freed and made again; a name is never a dangling pointer).
+ * Freed as soon as no node and no open file refer to it.
+ */
+struct owner {
+	UT_hash_handle      hh;       /* fs->types or fs->chans, by name */
+	enum owner_kind     kind;
+	char               *name;     /* OW_TYPE, OW_CHAN */
+	struct job         *job;      /* OW_JOB; job->fs points back */
+	struct node        *nodes[FS_OWNER_SLOTS];
+	TAILQ_HEAD(, handle) handles; /* open files */
+	unsigned            nnodes, nhandles;
+};
+
+/* One inode the kernel knows, alive while its lookup count is not zero. */
+struct node {
+	UT_hash_handle      hh;       /* fs->nodes, by ino */
+	fuse_ino_t          ino;
+	uint64_t            nlookup;
+	enum node_kind      kind;
+	struct owner       *owner;
+};
+
+/* A read(2) parked until its file has something to say. */
+struct waiter {
+	fuse_req_t          req;
+	size_t              size;
+	struct handle      *h;
+	TAILQ_ENTRY(waiter) entry;
+};
+
+/* One open file (fi->fh), or one open directory (its listing). */
+struct handle {
+	enum node_kind      kind;
+	struct owner       *owner;    /* NULL for fixed files */
+	int                 accmode;  /* O_RDONLY, O_WRONLY, O_RDWR */
+	bool                filled;   /* data holds a snapshot */
+	struct buf          data;     /* snapshot, listing, or unread stream bytes */
+	struct buf          line;     /* written bytes not yet ended by a newline */
+	uint64_t            pos;      /* response: stream bytes already read */
+	uint64_t            dropped;  /* channel: messages lost to a full buffer */
+	struct fuse_pollhandle *ph;   /* the newest poll, until notified */
+	TAILQ_HEAD(, waiter) waiters;
+	TAILQ_ENTRY(handle) owner_entry;
+	TAILQ_ENTRY(handle) all_entry;
+};
+
+/* An entry invalidation for the notifier thread. */
+struct inval {
+	STAILQ_ENTRY(inval) entry;
+	fuse_ino_t          parent, child;
+	size_t              namelen;
+	char                name[];
+};
+
+struct fs {
+	struct server      *srv;
+	struct fuse_session *se;
+	ev_io               io;
+	struct fuse_buf     fbuf;
+	bool                started;
+	bool                stopping;
+	struct node        *nodes;    /* by ino */
+	uint64_t            next_ino;
+	struct owner       *types;    /* by type name */
+	struct owner       *chans;    /* by channel name */
+	TAILQ_HEAD(, handle) handles; /* every open file and directory */
+	TAILQ_HEAD(, waiter) interrupted;  /* answered after process_buf returns */
+	uid_t               uid;
+	gid_t               gid;
+
+	/* notifier thread (fs_notify.c) */
+	pthread_t           thread;
+	bool                thread_running;
+	pthread_mutex_t     mu;
+	pthread_cond_t      cv;
+	STAILQ_HEAD(, inval) invals;
+	bool                quit, done;
+};
+
+/* fs.c */
+void fs_process(struct fs *);
+
+/* fs_node.c */
+struct node  *node_find(struct fs *, fuse_ino_t);
+struct node  *node_get(struct fs *, struct owner *, enum node_kind);
+void          node_forget(struct fs *, fuse_ino_t, uint64_t nlookup);
+enum node_kind node_kind_of(struct fs *, fuse_ino_t, struct owner **);
+struct owner *owner_job(struct fs *, struct job *);
+struct owner *owner_named(struct fs *, enum owner_kind, const char *name);
+struct owner *owner_find(struct fs *, enum owner_kind, const char *name);
+void          owner_release(struct fs *, struct owner *);
+bool          owner_alive(struct fs *, const struct owner *);
+fuse_ino_t    owner_ino(const struct owner *, enum node_kind);
+bool          kind_is_dir(enum node_kind);
+void          node_stat(struct fs *, fuse_ino_t, enum node_kind, const struct owner *,
+    struct stat *);
+int           node_reply_entry(struct fs *, fuse_req_t, struct node *, fuse_ino_t fixed);
+void          fs_nodes_free(struct fs *);
+char         *fs_name_encode(const char *);
+
+/* fs_files.c */
+void fs_open(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void fs_read(fuse_req_t, fuse_ino_t, size_t, off_t, struct fuse_file_info *);
+void fs_write(fuse_req_t, fuse_ino_t, const char *, size_t, off_t, struct fuse_file_info *);
+void fs_flush(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void fs_release(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void fs_poll(fuse_req_t, fuse_ino_t, struct fuse_file_info *, struct fuse_pollhandle *);
+int  fs_handle_open(struct fs *, enum node_kind, struct owner *, struct fuse_file_info *);
+void fs_handle_free(struct fs *, struct handle *);
+void fs_flush_interrupted(struct fs *);
+void fs_fail_waiters(struct fs *, int err);
+size_t fs_readme_len(void);
+
+/* fs_notify.c */
+int  notify_start(struct fs *);
+void notify_stop(struct fs *);
+void notify_entry(struct fs *, fuse_ino_t parent, fuse_ino_t child, const char *name);
+
+#endif /* JOBFS_FS_H */

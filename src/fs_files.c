@@ -1,0 +1,736 @@
+/*
+ * fs_files.c — open files of the tree: what reading and writing them do.
+ *
+ * Three sorts of file:
+ *  - snapshots (README, stats, status, queue opened read-only, ...): the
+ *    text is made when a read starts at offset 0 and served from the
+ *    handle, so one reader sees one consistent version;
+ *  - streams (jobs/ID/response, channels/C, a queue opened read-write):
+ *    a read with nothing to return is parked (its fuse_req_t kept on the
+ *    handle) and answered when something arrives, or EINTR at once when
+ *    the reader is interrupted; O_NONBLOCK gives EAGAIN and poll works;
+ *  - line sinks (queue, channels/C written): each newline-ended line is
+ *    one JSON text; a write(2) with a bad line fails whole (EINVAL).
+ * Every file is direct_io: the page cache would serve stale snapshots,
+ * cut streams short at the size we report, and hide interrupts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <linux/fuse.h>    /* struct fuse_open_out, FOPEN_STREAM */
+
+#include "fs.h"
+
+/* A reader of channels/C that does not keep up loses messages past this. */
+#define CHAN_READER_MAX (4u << 20)
+
+static const char readme_text[] =
+"jobfs: every queue and job of this daemon as files.\n"
+"\n"
+"  types/T/            one directory per job type; mkdir types/T makes one\n"
+"  types/T/queue       write JSON job bodies, one per line, to submit them;\n"
+"                      read: the ids of queued jobs, in dispatch order\n"
+"  types/T/workers     one line per worker: name, state, running job ids\n"
+"  types/T/stats       counters of the type, \"name value\" per line\n"
+"  jobs/ID/body        the job body as JSON\n"
+"  jobs/ID/response    blocks until the job ends, then prints its result;\n"
+"                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
+"                      succeed\n"
+"  jobs/ID/status      queued, running, done, failed, cancelled or timeout\n"
+"  jobs/ID/type        the job type\n"
+"  jobs/ID/info        everything about the job, one JSON object\n"
+"  rmdir jobs/ID       cancel the job if unfinished, and forget it\n"
+"  channels/C          write: publish one JSON message per line;\n"
+"                      read: the messages published after open\n"
+"  stats               daemon-wide counters\n"
+"\n"
+"Examples:\n"
+"  mkdir types/echo\n"
+"  echo '{\"n\":1}' > types/echo/queue\n"
+"  exec 3<>types/echo/queue; echo '{}' >&3; read id <&3; cat jobs/$id/response\n"
+"\n"
+"Ids that are not usable file names are percent-encoded: / as %2F, % as\n"
+"%25, and the ids . and .. as %2E and %2E%2E.  See jobfs(5).\n";
+
+/* fs_readme_len: README's size, for stat. */
+size_t
+fs_readme_len(void)
+{
+	return sizeof readme_text - 1;
+}
+
+/* handle_is_stream: reads of this handle wait for data rather than snapshot. */
+static bool
+handle_is_stream(const struct handle *h)
+{
+	return h->kind == NK_JOB_RESPONSE || h->kind == NK_CHAN ||
+	    (h->kind == NK_TYPE_QUEUE && h->accmode == O_RDWR);
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* text_stats: the daemon-wide counters of server_stats(), "name value" lines. */
+static void
+text_stats(struct server *srv, struct buf *b)
+{
+	json_t *o = server_stats(srv), *v;
+	const char *k;
+	char line[320];
+
+	json_object_foreach(o, k, v) {
+		if (json_is_integer(v))
+			snprintf(line, sizeof line, "%s %lld\n", k,
+			    (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			snprintf(line, sizeof line, "%s %.3f\n", k, json_real_value(v));
+		else
+			continue;  /* "types": see types/T/stats */
+		buf_append_str(b, line);
+	}
+	json_decref(o);
+}
+
+/* text_type_stats: the counters of one type. */
+static void
+text_type_stats(const struct jtype *t, struct buf *b)
+{
+	char line[512];
+
+	snprintf(line, sizeof line,
+	    "queued %llu\nrunning %llu\ndone %llu\nfailed %llu\ncancelled %llu\n"
+	    "timeout %llu\nworkers %llu\nsubmitted %llu\nrequeued %llu\n",
+	    (unsigned long long)t->nqueued, (unsigned long long)t->nrunning,
+	    (unsigned long long)t->ndone, (unsigned long long)t->nfailed,
+	    (unsigned long long)t->ncancelled, (unsigned long long)t->ntimeout,
+	    (unsigned long long)t->nworkers, (unsigned long long)t->nsubmitted,
+	    (unsigned long long)t->nrequeued);
+	buf_append_str(b, line);
+}
+
+/* append_id: a job id as its file name, then sep. */
+static void
+append_id(struct buf *b, const char *key, const char *sep)
+{
+	char *name = fs_name_encode(key);
+
+	buf_append_str(b, name);
+	buf_append_str(b, sep);
+	free(name);
+}
+
+/* text_workers: "NAME idle" or "NAME busy ID..." per worker. */
+static void
+text_workers(const struct jtype *t, struct buf *b)
+{
+	const struct conn *c;
+	const struct job *j;
+
+	TAILQ_FOREACH(c, &t->workers, type_entry) {
+		buf_append_str(b, conn_worker_name(c));
+		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
+		TAILQ_FOREACH(j, &c->running, worker_entry) {
+			buf_append(b, " ", 1);
+			append_id(b, j->key, "");
+		}
+		buf_append_str(b, "\n");
+	}
+}
+
+/* job_dispatch_cmp: the order the broker dispatches in. */
+static int
+job_dispatch_cmp(const void *pa, const void *pb)
+{
+	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
+
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* text_queue: queued ids in dispatch order (priority, then submission). */
+static void
+text_queue(const struct jtype *t, struct buf *b)
+{
+	const struct target *tg, *tmp;
+	struct job **all = xmalloc((t->nqueued + 1) * sizeof *all);
+	size_t n = 0, i;
+
+	for (i = 0; i < t->queue.len; i++)
+		all[n++] = t->queue.items[i];
+	HASH_ITER(hh, t->targets, tg, tmp)
+		for (i = 0; i < tg->queue.len && n < t->nqueued; i++)
+			all[n++] = tg->queue.items[i];
+	qsort(all, n, sizeof *all, job_dispatch_cmp);
+	for (i = 0; i < n; i++)
+		append_id(b, all[i]->key, "\n");
+	free(all);
+}
+
+/* text_job: the contents of jobs/ID/{body,status,type,info}. */
+static void
+text_job(enum node_kind k, const struct job *j, struct buf *b)
+{
+	json_t *info;
+
+	switch (k) {
+	case NK_JOB_BODY:
+		buf_append(b, j->body, j->body_len);
+		break;
+	case NK_JOB_STATUS:
+		buf_append_str(b, job_state_name(j->state));
+		break;
+	case NK_JOB_TYPE:
+		buf_append_str(b, j->type->name);
+		break;
+	case NK_JOB_INFO:
+		info = job_info(j);
+		json_dump_callback(info, buf_json_cb, b, JSON_COMPACT);
+		json_decref(info);
+		break;
+	default:
+		break;
+	}
+	buf_append(b, "\n", 1);
+}
+
+/* fs_snapshot: (re)make the text a snapshot file shows. */
+static void
+fs_snapshot(struct fs *fs, struct handle *h)
+{
+	struct jtype *t = NULL;
+
+	h->data.off = h->data.len = 0;
+	h->filled = true;
+	if (h->owner != NULL && h->owner->kind == OW_TYPE &&
+	    (t = broker_type(&fs->srv->broker, h->owner->name, false)) == NULL)
+		return;  /* the type went away: nothing to show */
+	switch (h->kind) {
+	case NK_README:       buf_append_str(&h->data, readme_text); break;
+	case NK_STATS:        text_stats(fs->srv, &h->data); break;
+	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
+	case NK_TYPE_WORKERS: text_workers(t, &h->data); break;
+	case NK_TYPE_QUEUE:   text_queue(t, &h->data); break;
+	default:              text_job(h->kind, h->owner->job, &h->data); break;
+	}
+}
+
+/* -------------------------------------------------------------- streams */
+
+/* job_error: the errno a response read fails with, by how the job ended. */
+static int
+job_error(enum job_state s)
+{
+	switch (s) {
+	case JOB_CANCELLED: return ECANCELED;
+	case JOB_TIMEOUT:   return ETIMEDOUT;
+	default:            return EIO;
+	}
+}
+
+/*
+ * response_answer: the response stream is the partial results (one line
+ * each), then the result and a newline, then EOF; or, for a job that did
+ * not succeed, its error once the partials are read.  False: nothing yet.
+ */
+static bool
+response_answer(struct handle *h, fuse_req_t req, size_t size)
+{
+	const struct job *j = h->owner->job;
+	size_t plen = buf_used(job_partials(j)), rlen, rpos, n;
+	const char *result = j->result != NULL ? j->result : "null";
+	struct iovec iov[2];
+
+	if (h->pos < plen) {
+		n = plen - h->pos < size ? plen - h->pos : size;
+		fuse_reply_buf(req, buf_head(job_partials(j)) + h->pos, n);
+		h->pos += n;
+		return true;
+	}
+	if (!JOB_FINISHED(j))
+		return false;
+	if (j->state != JOB_DONE) {
+		fuse_reply_err(req, job_error(j->state));
+		return true;
+	}
+	rlen = j->result != NULL ? j->result_len : 4;
+	rpos = h->pos - plen;  /* into result + "\n" */
+	if (rpos > rlen) {
+		fuse_reply_buf(req, NULL, 0);
+		return true;
+	}
+	n = rlen - rpos < size ? rlen - rpos : size;
+	iov[0].iov_base = (char *)result + rpos;
+	iov[0].iov_len = n;
+	iov[1].iov_base = "\n";
+	iov[1].iov_len = rpos + n == rlen && n < size ? 1 : 0;
+	fuse_reply_iov(req, iov, 2);
+	h->pos += n + iov[1].iov_len;
+	return true;
+}
+
+/* stream_answer: answer one read of a stream if it can be; false: it must wait. */
+static bool
+stream_answer(struct handle *h, fuse_req_t req, size_t size)
+{
+	size_t n = buf_used(&h->data);
+
+	if (h->kind == NK_JOB_RESPONSE)
+		return response_answer(h, req, size);
+	if (n == 0)
+		return false;
+	if (n > size)
+		n = size;
+	fuse_reply_buf(req, buf_head(&h->data), n);
+	buf_consume(&h->data, n);
+	return true;
+}
+
+/* handle_ready: would a read of this stream return now? */
+static bool
+handle_ready(const struct handle *h)
+{
+	const struct job *j;
+
+	if (h->kind != NK_JOB_RESPONSE)
+		return buf_used(&h->data) > 0;
+	j = h->owner->job;
+	return h->pos < buf_used(job_partials(j)) || JOB_FINISHED(j);
+}
+
+/* handle_wake: something arrived: answer parked reads in order, then pollers. */
+static void
+handle_wake(struct handle *h)
+{
+	struct waiter *w;
+
+	while ((w = TAILQ_FIRST(&h->waiters)) != NULL) {
+		if (!stream_answer(h, w->req, w->size))
+			break;
+		TAILQ_REMOVE(&h->waiters, w, entry);
+		free(w);
+	}
+	if (h->ph != NULL && handle_ready(h)) {
+		fuse_lowlevel_notify_poll(h->ph);
+		fuse_pollhandle_destroy(h->ph);
+		h->ph = NULL;
+	}
+}
+
+/*
+ * fs_interrupt_cb: the reader was interrupted (Ctrl-C).  libfuse calls
+ * this holding its locks, so only move the waiter; fs_receive() answers
+ * it EINTR as soon as the request that carried the interrupt is done.
+ */
+static void
+fs_interrupt_cb(fuse_req_t req, void *data)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct waiter *w = data;
+
+	if (w->h == NULL)
+		return;
+	TAILQ_REMOVE(&w->h->waiters, w, entry);
+	w->h = NULL;
+	TAILQ_INSERT_TAIL(&fs->interrupted, w, entry);
+}
+
+/* fs_flush_interrupted: answer interrupted readers EINTR, outside libfuse. */
+void
+fs_flush_interrupted(struct fs *fs)
+{
+	struct waiter *w;
+
+	while ((w = TAILQ_FIRST(&fs->interrupted)) != NULL) {
+		TAILQ_REMOVE(&fs->interrupted, w, entry);
+		fuse_reply_err(w->req, EINTR);
+		free(w);
+	}
+}
+
+/* fs_fail_waiters: the tree is going away: answer every parked read with err. */
+void
+fs_fail_waiters(struct fs *fs, int err)
+{
+	struct handle *h;
+	struct waiter *w;
+
+	fs_flush_interrupted(fs);
+	TAILQ_FOREACH(h, &fs->handles, all_entry) {
+		while ((w = TAILQ_FIRST(&h->waiters)) != NULL) {
+			TAILQ_REMOVE(&h->waiters, w, entry);
+			fuse_reply_err(w->req, err);
+			free(w);
+		}
+	}
+}
+
+/*
+ * fs_read_stream: answer now if there is something to read; else EAGAIN
+ * for O_NONBLOCK, EINTR if already interrupted (checked first: a callback
+ * registered on an interrupted request runs at once, inside libfuse's
+ * lock), else park the request until handle_wake() or an interrupt.
+ */
+static void
+fs_read_stream(struct fs *fs, struct handle *h, fuse_req_t req, size_t size,
+    int flags)
+{
+	struct waiter *w;
+
+	if (TAILQ_EMPTY(&h->waiters) && stream_answer(h, req, size))
+		return;
+	if (fs->stopping) {
+		fuse_reply_err(req, ENOTCONN);
+		return;
+	}
+	if (flags & O_NONBLOCK) {
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	if (fuse_req_interrupted(req)) {
+		fuse_reply_err(req, EINTR);
+		return;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->req = req;
+	w->size = size;
+	w->h = h;
+	TAILQ_INSERT_TAIL(&h->waiters, w, entry);
+	fuse_req_interrupt_func(req, fs_interrupt_cb, w);
+}
+
+/* fs_read: streams may wait; snapshots are taken at offset 0. */
+void
+fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	size_t len;
+
+	(void)ino;
+	if (handle_is_stream(h)) {
+		fs_read_stream(fs, h, req, size, fi->flags);
+		return;
+	}
+	if (off == 0 || !h->filled)
+		fs_snapshot(fs, h);
+	len = buf_used(&h->data);
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, buf_head(&h->data) + off,
+		    len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+/* fs_poll: readable when a read would not wait; writable always. */
+void
+fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+    struct fuse_pollhandle *ph)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	unsigned events = 0;
+
+	(void)ino;
+	if (h->accmode != O_WRONLY && (!handle_is_stream(h) || handle_ready(h)))
+		events |= POLLIN | POLLRDNORM;
+	if (h->accmode != O_RDONLY)
+		events |= POLLOUT | POLLWRNORM;
+	if (ph != NULL) {
+		/* Only the newest poll handle is worth waking. */
+		if (h->ph != NULL)
+			fuse_pollhandle_destroy(h->ph);
+		h->ph = ph;
+	}
+	fuse_reply_poll(req, events);
+}
+
+/* ----------------------------------------------------------- line sinks */
+
+/* line_blank: a line of only whitespace, which is skipped. */
+static bool
+line_blank(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r')
+			return false;
+	return true;
+}
+
+/* sink_deliver: submit one job body, or publish one message. */
+static void
+sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
+{
+	struct broker *b = &fs->srv->broker;
+	struct submit_req r;
+	struct job *j;
+
+	if (h->kind == NK_CHAN) {
+		chan_publish(fs->srv, h->owner->name, text, len);
+		return;
+	}
+	memset(&r, 0, sizeof r);
+	r.type = h->owner->name;
+	r.body = text;
+	r.body_len = len;
+	if (broker_submit(b, &r, &j) != BERR_OK)
+		return;  /* cannot happen: the broker picks a fresh id */
+	log_debug("job %s: submitted in the tree", j->key);
+	if (h->accmode == O_RDWR)
+		append_id(&h->data, j->key, "\n");
+}
+
+/*
+ * fs_sink_write: the buffered partial line plus data, cut into lines.
+ * Every complete line (and, if final, the last one) must be JSON: all are
+ * parsed before any is delivered, so a bad line fails the whole write and
+ * delivers nothing; the partial line is dropped with it.  Blank lines are
+ * skipped.  A line longer than --max-frame is EFBIG.
+ */
+static int
+fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
+    bool final)
+{
+	size_t max = fs->srv->opt.max_frame, n = 0, cap = 0, i;
+	struct buf all = { 0 }, text = { 0 };
+	json_t **vals = NULL;
+	const char *p, *end, *nl, *eol;
+	int rc = 0;
+
+	buf_append(&all, buf_head(&h->line), buf_used(&h->line));
+	buf_append(&all, data, size);
+	p = all.data;
+	end = all.data + all.len;
+	while (p < end) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL && !final)
+			break;
+		eol = nl != NULL ? nl : end;
+		if ((size_t)(eol - p) > max) {
+			rc = -EFBIG;
+			goto out;
+		}
+		if (!line_blank(p, eol)) {
+			if (n == cap)
+				vals = xrealloc(vals, (cap = cap * 2 + 8) * sizeof *vals);
+			if ((vals[n] = json_loadb(p, (size_t)(eol - p), JSON_DECODE_ANY,
+			    NULL)) == NULL) {
+				rc = -EINVAL;
+				goto out;
+			}
+			n++;
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	if ((size_t)(end - p) > max) {
+		rc = -EFBIG;
+		goto out;
+	}
+	if (h->kind == NK_CHAN && n > 0)
+		chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
+	for (i = 0; i < n; i++) {
+		text.off = text.len = 0;
+		json_dump_callback(vals[i], buf_json_cb, &text,
+		    JSON_COMPACT | JSON_ENCODE_ANY);
+		sink_deliver(fs, h, buf_head(&text), buf_used(&text));
+	}
+	h->line.off = h->line.len = 0;
+	buf_append(&h->line, p, (size_t)(end - p));
+	if (h->accmode == O_RDWR && n > 0)
+		handle_wake(h);
+out:
+	if (rc != 0)
+		h->line.off = h->line.len = 0;
+	for (i = 0; i < n; i++)
+		json_decref(vals[i]);
+	free(vals);
+	buf_free(&all);
+	buf_free(&text);
+	return rc;
+}
+
+/* fs_write: lines to a queue or a channel; all or nothing per write(2). */
+void
+fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+    off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	(void)off;
+	if (h->kind != NK_TYPE_QUEUE && h->kind != NK_CHAN)
+		rc = -EBADF;
+	else
+		rc = fs_sink_write(fs, h, data, size, false);
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* fs_flush: close(2): a last line without newline counts now, and can fail. */
+void
+fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	(void)ino;
+	if (buf_used(&h->line) > 0)
+		rc = fs_sink_write(fs, h, NULL, 0, true);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---------------------------------------------------------- open, close */
+
+/* fs_handle_open: a handle for node kind k of owner o; fills fi. */
+int
+fs_handle_open(struct fs *fs, enum node_kind k, struct owner *o,
+    struct fuse_file_info *fi)
+{
+	int acc = fi->flags & O_ACCMODE;
+	struct handle *h;
+
+	if (k == NK_NONE)
+		return -ENOENT;
+	if (!kind_is_dir(k) && o != NULL && k != NK_CHAN && !owner_alive(fs, o))
+		return -ENOENT;
+	if (acc != O_RDONLY && k != NK_TYPE_QUEUE && k != NK_CHAN)
+		return kind_is_dir(k) ? -EISDIR : -EACCES;
+	h = xcalloc(1, sizeof *h);
+	h->kind = k;
+	h->owner = o;
+	h->accmode = acc;
+	TAILQ_INIT(&h->waiters);
+	TAILQ_INSERT_TAIL(&fs->handles, h, all_entry);
+	if (o != NULL) {
+		TAILQ_INSERT_TAIL(&o->handles, h, owner_entry);
+		o->nhandles++;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	if (!kind_is_dir(k)) {
+		fi->direct_io = 1;
+		fi->nonseekable = handle_is_stream(h);
+	}
+	return 0;
+}
+
+/* fs_handle_free: forget an open file (release, or unmount). */
+void
+fs_handle_free(struct fs *fs, struct handle *h)
+{
+	struct waiter *w;
+
+	while ((w = TAILQ_FIRST(&h->waiters)) != NULL) {
+		TAILQ_REMOVE(&h->waiters, w, entry);
+		fuse_reply_err(w->req, EBADF);
+		free(w);
+	}
+	if (h->ph != NULL)
+		fuse_pollhandle_destroy(h->ph);
+	TAILQ_REMOVE(&fs->handles, h, all_entry);
+	buf_free(&h->data);
+	buf_free(&h->line);
+	if (h->owner != NULL) {
+		TAILQ_REMOVE(&h->owner->handles, h, owner_entry);
+		h->owner->nhandles--;
+		owner_release(fs, h->owner);
+	}
+	free(h);
+}
+
+/*
+ * fs_reply_open: fuse_reply_open(), but a stream is opened FOPEN_STREAM,
+ * which libfuse 3.14 has no field for: without it the kernel serialises
+ * every read(2) and write(2) on a shared open file (f_pos_lock), so a
+ * writer would wait behind a reader parked on the same descriptor
+ * (`exec 3<>queue; cat <&3 & echo '{}' >&3`).  The reply is the kernel's
+ * struct fuse_open_out either way.
+ */
+static int
+fs_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	struct fuse_open_out out;
+
+	if (!fi->nonseekable)
+		return fuse_reply_open(req, fi);
+	memset(&out, 0, sizeof out);
+	out.fh = fi->fh;
+	out.open_flags = FOPEN_NONSEEKABLE | FOPEN_STREAM |
+	    (fi->direct_io ? FOPEN_DIRECT_IO : 0);
+	return fuse_reply_buf(req, (const char *)&out, sizeof out);
+}
+
+/* fs_open: a handle per open file (fi->fh), checked for access here. */
+void
+fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct owner *o;
+	enum node_kind k = node_kind_of(fs, ino, &o);
+	int rc = kind_is_dir(k) ? -EISDIR : fs_handle_open(fs, k, o, fi);
+
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else if (fs_reply_open(req, fi) != 0)
+		fs_handle_free(fs, (struct handle *)(uintptr_t)fi->fh);
+}
+
+/* fs_release: last close; a pending last line is delivered if it is JSON. */
+void
+fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (buf_used(&h->line) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
+		log_info("%s", "a last line written to the tree was not JSON: dropped");
+	fs_handle_free(fs, h);
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------- broker's hooks */
+
+/* fs_job_changed: new state or partial result: wake its response readers. */
+void
+fs_job_changed(struct server *srv, struct job *j)
+{
+	struct owner *o = j->fs;
+	struct handle *h;
+
+	if (srv->fs == NULL || o == NULL)
+		return;
+	TAILQ_FOREACH(h, &o->handles, owner_entry)
+		if (h->kind == NK_JOB_RESPONSE)
+			handle_wake(h);
+}
+
+/* fs_chan_message: every reader of channels/NAME gets body as one line. */
+void
+fs_chan_message(struct server *srv, const char *name, const char *body, size_t len)
+{
+	struct owner *o;
+	struct handle *h;
+
+	if (srv->fs == NULL || (o = owner_find(srv->fs, OW_CHAN, name)) == NULL)
+		return;
+	TAILQ_FOREACH(h, &o->handles, owner_entry) {
+		if (h->accmode == O_WRONLY)
+			continue;
+		if (buf_used(&h->data) > 0 && buf_used(&h->data) + len > CHAN_READER_MAX) {
+			h->dropped++;
+			continue;
+		}
+		buf_append(&h->data, body, len);
+		buf_append(&h->data, "\n", 1);
+		handle_wake(h);
+	}
+}
