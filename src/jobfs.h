@@ -366,6 +366,7 @@ struct conn {
 	ev_timer         heartbeat;
 	double           hb_interval;  /* seconds, 0: no heartbeat */
 	double           last_heard;
+	double           last_ping;
 
 	/* channels */
 	struct sub      *subs;

@@ -482,10 +482,11 @@ worker_set_heartbeat(struct conn *c, int64_t ms)
 	ev_timer_stop(c->srv->loop, &c->heartbeat);
 	c->hb_interval = ms / 1000.0;
 	if (c->hb_interval > 0) {
-		ev_timer_init(&c->heartbeat, heartbeat_cb, c->hb_interval, c->hb_interval);
+		ev_init(&c->heartbeat, heartbeat_cb);
+		c->heartbeat.repeat = c->hb_interval;
 		c->heartbeat.data = c;
 		c->last_heard = ev_now(c->srv->loop);
-		ev_timer_start(c->srv->loop, &c->heartbeat);
+		ev_timer_again(c->srv->loop, &c->heartbeat);
 	}
 }
 
@@ -605,22 +606,35 @@ h_pong(struct conn *c, const struct msg_ctx *ctx)
 	(void)ctx;  /* reading it refreshed c->last_heard */
 }
 
-/* heartbeat_cb: ping a quiet worker; drop one silent for 3 intervals. */
+/*
+ * heartbeat_cb: ping a worker silent for an interval (again each interval
+ * it stays silent) and drop it once silent for 3.  The timer is re-armed
+ * for the next of those two moments, counted from the last frame heard.
+ */
 static void
 heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn *c = w->data;
-	double quiet = ev_now(loop) - c->last_heard;
+	double i = c->hb_interval, now = ev_now(loop), ping_at, next;
 
 	(void)revents;
-	if (quiet >= 3 * c->hb_interval - 0.001) {
+	if (now - c->last_heard >= 3 * i - 0.001) {
 		log_warn("worker %s silent for %.1fs (3 heartbeats): dropping it",
-		    conn_worker_name(c), quiet);
+		    conn_worker_name(c), now - c->last_heard);
 		conn_close(c, "heartbeat lost");
 		return;
 	}
-	if (quiet >= c->hb_interval - 0.001)
+	ping_at = (c->last_ping > c->last_heard ? c->last_ping : c->last_heard) + i;
+	if (now >= ping_at - 0.001) {
 		proto_send_ping(c);
+		c->last_ping = now;
+		ping_at = now + i;
+	}
+	next = c->last_heard + 3 * i;
+	if (ping_at < next)
+		next = ping_at;
+	w->repeat = next - now > 0.001 ? next - now : 0.001;
+	ev_timer_again(loop, w);
 }
 
 /* proto_worker_gone: the worker's connection closed. */
