@@ -48,6 +48,7 @@ struct worker {
 	const char	*type;
 	char		**argv;
 	long long	 capacity;	/* 0: not asked for */
+	bool		 cancel;	/* joined with "cancel":true */
 	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;
@@ -185,7 +186,9 @@ wjob_finish(struct wjob *j)
 	while (!j->cancelled && w->s.fd >= 0) {
 		m = json_pack("{s:s, s:o}", "type", "response", "body",
 		    wjob_result(j, max));
-		if (w->capacity > 1)
+		/* With cancels or several slots, a response must say which job
+		 * it answers: a late one for a cancelled job is then dropped. */
+		if (w->capacity > 1 || w->cancel)
 			json_object_set(m, "id", j->id);
 		text = json_dumps(m, JSON_OUT);
 		json_decref(m);
@@ -540,6 +543,7 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		json_object_set_new(m, "capacity", json_integer(w.capacity));
 	if (heartbeat > 0)
 		json_object_set_new(m, "heartbeat", json_integer(heartbeat));
+	w.cancel = cancel;
 	if (cancel)
 		json_object_set_new(m, "cancel", json_true());
 
