@@ -145,7 +145,8 @@ setup() {
 	local ids
 	ids=$(job_ids | tail -3)
 	gloom worker m --count 6 >/dev/null
-	wait_until 10 test "$(ls "$MNT/jobs" | wc -l)" -eq 3
+	listed() { [ "$(ls "$MNT/jobs" | wc -l)" -eq "$1" ]; }
+	wait_until 10 listed 3
 	[ "$(job_ids)" = "$ids" ]
 }
 

@@ -24,10 +24,15 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# random_port: a free port below the kernel's ephemeral range, since a
+# port that some client socket holds (even in TIME_WAIT) cannot be
+# listened on.
 random_port() {
-	local p
+	local lo p
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	[ "$lo" -gt 12000 ] || lo=32768
 	while :; do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
 		port_free "$p" && { echo "$p"; return; }
 	done
 }
