@@ -17,7 +17,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: jobfs [options] [MOUNTPOINT]\n"
+	    "usage: jobfs [options] [[SOURCE] MOUNTPOINT]\n"
 	    "  --master-port PORT   port for masters (default 9998)\n"
 	    "  --worker-port PORT   port for workers (default 9999)\n"
 	    "  --listen ADDR        address to listen on (default 127.0.0.1)\n"
@@ -89,6 +89,9 @@ parse_options(int argc, char **argv, struct options *o)
 		default:  usage(stderr); exit(EXIT_USAGE);
 		}
 	}
+	/* mount.fuse3 runs "jobfs SOURCE MOUNTPOINT": the source names nothing. */
+	if (argc - optind == 2)
+		optind++;
 	if (optind < argc)
 		o->mountpoint = argv[optind++];
 	if (optind < argc) {
