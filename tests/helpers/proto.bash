@@ -1,0 +1,312 @@
+# proto.bash — long-lived raw connections, fast workers and exact frame
+# checks for the protocol tests (framing, master, worker, dialect_action,
+# limits, jobctl).
+#
+# load 'helpers/daemon'; load 'helpers/frames'; load 'helpers/proto'
+#
+# A connection is a `jobctl raw` kept open by a FIFO on its stdin:
+#
+#   conn_open W --worker          connect W to the worker port
+#   send W FRAME...               one frame per argument
+#   settle W M                    ping each, wait for the pongs: the daemon
+#                                 has handled all they sent before, and they
+#                                 have received every frame that caused
+#   wait_lines W 2                until W has received 2 frames
+#   line W 2                      the 2nd frame W received
+#   received W                    W's frames except settle's pongs
+#   conn_kill W                   the connection vanishes (SIGKILL)
+#
+# Workers: join_worker W TYPE (a raw seed worker, joined), jobs_of W (the
+# job frames it got, as sent), serve W N / respond W BODY (answer them),
+# echo_worker TYPE [CAPACITY] (a fast worker in the background).
+# Checks: same_json, same_lines, is_error FRAME CODE [ID].  Daemon state:
+# daemon_stat PATH, job_status ID, rss_kb.
+#
+# Frames received are in $BATS_TEST_TMPDIR/conn.NAME.out, one per line.
+# Checks print what they expected and what they got.
+
+declare -gA CONN_FD=() CONN_PID=() CONN_PONGS=() CONN_SERVED=()
+PONG='{"type":"pong"}'
+
+# conn_open NAME [jobctl raw options]
+conn_open() {
+	local name=$1 dir=$BATS_TEST_TMPDIR fd f
+	shift
+	rm -f "$dir/conn.$name.in"
+	mkfifo "$dir/conn.$name.in"
+	: >"$dir/conn.$name.out"
+	# The child must not hold the other connections' FIFOs open, or their
+	# readers would never see end of input.
+	(
+		for f in "${CONN_FD[@]}"; do
+			if [ -n "$f" ]; then exec {f}>&-; fi
+		done
+		exec "$JOBCTL" raw -t 600000 "$@" <"$dir/conn.$name.in" \
+			>"$dir/conn.$name.out" 2>"$dir/conn.$name.err" 3>&-
+	) &
+	CONN_PID[$name]=$!
+	BG_PIDS+=("$!")
+	exec {fd}>"$dir/conn.$name.in"
+	CONN_FD[$name]=$fd
+	CONN_PONGS[$name]=0
+	CONN_SERVED[$name]=0
+}
+
+# send NAME FRAME...: each argument is one frame ("" is an empty frame).
+send() {
+	local name=$1
+	shift
+	printf '%s\n' "$@" >&"${CONN_FD[$name]}"
+}
+
+# conn_kill NAME: the peer vanishes without a word.
+conn_kill() {
+	local fd=${CONN_FD[$1]}
+	kill -KILL "${CONN_PID[$1]}" 2>/dev/null || true
+	wait "${CONN_PID[$1]}" 2>/dev/null || true
+	if [ -n "$fd" ]; then
+		exec {fd}>&-
+		CONN_FD[$1]=
+	fi
+	return 0
+}
+
+# conn_alive NAME: its jobctl raw still runs (the daemon has not closed it).
+conn_alive() {
+	local state
+	state=$(sed 's/.*) //' "/proc/${CONN_PID[$1]}/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+nlines() {
+	local n
+	n=$(wc -l <"$BATS_TEST_TMPDIR/conn.$1.out")
+	echo $((n))
+}
+
+has_lines() {
+	[ "$(nlines "$1")" -ge "$2" ]
+}
+
+# wait_lines NAME N [SECONDS]
+wait_lines() {
+	wait_until "${3:-10}" has_lines "$1" "$2"
+}
+
+# line NAME N: the Nth frame NAME received (pongs included).
+line() {
+	sed -n "$2p" "$BATS_TEST_TMPDIR/conn.$1.out"
+}
+
+# received NAME: every frame NAME received, except the pongs of settle.
+received() {
+	grep -vxF "$PONG" "$BATS_TEST_TMPDIR/conn.$1.out" || true
+}
+
+npongs() {
+	local n
+	n=$(grep -cxF "$PONG" "$BATS_TEST_TMPDIR/conn.$1.out" || true)
+	echo $((n))
+}
+
+pongs_at_least() {
+	[ "$(npongs "$1")" -ge "$2" ]
+}
+
+# settle NAME...: a ping/pong round trip on each.
+settle() {
+	local name
+	for name; do
+		CONN_PONGS[$name]=$((CONN_PONGS[$name] + 1))
+		send "$name" '{"type":"ping"}'
+	done
+	for name; do
+		wait_until 15 pongs_at_least "$name" "${CONN_PONGS[$name]}" || return 1
+	done
+}
+
+# jobs_of NAME: the job frames NAME received (either dialect), in order,
+# as the daemon sent them.
+jobs_of() {
+	jq -rR 'select(fromjson? | .type == "job" or .action == "job")' \
+		"$BATS_TEST_TMPDIR/conn.$1.out"
+}
+
+njobs() {
+	local n
+	n=$(jobs_of "$1" | wc -l)
+	echo $((n))
+}
+
+has_jobs() {
+	[ "$(njobs "$1")" -ge "$2" ]
+}
+
+# wait_jobs NAME N [SECONDS]: until NAME has received N jobs.
+wait_jobs() {
+	wait_until "${3:-10}" has_jobs "$1" "$2"
+}
+
+# serve NAME N: a seed worker NAME answers N more of its jobs, one at a
+# time, in the order they came, each with {"done":ID} (ID as jq reads it:
+# integers beyond 2^53 are rounded).
+serve() {
+	local name=$1 n=$2 i k id
+	for ((i = 1; i <= n; i++)); do
+		k=$((CONN_SERVED[$name] + 1))
+		wait_jobs "$name" "$k" || return 1
+		id=$(jobs_of "$name" | sed -n "${k}p" | jq -c .id)
+		send "$name" "{\"type\":\"response\",\"body\":{\"done\":$id}}"
+		CONN_SERVED[$name]=$k
+	done
+}
+
+# respond NAME BODY: seed worker NAME answers its oldest unanswered job.
+respond() {
+	send "$1" "{\"type\":\"response\",\"body\":$2}"
+	CONN_SERVED[$1]=$((CONN_SERVED[$1] + 1))
+}
+
+# join_worker NAME TYPE: a seed worker on TYPE whose join has been handled.
+join_worker() {
+	conn_open "$1" --worker
+	send "$1" "{\"type\":\"join\",\"job_type\":\"$2\"}"
+	settle "$1"
+}
+
+# --------------------------------------------------------------- checks
+
+# same_json A B: equal JSON values, key order aside; prints both if not.
+same_json() {
+	local a b
+	if ! a=$(jq -cS . <<<"$1" 2>/dev/null) || [ -z "$a" ]; then
+		printf 'not JSON: %s\n' "$1" >&2
+		return 1
+	fi
+	b=$(jq -cS . <<<"$2")
+	if [ "$a" != "$b" ]; then
+		printf 'expected: %s\nactual:   %s\n' "$b" "$a" >&2
+		return 1
+	fi
+}
+
+# same_lines ACTUAL EXPECTED: each line is the same JSON (as same_json).
+same_lines() {
+	local a b
+	a=$(jq -cS . <<<"$1" 2>/dev/null) || { printf 'not JSON lines:\n%s\n' "$1" >&2; return 1; }
+	b=$(jq -cS . <<<"$2")
+	if [ "$a" != "$b" ]; then
+		printf 'expected:\n%s\nactual:\n%s\n' "$b" "$a" >&2
+		return 1
+	fi
+}
+
+# is_error FRAME CODE [ID]: FRAME is {"error":CODE,"reason":STRING} plus
+# "id":ID when ID (JSON text) is given, and nothing else.
+is_error() {
+	local frame=$1 code=$2 id=${3-} keys want
+	if ! keys=$(jq -c 'keys' <<<"$frame" 2>/dev/null) || [ -z "$keys" ]; then
+		printf 'not JSON: %s\n' "$frame" >&2
+		return 1
+	fi
+	want='["error","reason"]'
+	[ -z "$id" ] || want='["error","id","reason"]'
+	if [ "$keys" != "$want" ] ||
+		[ "$(jq -r '.error' <<<"$frame")" != "$code" ] ||
+		[ "$(jq -r '.reason | type' <<<"$frame")" != string ] ||
+		{ [ -n "$id" ] && [ "$(jq -c '.id' <<<"$frame")" != "$(jq -c . <<<"$id")" ]; }; then
+		printf 'expected error %s%s, got: %s\n' "$code" "${id:+ with id $id}" "$frame" >&2
+		return 1
+	fi
+}
+
+# --------------------------------------------------------------- daemon
+
+# request FRAME: one frame from a fresh master; prints the first reply.
+request() {
+	printf '%s\n' "$1" | "$JOBCTL" raw -n 1 -t 5000
+}
+
+# daemon_stat PATH: a daemon counter below .stats (e.g. .queued, .types.t.done).
+daemon_stat() {
+	local out
+	out=$(request '{"type":"stats"}') || return 1
+	jq -c ".stats$1" <<<"$out"
+}
+
+stat_is() {
+	[ "$(daemon_stat "$1")" = "$2" ]
+}
+
+# job_status ID: the job's state from a status request (ID is JSON text).
+job_status() {
+	local out
+	out=$(request "{\"type\":\"status\",\"id\":$1}") || return 1
+	jq -r '.status // .error' <<<"$out"
+}
+
+status_is() {
+	[ "$(job_status "$1")" = "$2" ]
+}
+
+# rss_kb: the daemon's resident set size in kB.
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status"
+}
+
+# asan_build: the daemon under test runs with AddressSanitizer.
+asan_build() {
+	nm -D "$JOBFS" 2>/dev/null | grep -q __asan_init ||
+		ldd "$JOBFS" 2>/dev/null | grep -q libasan
+}
+
+# frame_bytes PAYLOAD: the 4-byte big-endian length and PAYLOAD, as bytes.
+frame_bytes() {
+	local LC_ALL=C
+	local p=$1 n
+	n=${#p}
+	printf "\\$(printf %03o $((n >> 24 & 255)))\\$(printf %03o $((n >> 16 & 255)))"
+	printf "\\$(printf %03o $((n >> 8 & 255)))\\$(printf %03o $((n & 255)))"
+	printf '%s' "$p"
+}
+
+# frames_from_lines < LINES: each line of input as one frame, bytes exactly.
+frames_from_lines() {
+	perl -ne 'chomp; print pack("N/a*", $_)'
+}
+
+# echo_worker TYPE [CAPACITY]: a fast seed worker (one perl, no process per
+# job) that answers every job with its own body, or with a string of
+# $ECHO_BYTES bytes if that is set.  With CAPACITY it joins with that
+# capacity and names the job in each response.  Ids must not contain the
+# text ,"body": for this.
+echo_worker() {
+	local type=$1 cap=${2:-} dir=$BATS_TEST_TMPDIR fifo join f pids
+	fifo=$dir/echo_worker.$type.$RANDOM
+	mkfifo "$fifo"
+	join="{\"type\":\"join\",\"job_type\":\"$type\"${cap:+,\"capacity\":$cap}}"
+	(
+		for f in "${CONN_FD[@]}"; do
+			if [ -n "$f" ]; then exec {f}>&-; fi
+		done
+		mkfifo "$fifo.out"
+		"$JOBCTL" raw --worker -t 600000 <"$fifo" >"$fifo.out" 2>"$fifo.err" &
+		pids=$!
+		# (perl opens its output first: the other end is opening it to read.)
+		JOIN=$join CAP=$cap BYTES=${ECHO_BYTES:-} perl -e '
+			$| = 1;
+			print "$ENV{JOIN}\n";
+			my $fixed = $ENV{BYTES} eq "" ? undef : "\"" . ("a" x $ENV{BYTES}) . "\"";
+			while (<STDIN>) {
+				next unless /^\{"type":"job","id":(.*?),"body":(.*)\}$/;
+				my $body = defined $fixed ? $fixed : $2;
+				print $ENV{CAP} eq "" ?
+				    "{\"type\":\"response\",\"body\":$body}\n" :
+				    "{\"type\":\"response\",\"id\":$1,\"body\":$body}\n";
+			}' >"$fifo" <"$fifo.out" &
+		pids="$pids $!"
+		trap 'kill $pids 2>/dev/null; exit 0' TERM
+		wait
+	) 3>&- &
+	BG_PIDS+=("$!")
+}
