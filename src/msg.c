@@ -10,6 +10,7 @@
  * broker's work per job, and it keeps numbers and escapes exactly as sent.
  */
 #include <errno.h>
+#include <math.h>            /* HUGE_VAL */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,8 +189,40 @@ scan_digits(struct scan *s)
 	return s->p > start;
 }
 
+static bool scan_number_syntax(struct scan *, enum jkind *);
+
+/*
+ * scan_number: a JSON number.  One that a 64-bit integer or a double cannot
+ * hold is refused, as jansson and most workers' parsers would choke on it.
+ */
 static bool
 scan_number(struct scan *s, enum jkind *kind)
+{
+	const char *start = s->p;
+	double d;
+
+	if (!scan_number_syntax(s, kind))
+		return false;
+	/* strtoll and strtod stop where the scan did, but need a byte after the
+	 * number inside the frame; a number at the very end is invalid anyway. */
+	errno = 0;
+	if (s->p >= s->end)
+		return true;
+	if (*kind == JK_INT && s->p - start > 18)
+		(void)strtoll(start, NULL, 10);
+	else if (*kind == JK_REAL && ((d = strtod(start, NULL)) == HUGE_VAL || d == -HUGE_VAL))
+		errno = ERANGE;
+	else
+		errno = 0;
+	if (errno == ERANGE) {
+		s->p = start;
+		return scan_fail(s, "number out of range");
+	}
+	return true;
+}
+
+static bool
+scan_number_syntax(struct scan *s, enum jkind *kind)
 {
 	*kind = JK_INT;
 	if (*s->p == '-')
