@@ -300,6 +300,8 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 
 /* ------------------------------------------------------------ small bits */
 
+/* send_ok: the later dialect's ack, for connections that speak it (their
+ * first join or submit was in it). */
 static void
 send_ok(struct conn *c, const char *idjson)
 {
@@ -389,7 +391,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	}
 	/* The job may be on its way to a worker; its result cannot come
 	 * before this acknowledgement, which goes out first. */
-	if (ctx->dialect == DIALECT_ACTION)
+	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, ctx->idjson);
 }
 
@@ -514,7 +516,7 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 		worker_set_heartbeat(c, field_int(ctx, MK_HEARTBEAT));
 	log_info("worker %s joined %s (capacity %u)", conn_worker_name(c), type,
 	    c->capacity);
-	if (ctx->dialect == DIALECT_ACTION)
+	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
 	broker_worker_join(b, c, broker_type(b, type, true));
 }
@@ -572,7 +574,7 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 	j = worker_job_for(c, ctx, true, &silent);
 	if (silent) {
 		log_debug("%s: late response dropped", c->peer);
-		if (ctx->dialect == DIALECT_ACTION)
+		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
 		broker_worker_ready(&c->srv->broker, c);
 		return;
@@ -580,7 +582,7 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 	if (j == NULL)
 		return;
 	body = field_json(ctx, MK_BODY, &len);
-	if (ctx->dialect == DIALECT_ACTION)
+	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
 	broker_complete(&c->srv->broker, j, body, len);
 }
