@@ -61,7 +61,7 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory all
 	mkdir -p $(MNT)
-	$(B)/jobfs -f -v $(MNT)
+	$(B)/jobfs -f $(JOBFS_OPTS) $(MNT)
 
 # The suite runs twice: a normal build, then one under ASan and UBSan.
 test: deps
