@@ -13,9 +13,9 @@ setup() {
 }
 
 @test "one sender to one receiver: 10,000 messages arrive intact, counted and in order" {
-	peer_start R
-	say R '{"type":"subscribe","channel":"pair"}'
-	peer_sync R
+	conn_open R
+	send R '{"type":"subscribe","channel":"pair"}'
+	settle R
 	awk 'BEGIN { for (i = 1; i <= 10000; i++)
 		printf "{\"type\":\"publish\",\"channel\":\"pair\",\"body\":{\"seq\":%d,\"text\":\"message %d of 10000\"}}\n", i, i
 		print "{\"type\":\"ping\"}" }' >"$BATS_TEST_TMPDIR/send.in"
@@ -23,15 +23,15 @@ setup() {
 	[ "$status" = 0 ]
 	[ "$output" = '{"type":"pong"}' ]
 	wait_lines R 10001 30
-	peer_sync R
+	settle R
 	# Exactly the frames expected, byte for byte, in order.
 	awk 'BEGIN { for (i = 1; i <= 10000; i++)
 		printf "{\"type\":\"message\",\"channel\":\"pair\",\"body\":{\"seq\":%d,\"text\":\"message %d of 10000\"}}\n", i, i }' \
 		>"$BATS_TEST_TMPDIR/expected"
-	grep -v '^{"type":"pong"}$' "$BATS_TEST_TMPDIR/R.out" >"$BATS_TEST_TMPDIR/got"
+	grep -v '^{"type":"pong"}$' "$(conn_file R)" >"$BATS_TEST_TMPDIR/got"
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/got")" = 10000 ]
 	cmp "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
-	[ "$(stat '| [.messages_published,.messages_delivered,.messages_dropped]')" = '[10000,10000,0]' ]
+	[ "$(daemon_stat '| [.messages_published,.messages_delivered,.messages_dropped]')" = '[10000,10000,0]' ]
 }
 
 @test "five peers each broadcast 10,000 messages and each receives the 40,000 of the others" {
@@ -52,5 +52,5 @@ setup() {
 			{ echo "peer $p: $r" >&2; false; }
 		[ "$(jq -c '.per_sender' <<<"$r")" = '{"1":10000,"2":10000,"3":10000,"4":10000,"5":10000}' ]
 	done
-	[ "$(stat '| [.messages_published,.messages_delivered,.messages_dropped]')" = '[50000,250000,0]' ]
+	[ "$(daemon_stat '| [.messages_published,.messages_delivered,.messages_dropped]')" = '[50000,250000,0]' ]
 }

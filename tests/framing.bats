@@ -67,7 +67,7 @@ restart_daemon() {
 	join_worker W t
 	serve W 1
 	wait_lines M $((2 * ${#bad[@]} + 1))
-	same_json "$(tail -n 1 "$BATS_TEST_TMPDIR/conn.M.out")" '{"id":"x","body":{"done":"x"}}'
+	same_json "$(tail -n 1 "$(conn_file M)")" '{"id":"x","body":{"done":"x"}}'
 	assert_daemon_healthy
 }
 
@@ -90,7 +90,7 @@ restart_daemon() {
 	send M '{"type":"job","job_type":"obj","id":"o","body":[1]}'
 	serve W 1
 	wait_lines M $((${#bad[@]} + 2))
-	same_json "$(tail -n 1 "$BATS_TEST_TMPDIR/conn.M.out")" '{"id":"o","body":{"done":"o"}}'
+	same_json "$(tail -n 1 "$(conn_file M)")" '{"id":"o","body":{"done":"o"}}'
 	assert_daemon_healthy
 }
 
@@ -110,7 +110,7 @@ restart_daemon() {
 	join_worker W n
 	serve W 1
 	wait_lines M 5
-	same_json "$(tail -n 1 "$BATS_TEST_TMPDIR/conn.M.out")" '{"id":"d","body":{"done":"d"}}'
+	same_json "$(tail -n 1 "$(conn_file M)")" '{"id":"d","body":{"done":"d"}}'
 	assert_daemon_healthy
 }
 

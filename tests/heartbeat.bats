@@ -15,9 +15,9 @@ pings_at_least() {
 }
 
 @test "the daemon sends a ping after the heartbeat interval of silence" {
-	peer_start W --worker
+	conn_open W --worker
 	start=$(date +%s%N)
-	say W '{"type":"join","job_type":"hb","heartbeat":200}'
+	send W '{"type":"join","job_type":"hb","heartbeat":200}'
 	wait_until 5 pings_at_least W 1
 	elapsed=$((($(date +%s%N) - start) / 1000000))
 	# Not before the interval, and nothing but pings.
@@ -27,30 +27,30 @@ pings_at_least() {
 }
 
 @test "a worker that answers each ping with pong stays joined and gets jobs" {
-	peer_start W --worker
-	peer_start M
-	say W '{"type":"join","job_type":"hb","heartbeat":300}'
+	conn_open W --worker
+	conn_open M
+	send W '{"type":"join","job_type":"hb","heartbeat":300}'
 	for i in 1 2 3 4 5 6; do
 		wait_until 5 pings_at_least W "$i"
-		say W '{"type":"pong"}'
-		[ "$i" != 3 ] || say M '{"type":"job","job_type":"hb","id":"j","body":1}'
+		send W '{"type":"pong"}'
+		[ "$i" != 3 ] || send M '{"type":"job","job_type":"hb","id":"j","body":1}'
 	done
 	# Six intervals have passed, twice the limit for a silent worker.
-	say W '{"type":"response","body":"ok"}'
+	send W '{"type":"response","body":"ok"}'
 	wait_lines M 1
-	peer_alive W
+	conn_alive W
 	[ "$(workers_of hb)" = 1 ]
 	[ "$(frames W '.type != "ping"')" = '{"type":"job","id":"j","body":1}' ]
 	[ "$(line M 1)" = '{"id":"j","body":"ok"}' ]
 }
 
 @test "a worker that ignores pings is dropped after three intervals" {
-	peer_start W --worker
+	conn_open W --worker
 	start=$(date +%s%N)
-	say W '{"type":"join","job_type":"hb","heartbeat":100}'
-	peer_sync W
+	send W '{"type":"join","job_type":"hb","heartbeat":100}'
+	settle W
 	[ "$(workers_of hb)" = 1 ]
-	wait_until 5 peer_gone W
+	wait_until 5 conn_gone W
 	elapsed=$((($(date +%s%N) - start) / 1000000))
 	# Dropped (the daemon closed the connection), not before 3
 	# intervals, and it was pinged on the way.
@@ -63,35 +63,35 @@ pings_at_least() {
 }
 
 @test "any frame from the worker counts as a sign of life" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"hb","heartbeat":200}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"hb","heartbeat":200}'
 	# Chatter (here: channel subscriptions) instead of pongs, for 6 intervals.
 	for i in $(seq 12); do
-		say W "{\"type\":\"subscribe\",\"channel\":\"c$i\"}"
+		send W "{\"type\":\"subscribe\",\"channel\":\"c$i\"}"
 		sleep 0.1
 	done
-	peer_alive W
+	conn_alive W
 	[ "$(workers_of hb)" = 1 ]
 }
 
 @test "a silent worker's running job is requeued to another worker and its result reaches the master" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"hb","heartbeat":100,"worker":"mute"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"hb","id":"r1","body":{"x":1},"notify":true}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"hb","heartbeat":100,"worker":"mute"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"hb","id":"r1","body":{"x":1},"notify":true}'
 	wait_frame W '.type == "job"'
 	[ "$(frames W '.type == "job"')" = '{"type":"job","id":"r1","body":{"x":1}}' ]
 	# W never answers; a healthy worker is waiting.
 	bg "$JOBCTL" work --name good hb -- cat
-	wait_until 5 peer_gone W
+	wait_until 5 conn_gone W
 	wait_frame M ".id == \"r1\" and $ENDING"
 	[ "$(frames M)" = '{"id":"r1","status":"running","worker":"mute"}
 {"id":"r1","status":"running","worker":"good"}
 {"id":"r1","body":{"x":1}}' ]
 	out=$(printf '%s\n' '{"type":"status","id":"r1"}' | "$JOBCTL" raw -n 1 -t 5000)
 	[ "$(jq -c '[.status,.worker,.requeues]' <<<"$out")" = '["done","good",1]' ]
-	[ "$(stat .requeued)" = 1 ]
+	[ "$(daemon_stat .requeued)" = 1 ]
 }
 
 @test "a worker whose host vanished without closing the socket loses its job to another worker" {
@@ -101,8 +101,8 @@ pings_at_least() {
 	wpid=$!
 	BG_PIDS+=("$wpid")
 	wait_until 5 workers_are hb 1
-	peer_start M
-	say M '{"type":"job","job_type":"hb","id":"v1","body":"payload"}'
+	conn_open M
+	send M '{"type":"job","job_type":"hb","id":"v1","body":"payload"}'
 	wait_until 5 status_is '"v1"' running
 	out=$(printf '%s\n' '{"type":"status","id":"v1"}' | "$JOBCTL" raw -n 1 -t 5000)
 	[ "$(jq -r .worker <<<"$out")" = frozen ]
@@ -129,40 +129,40 @@ pings_at_least() {
 	run timeout 10 "$JOBCTL" submit hb '"slow"'
 	[ "$status" = 0 ]
 	[ "$output" = '"slow"' ]
-	[ "$(stat .requeued)" = 0 ]
+	[ "$(daemon_stat .requeued)" = 0 ]
 }
 
 @test "heartbeat must be 0 or at least 10 ms" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"hb","heartbeat":9}' \
+	conn_open W --worker
+	send W '{"type":"join","job_type":"hb","heartbeat":9}' \
 		'{"type":"join","job_type":"hb","heartbeat":-5}' \
 		'{"type":"join","job_type":"hb","heartbeat":"100"}'
-	peer_sync W
+	settle W
 	[ "$(frames W | jq -r .error | sort | uniq -c | tr -s ' ')" = ' 3 invalid_type' ]
 	[ "$(workers_of hb)" = 0 ]
 	# 0 means no heartbeat: the worker is never pinged.
-	say W '{"type":"join","job_type":"hb","heartbeat":0}'
-	peer_sync W
+	send W '{"type":"join","job_type":"hb","heartbeat":0}'
+	settle W
 	[ "$(workers_of hb)" = 1 ]
 	sleep 0.3
-	peer_sync W
+	settle W
 	[ "$(count W '.type == "ping"')" = 0 ]
 	assert_daemon_healthy
 }
 
 @test "a worker that never asked for heartbeats is never pinged" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"hb"}'
-	peer_sync W
+	conn_open W --worker
+	send W '{"type":"join","job_type":"hb"}'
+	settle W
 	sleep 0.5
-	peer_sync W
+	settle W
 	[ "$(frames W)" = "" ]
-	peer_alive W
+	conn_alive W
 }
 
 @test "the later dialect pings with an action" {
-	peer_start W --worker
-	say W '{"action":"join","type":"hb","heartbeat":100}'
+	conn_open W --worker
+	send W '{"action":"join","type":"hb","heartbeat":100}'
 	wait_lines W 2
 	[ "$(line W 1)" = '{"ok":true}' ]
 	[ "$(line W 2)" = '{"action":"ping"}' ]

@@ -15,15 +15,15 @@ now_ms() {
 }
 
 status_json() {
-	printf '{"type":"status","id":%s}\n' "$1" | "$JOBCTL" raw -n 1 -t 5000
+	request "{\"type\":\"status\",\"id\":$1}"
 }
 
 # ---------------------------------------------------------------- timeout
 
 @test "a job with timeout 300 and no worker ends with a timeout error" {
-	peer_start M
+	conn_open M
 	t0=$(now_ms)
-	say M '{"type":"job","job_type":"nobody","id":"t1","body":1,"timeout":300}' \
+	send M '{"type":"job","job_type":"nobody","id":"t1","body":1,"timeout":300}' \
 		'{"type":"job","job_type":"nobody","id":42,"body":2,"timeout":300}'
 	wait_lines M 2
 	elapsed=$(($(now_ms) - t0))
@@ -33,22 +33,22 @@ status_json() {
 {"error":"timeout","reason":"t1","id":"t1"}' ]
 	[ "$(job_status '"t1"')" = timeout ]
 	[ "$(job_status 42)" = timeout ]
-	[ "$(stat .timeout)" = 2 ]
-	[ "$(stat .types.nobody.timeout)" = 2 ]
-	[ "$(stat .types.nobody.queued)" = 0 ]
+	[ "$(daemon_stat .timeout)" = 2 ]
+	[ "$(daemon_stat .types.nobody.timeout)" = 2 ]
+	[ "$(daemon_stat .types.nobody.queued)" = 0 ]
 	# Ended and gone from the queue: a worker that joins now gets nothing.
-	peer_start W --worker
-	say W '{"type":"join","job_type":"nobody"}'
-	peer_sync W
+	conn_open W --worker
+	send W '{"type":"join","job_type":"nobody"}'
+	settle W
 	[ "$(frames W)" = "" ]
 }
 
 @test "a deadline that passes while the job runs sends the cancel-accepting worker a cancel" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"to","cancel":true}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"to","id":"slow","body":1,"timeout":300}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"to","cancel":true}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"to","id":"slow","body":1,"timeout":300}'
 	wait_frame W '.type == "job"'
 	wait_frame M "$ENDING"
 	[ "$(frames M)" = '{"error":"timeout","reason":"slow","id":"slow"}' ]
@@ -56,40 +56,40 @@ status_json() {
 	[ "$(frames W)" = '{"type":"job","id":"slow","body":1}
 {"type":"cancel","id":"slow"}' ]
 	# Its answer, racing the cancel, is dropped without a word.
-	say W '{"type":"response","id":"slow","body":"too late"}'
-	peer_sync W M
+	send W '{"type":"response","id":"slow","body":"too late"}'
+	settle W M
 	[ "$(frames W)" = '{"type":"job","id":"slow","body":1}
 {"type":"cancel","id":"slow"}' ]
 	[ "$(endings M '"slow"')" = 1 ]
 	[ "$(frames M)" = '{"error":"timeout","reason":"slow","id":"slow"}' ]
 	[ "$(job_status '"slow"')" = timeout ]
 	# Its slot was freed at the cancel: it takes the next job.
-	say M '{"type":"job","job_type":"to","id":"next","body":2}'
+	send M '{"type":"job","job_type":"to","id":"next","body":2}'
 	wait_frame W '.id == "next"'
-	say W '{"type":"response","body":"n"}'
+	send W '{"type":"response","body":"n"}'
 	wait_frame M '.id == "next"'
 	[ "$(frames M '.id == "next"')" = '{"id":"next","body":"n"}' ]
 }
 
 @test "a running job that times out on a worker without cancel: its late response is dropped silently, then it gets the next job" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"to"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"to","id":"s","body":1,"timeout":200}' \
+	conn_open W --worker
+	send W '{"type":"join","job_type":"to"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"to","id":"s","body":1,"timeout":200}' \
 		'{"type":"job","job_type":"to","id":"queued-behind","body":2}'
 	wait_frame M "$ENDING"
 	[ "$(frames M)" = '{"error":"timeout","reason":"s","id":"s"}' ]
-	peer_sync W
+	settle W
 	# No cancel frame, and the next job waits for the late answer.
 	[ "$(frames W)" = '{"type":"job","id":"s","body":1}' ]
-	say W '{"type":"response","body":"late"}'
+	send W '{"type":"response","body":"late"}'
 	wait_frame W '.id == "queued-behind"'
 	[ "$(frames W)" = '{"type":"job","id":"s","body":1}
 {"type":"job","id":"queued-behind","body":2}' ]
-	say W '{"type":"response","body":"on time"}'
+	send W '{"type":"response","body":"on time"}'
 	wait_frame M '.id == "queued-behind"'
-	peer_sync M W
+	settle M W
 	[ "$(frames M)" = '{"error":"timeout","reason":"s","id":"s"}
 {"id":"queued-behind","body":"on time"}' ]
 	[ "$(count W 'has("error")')" = 0 ]
@@ -98,22 +98,22 @@ status_json() {
 @test "a job that finishes before its deadline never times out" {
 	bg "$JOBCTL" work fast -- cat
 	wait_until 5 workers_are fast 1
-	peer_start M
-	say M '{"type":"job","job_type":"fast","id":1,"body":"quick","timeout":200}'
+	conn_open M
+	send M '{"type":"job","job_type":"fast","id":1,"body":"quick","timeout":200}'
 	wait_lines M 1
 	sleep 0.4
-	peer_sync M
+	settle M
 	[ "$(frames M)" = '{"id":1,"body":"quick"}' ]
 	[ "$(job_status 1)" = done ]
-	[ "$(stat .timeout)" = 0 ]
+	[ "$(daemon_stat .timeout)" = 0 ]
 }
 
 @test "timeout counts from submission, not from dispatch" {
-	peer_start M
-	say M '{"type":"job","job_type":"late","id":1,"body":0,"timeout":400}'
+	conn_open M
+	send M '{"type":"job","job_type":"late","id":1,"body":0,"timeout":400}'
 	sleep 0.25
-	peer_start W --worker
-	say W '{"type":"join","job_type":"late"}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"late"}'
 	wait_frame W '.type == "job"'
 	t0=$(now_ms)
 	wait_frame M "$ENDING"
@@ -123,18 +123,18 @@ status_json() {
 }
 
 @test "timeout must be a non-negative integer; 0 means none" {
-	peer_start M
-	say M '{"type":"job","job_type":"bad","id":1,"body":0,"timeout":-1}' \
+	conn_open M
+	send M '{"type":"job","job_type":"bad","id":1,"body":0,"timeout":-1}' \
 		'{"type":"job","job_type":"bad","id":2,"body":0,"timeout":"100"}' \
 		'{"type":"job","job_type":"bad","id":3,"body":0,"timeout":1.5}'
-	peer_sync M
+	settle M
 	[ "$(frames M | jq -c '[.error,.id]')" = '["invalid_type",1]
 ["invalid_type",2]
 ["invalid_type",3]' ]
-	[ "$(stat .submitted)" = 0 ]
-	say M '{"type":"job","job_type":"bad","id":4,"body":0,"timeout":0}'
+	[ "$(daemon_stat .submitted)" = 0 ]
+	send M '{"type":"job","job_type":"bad","id":4,"body":0,"timeout":0}'
 	sleep 0.2
-	peer_sync M
+	settle M
 	[ "$(job_status 4)" = queued ]
 	assert_daemon_healthy
 }
@@ -142,44 +142,44 @@ status_json() {
 # ----------------------------------------------------------------- detach
 
 @test "a detached job survives its master's disconnect; an attached queued one is cancelled" {
-	peer_start M
-	say M '{"type":"job","job_type":"det","id":"keep","body":"k","detach":true}' \
+	conn_open M
+	send M '{"type":"job","job_type":"det","id":"keep","body":"k","detach":true}' \
 		'{"type":"job","job_type":"det","id":"drop","body":"d"}' \
 		'{"type":"job","job_type":"det","id":"nodetach","body":"n","detach":false}'
-	peer_sync M
-	peer_kill M
+	settle M
+	conn_kill M
 	wait_until 5 status_is '"drop"' cancelled
 	[ "$(job_status '"nodetach"')" = cancelled ]
 	[ "$(job_status '"keep"')" = queued ]
 	bg "$JOBCTL" work det -- cat
 	wait_until 5 status_is '"keep"' done
 	[ "$(status_json '"keep"' | jq -c '[.detach,.result_bytes]')" = '[true,3]' ]
-	[ "$(stat .types.det.done)" = 1 ]
-	[ "$(stat .types.det.cancelled)" = 2 ]
+	[ "$(daemon_stat .types.det.done)" = 1 ]
+	[ "$(daemon_stat .types.det.cancelled)" = 2 ]
 }
 
 @test "a running job finishes after its master disconnects, detached or not" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"det","capacity":2}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"det","id":"a","body":1}' \
+	conn_open W --worker
+	send W '{"type":"join","job_type":"det","capacity":2}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"det","id":"a","body":1}' \
 		'{"type":"job","job_type":"det","id":"b","body":2,"detach":true}'
 	wait_frame W '.type == "job"' 2
-	peer_kill M
+	conn_kill M
 	wait_until 5 stat_is .masters 1  # the stats request itself
-	say W '{"type":"response","id":"a","body":"A"}' '{"type":"response","id":"b","body":"B"}'
-	peer_sync W
+	send W '{"type":"response","id":"a","body":"A"}' '{"type":"response","id":"b","body":"B"}'
+	settle W
 	[ "$(count W 'has("error")')" = 0 ]
 	[ "$(job_status '"a"')" = done ]
 	[ "$(job_status '"b"')" = done ]
 }
 
 @test "a detached job times out even with no master to tell" {
-	peer_start M
-	say M '{"type":"job","job_type":"det","id":"x","body":1,"detach":true,"timeout":300}'
-	peer_sync M
-	peer_kill M
+	conn_open M
+	send M '{"type":"job","job_type":"det","id":"x","body":1,"detach":true,"timeout":300}'
+	settle M
+	conn_kill M
 	[ "$(job_status '"x"')" = queued ]
 	wait_until 5 status_is '"x"' timeout
 }
@@ -187,25 +187,25 @@ status_json() {
 # ----------------------------------------------------------------- notify
 
 @test "notify sends running with the worker's name at dispatch" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"nt","worker":"worker-7"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"nt","id":"n1","body":1,"notify":true}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"nt","worker":"worker-7"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"nt","id":"n1","body":1,"notify":true}'
 	wait_lines M 1
 	[ "$(line M 1)" = '{"id":"n1","status":"running","worker":"worker-7"}' ]
-	say W '{"type":"response","body":"r"}'
+	send W '{"type":"response","body":"r"}'
 	wait_lines M 2
 	[ "$(line M 2)" = '{"id":"n1","body":"r"}' ]
 	[ "$(count W 'has("error")')" = 0 ]
 }
 
 @test "notify names an unnamed worker by its address, as the status does" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"nt"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"nt","id":2,"body":1,"notify":true}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"nt"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"nt","id":2,"body":1,"notify":true}'
 	wait_lines M 1
 	name=$(line M 1 | jq -r .worker)
 	[[ $name =~ ^127\.0\.0\.1:[0-9]+$ ]]
@@ -214,147 +214,147 @@ status_json() {
 }
 
 @test "notify waits for dispatch: a queued job sends nothing until a worker takes it" {
-	peer_start M
-	say M '{"type":"job","job_type":"nt","id":3,"body":1,"notify":true}'
-	peer_sync M
+	conn_open M
+	send M '{"type":"job","job_type":"nt","id":3,"body":1,"notify":true}'
+	settle M
 	[ "$(frames M)" = "" ]
-	peer_start W --worker
-	say W '{"type":"join","job_type":"nt","worker":"late"}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"nt","worker":"late"}'
 	wait_frame M '.status == "running"'
 	[ "$(frames M)" = '{"id":3,"status":"running","worker":"late"}' ]
 }
 
 @test "without notify no running notice is sent" {
-	peer_start W --worker
-	say W '{"type":"join","job_type":"nt","worker":"quiet"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"nt","id":4,"body":1,"notify":false}'
+	conn_open W --worker
+	send W '{"type":"join","job_type":"nt","worker":"quiet"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"nt","id":4,"body":1,"notify":false}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"response","body":"r"}'
+	send W '{"type":"response","body":"r"}'
 	wait_lines M 1
-	peer_sync M
+	settle M
 	[ "$(frames M)" = '{"id":4,"body":"r"}' ]
 }
 
 # ---------------------------------------------------------- targeted worker
 
 @test "a job for a named worker goes only to it, though others of the type are idle" {
-	peer_start A --worker
-	peer_start B --worker
-	say A '{"type":"join","job_type":"tg","worker":"alpha"}'
-	say B '{"type":"join","job_type":"tg","worker":"beta"}'
-	peer_sync A B
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":"for-beta","body":1,"worker":"beta"}'
+	conn_open A --worker
+	conn_open B --worker
+	send A '{"type":"join","job_type":"tg","worker":"alpha"}'
+	send B '{"type":"join","job_type":"tg","worker":"beta"}'
+	settle A B
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":"for-beta","body":1,"worker":"beta"}'
 	wait_frame B '.type == "job"'
-	peer_sync A
+	settle A
 	[ "$(frames B)" = '{"type":"job","id":"for-beta","body":1}' ]
 	[ "$(frames A)" = "" ]
 	# alpha still takes untargeted work.
-	say M '{"type":"job","job_type":"tg","id":"any","body":2}'
+	send M '{"type":"job","job_type":"tg","id":"any","body":2}'
 	wait_frame A '.type == "job"'
 	[ "$(frames A)" = '{"type":"job","id":"any","body":2}' ]
-	say B '{"type":"response","body":"b"}'
-	say A '{"type":"response","body":"a"}'
+	send B '{"type":"response","body":"b"}'
+	send A '{"type":"response","body":"a"}'
 	wait_lines M 2
 	[ "$(out_of M | sort)" = '{"id":"any","body":"a"}
 {"id":"for-beta","body":"b"}' ]
 }
 
 @test "a job for a worker not yet joined waits for it while others idle" {
-	peer_start A --worker
-	say A '{"type":"join","job_type":"tg","worker":"alpha"}'
-	peer_sync A
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":"g","body":1,"worker":"gamma","notify":true}'
-	peer_sync M A
+	conn_open A --worker
+	send A '{"type":"join","job_type":"tg","worker":"alpha"}'
+	settle A
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":"g","body":1,"worker":"gamma","notify":true}'
+	settle M A
 	[ "$(frames A)" = "" ]
 	[ "$(job_status '"g"')" = queued ]
 	[ "$(status_json '"g"' | jq -r .target)" = gamma ]
 	# A worker of another type with that name does not take it either.
-	peer_start X --worker
-	say X '{"type":"join","job_type":"other","worker":"gamma"}'
-	peer_sync X
+	conn_open X --worker
+	send X '{"type":"join","job_type":"other","worker":"gamma"}'
+	settle X
 	[ "$(frames X)" = "" ]
-	peer_start G --worker
-	say G '{"type":"join","job_type":"tg","worker":"gamma"}'
+	conn_open G --worker
+	send G '{"type":"join","job_type":"tg","worker":"gamma"}'
 	wait_frame G '.type == "job"'
 	[ "$(frames G)" = '{"type":"job","id":"g","body":1}' ]
 	[ "$(frames M)" = '{"id":"g","status":"running","worker":"gamma"}' ]
-	peer_sync A
+	settle A
 	[ "$(frames A)" = "" ]
 }
 
 @test "a targeted job does not hold up untargeted ones behind it" {
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":1,"body":1,"worker":"gamma","priority":9}' \
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":1,"body":1,"worker":"gamma","priority":9}' \
 		'{"type":"job","job_type":"tg","id":2,"body":2}'
-	peer_sync M
-	peer_start A --worker
-	say A '{"type":"join","job_type":"tg","worker":"alpha"}'
+	settle M
+	conn_open A --worker
+	send A '{"type":"join","job_type":"tg","worker":"alpha"}'
 	wait_frame A '.type == "job"'
 	[ "$(frames A)" = '{"type":"job","id":2,"body":2}' ]
 	[ "$(job_status 1)" = queued ]
 }
 
 @test "a named worker takes its own and untargeted jobs in priority order" {
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":"low-mine","body":1,"worker":"alpha","priority":1}' \
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":"low-mine","body":1,"worker":"alpha","priority":1}' \
 		'{"type":"job","job_type":"tg","id":"high-any","body":2,"priority":5}' \
 		'{"type":"job","job_type":"tg","id":"top-mine","body":3,"worker":"alpha","priority":9}'
-	peer_sync M
-	peer_start A --worker
-	say A '{"type":"join","job_type":"tg","worker":"alpha"}'
+	settle M
+	conn_open A --worker
+	send A '{"type":"join","job_type":"tg","worker":"alpha"}'
 	for i in 1 2 3; do
 		wait_frame A '.type == "job"' "$i"
-		say A '{"type":"response","body":null}'
+		send A '{"type":"response","body":null}'
 	done
 	[ "$(frames A | jq -r .id | tr '\n' ' ')" = "top-mine high-any low-mine " ]
 }
 
 @test "a targeted job goes back to wait for its worker when that worker is lost" {
-	peer_start B --worker
-	say B '{"type":"join","job_type":"tg","worker":"beta"}'
-	peer_sync B
-	peer_start A --worker
-	say A '{"type":"join","job_type":"tg","worker":"alpha"}'
-	peer_sync A
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":"b","body":1,"worker":"beta"}'
+	conn_open B --worker
+	send B '{"type":"join","job_type":"tg","worker":"beta"}'
+	settle B
+	conn_open A --worker
+	send A '{"type":"join","job_type":"tg","worker":"alpha"}'
+	settle A
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":"b","body":1,"worker":"beta"}'
 	wait_frame B '.type == "job"'
-	peer_kill B
+	conn_kill B
 	wait_until 5 status_is '"b"' queued
-	peer_sync A
+	settle A
 	[ "$(frames A)" = "" ]
-	peer_start B2 --worker
-	say B2 '{"type":"join","job_type":"tg","worker":"beta"}'
+	conn_open B2 --worker
+	send B2 '{"type":"join","job_type":"tg","worker":"beta"}'
 	wait_frame B2 '.type == "job"'
-	say B2 '{"type":"response","body":"second try"}'
+	send B2 '{"type":"response","body":"second try"}'
 	wait_lines M 1
 	[ "$(out_of M)" = '{"id":"b","body":"second try"}' ]
 }
 
 @test "a target worker name must be a non-empty string" {
-	peer_start M
-	say M '{"type":"job","job_type":"tg","id":1,"body":0,"worker":""}' \
+	conn_open M
+	send M '{"type":"job","job_type":"tg","id":1,"body":0,"worker":""}' \
 		'{"type":"job","job_type":"tg","id":2,"body":0,"worker":7}'
-	peer_sync M
+	settle M
 	[ "$(frames M | jq -c '[.error,.id]')" = '["invalid_type",1]
 ["invalid_type",2]' ]
-	[ "$(stat .submitted)" = 0 ]
+	[ "$(daemon_stat .submitted)" = 0 ]
 	assert_daemon_healthy
 }
 
 @test "job options of the wrong JSON type are refused" {
-	peer_start M
-	say M '{"type":"job","job_type":"o","id":1,"body":0,"detach":"yes"}' \
+	conn_open M
+	send M '{"type":"job","job_type":"o","id":1,"body":0,"detach":"yes"}' \
 		'{"type":"job","job_type":"o","id":2,"body":0,"notify":1}' \
 		'{"type":"job","job_type":"o","id":3,"body":0,"stream":null}'
-	peer_sync M
+	settle M
 	[ "$(frames M | jq -c '[.error,.id]')" = '["invalid_type",1]
 ["invalid_type",2]
 ["invalid_type",3]' ]
-	[ "$(stat .submitted)" = 0 ]
+	[ "$(daemon_stat .submitted)" = 0 ]
 	assert_daemon_healthy
 }

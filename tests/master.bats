@@ -346,7 +346,7 @@ setup() {
 	join_worker W fine
 	serve W 1
 	wait_lines M $((2 * ${#names[@]} + 1))
-	same_json "$(tail -n 1 "$BATS_TEST_TMPDIR/conn.M.out")" '{"id":"tn0","body":{"done":"tn0"}}'
+	same_json "$(tail -n 1 "$(conn_file M)")" '{"id":"tn0","body":{"done":"tn0"}}'
 	assert_daemon_healthy
 }
 

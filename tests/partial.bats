@@ -8,22 +8,22 @@ load 'helpers/ext'
 
 setup() {
 	start_daemon
-	peer_start W --worker
-	say W '{"type":"join","job_type":"pt"}'
-	peer_sync W
+	conn_open W --worker
+	send W '{"type":"join","job_type":"pt"}'
+	settle W
 }
 
 @test "a streaming master receives each partial in order, then the final reply" {
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":"s1","body":"go","stream":true}'
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":"s1","body":"go","stream":true}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"partial","body":"p1"}' \
+	send W '{"type":"partial","body":"p1"}' \
 		'{"type":"partial","body":{"n":2}}' \
 		'{"type":"partial","body":[3,3,3]}' \
 		'{"type":"partial","body":null}' \
 		'{"type":"response","body":"final"}'
 	wait_frame M "$ENDING"
-	peer_sync M W
+	settle M W
 	[ "$(frames M)" = '{"id":"s1","body":"p1","partial":true}
 {"id":"s1","body":{"n":2},"partial":true}
 {"id":"s1","body":[3,3,3],"partial":true}
@@ -31,48 +31,48 @@ setup() {
 {"id":"s1","body":"final"}' ]
 	# The worker hears nothing back for partials.
 	[ "$(frames W)" = '{"type":"job","id":"s1","body":"go"}' ]
-	[ "$(stat .partials)" = 4 ]
+	[ "$(daemon_stat .partials)" = 4 ]
 }
 
 @test "a master that did not ask to stream receives only the final reply" {
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":7,"body":"go"}'
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":7,"body":"go"}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"partial","body":"p1"}' '{"type":"partial","body":"p2"}' \
+	send W '{"type":"partial","body":"p1"}' '{"type":"partial","body":"p2"}' \
 		'{"type":"response","body":"final"}'
 	wait_lines M 1
-	peer_sync W M
+	settle W M
 	[ "$(frames M)" = '{"id":7,"body":"final"}' ]
 }
 
 @test "stream false is the same as no stream" {
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":7,"body":"go","stream":false}'
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":7,"body":"go","stream":false}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"partial","body":"p1"}' '{"type":"response","body":"final"}'
+	send W '{"type":"partial","body":"p1"}' '{"type":"response","body":"final"}'
 	wait_lines M 1
-	peer_sync W M
+	settle W M
 	[ "$(frames M)" = '{"id":7,"body":"final"}' ]
 }
 
 @test "partials of two jobs on one worker go to their own masters" {
-	peer_start C --worker
-	say C '{"type":"join","job_type":"pc","capacity":2}'
-	peer_sync C
-	peer_start A
-	peer_start B
-	say A '{"type":"job","job_type":"pc","id":"a","body":1,"stream":true}'
-	peer_sync A
-	say B '{"type":"job","job_type":"pc","id":"b","body":2,"stream":true}'
+	conn_open C --worker
+	send C '{"type":"join","job_type":"pc","capacity":2}'
+	settle C
+	conn_open A
+	conn_open B
+	send A '{"type":"job","job_type":"pc","id":"a","body":1,"stream":true}'
+	settle A
+	send B '{"type":"job","job_type":"pc","id":"b","body":2,"stream":true}'
 	wait_frame C '.type == "job"' 2
-	say C '{"type":"partial","id":"b","body":"b1"}' \
+	send C '{"type":"partial","id":"b","body":"b1"}' \
 		'{"type":"partial","id":"a","body":"a1"}' \
 		'{"type":"partial","id":"b","body":"b2"}' \
 		'{"type":"response","id":"a","body":"A"}' \
 		'{"type":"response","id":"b","body":"B"}'
 	wait_frame A "$ENDING"
 	wait_frame B "$ENDING"
-	peer_sync A B C
+	settle A B C
 	[ "$(frames A)" = '{"id":"a","body":"a1","partial":true}
 {"id":"a","body":"A"}' ]
 	[ "$(frames B)" = '{"id":"b","body":"b1","partial":true}
@@ -82,42 +82,42 @@ setup() {
 }
 
 @test "a partial without id while two jobs run is refused with missing_field id" {
-	peer_start C --worker
-	say C '{"type":"join","job_type":"pc","capacity":2}'
-	peer_sync C
-	peer_start A
-	say A '{"type":"job","job_type":"pc","id":1,"body":1,"stream":true}' \
+	conn_open C --worker
+	send C '{"type":"join","job_type":"pc","capacity":2}'
+	settle C
+	conn_open A
+	send A '{"type":"job","job_type":"pc","id":1,"body":1,"stream":true}' \
 		'{"type":"job","job_type":"pc","id":2,"body":2,"stream":true}'
 	wait_frame C '.type == "job"' 2
-	say C '{"type":"partial","body":"whose?"}'
-	peer_sync C A
+	send C '{"type":"partial","body":"whose?"}'
+	settle C A
 	[ "$(frames C 'has("error")')" = '{"error":"missing_field","name":"id"}' ]
 	[ "$(frames A)" = "" ]
-	[ "$(stat .partials)" = 0 ]
+	[ "$(daemon_stat .partials)" = 0 ]
 	assert_daemon_healthy
 }
 
 @test "a partial when no job runs is refused with invalid_state" {
-	say W '{"type":"partial","body":"nobody asked"}'
-	peer_sync W
+	send W '{"type":"partial","body":"nobody asked"}'
+	settle W
 	[ "$(frames W | jq -c '{error}')" = '{"error":"invalid_state"}' ]
 	# And one without its body is missing a field.
-	say W '{"type":"partial"}'
-	peer_sync W
+	send W '{"type":"partial"}'
+	settle W
 	[ "$(frames W | tail -n 1)" = '{"error":"missing_field","name":"body"}' ]
 	assert_daemon_healthy
 }
 
 @test "partials after the job was cancelled are dropped silently" {
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":"c","body":0,"stream":true}'
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":"c","body":0,"stream":true}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"partial","body":"before"}'
+	send W '{"type":"partial","body":"before"}'
 	wait_lines M 1
-	say M '{"type":"cancel","id":"c"}'
+	send M '{"type":"cancel","id":"c"}'
 	wait_frame M "$ENDING"
-	say W '{"type":"partial","body":"after"}' '{"type":"response","body":"late"}'
-	peer_sync W M
+	send W '{"type":"partial","body":"after"}' '{"type":"response","body":"late"}'
+	settle W M
 	[ "$(frames M)" = '{"id":"c","body":"before","partial":true}
 {"error":"cancelled","reason":"c","id":"c"}' ]
 	# This worker did not ask for cancels: no cancel frame, no error.
@@ -125,15 +125,15 @@ setup() {
 }
 
 @test "a notified, streaming master hears running, the partials, then the result" {
-	say W '{"type":"join","job_type":"pt","worker":"streamer"}'
-	peer_sync W
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":5,"body":"x","stream":true,"notify":true}'
+	send W '{"type":"join","job_type":"pt","worker":"streamer"}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":5,"body":"x","stream":true,"notify":true}'
 	wait_frame W '.type == "job"'
-	say W '{"type":"partial","body":1}' '{"type":"partial","body":2}' \
+	send W '{"type":"partial","body":1}' '{"type":"partial","body":2}' \
 		'{"type":"response","body":3}'
 	wait_frame M "$ENDING"
-	peer_sync M
+	settle M
 	[ "$(frames M)" = '{"id":5,"status":"running","worker":"streamer"}
 {"id":5,"body":1,"partial":true}
 {"id":5,"body":2,"partial":true}
@@ -143,8 +143,8 @@ setup() {
 @test "many partials past the 16 MiB kept for the tree all reach a streaming master" {
 	# 20 partials of 1 MiB: the tree keeps at most 16 MiB of a job's
 	# partials, but a streaming master gets every one.
-	peer_start M
-	say M '{"type":"job","job_type":"pt","id":"big","body":0,"stream":true}'
+	conn_open M
+	send M '{"type":"job","job_type":"pt","id":"big","body":0,"stream":true}'
 	wait_frame W '.type == "job"'
 	python3 - "$BATS_TEST_TMPDIR/big.in" <<-'EOF'
 		import json, sys
@@ -154,23 +154,23 @@ setup() {
 		        f.write(json.dumps({"type": "partial", "body": body}) + "\n")
 		    f.write('{"type":"response","body":"done"}\n')
 	EOF
-	cat "$BATS_TEST_TMPDIR/big.in" >&"${PEER_FD[W]}"
+	cat "$BATS_TEST_TMPDIR/big.in" >&"${CONN_FD[W]}"
 	wait_lines M 21 30
-	[ "$(jq -r 'if .partial then .body[0:2] else .body end' "$BATS_TEST_TMPDIR/M.out" | tr '\n' ' ')" = \
+	[ "$(jq -r 'if .partial then .body[0:2] else .body end' "$(conn_file M)" | tr '\n' ' ')" = \
 		"00 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15 16 17 18 19 done " ]
-	[ "$(jq -r 'select(.partial) | .body | length' "$BATS_TEST_TMPDIR/M.out" | sort -u)" = 1048578 ]
-	[ "$(stat .partials)" = 20 ]
+	[ "$(jq -r 'select(.partial) | .body | length' "$(conn_file M)" | sort -u)" = 1048578 ]
+	[ "$(daemon_stat .partials)" = 20 ]
 }
 
 @test "a partial in the later dialect is streamed the same way" {
-	peer_start A --worker
-	say A '{"action":"join","type":"pa"}'
+	conn_open A --worker
+	send A '{"action":"join","type":"pa"}'
 	wait_lines A 1
-	peer_start M
-	say M '{"action":"submit","type":"pa","id":"d","body":1,"stream":true}'
+	conn_open M
+	send M '{"action":"submit","type":"pa","id":"d","body":1,"stream":true}'
 	wait_lines A 2
 	[ "$(line A 2)" = '{"action":"job","id":"d","type":"pa","body":1}' ]
-	say A '{"action":"partial","body":"half"}' '{"action":"respond","body":"whole"}'
+	send A '{"action":"partial","body":"half"}' '{"action":"respond","body":"whole"}'
 	wait_lines M 3
 	[ "$(out_of M)" = '{"ok":true,"id":"d"}
 {"id":"d","body":"half","partial":true}

@@ -16,50 +16,50 @@ setup() {
 }
 
 status_json() {
-	printf '{"type":"status","id":%s}\n' "$1" | "$JOBCTL" raw -n 1 -t 5000
+	request "{\"type\":\"status\",\"id\":$1}"
 }
 
 # Every frame a seed worker gets is {"type":"job","id":..,"body":..}, and
 # every frame a seed master gets is {"id":..,"body":..}: nothing else.
 only_seed_worker_frames() {
-	[ "$(jq -c 'keys' "$BATS_TEST_TMPDIR/$1.out" | sort -u)" = '["body","id","type"]' ] &&
-		[ "$(jq -r .type "$BATS_TEST_TMPDIR/$1.out" | sort -u)" = job ]
+	[ "$(jq -c 'keys' "$(conn_file "$1")" | sort -u)" = '["body","id","type"]' ] &&
+		[ "$(jq -r .type "$(conn_file "$1")" | sort -u)" = job ]
 }
 
 only_seed_master_frames() {
-	[ "$(jq -c 'keys' "$BATS_TEST_TMPDIR/$1.out" | sort -u)" = '["body","id"]' ]
+	[ "$(jq -c 'keys' "$(conn_file "$1")" | sort -u)" = '["body","id"]' ]
 }
 
 @test "seed clients see only seed frames while extension clients use every option on the same type" {
 	# The seed worker joins first, so the idle list starts with it.
-	peer_start SW --worker
-	say SW '{"type":"join","job_type":"mix"}'
+	conn_open SW --worker
+	send SW '{"type":"join","job_type":"mix"}'
 	wait_until 5 workers_are mix 1
-	peer_start EW --worker
-	say EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":500}'
-	peer_sync EW
-	peer_start SM
-	peer_start EM
-	say EM '{"type":"subscribe","channel":"mix"}'
-	peer_sync EM
+	conn_open EW --worker
+	send EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":500}'
+	settle EW
+	conn_open SM
+	conn_open EM
+	send EM '{"type":"subscribe","channel":"mix"}'
+	settle EM
 
 	# Phase 1: the seed master's jobs go one to each worker.
-	say SM '{"type":"job","job_type":"mix","id":"s1","body":{"n":1}}'
+	send SM '{"type":"job","job_type":"mix","id":"s1","body":{"n":1}}'
 	wait_lines SW 1
-	say SM '{"type":"job","job_type":"mix","id":"s2","body":{"n":2}}'
+	send SM '{"type":"job","job_type":"mix","id":"s2","body":{"n":2}}'
 	wait_frame EW '.type == "job"'
 	# The extension worker streams partials for the seed master's job.
-	say EW '{"type":"partial","body":"p1"}' '{"type":"partial","body":"p2"}' \
+	send EW '{"type":"partial","body":"p1"}' '{"type":"partial","body":"p2"}' \
 		'{"type":"response","body":"r2"}'
 	wait_lines SM 1
 	[ "$(out_of SM)" = '{"id":"s2","body":"r2"}' ]
 	# The extension master streams, is notified, publishes.
-	say EM '{"type":"job","job_type":"mix","id":"e1","body":0,"stream":true,"notify":true,"timeout":60000}' \
+	send EM '{"type":"job","job_type":"mix","id":"e1","body":0,"stream":true,"notify":true,"timeout":60000}' \
 		'{"type":"publish","channel":"mix","body":"hello"}'
 	wait_frame EW '.id == "e1"'
-	say EW '{"type":"partial","body":"e1 half"}' '{"type":"response","body":"e1 whole"}'
+	send EW '{"type":"partial","body":"e1 half"}' '{"type":"response","body":"e1 whole"}'
 	wait_frame EM '.id == "e1" and has("body") and .partial != true'
-	say SW '{"type":"response","body":"r1"}'
+	send SW '{"type":"response","body":"r1"}'
 	wait_lines SM 2
 	[ "$(out_of SM)" = '{"id":"s2","body":"r2"}
 {"id":"s1","body":"r1"}' ]
@@ -67,41 +67,41 @@ only_seed_master_frames() {
 	# Phase 2: extension jobs aimed at the seed worker by its address.
 	sw=$(status_json '"s1"' | jq -r .worker)
 	[[ $sw =~ ^127\.0\.0\.1:[0-9]+$ ]]
-	say EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e2\",\"body\":2,\"stream\":true,\"notify\":true,\"worker\":\"$sw\"}"
+	send EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e2\",\"body\":2,\"stream\":true,\"notify\":true,\"worker\":\"$sw\"}"
 	wait_lines SW 2
-	say SW '{"type":"response","body":"e2 done"}'
+	send SW '{"type":"response","body":"e2 done"}'
 	wait_frame EM '.id == "e2" and has("body")'
 	# Cancelled while the seed worker runs it: no cancel frame to it, and
 	# it is pinged never, though it holds the job past the extension
 	# worker's heartbeat (which is pinged meanwhile).
-	say EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e3\",\"body\":3,\"worker\":\"$sw\"}"
+	send EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e3\",\"body\":3,\"worker\":\"$sw\"}"
 	wait_lines SW 3
-	say EM '{"type":"cancel","id":"e3"}'
+	send EM '{"type":"cancel","id":"e3"}'
 	wait_frame EM '.id == "e3" and .error == "cancelled"'
 	wait_frame EW '.type == "ping"'
 	# (Then it stops heartbeats, so a slow run cannot see it dropped.)
-	say EW '{"type":"pong"}' '{"type":"join","job_type":"mix","heartbeat":0}'
-	say SW '{"type":"response","body":"e3 late"}'
+	send EW '{"type":"pong"}' '{"type":"join","job_type":"mix","heartbeat":0}'
+	send SW '{"type":"response","body":"e3 late"}'
 	# Timed out while the seed worker runs it: the same.
-	say EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e4\",\"body\":4,\"worker\":\"$sw\",\"timeout\":300}"
+	send EM "{\"type\":\"job\",\"job_type\":\"mix\",\"id\":\"e4\",\"body\":4,\"worker\":\"$sw\",\"timeout\":300}"
 	wait_lines SW 4
 	wait_frame EM '.id == "e4" and .error == "timeout"'
-	say SW '{"type":"response","body":"e4 late"}'
-	say EM '{"type":"publish","channel":"mix","body":"bye"}'
+	send SW '{"type":"response","body":"e4 late"}'
+	send EM '{"type":"publish","channel":"mix","body":"bye"}'
 	# A last seed job proves the late answers were taken and dropped.
-	say SM '{"type":"job","job_type":"mix","id":"s3","body":{"n":3}}'
+	send SM '{"type":"job","job_type":"mix","id":"s3","body":{"n":3}}'
 	wait_until 5 status_is '"s3"' running
 	s3_on_sw=
 	if [ "$(status_json '"s3"' | jq -r .worker)" = "$sw" ]; then
 		s3_on_sw=$'\n{"type":"job","id":"s3","body":{"n":3}}'
 		wait_lines SW 5
-		say SW '{"type":"response","body":"r3"}'
+		send SW '{"type":"response","body":"r3"}'
 	else
 		wait_frame EW '.id == "s3"'
-		say EW '{"type":"response","body":"r3"}'
+		send EW '{"type":"response","body":"r3"}'
 	fi
 	wait_lines SM 3
-	peer_sync EM EW
+	settle EM EW
 
 	[ "$(out_of SW)" = '{"type":"job","id":"s1","body":{"n":1}}
 {"type":"job","id":"e2","body":2}
@@ -126,16 +126,16 @@ only_seed_master_frames() {
 }
 
 @test "a seed worker gets no ping however long it holds a job" {
-	peer_start SW --worker
-	say SW '{"type":"join","job_type":"hold"}'
+	conn_open SW --worker
+	send SW '{"type":"join","job_type":"hold"}'
 	wait_until 5 workers_are hold 1
 	bg "$JOBCTL" work --heartbeat 20 --name busy hold2 -- cat
 	wait_until 5 workers_are hold2 1
-	peer_start SM
-	say SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'
+	conn_open SM
+	send SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'
 	wait_lines SW 1
 	sleep 0.5
-	say SW '{"type":"response","body":"y"}'
+	send SW '{"type":"response","body":"y"}'
 	wait_lines SM 1
 	[ "$(out_of SW)" = '{"type":"job","id":1,"body":"x"}' ]
 	[ "$(out_of SM)" = '{"id":1,"body":"y"}' ]
@@ -144,15 +144,15 @@ only_seed_master_frames() {
 }
 
 @test "seed replies carry no extension keys whatever the worker sends" {
-	peer_start EW --worker
-	say EW '{"type":"join","job_type":"keys","capacity":2,"worker":"named","cancel":true}'
-	peer_sync EW
-	peer_start SM
-	say SM '{"type":"job","job_type":"keys","id":10,"body":null}' \
+	conn_open EW --worker
+	send EW '{"type":"join","job_type":"keys","capacity":2,"worker":"named","cancel":true}'
+	settle EW
+	conn_open SM
+	send SM '{"type":"job","job_type":"keys","id":10,"body":null}' \
 		'{"type":"job","job_type":"keys","id":"eleven","body":[]}'
 	wait_frame EW '.type == "job"' 2
 	# Partials, and responses naming their job with "id".
-	say EW '{"type":"partial","id":10,"body":1}' '{"type":"partial","id":"eleven","body":2}' \
+	send EW '{"type":"partial","id":10,"body":1}' '{"type":"partial","id":"eleven","body":2}' \
 		'{"type":"response","id":"eleven","body":{"partial":true}}' \
 		'{"type":"response","id":10,"body":"ten"}'
 	wait_lines SM 2

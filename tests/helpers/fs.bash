@@ -250,18 +250,19 @@ listener_pid() {
 	ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
 }
 
+# pid_gone PID: no process PID (kill -0 fails).
+pid_gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
 # stop_detached: SIGTERM the daemon in $DETACHED_PID (one that detached, so
-# not our child) and wait until it is gone.
+# not our child) and wait until it is gone.  (Not stop_daemon: that one
+# reaps its child and checks its exit status.)
 DETACHED_PID=
 stop_detached() {
-	local i
 	[ -n "$DETACHED_PID" ] || return 0
 	kill -TERM "$DETACHED_PID" 2>/dev/null
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$DETACHED_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$DETACHED_PID" 2>/dev/null; then
+	if ! wait_until 10 pid_gone "$DETACHED_PID" 2>/dev/null; then
 		echo "detached jobfs $DETACHED_PID did not exit within 10s of SIGTERM" >&2
 		kill -KILL "$DETACHED_PID"
 		DETACHED_PID=

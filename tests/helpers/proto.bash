@@ -1,135 +1,29 @@
-# proto.bash — long-lived raw connections, fast workers and exact frame
-# checks for the protocol tests (framing, master, worker, dialect_action,
-# limits, jobctl).
+# proto.bash — fast workers and exact frame checks for the protocol tests
+# (framing, master, worker, dialect_action, limits, jobctl).
 #
 # load 'helpers/daemon'; load 'helpers/frames'; load 'helpers/proto'
 #
-# A connection is a `jobctl raw` kept open by a FIFO on its stdin:
-#
-#   conn_open W --worker          connect W to the worker port
-#   send W FRAME...               one frame per argument
-#   settle W M                    ping each, wait for the pongs: the daemon
-#                                 has handled all they sent before, and they
-#                                 have received every frame that caused
-#   wait_lines W 2                until W has received 2 frames
-#   line W 2                      the 2nd frame W received
-#   received W                    W's frames except settle's pongs
-#   conn_kill W                   the connection vanishes (SIGKILL)
+# Connections (conn_open, send, settle, wait_lines, line, received,
+# conn_kill ...) and daemon state (daemon_stat PATH, job_status ID) come from
+# helpers/conn.bash.
 #
 # Workers: join_worker W TYPE (a raw seed worker, joined), jobs_of W (the
 # job frames it got, as sent), serve W N / respond W BODY (answer them),
 # echo_worker TYPE [CAPACITY] (a fast worker in the background).
-# Checks: same_json, same_lines, is_error FRAME CODE [ID].  Daemon state:
-# daemon_stat PATH, job_status ID, rss_kb.
-#
-# Frames received are in $BATS_TEST_TMPDIR/conn.NAME.out, one per line.
+# Checks: same_json, same_lines, is_error FRAME CODE [ID].  Daemon: rss_kb.
 # Checks print what they expected and what they got.
 
-declare -gA CONN_FD=() CONN_PID=() CONN_PONGS=() CONN_SERVED=()
-PONG='{"type":"pong"}'
+source "$BATS_TEST_DIRNAME/helpers/conn.bash"
 
-# conn_open NAME [jobctl raw options]
-conn_open() {
-	local name=$1 dir=$BATS_TEST_TMPDIR fd f
-	shift
-	rm -f "$dir/conn.$name.in"
-	mkfifo "$dir/conn.$name.in"
-	: >"$dir/conn.$name.out"
-	# The child must not hold the other connections' FIFOs open, or their
-	# readers would never see end of input.
-	(
-		for f in "${CONN_FD[@]}"; do
-			if [ -n "$f" ]; then exec {f}>&-; fi
-		done
-		exec "$JOBCTL" raw -t 600000 "$@" <"$dir/conn.$name.in" \
-			>"$dir/conn.$name.out" 2>"$dir/conn.$name.err" 3>&-
-	) &
-	CONN_PID[$name]=$!
-	BG_PIDS+=("$!")
-	exec {fd}>"$dir/conn.$name.in"
-	CONN_FD[$name]=$fd
-	CONN_PONGS[$name]=0
-	CONN_SERVED[$name]=0
-}
-
-# send NAME FRAME...: each argument is one frame ("" is an empty frame).
-send() {
-	local name=$1
-	shift
-	printf '%s\n' "$@" >&"${CONN_FD[$name]}"
-}
-
-# conn_kill NAME: the peer vanishes without a word.
-conn_kill() {
-	local fd=${CONN_FD[$1]}
-	kill -KILL "${CONN_PID[$1]}" 2>/dev/null || true
-	wait "${CONN_PID[$1]}" 2>/dev/null || true
-	if [ -n "$fd" ]; then
-		exec {fd}>&-
-		CONN_FD[$1]=
-	fi
-	return 0
-}
-
-# conn_alive NAME: its jobctl raw still runs (the daemon has not closed it).
-conn_alive() {
-	local state
-	state=$(sed 's/.*) //' "/proc/${CONN_PID[$1]}/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-nlines() {
-	local n
-	n=$(wc -l <"$BATS_TEST_TMPDIR/conn.$1.out")
-	echo $((n))
-}
-
-has_lines() {
-	[ "$(nlines "$1")" -ge "$2" ]
-}
-
-# wait_lines NAME N [SECONDS]
-wait_lines() {
-	wait_until "${3:-10}" has_lines "$1" "$2"
-}
-
-# line NAME N: the Nth frame NAME received (pongs included).
-line() {
-	sed -n "$2p" "$BATS_TEST_TMPDIR/conn.$1.out"
-}
-
-# received NAME: every frame NAME received, except the pongs of settle.
-received() {
-	grep -vxF "$PONG" "$BATS_TEST_TMPDIR/conn.$1.out" || true
-}
-
-npongs() {
-	local n
-	n=$(grep -cxF "$PONG" "$BATS_TEST_TMPDIR/conn.$1.out" || true)
-	echo $((n))
-}
-
-pongs_at_least() {
-	[ "$(npongs "$1")" -ge "$2" ]
-}
-
-# settle NAME...: a ping/pong round trip on each.
-settle() {
-	local name
-	for name; do
-		CONN_PONGS[$name]=$((CONN_PONGS[$name] + 1))
-		send "$name" '{"type":"ping"}'
-	done
-	for name; do
-		wait_until 15 pongs_at_least "$name" "${CONN_PONGS[$name]}" || return 1
-	done
-}
+# How many jobs each connection has answered, by the pid of its jobctl
+# raw (so a connection opened again under the same name starts at 0).
+declare -gA CONN_SERVED=()
 
 # jobs_of NAME: the job frames NAME received (either dialect), in order,
 # as the daemon sent them.
 jobs_of() {
 	jq -rR 'select(fromjson? | .type == "job" or .action == "job")' \
-		"$BATS_TEST_TMPDIR/conn.$1.out"
+		"$(conn_file "$1")"
 }
 
 njobs() {
@@ -151,20 +45,22 @@ wait_jobs() {
 # time, in the order they came, each with {"done":ID} (ID as jq reads it:
 # integers beyond 2^53 are rounded).
 serve() {
-	local name=$1 n=$2 i k id
+	local name=$1 n=$2 i k id pid
+	pid=${CONN_PID[$name]}
 	for ((i = 1; i <= n; i++)); do
-		k=$((CONN_SERVED[$name] + 1))
+		k=$((CONN_SERVED[$pid] + 1))
 		wait_jobs "$name" "$k" || return 1
 		id=$(jobs_of "$name" | sed -n "${k}p" | jq -c .id)
 		send "$name" "{\"type\":\"response\",\"body\":{\"done\":$id}}"
-		CONN_SERVED[$name]=$k
+		CONN_SERVED[$pid]=$k
 	done
 }
 
 # respond NAME BODY: seed worker NAME answers its oldest unanswered job.
 respond() {
 	send "$1" "{\"type\":\"response\",\"body\":$2}"
-	CONN_SERVED[$1]=$((CONN_SERVED[$1] + 1))
+	local pid=${CONN_PID[$1]}
+	CONN_SERVED[$pid]=$((CONN_SERVED[$pid] + 1))
 }
 
 # join_worker NAME TYPE: a seed worker on TYPE whose join has been handled.
@@ -222,33 +118,6 @@ is_error() {
 
 # --------------------------------------------------------------- daemon
 
-# request FRAME: one frame from a fresh master; prints the first reply.
-request() {
-	printf '%s\n' "$1" | "$JOBCTL" raw -n 1 -t 5000
-}
-
-# daemon_stat PATH: a daemon counter below .stats (e.g. .queued, .types.t.done).
-daemon_stat() {
-	local out
-	out=$(request '{"type":"stats"}') || return 1
-	jq -c ".stats$1" <<<"$out"
-}
-
-stat_is() {
-	[ "$(daemon_stat "$1")" = "$2" ]
-}
-
-# job_status ID: the job's state from a status request (ID is JSON text).
-job_status() {
-	local out
-	out=$(request "{\"type\":\"status\",\"id\":$1}") || return 1
-	jq -r '.status // .error' <<<"$out"
-}
-
-status_is() {
-	[ "$(job_status "$1")" = "$2" ]
-}
-
 # rss_kb: the daemon's resident set size in kB.
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status"
@@ -281,14 +150,12 @@ frames_from_lines() {
 # capacity and names the job in each response.  Ids must not contain the
 # text ,"body": for this.
 echo_worker() {
-	local type=$1 cap=${2:-} dir=$BATS_TEST_TMPDIR fifo join f pids
+	local type=$1 cap=${2:-} dir=$BATS_TEST_TMPDIR fifo join pids
 	fifo=$dir/echo_worker.$type.$RANDOM
 	mkfifo "$fifo"
 	join="{\"type\":\"join\",\"job_type\":\"$type\"${cap:+,\"capacity\":$cap}}"
 	(
-		for f in "${CONN_FD[@]}"; do
-			if [ -n "$f" ]; then exec {f}>&-; fi
-		done
+		conn_close_inherited
 		mkfifo "$fifo.out"
 		"$JOBCTL" raw --worker -t 600000 <"$fifo" >"$fifo.out" 2>"$fifo.err" &
 		pids=$!
