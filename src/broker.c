@@ -292,26 +292,21 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	size_t klen = strlen(key);
 	bool quote = r->idjson == NULL;
 	bool same = !quote && strcmp(r->idjson, key) == 0;  /* an integer id */
-	size_t ilen = quote ? klen + 2 : same ? 0 : strlen(r->idjson);
-	struct job *j = xmalloc(sizeof *j + klen + 1 + (same ? 0 : ilen + 1) + r->body_len + 1);
-	char *p = j->data;
+	size_t ilen = same ? 0 : quote ? klen + 2 + 1 : strlen(r->idjson) + 1;
+	struct job *j = xmalloc(sizeof *j + klen + 1 + ilen + r->body_len + 1);
+	char *p = j->key + klen + 1;
 
 	memset(j, 0, sizeof *j);
-	j->key = memcpy(p, key, klen + 1);
-	p += klen + 1;
-	j->idjson = p;
+	memcpy(j->key, key, klen + 1);
+	j->id_is_key = same;
 	if (quote) {  /* assigned ids are plain digits: no escaping needed */
 		p[0] = '"';
 		memcpy(p + 1, key, klen);
 		p[klen + 1] = '"';
 		p[klen + 2] = '\0';
-		p += ilen + 1;
-	} else if (same)
-		j->idjson = j->key;
-	else {
-		memcpy(p, r->idjson, ilen + 1);
-		p += ilen + 1;
-	}
+	} else if (!same)
+		memcpy(p, r->idjson, ilen);
+	p += ilen;
 	j->body = memcpy(p, r->body, r->body_len);
 	j->body[r->body_len] = '\0';
 	j->body_len = (uint32_t)r->body_len;
@@ -335,7 +330,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	j->type = t;
 	type_ref(t);
 	j->priority = r->priority;
-	j->seq = b->next_seq++;
+	j->seq = (uint32_t)b->next_seq++;
 	j->refs = 1;
 	j->detach = r->detach;
 	j->stream = r->stream;
@@ -386,7 +381,7 @@ worker_next_job(struct conn *w)
 		return a;
 	if (a->priority != b->priority)
 		return a->priority > b->priority ? a : b;
-	return a->seq < b->seq ? a : b;
+	return seq_before(a->seq, b->seq) ? a : b;
 }
 
 /* worker_fill: give w queued jobs while it has free slots, else idle it. */
@@ -705,7 +700,7 @@ job_info(const struct job *j)
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, "id", json_loads(j->idjson, JSON_DECODE_ANY, NULL));
+	json_object_set_new(o, "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
 	json_object_set_new(o, "type", json_string(j->type->name));
 	json_object_set_new(o, "status", json_string(job_state_name(j->state)));
 	json_object_set_new(o, "priority", json_integer(j->priority));

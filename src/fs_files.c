@@ -149,7 +149,7 @@ job_dispatch_cmp(const void *pa, const void *pb)
 
 	if (a->priority != b->priority)
 		return a->priority > b->priority ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
 }
 
 /* text_queue: queued ids in dispatch order (priority, then submission). */

@@ -14,7 +14,7 @@ heap_before(const struct job *a, const struct job *b)
 {
 	if (a->priority != b->priority)
 		return a->priority > b->priority;
-	return a->seq < b->seq;
+	return seq_before(a->seq, b->seq);
 }
 
 static void

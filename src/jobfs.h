@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 
@@ -177,9 +178,7 @@ struct job_ext {
  * queued jobs can number in the millions.
  */
 struct job {
-	char          *key;           /* canonical id: a string id, or an integer in decimal */
-	char          *idjson;        /* the id as the master sent it, as JSON */
-	char          *body;          /* JSON text */
+	char          *body;          /* JSON text, in the same allocation */
 	char          *result;        /* JSON text once done */
 	uint32_t       body_len;
 	uint32_t       result_len;
@@ -187,13 +186,14 @@ struct job {
 	uint32_t       heap_index;
 	struct jtype  *type;
 	int64_t        priority;
-	uint64_t       seq;           /* submission order */
-	unsigned       refs;          /* the table holds one; fs nodes hold others */
-	unsigned       state : 3;     /* enum job_state */
-	unsigned       losses : 3;    /* times its worker vanished mid-job */
-	unsigned       detach : 1;    /* survives its master's disconnect */
-	unsigned       stream : 1;    /* master wants partial results */
-	unsigned       notify : 1;    /* master wants the running notice */
+	uint32_t       seq;           /* submission order, compared with seq_before() */
+	uint16_t       refs;          /* the table holds one; a tree node one more */
+	uint16_t       state : 3;     /* enum job_state */
+	uint16_t       losses : 3;    /* times its worker vanished mid-job */
+	uint16_t       detach : 1;    /* survives its master's disconnect */
+	uint16_t       stream : 1;    /* master wants partial results */
+	uint16_t       notify : 1;    /* master wants the running notice */
+	uint16_t       id_is_key : 1; /* an integer id: its JSON is its key */
 	struct conn   *master;        /* who hears the result; NULL: tree or gone */
 	TAILQ_ENTRY(job) master_entry;
 	struct conn   *worker;        /* who runs it */
@@ -207,8 +207,29 @@ struct job {
 	float          finished;
 	char          *worker_name;   /* last worker that ran it */
 	void          *fs;            /* fs.c's per-job state (waiting readers) */
-	char           data[];        /* key, idjson and body */
+	char           key[];         /* canonical id: a string id, or an integer
+	                                 in decimal; then the id as the master
+	                                 sent it, as JSON (unless id_is_key);
+	                                 then the body */
 };
+
+/*
+ * seq_before: a was submitted before b.  Sequence numbers are 32 bits and
+ * wrap; the difference decides, which is right while the jobs compared
+ * were submitted fewer than 2^31 submissions apart.
+ */
+static inline bool
+seq_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+/* job_idjson: the id as the master sent it, as JSON text. */
+static inline const char *
+job_idjson(const struct job *j)
+{
+	return j->id_is_key ? j->key : j->key + strlen(j->key) + 1;
+}
 TAILQ_HEAD(job_list, job);
 
 /* Jobs targeted at one worker name wait in their own heap. */

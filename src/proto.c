@@ -444,7 +444,7 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	job_ref(j);
 	broker_end(&c->srv->broker, j, JOB_CANCELLED);
 	if (master != c)
-		conn_send_error(c, "cancelled", j->idjson, "%s", j->key);
+		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
 }
 
@@ -705,12 +705,12 @@ proto_send_job(struct conn *w, struct job *j)
 
 	if (w->dialect == DIALECT_ACTION) {
 		out_str(w, "{\"action\":\"job\",\"id\":");
-		out_str(w, j->idjson);
+		out_str(w, job_idjson(j));
 		out_str(w, ",\"type\":");
 		out_json_string(w, j->type->name);
 	} else {
 		out_str(w, "{\"type\":\"job\",\"id\":");
-		out_str(w, j->idjson);
+		out_str(w, job_idjson(j));
 	}
 	out_str(w, ",\"body\":");
 	buf_append(&w->out, j->body, j->body_len);
@@ -736,12 +736,12 @@ proto_send_result(struct job *j)
 	size_t start;
 
 	if (j->state != JOB_DONE) {
-		conn_send_error(m, ending_code(j->state), j->idjson, "%s", j->key);
+		conn_send_error(m, ending_code(j->state), job_idjson(j), "%s", j->key);
 		return;
 	}
 	start = conn_frame_begin(m);
 	out_str(m, "{\"id\":");
-	out_str(m, j->idjson);
+	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
 	buf_append(&m->out, j->result, j->result_len);
 	out_str(m, "}");
@@ -755,7 +755,7 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 	size_t start = conn_frame_begin(m);
 
 	out_str(m, "{\"id\":");
-	out_str(m, j->idjson);
+	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
 	buf_append(&m->out, body, len);
 	out_str(m, ",\"partial\":true}");
@@ -769,7 +769,7 @@ proto_send_running(struct job *j)
 	size_t start = conn_frame_begin(m);
 
 	out_str(m, "{\"id\":");
-	out_str(m, j->idjson);
+	out_str(m, job_idjson(j));
 	out_str(m, ",\"status\":\"running\",\"worker\":");
 	out_json_string(m, j->worker_name);
 	out_str(m, "}");
@@ -783,7 +783,7 @@ proto_send_cancel(struct conn *w, struct job *j)
 
 	out_str(w, w->dialect == DIALECT_ACTION ? "{\"action\":\"cancel\",\"id\":" :
 	    "{\"type\":\"cancel\",\"id\":");
-	out_str(w, j->idjson);
+	out_str(w, job_idjson(j));
 	out_str(w, "}");
 	conn_frame_end(w, start);
 }
