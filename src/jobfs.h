@@ -272,8 +272,6 @@ enum broker_err {
 	BERR_OK = 0,
 	BERR_ID_EXISTS,
 	BERR_UNKNOWN_ID,
-	BERR_INVALID_TYPE,
-	BERR_INVALID_ID,
 };
 
 struct broker_stats {
