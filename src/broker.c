@@ -632,7 +632,6 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	}
 	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
 	b->nfinished++;
-	b->stats.retained++;
 	if (b->nfinished > b->keep_max || !ev_is_active(&b->retention))
 		retention_schedule(b);
 	fs_job_changed(b->srv, j);
@@ -688,7 +687,6 @@ broker_forget(struct broker *b, struct job *j)
 		job_finish(b, j, JOB_CANCELLED);
 	TAILQ_REMOVE(&b->finished, j, done_entry);
 	b->nfinished--;
-	b->stats.retained--;
 	jobtab_del(&b->jobs, j);
 	fs_job_forgotten(b->srv, j);
 	job_unref(b, j);

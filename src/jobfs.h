@@ -276,7 +276,7 @@ enum broker_err {
 
 struct broker_stats {
 	uint64_t submitted, done, failed, cancelled, timeout, requeued;
-	uint64_t queued, running, retained;
+	uint64_t queued, running;
 	uint64_t partials;
 };
 

@@ -163,7 +163,7 @@ server_stats(struct server *srv)
 	    "running", (json_int_t)s->running, "done", (json_int_t)s->done,
 	    "failed", (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled,
 	    "timeout", (json_int_t)s->timeout, "requeued", (json_int_t)s->requeued,
-	    "retained", (json_int_t)s->retained, "partials", (json_int_t)s->partials,
+	    "retained", (json_int_t)srv->broker.nfinished, "partials", (json_int_t)s->partials,
 	    "connections", (json_int_t)srv->nconns);
 	json_object_set_new(o, "masters", json_integer((json_int_t)srv->nmasters));
 	json_object_set_new(o, "workers", json_integer((json_int_t)srv->nworkers));

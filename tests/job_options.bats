@@ -14,10 +14,6 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
-status_json() {
-	request "{\"type\":\"status\",\"id\":$1}"
-}
-
 # ---------------------------------------------------------------- timeout
 
 @test "a job with timeout 300 and no worker ends with a timeout error" {

@@ -188,7 +188,8 @@ mb_over() {
 	[ "$(daemon_stat .done)" = 101000 ]
 	wait_until 20 stat_is .retained 0
 	wait_until 10 stat_is .connections 3
-	sleep 0.5
+	rss_back() { [ "$(mb_over "$(rss_kb)" "$base")" -lt "$limit" ]; }
+	wait_until 5 rss_back || true
 	after=$(rss_kb)
 	echo "rss: ${base} kB before, ${after} kB after" >&2
 	[ "$(mb_over "$after" "$base")" -lt "$limit" ]

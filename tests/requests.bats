@@ -11,10 +11,6 @@ setup() {
 	start_daemon
 }
 
-status_json() {
-	request "{\"type\":\"status\",\"id\":$1}"
-}
-
 # ------------------------------------------------------------------- ping
 
 @test "ping is answered with pong on the master port" {

@@ -15,10 +15,6 @@ setup() {
 	start_daemon
 }
 
-status_json() {
-	request "{\"type\":\"status\",\"id\":$1}"
-}
-
 # Every frame a seed worker gets is {"type":"job","id":..,"body":..}, and
 # every frame a seed master gets is {"id":..,"body":..}: nothing else.
 only_seed_worker_frames() {

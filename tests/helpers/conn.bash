@@ -184,9 +184,14 @@ stat_is() {
 }
 
 # job_status ID: the job's state from a status request (ID is JSON text).
+# status_json ID: the status reply for ID (JSON text: "a" or 42).
+status_json() {
+	request "{\"type\":\"status\",\"id\":$1}"
+}
+
 job_status() {
 	local out
-	out=$(request "{\"type\":\"status\",\"id\":$1}") || return 1
+	out=$(status_json "$1") || return 1
 	jq -r '.status // .error' <<<"$out"
 }
 
