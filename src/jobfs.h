@@ -272,6 +272,16 @@ enum broker_err {
 	BERR_OK = 0,
 	BERR_ID_EXISTS,
 	BERR_UNKNOWN_ID,
+	BERR_FULL,
+};
+
+/* What a worker's response or partial is about (broker_worker_answer). */
+enum worker_answer {
+	ANSWER_JOB,        /* a job it runs: *out */
+	ANSWER_LATE,       /* a job that ended meanwhile: dropped quietly */
+	ANSWER_UNKNOWN_ID, /* its id names nothing this worker holds */
+	ANSWER_NEED_ID,    /* no id, and the worker holds more than one job */
+	ANSWER_NONE,       /* no id, and the worker holds no job */
 };
 
 struct broker_stats {
@@ -319,6 +329,8 @@ void  broker_type_unref(struct broker *, struct jtype *);
 void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
 void  broker_worker_ready(struct broker *, struct conn *);
 void  broker_worker_lost(struct broker *, struct conn *);
+enum worker_answer broker_worker_answer(struct broker *, struct conn *,
+    const char *key, bool final, struct job **out);
 void  broker_master_gone(struct broker *, struct conn *);
 void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
@@ -377,6 +389,7 @@ struct conn {
 	unsigned         capacity;
 	unsigned         nrunning;
 	unsigned         stale;        /* responses still due for jobs that ended */
+	char           **stale_keys;   /* those jobs' keys (broker.c: slots) */
 	bool             idle;         /* on wtype->idle */
 	bool             wants_cancel;
 	struct job_list  running;

@@ -522,42 +522,32 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 }
 
 /*
- * worker_job_for: the running job a response or partial is about.  NULL
- * with *silent set when it is a late answer to a job that already ended.
+ * worker_job_for: the running job a response or partial is about, from
+ * broker_worker_answer.  NULL with *late set when it is a late answer to a
+ * job that ended meanwhile (dropped quietly); NULL after an error frame
+ * otherwise.
  */
 static struct job *
-worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *silent)
+worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late)
 {
-	struct job *j, *old;
+	struct job *j;
 
-	*silent = false;
-	if (ctx->key != NULL) {
-		TAILQ_FOREACH(j, &c->running, worker_entry)
-			if (strcmp(j->key, ctx->key) == 0)
-				return j;
-		/* A late answer to a job that ended meanwhile is dropped quietly. */
-		old = broker_find(&c->srv->broker, ctx->key);
-		if ((old != NULL && JOB_FINISHED(old)) || (old == NULL && c->stale > 0)) {
-			*silent = true;
-			if (final && c->stale > 0)
-				c->stale--;
-			return NULL;
-		}
+	*late = false;
+	switch (broker_worker_answer(&c->srv->broker, c, ctx->key, final, &j)) {
+	case ANSWER_JOB:
+		return j;
+	case ANSWER_LATE:
+		*late = true;
+		return NULL;
+	case ANSWER_UNKNOWN_ID:
 		conn_send_error(c, "unknown_id", ctx->idjson,
 		    "no job with id %s is running on this connection", ctx->idjson);
 		return NULL;
-	}
-	if (c->nrunning == 1)
-		return TAILQ_FIRST(&c->running);
-	if (c->nrunning > 1) {
+	case ANSWER_NEED_ID:
 		conn_send_missing(c, "id", NULL);
 		return NULL;
-	}
-	if (c->stale > 0) {
-		*silent = true;
-		if (final)
-			c->stale--;
-		return NULL;
+	case ANSWER_NONE:
+		break;
 	}
 	conn_send_error(c, "invalid_state", NULL, "no job is running on this connection");
 	return NULL;
@@ -569,10 +559,10 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 	const char *body;
 	size_t len;
 	struct job *j;
-	bool silent;
+	bool late;
 
-	j = worker_job_for(c, ctx, true, &silent);
-	if (silent) {
+	j = worker_job_for(c, ctx, true, &late);
+	if (late) {
 		log_debug("%s: late response dropped", c->peer);
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
@@ -593,9 +583,9 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 	const char *body;
 	size_t len;
 	struct job *j;
-	bool silent;
+	bool late;
 
-	if ((j = worker_job_for(c, ctx, false, &silent)) == NULL)
+	if ((j = worker_job_for(c, ctx, false, &late)) == NULL)
 		return;
 	body = field_json(ctx, MK_BODY, &len);
 	broker_partial(&c->srv->broker, j, body, len);
