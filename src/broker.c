@@ -817,7 +817,10 @@ job_info(const struct job *j)
 		json_object_set_new(o, "finished", json_real(job_finished(j)));
 	if (j->worker_name != NULL)
 		json_object_set_new(o, "worker", json_string(j->worker_name));
-	json_object_set_new(o, "requeues", json_integer(j->losses));
+	/* Each loss but one past JOB_MAX_LOSSES put the job back in its queue. */
+	json_object_set_new(o, "requeues",
+	    json_integer(j->losses > JOB_MAX_LOSSES ? JOB_MAX_LOSSES : j->losses));
+	json_object_set_new(o, "losses", json_integer(j->losses));
 	json_object_set_new(o, "detach", json_boolean(j->detach));
 	if (job_target(j) != NULL)
 		json_object_set_new(o, "target", json_string(job_target(j)));

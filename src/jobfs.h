@@ -160,7 +160,7 @@ enum job_state {
 #define JOB_FINISHED(j) ((j)->state >= JOB_DONE)
 const char *job_state_name(enum job_state);
 
-#define JOB_MAX_LOSSES 3    /* requeues after a worker loss; the next fails it */
+#define JOB_MAX_LOSSES 3    /* losses that requeue a job; the next one fails it */
 #define ID_MAX 255          /* bytes of an id string, and of a type name */
 
 /* What few jobs use, allocated only for them. */
