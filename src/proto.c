@@ -325,8 +325,8 @@ id_check(struct conn *c, const struct msg_ctx *ctx)
 		return true;
 	if (f != NULL && f->kind == JK_STRING)
 		conn_send_error(c, "invalid_type", NULL,
-		    "\"id\" must be 1 to %d bytes, and at most %d as a file name",
-		    ID_MAX, ID_MAX);
+		    "\"id\" must be 1 to %d bytes of UTF-8 without NUL, and at "
+		    "most %d as a file name", ID_MAX, ID_MAX);
 	else
 		conn_send_error(c, "invalid_type", NULL,
 		    "\"id\" must be a string or an integer (64-bit)");
@@ -342,8 +342,8 @@ type_check(struct conn *c, const struct msg_ctx *ctx, enum msg_key k, char *out)
 	if (field_name(ctx, k, out, &len) && type_name_valid(out, len))
 		return true;
 	conn_send_error(c, "invalid_type", ctx->idjson,
-	    "\"%s\" must be 1 to %d bytes, without '/' or control characters, "
-	    "and not . or ..", msg_key_name(k), ID_MAX);
+	    "\"%s\" must be 1 to %d bytes of UTF-8, without '/' or control "
+	    "characters, and not . or ..", msg_key_name(k), ID_MAX);
 	return false;
 }
 
@@ -362,7 +362,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 		return;
 	if (field_int(ctx, MK_TIMEOUT) < 0) {
 		conn_send_error(c, "invalid_type", ctx->idjson,
-		    "\"timeout\" must be a positive number of milliseconds");
+		    "\"timeout\" must be 0 (none) or a positive number of milliseconds");
 		return;
 	}
 	if (field(ctx, MK_WORKER) != NULL &&
