@@ -43,6 +43,8 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->loop = srv->loop;
 	b->keep = keep;
 	b->keep_max = keep_max;
+	b->max_jobs = srv->opt.max_jobs;
+	b->max_bytes = srv->opt.max_memory;
 	TAILQ_INIT(&b->finished);
 	/* Ids the broker assigns sort in submission order, across restarts too. */
 	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
@@ -404,17 +406,28 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	return j;
 }
 
+/*
+ * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
+ * job; BERR_FULL if it would pass --max-jobs or --max-memory.
+ */
 int
 broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 {
-	struct job *j, *old;
+	struct job *j, *old = NULL;
 	struct jtype *t;
 
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
 		if (!JOB_FINISHED(old))
 			return BERR_ID_EXISTS;
-		broker_forget(b, old);  /* a finished id may be used again */
 	}
+	/* Unfinished jobs are bounded in number and in body bytes. */
+	if (b->stats.queued + b->stats.running >= b->max_jobs ||
+	    b->stats.body_bytes + r->body_len > b->max_bytes) {
+		b->stats.refused_full++;
+		return BERR_FULL;
+	}
+	if (old != NULL)
+		broker_forget(b, old);  /* a finished id may be used again */
 	t = broker_type(b, r->type, true);
 	j = job_alloc(b, r);
 	j->type = t;
@@ -433,6 +446,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	jobtab_add(&b->jobs, j);
 	t->nsubmitted++;
 	b->stats.submitted++;
+	b->stats.body_bytes += j->body_len;
 	if (r->target != NULL || r->timeout_ms > 0) {
 		j->ext = xcalloc(1, sizeof *j->ext);
 		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
@@ -723,6 +737,7 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	}
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
+	b->stats.body_bytes -= j->body_len;
 	if (j->ext != NULL)
 		ev_timer_stop(b->loop, &j->ext->deadline);
 	switch (why) {

@@ -288,6 +288,8 @@ struct broker_stats {
 	uint64_t submitted, done, failed, cancelled, timeout, requeued;
 	uint64_t queued, running;
 	uint64_t partials;
+	uint64_t body_bytes;          /* of unfinished jobs' bodies */
+	uint64_t refused_full;        /* submissions refused: BERR_FULL */
 };
 
 /* jobtab.c: every known job by key. */
@@ -314,6 +316,8 @@ struct broker {
 	uint64_t           next_auto_id;
 	double             keep;      /* seconds */
 	size_t             keep_max;
+	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
+	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
 	struct broker_stats stats;
 };
@@ -470,6 +474,8 @@ struct options {
 	size_t      max_frame;
 	double      keep;
 	size_t      keep_max;
+	uint64_t    max_jobs;
+	uint64_t    max_memory;
 	bool        foreground;
 	const char *mount_opts;
 	const char *mountpoint;
@@ -504,7 +510,9 @@ struct server {
 int  server_start(struct server *, const struct options *);
 void server_run(struct server *);
 void server_stop(struct server *);
-json_t *server_stats(struct server *);
+/* Per-type counters in a "stats" reply without a type: at most this many. */
+#define STATS_TYPES_MAX 100
+json_t *server_stats(struct server *, const char *type, size_t max_types);
 
 /* Exit statuses of the daemon, listed in jobfs(8). */
 enum {

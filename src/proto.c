@@ -85,7 +85,10 @@ static const struct msg_def msg_table[] = {
 	{ "ping", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_ping, { END } },
 	{ "status", ROLE_MASTER, DIALECT_UNSET, h_status,
 	  { { MK_ID, F_ID, true }, END } },
-	{ "stats", ROLE_MASTER, DIALECT_UNSET, h_stats, { END } },
+	{ "stats", ROLE_MASTER, DIALECT_SEED, h_stats,
+	  { { MK_JOB_TYPE, F_STRING, false }, END } },
+	{ "stats", ROLE_MASTER, DIALECT_ACTION, h_stats,
+	  { { MK_TYPE, F_STRING, false }, END } },
 	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel,
 	  { { MK_ID, F_ID, true }, END } },
 	{ "subscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_subscribe,
@@ -356,6 +359,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	char type[ID_MAX + 1], target[ID_MAX + 1];
 	struct submit_req req = { 0 };
+	struct broker *b = &c->srv->broker;
 	size_t tlen;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
@@ -384,9 +388,20 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.notify = field_true(ctx, MK_NOTIFY);
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c;
-	if (broker_submit(&c->srv->broker, &req, NULL) == BERR_ID_EXISTS) {
+	switch (broker_submit(b, &req, NULL)) {
+	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
+		return;
+	case BERR_FULL:
+		if (b->stats.queued + b->stats.running >= b->max_jobs)
+			conn_send_error(c, "full", ctx->idjson,
+			    "%" PRIu64 " unfinished jobs: the limit (--max-jobs)",
+			    b->max_jobs);
+		else
+			conn_send_error(c, "full", ctx->idjson,
+			    "bodies of unfinished jobs would pass %" PRIu64
+			    " bytes (--max-memory)", b->max_bytes);
 		return;
 	}
 	/* The job may be on its way to a worker; its result cannot come
@@ -418,11 +433,22 @@ h_status(struct conn *c, const struct msg_ctx *ctx)
 	conn_send_json(c, job_info(j));
 }
 
+/*
+ * h_stats: daemon-wide counters, with those of one type if the request
+ * names it ("job_type", or "type" in the later dialect), else of at most
+ * STATS_TYPES_MAX types: the reply's size does not grow with the types.
+ */
 static void
 h_stats(struct conn *c, const struct msg_ctx *ctx)
 {
-	(void)ctx;
-	conn_send_json(c, json_pack("{s:o}", "stats", server_stats(c->srv)));
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	char type[ID_MAX + 1];
+	bool one = field(ctx, type_key) != NULL;
+
+	if (one && !type_check(c, ctx, type_key, type))
+		return;
+	conn_send_json(c, json_pack("{s:o}", "stats",
+	    server_stats(c->srv, one ? type : NULL, STATS_TYPES_MAX)));
 }
 
 /* h_cancel: end the job; the canceller hears the ending too. */
