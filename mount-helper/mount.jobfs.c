@@ -33,6 +33,8 @@ static const struct {
 	{ "max_frame",   "--max-frame" },
 	{ "keep",        "--keep" },
 	{ "keep_max",    "--keep-max" },
+	{ "max_jobs",    "--max-jobs" },
+	{ "max_memory",  "--max-memory" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -55,7 +57,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
-	    "         keep=SECONDS, keep_max=N, verbose, quiet, and FUSE mount\n"
+	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
+	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
 }

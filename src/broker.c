@@ -6,7 +6,7 @@
  * back into it.  Every job ends exactly once, in job_finish().
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
- * has a free slot and no queued job it may take.  So a new job goes to the
+ * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
  * head of the idle list (or waits), and a worker with a free slot takes the
  * best queued job (or goes idle): both O(log n), however many workers idle.
  */
@@ -43,6 +43,8 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->loop = srv->loop;
 	b->keep = keep;
 	b->keep_max = keep_max;
+	b->max_jobs = srv->opt.max_jobs;
+	b->max_bytes = srv->opt.max_memory;
 	TAILQ_INIT(&b->finished);
 	/* Ids the broker assigns sort in submission order, across restarts too. */
 	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
@@ -205,11 +207,57 @@ broker_auto_id(struct broker *b, char *id, size_t len)
 	return id;
 }
 
-/* worker_may_take: may worker w run job j (its name matches any target)? */
+/*
+ * A worker's slots.  Each of its "capacity" slots is free, holds a job it
+ * runs (w->running), or holds a stale job: one that ended (cancel, timeout,
+ * failure) while it ran on a worker that did not ask for cancels.  Such a
+ * worker still runs it and still owes its answer; the slot stays taken
+ * until that answer comes (or the worker goes).  The stale jobs' keys are
+ * kept, not just counted, so that a late answer is matched to the job it
+ * is about and to nothing else: a worker is never given a job whose key it
+ * still holds, running or stale, so a key names at most one thing per
+ * worker.  All of this is done here: stale_index, stale_add, stale_drop and
+ * broker_worker_answer.
+ */
+static int
+stale_index(const struct conn *w, const char *key)
+{
+	unsigned i;
+
+	for (i = 0; i < w->stale; i++)
+		if (strcmp(w->stale_keys[i], key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+stale_add(struct conn *w, const char *key)
+{
+	w->stale_keys = xrealloc(w->stale_keys, (w->stale + 1) * sizeof *w->stale_keys);
+	w->stale_keys[w->stale++] = xstrdup(key);
+}
+
+static void
+stale_drop(struct conn *w, unsigned i)
+{
+	free(w->stale_keys[i]);
+	memmove(&w->stale_keys[i], &w->stale_keys[i + 1],
+	    (w->stale - i - 1) * sizeof *w->stale_keys);
+	if (--w->stale == 0) {
+		free(w->stale_keys);
+		w->stale_keys = NULL;
+	}
+}
+
+/*
+ * worker_may_take: may worker w run job j now?  Its name must match any
+ * target, and it must not still hold a stale job of the same key.
+ */
 static bool
 worker_may_take(const struct conn *w, const struct job *j)
 {
-	return job_target(j) == NULL || strcmp(job_target(j), conn_worker_name(w)) == 0;
+	return (job_target(j) == NULL || strcmp(job_target(j), conn_worker_name(w)) == 0) &&
+	    (w->stale == 0 || stale_index(w, j->key) < 0);
 }
 
 static unsigned
@@ -218,6 +266,50 @@ worker_free_slots(const struct conn *w)
 	unsigned used = w->nrunning + w->stale;
 
 	return used < w->capacity ? w->capacity - used : 0;
+}
+
+/*
+ * broker_worker_answer: what a response (final) or partial from w is
+ * about.  With an id: a stale job of w's first, then a job it runs; an id
+ * of another finished job is a late answer too (a cancel-accepting worker
+ * may answer as the cancel crosses).  Without an id: the one job w holds.
+ * A final late answer frees its slot; the caller then calls
+ * broker_worker_ready (after any acknowledgement, which goes first).
+ */
+enum worker_answer
+broker_worker_answer(struct broker *b, struct conn *w, const char *key,
+    bool final, struct job **out)
+{
+	struct job *j;
+	int i;
+
+	*out = NULL;
+	if (key != NULL) {
+		if ((i = stale_index(w, key)) >= 0) {
+			if (final)
+				stale_drop(w, (unsigned)i);
+			return ANSWER_LATE;
+		}
+		TAILQ_FOREACH(j, &w->running, worker_entry)
+			if (strcmp(j->key, key) == 0) {
+				*out = j;
+				return ANSWER_JOB;
+			}
+		j = broker_find(b, key);
+		return j != NULL && JOB_FINISHED(j) ? ANSWER_LATE : ANSWER_UNKNOWN_ID;
+	}
+	if (w->nrunning + w->stale > 1)
+		return ANSWER_NEED_ID;
+	if (w->nrunning == 1) {
+		*out = TAILQ_FIRST(&w->running);
+		return ANSWER_JOB;
+	}
+	if (w->stale == 1) {
+		if (final)
+			stale_drop(w, 0);
+		return ANSWER_LATE;
+	}
+	return ANSWER_NONE;
 }
 
 static void
@@ -268,13 +360,13 @@ job_enqueue(struct broker *b, struct job *j)
 	j->state = JOB_QUEUED;
 	j->worker = NULL;
 	b->stats.queued++;
+	/* Idle workers that may not take j are skipped: for an untargeted
+	 * job, only those still holding a stale job of its key. */
 	TAILQ_FOREACH(w, &t->idle, idle_entry) {
 		if (worker_may_take(w, j)) {
 			job_start(b, j, w);
 			return;
 		}
-		if (job_target(j) == NULL)
-			break;  /* any idle worker may take an untargeted job */
 	}
 	heap_push(type_queue_of(t, j), j);
 	t->nqueued++;
@@ -314,17 +406,28 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	return j;
 }
 
+/*
+ * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
+ * job; BERR_FULL if it would pass --max-jobs or --max-memory.
+ */
 int
 broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 {
-	struct job *j, *old;
+	struct job *j, *old = NULL;
 	struct jtype *t;
 
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
 		if (!JOB_FINISHED(old))
 			return BERR_ID_EXISTS;
-		broker_forget(b, old);  /* a finished id may be used again */
 	}
+	/* Unfinished jobs are bounded in number and in body bytes. */
+	if (b->stats.queued + b->stats.running >= b->max_jobs ||
+	    b->stats.body_bytes + r->body_len > b->max_bytes) {
+		b->stats.refused_full++;
+		return BERR_FULL;
+	}
+	if (old != NULL)
+		broker_forget(b, old);  /* a finished id may be used again */
 	t = broker_type(b, r->type, true);
 	j = job_alloc(b, r);
 	j->type = t;
@@ -343,6 +446,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	jobtab_add(&b->jobs, j);
 	t->nsubmitted++;
 	b->stats.submitted++;
+	b->stats.body_bytes += j->body_len;
 	if (r->target != NULL || r->timeout_ms > 0) {
 		j->ext = xcalloc(1, sizeof *j->ext);
 		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
@@ -384,23 +488,39 @@ worker_next_job(struct conn *w)
 	return seq_before(a->seq, b->seq) ? a : b;
 }
 
-/* worker_fill: give w queued jobs while it has free slots, else idle it. */
+/*
+ * worker_fill: give w queued jobs while it has free slots, else idle it.
+ * A job whose key w still holds stale is set aside meanwhile and queued
+ * again after: there are at most w->stale of those.
+ */
 static void
 worker_fill(struct broker *b, struct conn *w)
 {
+	struct job_list aside = TAILQ_HEAD_INITIALIZER(aside);
+	struct jtype *t = w->wtype;
 	struct job *j;
+	bool idle = false;
 
-	if (w->wtype == NULL || (w->flags & CONN_DEAD))
+	if (t == NULL || (w->flags & CONN_DEAD))
 		return;
 	while (worker_free_slots(w) > 0) {
 		if ((j = worker_next_job(w)) == NULL) {
-			worker_set_idle(w, true);
-			return;
+			idle = true;
+			break;
 		}
-		type_unqueue(w->wtype, j);
+		type_unqueue(t, j);
+		if (!worker_may_take(w, j)) {
+			TAILQ_INSERT_TAIL(&aside, j, worker_entry);
+			continue;
+		}
 		job_start(b, j, w);
 	}
-	worker_set_idle(w, false);
+	while ((j = TAILQ_FIRST(&aside)) != NULL) {
+		TAILQ_REMOVE(&aside, j, worker_entry);
+		heap_push(type_queue_of(t, j), j);
+		t->nqueued++;
+	}
+	worker_set_idle(w, idle);
 }
 
 static void
@@ -495,6 +615,8 @@ broker_worker_lost(struct broker *b, struct conn *w)
 		broker_type_unref(b, w->next_type);
 		w->next_type = NULL;
 	}
+	while (w->stale > 0)
+		stale_drop(w, w->stale - 1);
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
 		job_take_from_worker(b, j);
 		if (++j->losses > JOB_MAX_LOSSES) {
@@ -610,11 +732,12 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 			if (w->wants_cancel)
 				proto_send_cancel(w, j);
 			else
-				w->stale++;  /* its late response is dropped */
+				stale_add(w, j->key);  /* its late answer is due */
 		}
 	}
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
+	b->stats.body_bytes -= j->body_len;
 	if (j->ext != NULL)
 		ev_timer_stop(b->loop, &j->ext->deadline);
 	switch (why) {
@@ -709,7 +832,10 @@ job_info(const struct job *j)
 		json_object_set_new(o, "finished", json_real(job_finished(j)));
 	if (j->worker_name != NULL)
 		json_object_set_new(o, "worker", json_string(j->worker_name));
-	json_object_set_new(o, "requeues", json_integer(j->losses));
+	/* Each loss but one past JOB_MAX_LOSSES put the job back in its queue. */
+	json_object_set_new(o, "requeues",
+	    json_integer(j->losses > JOB_MAX_LOSSES ? JOB_MAX_LOSSES : j->losses));
+	json_object_set_new(o, "losses", json_integer(j->losses));
 	json_object_set_new(o, "detach", json_boolean(j->detach));
 	if (job_target(j) != NULL)
 		json_object_set_new(o, "target", json_string(job_target(j)));

@@ -78,7 +78,7 @@ handle_is_stream(const struct handle *h)
 static void
 text_stats(struct server *srv, struct buf *b)
 {
-	json_t *o = server_stats(srv), *v;
+	json_t *o = server_stats(srv, NULL, 0), *v;  /* no per-type counters */
 	const char *k;
 	char line[320];
 
@@ -89,7 +89,7 @@ text_stats(struct server *srv, struct buf *b)
 		else if (json_is_real(v))
 			snprintf(line, sizeof line, "%s %.3f\n", k, json_real_value(v));
 		else
-			continue;  /* "types": see types/T/stats */
+			continue;  /* per type: see types/T/stats */
 		buf_append_str(b, line);
 	}
 	json_decref(o);
@@ -461,8 +461,9 @@ line_blank(const char *p, const char *end)
 	return true;
 }
 
-/* sink_deliver: submit one job body, or publish one message. */
-static void
+/* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
+ * the broker is full (--max-jobs, --max-memory). */
+static int
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
 	struct broker *b = &fs->srv->broker;
@@ -471,17 +472,18 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 
 	if (h->kind == NK_CHAN) {
 		chan_publish(fs->srv, h->owner->name, text, len);
-		return;
+		return 0;
 	}
 	memset(&r, 0, sizeof r);
 	r.type = h->owner->name;
 	r.body = text;
 	r.body_len = len;
 	if (broker_submit(b, &r, &j) != BERR_OK)
-		return;  /* cannot happen: the broker picks a fresh id */
+		return -ENOSPC;  /* BERR_FULL: the broker picks a fresh id */
 	log_debug("job %s: submitted in the tree", j->key);
 	if (h->accmode == O_RDWR)
 		append_id(&h->data, j->key, "\n");
+	return 0;
 }
 
 /*
@@ -535,7 +537,8 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 		text.off = text.len = 0;
 		json_dump_callback(vals[i], buf_json_cb, &text,
 		    JSON_COMPACT | JSON_ENCODE_ANY);
-		sink_deliver(fs, h, buf_head(&text), buf_used(&text));
+		if ((rc = sink_deliver(fs, h, buf_head(&text), buf_used(&text))) != 0)
+			goto out;  /* the lines before it are submitted */
 	}
 	h->line.off = h->line.len = 0;
 	buf_append(&h->line, p, (size_t)(end - p));

@@ -93,16 +93,68 @@ bad:
 	return NULL;
 }
 
+/*
+ * utf8_valid: len bytes of well-formed UTF-8 (RFC 3629): no overlong
+ * forms, no surrogates, nothing past U+10FFFF.  Ids and type names come
+ * from JSON strings (the scanner checks those) but also from file names
+ * made in the tree, which the kernel passes as any bytes: so both are
+ * checked here.
+ */
+static bool
+utf8_valid(const unsigned char *p, size_t len)
+{
+	const unsigned char *end = p + len;
+	unsigned char lo, hi;
+	size_t n, k;
+
+	while (p < end) {
+		if (p[0] < 0x80) {
+			p++;
+			continue;
+		}
+		lo = 0x80, hi = 0xbf;
+		if (p[0] >= 0xc2 && p[0] <= 0xdf)
+			n = 2;
+		else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+			n = 3;
+			if (p[0] == 0xe0)
+				lo = 0xa0;       /* overlong */
+			else if (p[0] == 0xed)
+				hi = 0x9f;       /* surrogates */
+		} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+			n = 4;
+			if (p[0] == 0xf0)
+				lo = 0x90;       /* overlong */
+			else if (p[0] == 0xf4)
+				hi = 0x8f;       /* past U+10FFFF */
+		} else
+			return false;
+		if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+			return false;
+		for (k = 2; k < n; k++)
+			if (p[k] < 0x80 || p[k] > 0xbf)
+				return false;
+		p += n;
+	}
+	return true;
+}
+
+/*
+ * id_valid: a job id (also a worker name): 1-255 bytes of UTF-8 without
+ * NUL (it is a C string and a file name), at most 255 bytes once encoded
+ * as a file name.
+ */
 bool
 id_valid(const char *key, size_t len)
 {
 	return len >= 1 && len <= ID_MAX && strlen(key) == len &&
+	    utf8_valid((const unsigned char *)key, len) &&
 	    id_encoded_len(key) <= ID_MAX;
 }
 
 /*
- * type_name_valid: a directory name: 1-255 bytes of UTF-8 (jansson has
- * checked the encoding), no '/', NUL, C0/C1 control or DEL, not . or ..
+ * type_name_valid: a directory name: 1-255 bytes of UTF-8, no '/', NUL,
+ * C0/C1 control or DEL, not . or ..
  */
 bool
 type_name_valid(const char *name, size_t len)
@@ -110,7 +162,8 @@ type_name_valid(const char *name, size_t len)
 	const unsigned char *p = (const unsigned char *)name;
 	size_t i;
 
-	if (len < 1 || len > ID_MAX || strlen(name) != len)
+	if (len < 1 || len > ID_MAX || strlen(name) != len ||
+	    !utf8_valid(p, len))
 		return false;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return false;

@@ -292,15 +292,29 @@ stats_frame(struct session *s, const char *p, size_t len)
 	return rc;
 }
 
+/* cmd_stats: stats [TYPE]: with a type, the counters of that type only. */
 int
 cmd_stats(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 {
-	int rc;
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	json_t *m;
+	int c;
 
-	if ((rc = ctl_args(e, argc, argv, 0)) != CTL_RUNNING)
-		return rc;
-	return session_call(ctl, json_pack("{s:s}", "type", "stats"),
-	    stats_frame, NULL);
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		return ctl_usage(e, c == 'h');
+	if (argc - optind > 1)
+		return ctl_usage(e, false);
+	m = json_pack("{s:s}", "type", "stats");
+	if (optind < argc &&
+	    json_object_set_new(m, "job_type", json_string(argv[optind])) < 0) {
+		json_decref(m);
+		ctl_warn("the type is not valid UTF-8");
+		return CTL_USAGE;
+	}
+	return session_call(ctl, m, stats_frame, NULL);
 }
 
 /* ping_frame: wait past anything but the pong or an error (publish shares

@@ -160,7 +160,7 @@ enum job_state {
 #define JOB_FINISHED(j) ((j)->state >= JOB_DONE)
 const char *job_state_name(enum job_state);
 
-#define JOB_MAX_LOSSES 3    /* requeues after a worker loss; the next fails it */
+#define JOB_MAX_LOSSES 3    /* losses that requeue a job; the next one fails it */
 #define ID_MAX 255          /* bytes of an id string, and of a type name */
 
 /* What few jobs use, allocated only for them. */
@@ -272,12 +272,24 @@ enum broker_err {
 	BERR_OK = 0,
 	BERR_ID_EXISTS,
 	BERR_UNKNOWN_ID,
+	BERR_FULL,
+};
+
+/* What a worker's response or partial is about (broker_worker_answer). */
+enum worker_answer {
+	ANSWER_JOB,        /* a job it runs: *out */
+	ANSWER_LATE,       /* a job that ended meanwhile: dropped quietly */
+	ANSWER_UNKNOWN_ID, /* its id names nothing this worker holds */
+	ANSWER_NEED_ID,    /* no id, and the worker holds more than one job */
+	ANSWER_NONE,       /* no id, and the worker holds no job */
 };
 
 struct broker_stats {
 	uint64_t submitted, done, failed, cancelled, timeout, requeued;
 	uint64_t queued, running;
 	uint64_t partials;
+	uint64_t body_bytes;          /* of unfinished jobs' bodies */
+	uint64_t refused_full;        /* submissions refused: BERR_FULL */
 };
 
 /* jobtab.c: every known job by key. */
@@ -304,6 +316,8 @@ struct broker {
 	uint64_t           next_auto_id;
 	double             keep;      /* seconds */
 	size_t             keep_max;
+	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
+	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
 	struct broker_stats stats;
 };
@@ -319,6 +333,8 @@ void  broker_type_unref(struct broker *, struct jtype *);
 void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
 void  broker_worker_ready(struct broker *, struct conn *);
 void  broker_worker_lost(struct broker *, struct conn *);
+enum worker_answer broker_worker_answer(struct broker *, struct conn *,
+    const char *key, bool final, struct job **out);
 void  broker_master_gone(struct broker *, struct conn *);
 void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
@@ -377,6 +393,7 @@ struct conn {
 	unsigned         capacity;
 	unsigned         nrunning;
 	unsigned         stale;        /* responses still due for jobs that ended */
+	char           **stale_keys;   /* those jobs' keys (broker.c: slots) */
 	bool             idle;         /* on wtype->idle */
 	bool             wants_cancel;
 	struct job_list  running;
@@ -457,6 +474,8 @@ struct options {
 	size_t      max_frame;
 	double      keep;
 	size_t      keep_max;
+	uint64_t    max_jobs;
+	uint64_t    max_memory;
 	bool        foreground;
 	const char *mount_opts;
 	const char *mountpoint;
@@ -491,7 +510,9 @@ struct server {
 int  server_start(struct server *, const struct options *);
 void server_run(struct server *);
 void server_stop(struct server *);
-json_t *server_stats(struct server *);
+/* Per-type counters in a "stats" reply without a type: at most this many. */
+#define STATS_TYPES_MAX 100
+json_t *server_stats(struct server *, const char *type, size_t max_types);
 
 /* Exit statuses of the daemon, listed in jobfs(8). */
 enum {

@@ -147,14 +147,22 @@ type_stats(const struct jtype *t)
 	    "requeued", (json_int_t)t->nrequeued);
 }
 
-/* server_stats: the counters of the "stats" request and the tree's stats. */
+/*
+ * server_stats: the counters of the "stats" request and the tree's stats.
+ * Daemon-wide counters are kept as they change, so this costs the same
+ * however many types there are.  Per-type counters: of the one type named
+ * (an empty object if none has that name), or else of at most max_types
+ * types, the oldest first; "types_cut" says whether some were left out
+ * and "ntypes" counts them all.  With neither, no "types" at all.
+ */
 json_t *
-server_stats(struct server *srv)
+server_stats(struct server *srv, const char *type, size_t max_types)
 {
 	const struct broker_stats *s = &srv->broker.stats;
 	uint64_t nch, pub, del, drop;
-	json_t *o, *types = json_object();
-	struct jtype *t, *tmp;
+	json_t *o, *types;
+	struct jtype *t;
+	size_t n = 0;
 
 	chan_stats(srv, &nch, &pub, &del, &drop);
 	o = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
@@ -175,8 +183,21 @@ server_stats(struct server *srv)
 	json_object_set_new(o, "messages_published", json_integer((json_int_t)pub));
 	json_object_set_new(o, "messages_delivered", json_integer((json_int_t)del));
 	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
-	HASH_ITER(hh, srv->broker.types, t, tmp)
-		json_object_set_new(types, t->name, type_stats(t));
-	json_object_set_new(o, "types", types);
+	json_object_set_new(o, "body_bytes", json_integer((json_int_t)s->body_bytes));
+	json_object_set_new(o, "refused_full", json_integer((json_int_t)s->refused_full));
+	json_object_set_new(o, "ntypes",
+	    json_integer((json_int_t)HASH_COUNT(srv->broker.types)));
+	if (type != NULL) {
+		types = json_object();
+		if ((t = broker_type(&srv->broker, type, false)) != NULL)
+			json_object_set_new(types, t->name, type_stats(t));
+		json_object_set_new(o, "types", types);
+	} else if (max_types > 0) {
+		types = json_object();
+		for (t = srv->broker.types; t != NULL && n < max_types; t = t->hh.next, n++)
+			json_object_set_new(types, t->name, type_stats(t));
+		json_object_set_new(o, "types", types);
+		json_object_set_new(o, "types_cut", json_boolean(t != NULL));
+	}
 	return o;
 }

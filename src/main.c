@@ -24,6 +24,8 @@ usage(FILE *f)
 	    "  --max-frame BYTES    largest frame accepted (default 16777216)\n"
 	    "  --keep SECONDS       how long finished jobs stay (default 600)\n"
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
+	    "  --max-jobs N         at most this many unfinished jobs (default 1000000)\n"
+	    "  --max-memory BYTES   at most this many bytes of their bodies (default 1073741824)\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -48,7 +50,8 @@ parse_num(const char *s, const char *what, long long lo, long long hi)
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX };
+	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
+	    O_MAXJOBS, O_MAXMEM };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -56,6 +59,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "max-frame",   required_argument, NULL, O_MAXFRAME },
 		{ "keep",        required_argument, NULL, O_KEEP },
 		{ "keep-max",    required_argument, NULL, O_KEEPMAX },
+		{ "max-jobs",    required_argument, NULL, O_MAXJOBS },
+		{ "max-memory",  required_argument, NULL, O_MAXMEM },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -71,6 +76,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_frame = 16u * 1024 * 1024;
 	o->keep = 600;
 	o->keep_max = 100000;
+	o->max_jobs = 1000000;
+	o->max_memory = 1u << 30;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -80,6 +87,8 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_MAXFRAME: o->max_frame = parse_num(optarg, "--max-frame", 64, 1LL << 30); break;
 		case O_KEEP:     o->keep = parse_num(optarg, "--keep", 0, 1LL << 31); break;
 		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
+		case O_MAXJOBS:  o->max_jobs = parse_num(optarg, "--max-jobs", 1, 1LL << 40); break;
+		case O_MAXMEM:   o->max_memory = parse_num(optarg, "--max-memory", 1, 1LL << 50); break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;

@@ -85,7 +85,10 @@ static const struct msg_def msg_table[] = {
 	{ "ping", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_ping, { END } },
 	{ "status", ROLE_MASTER, DIALECT_UNSET, h_status,
 	  { { MK_ID, F_ID, true }, END } },
-	{ "stats", ROLE_MASTER, DIALECT_UNSET, h_stats, { END } },
+	{ "stats", ROLE_MASTER, DIALECT_SEED, h_stats,
+	  { { MK_JOB_TYPE, F_STRING, false }, END } },
+	{ "stats", ROLE_MASTER, DIALECT_ACTION, h_stats,
+	  { { MK_TYPE, F_STRING, false }, END } },
 	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel,
 	  { { MK_ID, F_ID, true }, END } },
 	{ "subscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_subscribe,
@@ -325,8 +328,8 @@ id_check(struct conn *c, const struct msg_ctx *ctx)
 		return true;
 	if (f != NULL && f->kind == JK_STRING)
 		conn_send_error(c, "invalid_type", NULL,
-		    "\"id\" must be 1 to %d bytes, and at most %d as a file name",
-		    ID_MAX, ID_MAX);
+		    "\"id\" must be 1 to %d bytes of UTF-8 without NUL, and at "
+		    "most %d as a file name", ID_MAX, ID_MAX);
 	else
 		conn_send_error(c, "invalid_type", NULL,
 		    "\"id\" must be a string or an integer (64-bit)");
@@ -342,8 +345,8 @@ type_check(struct conn *c, const struct msg_ctx *ctx, enum msg_key k, char *out)
 	if (field_name(ctx, k, out, &len) && type_name_valid(out, len))
 		return true;
 	conn_send_error(c, "invalid_type", ctx->idjson,
-	    "\"%s\" must be 1 to %d bytes, without '/' or control characters, "
-	    "and not . or ..", msg_key_name(k), ID_MAX);
+	    "\"%s\" must be 1 to %d bytes of UTF-8, without '/' or control "
+	    "characters, and not . or ..", msg_key_name(k), ID_MAX);
 	return false;
 }
 
@@ -356,13 +359,14 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	char type[ID_MAX + 1], target[ID_MAX + 1];
 	struct submit_req req = { 0 };
+	struct broker *b = &c->srv->broker;
 	size_t tlen;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
 	if (field_int(ctx, MK_TIMEOUT) < 0) {
 		conn_send_error(c, "invalid_type", ctx->idjson,
-		    "\"timeout\" must be a positive number of milliseconds");
+		    "\"timeout\" must be 0 (none) or a positive number of milliseconds");
 		return;
 	}
 	if (field(ctx, MK_WORKER) != NULL &&
@@ -384,9 +388,20 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.notify = field_true(ctx, MK_NOTIFY);
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c;
-	if (broker_submit(&c->srv->broker, &req, NULL) == BERR_ID_EXISTS) {
+	switch (broker_submit(b, &req, NULL)) {
+	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
+		return;
+	case BERR_FULL:
+		if (b->stats.queued + b->stats.running >= b->max_jobs)
+			conn_send_error(c, "full", ctx->idjson,
+			    "%" PRIu64 " unfinished jobs: the limit (--max-jobs)",
+			    b->max_jobs);
+		else
+			conn_send_error(c, "full", ctx->idjson,
+			    "bodies of unfinished jobs would pass %" PRIu64
+			    " bytes (--max-memory)", b->max_bytes);
 		return;
 	}
 	/* The job may be on its way to a worker; its result cannot come
@@ -418,11 +433,22 @@ h_status(struct conn *c, const struct msg_ctx *ctx)
 	conn_send_json(c, job_info(j));
 }
 
+/*
+ * h_stats: daemon-wide counters, with those of one type if the request
+ * names it ("job_type", or "type" in the later dialect), else of at most
+ * STATS_TYPES_MAX types: the reply's size does not grow with the types.
+ */
 static void
 h_stats(struct conn *c, const struct msg_ctx *ctx)
 {
-	(void)ctx;
-	conn_send_json(c, json_pack("{s:o}", "stats", server_stats(c->srv)));
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	char type[ID_MAX + 1];
+	bool one = field(ctx, type_key) != NULL;
+
+	if (one && !type_check(c, ctx, type_key, type))
+		return;
+	conn_send_json(c, json_pack("{s:o}", "stats",
+	    server_stats(c->srv, one ? type : NULL, STATS_TYPES_MAX)));
 }
 
 /* h_cancel: end the job; the canceller hears the ending too. */
@@ -522,42 +548,32 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 }
 
 /*
- * worker_job_for: the running job a response or partial is about.  NULL
- * with *silent set when it is a late answer to a job that already ended.
+ * worker_job_for: the running job a response or partial is about, from
+ * broker_worker_answer.  NULL with *late set when it is a late answer to a
+ * job that ended meanwhile (dropped quietly); NULL after an error frame
+ * otherwise.
  */
 static struct job *
-worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *silent)
+worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late)
 {
-	struct job *j, *old;
+	struct job *j;
 
-	*silent = false;
-	if (ctx->key != NULL) {
-		TAILQ_FOREACH(j, &c->running, worker_entry)
-			if (strcmp(j->key, ctx->key) == 0)
-				return j;
-		/* A late answer to a job that ended meanwhile is dropped quietly. */
-		old = broker_find(&c->srv->broker, ctx->key);
-		if ((old != NULL && JOB_FINISHED(old)) || (old == NULL && c->stale > 0)) {
-			*silent = true;
-			if (final && c->stale > 0)
-				c->stale--;
-			return NULL;
-		}
+	*late = false;
+	switch (broker_worker_answer(&c->srv->broker, c, ctx->key, final, &j)) {
+	case ANSWER_JOB:
+		return j;
+	case ANSWER_LATE:
+		*late = true;
+		return NULL;
+	case ANSWER_UNKNOWN_ID:
 		conn_send_error(c, "unknown_id", ctx->idjson,
 		    "no job with id %s is running on this connection", ctx->idjson);
 		return NULL;
-	}
-	if (c->nrunning == 1)
-		return TAILQ_FIRST(&c->running);
-	if (c->nrunning > 1) {
+	case ANSWER_NEED_ID:
 		conn_send_missing(c, "id", NULL);
 		return NULL;
-	}
-	if (c->stale > 0) {
-		*silent = true;
-		if (final)
-			c->stale--;
-		return NULL;
+	case ANSWER_NONE:
+		break;
 	}
 	conn_send_error(c, "invalid_state", NULL, "no job is running on this connection");
 	return NULL;
@@ -569,10 +585,10 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 	const char *body;
 	size_t len;
 	struct job *j;
-	bool silent;
+	bool late;
 
-	j = worker_job_for(c, ctx, true, &silent);
-	if (silent) {
+	j = worker_job_for(c, ctx, true, &late);
+	if (late) {
 		log_debug("%s: late response dropped", c->peer);
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
@@ -593,9 +609,9 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 	const char *body;
 	size_t len;
 	struct job *j;
-	bool silent;
+	bool late;
 
-	if ((j = worker_job_for(c, ctx, false, &silent)) == NULL)
+	if ((j = worker_job_for(c, ctx, false, &late)) == NULL)
 		return;
 	body = field_json(ctx, MK_BODY, &len);
 	broker_partial(&c->srv->broker, j, body, len);
