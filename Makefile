@@ -2,7 +2,10 @@
 #
 #   make            build build/jobfs, build/jobctl, build/mount.jobfs
 #   make run        install missing packages, build, run the daemon mounted on $(MNT)
-#   make test       install missing packages, run the suite, then again under ASan+UBSan
+#   make test       install missing packages, run the suite and the C unit tests, then
+#                   again under ASan+UBSan, then each fuzzer for $(FUZZ_TEST_SECONDS) s
+#   make unit       build and run the C unit tests (tests/unit/test_*.c)
+#   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -14,7 +17,8 @@ B       ?= build
 
 # Debian packages the build, the tests and `make run` need.
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
-       uthash-dev bats jq python3 mandoc procps psmisc util-linux
+       uthash-dev bats jq python3 mandoc procps psmisc util-linux \
+       clang libclang-rt-14-dev
 
 PKGS   = jansson fuse3
 CFLAGS ?= -O2 -g
@@ -48,6 +52,45 @@ $(B):
 
 -include $(wildcard $(B)/*.d)
 
+# C unit tests and fuzz harnesses link every daemon object but main.o.
+LIB_OBJS  = $(filter-out $(B)/main.o,$(DAEMON_OBJS))
+UNIT_BINS = $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
+
+$(B)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(B)/unit
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(B)/unit:
+	mkdir -p $@
+
+-include $(wildcard $(B)/unit/*.d)
+
+unit-bins: $(UNIT_BINS)
+
+# libFuzzer harnesses, built by clang in build/fuzz with ASan and UBSan: the
+# daemon objects with -fsanitize=fuzzer-no-link, each harness with
+# -fsanitize=fuzzer.  Every tests/fuzz/fuzz_NAME.c is one, with its seed
+# corpus in tests/fuzz/corpus/NAME/.
+FUZZ_CC           ?= clang
+FUZZ_CFLAGS       ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                     -fno-sanitize-recover=all
+FUZZ_SECONDS      ?= 60
+FUZZ_TEST_SECONDS ?= 10
+FUZZ_BINS = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS) | $(B)/fuzz
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(B)/fuzz:
+	mkdir -p $@
+
+-include $(wildcard $(B)/fuzz/*.d)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=$(FUZZ_CC) \
+		CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" fuzz-bins
+
 # Install whatever of $(DEPS) is missing (needs root or sudo).
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -63,15 +106,26 @@ run: deps
 	mkdir -p $(MNT)
 	$(B)/jobfs -f $(JOBFS_OPTS) $(MNT)
 
-# The suite runs twice: a normal build, then one under ASan and UBSan.
+# The suite (bats files and C unit tests) runs twice: a normal build, then
+# one under ASan and UBSan; then each fuzzer runs briefly, failing on a crash.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all unit-bins
 	@$(MAKE) --no-print-directory B=build/asan \
-		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" all
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+		all unit-bins
 	@tests/run build build/asan
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run build/fuzz $(FUZZ_TEST_SECONDS)
 
-check: all
+check: all unit-bins
 	@tests/run $(B)
+
+unit: unit-bins
+	@TESTS=unit tests/run $(B)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run build/fuzz $(FUZZ_SECONDS)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -93,4 +147,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run test check bench install lint-man clean
+.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench install lint-man \
+	clean

@@ -3,21 +3,25 @@
  * no tree.
  *
  * Every frame is checked to be one valid JSON object (RFC 8259, strict
- * UTF-8, and, like jansson, no \u0000 and no lone surrogates), but only
- * the top-level fields the protocol knows are kept, as spans of the frame.
- * A body is passed on as the bytes the master sent (less insignificant
- * white space), so it is never decoded and re-encoded: that is most of a
- * broker's work per job, and it keeps numbers and escapes exactly as sent.
+ * UTF-8), but only the top-level fields the protocol knows are kept, as
+ * spans of the frame.  A body is passed on as the bytes the master sent
+ * (less insignificant white space), so it is never decoded and re-encoded:
+ * that is most of a broker's work per job, and it keeps numbers and escapes
+ * exactly as sent.  So any RFC 8259 text is accepted as a value, whatever a
+ * given parser would make of it: \u0000 and lone surrogate escapes in
+ * strings, integers past 64 bits, 1e400.  Only nesting depth (here) and size
+ * (the frame limit) are bounded.  The protocol's own fields are checked
+ * where they are read: msg_int() refuses an integer that int64 cannot hold,
+ * msg_string() a string holding U+0000 or a lone surrogate.
  */
 #include <errno.h>
-#include <math.h>            /* HUGE_VAL */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobfs.h"
 
-#define MSG_MAX_DEPTH 2048   /* jansson's limit too */
+#define MSG_MAX_DEPTH 2048   /* levels of arrays and objects; jansson's limit too */
 
 struct scan {
 	const char *p, *end;
@@ -140,25 +144,15 @@ scan_string(struct scan *s, bool *escaped)
 			case 'n': case 'r': case 't':
 				p += 2;
 				continue;
-			case 'u': {
-				int v = end - p >= 6 ? hex4((const char *)p + 2) : -1;
-				s->p = (const char *)p;
-				if (v < 0)
+			case 'u':
+				/* Any code unit: RFC 8259's grammar allows U+0000 and
+				 * lone surrogates; msg_unescape() tells them apart. */
+				if (end - p < 6 || hex4((const char *)p + 2) < 0) {
+					s->p = (const char *)p;
 					return scan_fail(s, "invalid \\u escape");
-				if (v == 0)
-					return scan_fail(s, "\\u0000 is not allowed");
-				if (v >= 0xdc00 && v <= 0xdfff)
-					return scan_fail(s, "lone low surrogate");
-				p += 6;
-				if (v >= 0xd800 && v <= 0xdbff) {
-					int lo = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ?
-					    hex4((const char *)p + 2) : -1;
-					if (lo < 0xdc00 || lo > 0xdfff)
-						return scan_fail(s, "lone high surrogate");
-					p += 6;
 				}
+				p += 6;
 				continue;
-			}
 			default:
 				s->p = (const char *)p;
 				return scan_fail(s, "invalid escape");
@@ -189,40 +183,13 @@ scan_digits(struct scan *s)
 	return s->p > start;
 }
 
-static bool scan_number_syntax(struct scan *, enum jkind *);
-
 /*
- * scan_number: a JSON number.  One that a 64-bit integer or a double cannot
- * hold is refused, as jansson and most workers' parsers would choke on it.
+ * scan_number: a JSON number, by its syntax alone.  Its magnitude is not
+ * judged: a body's numbers pass through as sent, and an integer field the
+ * protocol reads is range-checked by msg_int().
  */
 static bool
 scan_number(struct scan *s, enum jkind *kind)
-{
-	const char *start = s->p;
-	double d;
-
-	if (!scan_number_syntax(s, kind))
-		return false;
-	/* strtoll and strtod stop where the scan did, but need a byte after the
-	 * number inside the frame; a number at the very end is invalid anyway. */
-	errno = 0;
-	if (s->p >= s->end)
-		return true;
-	if (*kind == JK_INT && s->p - start > 18)
-		(void)strtoll(start, NULL, 10);
-	else if (*kind == JK_REAL && ((d = strtod(start, NULL)) == HUGE_VAL || d == -HUGE_VAL))
-		errno = ERANGE;
-	else
-		errno = 0;
-	if (errno == ERANGE) {
-		s->p = start;
-		return scan_fail(s, "number out of range");
-	}
-	return true;
-}
-
-static bool
-scan_number_syntax(struct scan *s, enum jkind *kind)
 {
 	*kind = JK_INT;
 	if (*s->p == '-')
@@ -326,7 +293,9 @@ scan_value(struct scan *s, enum jkind *kind, int depth)
 
 /*
  * msg_unescape: decode the JSON string at span (with its quotes) into out
- * (NUL-terminated).  Returns the byte length, or -1 if it does not fit.
+ * (NUL-terminated).  Returns the byte length, or -1 if it does not fit or
+ * holds a lone surrogate escape (which no UTF-8 can carry).  A \u0000 is
+ * decoded as a NUL byte, counted in the length.
  */
 ssize_t
 msg_unescape(const char *span, size_t len, char *out, size_t outlen)
@@ -354,8 +323,14 @@ msg_unescape(const char *span, size_t len, char *out, size_t outlen)
 		case 'u':
 			v = (unsigned)hex4(p + 2);
 			p += 6;
+			if (v >= 0xdc00 && v <= 0xdfff)
+				return -1;
 			if (v >= 0xd800 && v <= 0xdbff) {
-				v = 0x10000 + ((v - 0xd800) << 10) + ((unsigned)hex4(p + 2) - 0xdc00);
+				int lo = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ?
+				    hex4(p + 2) : -1;
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return -1;
+				v = 0x10000 + ((v - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
 				p += 6;
 			}
 			break;
@@ -421,7 +396,7 @@ msg_parse(struct msg *m, const char *p, size_t len, char *err, size_t errlen)
 		/* Tell "not JSON" from "JSON, but not an object". */
 		if (s.p >= s.end)
 			snprintf(err, errlen, "no JSON value");
-		else if (scan_value(&s, &kind, 0) && (scan_ws(&s), s.p == s.end))
+		else if (scan_value(&s, &kind, 1) && (scan_ws(&s), s.p == s.end))
 			snprintf(err, errlen, "a message must be a JSON object");
 		else
 			snprintf(err, errlen, "%s at byte %zu", s.err ? s.err : "trailing data", s.err_at);
@@ -452,7 +427,7 @@ msg_parse(struct msg *m, const char *p, size_t len, char *err, size_t errlen)
 		scan_ws(&s);
 		vstart = s.p;
 		s.ws = false;
-		if (!scan_value(&s, &kind, 1))
+		if (!scan_value(&s, &kind, 2))  /* the object is level 1 */
 			goto bad;
 		if (key >= 0) {  /* a repeated key: the last one counts, as in jansson */
 			m->f[key].present = true;
@@ -485,20 +460,27 @@ bad:
 	return -1;
 }
 
-/* msg_string: decode a string field into out; false if it does not fit. */
+/*
+ * msg_string: decode a string field into out, as a C string; false if it
+ * does not fit, or holds U+0000 or a lone surrogate (the protocol's own
+ * strings become names and file names).
+ */
 bool
 msg_string(const struct mfield *f, char *out, size_t outlen, size_t *len)
 {
-	ssize_t n = msg_unescape(f->val, f->len, out, outlen);
+	ssize_t n;
 
-	if (n < 0)
+	if (f->kind != JK_STRING)
+		return false;
+	n = msg_unescape(f->val, f->len, out, outlen);
+	if (n < 0 || memchr(out, '\0', (size_t)n) != NULL)
 		return false;
 	if (len != NULL)
 		*len = (size_t)n;
 	return true;
 }
 
-/* msg_int: an integer field as int64; false if out of range. */
+/* msg_int: an integer field as int64; false if int64 cannot hold it. */
 bool
 msg_int(const struct mfield *f, int64_t *out)
 {

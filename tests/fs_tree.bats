@@ -44,7 +44,7 @@ teardown() {
 	grep -qx 'submitted 2' "$MNT/stats"
 	grep -qx 'queued 2' "$MNT/stats"
 	# Every line is a name and a number.
-	! grep -vE '^[a-z_]+ [0-9]+(\.[0-9]+)?$' "$MNT/stats"
+	if grep -vE '^[a-z_]+ [0-9]+(\.[0-9]+)?$' "$MNT/stats"; then false; fi
 }
 
 @test "mkdir types/T makes a type with queue, workers and stats" {
@@ -187,7 +187,7 @@ except OSError as e:
 	start_daemon_mounted
 	mountpoint -q "$MNT"
 	stop_daemon
-	! mountpoint -q "$MNT"
+	if mountpoint -q "$MNT"; then false; fi
 	[ -z "$(ls "$MNT")" ]
 	grep -q 'tree unmounted' "$DAEMON_LOG"
 }
@@ -204,10 +204,12 @@ except OSError as e:
 	[ -f "$MNT/README" ]
 	DETACHED_PID=$(listener_pid "$P")
 	[ -n "$DETACHED_PID" ]
-	# Not our child: it detached.
-	! wait "$DETACHED_PID" 2>/dev/null
+	# Not our child: it detached (wait says 127).
+	local rc=0
+	wait "$DETACHED_PID" 2>/dev/null || rc=$?
+	[ "$rc" = 127 ]
 	stop_detached
-	! mountpoint -q "$MNT"
+	if mountpoint -q "$MNT"; then false; fi
 }
 
 @test "a daemon killed with SIGKILL leaves a stale mount that the next start recovers" {

@@ -115,7 +115,7 @@ fsname=src
 	umount "$MNT"
 	wait_until 10 eval "! kill -0 $DETACHED_PID 2>/dev/null"
 	DETACHED_PID=
-	! mountpoint -q "$MNT"
+	if mountpoint -q "$MNT"; then false; fi
 }
 
 @test "an fstab line of type fuse.jobfs mounts the tree" {
@@ -137,8 +137,8 @@ fsname=src
 	run mount -t fuse.jobfs jobfs "$MNT" -o master_port=notaport
 	[ "$status" != 0 ]
 	[[ $output == *"bad port"* ]]
-	! mountpoint -q "$MNT"
+	if mountpoint -q "$MNT"; then false; fi
 	run mount -t fuse.jobfs jobfs "$MNT" -o "master_port=$(random_port),worker_port=$(random_port),no_such_fuse_option"
 	[ "$status" != 0 ]
-	! mountpoint -q "$MNT"
+	if mountpoint -q "$MNT"; then false; fi
 }

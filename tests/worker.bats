@@ -142,7 +142,7 @@ setup() {
 	[ "$(jobs_of W | tail -n 1)" = '{"type":"job","id":"b1","body":"first B"}' ]
 	[ "$(job_status '"a2"')" = queued ]
 	respond W '"did b1"'
-	wait_lines M 2
+	wait_lines M 3   # the pong of settle, then both results
 	same_lines "$(received M)" '{"id":"a1","body":"did a1"}
 {"id":"b1","body":"did b1"}'
 	settle W

@@ -1,0 +1,121 @@
+/*
+ * fuzz_proto.c — message dispatch (proto.c, and the broker and channels
+ * behind it) through connections with no peer.  Each input is a script of
+ * lines: the first byte picks a connection ('0' and '2' masters, '1' and
+ * '3' workers, by its value mod 4), the rest of the line is one frame's
+ * payload, handed to proto_handle() as conn.c would.  Replies accumulate
+ * in c->out and are never written: each must be one whole frame holding a
+ * JSON object.  The server is built in memory for every input (its own
+ * libev loop, never run; no listener; srv->fs NULL: no tree), and torn
+ * down after it, so LeakSanitizer sees anything a script leaks.
+ *
+ * Each connection's fd is one end of a socketpair, since libev refuses a
+ * negative fd; the loop never runs and conn_flush_pending() is never
+ * called, so nothing is written to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "jobfs.h"
+
+#define NCONN 4
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	log_init(getenv("FUZZ_VERBOSE") ? LVL_DEBUG : -1, false);
+	return 0;
+}
+
+/* check_replies: c->out holds whole frames, each a JSON object; then
+ * empty it, as a write would. */
+static void
+check_replies(struct conn *c)
+{
+	const char *p, *payload;
+	size_t left = buf_used(&c->out);
+	uint32_t len;
+	struct msg m;
+	char err[160];
+
+	if (left == 0)
+		return;
+	p = buf_head(&c->out);
+	while (left > 0) {
+		if (frame_next(p, left, 1u << 30, &payload, &len) != FRAME_OK)
+			abort();
+		if (msg_parse(&m, payload, len, err, sizeof err) != 0) {
+			fprintf(stderr, "bad reply frame (%s): %.*s\n", err, (int)len, payload);
+			abort();
+		}
+		p += FRAME_HEADER + len;
+		left -= FRAME_HEADER + len;
+	}
+	c->out.off = c->out.len = 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct server srv;
+	struct conn *conns[NCONN], *c;
+	int peers[NCONN], sv[2], i;
+	const uint8_t *p = data, *end = data + size;
+
+	memset(&srv, 0, sizeof srv);
+	srv.opt.max_frame = 16u << 20;
+	srv.opt.keep = 300;
+	srv.opt.keep_max = 1000;
+	srv.started = now_wall();
+	srv.master_fd = srv.worker_fd = -1;
+	TAILQ_INIT(&srv.conns);
+	TAILQ_INIT(&srv.pending_writes);
+	TAILQ_INIT(&srv.dead);
+	srv.loop = ev_loop_new(EVFLAG_AUTO);
+	if (srv.loop == NULL)
+		abort();
+	ev_set_userdata(srv.loop, &srv);
+	broker_init(&srv.broker, &srv, srv.opt.keep, srv.opt.keep_max);
+	for (i = 0; i < NCONN; i++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+			abort();
+		conns[i] = conn_new(&srv, sv[0], i % 2 ? ROLE_WORKER : ROLE_MASTER);
+		peers[i] = sv[1];
+	}
+
+	while (p < end) {
+		const uint8_t *eol = memchr(p, '\n', (size_t)(end - p));
+		const uint8_t *stop = eol ? eol : end;
+
+		c = conns[*p % NCONN];
+		if (stop > p && !(c->flags & CONN_DEAD)) {  /* else no selector */
+			srv.frames_in++;
+			proto_handle(c, (const char *)p + 1, (size_t)(stop - p - 1));
+		}
+		for (i = 0; i < NCONN; i++)
+			if (!(conns[i]->flags & CONN_DEAD))
+				check_replies(conns[i]);
+		p = eol ? eol + 1 : end;
+	}
+
+	/* Tear down as server_stop() does, without a tree or listeners. */
+	while ((c = TAILQ_FIRST(&srv.conns)) != NULL) {
+		check_replies(c);
+		conn_close(c, "fuzz input done");
+	}
+	for (i = 0; i < NCONN; i++)
+		close(peers[i]);
+	conn_reap(&srv);
+	broker_shutdown(&srv.broker);
+	chan_shutdown(&srv);
+	ev_loop_destroy(srv.loop);
+	return 0;
+}
