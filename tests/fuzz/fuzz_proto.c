@@ -74,6 +74,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	srv.opt.max_frame = 16u << 20;
 	srv.opt.keep = 300;
 	srv.opt.keep_max = 1000;
+	srv.opt.max_jobs = 100000;
+	srv.opt.max_memory = 64u << 20;
 	srv.started = now_wall();
 	srv.master_fd = srv.worker_fd = -1;
 	TAILQ_INIT(&srv.conns);
