@@ -20,7 +20,7 @@ PKGS   = jansson fuse3
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -pthread
 
 # Every src/*.c belongs to the daemon except the CLI (src/jobctl*.c).
 CLI_SRCS    = $(wildcard src/jobctl*.c)
@@ -45,6 +45,17 @@ $(B)/%.o: src/%.c | $(B)
 
 $(B):
 	mkdir -p $@
+
+# C unit tests (tests/unit/test_NAME.c, TAP): linked with every daemon
+# object but main.o.  unit-journal runs the journal's alone until `make unit`
+# gathers them all.
+UNIT_OBJS = $(filter-out $(B)/main.o,$(DAEMON_OBJS))
+
+$(B)/test_%: tests/unit/test_%.c $(UNIT_OBJS) | $(B)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(UNIT_OBJS) $(LDLIBS)
+
+unit-journal: $(B)/test_journal
+	$(B)/test_journal
 
 -include $(wildcard $(B)/*.d)
 
@@ -93,4 +104,4 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run test check bench install lint-man clean
+.PHONY: all deps run test check bench install lint-man clean unit-journal
