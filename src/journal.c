@@ -802,7 +802,8 @@ list_segments(struct journal *j, char *err, size_t errlen)
 		j->segs[j->nsegs++] = (struct seg){ n, 0 };
 	}
 	closedir(d);
-	qsort(j->segs, j->nsegs, sizeof *j->segs, seg_cmp);
+	if (j->nsegs > 1)
+		qsort(j->segs, j->nsegs, sizeof *j->segs, seg_cmp);
 	return 0;
 }
 
