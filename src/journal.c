@@ -166,6 +166,8 @@ struct journal {
 
 static void maybe_sync(struct journal *, bool force);
 
+int (*journal_fdatasync_hook)(int fd);
+
 /* ------------------------------------------------------------ little bits */
 
 static void
@@ -279,7 +281,8 @@ sync_main(void *arg)
 		pthread_mutex_unlock(&j->mu);
 
 		t0 = mono_us();
-		if (fdatasync(r.fd) < 0)
+		if ((journal_fdatasync_hook ? journal_fdatasync_hook(r.fd) :
+		    fdatasync(r.fd)) < 0)
 			e = errno;
 		if (e == 0 && r.dir && fsync(r.dirfd) < 0)
 			e = errno;

@@ -78,6 +78,10 @@ struct journal_stats {
 	int      error;           /* as journal_error() */
 };
 
+/* Fault seam for tests (as beanstalkd's falloc): when set before
+ * journal_open, the sync thread calls it instead of fdatasync. */
+extern int (*journal_fdatasync_hook)(int fd);
+
 struct journal *journal_open(struct ev_loop *, const char *dir,
     const struct journal_opts *, char *err, size_t errlen);
 int      journal_replay(struct journal *, journal_replay_cb *, void *ctx,

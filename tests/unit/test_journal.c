@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -877,6 +878,60 @@ out:
 	umount2(mnt, MNT_DETACH);
 }
 
+static atomic_int eio_syncs;    /* so many next syncs fail with EIO */
+
+static int
+failing_fdatasync(int fd)
+{
+	if (atomic_fetch_sub(&eio_syncs, 1) > 0) {
+		errno = EIO;
+		return -1;
+	}
+	atomic_store(&eio_syncs, 0);
+	return fdatasync(fd);
+}
+
+static void
+test_eio(void)
+{
+	char dir[300], err[512];
+	struct journal_opts o = opts(JOURNAL_SYNC_ALWAYS, 0);
+	struct recs log = { 0 }, got = { 0 };
+	struct journal *j;
+	uint64_t lsn = 0, durable;
+
+	snprintf(dir, sizeof dir, "%s/eio", top);
+	journal_fdatasync_hook = failing_fdatasync;
+	if ((j = jopen(dir, &o, NULL, NULL, err, sizeof err)) == NULL) {
+		ok(false, "open %s: %s", dir, err);
+		goto out;
+	}
+	for (int i = 0; i < 100; i++)
+		lsn = append_random(j, &log);
+	run_until(is_durable, &lsn);
+	durable = journal_durable_lsn(j);
+	atomic_store(&eio_syncs, 4);
+	for (int i = 0; i < 200; i++)
+		lsn = append_random(j, &log);
+	run_until(has_error, NULL);
+	ok(journal_error(j) == EIO && journal_durable_lsn(j) == durable,
+	    "fdatasync fails with EIO: journal_error() is EIO, the durable LSN stays");
+	ok(run_until(is_durable, &lsn) && journal_error(j) == 0 &&
+	    atomic_load(&eio_syncs) == 0,
+	    "after four failed syncs the journal writes again by itself and "
+	    "every record becomes durable");
+	jclose(j);
+	j = jopen(dir, &o, &got, NULL, err, sizeof err);
+	ok(j != NULL && recs_equal(&got, &log, 0, log.n),
+	    "replay after failed syncs gives every record once, in order");
+	if (j != NULL)
+		jclose(j);
+out:
+	journal_fdatasync_hook = NULL;
+	recs_free(&log);
+	recs_free(&got);
+}
+
 /* ------------------------------------------------------------ bench */
 
 static int
@@ -944,6 +999,7 @@ main(int argc, char **argv)
 	test_damage();
 	test_lock();
 	test_enospc();
+	test_eio();
 	printf("1..%d\n", ntests);
 	if (nfailed == 0)
 		sh("rm -rf '%s'", top);
