@@ -32,7 +32,10 @@
  * back to the last synced offset and the bytes written again from memory).
  *
  * The sync thread.  fdatasync blocks, and the loop must not, so one helper
- * thread (the daemon's only other thread) does the syncs.  It touches only:
+ * thread (the daemon's only other thread) does the syncs.  It starts at the
+ * first sync, not at open, so a daemon can open and replay (and fail with a
+ * clear exit status) before it forks into the background, and it ends in
+ * journal_close.  It touches only:
  * the request/result slots of struct journal under j->mu, the file
  * descriptors named in the request (the loop closes none of them while a
  * request is out), and ev_async_send() to wake the loop.  It never logs and
@@ -149,6 +152,8 @@ struct journal {
 	/* Sync thread.  busy, req_off, req_dir: loop only.  The rest under mu. */
 	pthread_t            thr;
 	bool                 thr_started;
+	bool                 inited;       /* mu, cv and the watchers */
+	pid_t                pid;          /* written in DIR/lock */
 	pthread_mutex_t      mu;
 	pthread_cond_t       cv;
 	bool                 busy;
@@ -165,6 +170,7 @@ struct journal {
 };
 
 static void maybe_sync(struct journal *, bool force);
+static void fail(struct journal *, int, const char *);
 
 int (*journal_fdatasync_hook)(int fd);
 
@@ -297,10 +303,43 @@ sync_main(void *arg)
 	return NULL;
 }
 
+/*
+ * start_thread: start the sync thread at the first sync rather than in
+ * journal_open, so that a daemon can open and replay before it forks into
+ * the background (threads do not survive fork).  The lock file then gets
+ * the pid of the process that really holds DIR.
+ */
+static int
+start_thread(struct journal *j)
+{
+	char pid[32];
+	int n, e;
+
+	if (j->thr_started)
+		return 0;
+	if (j->pid != getpid()) {
+		j->pid = getpid();
+		n = snprintf(pid, sizeof pid, "%ld\n", (long)j->pid);
+		if (ftruncate(j->lockfd, 0) < 0 ||
+		    pwrite_all(j->lockfd, pid, (size_t)n, 0) < 0)
+			log_warn("journal: %s/lock: %s", j->dir, strerror(errno));
+	}
+	if ((e = pthread_create(&j->thr, NULL, sync_main, j)) != 0)
+		return e;
+	j->thr_started = true;
+	return 0;
+}
+
 /* submit: hand the thread a sync of everything written so far. */
 static void
 submit(struct journal *j, bool retry)
 {
+	int e;
+
+	if ((e = start_thread(j)) != 0) {
+		fail(j, e, "sync thread");
+		return;
+	}
 	pthread_mutex_lock(&j->mu);
 	j->req.fd = j->fd;
 	j->req.dirfd = j->dirfd;
@@ -857,7 +896,8 @@ journal_open(struct ev_loop *loop, const char *dir,
 		errno = EWOULDBLOCK;
 		return NULL;
 	}
-	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	j->pid = getpid();
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)j->pid);
 	if (ftruncate(j->lockfd, 0) < 0 || pwrite_all(j->lockfd, pid, (size_t)n, 0) < 0)
 		goto syserr;
 	if (list_segments(j, err, errlen) < 0) {
@@ -877,13 +917,7 @@ journal_open(struct ev_loop *loop, const char *dir,
 	j->retry.data = j;
 	ev_init(&j->interval, interval_cb);
 	j->interval.data = j;
-	if ((e = pthread_create(&j->thr, NULL, sync_main, j)) != 0) {
-		snprintf(err, errlen, "%s: sync thread: %s", dir, strerror(e));
-		journal_close(j);
-		errno = e;
-		return NULL;
-	}
-	j->thr_started = true;
+	j->inited = true;
 	return j;
 
 syserr:
@@ -1279,7 +1313,7 @@ journal_close(struct journal *j)
 			log_err("journal: %s: records lost at close: %s", j->dir,
 			    strerror(-rc));
 	}
-	if (j->thr_started) {
+	if (j->inited) {
 		ev_ref(j->loop);
 		ev_async_stop(j->loop, &j->done);
 		ev_timer_stop(j->loop, &j->retry);

@@ -3,9 +3,10 @@
  * CRC-32C (src/crc32c.c), on libev's default loop.  Prints TAP.
  *
  *   test_journal            run the tests
- *   test_journal bench DIR SECONDS
- *                           append 100-byte records in a tight loop with
- *                           sync ALWAYS and print records/s and syncs/s
+ *   test_journal bench DIR SECONDS [serial]
+ *                           append 100-byte records with sync ALWAYS, in a
+ *                           tight loop (or one at a time, each waited for)
+ *                           and print records/s and syncs/s
  *
  * Waits are bounded polls on a condition (the loop runs until the condition
  * holds or 30 s pass); nothing asserts on elapsed time.
@@ -21,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "jobfs.h"
@@ -767,6 +769,48 @@ test_damage(void)
 	recs_free(&log);
 }
 
+static int
+threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* A daemon opens and replays before it forks: no thread may exist by then. */
+static void
+test_thread_late(void)
+{
+	char dir[300], err[512], pid[32] = "";
+	struct journal_opts o = opts(JOURNAL_SYNC_ALWAYS, 0);
+	struct journal *j;
+	uint64_t lsn;
+	int before = threads(), fd;
+
+	snprintf(dir, sizeof dir, "%s/late", top);
+	if ((j = jopen(dir, &o, NULL, NULL, err, sizeof err)) == NULL) {
+		ok(false, "open %s: %s", dir, err);
+		return;
+	}
+	ok(threads() == before, "open and replay start no thread (%d)", threads());
+	lsn = append_random(j, NULL);
+	run_until(is_durable, &lsn);
+	ok(threads() == before + 1, "the first sync starts the one sync thread");
+	fd = open(path(dir, "lock"), O_RDONLY);
+	if (read(fd, pid, sizeof pid - 1) < 0)
+		diag("read lock: %s", strerror(errno));
+	close(fd);
+	ok(atol(pid) == (long)getpid(), "DIR/lock holds our pid (%ld)", atol(pid));
+	jclose(j);
+	ok(threads() == before, "closing ends the thread");
+}
+
 static void
 test_lock(void)
 {
@@ -934,8 +978,13 @@ out:
 
 /* ------------------------------------------------------------ bench */
 
+/*
+ * bench: 100-byte records with sync ALWAYS.  Tight: append as fast as the
+ * loop turns (at most 1 MiB ahead of durable).  Serial: one record, wait
+ * until it is durable, the next (what one synchronous client would see).
+ */
 static int
-bench(const char *dir, double secs)
+bench(const char *dir, double secs, bool serial)
 {
 	struct journal_opts o = opts(JOURNAL_SYNC_ALWAYS, 0);
 	struct journal_stats st;
@@ -951,7 +1000,12 @@ bench(const char *dir, double secs)
 		return 1;
 	}
 	t0 = now_wall();
-	while ((t1 = now_wall()) - t0 < secs) {
+	while (serial && (t1 = now_wall()) - t0 < secs) {
+		lsn = journal_append(j, 1, &iov, 1);
+		n++;
+		run_until(is_durable, &lsn);
+	}
+	while (!serial && (t1 = now_wall()) - t0 < secs) {
 		/* Keep at most 1 MiB appended ahead of durable. */
 		while (journal_appended_lsn(j) - journal_durable_lsn(j) < (1u << 20)) {
 			lsn = journal_append(j, 1, &iov, 1);
@@ -964,10 +1018,10 @@ bench(const char *dir, double secs)
 	run_until(is_durable, &lsn);
 	t1 = now_wall();
 	journal_stats(j, &st);
-	printf("sync always, 100-byte records, %.1f s: %" PRIu64 " records durable, "
+	printf("sync always, 100-byte records, %s, %.1f s: %" PRIu64 " records durable, "
 	    "%.0f records/s, %" PRIu64 " syncs, %.0f syncs/s, %.0f records/sync, "
 	    "sync latency last %" PRIu64 " us max %" PRIu64 " us\n",
-	    t1 - t0, n, n / (t1 - t0), st.syncs, st.syncs / (t1 - t0),
+	    serial ? "one at a time" : "tight loop", t1 - t0, n, n / (t1 - t0), st.syncs, st.syncs / (t1 - t0),
 	    (double)n / (st.syncs ? st.syncs : 1), st.sync_last_us, st.sync_max_us);
 	jclose(j);
 	return 0;
@@ -982,8 +1036,9 @@ main(int argc, char **argv)
 	ev_prepare_start(loop, &flusher);
 	ev_timer_init(&ticker, tick_cb, 0.005, 0.005);
 	ev_timer_start(loop, &ticker);
-	if (argc == 4 && strcmp(argv[1], "bench") == 0)
-		return bench(argv[2], atof(argv[3]));
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "bench") == 0)
+		return bench(argv[2], atof(argv[3]),
+		    argc == 5 && strcmp(argv[4], "serial") == 0);
 
 	snprintf(top, sizeof top, "%s/journal-test.XXXXXX",
 	    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -998,6 +1053,7 @@ main(int argc, char **argv)
 	test_torn_tail();
 	test_damage();
 	test_lock();
+	test_thread_late();
 	test_enospc();
 	test_eio();
 	printf("1..%d\n", ntests);
