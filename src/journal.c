@@ -786,6 +786,8 @@ journal_stats(const struct journal *j, struct journal_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->disk_bytes = j->old_bytes + (j->replayed ? j->written_off : 0);
+	st->cur_bytes = j->replayed ? j->written_off : 0;
+	st->segment_bytes = j->opt.segment_bytes;
 	st->segments = j->nsegs;
 	if (j->nsegs > 0) {
 		st->first_segno = j->segs[0].segno;

@@ -68,6 +68,8 @@ struct journal_replay_info {
 
 struct journal_stats {
 	uint64_t disk_bytes;      /* all segment files, headers included */
+	uint64_t cur_bytes;       /* of which the current segment */
+	uint64_t segment_bytes;   /* the rotation size in force */
 	unsigned segments;
 	uint64_t first_segno, cur_segno;
 	uint64_t records;         /* appended since open */

@@ -7,6 +7,7 @@
  *                           append 100-byte records with sync ALWAYS, in a
  *                           tight loop (or one at a time, each waited for)
  *                           and print records/s and syncs/s
+ *   test_journal replay DIR time the replay of DIR
  *
  * Waits are bounded polls on a condition (the loop runs until the condition
  * holds or 30 s pass); nothing asserts on elapsed time.
@@ -524,7 +525,8 @@ test_rotation(void)
 	for (uint64_t s = st.first_segno; s <= st.cur_segno; s++)
 		size += fsize(segpath(dir, s));
 	ok(st.segments > 5 && st.cur_segno == st.first_segno + st.segments - 1 &&
-	    st.disk_bytes == size, "segments rotate past segment_bytes: %u segments, "
+	    st.disk_bytes == size && st.segment_bytes == 16384 &&
+	    st.cur_bytes == fsize(segpath(dir, st.cur_segno)), "segments rotate past segment_bytes: %u segments, "
 	    "%" PRIu64 " bytes, as on disk", st.segments, st.disk_bytes);
 
 	segno = journal_rotate(j);
@@ -1027,6 +1029,43 @@ bench(const char *dir, double secs, bool serial)
 	return 0;
 }
 
+static int
+count_cb(void *ctx, uint8_t kind, const void *p, uint32_t len)
+{
+	(void)kind;
+	(void)p;
+	(void)len;
+	++*(uint64_t *)ctx;
+	return 0;
+}
+
+/* replay_bench: time the replay of DIR (as a restart would). */
+static int
+replay_bench(const char *dir)
+{
+	struct journal_opts o = opts(JOURNAL_SYNC_ALWAYS, 0);
+	struct journal_replay_info info;
+	struct journal_stats st;
+	struct journal *j;
+	char err[512];
+	uint64_t n = 0;
+	double t0 = now_wall(), t1;
+
+	if ((j = journal_open(loop, dir, &o, err, sizeof err)) == NULL ||
+	    journal_replay(j, count_cb, &n, &info, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	t1 = now_wall();
+	journal_stats(j, &st);
+	printf("replay: %" PRIu64 " records, %" PRIu64 " bytes in %u segments, "
+	    "%.3f s, %.0f records/s, %.1f bytes/record on disk\n", n,
+	    st.disk_bytes, st.segments, t1 - t0, n / (t1 - t0),
+	    n ? (double)st.disk_bytes / n : 0.);
+	journal_close(j);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1036,6 +1075,8 @@ main(int argc, char **argv)
 	ev_prepare_start(loop, &flusher);
 	ev_timer_init(&ticker, tick_cb, 0.005, 0.005);
 	ev_timer_start(loop, &ticker);
+	if (argc == 3 && strcmp(argv[1], "replay") == 0)
+		return replay_bench(argv[2]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "bench") == 0)
 		return bench(argv[2], atof(argv[3]),
 		    argc == 5 && strcmp(argv[4], "serial") == 0);
