@@ -937,6 +937,67 @@ failing_fdatasync(int fd)
 	return fdatasync(fd);
 }
 
+static atomic_int hold_syncs;    /* syncs wait while set */
+
+static int
+held_fdatasync(int fd)
+{
+	while (atomic_load(&hold_syncs))
+		usleep(1000);
+	return fdatasync(fd);
+}
+
+static bool
+written(void *arg)
+{
+	struct journal_stats st;
+
+	journal_stats(cur, &st);
+	return st.written_lsn >= *(uint64_t *)arg;
+}
+
+/* While a sync is out the loop goes on writing; the next sync takes all. */
+static void
+test_pipeline(void)
+{
+	char dir[300], err[512];
+	struct journal_opts o = opts(JOURNAL_SYNC_ALWAYS, 0);
+	struct journal_stats st;
+	struct journal *j;
+	uint64_t a = 0, b = 0;
+
+	snprintf(dir, sizeof dir, "%s/pipeline", top);
+	journal_fdatasync_hook = held_fdatasync;
+	if ((j = jopen(dir, &o, NULL, NULL, err, sizeof err)) == NULL) {
+		ok(false, "open %s: %s", dir, err);
+		goto out;
+	}
+	a = append_random(j, NULL);
+	run_until(is_durable, &a);
+	journal_stats(j, &st);
+	atomic_store(&hold_syncs, 1);
+	a = append_random(j, NULL);
+	run_until(written, &a);           /* written, its sync now held */
+	for (int i = 0; i < 100; i++) {
+		b = append_random(j, NULL);
+		ev_run(loop, EVRUN_NOWAIT);
+	}
+	ok(run_until(written, &b) && journal_durable_lsn(j) < a,
+	    "while a sync is out, later batches are written (pipelining)");
+	atomic_store(&hold_syncs, 0);
+	ok(run_until(is_durable, &b), "and become durable after it");
+	{
+		struct journal_stats s2;
+
+		journal_stats(j, &s2);
+		ok(s2.syncs - st.syncs == 2, "with one more sync for all 100 (%" PRIu64 ")",
+		    s2.syncs - st.syncs);
+	}
+	jclose(j);
+out:
+	journal_fdatasync_hook = NULL;
+}
+
 static void
 test_eio(void)
 {
@@ -1097,6 +1158,7 @@ main(int argc, char **argv)
 	test_thread_late();
 	test_enospc();
 	test_eio();
+	test_pipeline();
 	printf("1..%d\n", ntests);
 	if (nfailed == 0)
 		sh("rm -rf '%s'", top);
