@@ -59,7 +59,8 @@
  * Replay.  Every record of every segment, in order.  A bad record (length
  * past the end, CRC mismatch) after which no good record follows in the last
  * segment is a torn tail: the file is cut there and the bytes dropped are
- * logged.  Any other damage (a bad header, a bad record followed by good
+ * logged; a last segment no longer than its header whose header is torn (a
+ * crash just after creating it) is started afresh.  Any other damage (a bad header, a bad record followed by good
  * ones, a segment missing or shorter than the next one's header says) fails
  * the replay with the segment's file name and offset, unless opts.repair: then
  * each damaged stretch, from a bad record to the next offset where a record's
