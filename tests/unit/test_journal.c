@@ -634,6 +634,36 @@ test_torn_tail(void)
 		recs_free(&got);
 		sh("rm -rf '%s'", dir);
 	}
+	/* A crash right after a segment was created leaves it short. */
+	{
+		struct recs got = { 0 };
+		uint64_t lsn;
+		int fd;
+
+		snprintf(dir, sizeof dir, "%s/torn-header", top);
+		sh("cp -a '%s' '%s'", base, dir);
+		fd = open(segpath(dir, last + 1), O_WRONLY | O_CREAT, 0644);
+		if (write(fd, "jobfsJ0", 7) != 7)
+			diag("write: %s", strerror(errno));
+		close(fd);
+		j = jopen(dir, &o, &got, &info, err, sizeof err);
+		ok(j != NULL && recs_equal(&got, &log, 0, log.n),
+		    "a new last segment with a torn header is started afresh");
+		if (j != NULL) {
+			lsn = append_random(j, NULL);
+			run_until(is_durable, &lsn);
+			jclose(j);
+		}
+		recs_free(&got);
+		j = jopen(dir, &o, &got, &info, err, sizeof err);
+		ok(j != NULL && got.n == log.n + 1 &&
+		    fsize(segpath(dir, last + 1)) > JOURNAL_SEG_HEADER,
+		    "and takes the next records");
+		if (j != NULL)
+			jclose(j);
+		recs_free(&got);
+	}
+
 	ok(good == tries, "last segment cut at %zu random offsets: every record "
 	    "before the cut survives, the dropped bytes are counted, appending goes on "
 	    "(%zu good)", tries, good);
