@@ -24,7 +24,7 @@ PKGS   = jansson fuse3
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -pthread
 
 # Every src/*.c belongs to the daemon except the CLI (src/jobctl*.c).
 CLI_SRCS    = $(wildcard src/jobctl*.c)
