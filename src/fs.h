@@ -6,6 +6,7 @@
  * fs_node.c   the inode table, owners (what a node or a file belongs to), stat
  * fs_files.c  open files: contents, blocking reads, writes, poll
  * fs_notify.c the one thread that sends entry invalidations to the kernel
+ * fs_lines.c  bytes written to a queue or channel cut into JSON lines (no FUSE)
  */
 #ifndef JOBFS_FS_H
 #define JOBFS_FS_H
@@ -85,6 +86,12 @@ struct waiter {
 	TAILQ_ENTRY(waiter) entry;
 };
 
+/* What was written to a queue or channel and not yet ended by a newline. */
+struct lines {
+	struct buf          pending;  /* the unfinished line */
+	size_t              scanned;  /* bytes of it known to hold no newline */
+};
+
 /* One open file (fi->fh), or one open directory (its listing). */
 struct handle {
 	enum node_kind      kind;
@@ -92,7 +99,7 @@ struct handle {
 	int                 accmode;  /* O_RDONLY, O_WRONLY, O_RDWR */
 	bool                filled;   /* data holds a snapshot */
 	struct buf          data;     /* snapshot, listing, or unread stream bytes */
-	struct buf          line;     /* written bytes not yet ended by a newline */
+	struct lines        lines;    /* written bytes not yet ended by a newline */
 	uint64_t            pos;      /* response: stream bytes already read */
 	uint64_t            dropped;  /* channel: messages lost to a full buffer */
 	struct fuse_pollhandle *ph;   /* the newest poll, until notified */
@@ -167,6 +174,12 @@ void fs_handle_free(struct fs *, struct handle *);
 void fs_flush_interrupted(struct fs *);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
+
+/* fs_lines.c */
+int  lines_feed(struct lines *, const char *data, size_t size, bool final,
+    size_t max, struct buf *out, size_t *count);
+void lines_reset(struct lines *);
+void lines_free(struct lines *);
 
 /* fs_notify.c */
 int  notify_start(struct fs *);

@@ -451,16 +451,6 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 /* ----------------------------------------------------------- line sinks */
 
-/* line_blank: a line of only whitespace, which is skipped. */
-static bool
-line_blank(const char *p, const char *end)
-{
-	for (; p < end; p++)
-		if (*p != ' ' && *p != '\t' && *p != '\r')
-			return false;
-	return true;
-}
-
 /* sink_deliver: submit one job body, or publish one message. */
 static void
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
@@ -485,70 +475,33 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 }
 
 /*
- * fs_sink_write: the buffered partial line plus data, cut into lines.
- * Every complete line (and, if final, the last one) must be JSON: all are
- * parsed before any is delivered, so a bad line fails the whole write and
- * delivers nothing; the partial line is dropped with it.  Blank lines are
- * skipped.  A line longer than --max-frame is EFBIG.
+ * fs_sink_write: the written bytes cut into lines by lines_feed() (see
+ * fs_lines.c: every complete line checked before any is delivered, so a
+ * bad line fails the whole write, EINVAL, and drops the unfinished line;
+ * a line longer than --max-frame is EFBIG), then each delivered.
  */
 static int
 fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
     bool final)
 {
-	size_t max = fs->srv->opt.max_frame, n = 0, cap = 0, i;
-	struct buf all = { 0 }, text = { 0 };
-	json_t **vals = NULL;
-	const char *p, *end, *nl, *eol;
-	int rc = 0;
+	struct buf texts = { 0 };
+	const char *p, *nl;
+	size_t n;
+	int rc;
 
-	buf_append(&all, buf_head(&h->line), buf_used(&h->line));
-	buf_append(&all, data, size);
-	p = all.data;
-	end = all.data + all.len;
-	while (p < end) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL && !final)
-			break;
-		eol = nl != NULL ? nl : end;
-		if ((size_t)(eol - p) > max) {
-			rc = -EFBIG;
-			goto out;
+	rc = lines_feed(&h->lines, data, size, final, fs->srv->opt.max_frame,
+	    &texts, &n);
+	if (rc == 0 && n > 0) {
+		if (h->kind == NK_CHAN)
+			chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
+		for (p = texts.data; p < texts.data + texts.len; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(texts.data + texts.len - p));
+			sink_deliver(fs, h, p, (size_t)(nl - p));
 		}
-		if (!line_blank(p, eol)) {
-			if (n == cap)
-				vals = xrealloc(vals, (cap = cap * 2 + 8) * sizeof *vals);
-			if ((vals[n] = json_loadb(p, (size_t)(eol - p), JSON_DECODE_ANY,
-			    NULL)) == NULL) {
-				rc = -EINVAL;
-				goto out;
-			}
-			n++;
-		}
-		p = nl != NULL ? nl + 1 : end;
+		if (h->accmode == O_RDWR)
+			handle_wake(h);
 	}
-	if ((size_t)(end - p) > max) {
-		rc = -EFBIG;
-		goto out;
-	}
-	if (h->kind == NK_CHAN && n > 0)
-		chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
-	for (i = 0; i < n; i++) {
-		text.off = text.len = 0;
-		json_dump_callback(vals[i], buf_json_cb, &text,
-		    JSON_COMPACT | JSON_ENCODE_ANY);
-		sink_deliver(fs, h, buf_head(&text), buf_used(&text));
-	}
-	h->line.off = h->line.len = 0;
-	buf_append(&h->line, p, (size_t)(end - p));
-	if (h->accmode == O_RDWR && n > 0)
-		handle_wake(h);
-out:
-	if (rc != 0)
-		h->line.off = h->line.len = 0;
-	for (i = 0; i < n; i++)
-		json_decref(vals[i]);
-	free(vals);
-	buf_free(&all);
-	buf_free(&text);
+	buf_free(&texts);
 	return rc;
 }
 
@@ -582,7 +535,7 @@ fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 
 	(void)ino;
-	if (buf_used(&h->line) > 0)
+	if (buf_used(&h->lines.pending) > 0)
 		rc = fs_sink_write(fs, h, NULL, 0, true);
 	fuse_reply_err(req, -rc);
 }
@@ -637,7 +590,7 @@ fs_handle_free(struct fs *fs, struct handle *h)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
 	buf_free(&h->data);
-	buf_free(&h->line);
+	lines_free(&h->lines);
 	if (h->owner != NULL) {
 		TAILQ_REMOVE(&h->owner->handles, h, owner_entry);
 		h->owner->nhandles--;
@@ -691,7 +644,7 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (buf_used(&h->line) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
+	if (buf_used(&h->lines.pending) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
 		log_info("%s", "a last line written to the tree was not JSON: dropped");
 	fs_handle_free(fs, h);
 	fuse_reply_err(req, 0);

@@ -121,6 +121,7 @@ ssize_t     msg_unescape(const char *span, size_t len, char *out, size_t outlen)
 bool        msg_string(const struct mfield *, char *out, size_t outlen, size_t *len);
 bool        msg_int(const struct mfield *, int64_t *);
 const char *msg_value(const struct mfield *, struct buf *scratch, size_t *len);
+int         msg_json_compact(const char *, size_t, struct buf *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------- net.c */
 
