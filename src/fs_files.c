@@ -54,8 +54,9 @@ static const char readme_text[] =
 "  echo '{\"n\":1}' > types/echo/queue\n"
 "  exec 3<>types/echo/queue; echo '{}' >&3; read id <&3; cat jobs/$id/response\n"
 "\n"
-"Ids that are not usable file names are percent-encoded: / as %2F, % as\n"
-"%25, and the ids . and .. as %2E and %2E%2E.  See jobfs(5).\n";
+"Ids are listed as their names under jobs/, one per line: / is shown as\n"
+"%2F, % as %25, a control character as %XX (newline: %0A), and the ids\n"
+". and .. as %2E and %2E%2E.  See jobfs(5).\n";
 
 /* fs_readme_len: README's size, for stat. */
 size_t
@@ -123,7 +124,11 @@ append_id(struct buf *b, const char *key, const char *sep)
 	free(name);
 }
 
-/* text_workers: "NAME idle" or "NAME busy ID..." per worker. */
+/*
+ * text_workers: "NAME idle" or "NAME busy ID..." per worker.  The name is
+ * encoded as ids are, so that a worker's name, like an id, cannot add a
+ * line.
+ */
 static void
 text_workers(const struct jtype *t, struct buf *b)
 {
@@ -131,7 +136,7 @@ text_workers(const struct jtype *t, struct buf *b)
 	const struct job *j;
 
 	TAILQ_FOREACH(c, &t->workers, type_entry) {
-		buf_append_str(b, conn_worker_name(c));
+		append_id(b, conn_worker_name(c), "");
 		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
 		TAILQ_FOREACH(j, &c->running, worker_entry) {
 			buf_append(b, " ", 1);
