@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -532,29 +533,112 @@ fs_process(struct fs *fs)
 		nanosleep(&pause, NULL);  /* connection gone: the thread fails fast */
 }
 
+/* mountinfo_unescape: a mountinfo path field, its \040-style escapes undone. */
+static void
+mountinfo_unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else
+			*out++ = *s;
+	}
+	*out = '\0';
+}
+
+/*
+ * jobfs_mounted_at: /proc/self/mountinfo lists a jobfs tree mounted on
+ * path (file system type fuse.jobfs, or a fuse mount named jobfs).
+ */
+static bool
+jobfs_mounted_at(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *sep, *mnt, *type, *source, *save;
+	size_t cap = 0;
+	bool found = false;
+	int i;
+
+	if (f == NULL)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE ... */
+		if ((sep = strstr(line, " - ")) == NULL)
+			continue;
+		*sep = '\0';
+		mnt = strtok_r(line, " ", &save);
+		for (i = 0; i < 4 && mnt != NULL; i++)
+			mnt = strtok_r(NULL, " ", &save);
+		type = strtok_r(sep + 3, " ", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (mnt == NULL || type == NULL || source == NULL)
+			continue;
+		mountinfo_unescape(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		found = strcmp(type, "fuse.jobfs") == 0 ||
+		    (strncmp(type, "fuse", 4) == 0 && strcmp(source, "jobfs") == 0);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* abs_path: mnt made absolute without looking inside it (it may be dead). */
+static char *
+abs_path(const char *mnt)
+{
+	char *cwd, *p;
+
+	if ((p = realpath(mnt, NULL)) != NULL || mnt[0] == '/')
+		return p != NULL ? p : xstrdup(mnt);
+	if ((cwd = getcwd(NULL, 0)) == NULL)
+		return xstrdup(mnt);
+	p = xprintf("%s/%s", cwd, mnt);
+	free(cwd);
+	return p;
+}
+
 /*
  * fs_detach_stale: a daemon killed without unmounting leaves a mount whose
- * every access fails with ENOTCONN; detach it so that we can mount again.
+ * every access fails with ENOTCONN.  stat() of the mountpoint may still
+ * succeed, from the attributes the kernel cached, so look for a jobfs
+ * mount there in /proc/self/mountinfo and ask it with statfs(), which the
+ * kernel never answers from a cache.  A dead one is detached lazily (those
+ * that a series of such deaths stacked up, too); a live one is left alone
+ * and the mount that follows will fail or stack, as for any mountpoint.
  */
 static void
-fs_detach_stale(const char *mnt)
+fs_detach_stale(const char *mountpoint)
 {
-	struct stat st;
+	char *mnt = abs_path(mountpoint);
+	struct statfs sfs;
 	pid_t pid;
-	int status;
+	int status, i;
 
-	if (stat(mnt, &st) == 0 || errno != ENOTCONN)
-		return;
-	log_warn("%s: stale mount of a daemon that died: detaching it", mnt);
-	if (umount2(mnt, MNT_DETACH) == 0)
-		return;
-	/* Not root: the setuid helper may detach our own mounts. */
-	if ((pid = fork()) == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt, (char *)NULL);
-		_exit(127);
+	for (i = 0; i < 16 && jobfs_mounted_at(mnt); i++) {
+		if (statfs(mnt, &sfs) == 0 || errno != ENOTCONN)
+			break;
+		log_warn("%s: stale mount of a daemon that died: detaching it", mnt);
+		if (umount2(mnt, MNT_DETACH) == 0)
+			continue;
+		/* Not root: the setuid helper may detach our own mounts. */
+		if ((pid = fork()) == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt,
+			    (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0) {
+			log_warn("%s: cannot detach the stale mount", mnt);
+			break;
+		}
 	}
-	if (pid > 0)
-		waitpid(pid, &status, 0);
+	free(mnt);
 }
 
 /* fs_mount_args: "-o subtype=jobfs,fsname=jobfs[,user options]" (theirs win). */
