@@ -267,18 +267,43 @@ fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -fs_rmdir_err(fuse_req_userdata(req), parent, name));
 }
 
-/* fs_unlink: nothing in the tree is a file one removes. */
+/*
+ * fs_unlink_err: rm channels/C unmakes a channel made in the tree; one that
+ * has subscribers is EBUSY (it lives while they do).  Nothing else in the
+ * tree is a file one removes.
+ */
+static int
+fs_unlink_err(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct owner *po;
+	struct chan *ch;
+
+	switch (node_kind_of(fs, parent, &po)) {
+	case NK_CHANNELS:
+		if ((ch = chan_find(fs->srv, name)) == NULL)
+			return -ENOENT;
+		if (ch->nsubs > 0)
+			return -EBUSY;
+		log_info("channel %s: removed in the tree", name);
+		chan_unpin(fs->srv, ch);
+		return 0;
+	case NK_NONE:
+		return -ENOENT;
+	default:
+		return -EPERM;
+	}
+}
+
+/* fs_unlink: see fs_unlink_err. */
 static void
 fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -fs_unlink_err(fuse_req_userdata(req), parent, name));
 }
 
 /* -------------------------------------------------- channels: creating */
 
-/* fs_chan_create: channels/C made by touch or a write; kept until exit. */
+/* fs_chan_create: channels/C made by touch or a write; kept until rm or exit. */
 static int
 fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
     struct node **n)

@@ -47,6 +47,7 @@ static const char readme_text[] =
 "  rmdir jobs/ID       cancel the job if unfinished, and forget it\n"
 "  channels/C          write: publish one JSON message per line;\n"
 "                      read: the messages published after open\n"
+"  rm channels/C       remove a channel made in the tree\n"
 "  stats               daemon-wide counters\n"
 "\n"
 "Examples:\n"

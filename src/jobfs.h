@@ -431,6 +431,7 @@ struct chan {
 
 struct chan *chan_find(struct server *, const char *name);
 struct chan *chan_get(struct server *, const char *name, bool pin);
+void   chan_unpin(struct server *, struct chan *);
 void   chan_subscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe_all(struct server *, struct conn *);
