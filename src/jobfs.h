@@ -3,7 +3,11 @@
  * functions that own it.
  *
  * One libev loop on one thread drives everything: TCP connections, timers
- * and the FUSE session.  Nothing here takes a lock.
+ * and the FUSE session.  No lock guards anything declared here.  The
+ * daemon's one lock is fs->mu (fs_notify.c), shared with the tree's
+ * invalidation thread and taken by the loop only when an entry the kernel
+ * has seen goes away (a job forgotten, a type freed) and while unmounting:
+ * never on the path of a frame or a request.
  */
 #ifndef JOBFS_H
 #define JOBFS_H
