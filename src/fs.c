@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/fuse.h>    /* struct fuse_dirent */
+
 #include "fs.h"
 
 #define FS_BATCH 64   /* requests per wake-up, so TCP peers get their turn */
@@ -390,16 +392,16 @@ dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
 		    owner_ino(o, t->kind), kind_is_dir(t->kind));
 }
 
-/* fs_list: the whole listing of a directory, taken once at opendir. */
+/*
+ * fs_list: the whole listing of a directory, taken once at opendir (all but
+ * jobs/, which is read with a cursor: see jobs_readdir).
+ */
 static int
 fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
 {
 	struct server *srv = fs->srv;
 	struct jtype *t, *ttmp;
-	struct job *j;
 	struct chan *ch, *ctmp;
-	size_t pos;
-	char *name;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
 	dir_add(req, b, "..", FS_UNKNOWN_INO, true);
@@ -411,13 +413,6 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 		HASH_ITER(hh, srv->broker.types, t, ttmp) {
 			dir_add(req, b, t->name, owner_ino(owner_find(fs, OW_TYPE,
 			    t->name), NK_TYPE_DIR), true);
-		}
-		break;
-	case NK_JOBS:
-		for (pos = 0; (j = jobtab_next(&srv->broker.jobs, &pos)) != NULL;) {
-			name = fs_name_encode(j->key);
-			dir_add(req, b, name, owner_ino(j->fs, NK_JOB_DIR), true);
-			free(name);
 		}
 		break;
 	case NK_CHANNELS:
@@ -441,7 +436,106 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 	return 0;
 }
 
-/* fs_opendir: take the listing now, so offsets stay valid while jobs come and go. */
+/*
+ * jobs/ is listed a piece at a time, so that an open handle costs the same
+ * with a million jobs as with ten: a broker cursor (it survives jobs coming
+ * and going, so a job that exists throughout the listing is listed once)
+ * and the last reply.  Entry offsets count entries: "." is 1, ".." 2, the
+ * jobs 3 on.  The kernel may keep only the start of a reply (its reader's
+ * buffer was full) and ask again from the last entry it kept: that is
+ * answered from the reply kept in h->data.
+ */
+
+/* dir_put: one entry with offset off, if it fits in size bytes of reply. */
+static bool
+dir_put(fuse_req_t req, struct buf *b, size_t size, const char *name,
+    fuse_ino_t ino, off_t off)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (b->len + need > size)
+		return false;
+	memset(&st, 0, sizeof st);
+	st.st_ino = ino;
+	st.st_mode = S_IFDIR;
+	buf_reserve(b, need);
+	fuse_add_direntry(req, b->data + b->len, need, name, &st, off);
+	b->len += need;
+	return true;
+}
+
+/* jobs_reply_again: the entries of the last reply after offset off. */
+static void
+jobs_reply_again(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	const char *p = h->data.data, *end = p + h->data.len, *from = NULL;
+	const struct fuse_dirent *d;
+
+	if (off == h->dir_first)
+		from = p;
+	for (; from == NULL && p < end; p += FUSE_DIRENT_SIZE(d)) {
+		d = (const struct fuse_dirent *)(const void *)p;
+		if ((off_t)d->off == off)
+			from = p + FUSE_DIRENT_SIZE(d);
+	}
+	if (from == NULL) {
+		fuse_reply_err(req, EINVAL);  /* a seekdir to a place long gone */
+		return;
+	}
+	for (p = from; p < end; p += FUSE_DIRENT_SIZE(d)) {
+		d = (const struct fuse_dirent *)(const void *)p;
+		if ((size_t)(p + FUSE_DIRENT_SIZE(d) - from) > size)
+			break;
+	}
+	fuse_reply_buf(req, from, (size_t)(p - from));
+}
+
+/* jobs_readdir: the next entries of jobs/ after offset off. */
+static void
+jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct broker *b = &fs->srv->broker;
+	struct job *j;
+	off_t n = off;
+	char *name;
+	bool ok;
+
+	if (off == 0)
+		broker_cursor_open(b, &h->cursor);   /* first read, or rewinddir */
+	else if (off != h->dir_last) {
+		if (off < h->dir_first || off > h->dir_last)
+			fuse_reply_err(req, EINVAL);
+		else
+			jobs_reply_again(req, h, size, off);
+		return;
+	}
+	h->data.off = h->data.len = 0;
+	for (;;) {
+		if (n == 0)
+			ok = dir_put(req, &h->data, size, ".", FS_UNKNOWN_INO, 1);
+		else if (n == 1)
+			ok = dir_put(req, &h->data, size, "..", FS_UNKNOWN_INO, 2);
+		else if ((j = broker_cursor_job(&h->cursor)) == NULL)
+			break;
+		else {
+			name = fs_name_encode(j->key);
+			ok = dir_put(req, &h->data, size, name,
+			    owner_ino(owner_of_job(fs, j), NK_JOB_DIR), n + 1);
+			free(name);
+			if (ok)
+				broker_cursor_advance(&h->cursor);
+		}
+		if (!ok)
+			break;
+		n++;
+	}
+	h->dir_first = off;
+	h->dir_last = n;
+	fuse_reply_buf(req, h->data.data, h->data.len);
+}
+
+/* fs_opendir: take the listing now (but jobs/'s, read as it goes). */
 static void
 fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -456,7 +550,7 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h = (struct handle *)(uintptr_t)fi->fh;
-	if ((rc = fs_list(fs, req, k, o, &h->data)) != 0) {
+	if (k != NK_JOBS && (rc = fs_list(fs, req, k, o, &h->data)) != 0) {
 		fs_handle_free(fs, h);
 		fuse_reply_err(req, -rc);
 		return;
@@ -465,7 +559,7 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_handle_free(fs, h);
 }
 
-/* fs_readdir: a slice of the listing; offsets are byte offsets into it. */
+/* fs_readdir: a slice of the listing (offsets are byte offsets into it), or jobs/'s next. */
 static void
 fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
@@ -474,7 +568,9 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t len = buf_used(&h->data);
 
 	(void)ino;
-	if (off < 0 || (size_t)off >= len)
+	if (h->kind == NK_JOBS)
+		jobs_readdir(fuse_req_userdata(req), req, h, size, off);
+	else if (off < 0 || (size_t)off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(req, h->data.data + off,
@@ -784,10 +880,11 @@ fs_unmount(struct server *srv)
 void
 fs_job_forgotten(struct server *srv, struct job *j)
 {
-	struct owner *o = j->fs;
+	struct owner *o;
 	char *name;
 
-	if (srv->fs == NULL || o == NULL || o->nodes[0] == NULL)
+	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL ||
+	    o->nodes[0] == NULL)
 		return;  /* the kernel never saw it: nothing to invalidate */
 	name = fs_name_encode(j->key);
 	notify_entry(srv->fs, NK_JOBS, o->nodes[0]->ino, name);

@@ -60,10 +60,10 @@ struct handle;
  * Freed as soon as no node and no open file refer to it.
  */
 struct owner {
-	UT_hash_handle      hh;       /* fs->types or fs->chans, by name */
+	UT_hash_handle      hh;       /* fs->types or fs->chans by name, fs->jobs by job */
 	enum owner_kind     kind;
 	char               *name;     /* OW_TYPE, OW_CHAN */
-	struct job         *job;      /* OW_JOB; job->fs points back */
+	struct job         *job;      /* OW_JOB */
 	struct node        *nodes[FS_OWNER_SLOTS];
 	TAILQ_HEAD(, handle) handles; /* open files */
 	unsigned            nnodes, nhandles;
@@ -102,6 +102,9 @@ struct handle {
 	struct lines        lines;    /* written bytes not yet ended by a newline */
 	uint64_t            pos;      /* response: stream bytes already read */
 	uint64_t            dropped;  /* channel: messages lost to a full buffer */
+	struct job_cursor   cursor;   /* jobs/: where the listing goes on */
+	off_t               dir_first; /* jobs/: offset the reply in data began at */
+	off_t               dir_last;  /* jobs/: offset of the last entry in data */
 	struct fuse_pollhandle *ph;   /* the newest poll, until notified */
 	TAILQ_HEAD(, waiter) waiters;
 	TAILQ_ENTRY(handle) owner_entry;
@@ -125,6 +128,7 @@ struct fs {
 	bool                stopping;
 	struct node        *nodes;    /* by ino */
 	uint64_t            next_ino;
+	struct owner       *jobs;     /* by job pointer: jobs the kernel or a file holds */
 	struct owner       *types;    /* by type name */
 	struct owner       *chans;    /* by channel name */
 	TAILQ_HEAD(, handle) handles; /* every open file and directory */
@@ -150,6 +154,7 @@ struct node  *node_get(struct fs *, struct owner *, enum node_kind);
 void          node_forget(struct fs *, fuse_ino_t, uint64_t nlookup);
 enum node_kind node_kind_of(struct fs *, fuse_ino_t, struct owner **);
 struct owner *owner_job(struct fs *, struct job *);
+struct owner *owner_of_job(struct fs *, const struct job *);
 struct owner *owner_named(struct fs *, enum owner_kind, const char *name);
 struct owner *owner_find(struct fs *, enum owner_kind, const char *name);
 void          owner_release(struct fs *, struct owner *);

@@ -185,7 +185,7 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 
 	switch (k) {
 	case NK_JOB_BODY:
-		buf_append(b, j->body, j->body_len);
+		buf_append(b, job_body(j), j->body_len);
 		break;
 	case NK_JOB_STATUS:
 		buf_append_str(b, job_state_name(j->state));
@@ -595,6 +595,7 @@ fs_handle_free(struct fs *fs, struct handle *h)
 	if (h->ph != NULL)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
+	broker_cursor_close(&fs->srv->broker, &h->cursor);
 	buf_free(&h->data);
 	lines_free(&h->lines);
 	if (h->owner != NULL) {
@@ -662,10 +663,10 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void
 fs_job_changed(struct server *srv, struct job *j)
 {
-	struct owner *o = j->fs;
+	struct owner *o;
 	struct handle *h;
 
-	if (srv->fs == NULL || o == NULL)
+	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
 		if (h->kind == NK_JOB_RESPONSE)

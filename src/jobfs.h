@@ -180,10 +180,10 @@ struct job_ext {
  * A job, from submission until its retention ends.  The body and the result
  * are kept as compact JSON text: that is what is sent and shown.  One
  * allocation holds the job, its key, its id as JSON and its body, since
- * queued jobs can number in the millions.
+ * queued jobs can number in the millions: the body is found after the id
+ * (job_body), and the tree finds its state for a job in a table of its own.
  */
 struct job {
-	char          *body;          /* JSON text, in the same allocation */
 	char          *result;        /* JSON text once done */
 	uint32_t       body_len;
 	uint32_t       result_len;
@@ -211,7 +211,7 @@ struct job {
 	float          started;       /* seconds after submitted; 0: not yet */
 	float          finished;
 	char          *worker_name;   /* last worker that ran it */
-	void          *fs;            /* fs.c's per-job state (waiting readers) */
+	TAILQ_ENTRY(job) all_entry;   /* broker->all: every job, in submission order */
 	char           key[];         /* canonical id: a string id, or an integer
 	                                 in decimal; then the id as the master
 	                                 sent it, as JSON (unless id_is_key);
@@ -235,7 +235,29 @@ job_idjson(const struct job *j)
 {
 	return j->id_is_key ? j->key : j->key + strlen(j->key) + 1;
 }
+
+/* job_body: the body, as compact JSON text (NUL-terminated, body_len bytes). */
+static inline const char *
+job_body(const struct job *j)
+{
+	const char *id = job_idjson(j);
+
+	return id + strlen(id) + 1;
+}
 TAILQ_HEAD(job_list, job);
+
+/*
+ * A place in the list of every job, for listing jobs/ a piece at a time:
+ * it stays valid while jobs come and go (a cursor on a job that is
+ * forgotten moves on to the next), so a listing neither skips nor repeats
+ * a job that exists from its start to its end.  Jobs submitted meanwhile
+ * may or may not be listed.
+ */
+struct job_cursor {
+	TAILQ_ENTRY(job_cursor) entry;  /* broker->cursors */
+	struct job   *next;             /* the next job to list; NULL: the end */
+	bool          open;
+};
 
 /* Jobs targeted at one worker name wait in their own heap. */
 struct target {
@@ -303,6 +325,8 @@ struct broker {
 	struct ev_loop    *loop;
 	struct jobtab      jobs;      /* every known job by key */
 	struct jtype      *types;
+	struct job_list    all;       /* every job in the table, submission order */
+	TAILQ_HEAD(, job_cursor) cursors;  /* open listings of all */
 	struct job_list    finished;  /* retention order */
 	size_t             nfinished;
 	uint64_t           next_seq;
@@ -329,6 +353,10 @@ void  broker_complete(struct broker *, struct job *, const char *result, size_t 
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
 void  broker_forget(struct broker *, struct job *);
+void  broker_cursor_open(struct broker *, struct job_cursor *);
+void  broker_cursor_close(struct broker *, struct job_cursor *);
+struct job *broker_cursor_job(const struct job_cursor *);
+void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
 json_t *job_info(const struct job *);
