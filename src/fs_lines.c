@@ -63,6 +63,8 @@ lines_feed(struct lines *ls, const char *data, size_t size, bool final,
 	int rc = 0;
 
 	*count = 0;
+	if (size == 0 && buf_used(&ls->pending) == 0)
+		return 0;  /* nothing to cut (and maybe no buffer yet) */
 	buf_append(&ls->pending, data, size);
 	p = buf_head(&ls->pending);
 	end = p + buf_used(&ls->pending);
