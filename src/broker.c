@@ -21,6 +21,7 @@
 #include "jobfs.h"
 
 static void job_finish(struct broker *, struct job *, enum job_state);
+static void all_remove(struct broker *, struct job *);
 static void worker_fill(struct broker *, struct conn *);
 
 static const char *const state_names[] = {
@@ -45,6 +46,8 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->keep_max = keep_max;
 	b->max_jobs = srv->opt.max_jobs;
 	b->max_bytes = srv->opt.max_memory;
+	TAILQ_INIT(&b->all);
+	TAILQ_INIT(&b->cursors);
 	TAILQ_INIT(&b->finished);
 	/* Ids the broker assigns sort in submission order, across restarts too. */
 	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
@@ -399,8 +402,8 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	} else if (!same)
 		memcpy(p, r->idjson, ilen);
 	p += ilen;
-	j->body = memcpy(p, r->body, r->body_len);
-	j->body[r->body_len] = '\0';
+	memcpy(p, r->body, r->body_len);  /* where job_body() finds it */
+	p[r->body_len] = '\0';
 	j->body_len = (uint32_t)r->body_len;
 	j->hash = jobtab_hash(j->key);
 	return j;
@@ -444,6 +447,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	if (j->master != NULL)
 		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
 	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
 	t->nsubmitted++;
 	b->stats.submitted++;
 	b->stats.body_bytes += j->body_len;
@@ -811,8 +815,61 @@ broker_forget(struct broker *b, struct job *j)
 	TAILQ_REMOVE(&b->finished, j, done_entry);
 	b->nfinished--;
 	jobtab_del(&b->jobs, j);
+	all_remove(b, j);
 	fs_job_forgotten(b->srv, j);
 	job_unref(b, j);
+}
+
+/* ----------------------------------------------------------- listing */
+
+/*
+ * all_remove: j leaves the list of every job; a cursor on it moves on.
+ * O(open cursors): one per jobs/ directory open in the tree.
+ */
+static void
+all_remove(struct broker *b, struct job *j)
+{
+	struct job_cursor *c;
+
+	TAILQ_FOREACH(c, &b->cursors, entry)
+		if (c->next == j)
+			c->next = TAILQ_NEXT(j, all_entry);
+	TAILQ_REMOVE(&b->all, j, all_entry);
+}
+
+/* broker_cursor_open: (re)start c at the oldest job. */
+void
+broker_cursor_open(struct broker *b, struct job_cursor *c)
+{
+	if (!c->open)
+		TAILQ_INSERT_TAIL(&b->cursors, c, entry);
+	c->open = true;
+	c->next = TAILQ_FIRST(&b->all);
+}
+
+/* broker_cursor_close: forget c (closing a closed cursor does nothing). */
+void
+broker_cursor_close(struct broker *b, struct job_cursor *c)
+{
+	if (c->open)
+		TAILQ_REMOVE(&b->cursors, c, entry);
+	c->open = false;
+	c->next = NULL;
+}
+
+/* broker_cursor_job: the job at c, or NULL at the end. */
+struct job *
+broker_cursor_job(const struct job_cursor *c)
+{
+	return c->next;
+}
+
+/* broker_cursor_advance: move c past its job. */
+void
+broker_cursor_advance(struct job_cursor *c)
+{
+	if (c->next != NULL)
+		c->next = TAILQ_NEXT(c->next, all_entry);
 }
 
 /* job_info: everything about a job, for the tree's info and "status". */
@@ -885,6 +942,7 @@ broker_shutdown(struct broker *b)
 	while ((j = jobtab_next(&b->jobs, &pos)) != NULL) {
 		if (j->ext != NULL)
 			ev_timer_stop(b->loop, &j->ext->deadline);
+		all_remove(b, j);
 		fs_job_forgotten(b->srv, j);
 		job_unref(b, j);
 	}

@@ -1,9 +1,9 @@
 /*
  * chan.c — pub/sub channels (Tempest's pub/sub, ClusterTalk's broadcast).
  *
- * A channel lives while it has subscribers, or for good once created in
- * the tree.  Publishing encodes the message frame once and copies it to
- * every subscriber.  A subscriber whose output is backlogged misses
+ * A channel lives while it has subscribers, or, once created in the tree,
+ * until rm channels/C.  Publishing encodes the message frame once and
+ * copies it to every subscriber.  A subscriber whose output is backlogged misses
  * messages rather than slowing the publisher: each miss is counted, and the
  * next message it does get carries "missed":N.
  */
@@ -58,6 +58,14 @@ chan_release(struct server *srv, struct chan *ch)
 	HASH_DEL(srv->chans, ch);
 	free(ch->name);
 	free(ch);
+}
+
+/* chan_unpin: undo the tree's pin (rm channels/C): gone unless subscribed. */
+void
+chan_unpin(struct server *srv, struct chan *ch)
+{
+	ch->pinned = false;
+	chan_release(srv, ch);
 }
 
 void

@@ -20,9 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/fuse.h>    /* struct fuse_dirent */
 
 #include "fs.h"
 
@@ -266,18 +269,43 @@ fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -fs_rmdir_err(fuse_req_userdata(req), parent, name));
 }
 
-/* fs_unlink: nothing in the tree is a file one removes. */
+/*
+ * fs_unlink_err: rm channels/C unmakes a channel made in the tree; one that
+ * has subscribers is EBUSY (it lives while they do).  Nothing else in the
+ * tree is a file one removes.
+ */
+static int
+fs_unlink_err(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct owner *po;
+	struct chan *ch;
+
+	switch (node_kind_of(fs, parent, &po)) {
+	case NK_CHANNELS:
+		if ((ch = chan_find(fs->srv, name)) == NULL)
+			return -ENOENT;
+		if (ch->nsubs > 0)
+			return -EBUSY;
+		log_info("channel %s: removed in the tree", name);
+		chan_unpin(fs->srv, ch);
+		return 0;
+	case NK_NONE:
+		return -ENOENT;
+	default:
+		return -EPERM;
+	}
+}
+
+/* fs_unlink: see fs_unlink_err. */
 static void
 fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -fs_unlink_err(fuse_req_userdata(req), parent, name));
 }
 
 /* -------------------------------------------------- channels: creating */
 
-/* fs_chan_create: channels/C made by touch or a write; kept until exit. */
+/* fs_chan_create: channels/C made by touch or a write; kept until rm or exit. */
 static int
 fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
     struct node **n)
@@ -364,16 +392,16 @@ dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
 		    owner_ino(o, t->kind), kind_is_dir(t->kind));
 }
 
-/* fs_list: the whole listing of a directory, taken once at opendir. */
+/*
+ * fs_list: the whole listing of a directory, taken once at opendir (all but
+ * jobs/, which is read with a cursor: see jobs_readdir).
+ */
 static int
 fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
 {
 	struct server *srv = fs->srv;
 	struct jtype *t, *ttmp;
-	struct job *j;
 	struct chan *ch, *ctmp;
-	size_t pos;
-	char *name;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
 	dir_add(req, b, "..", FS_UNKNOWN_INO, true);
@@ -385,13 +413,6 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 		HASH_ITER(hh, srv->broker.types, t, ttmp) {
 			dir_add(req, b, t->name, owner_ino(owner_find(fs, OW_TYPE,
 			    t->name), NK_TYPE_DIR), true);
-		}
-		break;
-	case NK_JOBS:
-		for (pos = 0; (j = jobtab_next(&srv->broker.jobs, &pos)) != NULL;) {
-			name = fs_name_encode(j->key);
-			dir_add(req, b, name, owner_ino(j->fs, NK_JOB_DIR), true);
-			free(name);
 		}
 		break;
 	case NK_CHANNELS:
@@ -415,7 +436,106 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 	return 0;
 }
 
-/* fs_opendir: take the listing now, so offsets stay valid while jobs come and go. */
+/*
+ * jobs/ is listed a piece at a time, so that an open handle costs the same
+ * with a million jobs as with ten: a broker cursor (it survives jobs coming
+ * and going, so a job that exists throughout the listing is listed once)
+ * and the last reply.  Entry offsets count entries: "." is 1, ".." 2, the
+ * jobs 3 on.  The kernel may keep only the start of a reply (its reader's
+ * buffer was full) and ask again from the last entry it kept: that is
+ * answered from the reply kept in h->data.
+ */
+
+/* dir_put: one entry with offset off, if it fits in size bytes of reply. */
+static bool
+dir_put(fuse_req_t req, struct buf *b, size_t size, const char *name,
+    fuse_ino_t ino, off_t off)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (b->len + need > size)
+		return false;
+	memset(&st, 0, sizeof st);
+	st.st_ino = ino;
+	st.st_mode = S_IFDIR;
+	buf_reserve(b, need);
+	fuse_add_direntry(req, b->data + b->len, need, name, &st, off);
+	b->len += need;
+	return true;
+}
+
+/* jobs_reply_again: the entries of the last reply after offset off. */
+static void
+jobs_reply_again(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	const char *p = h->data.data, *end = p + h->data.len, *from = NULL;
+	const struct fuse_dirent *d;
+
+	if (off == h->dir_first)
+		from = p;
+	for (; from == NULL && p < end; p += FUSE_DIRENT_SIZE(d)) {
+		d = (const struct fuse_dirent *)(const void *)p;
+		if ((off_t)d->off == off)
+			from = p + FUSE_DIRENT_SIZE(d);
+	}
+	if (from == NULL) {
+		fuse_reply_err(req, EINVAL);  /* a seekdir to a place long gone */
+		return;
+	}
+	for (p = from; p < end; p += FUSE_DIRENT_SIZE(d)) {
+		d = (const struct fuse_dirent *)(const void *)p;
+		if ((size_t)(p + FUSE_DIRENT_SIZE(d) - from) > size)
+			break;
+	}
+	fuse_reply_buf(req, from, (size_t)(p - from));
+}
+
+/* jobs_readdir: the next entries of jobs/ after offset off. */
+static void
+jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct broker *b = &fs->srv->broker;
+	struct job *j;
+	off_t n = off;
+	char *name;
+	bool ok;
+
+	if (off == 0)
+		broker_cursor_open(b, &h->cursor);   /* first read, or rewinddir */
+	else if (off != h->dir_last) {
+		if (off < h->dir_first || off > h->dir_last)
+			fuse_reply_err(req, EINVAL);
+		else
+			jobs_reply_again(req, h, size, off);
+		return;
+	}
+	h->data.off = h->data.len = 0;
+	for (;;) {
+		if (n == 0)
+			ok = dir_put(req, &h->data, size, ".", FS_UNKNOWN_INO, 1);
+		else if (n == 1)
+			ok = dir_put(req, &h->data, size, "..", FS_UNKNOWN_INO, 2);
+		else if ((j = broker_cursor_job(&h->cursor)) == NULL)
+			break;
+		else {
+			name = fs_name_encode(j->key);
+			ok = dir_put(req, &h->data, size, name,
+			    owner_ino(owner_of_job(fs, j), NK_JOB_DIR), n + 1);
+			free(name);
+			if (ok)
+				broker_cursor_advance(&h->cursor);
+		}
+		if (!ok)
+			break;
+		n++;
+	}
+	h->dir_first = off;
+	h->dir_last = n;
+	fuse_reply_buf(req, h->data.data, h->data.len);
+}
+
+/* fs_opendir: take the listing now (but jobs/'s, read as it goes). */
 static void
 fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -430,7 +550,7 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h = (struct handle *)(uintptr_t)fi->fh;
-	if ((rc = fs_list(fs, req, k, o, &h->data)) != 0) {
+	if (k != NK_JOBS && (rc = fs_list(fs, req, k, o, &h->data)) != 0) {
 		fs_handle_free(fs, h);
 		fuse_reply_err(req, -rc);
 		return;
@@ -439,7 +559,7 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_handle_free(fs, h);
 }
 
-/* fs_readdir: a slice of the listing; offsets are byte offsets into it. */
+/* fs_readdir: a slice of the listing (offsets are byte offsets into it), or jobs/'s next. */
 static void
 fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
@@ -448,7 +568,9 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t len = buf_used(&h->data);
 
 	(void)ino;
-	if (off < 0 || (size_t)off >= len)
+	if (h->kind == NK_JOBS)
+		jobs_readdir(fuse_req_userdata(req), req, h, size, off);
+	else if (off < 0 || (size_t)off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(req, h->data.data + off,
@@ -532,29 +654,112 @@ fs_process(struct fs *fs)
 		nanosleep(&pause, NULL);  /* connection gone: the thread fails fast */
 }
 
+/* mountinfo_unescape: a mountinfo path field, its \040-style escapes undone. */
+static void
+mountinfo_unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else
+			*out++ = *s;
+	}
+	*out = '\0';
+}
+
+/*
+ * jobfs_mounted_at: /proc/self/mountinfo lists a jobfs tree mounted on
+ * path (file system type fuse.jobfs, or a fuse mount named jobfs).
+ */
+static bool
+jobfs_mounted_at(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *sep, *mnt, *type, *source, *save;
+	size_t cap = 0;
+	bool found = false;
+	int i;
+
+	if (f == NULL)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE ... */
+		if ((sep = strstr(line, " - ")) == NULL)
+			continue;
+		*sep = '\0';
+		mnt = strtok_r(line, " ", &save);
+		for (i = 0; i < 4 && mnt != NULL; i++)
+			mnt = strtok_r(NULL, " ", &save);
+		type = strtok_r(sep + 3, " ", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (mnt == NULL || type == NULL || source == NULL)
+			continue;
+		mountinfo_unescape(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		found = strcmp(type, "fuse.jobfs") == 0 ||
+		    (strncmp(type, "fuse", 4) == 0 && strcmp(source, "jobfs") == 0);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* abs_path: mnt made absolute without looking inside it (it may be dead). */
+static char *
+abs_path(const char *mnt)
+{
+	char *cwd, *p;
+
+	if ((p = realpath(mnt, NULL)) != NULL || mnt[0] == '/')
+		return p != NULL ? p : xstrdup(mnt);
+	if ((cwd = getcwd(NULL, 0)) == NULL)
+		return xstrdup(mnt);
+	p = xprintf("%s/%s", cwd, mnt);
+	free(cwd);
+	return p;
+}
+
 /*
  * fs_detach_stale: a daemon killed without unmounting leaves a mount whose
- * every access fails with ENOTCONN; detach it so that we can mount again.
+ * every access fails with ENOTCONN.  stat() of the mountpoint may still
+ * succeed, from the attributes the kernel cached, so look for a jobfs
+ * mount there in /proc/self/mountinfo and ask it with statfs(), which the
+ * kernel never answers from a cache.  A dead one is detached lazily (those
+ * that a series of such deaths stacked up, too); a live one is left alone
+ * and the mount that follows will fail or stack, as for any mountpoint.
  */
 static void
-fs_detach_stale(const char *mnt)
+fs_detach_stale(const char *mountpoint)
 {
-	struct stat st;
+	char *mnt = abs_path(mountpoint);
+	struct statfs sfs;
 	pid_t pid;
-	int status;
+	int status, i;
 
-	if (stat(mnt, &st) == 0 || errno != ENOTCONN)
-		return;
-	log_warn("%s: stale mount of a daemon that died: detaching it", mnt);
-	if (umount2(mnt, MNT_DETACH) == 0)
-		return;
-	/* Not root: the setuid helper may detach our own mounts. */
-	if ((pid = fork()) == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt, (char *)NULL);
-		_exit(127);
+	for (i = 0; i < 16 && jobfs_mounted_at(mnt); i++) {
+		if (statfs(mnt, &sfs) == 0 || errno != ENOTCONN)
+			break;
+		log_warn("%s: stale mount of a daemon that died: detaching it", mnt);
+		if (umount2(mnt, MNT_DETACH) == 0)
+			continue;
+		/* Not root: the setuid helper may detach our own mounts. */
+		if ((pid = fork()) == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt,
+			    (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0) {
+			log_warn("%s: cannot detach the stale mount", mnt);
+			break;
+		}
 	}
-	if (pid > 0)
-		waitpid(pid, &status, 0);
+	free(mnt);
 }
 
 /* fs_mount_args: "-o subtype=jobfs,fsname=jobfs[,user options]" (theirs win). */
@@ -675,10 +880,11 @@ fs_unmount(struct server *srv)
 void
 fs_job_forgotten(struct server *srv, struct job *j)
 {
-	struct owner *o = j->fs;
+	struct owner *o;
 	char *name;
 
-	if (srv->fs == NULL || o == NULL || o->nodes[0] == NULL)
+	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL ||
+	    o->nodes[0] == NULL)
 		return;  /* the kernel never saw it: nothing to invalidate */
 	name = fs_name_encode(j->key);
 	notify_entry(srv->fs, NK_JOBS, o->nodes[0]->ino, name);

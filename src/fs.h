@@ -6,6 +6,7 @@
  * fs_node.c   the inode table, owners (what a node or a file belongs to), stat
  * fs_files.c  open files: contents, blocking reads, writes, poll
  * fs_notify.c the one thread that sends entry invalidations to the kernel
+ * fs_lines.c  bytes written to a queue or channel cut into JSON lines (no FUSE)
  */
 #ifndef JOBFS_FS_H
 #define JOBFS_FS_H
@@ -59,10 +60,10 @@ struct handle;
  * Freed as soon as no node and no open file refer to it.
  */
 struct owner {
-	UT_hash_handle      hh;       /* fs->types or fs->chans, by name */
+	UT_hash_handle      hh;       /* fs->types or fs->chans by name, fs->jobs by job */
 	enum owner_kind     kind;
 	char               *name;     /* OW_TYPE, OW_CHAN */
-	struct job         *job;      /* OW_JOB; job->fs points back */
+	struct job         *job;      /* OW_JOB */
 	struct node        *nodes[FS_OWNER_SLOTS];
 	TAILQ_HEAD(, handle) handles; /* open files */
 	unsigned            nnodes, nhandles;
@@ -85,6 +86,12 @@ struct waiter {
 	TAILQ_ENTRY(waiter) entry;
 };
 
+/* What was written to a queue or channel and not yet ended by a newline. */
+struct lines {
+	struct buf          pending;  /* the unfinished line */
+	size_t              scanned;  /* bytes of it known to hold no newline */
+};
+
 /* One open file (fi->fh), or one open directory (its listing). */
 struct handle {
 	enum node_kind      kind;
@@ -92,9 +99,12 @@ struct handle {
 	int                 accmode;  /* O_RDONLY, O_WRONLY, O_RDWR */
 	bool                filled;   /* data holds a snapshot */
 	struct buf          data;     /* snapshot, listing, or unread stream bytes */
-	struct buf          line;     /* written bytes not yet ended by a newline */
+	struct lines        lines;    /* written bytes not yet ended by a newline */
 	uint64_t            pos;      /* response: stream bytes already read */
 	uint64_t            dropped;  /* channel: messages lost to a full buffer */
+	struct job_cursor   cursor;   /* jobs/: where the listing goes on */
+	off_t               dir_first; /* jobs/: offset the reply in data began at */
+	off_t               dir_last;  /* jobs/: offset of the last entry in data */
 	struct fuse_pollhandle *ph;   /* the newest poll, until notified */
 	TAILQ_HEAD(, waiter) waiters;
 	TAILQ_ENTRY(handle) owner_entry;
@@ -118,6 +128,7 @@ struct fs {
 	bool                stopping;
 	struct node        *nodes;    /* by ino */
 	uint64_t            next_ino;
+	struct owner       *jobs;     /* by job pointer: jobs the kernel or a file holds */
 	struct owner       *types;    /* by type name */
 	struct owner       *chans;    /* by channel name */
 	TAILQ_HEAD(, handle) handles; /* every open file and directory */
@@ -143,6 +154,7 @@ struct node  *node_get(struct fs *, struct owner *, enum node_kind);
 void          node_forget(struct fs *, fuse_ino_t, uint64_t nlookup);
 enum node_kind node_kind_of(struct fs *, fuse_ino_t, struct owner **);
 struct owner *owner_job(struct fs *, struct job *);
+struct owner *owner_of_job(struct fs *, const struct job *);
 struct owner *owner_named(struct fs *, enum owner_kind, const char *name);
 struct owner *owner_find(struct fs *, enum owner_kind, const char *name);
 void          owner_release(struct fs *, struct owner *);
@@ -167,6 +179,12 @@ void fs_handle_free(struct fs *, struct handle *);
 void fs_flush_interrupted(struct fs *);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
+
+/* fs_lines.c */
+int  lines_feed(struct lines *, const char *data, size_t size, bool final,
+    size_t max, struct buf *out, size_t *count);
+void lines_reset(struct lines *);
+void lines_free(struct lines *);
 
 /* fs_notify.c */
 int  notify_start(struct fs *);

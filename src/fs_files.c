@@ -47,6 +47,7 @@ static const char readme_text[] =
 "  rmdir jobs/ID       cancel the job if unfinished, and forget it\n"
 "  channels/C          write: publish one JSON message per line;\n"
 "                      read: the messages published after open\n"
+"  rm channels/C       remove a channel made in the tree\n"
 "  stats               daemon-wide counters\n"
 "\n"
 "Examples:\n"
@@ -54,8 +55,9 @@ static const char readme_text[] =
 "  echo '{\"n\":1}' > types/echo/queue\n"
 "  exec 3<>types/echo/queue; echo '{}' >&3; read id <&3; cat jobs/$id/response\n"
 "\n"
-"Ids that are not usable file names are percent-encoded: / as %2F, % as\n"
-"%25, and the ids . and .. as %2E and %2E%2E.  See jobfs(5).\n";
+"Ids are listed as their names under jobs/, one per line: / is shown as\n"
+"%2F, % as %25, a control character as %XX (newline: %0A), and the ids\n"
+". and .. as %2E and %2E%2E.  See jobfs(5).\n";
 
 /* fs_readme_len: README's size, for stat. */
 size_t
@@ -123,7 +125,11 @@ append_id(struct buf *b, const char *key, const char *sep)
 	free(name);
 }
 
-/* text_workers: "NAME idle" or "NAME busy ID..." per worker. */
+/*
+ * text_workers: "NAME idle" or "NAME busy ID..." per worker.  The name is
+ * encoded as ids are, so that a worker's name, like an id, cannot add a
+ * line.
+ */
 static void
 text_workers(const struct jtype *t, struct buf *b)
 {
@@ -131,7 +137,7 @@ text_workers(const struct jtype *t, struct buf *b)
 	const struct job *j;
 
 	TAILQ_FOREACH(c, &t->workers, type_entry) {
-		buf_append_str(b, conn_worker_name(c));
+		append_id(b, conn_worker_name(c), "");
 		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
 		TAILQ_FOREACH(j, &c->running, worker_entry) {
 			buf_append(b, " ", 1);
@@ -179,7 +185,7 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 
 	switch (k) {
 	case NK_JOB_BODY:
-		buf_append(b, j->body, j->body_len);
+		buf_append(b, job_body(j), j->body_len);
 		break;
 	case NK_JOB_STATUS:
 		buf_append_str(b, job_state_name(j->state));
@@ -451,16 +457,6 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 /* ----------------------------------------------------------- line sinks */
 
-/* line_blank: a line of only whitespace, which is skipped. */
-static bool
-line_blank(const char *p, const char *end)
-{
-	for (; p < end; p++)
-		if (*p != ' ' && *p != '\t' && *p != '\r')
-			return false;
-	return true;
-}
-
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
  * the broker is full (--max-jobs, --max-memory). */
 static int
@@ -487,71 +483,34 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 }
 
 /*
- * fs_sink_write: the buffered partial line plus data, cut into lines.
- * Every complete line (and, if final, the last one) must be JSON: all are
- * parsed before any is delivered, so a bad line fails the whole write and
- * delivers nothing; the partial line is dropped with it.  Blank lines are
- * skipped.  A line longer than --max-frame is EFBIG.
+ * fs_sink_write: the written bytes cut into lines by lines_feed() (see
+ * fs_lines.c: every complete line checked before any is delivered, so a
+ * bad line fails the whole write, EINVAL, and drops the unfinished line;
+ * a line longer than --max-frame is EFBIG), then each delivered.
  */
 static int
 fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
     bool final)
 {
-	size_t max = fs->srv->opt.max_frame, n = 0, cap = 0, i;
-	struct buf all = { 0 }, text = { 0 };
-	json_t **vals = NULL;
-	const char *p, *end, *nl, *eol;
-	int rc = 0;
+	struct buf texts = { 0 };
+	const char *p, *nl;
+	size_t n;
+	int rc;
 
-	buf_append(&all, buf_head(&h->line), buf_used(&h->line));
-	buf_append(&all, data, size);
-	p = all.data;
-	end = all.data + all.len;
-	while (p < end) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL && !final)
-			break;
-		eol = nl != NULL ? nl : end;
-		if ((size_t)(eol - p) > max) {
-			rc = -EFBIG;
-			goto out;
+	rc = lines_feed(&h->lines, data, size, final, fs->srv->opt.max_frame,
+	    &texts, &n);
+	if (rc == 0 && n > 0) {
+		if (h->kind == NK_CHAN)
+			chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
+		/* A refusal (ENOSPC) stops here: the lines before it stay submitted. */
+		for (p = texts.data; p < texts.data + texts.len && rc == 0; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(texts.data + texts.len - p));
+			rc = sink_deliver(fs, h, p, (size_t)(nl - p));
 		}
-		if (!line_blank(p, eol)) {
-			if (n == cap)
-				vals = xrealloc(vals, (cap = cap * 2 + 8) * sizeof *vals);
-			if ((vals[n] = json_loadb(p, (size_t)(eol - p), JSON_DECODE_ANY,
-			    NULL)) == NULL) {
-				rc = -EINVAL;
-				goto out;
-			}
-			n++;
-		}
-		p = nl != NULL ? nl + 1 : end;
+		if (h->accmode == O_RDWR)
+			handle_wake(h);
 	}
-	if ((size_t)(end - p) > max) {
-		rc = -EFBIG;
-		goto out;
-	}
-	if (h->kind == NK_CHAN && n > 0)
-		chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
-	for (i = 0; i < n; i++) {
-		text.off = text.len = 0;
-		json_dump_callback(vals[i], buf_json_cb, &text,
-		    JSON_COMPACT | JSON_ENCODE_ANY);
-		if ((rc = sink_deliver(fs, h, buf_head(&text), buf_used(&text))) != 0)
-			goto out;  /* the lines before it are submitted */
-	}
-	h->line.off = h->line.len = 0;
-	buf_append(&h->line, p, (size_t)(end - p));
-	if (h->accmode == O_RDWR && n > 0)
-		handle_wake(h);
-out:
-	if (rc != 0)
-		h->line.off = h->line.len = 0;
-	for (i = 0; i < n; i++)
-		json_decref(vals[i]);
-	free(vals);
-	buf_free(&all);
-	buf_free(&text);
+	buf_free(&texts);
 	return rc;
 }
 
@@ -585,7 +544,7 @@ fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 
 	(void)ino;
-	if (buf_used(&h->line) > 0)
+	if (buf_used(&h->lines.pending) > 0)
 		rc = fs_sink_write(fs, h, NULL, 0, true);
 	fuse_reply_err(req, -rc);
 }
@@ -639,8 +598,9 @@ fs_handle_free(struct fs *fs, struct handle *h)
 	if (h->ph != NULL)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
+	broker_cursor_close(&fs->srv->broker, &h->cursor);
 	buf_free(&h->data);
-	buf_free(&h->line);
+	lines_free(&h->lines);
 	if (h->owner != NULL) {
 		TAILQ_REMOVE(&h->owner->handles, h, owner_entry);
 		h->owner->nhandles--;
@@ -694,7 +654,7 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (buf_used(&h->line) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
+	if (buf_used(&h->lines.pending) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
 		log_info("%s", "a last line written to the tree was not JSON: dropped");
 	fs_handle_free(fs, h);
 	fuse_reply_err(req, 0);
@@ -706,10 +666,10 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void
 fs_job_changed(struct server *srv, struct job *j)
 {
-	struct owner *o = j->fs;
+	struct owner *o;
 	struct handle *h;
 
-	if (srv->fs == NULL || o == NULL)
+	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
 		if (h->kind == NK_JOB_RESPONSE)

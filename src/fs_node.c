@@ -99,13 +99,28 @@ node_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 		n->nlookup -= nlookup;
 }
 
+/*
+ * owner_of_job: the owner of a job's nodes and files, if it has one.  Kept
+ * in a table of the tree's own rather than in the job, since few of
+ * millions of jobs are ever looked at in the tree.
+ */
+struct owner *
+owner_of_job(struct fs *fs, const struct job *j)
+{
+	struct owner *o;
+
+	if (fs->jobs == NULL)
+		return NULL;
+	HASH_FIND(hh, fs->jobs, &j, sizeof j, o);
+	return o;
+}
+
 /* owner_job: the owner of a job's nodes and files, made on first use. */
 struct owner *
 owner_job(struct fs *fs, struct job *j)
 {
-	struct owner *o = j->fs;
+	struct owner *o = owner_of_job(fs, j);
 
-	(void)fs;
 	if (o != NULL)
 		return o;
 	o = xcalloc(1, sizeof *o);
@@ -113,7 +128,7 @@ owner_job(struct fs *fs, struct job *j)
 	o->job = j;
 	TAILQ_INIT(&o->handles);
 	job_ref(j);
-	j->fs = o;
+	HASH_ADD(hh, fs->jobs, job, sizeof o->job, o);
 	return o;
 }
 
@@ -160,7 +175,7 @@ owner_release(struct fs *fs, struct owner *o)
 	switch (o->kind) {
 	case OW_JOB:
 		j = o->job;
-		j->fs = NULL;
+		HASH_DEL(fs->jobs, o);
 		free(o);
 		job_unref(&fs->srv->broker, j);  /* may free the job, and its type */
 		return;

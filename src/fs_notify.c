@@ -7,9 +7,14 @@
  * invalidations here, and this thread, which answers nothing, sends them:
  * at worst it waits until the loop has answered those lookups.
  *
- * This is the daemon's only thread; it touches nothing but this queue
- * and the session's notify calls, which libfuse makes safe to call from
- * another thread.
+ * This is the daemon's only other thread; it touches nothing but this
+ * queue and the session's notify calls, which libfuse makes safe to call
+ * from another thread.  The queue is guarded by fs->mu, the daemon's one
+ * lock: the loop takes it in notify_entry() only when an entry the kernel
+ * has seen goes away (a job forgotten, a type freed), for the time of a
+ * list insert, and never waits on it for longer (this thread holds it only
+ * to take an item off, never across fuse_lowlevel_notify_delete()).  It is
+ * not on the path of a frame, a dispatch or a FUSE request.
  */
 #include <errno.h>
 #include <signal.h>
@@ -103,7 +108,9 @@ notify_stop(struct fs *fs)
 
 /*
  * notify_entry: queue "parent/name, which was inode child, is gone".
- * Called from the loop thread only, never blocks.
+ * Called from the loop thread only.  It locks fs->mu for a list insert;
+ * the thread never holds that lock while it waits on the kernel, so this
+ * never waits for long.
  */
 void
 notify_entry(struct fs *fs, fuse_ino_t parent, fuse_ino_t child, const char *name)

@@ -2,19 +2,27 @@
  * id.c — job ids and type names, and how ids become file names.
  *
  * A job id is shown in the tree as itself unless that is not a usable file
- * name: '/' and '%' are percent-encoded (uppercase hex) and the ids "." and
- * ".." become "%2E" and "%2E%2E".  Decoding accepts only the canonical
- * encoding, so each id has exactly one name.
+ * name or would not stay one line in a listing: '/', '%' and control
+ * characters (C0, DEL, and the two bytes of a C1) are percent-encoded
+ * (uppercase hex) and the ids "." and ".." become "%2E" and "%2E%2E".
+ * Decoding accepts only the canonical encoding, so each id has exactly one
+ * name.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobfs.h"
 
+/* id_char_encoded: is the byte at p shown percent-encoded? (p[-1] for C1) */
 static bool
-id_char_encoded(unsigned char ch)
+id_char_encoded(const unsigned char *p, const unsigned char *start)
 {
-	return ch == '/' || ch == '%';
+	if (*p == '/' || *p == '%' || *p < 0x20 || *p == 0x7f)
+		return true;
+	/* U+0080-U+009F are C2 80 to C2 9F in UTF-8: both bytes go encoded. */
+	if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return true;
+	return *p >= 0x80 && *p <= 0x9f && p > start && p[-1] == 0xc2;
 }
 
 static bool
@@ -26,12 +34,13 @@ id_is_dots(const char *key)
 size_t
 id_encoded_len(const char *key)
 {
+	const unsigned char *start = (const unsigned char *)key, *p;
 	size_t n = 0;
 
 	if (id_is_dots(key))
 		return 3 * strlen(key);
-	for (; *key != '\0'; key++)
-		n += id_char_encoded((unsigned char)*key) ? 3 : 1;
+	for (p = start; *p != '\0'; p++)
+		n += id_char_encoded(p, start) ? 3 : 1;
 	return n;
 }
 
@@ -39,11 +48,12 @@ void
 id_encode(const char *key, char *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *start = (const unsigned char *)key, *p;
 	bool dots = id_is_dots(key);
 
-	for (; *key != '\0'; key++) {
-		unsigned char ch = (unsigned char)*key;
-		if (dots || id_char_encoded(ch)) {
+	for (p = start; *p != '\0'; p++) {
+		unsigned char ch = *p;
+		if (dots || id_char_encoded(p, start)) {
 			*out++ = '%';
 			*out++ = hex[ch >> 4];
 			*out++ = hex[ch & 15];

@@ -3,7 +3,11 @@
  * functions that own it.
  *
  * One libev loop on one thread drives everything: TCP connections, timers
- * and the FUSE session.  Nothing here takes a lock.
+ * and the FUSE session.  No lock guards anything declared here.  The
+ * daemon's one lock is fs->mu (fs_notify.c), shared with the tree's
+ * invalidation thread and taken by the loop only when an entry the kernel
+ * has seen goes away (a job forgotten, a type freed) and while unmounting:
+ * never on the path of a frame or a request.
  */
 #ifndef JOBFS_H
 #define JOBFS_H
@@ -121,6 +125,7 @@ ssize_t     msg_unescape(const char *span, size_t len, char *out, size_t outlen)
 bool        msg_string(const struct mfield *, char *out, size_t outlen, size_t *len);
 bool        msg_int(const struct mfield *, int64_t *);
 const char *msg_value(const struct mfield *, struct buf *scratch, size_t *len);
+int         msg_json_compact(const char *, size_t, struct buf *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------- net.c */
 
@@ -175,10 +180,10 @@ struct job_ext {
  * A job, from submission until its retention ends.  The body and the result
  * are kept as compact JSON text: that is what is sent and shown.  One
  * allocation holds the job, its key, its id as JSON and its body, since
- * queued jobs can number in the millions.
+ * queued jobs can number in the millions: the body is found after the id
+ * (job_body), and the tree finds its state for a job in a table of its own.
  */
 struct job {
-	char          *body;          /* JSON text, in the same allocation */
 	char          *result;        /* JSON text once done */
 	uint32_t       body_len;
 	uint32_t       result_len;
@@ -206,7 +211,7 @@ struct job {
 	float          started;       /* seconds after submitted; 0: not yet */
 	float          finished;
 	char          *worker_name;   /* last worker that ran it */
-	void          *fs;            /* fs.c's per-job state (waiting readers) */
+	TAILQ_ENTRY(job) all_entry;   /* broker->all: every job, in submission order */
 	char           key[];         /* canonical id: a string id, or an integer
 	                                 in decimal; then the id as the master
 	                                 sent it, as JSON (unless id_is_key);
@@ -230,7 +235,29 @@ job_idjson(const struct job *j)
 {
 	return j->id_is_key ? j->key : j->key + strlen(j->key) + 1;
 }
+
+/* job_body: the body, as compact JSON text (NUL-terminated, body_len bytes). */
+static inline const char *
+job_body(const struct job *j)
+{
+	const char *id = job_idjson(j);
+
+	return id + strlen(id) + 1;
+}
 TAILQ_HEAD(job_list, job);
+
+/*
+ * A place in the list of every job, for listing jobs/ a piece at a time:
+ * it stays valid while jobs come and go (a cursor on a job that is
+ * forgotten moves on to the next), so a listing neither skips nor repeats
+ * a job that exists from its start to its end.  Jobs submitted meanwhile
+ * may or may not be listed.
+ */
+struct job_cursor {
+	TAILQ_ENTRY(job_cursor) entry;  /* broker->cursors */
+	struct job   *next;             /* the next job to list; NULL: the end */
+	bool          open;
+};
 
 /* Jobs targeted at one worker name wait in their own heap. */
 struct target {
@@ -310,6 +337,8 @@ struct broker {
 	struct ev_loop    *loop;
 	struct jobtab      jobs;      /* every known job by key */
 	struct jtype      *types;
+	struct job_list    all;       /* every job in the table, submission order */
+	TAILQ_HEAD(, job_cursor) cursors;  /* open listings of all */
 	struct job_list    finished;  /* retention order */
 	size_t             nfinished;
 	uint64_t           next_seq;
@@ -340,6 +369,10 @@ void  broker_complete(struct broker *, struct job *, const char *result, size_t 
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
 void  broker_forget(struct broker *, struct job *);
+void  broker_cursor_open(struct broker *, struct job_cursor *);
+void  broker_cursor_close(struct broker *, struct job_cursor *);
+struct job *broker_cursor_job(const struct job_cursor *);
+void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
 json_t *job_info(const struct job *);
@@ -447,6 +480,7 @@ struct chan {
 
 struct chan *chan_find(struct server *, const char *name);
 struct chan *chan_get(struct server *, const char *name, bool pin);
+void   chan_unpin(struct server *, struct chan *);
 void   chan_subscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe_all(struct server *, struct conn *);

@@ -532,3 +532,40 @@ msg_value(const struct mfield *f, struct buf *scratch, size_t *len)
 	*len = scratch->len;
 	return scratch->data;
 }
+
+/*
+ * msg_json_compact: check that [p, p + len) is exactly one JSON value
+ * (white space around it allowed), by the same scan as a frame's fields,
+ * and append it to out without insignificant white space: the bytes a
+ * body sent over TCP would have become.  Returns 0, or -1 with a reason
+ * in err (out is then unchanged).  Used by the tree's queue and channel
+ * writes (fs_lines.c), so that both faces have one JSON path.
+ */
+int
+msg_json_compact(const char *p, size_t len, struct buf *out, char *err, size_t errlen)
+{
+	struct scan s = { .p = p, .end = p + len, .start = p };
+	struct mfield f = { .present = true };
+	struct buf scratch = { 0 };
+	const char *text;
+	size_t n;
+
+	scan_ws(&s);
+	f.val = s.p;
+	s.ws = false;
+	if (!scan_value(&s, &f.kind, 0)) {
+		snprintf(err, errlen, "%s at byte %zu", s.err, s.err_at);
+		return -1;
+	}
+	f.len = (size_t)(s.p - f.val);
+	f.spaced = s.ws;
+	scan_ws(&s);
+	if (s.p != s.end) {
+		snprintf(err, errlen, "trailing data at byte %zu", (size_t)(s.p - p));
+		return -1;
+	}
+	text = msg_value(&f, &scratch, &n);
+	buf_append(out, text, n);
+	buf_free(&scratch);
+	return 0;
+}

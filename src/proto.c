@@ -729,7 +729,7 @@ proto_send_job(struct conn *w, struct job *j)
 		out_str(w, job_idjson(j));
 	}
 	out_str(w, ",\"body\":");
-	buf_append(&w->out, j->body, j->body_len);
+	buf_append(&w->out, job_body(j), j->body_len);
 	out_str(w, "}");
 	conn_frame_end(w, start);
 }
