@@ -24,6 +24,9 @@ usage(FILE *f)
 	    "  --max-frame BYTES    largest frame accepted (default 16777216)\n"
 	    "  --keep SECONDS       how long finished jobs stay (default 600)\n"
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
+	    "  --max-conns N        connections at once (default 10000)\n"
+	    "  --max-input BYTES    unfinished input frames, all connections (default 268435456)\n"
+	    "  --frame-timeout SECONDS  time a frame may take to arrive; 0: none (default 30)\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -48,7 +51,8 @@ parse_num(const char *s, const char *what, long long lo, long long hi)
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX };
+	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
+	    O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -56,6 +60,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "max-frame",   required_argument, NULL, O_MAXFRAME },
 		{ "keep",        required_argument, NULL, O_KEEP },
 		{ "keep-max",    required_argument, NULL, O_KEEPMAX },
+		{ "max-conns",   required_argument, NULL, O_MAXCONNS },
+		{ "max-input",   required_argument, NULL, O_MAXINPUT },
+		{ "frame-timeout", required_argument, NULL, O_FRAMETIMEOUT },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -71,6 +78,9 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_frame = 16u * 1024 * 1024;
 	o->keep = 600;
 	o->keep_max = 100000;
+	o->max_conns = 10000;
+	o->max_input = 256u * 1024 * 1024;
+	o->frame_timeout = 30;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -80,6 +90,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_MAXFRAME: o->max_frame = parse_num(optarg, "--max-frame", 64, 1LL << 30); break;
 		case O_KEEP:     o->keep = parse_num(optarg, "--keep", 0, 1LL << 31); break;
 		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
+		case O_MAXCONNS: o->max_conns = parse_num(optarg, "--max-conns", 1, 1LL << 30); break;
+		case O_MAXINPUT: o->max_input = parse_num(optarg, "--max-input", 0, 1LL << 40); break;
+		case O_FRAMETIMEOUT:
+			o->frame_timeout = parse_num(optarg, "--frame-timeout", 0, 86400);
+			break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
