@@ -117,23 +117,27 @@ def wait_go(d):
         time.sleep(0.02)
 
 
-def count_full(socks):
-    """How many of socks received a "full" error frame (reading what is there)."""
+def count_full(socks, seconds=3.0):
+    """How many of socks received a "full" error frame within seconds."""
     full = 0
-    for s in socks:
-        if s is None:
-            continue
-        s.settimeout(2)
-        try:
-            while True:
-                m = read_frame(s)
-                if m is None:
-                    break
-                if m.get("error") == "full":
-                    full += 1
-                    break
-        except (OSError, ValueError):
-            pass
+    live = [x for x in socks if x is not None]
+    bufs = {x: b"" for x in live}
+    for x in live:
+        x.setblocking(False)
+    deadline = time.time() + seconds
+    while live and time.time() < deadline:
+        r, _, _ = select.select(live, [], [], 0.2)
+        for x in r:
+            try:
+                chunk = x.recv(65536)
+            except OSError:
+                chunk = b""
+            bufs[x] += chunk
+            if b'"error":"full"' in bufs[x]:
+                full += 1
+                live.remove(x)
+            elif not chunk:
+                live.remove(x)
     return full
 
 
