@@ -33,6 +33,9 @@ static const struct {
 	{ "max_frame",   "--max-frame" },
 	{ "keep",        "--keep" },
 	{ "keep_max",    "--keep-max" },
+	{ "max_conns",   "--max-conns" },
+	{ "max_input",   "--max-input" },
+	{ "frame_timeout", "--frame-timeout" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -55,7 +58,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
-	    "         keep=SECONDS, keep_max=N, verbose, quiet, and FUSE mount\n"
+	    "         keep=SECONDS, keep_max=N, max_conns=N, max_input=N,\n"
+	    "         frame_timeout=SECONDS, verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
 }
