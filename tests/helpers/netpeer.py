@@ -5,7 +5,8 @@ limit tests (seed dialect, 4-byte big-endian length frames).
   worker PORT TYPE CAP BYTES N
       Join TYPE with capacity CAP, then N times: read one job frame, and
       write its whole response (a JSON string of BYTES bytes, with the id)
-      before reading the next: a write-then-read worker.
+      before reading the next: a write-then-read worker.  Its socket
+      buffers are small (as are a "first" master's).
   master PORT TYPE N BYTES OUT [first]
       Submit N jobs whose body is a JSON string of BYTES bytes and read N
       endings.  With "first", every submission is written before any reply
@@ -61,14 +62,20 @@ def read_frame(sock):
     return None if data is None else json.loads(data)
 
 
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port))
+def connect(port, small=False):
+    """A connection to the daemon; with small, socket buffers of 32 KiB, so
+    that what is not read stays in the daemon's own buffers."""
+    s = socket.socket()
+    if small:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+    s.connect(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
 
 def worker(port, jtype, cap, nbytes, n):
-    s = connect(port)
+    s = connect(port, small=True)
     s.sendall(frame({"type": "join", "job_type": jtype, "capacity": cap}))
     body = "a" * nbytes
     for _ in range(n):
@@ -83,7 +90,7 @@ def worker(port, jtype, cap, nbytes, n):
 
 
 def master(port, jtype, n, nbytes, out, first):
-    s = connect(port)
+    s = connect(port, small=first)
     body = "b" * nbytes
     got = {"results": 0, "endings": 0}
 
