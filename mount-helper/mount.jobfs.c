@@ -35,6 +35,9 @@ static const struct {
 	{ "keep_max",    "--keep-max" },
 	{ "max_jobs",    "--max-jobs" },
 	{ "max_memory",  "--max-memory" },
+	{ "max_conns",   "--max-conns" },
+	{ "max_input",   "--max-input" },
+	{ "frame_timeout", "--frame-timeout" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -58,6 +61,7 @@ usage(void)
 	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
+	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);

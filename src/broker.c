@@ -263,11 +263,16 @@ worker_may_take(const struct conn *w, const struct job *j)
 	    (w->stale == 0 || stale_index(w, j->key) < 0);
 }
 
+/* worker_free_slots: none while its output is backlogged (conn.c calls
+ * broker_worker_ready once it drains), so a worker that does not read
+ * holds at most OUT_SOFT_LIMIT plus one job of unsent jobs. */
 static unsigned
 worker_free_slots(const struct conn *w)
 {
 	unsigned used = w->nrunning + w->stale;
 
+	if (conn_backlogged(w))
+		return 0;
 	return used < w->capacity ? w->capacity - used : 0;
 }
 

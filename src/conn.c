@@ -2,12 +2,23 @@
  * conn.c — one TCP connection: buffered input cut into frames, buffered
  * output written eagerly once per loop turn, and a deferred close.
  *
- * Input and output are independent (full duplex).  Output is appended to
- * c->out and the connection goes on srv->pending_writes; before the loop
- * sleeps, conn_flush_pending() writes every pending connection once, so a
- * burst of replies costs one write(2).  Only leftovers get an EV_WRITE
- * watcher.  A closed connection is unlinked at once but freed only before
- * the loop sleeps, so no handler up the stack holds a freed pointer.
+ * Input and output are independent (full duplex), and reading never stops
+ * because of output: a peer that writes everything before it reads is
+ * normal, and what it writes (responses, pongs, cancels) is what lets the
+ * daemon make progress.  Output is bounded instead where it is produced:
+ * past OUT_SOFT_LIMIT a worker gets no new job and a master's job endings
+ * are deferred (see jobfs.h).
+ *
+ * Output is appended to c->out and the connection goes on
+ * srv->pending_writes; before the loop sleeps, conn_flush_pending() writes
+ * every pending connection once, so a burst of replies costs one write(2).
+ * Only leftovers get an EV_WRITE watcher.  A closed connection is unlinked
+ * at once but freed only before the loop sleeps, so no handler up the
+ * stack holds a freed pointer.
+ *
+ * A connection is dropped only by a limit (conn_drop): it gets one error
+ * frame, is read no more, gives its jobs back at once, and is closed when
+ * that frame is written or after DROP_LINGER seconds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +32,7 @@
 
 static void conn_read_cb(struct ev_loop *, ev_io *, int);
 static void conn_write_cb(struct ev_loop *, ev_io *, int);
+static void conn_frame_timer_cb(struct ev_loop *, ev_timer *, int);
 
 struct conn *
 conn_new(struct server *srv, int fd, enum conn_role role)
@@ -37,7 +49,8 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	TAILQ_INIT(&c->running);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
-	c->rio.data = c->wio.data = c;
+	ev_init(&c->timer, conn_frame_timer_cb);
+	c->rio.data = c->wio.data = c->timer.data = c;
 	ev_io_start(srv->loop, &c->rio);
 	TAILQ_INSERT_TAIL(&srv->conns, c, all_entry);
 	srv->nconns++;
@@ -56,6 +69,49 @@ conn_worker_name(const struct conn *c)
 	return c->name != NULL ? c->name : c->peer;
 }
 
+/* conn_in_account: count c's input buffer beyond READ_CHUNK in srv->in_total. */
+static void
+conn_in_account(struct conn *c)
+{
+	size_t n = c->in.cap > READ_CHUNK ? c->in.cap - READ_CHUNK : 0;
+
+	c->srv->in_total = c->srv->in_total - c->in_counted + n;
+	c->in_counted = n;
+}
+
+static void
+conn_in_free(struct conn *c)
+{
+	buf_free(&c->in);
+	conn_in_account(c);
+	c->frame_started = 0;
+}
+
+/*
+ * conn_release: give back what the connection holds in the broker and the
+ * channels (jobs, slots, subscriptions, deferred endings).  Once only: at
+ * a drop, or at the close.
+ */
+static void
+conn_release(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->flags & CONN_RELEASED)
+		return;
+	c->flags |= CONN_RELEASED;
+	if (c->role == ROLE_MASTER)
+		broker_master_gone(&srv->broker, c);
+	else
+		proto_worker_gone(c);
+	chan_unsubscribe_all(srv, c);
+	while (c->def_head < c->def_len)
+		job_unref(&srv->broker, c->deferred[c->def_head++]);
+	free(c->deferred);
+	c->deferred = NULL;
+	c->def_head = c->def_len = c->def_cap = 0;
+}
+
 /*
  * conn_close: the peer is gone (or must go).  Hand its jobs back to the
  * broker now; free the memory later, in conn_reap().
@@ -72,20 +128,19 @@ conn_close(struct conn *c, const char *why)
 	    c->peer, why);
 	ev_io_stop(srv->loop, &c->rio);
 	ev_io_stop(srv->loop, &c->wio);
+	ev_timer_stop(srv->loop, &c->timer);
 	if (c->flags & CONN_PENDING_WRITE) {
 		TAILQ_REMOVE(&srv->pending_writes, c, write_entry);
 		c->flags &= ~CONN_PENDING_WRITE;
 	}
 	TAILQ_REMOVE(&srv->conns, c, all_entry);
 	srv->nconns--;
-	if (c->role == ROLE_MASTER) {
+	if (c->role == ROLE_MASTER)
 		srv->nmasters--;
-		broker_master_gone(&srv->broker, c);
-	} else {
+	else
 		srv->nworkers--;
-		proto_worker_gone(c);
-	}
-	chan_unsubscribe_all(srv, c);
+	conn_release(c);
+	conn_in_free(c);
 	close(c->fd);
 	c->fd = -1;
 	TAILQ_INSERT_TAIL(&srv->dead, c, dead_entry);
@@ -106,10 +161,128 @@ conn_reap(struct server *srv)
 	}
 }
 
+static void
+conn_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	conn_close(c, c->close_why);
+}
+
+/*
+ * conn_drop: a limit ends the connection.  It gets one error frame
+ * {"error":CODE,"reason":...}, is read no more, and gives its jobs back
+ * now; it is closed once the frame is written, or after DROP_LINGER
+ * seconds if the peer does not read it.  With discard, whole frames not
+ * yet written are thrown away first (the peer is not reading them).
+ */
+void
+conn_drop(struct conn *c, bool discard, const char *why, const char *code,
+    const char *fmt, ...)
+{
+	struct ev_loop *loop = c->srv->loop;
+	char reason[256];
+	va_list ap;
+
+	if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	log_warn("%s %s: %s: dropping it", c->role == ROLE_MASTER ? "master" : "worker",
+	    c->peer, reason);
+	if (discard)
+		c->out.len = c->out.off + c->out_head_left;
+	conn_send_error(c, code, NULL, "%s", reason);
+	c->flags |= CONN_CLOSE_AFTER_WRITE;
+	c->close_why = why;
+	ev_io_stop(loop, &c->rio);
+	conn_in_free(c);
+	conn_release(c);
+	ev_timer_stop(loop, &c->timer);
+	ev_init(&c->timer, conn_linger_cb);
+	ev_timer_set(&c->timer, DROP_LINGER, 0.);
+	ev_timer_start(loop, &c->timer);
+}
+
+/*
+ * conn_refuse: one error frame to a socket that gets no connection (over
+ * --max-conns, out of descriptors), then close it.  A fresh socket's send
+ * buffer is empty, so the one non-blocking write takes the whole frame.
+ */
+void
+conn_refuse(int fd, const char *code, const char *reason)
+{
+	char frame[256];
+	int n = snprintf(frame + FRAME_HEADER, sizeof frame - FRAME_HEADER,
+	    "{\"error\":\"%s\",\"reason\":\"%s\"}", code, reason);
+
+	if (n > 0 && (size_t)n < sizeof frame - FRAME_HEADER) {
+		frame_put_len(frame, (uint32_t)n);
+		if (write(fd, frame, FRAME_HEADER + (size_t)n) < 0)
+			(void)0;  /* the peer is refused either way */
+	}
+	close(fd);
+}
+
+/* conn_backlogged: its output went over the soft limit (conn_frame_end)
+ * and has not drained below half of it yet (conn_after_write). */
 bool
 conn_backlogged(const struct conn *c)
 {
-	return buf_used(&c->out) > OUT_SOFT_LIMIT;
+	return (c->flags & CONN_BACKLOG) != 0;
+}
+
+/*
+ * conn_defer_ending: if master m is backlogged (or already holds deferred
+ * endings, which keep their order), keep j's ending for later and return
+ * true.  An entry is a pointer holding a job_ref: the job keeps its result,
+ * so this costs 8 bytes a job, and jobs are bounded by the broker.
+ */
+bool
+conn_defer_ending(struct conn *m, struct job *j)
+{
+	if ((m->flags & (CONN_DEAD | CONN_RELEASED)) ||
+	    (!conn_backlogged(m) && m->def_head == m->def_len))
+		return false;
+	if (m->def_len == m->def_cap) {
+		if (m->def_head > 0) {
+			memmove(m->deferred, m->deferred + m->def_head,
+			    (m->def_len - m->def_head) * sizeof *m->deferred);
+			m->def_len -= m->def_head;
+			m->def_head = 0;
+		}
+		if (m->def_len == m->def_cap) {
+			m->def_cap = m->def_cap ? 2 * m->def_cap : 64;
+			m->deferred = xrealloc(m->deferred, m->def_cap * sizeof *m->deferred);
+		}
+	}
+	job_ref(j);
+	m->deferred[m->def_len++] = j;
+	return true;
+}
+
+/* conn_send_deferred: write deferred endings while the output has room. */
+static void
+conn_send_deferred(struct conn *c)
+{
+	struct job *j;
+
+	while (c->def_head < c->def_len && !conn_backlogged(c)) {
+		j = c->deferred[c->def_head++];
+		proto_send_ending(c, j);
+		job_unref(&c->srv->broker, j);
+	}
+	if (c->def_head == c->def_len) {
+		c->def_head = c->def_len = 0;
+		if (c->def_cap > 4096) {
+			free(c->deferred);
+			c->deferred = NULL;
+			c->def_cap = 0;
+		}
+	}
 }
 
 static void
@@ -143,6 +316,8 @@ conn_frame_end(struct conn *c, size_t start)
 
 	frame_put_len(buf_head(&c->out) + start, (uint32_t)n);
 	c->srv->frames_out++;
+	if (buf_used(&c->out) > OUT_SOFT_LIMIT)
+		c->flags |= CONN_BACKLOG;
 	conn_mark_pending(c);
 }
 
@@ -172,6 +347,26 @@ conn_send_json(struct conn *c, json_t *msg)
 }
 
 /*
+ * utf8_cut: s holds len bytes of truncated UTF-8 text; end it before a
+ * character the truncation split, so the rest stays valid UTF-8.
+ */
+static void
+utf8_cut(char *s, size_t len)
+{
+	size_t i = len, need;
+	unsigned char lead;
+
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80 && len - i < 3)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	if (i - 1 + need > len)
+		s[i - 1] = '\0';
+}
+
+/*
  * conn_send_error: {"error":CODE,"reason":DETAIL[,"id":ID]}.  The id is
  * JSON text (as kept in struct job) so it is spliced in, not re-encoded.
  */
@@ -183,10 +378,16 @@ conn_send_error(struct conn *c, const char *code, const char *idjson,
 	char reason[512];
 	va_list ap;
 
+	int n;
+
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof reason, fmt, ap);
+	n = vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof reason)
+		utf8_cut(reason, sizeof reason - 1);
 	msg = json_pack("{s:s, s:s}", "error", code, "reason", reason);
+	if (msg == NULL)  /* the reason is not UTF-8 (it always should be) */
+		msg = json_pack("{s:s, s:s}", "error", code, "reason", "(not UTF-8)");
 	if (idjson != NULL)
 		json_object_set_new(msg, "id", json_loads(idjson, JSON_DECODE_ANY, NULL));
 	log_debug("%s: error %s: %s", c->peer, code, reason);
@@ -203,6 +404,25 @@ conn_send_missing(struct conn *c, const char *field, const char *idjson)
 	conn_send_json(c, msg);
 }
 
+/*
+ * conn_out_consume: n bytes were written; keep out_head_left, the rest of
+ * the frame now at the head (frames are whole in the buffer when written).
+ */
+static void
+conn_out_consume(struct conn *c, size_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (c->out_head_left == 0)
+			c->out_head_left = FRAME_HEADER + frame_get_len(buf_head(&c->out));
+		k = n < c->out_head_left ? n : c->out_head_left;
+		buf_consume(&c->out, k);
+		c->out_head_left -= (uint32_t)k;
+		n -= k;
+	}
+}
+
 /* conn_write_some: write what is buffered; returns -1 if the peer is gone. */
 static int
 conn_write_some(struct conn *c)
@@ -216,14 +436,16 @@ conn_write_some(struct conn *c)
 				return 0;
 			return -1;
 		}
-		buf_consume(&c->out, (size_t)n);
+		conn_out_consume(c, (size_t)n);
 	}
 	return 0;
 }
 
 /*
- * conn_after_write: start or stop the write watcher, resume a paused
- * reader, finish a close-after-write, or drop a reader far too slow.
+ * conn_after_write: start or stop the write watcher, finish a drop, drop a
+ * peer over the hard limit, and track the backlog: once it drains below
+ * half the soft limit, a master's deferred endings are written and a
+ * worker may take jobs again.
  */
 static void
 conn_after_write(struct conn *c)
@@ -234,28 +456,29 @@ conn_after_write(struct conn *c)
 	if (used == 0) {
 		ev_io_stop(loop, &c->wio);
 		if (c->flags & CONN_CLOSE_AFTER_WRITE) {
-			conn_close(c, "protocol error");
+			conn_close(c, c->close_why);
 			return;
 		}
 		/* Release the memory of a big burst; keep small buffers warm. */
 		if (c->out.cap > 1024 * 1024)
 			buf_free(&c->out);
 	} else {
-		if (used > OUT_HARD_LIMIT(c->srv)) {
+		if (used > OUT_HARD_LIMIT(c->srv) && !(c->flags & CONN_CLOSE_AFTER_WRITE)) {
 			c->srv->dropped_slow++;
-			conn_close(c, "output backlog over limit (peer not reading)");
-			return;
+			conn_drop(c, true, "output backlog over limit (peer not reading)",
+			    "full", "more than %zu bytes of output unread",
+			    (size_t)OUT_HARD_LIMIT(c->srv));
 		}
 		ev_io_start(loop, &c->wio);
 	}
-	if ((c->flags & CONN_PAUSED) && used < OUT_SOFT_LIMIT / 2) {
-		c->flags &= ~CONN_PAUSED;
-		if (!(c->flags & CONN_CLOSE_AFTER_WRITE))
-			ev_io_start(loop, &c->rio);
-	} else if (!(c->flags & CONN_PAUSED) && used > OUT_SOFT_LIMIT) {
-		/* Stop taking requests from a peer that does not read replies. */
-		c->flags |= CONN_PAUSED;
-		ev_io_stop(loop, &c->rio);
+	if (c->flags & (CONN_CLOSE_AFTER_WRITE | CONN_RELEASED))
+		return;
+	if ((c->flags & CONN_BACKLOG) && used < OUT_SOFT_LIMIT / 2) {
+		c->flags &= ~CONN_BACKLOG;
+		if (c->role == ROLE_MASTER)
+			conn_send_deferred(c);
+		else if (c->wtype != NULL)
+			broker_worker_ready(&c->srv->broker, c);
 	}
 }
 
@@ -284,8 +507,8 @@ conn_flush_pending(struct server *srv)
 		c->flags &= ~CONN_PENDING_WRITE;
 		if (ev_is_active(&c->wio)) {
 			/* The socket is full; the watcher will write.  But the
-			 * backlog grew: pause the reader or drop it now, or a
-			 * peer that never reads would never be checked. */
+			 * backlog grew: note it or drop the peer now, or a peer
+			 * that never reads would never be checked. */
 			conn_after_write(c);
 			continue;
 		}
@@ -298,51 +521,106 @@ conn_flush_pending(struct server *srv)
 }
 
 /*
- * conn_process_input: hand each whole frame to the protocol.  Stops early
- * if the connection closed or must close; keeps a partial frame buffered.
+ * conn_frame_timer_cb: --frame-timeout.  A frame that began arriving must
+ * end within that many seconds, or the connection is dropped; else a peer
+ * could hold a buffer (and, dribbling bytes, a worker slot) forever.
  */
 static void
+conn_frame_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	double t = c->srv->opt.frame_timeout, left;
+
+	(void)revents;
+	if (c->frame_started == 0)
+		return;
+	left = c->frame_started + t - ev_now(loop);
+	if (left > 0.001) {
+		ev_timer_set(w, left, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	c->srv->dropped_frame_timeout++;
+	conn_drop(c, false, "frame timeout", "frame_timeout",
+	    "frame not finished within %g s (--frame-timeout)", t);
+}
+
+/*
+ * conn_process_input: hand each whole frame to the protocol.  Stops early
+ * if the connection closed or must close; keeps a partial frame buffered.
+ * Returns the number of whole frames handled.  Only a whole frame counts
+ * as hearing from the peer (last_heard): a byte of a frame does not.
+ */
+static unsigned
 conn_process_input(struct conn *c)
 {
 	const char *payload;
 	uint32_t len;
+	unsigned n = 0;
 
 	while (!(c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))) {
 		switch (frame_next(buf_head(&c->in), buf_used(&c->in),
 		    c->srv->opt.max_frame, &payload, &len)) {
 		case FRAME_NEED:
-			return;
+			return n;
 		case FRAME_TOO_LARGE:
 			c->srv->bad_frames++;
-			conn_send_error(c, "frame_too_large", NULL,
+			conn_drop(c, false, "protocol error", "frame_too_large",
 			    "frame of %u bytes exceeds the limit of %zu",
 			    frame_get_len(buf_head(&c->in)), c->srv->opt.max_frame);
-			log_warn("%s: frame of %u bytes over --max-frame, closing",
-			    c->peer, frame_get_len(buf_head(&c->in)));
-			c->flags |= CONN_CLOSE_AFTER_WRITE;
-			ev_io_stop(c->srv->loop, &c->rio);
-			buf_free(&c->in);
-			return;
+			return n;
 		case FRAME_OK:
 			c->srv->frames_in++;
+			c->last_heard = ev_now(c->srv->loop);
+			n++;
 			proto_handle(c, payload, len);
-			if (c->flags & CONN_DEAD)
-				return;
+			if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))
+				return n;
 			buf_consume(&c->in, FRAME_HEADER + len);
 			break;
 		}
 	}
+	return n;
+}
+
+/* in_cap_after: the capacity buf_reserve(b, extra) would leave. */
+static size_t
+in_cap_after(const struct buf *b, size_t extra)
+{
+	size_t need;
+
+	if (b->cap - b->len >= extra || b->cap - buf_used(b) >= extra)
+		return b->cap;
+	need = buf_used(b) + extra;
+	if (need < 256)
+		need = 256;
+	if (need < b->cap * 2)
+		need = b->cap * 2;
+	return need;
 }
 
 static void
 conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
+	struct server *srv = c->srv;
+	size_t grow = in_cap_after(&c->in, READ_CHUNK), counted;
 	ssize_t n;
 
-	(void)loop;
 	(void)revents;
+	/* --max-input: the input buffered beyond READ_CHUNK a connection, for
+	 * all connections together.  Judged before the buffer grows. */
+	counted = grow > READ_CHUNK ? grow - READ_CHUNK : 0;
+	if (counted > c->in_counted &&
+	    srv->in_total - c->in_counted + counted > srv->opt.max_input) {
+		srv->dropped_input++;
+		conn_drop(c, false, "input over --max-input", "full",
+		    "unfinished frames of all connections over %zu bytes (--max-input)",
+		    srv->opt.max_input);
+		return;
+	}
 	buf_reserve(&c->in, READ_CHUNK);
+	conn_in_account(c);
 	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
 	if (n == 0) {
 		if (buf_used(&c->in) > 0)
@@ -357,13 +635,20 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->in.len += (size_t)n;
-	c->last_heard = ev_now(c->srv->loop);
-	conn_process_input(c);
-	if (c->flags & CONN_DEAD)
+	if (conn_process_input(c) > 0 || c->frame_started == 0)
+		c->frame_started = ev_now(loop);  /* a new frame begins */
+	if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))
 		return;
-	/* Keep at most one partial frame; give back a big buffer once idle. */
-	if (buf_used(&c->in) == 0 && c->in.cap > 4 * READ_CHUNK)
-		buf_free(&c->in);
-	else
+	/* Keep at most one partial frame; give back the buffer once idle. */
+	if (buf_used(&c->in) == 0) {
+		c->frame_started = 0;
+		if (c->in.cap > READ_CHUNK)
+			conn_in_free(c);
+	} else {
 		buf_compact(&c->in);
+		if (srv->opt.frame_timeout > 0 && !ev_is_active(&c->timer)) {
+			ev_timer_set(&c->timer, srv->opt.frame_timeout, 0.);
+			ev_timer_start(loop, &c->timer);
+		}
+	}
 }

@@ -395,10 +395,12 @@ char  *id_decode(const char *name);             /* NULL: not an encoded id */
 enum conn_role   { ROLE_MASTER = 1, ROLE_WORKER = 2 };
 enum dialect     { DIALECT_UNSET, DIALECT_SEED, DIALECT_ACTION };
 
-#define CONN_CLOSE_AFTER_WRITE 0x01  /* broken framing: flush the error, then close */
+#define CONN_CLOSE_AFTER_WRITE 0x01  /* dropped: flush the error frame, then close */
 #define CONN_DEAD              0x02  /* closed; freed before the loop sleeps */
-#define CONN_PAUSED            0x04  /* reading stopped: output backlog */
+#define CONN_BACKLOG           0x04  /* output over OUT_SOFT_LIMIT, not yet
+                                        drained below half of it */
 #define CONN_PENDING_WRITE     0x08  /* on srv->pending_writes */
+#define CONN_RELEASED          0x10  /* its jobs, slots and subscriptions given back */
 
 struct sub;  /* chan.c: one subscription */
 
@@ -412,12 +414,22 @@ struct conn {
 	char             peer[64];
 	ev_io            rio, wio;
 	struct buf       in, out;
+	size_t           in_counted;   /* of in.cap, counted in srv->in_total */
+	uint32_t         out_head_left; /* unwritten bytes of the frame at the
+	                                   head of out (0: head is a boundary) */
+	double           frame_started; /* when the unfinished frame in `in`
+	                                   began; 0: none */
+	ev_timer         timer;        /* --frame-timeout, then the drop linger */
+	const char      *close_why;    /* for the log, once the drop is flushed */
 	TAILQ_ENTRY(conn) all_entry;
 	TAILQ_ENTRY(conn) write_entry;
 	TAILQ_ENTRY(conn) dead_entry;
 
 	/* master side */
 	struct job_list  owned;        /* unfinished jobs this master submitted */
+	struct job     **deferred;     /* endings held while backlogged, each
+	                                  holding a job_ref, oldest at def_head */
+	size_t           def_head, def_len, def_cap;
 
 	/* worker side */
 	struct jtype    *wtype;        /* joined type, NULL before join */
@@ -434,7 +446,7 @@ struct conn {
 	TAILQ_ENTRY(conn) type_entry;
 	ev_timer         heartbeat;
 	double           hb_interval;  /* seconds, 0: no heartbeat */
-	double           last_heard;
+	double           last_heard;   /* when the last whole frame arrived */
 	double           last_ping;
 
 	/* channels */
@@ -452,6 +464,10 @@ void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
 void conn_frame_end(struct conn *, size_t start);
 bool conn_backlogged(const struct conn *);
+bool conn_defer_ending(struct conn *, struct job *);
+void conn_drop(struct conn *, bool discard, const char *why, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void conn_refuse(int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
 const char *conn_worker_name(const struct conn *);
@@ -461,6 +477,7 @@ const char *conn_worker_name(const struct conn *);
 void proto_handle(struct conn *, const char *payload, size_t len);
 void proto_send_job(struct conn *worker, struct job *);
 void proto_send_result(struct job *);
+void proto_send_ending(struct conn *master, struct job *);
 void proto_send_partial(struct job *, const char *body, size_t len);
 void proto_send_running(struct job *);
 void proto_send_cancel(struct conn *worker, struct job *);
@@ -514,12 +531,25 @@ struct options {
 	const char *mount_opts;
 	const char *mountpoint;
 	int         verbosity;
+	size_t      max_conns;      /* connections at once */
+	size_t      max_input;      /* bytes of unfinished input frames, all
+	                               connections together */
+	double      frame_timeout;  /* seconds a frame may take to arrive */
 };
 
-/* Output bytes a connection may hold before we stop reading from it, and
- * before we drop it as too slow. */
+/*
+ * Output backpressure.  Reading never stops: a peer is always read, so its
+ * responses, pongs and cancels get through however full its output is.
+ * Past OUT_SOFT_LIMIT a worker takes no new job and a master's job endings
+ * wait in conn->deferred (the jobs hold the results); they resume once the
+ * output drains below half of it.  What is still written regardless (acks,
+ * errors, pongs, running notices) is bounded by OUT_HARD_LIMIT, past which
+ * the peer is dropped with a "full" error frame.
+ */
 #define OUT_SOFT_LIMIT  (1u << 20)
 #define OUT_HARD_LIMIT(srv) (64u * 1024 * 1024 + 2 * (srv)->opt.max_frame)
+/* Seconds a dropped connection has to read its error frame. */
+#define DROP_LINGER 5.0
 
 struct server {
 	struct ev_loop   *loop;
@@ -529,6 +559,12 @@ struct server {
 	struct chan      *chans;
 	int               master_fd, worker_fd;
 	ev_io             master_io, worker_io;
+	ev_timer          accept_backoff; /* accepting paused: out of descriptors */
+	double            accept_delay;   /* the next pause, seconds */
+	double            emfile_logged;  /* when "too many open files" was last logged */
+	uint64_t          emfile_shed;    /* connections shed since then */
+	int               spare_fd;       /* /dev/null, closed to shed at EMFILE */
+	size_t            in_total;       /* sum of conn->in_counted */
 	ev_signal         sigint, sigterm;
 	ev_prepare        before_sleep;
 	TAILQ_HEAD(, conn) conns;
@@ -537,6 +573,10 @@ struct server {
 	uint64_t          next_serial;
 	uint64_t          nconns, nmasters, nworkers;
 	uint64_t          frames_in, frames_out, bad_frames, dropped_slow;
+	uint64_t          refused_conns;  /* over --max-conns or out of descriptors */
+	uint64_t          dropped_input;  /* over --max-input */
+	uint64_t          dropped_frame_timeout;
+	uint64_t          partials_dropped; /* to a backlogged master */
 	uint64_t          chan_published, chan_delivered, chan_dropped; /* of freed channels */
 	double            started;
 };

@@ -3,6 +3,8 @@
  * before-sleep flush, and daemon-wide stats.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,81 @@
 #include "jobfs.h"
 
 #define ACCEPT_BATCH 64
+#define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
+#define ACCEPT_DELAY_MAX 1.0
+#define REFUSE_LOG_EVERY 10.0   /* seconds between logs of refusals */
+
+static void
+accept_watchers(struct server *srv, bool on)
+{
+	if (on) {
+		ev_io_start(srv->loop, &srv->master_io);
+		ev_io_start(srv->loop, &srv->worker_io);
+	} else {
+		ev_io_stop(srv->loop, &srv->master_io);
+		ev_io_stop(srv->loop, &srv->worker_io);
+	}
+}
+
+/* accept_backoff_cb: the pause is over; accept again (and, if still out of
+ * descriptors, pause for longer). */
+static void
+accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = ev_userdata(loop);
+
+	(void)w;
+	(void)revents;
+	accept_watchers(srv, true);
+}
+
+/* refused_log: log a refusal at most once per REFUSE_LOG_EVERY seconds,
+ * with the count since the last line. */
+static void
+refused_log(struct server *srv, const char *what)
+{
+	double now = ev_now(srv->loop);
+
+	srv->emfile_shed++;
+	if (srv->emfile_logged != 0 && now - srv->emfile_logged < REFUSE_LOG_EVERY)
+		return;
+	log_warn("%s: %" PRIu64 " connection(s) refused since the last such line",
+	    what, srv->emfile_shed);
+	srv->emfile_logged = now;
+	srv->emfile_shed = 0;
+}
+
+/*
+ * accept_out_of_fds: accept(2) failed with EMFILE or ENFILE.  The pending
+ * connection would make the listener readable forever (a busy loop), so
+ * shed it: free the spare descriptor, accept it, tell it "full", close
+ * it, take the spare back.  Then stop accepting for a while, doubling the
+ * pause while descriptors stay short.
+ */
+static void
+accept_out_of_fds(struct server *srv, ev_io *w, int err)
+{
+	int fd;
+
+	if (srv->spare_fd >= 0) {
+		close(srv->spare_fd);
+		srv->spare_fd = -1;
+		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			conn_refuse(fd, "full", "too many open files");
+		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	srv->refused_conns++;
+	refused_log(srv, err == EMFILE ?
+	    "accept: too many open files (raise the open file limit)" :
+	    "accept: too many open files in the system");
+	accept_watchers(srv, false);
+	ev_timer_set(&srv->accept_backoff, srv->accept_delay, 0.);
+	ev_timer_start(srv->loop, &srv->accept_backoff);
+	srv->accept_delay *= 2;
+	if (srv->accept_delay > ACCEPT_DELAY_MAX)
+		srv->accept_delay = ACCEPT_DELAY_MAX;
+}
 
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -26,12 +103,18 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				log_warn("accept: %s (raise the open file limit)",
-				    strerror(errno));
+				accept_out_of_fds(srv, w, errno);
 			else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept: %s", strerror(errno));
 			return;
+		}
+		srv->accept_delay = ACCEPT_DELAY_MIN;
+		if (srv->nconns >= srv->opt.max_conns) {
+			srv->refused_conns++;
+			conn_refuse(fd, "full", "too many connections (--max-conns)");
+			refused_log(srv, "over --max-conns");
+			continue;
 		}
 		net_nodelay(fd);
 		conn_new(srv, fd, role);
@@ -94,6 +177,10 @@ server_start(struct server *srv, const struct options *opt)
 		return EXIT_START;
 	}
 	ev_set_userdata(srv->loop, srv);
+	/* Held to be closed when out of descriptors, to shed one connection. */
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	srv->accept_delay = ACCEPT_DELAY_MIN;
+	ev_init(&srv->accept_backoff, accept_backoff_cb);
 	broker_init(&srv->broker, srv, opt->keep, opt->keep_max);
 	signal(SIGPIPE, SIG_IGN);
 	ev_io_init(&srv->master_io, accept_cb, srv->master_fd, EV_READ);
@@ -133,6 +220,8 @@ server_stop(struct server *srv)
 	chan_shutdown(srv);
 	close(srv->master_fd);
 	close(srv->worker_fd);
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
 	ev_loop_destroy(srv->loop);
 }
 
@@ -179,6 +268,10 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	json_object_set_new(o, "frames_out", json_integer((json_int_t)srv->frames_out));
 	json_object_set_new(o, "bad_frames", json_integer((json_int_t)srv->bad_frames));
 	json_object_set_new(o, "slow_clients_dropped", json_integer((json_int_t)srv->dropped_slow));
+	json_object_set_new(o, "connections_refused", json_integer((json_int_t)srv->refused_conns));
+	json_object_set_new(o, "input_dropped", json_integer((json_int_t)srv->dropped_input));
+	json_object_set_new(o, "frame_timeouts", json_integer((json_int_t)srv->dropped_frame_timeout));
+	json_object_set_new(o, "partials_dropped", json_integer((json_int_t)srv->partials_dropped));
 	json_object_set_new(o, "channels", json_integer((json_int_t)nch));
 	json_object_set_new(o, "messages_published", json_integer((json_int_t)pub));
 	json_object_set_new(o, "messages_delivered", json_integer((json_int_t)del));

@@ -26,6 +26,9 @@ usage(FILE *f)
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
 	    "  --max-jobs N         at most this many unfinished jobs (default 1000000)\n"
 	    "  --max-memory BYTES   at most this many bytes of their bodies (default 1073741824)\n"
+	    "  --max-conns N        connections at once (default 10000)\n"
+	    "  --max-input BYTES    unfinished input frames, all connections (default 268435456)\n"
+	    "  --frame-timeout SECONDS  time a frame may take to arrive; 0: none (default 30)\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -51,7 +54,7 @@ static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
-	    O_MAXJOBS, O_MAXMEM };
+	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -61,6 +64,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "keep-max",    required_argument, NULL, O_KEEPMAX },
 		{ "max-jobs",    required_argument, NULL, O_MAXJOBS },
 		{ "max-memory",  required_argument, NULL, O_MAXMEM },
+		{ "max-conns",   required_argument, NULL, O_MAXCONNS },
+		{ "max-input",   required_argument, NULL, O_MAXINPUT },
+		{ "frame-timeout", required_argument, NULL, O_FRAMETIMEOUT },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -78,6 +84,9 @@ parse_options(int argc, char **argv, struct options *o)
 	o->keep_max = 100000;
 	o->max_jobs = 1000000;
 	o->max_memory = 1u << 30;
+	o->max_conns = 10000;
+	o->max_input = 256u * 1024 * 1024;
+	o->frame_timeout = 30;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -89,6 +98,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
 		case O_MAXJOBS:  o->max_jobs = parse_num(optarg, "--max-jobs", 1, 1LL << 40); break;
 		case O_MAXMEM:   o->max_memory = parse_num(optarg, "--max-memory", 1, 1LL << 50); break;
+		case O_MAXCONNS: o->max_conns = parse_num(optarg, "--max-conns", 1, 1LL << 30); break;
+		case O_MAXINPUT: o->max_input = parse_num(optarg, "--max-input", 0, 1LL << 40); break;
+		case O_FRAMETIMEOUT:
+			o->frame_timeout = parse_num(optarg, "--frame-timeout", 0, 86400);
+			break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;

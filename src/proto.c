@@ -627,7 +627,9 @@ h_pong(struct conn *c, const struct msg_ctx *ctx)
 /*
  * heartbeat_cb: ping a worker silent for an interval (again each interval
  * it stays silent) and drop it once silent for 3.  The timer is re-armed
- * for the next of those two moments, counted from the last frame heard.
+ * for the next of those two moments, counted from the last whole frame
+ * heard (c->last_heard, set by conn.c per frame: bytes of an unfinished
+ * frame do not count, so a peer dribbling bytes stays silent).
  */
 static void
 heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -744,11 +746,21 @@ ending_code(enum job_state s)
 	}
 }
 
-/* proto_send_result: the job's one ending frame to its master. */
+/*
+ * proto_send_result: the job's one ending frame to its master, now, or
+ * once the master's output has drained (conn_defer_ending).
+ */
 void
 proto_send_result(struct job *j)
 {
-	struct conn *m = j->master;
+	if (!conn_defer_ending(j->master, j))
+		proto_send_ending(j->master, j);
+}
+
+/* proto_send_ending: write j's ending (result or error) to master m. */
+void
+proto_send_ending(struct conn *m, struct job *j)
+{
 	size_t start;
 
 	if (j->state != JOB_DONE) {
@@ -764,12 +776,22 @@ proto_send_result(struct job *j)
 	conn_frame_end(m, start);
 }
 
+/*
+ * proto_send_partial: a streamed partial result.  A master whose output is
+ * backlogged misses it (counted in stats as partials_dropped): partials
+ * are unbounded in number, and the job keeps them for the tree anyway.
+ */
 void
 proto_send_partial(struct job *j, const char *body, size_t len)
 {
 	struct conn *m = j->master;
-	size_t start = conn_frame_begin(m);
+	size_t start;
 
+	if (conn_backlogged(m)) {
+		m->srv->partials_dropped++;
+		return;
+	}
+	start = conn_frame_begin(m);
 	out_str(m, "{\"id\":");
 	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
