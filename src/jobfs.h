@@ -542,11 +542,13 @@ struct options {
  * responses, pongs and cancels get through however full its output is.
  * Past OUT_SOFT_LIMIT a worker takes no new job and a master's job endings
  * wait in conn->deferred (the jobs hold the results); they resume once the
- * output drains below half of it.  What is still written regardless (acks,
- * errors, pongs, running notices) is bounded by OUT_HARD_LIMIT, past which
- * the peer is dropped with a "full" error frame.
+ * output drains below half of it.  Streamed partials stop past
+ * OUT_PARTIAL_LIMIT (the master misses them).  What is still written
+ * regardless (acks, errors, pongs, running notices) is bounded by
+ * OUT_HARD_LIMIT, past which the peer is dropped with a "full" error frame.
  */
 #define OUT_SOFT_LIMIT  (1u << 20)
+#define OUT_PARTIAL_LIMIT (16u << 20)
 #define OUT_HARD_LIMIT(srv) (64u * 1024 * 1024 + 2 * (srv)->opt.max_frame)
 /* Seconds a dropped connection has to read its error frame. */
 #define DROP_LINGER 5.0

@@ -777,9 +777,11 @@ proto_send_ending(struct conn *m, struct job *j)
 }
 
 /*
- * proto_send_partial: a streamed partial result.  A master whose output is
- * backlogged misses it (counted in stats as partials_dropped): partials
- * are unbounded in number, and the job keeps them for the tree anyway.
+ * proto_send_partial: a streamed partial result.  A master with more than
+ * OUT_PARTIAL_LIMIT unread misses it (counted in stats as
+ * partials_dropped): partials are unbounded in number, so they must not
+ * push a master that reads slowly to the hard limit, and the job keeps
+ * them for the tree anyway.
  */
 void
 proto_send_partial(struct job *j, const char *body, size_t len)
@@ -787,7 +789,7 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 	struct conn *m = j->master;
 	size_t start;
 
-	if (conn_backlogged(m)) {
+	if (buf_used(&m->out) > OUT_PARTIAL_LIMIT) {
 		m->srv->partials_dropped++;
 		return;
 	}

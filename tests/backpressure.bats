@@ -22,7 +22,7 @@ file_is() {
 write_then_read_worker() {
 	local cap=$1 bytes=$2 n=$3 out=$BATS_TEST_TMPDIR/master.out
 	start_daemon --keep 0
-	bg python3 "$PEER" worker "$JOBFS_WORKER_PORT" wtr "$cap" "$bytes" "$n"
+	bg python3 "$PEER" worker "$JOBFS_WORKER_PORT" wtr "$cap" "$bytes" "$n" small
 	wait_until 10 stat_is .types.wtr.workers 1
 	bg python3 "$PEER" master "$JOBFS_MASTER_PORT" wtr "$n" "$bytes" "$out"
 	wait_until 120 file_is "$out" "$n"

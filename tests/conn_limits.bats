@@ -24,7 +24,7 @@ file_has() {
 	prlimit --pid "$DAEMON_PID" --nofile=64:64
 	bg python3 "$PEER" hold "$JOBFS_MASTER_PORT" 150 "$dir"
 	wait_until 30 file_has "$dir/ready"
-	wait_until 10 grep -q 'too many open files' "$DAEMON_LOG"
+	wait_until 10 grep -qi 'too many open files' "$DAEMON_LOG"
 	# Idle at the limit with connections waiting: the daemon must sleep.
 	hz=$(getconf CLK_TCK)
 	t0=$(date +%s%N) c0=$(cpu_ticks "$DAEMON_PID")
@@ -33,7 +33,7 @@ file_has() {
 	echo "cpu: $((c1 - c0)) ticks in $(((t1 - t0) / 1000000)) ms" >&2
 	# Under half of one core (generous: a spinning accept uses all of it).
 	[ $(((c1 - c0) * 1000 / hz)) -lt $(((t1 - t0) / 1000000 / 2)) ]
-	lines=$(grep -c 'too many open files' "$DAEMON_LOG")
+	lines=$(grep -ci 'too many open files' "$DAEMON_LOG")
 	echo "log lines: $lines" >&2
 	[ "$lines" -le 3 ]
 	# The shed connections were told why.

@@ -2,11 +2,12 @@
 """netpeer.py MODE ... — raw TCP peers for the backpressure and connection
 limit tests (seed dialect, 4-byte big-endian length frames).
 
-  worker PORT TYPE CAP BYTES N
+  worker PORT TYPE CAP BYTES N [small]
       Join TYPE with capacity CAP, then N times: read one job frame, and
       write its whole response (a JSON string of BYTES bytes, with the id)
-      before reading the next: a write-then-read worker.  Its socket
-      buffers are small (as are a "first" master's).
+      before reading the next: a write-then-read worker.  With "small" its
+      socket buffers are 32 KiB (as are a "first" master's), so that the
+      kernel cannot absorb what the daemon does not read.
   master PORT TYPE N BYTES OUT [first]
       Submit N jobs whose body is a JSON string of BYTES bytes and read N
       endings.  With "first", every submission is written before any reply
@@ -74,8 +75,8 @@ def connect(port, small=False):
     return s
 
 
-def worker(port, jtype, cap, nbytes, n):
-    s = connect(port, small=True)
+def worker(port, jtype, cap, nbytes, n, small):
+    s = connect(port, small=small)
     s.sendall(frame({"type": "join", "job_type": jtype, "capacity": cap}))
     body = "a" * nbytes
     for _ in range(n):
@@ -230,7 +231,8 @@ def dribble(port, hb, d):
 def main():
     mode, a = sys.argv[1], sys.argv[2:]
     if mode == "worker":
-        worker(int(a[0]), a[1], int(a[2]), int(a[3]), int(a[4]))
+        worker(int(a[0]), a[1], int(a[2]), int(a[3]), int(a[4]),
+               len(a) > 5 and a[5] == "small")
     elif mode == "master":
         master(int(a[0]), a[1], int(a[2]), int(a[3]), a[4],
                len(a) > 5 and a[5] == "first")
