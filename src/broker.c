@@ -1,9 +1,11 @@
 /*
  * broker.c — jobs, types, queues, dispatch, requeue and retention.
  *
- * The broker knows nothing of sockets or files: it tells proto.c what to
- * send (proto_send_*) and fs.c what changed (fs_job_changed), and both call
- * back into it.  Every job ends exactly once, in job_finish().
+ * The broker is the core: it knows no face.  Faces (the TCP protocol in
+ * proto.c, the tree in fs*.c) call into it, and it tells whatever
+ * registered as a listener (the faces, a store such as the journal) what
+ * happened, through the emit_* helpers below: it names none of them.
+ * Every job ends exactly once, in job_finish().
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
  * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
@@ -22,6 +24,7 @@
 
 static void job_finish(struct broker *, struct job *, enum job_state);
 static void all_remove(struct broker *, struct job *);
+static void retention_schedule(struct broker *);
 static void worker_fill(struct broker *, struct conn *);
 
 static const char *const state_names[] = {
@@ -35,6 +38,129 @@ job_state_name(enum job_state s)
 }
 
 static void retention_cb(struct ev_loop *, ev_timer *, int);
+
+/* --------------------------------------------------------------- listeners */
+
+static void
+listen_at(struct broker *b, unsigned at, const struct broker_listener *l)
+{
+	if (b->nlisteners == BROKER_LISTENERS_MAX)
+		fatalx("more than %d broker listeners", BROKER_LISTENERS_MAX);
+	memmove(&b->listeners[at + 1], &b->listeners[at],
+	    (b->nlisteners - at) * sizeof b->listeners[0]);
+	b->listeners[at] = *l;
+	b->nlisteners++;
+}
+
+/* broker_listen: l's callbacks hear every event from now on, after those
+ * registered before. */
+void
+broker_listen(struct broker *b, const struct broker_listener *l)
+{
+	listen_at(b, b->nlisteners, l);
+}
+
+/* broker_store_listen: a store's listener, called before every face's. */
+void
+broker_store_listen(struct broker *b, const struct broker_listener *l)
+{
+	listen_at(b, 0, l);
+}
+
+#define EMIT(b, ev, ...) do {						\
+	const struct broker_listener *l_ = (b)->listeners;		\
+	const struct broker_listener *e_ = l_ + (b)->nlisteners;	\
+	for (; l_ < e_; l_++)						\
+		if (l_->ev != NULL)					\
+			l_->ev(l_->ctx, __VA_ARGS__);			\
+} while (0)
+
+static void emit_job_submitted(struct broker *b, struct job *j) { EMIT(b, job_submitted, j); }
+static void emit_job_requeued(struct broker *b, struct job *j) { EMIT(b, job_requeued, j); }
+static void emit_job_forgotten(struct broker *b, struct job *j) { EMIT(b, job_forgotten, j); }
+static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_added, t); }
+static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
+
+static void
+emit_job_dispatched(struct broker *b, struct job *j, struct conn *w)
+{
+	EMIT(b, job_dispatched, j, (struct worker *)w);
+}
+
+static void
+emit_job_partial(struct broker *b, struct job *j, const char *body, size_t len)
+{
+	EMIT(b, job_partial, j, body, len);
+}
+
+static void
+emit_job_finished(struct broker *b, struct job *j, struct conn *ran_on)
+{
+	EMIT(b, job_finished, j, (struct worker *)ran_on);
+}
+
+static void
+emit_worker_joined(struct broker *b, struct conn *w, struct jtype *t)
+{
+	EMIT(b, worker_joined, (struct worker *)w, t);
+}
+
+static void
+emit_worker_left(struct broker *b, struct conn *w, struct jtype *t)
+{
+	EMIT(b, worker_left, (struct worker *)w, t);
+}
+
+/* ------------------------------------------------------------------ store */
+
+void
+broker_store_mark(struct broker *b, uint64_t mark)
+{
+	if (mark > b->mark)
+		b->mark = mark;
+}
+
+/* broker_store_durable: the store made every record up to mark durable. */
+void
+broker_store_durable(struct broker *b, uint64_t mark)
+{
+	if (mark <= b->durable)
+		return;
+	b->durable = mark;
+	if (mark > b->mark)
+		b->mark = mark;
+	EMIT(b, durable, mark);
+}
+
+void
+broker_store_set_error(struct broker *b, int err, const char *reason)
+{
+	if (err != 0 && b->store_err == 0)
+		log_err("store: %s: refusing submissions", reason != NULL ? reason : "error");
+	else if (err == 0 && b->store_err != 0)
+		log_info("%s", "store: writable again: taking submissions");
+	b->store_err = err;
+	snprintf(b->store_reason, sizeof b->store_reason, "%s",
+	    err != 0 && reason != NULL ? reason : "");
+}
+
+int
+broker_store_error(const struct broker *b)
+{
+	return b->store_err;
+}
+
+const char *
+broker_store_reason(const struct broker *b)
+{
+	return b->store_reason;
+}
+
+bool
+broker_restoring(const struct broker *b)
+{
+	return b->restoring > 0;
+}
 
 void
 broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
@@ -70,7 +196,7 @@ broker_type(struct broker *b, const char *name, bool create)
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->workers);
 	HASH_ADD_KEYPTR(hh, b->types, t->name, strlen(t->name), t);
-	fs_type_changed(b->srv, t);
+	emit_type_added(b, t);
 	return t;
 }
 
@@ -89,7 +215,7 @@ broker_type_unref(struct broker *b, struct jtype *t)
 	if (--t->refs > 0 || t->pinned)
 		return;
 	HASH_DEL(b->types, t);
-	fs_type_changed(b->srv, t);
+	emit_type_removed(b, t);
 	HASH_ITER(hh, t->targets, tg, tmp) {
 		HASH_DEL(t->targets, tg);
 		heap_free(&tg->queue);
@@ -352,10 +478,7 @@ job_start(struct broker *b, struct job *j, struct conn *w)
 	worker_set_idle(w, false);
 	if (worker_free_slots(w) > 0)
 		worker_set_idle(w, true);
-	proto_send_job(w, j);
-	if (j->notify && j->master != NULL)
-		proto_send_running(j);
-	fs_job_changed(b->srv, j);
+	emit_job_dispatched(b, j, w);
 }
 
 /* job_enqueue: queue j, or start it at once on an idle worker. */
@@ -424,6 +547,8 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	struct job *j, *old = NULL;
 	struct jtype *t;
 
+	if (b->store_err != 0)
+		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
 		if (!JOB_FINISHED(old))
 			return BERR_ID_EXISTS;
@@ -467,10 +592,93 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		ev_timer_start(b->loop, &j->ext->deadline);
 	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
-	fs_job_changed(b->srv, j);
+	emit_job_submitted(b, j);
 	job_enqueue(b, j);
 	if (out != NULL)
 		*out = j;
+	return BERR_OK;
+}
+
+/*
+ * broker_restore: put back a job as a store recorded it (replay), with its
+ * id, sequence number, times, options and counters: queued (in its place:
+ * priority, then seq) or finished (kept for retention, in the order
+ * restored).  Its events are emitted with broker_restoring() true, so the
+ * store does not record them again.  No limit applies: the jobs were
+ * accepted once.  BERR_ID_EXISTS if the key is taken.
+ */
+int
+broker_restore(struct broker *b, const struct restore_req *r)
+{
+	struct submit_req sr = {
+		.type = r->type, .key = r->key, .idjson = r->idjson,
+		.body = r->body, .body_len = r->body_len,
+	};
+	bool finished = r->state >= JOB_DONE;
+	struct jtype *t;
+	struct job *j;
+
+	if (r->key == NULL || broker_find(b, r->key) != NULL)
+		return BERR_ID_EXISTS;
+	b->restoring++;
+	t = broker_type(b, r->type, true);
+	j = job_alloc(b, &sr);
+	j->type = t;
+	type_ref(t);
+	j->priority = r->priority;
+	j->seq = r->seq;
+	if ((int32_t)(r->seq - (uint32_t)b->next_seq) >= 0)
+		b->next_seq += (uint32_t)(r->seq - (uint32_t)b->next_seq) + 1;
+	j->refs = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
+	j->submitted = r->submitted;
+	j->started = r->started > 0 ? (float)(r->started - r->submitted) : -1;
+	j->finished = -1;
+	if (r->worker_name != NULL)
+		j->worker_name = xstrdup(r->worker_name);
+	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+	t->nsubmitted++;
+	b->stats.submitted++;
+	if (r->target != NULL || r->timeout_ms > 0 || r->partials_len > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		j->ext->timeout_ms = r->timeout_ms;
+		if (r->partials_len > 0)
+			buf_append(&j->ext->partials, r->partials, r->partials_len);
+	}
+	if (finished) {
+		j->state = r->state;
+		if (r->state == JOB_DONE && r->result != NULL) {
+			j->result = xstrndup(r->result, r->result_len);
+			j->result_len = (uint32_t)r->result_len;
+		}
+		j->finished = (float)((r->finished > 0 ? r->finished : r->submitted) - r->submitted);
+		switch (r->state) {
+		case JOB_DONE:      t->ndone++; b->stats.done++; break;
+		case JOB_FAILED:    t->nfailed++; b->stats.failed++; break;
+		case JOB_CANCELLED: t->ncancelled++; b->stats.cancelled++; break;
+		default:            t->ntimeout++; b->stats.timeout++; break;
+		}
+		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+		b->nfinished++;
+		emit_job_submitted(b, j);
+		emit_job_finished(b, j, NULL);
+		retention_schedule(b);
+	} else {
+		b->stats.body_bytes += j->body_len;
+		if (r->timeout_ms > 0) {
+			ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
+			j->ext->deadline.data = j;
+			ev_timer_start(b->loop, &j->ext->deadline);
+		}
+		emit_job_submitted(b, j);
+		job_enqueue(b, j);
+	}
+	b->restoring--;
 	return BERR_OK;
 }
 
@@ -543,7 +751,7 @@ worker_detach_type(struct broker *b, struct conn *w)
 	TAILQ_REMOVE(&t->workers, w, type_entry);
 	t->nworkers--;
 	w->wtype = NULL;
-	fs_type_changed(b->srv, t);
+	emit_worker_left(b, w, t);
 	broker_type_unref(b, t);
 }
 
@@ -553,7 +761,7 @@ worker_attach_type(struct broker *b, struct conn *w, struct jtype *t)
 	w->wtype = t;
 	TAILQ_INSERT_TAIL(&t->workers, w, type_entry);
 	t->nworkers++;
-	fs_type_changed(b->srv, t);
+	emit_worker_joined(b, w, t);
 }
 
 /*
@@ -638,8 +846,9 @@ broker_worker_lost(struct broker *b, struct conn *w)
 		    j->key, conn_worker_name(w), j->losses, JOB_MAX_LOSSES);
 		j->type->nrequeued++;
 		b->stats.requeued++;
+		j->state = JOB_QUEUED;
+		emit_job_requeued(b, j);  /* before any dispatch job_enqueue makes */
 		job_enqueue(b, j);
-		fs_job_changed(b->srv, j);
 	}
 	worker_detach_type(b, w);
 }
@@ -737,12 +946,11 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 		b->stats.queued--;
 	} else if (j->state == JOB_RUNNING && j->worker != NULL) {
 		w = job_take_from_worker(b, j);
-		if (why != JOB_DONE && !(w->flags & CONN_DEAD)) {
-			if (w->wants_cancel)
-				proto_send_cancel(w, j);
-			else
-				stale_add(w, j->key);  /* its late answer is due */
-		}
+		if (w->flags & CONN_DEAD)
+			w = NULL;
+		else if (why != JOB_DONE && !w->wants_cancel)
+			stale_add(w, j->key);  /* its late answer is due (a worker
+			                          that takes cancels gets one) */
 	}
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
@@ -757,16 +965,15 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	default: break;
 	}
 	log_debug("job %s: %s", j->key, job_state_name(why));
+	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+	b->nfinished++;
+	emit_job_finished(b, j, w);
 	if (j->master != NULL) {
-		proto_send_result(j);
 		TAILQ_REMOVE(&j->master->owned, j, master_entry);
 		j->master = NULL;
 	}
-	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-	b->nfinished++;
 	if (b->nfinished > b->keep_max || !ev_is_active(&b->retention))
 		retention_schedule(b);
-	fs_job_changed(b->srv, j);
 	if (w != NULL && !(w->flags & CONN_DEAD))
 		broker_worker_ready(b, w);
 }
@@ -787,15 +994,13 @@ void
 broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
 {
 	b->stats.partials++;
-	if (j->master != NULL && j->stream)
-		proto_send_partial(j, body, len);
 	if (j->ext == NULL)
 		j->ext = xcalloc(1, sizeof *j->ext);
 	if (buf_used(&j->ext->partials) + len + 1 <= PARTIALS_MAX) {
 		buf_append(&j->ext->partials, body, len);
 		buf_append(&j->ext->partials, "\n", 1);
 	}
-	fs_job_changed(b->srv, j);
+	emit_job_partial(b, j, body, len);
 }
 
 /*
@@ -821,7 +1026,7 @@ broker_forget(struct broker *b, struct job *j)
 	b->nfinished--;
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
-	fs_job_forgotten(b->srv, j);
+	emit_job_forgotten(b, j);
 	job_unref(b, j);
 }
 
@@ -948,8 +1153,7 @@ broker_shutdown(struct broker *b)
 		if (j->ext != NULL)
 			ev_timer_stop(b->loop, &j->ext->deadline);
 		all_remove(b, j);
-		fs_job_forgotten(b->srv, j);
-		job_unref(b, j);
+		job_unref(b, j);  /* exiting: no event (a store keeps the job) */
 	}
 	jobtab_free(&b->jobs);
 }

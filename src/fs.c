@@ -29,6 +29,8 @@
 
 #include "fs.h"
 
+static void fs_listen(struct server *);
+
 #define FS_BATCH 64   /* requests per wake-up, so TCP peers get their turn */
 
 struct fixed_name {
@@ -793,6 +795,7 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	fs->gid = getgid();
 	TAILQ_INIT(&fs->handles);
 	TAILQ_INIT(&fs->interrupted);
+	TAILQ_INIT(&fs->held);
 	STAILQ_INIT(&fs->invals);
 	pthread_mutex_init(&fs->mu, NULL);
 	pthread_cond_init(&fs->cv, NULL);
@@ -818,6 +821,7 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	ev_io_init(&fs->io, fs_io_cb, fd, EV_READ);
 	fs->io.data = fs;
 	srv->fs = fs;
+	fs_listen(srv);
 	log_info("tree mounted on %s", path);
 	free(path);
 	return 0;
@@ -863,7 +867,8 @@ fs_unmount(struct server *srv)
 	fs_fail_waiters(fs, ENOTCONN);
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
-	srv->fs = NULL;  /* the broker's hooks: nothing to tell any more */
+	fs_release_held(fs, broker_durable(&srv->broker), EIO);
+	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
 	fuse_session_unmount(fs->se);
 	fuse_session_destroy(fs->se);
@@ -874,12 +879,38 @@ fs_unmount(struct server *srv)
 	log_info("%s", "tree unmounted");
 }
 
-/* ------------------------------------------------------- broker's hooks */
+/* ------------------------------------------------- the broker's events */
 
-/* fs_job_forgotten: the job left the table: its directory goes. */
-void
-fs_job_forgotten(struct server *srv, struct job *j)
+/* on_job: new state or partial result: its response readers wake. */
+static void
+on_job(void *ctx, struct job *j)
 {
+	struct server *srv = ctx;
+
+	if (srv->fs != NULL)
+		fs_job_wake(srv->fs, j);
+}
+
+static void
+on_job_worker(void *ctx, struct job *j, struct worker *w)
+{
+	(void)w;
+	on_job(ctx, j);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	(void)body;
+	(void)len;
+	on_job(ctx, j);
+}
+
+/* on_forgotten: the job left the table: its directory goes. */
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct server *srv = ctx;
 	struct owner *o;
 	char *name;
 
@@ -891,15 +922,46 @@ fs_job_forgotten(struct server *srv, struct job *j)
 	free(name);
 }
 
-/* fs_type_changed: only a freed type matters: its directory goes. */
-void
-fs_type_changed(struct server *srv, struct jtype *t)
+/* on_type_removed: the type was freed: its directory goes. */
+static void
+on_type_removed(void *ctx, struct jtype *t)
 {
+	struct server *srv = ctx;
 	struct owner *o;
 
-	if (srv->fs == NULL || broker_type(&srv->broker, t->name, false) == t)
+	if (srv->fs == NULL)
 		return;
 	o = owner_find(srv->fs, OW_TYPE, t->name);
 	if (o != NULL && o->nodes[0] != NULL)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
+}
+
+/* on_durable: writes held for the store return. */
+static void
+on_durable(void *ctx, uint64_t mark)
+{
+	struct server *srv = ctx;
+
+	if (srv->fs != NULL)
+		fs_release_held(srv->fs, mark, 0);
+}
+
+/* fs_listen: the tree listens to the broker and to the channels. */
+static void
+fs_listen(struct server *srv)
+{
+	struct broker_listener l = {
+		.ctx = srv,
+		.job_submitted = on_job,
+		.job_dispatched = on_job_worker,
+		.job_requeued = on_job,
+		.job_partial = on_partial,
+		.job_finished = on_job_worker,
+		.job_forgotten = on_forgotten,
+		.type_removed = on_type_removed,
+		.durable = on_durable,
+	};
+
+	broker_listen(&srv->broker, &l);
+	chan_listen(srv, fs_chan_message, srv);
 }

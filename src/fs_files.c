@@ -458,7 +458,8 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 /* ----------------------------------------------------------- line sinks */
 
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
- * the broker is full (--max-jobs, --max-memory). */
+ * the broker is full (--max-jobs, --max-memory); -EIO (-ENOSPC for a full
+ * disk): the store cannot take writes. */
 static int
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
@@ -474,8 +475,15 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.type = h->owner->name;
 	r.body = text;
 	r.body_len = len;
-	if (broker_submit(b, &r, &j) != BERR_OK)
+	switch (broker_submit(b, &r, &j)) {
+	case BERR_OK:
+		break;
+	case BERR_UNAVAILABLE:  /* the store cannot keep it */
+		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
+		    -ENOSPC : -EIO;
+	default:
 		return -ENOSPC;  /* BERR_FULL: the broker picks a fresh id */
+	}
 	log_debug("job %s: submitted in the tree", j->key);
 	if (h->accmode == O_RDWR)
 		append_id(&h->data, j->key, "\n");
@@ -514,6 +522,49 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 	return rc;
 }
 
+/*
+ * reply_ok: a write (or close) that submitted jobs returns once they are
+ * durable: while the store is behind, the reply waits in fs->held for the
+ * durable event (fs_release_held).  Without a store it goes at once.
+ */
+static void
+reply_ok(struct fs *fs, fuse_req_t req, bool write, size_t size)
+{
+	struct broker *b = &fs->srv->broker;
+	struct held_reply *r;
+
+	if (broker_held(b)) {
+		r = xcalloc(1, sizeof *r);
+		r->req = req;
+		r->write = write;
+		r->size = size;
+		r->mark = broker_mark(b);
+		TAILQ_INSERT_TAIL(&fs->held, r, entry);
+	} else if (write)
+		fuse_reply_write(req, size);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* fs_release_held: answer the replies the store made durable (all of them,
+ * failing with err if non-zero: unmounting). */
+void
+fs_release_held(struct fs *fs, uint64_t durable, int err)
+{
+	struct held_reply *r;
+
+	while ((r = TAILQ_FIRST(&fs->held)) != NULL && (err != 0 || r->mark <= durable)) {
+		TAILQ_REMOVE(&fs->held, r, entry);
+		if (err != 0 && r->mark > durable)
+			fuse_reply_err(r->req, err);
+		else if (r->write)
+			fuse_reply_write(r->req, r->size);
+		else
+			fuse_reply_err(r->req, 0);
+		free(r);
+	}
+}
+
 /* fs_write: lines to a queue or a channel; all or nothing per write(2). */
 void
 fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
@@ -532,7 +583,7 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 	if (rc != 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_write(req, size);
+		reply_ok(fs, req, true, size);
 }
 
 /* fs_flush: close(2): a last line without newline counts now, and can fail. */
@@ -546,7 +597,10 @@ fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	if (buf_used(&h->lines.pending) > 0)
 		rc = fs_sink_write(fs, h, NULL, 0, true);
-	fuse_reply_err(req, -rc);
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_ok(fs, req, false, 0);
 }
 
 /* ---------------------------------------------------------- open, close */
@@ -660,26 +714,28 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* ------------------------------------------------------- broker's hooks */
+/* ------------------------------------------------------ the tree's wakes */
 
-/* fs_job_changed: new state or partial result: wake its response readers. */
+/* fs_job_wake: new state or partial result: wake its response readers. */
 void
-fs_job_changed(struct server *srv, struct job *j)
+fs_job_wake(struct fs *fs, struct job *j)
 {
 	struct owner *o;
 	struct handle *h;
 
-	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL)
+	if ((o = owner_of_job(fs, j)) == NULL)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
 		if (h->kind == NK_JOB_RESPONSE)
 			handle_wake(h);
 }
 
-/* fs_chan_message: every reader of channels/NAME gets body as one line. */
+/* fs_chan_message: every reader of channels/NAME gets body as one line
+ * (a channel listener: chan_listen). */
 void
-fs_chan_message(struct server *srv, const char *name, const char *body, size_t len)
+fs_chan_message(void *ctx, const char *name, const char *body, size_t len)
 {
+	struct server *srv = ctx;
 	struct owner *o;
 	struct handle *h;
 

@@ -165,6 +165,7 @@ server_start(struct server *srv, const struct options *opt)
 	TAILQ_INIT(&srv->conns);
 	TAILQ_INIT(&srv->pending_writes);
 	TAILQ_INIT(&srv->dead);
+	TAILQ_INIT(&srv->held);
 	srv->master_fd = server_listen(srv, opt->master_port, "masters");
 	if (srv->master_fd < 0)
 		return EXIT_LISTEN;
@@ -182,6 +183,7 @@ server_start(struct server *srv, const struct options *opt)
 	srv->accept_delay = ACCEPT_DELAY_MIN;
 	ev_init(&srv->accept_backoff, accept_backoff_cb);
 	broker_init(&srv->broker, srv, opt->keep, opt->keep_max);
+	proto_init(srv);
 	signal(SIGPIPE, SIG_IGN);
 	ev_io_init(&srv->master_io, accept_cb, srv->master_fd, EV_READ);
 	ev_io_init(&srv->worker_io, accept_cb, srv->worker_fd, EV_READ);

@@ -1,6 +1,7 @@
 /*
- * proto.c — the Gloom protocol: message table, generic checks, handlers,
- * and the frames the broker asks us to send.
+ * proto.c — the TCP face: the Gloom protocol's message table, generic
+ * checks and handlers, and the frames sent as the broker's events come
+ * (proto_listener: a job frame on dispatch, endings to masters, cancels).
  *
  * Each message is one row of msg_table: its name, the ports it is valid on,
  * its dialect ("type" or "action" key), its fields with their JSON types,
@@ -304,7 +305,8 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 /* ------------------------------------------------------------ small bits */
 
 /* send_ok: the later dialect's ack, for connections that speak it (their
- * first join or submit was in it). */
+ * first join or submit was in it).  An acknowledgement: held until what it
+ * acknowledges is durable (conn_frame_end_ack). */
 static void
 send_ok(struct conn *c, const char *idjson)
 {
@@ -316,7 +318,7 @@ send_ok(struct conn *c, const char *idjson)
 		buf_append_str(&c->out, idjson);
 	}
 	buf_append(&c->out, "}", 1);
-	conn_frame_end(c, start);
+	conn_frame_end_ack(c, start);
 }
 
 static bool
@@ -392,6 +394,9 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
+		return;
+	case BERR_UNAVAILABLE:
+		conn_send_error(c, "unavailable", ctx->idjson, "%s", broker_store_reason(b));
 		return;
 	case BERR_FULL:
 		if (b->stats.queued + b->stats.running >= b->max_jobs)
@@ -477,6 +482,7 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 /* -------------------------------------------------------------- workers */
 
 static void heartbeat_cb(struct ev_loop *, ev_timer *, int);
+static void proto_send_ping(struct conn *);
 
 /* join_check: the join's options, before any of them takes effect. */
 static bool
@@ -716,7 +722,7 @@ out_json_string(struct conn *c, const char *s)
 	json_decref(v);
 }
 
-void
+static void
 proto_send_job(struct conn *w, struct job *j)
 {
 	size_t start = conn_frame_begin(w);
@@ -750,7 +756,7 @@ ending_code(enum job_state s)
  * proto_send_result: the job's one ending frame to its master, now, or
  * once the master's output has drained (conn_defer_ending).
  */
-void
+static void
 proto_send_result(struct job *j)
 {
 	if (!conn_defer_ending(j->master, j))
@@ -781,7 +787,7 @@ proto_send_ending(struct conn *m, struct job *j)
  * backlogged misses it (counted in stats as partials_dropped): partials
  * are unbounded in number, and the job keeps them for the tree anyway.
  */
-void
+static void
 proto_send_partial(struct job *j, const char *body, size_t len)
 {
 	struct conn *m = j->master;
@@ -800,7 +806,7 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 	conn_frame_end(m, start);
 }
 
-void
+static void
 proto_send_running(struct job *j)
 {
 	struct conn *m = j->master;
@@ -814,7 +820,7 @@ proto_send_running(struct job *j)
 	conn_frame_end(m, start);
 }
 
-void
+static void
 proto_send_cancel(struct conn *w, struct job *j)
 {
 	size_t start = conn_frame_begin(w);
@@ -826,11 +832,71 @@ proto_send_cancel(struct conn *w, struct job *j)
 	conn_frame_end(w, start);
 }
 
-void
+static void
 proto_send_ping(struct conn *w)
 {
 	if (w->dialect == DIALECT_ACTION)
 		conn_send_raw(w, "{\"action\":\"ping\"}", 17);
 	else
 		conn_send_raw(w, "{\"type\":\"ping\"}", 15);
+}
+
+/* ------------------------------------------------- the broker's events */
+
+/* on_dispatched: the job frame to its worker, the notice to its master. */
+static void
+on_dispatched(void *ctx, struct job *j, struct worker *w)
+{
+	(void)ctx;
+	proto_send_job((struct conn *)w, j);
+	if (j->notify && j->master != NULL)
+		proto_send_running(j);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	(void)ctx;
+	if (j->master != NULL && j->stream)
+		proto_send_partial(j, body, len);
+}
+
+/*
+ * on_finished: a cancel to the worker that still runs it, if it takes
+ * cancels (else the broker keeps its slot until its late answer); the
+ * ending to its master.
+ */
+static void
+on_finished(void *ctx, struct job *j, struct worker *ran_on)
+{
+	struct conn *w = (struct conn *)ran_on;
+
+	(void)ctx;
+	if (w != NULL && j->state != JOB_DONE && w->wants_cancel)
+		proto_send_cancel(w, j);
+	if (j->master != NULL)
+		proto_send_result(j);
+}
+
+/* on_durable: acknowledgements held for the store may go out now. */
+static void
+on_durable(void *ctx, uint64_t mark)
+{
+	conn_release_held(ctx, mark);
+}
+
+/* proto_init: the TCP face listens to the broker (after broker_init). */
+void
+proto_init(struct server *srv)
+{
+	static const struct broker_listener l = {
+		.job_dispatched = on_dispatched,
+		.job_partial = on_partial,
+		.job_finished = on_finished,
+	};
+	struct broker_listener mine = l;
+
+	mine.ctx = srv;
+	mine.durable = on_durable;
+	broker_listen(&srv->broker, &mine);
 }
