@@ -648,6 +648,10 @@ struct options {
 	size_t      max_input;      /* bytes of unfinished input frames, all
 	                               connections together */
 	double      frame_timeout;  /* seconds a frame may take to arrive */
+	const char *data_dir;       /* --data: the journal's DIR; NULL: in memory */
+	int         sync_mode;      /* --sync: enum journal_sync */
+	unsigned    sync_interval_ms;
+	bool        repair;         /* --repair */
 };
 
 /*
@@ -696,6 +700,7 @@ struct server {
 	unsigned          nchan_listeners;
 	TAILQ_HEAD(, conn) held;          /* connections holding acknowledgements */
 	double            started;
+	struct store     *store;          /* the journal (store_journal.c); NULL: none */
 };
 
 int  server_start(struct server *, const struct options *);
@@ -711,6 +716,8 @@ enum {
 	EXIT_LISTEN = 2,
 	EXIT_MOUNT  = 3,
 	EXIT_START  = 4,
+	EXIT_LOCKED = 5,   /* --data DIR is in use by another jobfs */
+	EXIT_DATA   = 6,   /* --data DIR cannot be opened or replayed */
 };
 
 #endif /* JOBFS_H */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jobfs.h"
+#include "store_journal.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
@@ -129,7 +130,11 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-/* before_sleep_cb: one write per pending connection, then free the dead. */
+/*
+ * before_sleep_cb: the journal writes what this turn appended (and starts
+ * its sync) before anything that acknowledges it is written; then one
+ * write per pending connection, then free the dead.
+ */
 static void
 before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -137,6 +142,8 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)w;
 	(void)revents;
+	if (srv->store != NULL)
+		store_flush(srv->store);
 	conn_flush_pending(srv);
 	conn_reap(srv);
 }
@@ -219,6 +226,8 @@ server_stop(struct server *srv)
 	conn_reap(srv);
 	fs_unmount(srv);
 	broker_shutdown(&srv->broker);
+	store_close(srv->store);    /* writes and syncs what the closes appended */
+	srv->store = NULL;
 	chan_shutdown(srv);
 	close(srv->master_fd);
 	close(srv->worker_fd);
@@ -280,6 +289,8 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)s->body_bytes));
 	json_object_set_new(o, "refused_full", json_integer((json_int_t)s->refused_full));
+	if (srv->store != NULL)
+		store_stats(srv->store, o);
 	json_object_set_new(o, "ntypes",
 	    json_integer((json_int_t)HASH_COUNT(srv->broker.types)));
 	if (type != NULL) {

@@ -311,6 +311,7 @@ struct sj_state {
 	struct rjob *jobs;
 	uint64_t     next_seq;
 	uint64_t     ignored;   /* records about jobs the state does not hold */
+	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
 };
 
 static char *
@@ -369,6 +370,19 @@ uint64_t
 sj_state_next_seq(const struct sj_state *s)
 {
 	return s->next_seq;
+}
+
+uint64_t
+sj_state_ignored(const struct sj_state *s)
+{
+	return s->ignored;
+}
+
+void
+sj_state_running(const struct sj_state *s, uint64_t *requeued, uint64_t *failed)
+{
+	*requeued = s->was_running - s->lost;
+	*failed = s->lost;
 }
 
 static void
@@ -492,6 +506,7 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 	qsort(v, n, sizeof *v, by_seq);
 	for (i = 0; i < n && rc == 0; i++) {
 		struct restore_req q;
+		bool was_running = false;
 
 		j = v[i];
 		memset(&q, 0, sizeof q);
@@ -524,13 +539,501 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 			q.losses++;
 			q.started = 0;
 			q.state = JOB_QUEUED;
+			s->was_running++;
+			was_running = true;
 			if (q.losses > JOB_MAX_LOSSES) {
 				q.state = JOB_FAILED;
 				q.finished = now;
+				s->lost++;
 			}
 		}
-		rc = cb(ctx, &q);
+		rc = cb(ctx, &q, was_running);
 	}
 	free(v);
 	return rc;
+}
+
+/* --------------------------------------------------------- the daemon's glue */
+
+struct store {
+	struct server     *srv;
+	struct broker     *b;
+	struct journal    *j;
+	struct store_opts  opt;
+	struct buf         scratch;
+	uint64_t           live_bytes;    /* what a snapshot would write, about */
+	uint64_t           drop_segno;    /* compaction: segments below go */
+	bool               compacting;    /* its drop is not done yet */
+	bool               need_snapshot; /* a record could not be appended */
+	int                err;           /* as told to the broker */
+	uint64_t           compactions;
+	uint64_t           lost_appends;
+};
+
+/* rec_bytes: a record's size on disk, for payload n. */
+#define REC_BYTES(n) ((uint64_t)JOURNAL_REC_HEADER + (n))
+/* What an encoded string costs besides its bytes: length and NUL. */
+#define STR_COST(n)  (4u + (n) + 1)
+
+/*
+ * job_live_bytes: the bytes a job's JOB record takes in a snapshot, leaving
+ * out the worker's name (it changes as the job moves): counted when a job
+ * comes and taken away when it goes, so the sum stays true however the job
+ * changed in between.
+ */
+static uint64_t
+job_live_bytes(const struct job *j)
+{
+	const char *target = job_target(j);
+	uint64_t n = 8 + 8 + 4 + 3 + 24 + 4 * 3;   /* fixed; 3 absent-able strings */
+
+	n += STR_COST(strlen(j->key));
+	n += j->id_is_key ? 4 : STR_COST(strlen(job_idjson(j)));
+	n += STR_COST(strlen(j->type->name));
+	n += target != NULL ? STR_COST(strlen(target)) : 4;
+	n += STR_COST(j->body_len);
+	if (j->result != NULL)
+		n += 1 + j->result_len;
+	n += buf_used(job_partials(j)) > 0 ? 1 + buf_used(job_partials(j)) : 0;
+	return REC_BYTES(n);
+}
+
+static struct sj_str
+str_of(const char *p, size_t n)
+{
+	struct sj_str s = { p, (uint32_t)n };
+
+	return s;
+}
+
+static struct sj_str
+cstr(const char *p)
+{
+	return str_of(p, p != NULL ? strlen(p) : 0);
+}
+
+/* job_rec_of: the whole state of j as a JOB record (strings point into j). */
+static void
+job_rec_of(const struct job *j, struct sj_rec *r)
+{
+	const struct buf *p = job_partials(j);
+
+	memset(r, 0, sizeof *r);
+	r->kind = SJ_JOB;
+	r->key = cstr(j->key);
+	if (!j->id_is_key)
+		r->idjson = cstr(job_idjson(j));
+	r->type = cstr(j->type->name);
+	r->target = cstr(job_target(j));
+	r->worker_name = cstr(j->worker_name);
+	r->body = str_of(job_body(j), j->body_len);
+	if (j->result != NULL)
+		r->result = str_of(j->result, j->result_len);
+	if (buf_used(p) > 0)
+		r->partials = str_of(buf_head(p), buf_used(p));
+	r->priority = j->priority;
+	r->timeout_ms = j->ext != NULL ? j->ext->timeout_ms : 0;
+	r->seq = j->seq;
+	r->flags = (j->detach ? SJ_F_DETACH : 0) | (j->stream ? SJ_F_STREAM : 0) |
+	    (j->notify ? SJ_F_NOTIFY : 0);
+	r->state = j->state;
+	r->losses = j->losses;
+	r->submitted = j->submitted;
+	r->started = job_started(j);
+	r->finished = job_finished(j);
+}
+
+/*
+ * append: one record, and the broker told where the store now stands.  If
+ * the journal cannot take it (its memory backlog is full while the disk
+ * fails), the record is lost from the log: the whole state is written again
+ * (a snapshot) once the journal works, and until that is durable nothing
+ * said after now is acknowledged (the mark points past the log's end).
+ */
+static void
+append(struct store *s, const struct sj_rec *r)
+{
+	struct iovec iov;
+	uint64_t lsn;
+
+	s->scratch.off = s->scratch.len = 0;
+	sj_encode(r, &s->scratch);
+	iov.iov_base = buf_head(&s->scratch);
+	iov.iov_len = buf_used(&s->scratch);
+	lsn = journal_append(s->j, (uint8_t)r->kind, &iov, 1);
+	if (lsn == 0) {
+		if (!s->need_snapshot)
+			log_warn("journal: %s: a record could not be kept (%s): "
+			    "the whole state is written again once the disk works",
+			    s->opt.dir, strerror(errno));
+		s->need_snapshot = true;
+		s->lost_appends++;
+		lsn = journal_appended_lsn(s->j) + 1;
+	}
+	broker_store_mark(s->b, lsn);
+}
+
+static void
+on_submitted(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	job_rec_of(j, &r);
+	r.worker_name.p = NULL;
+	r.worker_name.n = 0;
+	append(s, &r);
+	s->live_bytes += job_live_bytes(j);
+}
+
+static void
+on_dispatched(void *ctx, struct job *j, struct worker *w)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	(void)w;
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_DISPATCH;
+	r.key = cstr(j->key);
+	r.worker_name = cstr(j->worker_name);
+	r.started = job_started(j);
+	append(s, &r);
+}
+
+static void
+on_requeued(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_REQUEUE;
+	r.key = cstr(j->key);
+	r.losses = j->losses;
+	append(s, &r);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	struct store *s = ctx;
+	const struct buf *p = job_partials(j);
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	/* Only what the job kept (within its limit) is journaled. */
+	if (buf_used(p) < len + 1 ||
+	    memcmp(buf_head(p) + buf_used(p) - len - 1, body, len) != 0)
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_PARTIAL;
+	r.key = cstr(j->key);
+	r.body = str_of(body, len);
+	append(s, &r);
+	s->live_bytes += len + 1 + (buf_used(p) == len + 1 ? 1 : 0);
+}
+
+static void
+on_finished(void *ctx, struct job *j, struct worker *w)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	(void)w;
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_FINISH;
+	r.key = cstr(j->key);
+	r.state = j->state;
+	r.finished = job_finished(j);
+	if (j->result != NULL) {
+		r.result = str_of(j->result, j->result_len);
+		s->live_bytes += 1 + j->result_len;
+	}
+	append(s, &r);
+}
+
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+	uint64_t n;
+
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_FORGET;
+	r.key = cstr(j->key);
+	append(s, &r);
+	n = job_live_bytes(j);
+	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
+}
+
+static void
+on_durable(void *ctx, uint64_t lsn)
+{
+	struct store *s = ctx;
+
+	broker_store_durable(s->b, lsn);
+}
+
+/*
+ * compact: write the live state into a fresh segment and delete the older
+ * ones (see the top of this file for why a crash anywhere in it is safe).
+ */
+static void
+compact(struct store *s)
+{
+	struct job_cursor cur;
+	struct sj_rec r;
+	struct job *j;
+	struct journal_stats st;
+
+	journal_stats(s->j, &st);
+	log_debug("journal: %s: compacting %" PRIu64 " bytes in %u segments, "
+	    "about %" PRIu64 " live", s->opt.dir, st.disk_bytes, st.segments,
+	    s->live_bytes);
+	s->drop_segno = journal_rotate(s->j);
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_SNAPSHOT;
+	r.next_seq = s->b->next_seq;
+	s->need_snapshot = false;
+	append(s, &r);
+	broker_cursor_open(s->b, &cur);
+	while ((j = broker_cursor_job(&cur)) != NULL) {
+		job_rec_of(j, &r);
+		append(s, &r);
+		broker_cursor_advance(&cur);
+	}
+	broker_cursor_close(s->b, &cur);
+	if (journal_drop_before(s->j, s->drop_segno) < 0)
+		log_warn("journal: %s: cannot drop segments before %" PRIu64,
+		    s->opt.dir, s->drop_segno);
+	s->compacting = true;
+	s->compactions++;
+}
+
+/* maybe_compact: when the segments hold a segment's worth more than the
+ * live state, or records were lost while the disk failed. */
+static void
+maybe_compact(struct store *s)
+{
+	struct journal_stats st;
+
+	if (journal_error(s->j) != 0)
+		return;
+	journal_stats(s->j, &st);
+	if (s->compacting) {
+		if (st.first_segno < s->drop_segno)
+			return;       /* the last one's drop is not done */
+		s->compacting = false;
+	}
+	if (s->need_snapshot || st.disk_bytes > s->live_bytes + st.segment_bytes)
+		compact(s);
+}
+
+/*
+ * store_flush: once per loop turn, before any acknowledgement is written:
+ * compact if due, write (and start syncing) what the turn appended, and
+ * tell the broker whether the journal can take writes.
+ */
+void
+store_flush(struct store *s)
+{
+	int e;
+
+	maybe_compact(s);
+	journal_flush(s->j);
+	e = journal_error(s->j);
+	if (e == 0 && s->need_snapshot)
+		e = ENOBUFS;    /* records were lost: refuse until written again */
+	if (e != s->err) {
+		char why[128];
+
+		s->err = e;
+		snprintf(why, sizeof why, "journal: %s", strerror(e));
+		broker_store_set_error(s->b, e, e != 0 ? why : NULL);
+		if (e == 0)
+			log_info("journal: %s: taking writes again", s->opt.dir);
+	}
+}
+
+void
+store_stats(struct store *s, json_t *o)
+{
+	struct journal_stats st;
+
+	journal_stats(s->j, &st);
+	json_object_set_new(o, "journal_bytes", json_integer((json_int_t)st.disk_bytes));
+	json_object_set_new(o, "journal_segments", json_integer((json_int_t)st.segments));
+	json_object_set_new(o, "journal_live_bytes", json_integer((json_int_t)s->live_bytes));
+	json_object_set_new(o, "journal_records", json_integer((json_int_t)st.records));
+	json_object_set_new(o, "journal_syncs", json_integer((json_int_t)st.syncs));
+	json_object_set_new(o, "journal_sync_last_us", json_integer((json_int_t)st.sync_last_us));
+	json_object_set_new(o, "journal_sync_max_us", json_integer((json_int_t)st.sync_max_us));
+	json_object_set_new(o, "journal_compactions", json_integer((json_int_t)s->compactions));
+	json_object_set_new(o, "journal_backlog_bytes", json_integer((json_int_t)st.backlog_bytes));
+	json_object_set_new(o, "journal_error", json_integer(st.error));
+}
+
+/* ------------------------------------------------------------- replay */
+
+struct replay_ctx {
+	struct sj_state *st;
+	bool             repair;
+	uint64_t         bad;     /* records whose CRC held but not their form */
+	char            *err;
+	size_t           errlen;
+};
+
+static int
+replay_rec(void *ctx, uint8_t kind, const void *payload, uint32_t len)
+{
+	struct replay_ctx *rc = ctx;
+	struct sj_rec r;
+
+	if (sj_decode(kind, payload, len, &r) < 0) {
+		rc->bad++;
+		if (rc->repair)
+			return 0;
+		snprintf(rc->err, rc->errlen, "a record of kind %u and %u bytes "
+		    "is not one this jobfs writes (a newer jobfs's journal?)",
+		    kind, len);
+		return -1;
+	}
+	return sj_state_apply(rc->st, &r);
+}
+
+struct restore_ctx {
+	struct store *s;
+	uint64_t      n[JOB_TIMEOUT + 1];
+	uint64_t      requeued, failed_lost, refused;
+};
+
+static int
+restore_one(void *ctx, const struct restore_req *q, bool was_running)
+{
+	struct restore_ctx *rc = ctx;
+	struct sj_rec r;
+	struct job *j;
+
+	if (broker_restore(rc->s->b, q) != 0) {
+		rc->refused++;
+		log_warn("journal: job %s could not be restored", q->key);
+		return 0;
+	}
+	rc->n[q->state]++;
+	if (was_running) {
+		/* Its loss (or the failure it caused) is a change to record. */
+		memset(&r, 0, sizeof r);
+		r.key = cstr(q->key);
+		if (q->state == JOB_QUEUED) {
+			r.kind = SJ_REQUEUE;
+			r.losses = (uint8_t)q->losses;
+		} else {
+			r.kind = SJ_FINISH;
+			r.state = q->state;
+			r.finished = q->finished;
+		}
+		append(rc->s, &r);
+	}
+	if ((j = broker_find(rc->s->b, q->key)) != NULL)
+		rc->s->live_bytes += job_live_bytes(j);
+	return 0;
+}
+
+static const struct broker_listener store_listener = {
+	.job_submitted = on_submitted,
+	.job_dispatched = on_dispatched,
+	.job_requeued = on_requeued,
+	.job_partial = on_partial,
+	.job_finished = on_finished,
+	.job_forgotten = on_forgotten,
+};
+
+struct store *
+store_open(struct server *srv, const struct store_opts *opt, char *err,
+    size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	struct journal_opts jo = {
+		.sync = opt->sync,
+		.interval_ms = opt->interval_ms,
+		.segment_bytes = opt->segment_bytes,
+		.repair = opt->repair,
+		.on_durable = on_durable,
+		.ctx = s,
+	};
+	struct journal_replay_info info;
+	struct replay_ctx rpc = { sj_state_new(), opt->repair, 0, err, errlen };
+	struct restore_ctx rsc = { .s = s };
+	struct broker_listener l = store_listener;
+	double t0 = now_wall();
+	int e;
+
+	s->srv = srv;
+	s->b = &srv->broker;
+	s->opt = *opt;
+	s->opt.dir = xstrdup(opt->dir);
+	if ((s->j = journal_open(srv->loop, opt->dir, &jo, err, errlen)) == NULL)
+		goto fail;
+	if (journal_replay(s->j, replay_rec, &rpc, &info, err, errlen) < 0) {
+		errno = EINVAL;
+		goto fail;
+	}
+	l.ctx = s;
+	broker_store_listen(s->b, &l);
+	sj_state_each(rpc.st, now_wall(), restore_one, &rsc);
+	sj_state_running(rpc.st, &rsc.requeued, &rsc.failed_lost);
+	log_info("journal: %s: %" PRIu64 " records in %u segments replayed in "
+	    "%.3f s: %" PRIu64 " jobs queued (%" PRIu64 " were running: queued "
+	    "again, counting a loss), %" PRIu64 " failed by that loss (the "
+	    "4th), %" PRIu64 " finished",
+	    s->opt.dir, info.records, info.segments, now_wall() - t0,
+	    rsc.n[JOB_QUEUED], rsc.requeued, rsc.failed_lost,
+	    rsc.n[JOB_DONE] + rsc.n[JOB_FAILED] + rsc.n[JOB_CANCELLED] +
+	    rsc.n[JOB_TIMEOUT]);
+	if (opt->repair && (info.dropped_regions > 0 || rpc.bad > 0))
+		log_warn("journal: %s: --repair dropped %" PRIu64 " damaged "
+		    "bytes in %" PRIu64 " places (each held at least one record) "
+		    "and %" PRIu64 " unreadable records; %" PRIu64 " later records "
+		    "named jobs no longer known: the jobs in the dropped records "
+		    "are lost", s->opt.dir, info.dropped_bytes,
+		    info.dropped_regions, rpc.bad, sj_state_ignored(rpc.st));
+	else if (opt->repair)
+		log_info("journal: %s: --repair: nothing was damaged", s->opt.dir);
+	sj_state_free(rpc.st);
+	return s;
+
+fail:
+	e = errno;
+	sj_state_free(rpc.st);
+	if (s->j != NULL)
+		journal_close(s->j);
+	free((char *)s->opt.dir);
+	free(s);
+	errno = e;
+	return NULL;
+}
+
+/* store_close: write and sync what is left (the broker has stopped). */
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	journal_close(s->j);
+	buf_free(&s->scratch);
+	free((char *)s->opt.dir);
+	free(s);
 }

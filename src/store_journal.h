@@ -66,31 +66,6 @@ int  sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r
 
 /* ------------------------------------------------------ the replayed state */
 
-#ifndef BROKER_RESTORE_REQ
-/* Until the broker's listener API is merged: its restore request, as
- * design9 fixes it (jobfs.h declares it from then on). */
-struct restore_req {
-	const char   *type;
-	const char   *key;
-	const char   *idjson;
-	const char   *body;
-	size_t        body_len;
-	int64_t       priority;
-	uint32_t      seq;
-	double        submitted;
-	int64_t       timeout_ms;
-	const char   *target;
-	bool          detach, stream, notify;
-	enum job_state state;
-	unsigned      losses;
-	double        started, finished;
-	const char   *worker_name;
-	const char   *result;
-	size_t        result_len;
-	const char   *partials;
-	size_t        partials_len;
-};
-#endif
 
 /* The jobs that the records describe, by key, as replay builds them. */
 struct sj_state;
@@ -100,14 +75,18 @@ int   sj_state_apply(struct sj_state *, const struct sj_rec *);
 void  sj_state_free(struct sj_state *);
 size_t sj_state_count(const struct sj_state *);
 uint64_t sj_state_next_seq(const struct sj_state *);
+uint64_t sj_state_ignored(const struct sj_state *);  /* records about unknown jobs */
+/* After sj_state_each: jobs that were running, queued again / failed. */
+void  sj_state_running(const struct sj_state *, uint64_t *requeued, uint64_t *failed);
 
 /*
  * sj_state_each: call cb for every job in submission order (seq), as the
  * broker should get it back: a job that was running is queued again with
- * one more loss (failed past JOB_MAX_LOSSES, finished at `now`).  Stops at
+ * one more loss (failed past JOB_MAX_LOSSES, finished at `now`), and
+ * was_running says so (the store records that change).  Stops at
  * cb's first non-zero return, which it returns.
  */
-typedef int sj_restore_cb(void *ctx, const struct restore_req *);
+typedef int sj_restore_cb(void *ctx, const struct restore_req *, bool was_running);
 int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
 
 /* --------------------------------------------------------- the daemon's glue */

@@ -70,10 +70,11 @@ struct seen {
 };
 
 static int
-collect(void *ctx, const struct restore_req *q)
+collect(void *ctx, const struct restore_req *q, bool was_running)
 {
 	struct seen *s = ctx;
 
+	(void)was_running;
 	if (s->n == 64)
 		return 1;
 	snprintf(s->keys[s->n], sizeof s->keys[0], "%s", q->key);
