@@ -512,7 +512,8 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 		memset(&q, 0, sizeof q);
 		q.type = j->type;
 		q.key = j->key;
-		q.idjson = j->idjson;
+		/* An integer id's JSON is its key; a string id's is kept. */
+		q.idjson = (j->flags & SJ_F_IDKEY) ? j->key : j->idjson;
 		q.body = j->body;
 		q.body_len = j->body_len;
 		q.priority = j->priority;
@@ -635,7 +636,7 @@ job_rec_of(const struct job *j, struct sj_rec *r)
 	r->timeout_ms = j->ext != NULL ? j->ext->timeout_ms : 0;
 	r->seq = j->seq;
 	r->flags = (j->detach ? SJ_F_DETACH : 0) | (j->stream ? SJ_F_STREAM : 0) |
-	    (j->notify ? SJ_F_NOTIFY : 0);
+	    (j->notify ? SJ_F_NOTIFY : 0) | (j->id_is_key ? SJ_F_IDKEY : 0);
 	r->state = j->state;
 	r->losses = j->losses;
 	r->submitted = j->submitted;

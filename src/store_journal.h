@@ -36,7 +36,7 @@ struct sj_str {
 struct sj_rec {
 	enum sj_kind  kind;
 	struct sj_str key;          /* every kind but SNAPSHOT */
-	struct sj_str idjson;       /* JOB: NULL when the id is its key */
+	struct sj_str idjson;       /* JOB: NULL when the id is its key (SJ_F_IDKEY) */
 	struct sj_str type;         /* JOB */
 	struct sj_str target;       /* JOB */
 	struct sj_str worker_name;  /* JOB, DISPATCH */
@@ -58,6 +58,7 @@ struct sj_rec {
 #define SJ_F_DETACH 0x1
 #define SJ_F_STREAM 0x2
 #define SJ_F_NOTIFY 0x4
+#define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
 
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */
