@@ -54,7 +54,7 @@ struct msg_def {
 };
 
 static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
-    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish;
+    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait;
 
 #define JOB_OPTIONS \
 	{ MK_PRIORITY, F_INT, false }, { MK_TIMEOUT, F_INT, false }, \
@@ -91,6 +91,8 @@ static const struct msg_def msg_table[] = {
 	{ "stats", ROLE_MASTER, DIALECT_ACTION, h_stats,
 	  { { MK_TYPE, F_STRING, false }, END } },
 	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel,
+	  { { MK_ID, F_ID, true }, END } },
+	{ "wait", ROLE_MASTER, DIALECT_UNSET, h_wait,
 	  { { MK_ID, F_ID, true }, END } },
 	{ "subscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_subscribe,
 	  { { MK_CHANNEL, F_STRING, true }, END } },
@@ -477,6 +479,113 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	if (master != c)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
+}
+
+/*
+ * Waits: masters waiting for jobs they may not have submitted (after a
+ * restart, say).  By job key, the serial numbers of the connections that
+ * wait (a serial, not a pointer: a connection may close before the job
+ * ends; it is then simply not found).  At most WAITS_MAX at once, all
+ * connections together; a job's waits go when it ends or is forgotten.
+ */
+#define WAITS_MAX 100000
+
+struct waiting {
+	UT_hash_handle hh;
+	uint64_t      *serials;
+	size_t         n, cap;
+	char           key[];
+};
+
+static struct waiting *waits;
+static size_t nwaits;
+
+static void
+waiting_free(struct waiting *w)
+{
+	HASH_DEL(waits, w);
+	nwaits -= w->n;
+	free(w->serials);
+	free(w);
+}
+
+static int
+serial_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* wake_waiters: j ended: its ending to every connection still waiting. */
+static void
+wake_waiters(struct server *srv, struct job *j)
+{
+	struct waiting *w;
+	struct conn *c;
+
+	HASH_FIND_STR(waits, j->key, w);
+	if (w == NULL)
+		return;
+	qsort(w->serials, w->n, sizeof *w->serials, serial_cmp);
+	TAILQ_FOREACH(c, &srv->conns, all_entry) {
+		uint64_t *hit;
+
+		if (c->flags & (CONN_DEAD | CONN_RELEASED))
+			continue;
+		hit = bsearch(&c->serial, w->serials, w->n, sizeof *w->serials,
+		    serial_cmp);
+		if (hit == NULL)
+			continue;
+		/* Every wait of c on j: the same frame each time. */
+		while (hit > w->serials && hit[-1] == c->serial)
+			hit--;
+		for (; hit < w->serials + w->n && *hit == c->serial; hit++)
+			if (!conn_defer_ending(c, j))
+				proto_send_ending(c, j);
+	}
+	waiting_free(w);
+}
+
+/*
+ * h_wait: the job's ending frame, exactly as its submitter gets it, when
+ * it ends, or now if it has; unknown_id if there is no such job.
+ */
+static void
+h_wait(struct conn *c, const struct msg_ctx *ctx)
+{
+	struct waiting *w;
+	struct job *j;
+	size_t len;
+
+	if (!id_check(c, ctx))
+		return;
+	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL) {
+		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
+		return;
+	}
+	if (JOB_FINISHED(j)) {
+		if (!conn_defer_ending(c, j))
+			proto_send_ending(c, j);
+		return;
+	}
+	if (nwaits >= WAITS_MAX) {
+		conn_send_error(c, "full", ctx->idjson, "too many waits (%d)", WAITS_MAX);
+		return;
+	}
+	HASH_FIND_STR(waits, j->key, w);
+	if (w == NULL) {
+		len = strlen(j->key);
+		w = xcalloc(1, sizeof *w + len + 1);
+		memcpy(w->key, j->key, len + 1);
+		HASH_ADD(hh, waits, key[0], len, w);
+	}
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 2;
+		w->serials = xrealloc(w->serials, w->cap * sizeof *w->serials);
+	}
+	w->serials[w->n++] = c->serial;
+	nwaits++;
 }
 
 /* -------------------------------------------------------------- workers */
@@ -871,11 +980,24 @@ on_finished(void *ctx, struct job *j, struct worker *ran_on)
 {
 	struct conn *w = (struct conn *)ran_on;
 
-	(void)ctx;
 	if (w != NULL && j->state != JOB_DONE && w->wants_cancel)
 		proto_send_cancel(w, j);
 	if (j->master != NULL)
 		proto_send_result(j);
+	if (waits != NULL)
+		wake_waiters(ctx, j);
+}
+
+/* on_forgotten: a job that goes (restored finished, say) takes its waits. */
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct waiting *w;
+
+	(void)ctx;
+	HASH_FIND_STR(waits, j->key, w);
+	if (w != NULL)
+		waiting_free(w);
 }
 
 /* on_durable: acknowledgements held for the store may go out now. */
@@ -893,6 +1015,7 @@ proto_init(struct server *srv)
 		.job_dispatched = on_dispatched,
 		.job_partial = on_partial,
 		.job_finished = on_finished,
+		.job_forgotten = on_forgotten,
 	};
 	struct broker_listener mine = l;
 
