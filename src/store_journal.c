@@ -795,7 +795,7 @@ on_durable(void *ctx, uint64_t lsn)
 static void
 compact(struct store *s)
 {
-	struct job_cursor cur;
+	struct job_cursor cur = { .open = false };
 	struct sj_rec r;
 	struct job *j;
 	struct journal_stats st;
