@@ -399,6 +399,12 @@ conn_frame_begin(struct conn *c)
 	return start;
 }
 
+/* Set while conn_send_error writes an "unavailable" refusal: it
+ * acknowledges nothing, so it is not held for the store (unless frames
+ * before it are: replies keep their order).  While the journal cannot
+ * write, that is how a submitter hears so at once. */
+static bool sending_refusal;
+
 /* conn_frame_end: a master's frames are all held while the store is
  * behind (each answers something the master did or is owed). */
 void
@@ -410,7 +416,8 @@ conn_frame_end(struct conn *c, size_t start)
 	c->srv->frames_out++;
 	if (buf_used(&c->out) > OUT_SOFT_LIMIT)
 		c->flags |= CONN_BACKLOG;
-	if (broker_held(&c->srv->broker) && c->role == ROLE_MASTER)
+	if (broker_held(&c->srv->broker) && c->role == ROLE_MASTER &&
+	    !(sending_refusal && c->hold_head == c->hold_len))
 		conn_hold(c, start);
 	conn_mark_pending(c);
 }
@@ -495,7 +502,9 @@ conn_send_error(struct conn *c, const char *code, const char *idjson,
 	if (idjson != NULL)
 		json_object_set_new(msg, "id", json_loads(idjson, JSON_DECODE_ANY, NULL));
 	log_debug("%s: error %s: %s", c->peer, code, reason);
+	sending_refusal = strcmp(code, "unavailable") == 0;
 	conn_send_json(c, msg);
+	sending_refusal = false;
 }
 
 void

@@ -586,21 +586,28 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 		reply_ok(fs, req, true, size);
 }
 
-/* fs_flush: close(2): a last line without newline counts now, and can fail. */
+/* fs_flush: close(2): a last line without newline counts now, and can
+ * fail; only a close that submitted waits for the store (any close may
+ * come while the store is behind, or failing). */
 void
 fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	bool submitted = false;
 	int rc = 0;
 
 	(void)ino;
-	if (buf_used(&h->lines.pending) > 0)
+	if (buf_used(&h->lines.pending) > 0) {
 		rc = fs_sink_write(fs, h, NULL, 0, true);
+		submitted = true;
+	}
 	if (rc != 0)
 		fuse_reply_err(req, -rc);
-	else
+	else if (submitted)
 		reply_ok(fs, req, false, 0);
+	else
+		fuse_reply_err(req, 0);  /* nothing to make durable: no wait */
 }
 
 /* ---------------------------------------------------------- open, close */
