@@ -133,13 +133,13 @@ append_id(struct buf *b, const char *key, const char *sep)
 static void
 text_workers(const struct jtype *t, struct buf *b)
 {
-	const struct conn *c;
+	const struct worker *w;
 	const struct job *j;
 
-	TAILQ_FOREACH(c, &t->workers, type_entry) {
-		append_id(b, conn_worker_name(c), "");
-		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
-		TAILQ_FOREACH(j, &c->running, worker_entry) {
+	TAILQ_FOREACH(w, &t->workers, type_entry) {
+		append_id(b, w->name, "");
+		buf_append_str(b, w->nrunning > 0 ? " busy" : " idle");
+		TAILQ_FOREACH(j, &w->running, worker_entry) {
 			buf_append(b, " ", 1);
 			append_id(b, j->key, "");
 		}
