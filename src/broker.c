@@ -5,7 +5,11 @@
  * proto.c, the tree in fs*.c) call into it, and it tells whatever
  * registered as a listener (the faces, a store such as the journal) what
  * happened, through the emit_* helpers below: it names none of them.
- * Every job ends exactly once, in job_finish().
+ * Faces know peers only as handles (struct master, struct worker: made by
+ * the face, given back by broker_master_gone / broker_worker_gone) and
+ * read the broker through the queries at the end (types, queue in dispatch
+ * order, workers, counters), never its heaps or tables.  Every job ends
+ * exactly once, in job_finish().
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
  * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
@@ -1184,6 +1188,116 @@ broker_cursor_advance(struct job_cursor *c)
 {
 	if (c->next != NULL)
 		c->next = TAILQ_NEXT(c->next, all_entry);
+}
+
+/* ----------------------------------------------------------- queries */
+
+size_t
+broker_ntypes(const struct broker *b)
+{
+	return HASH_COUNT(b->types);
+}
+
+/* broker_nretained: finished jobs kept for --keep / --keep-max. */
+size_t
+broker_nretained(const struct broker *b)
+{
+	return b->nfinished;
+}
+
+/* broker_types_each: every type, the oldest first. */
+void
+broker_types_each(struct broker *b, broker_type_cb *cb, void *ctx)
+{
+	struct jtype *t, *tmp;
+
+	HASH_ITER(hh, b->types, t, tmp)
+		if (!cb(ctx, t))
+			return;
+}
+
+void
+broker_type_stats(const struct jtype *t, struct type_stats *s)
+{
+	s->queued = t->nqueued;
+	s->running = t->nrunning;
+	s->workers = t->nworkers;
+	s->done = t->ndone;
+	s->failed = t->nfailed;
+	s->cancelled = t->ncancelled;
+	s->timeout = t->ntimeout;
+	s->submitted = t->nsubmitted;
+	s->requeued = t->nrequeued;
+}
+
+/* job_dispatch_cmp: the order the broker dispatches in. */
+static int
+job_dispatch_cmp(const void *pa, const void *pb)
+{
+	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
+
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? -1 : 1;
+	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
+}
+
+/*
+ * broker_queue_each: t's queued jobs in dispatch order (priority, then
+ * submission), targeted ones among them.  O(n log n): a listing.
+ */
+void
+broker_queue_each(struct broker *b, struct jtype *t, broker_job_cb *cb, void *ctx)
+{
+	const struct target *tg, *tmp;
+	struct job **all = xmalloc((t->nqueued + 1) * sizeof *all);
+	size_t n = 0, i;
+
+	(void)b;
+	for (i = 0; i < t->queue.len; i++)
+		all[n++] = t->queue.items[i];
+	HASH_ITER(hh, t->targets, tg, tmp)
+		for (i = 0; i < tg->queue.len && n < t->nqueued; i++)
+			all[n++] = tg->queue.items[i];
+	qsort(all, n, sizeof *all, job_dispatch_cmp);
+	for (i = 0; i < n && cb(ctx, all[i]); i++)
+		;
+	free(all);
+}
+
+/* broker_workers_each: the workers joined to t, in joining order. */
+void
+broker_workers_each(struct broker *b, struct jtype *t, broker_worker_cb *cb, void *ctx)
+{
+	struct worker *w;
+
+	(void)b;
+	TAILQ_FOREACH(w, &t->workers, type_entry)
+		if (!cb(ctx, w))
+			return;
+}
+
+/* broker_worker_jobs_each: the jobs w runs, in dispatch order. */
+void
+broker_worker_jobs_each(struct broker *b, struct worker *w, broker_job_cb *cb, void *ctx)
+{
+	struct job *j;
+
+	(void)b;
+	TAILQ_FOREACH(j, &w->running, worker_entry)
+		if (!cb(ctx, j))
+			return;
+}
+
+const char *
+worker_name(const struct worker *w)
+{
+	return w->name;
+}
+
+unsigned
+worker_running(const struct worker *w)
+{
+	return w->nrunning;
 }
 
 /* job_info: everything about a job, for the tree's info and "status". */

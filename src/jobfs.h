@@ -521,6 +521,28 @@ struct job *broker_cursor_job(const struct job_cursor *);
 void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
+
+/*
+ * Queries: what a face may know of the broker's structures, without
+ * walking its heaps, job table, type table or worker lists.  Each walk
+ * calls cb until it returns false; cb must not change the broker.
+ */
+struct type_stats {
+	uint64_t queued, running, workers;
+	uint64_t done, failed, cancelled, timeout, submitted, requeued;
+};
+typedef bool broker_type_cb(void *ctx, struct jtype *);
+typedef bool broker_job_cb(void *ctx, struct job *);
+typedef bool broker_worker_cb(void *ctx, struct worker *);
+size_t broker_ntypes(const struct broker *);
+size_t broker_nretained(const struct broker *);
+void  broker_types_each(struct broker *, broker_type_cb *, void *ctx);   /* oldest first */
+void  broker_type_stats(const struct jtype *, struct type_stats *);
+void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
+void  broker_workers_each(struct broker *, struct jtype *, broker_worker_cb *, void *ctx);
+void  broker_worker_jobs_each(struct broker *, struct worker *, broker_job_cb *, void *ctx);
+const char *worker_name(const struct worker *);
+unsigned    worker_running(const struct worker *);
 json_t *job_info(const struct job *);
 double  job_started(const struct job *);    /* wall clock; 0: not yet */
 double  job_finished(const struct job *);
