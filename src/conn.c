@@ -53,10 +53,12 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	c->fd = fd;
 	c->role = role;
 	c->serial = ++srv->next_serial;
-	c->capacity = 1;
 	net_peer_name(fd, c->peer, sizeof c->peer);
-	TAILQ_INIT(&c->owned);
-	TAILQ_INIT(&c->running);
+	/* The core's handle on the peer: it knows the connection by no more. */
+	if (role == ROLE_MASTER)
+		c->master = broker_master_new(&srv->broker, c);
+	else
+		c->worker = broker_worker_new(&srv->broker, c, c->peer);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, conn_frame_timer_cb);
@@ -71,12 +73,6 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	log_info("%s %s connected", role == ROLE_MASTER ? "master" : "worker",
 	    c->peer);
 	return c;
-}
-
-const char *
-conn_worker_name(const struct conn *c)
-{
-	return c->name != NULL ? c->name : c->peer;
 }
 
 /* conn_in_account: count c's input buffer beyond READ_CHUNK in srv->in_total. */
@@ -186,10 +182,13 @@ conn_release(struct conn *c)
 	if (c->flags & CONN_RELEASED)
 		return;
 	c->flags |= CONN_RELEASED;
-	if (c->role == ROLE_MASTER)
-		broker_master_gone(&srv->broker, c);
-	else
+	if (c->role == ROLE_MASTER) {
+		broker_master_gone(&srv->broker, c->master);
+		c->master = NULL;
+	} else {
 		proto_worker_gone(c);
+		c->worker = NULL;
+	}
 	chan_unsubscribe_all(srv, c);
 	while (c->def_head < c->def_len)
 		job_unref(&srv->broker, c->deferred[c->def_head++]);
@@ -244,7 +243,6 @@ conn_reap(struct server *srv)
 		buf_free(&c->in);
 		buf_free(&c->out);
 		free(c->holds);
-		free(c->name);
 		free(c);
 	}
 }
@@ -414,8 +412,11 @@ conn_frame_end(struct conn *c, size_t start)
 
 	frame_put_len(buf_head(&c->out) + start, (uint32_t)n);
 	c->srv->frames_out++;
-	if (buf_used(&c->out) > OUT_SOFT_LIMIT)
+	if (buf_used(&c->out) > OUT_SOFT_LIMIT && !(c->flags & CONN_BACKLOG)) {
 		c->flags |= CONN_BACKLOG;
+		if (c->worker != NULL)  /* it takes no job until it drains */
+			broker_worker_block(&c->srv->broker, c->worker, true);
+	}
 	if (broker_held(&c->srv->broker) && c->role == ROLE_MASTER &&
 	    !(sending_refusal && c->hold_head == c->hold_len))
 		conn_hold(c, start);
@@ -597,8 +598,8 @@ conn_after_write(struct conn *c)
 		c->flags &= ~CONN_BACKLOG;
 		if (c->role == ROLE_MASTER)
 			conn_send_deferred(c);
-		else if (c->wtype != NULL)
-			broker_worker_ready(&c->srv->broker, c);
+		else if (c->worker != NULL)
+			broker_worker_block(&c->srv->broker, c->worker, false);
 	}
 }
 

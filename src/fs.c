@@ -394,6 +394,23 @@ dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
 		    owner_ino(o, t->kind), kind_is_dir(t->kind));
 }
 
+struct type_listing {
+	struct fs  *fs;
+	fuse_req_t  req;
+	struct buf *b;
+};
+
+/* list_type: types/T, for the listing of types/. */
+static bool
+list_type(void *ctx, struct jtype *t)
+{
+	struct type_listing *x = ctx;
+
+	dir_add(x->req, x->b, t->name, owner_ino(owner_find(x->fs, OW_TYPE,
+	    t->name), NK_TYPE_DIR), true);
+	return true;
+}
+
 /*
  * fs_list: the whole listing of a directory, taken once at opendir (all but
  * jobs/, which is read with a cursor: see jobs_readdir).
@@ -402,7 +419,6 @@ static int
 fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
 {
 	struct server *srv = fs->srv;
-	struct jtype *t, *ttmp;
 	struct chan *ch, *ctmp;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
@@ -412,9 +428,10 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 		dir_add_fixed(req, b, root_names, NULL);
 		break;
 	case NK_TYPES:
-		HASH_ITER(hh, srv->broker.types, t, ttmp) {
-			dir_add(req, b, t->name, owner_ino(owner_find(fs, OW_TYPE,
-			    t->name), NK_TYPE_DIR), true);
+		{
+			struct type_listing x = { fs, req, b };
+
+			broker_types_each(&srv->broker, list_type, &x);
 		}
 		break;
 	case NK_CHANNELS:

@@ -101,16 +101,18 @@ text_stats(struct server *srv, struct buf *b)
 static void
 text_type_stats(const struct jtype *t, struct buf *b)
 {
+	struct type_stats ts;
 	char line[512];
 
+	broker_type_stats(t, &ts);
 	snprintf(line, sizeof line,
 	    "queued %llu\nrunning %llu\ndone %llu\nfailed %llu\ncancelled %llu\n"
 	    "timeout %llu\nworkers %llu\nsubmitted %llu\nrequeued %llu\n",
-	    (unsigned long long)t->nqueued, (unsigned long long)t->nrunning,
-	    (unsigned long long)t->ndone, (unsigned long long)t->nfailed,
-	    (unsigned long long)t->ncancelled, (unsigned long long)t->ntimeout,
-	    (unsigned long long)t->nworkers, (unsigned long long)t->nsubmitted,
-	    (unsigned long long)t->nrequeued);
+	    (unsigned long long)ts.queued, (unsigned long long)ts.running,
+	    (unsigned long long)ts.done, (unsigned long long)ts.failed,
+	    (unsigned long long)ts.cancelled, (unsigned long long)ts.timeout,
+	    (unsigned long long)ts.workers, (unsigned long long)ts.submitted,
+	    (unsigned long long)ts.requeued);
 	buf_append_str(b, line);
 }
 
@@ -125,56 +127,57 @@ append_id(struct buf *b, const char *key, const char *sep)
 	free(name);
 }
 
+/* add_running_id: " ID" for a job a worker runs. */
+static bool
+add_running_id(void *ctx, struct job *j)
+{
+	buf_append(ctx, " ", 1);
+	append_id(ctx, j->key, "");
+	return true;
+}
+
+struct workers_text {
+	struct broker *b;
+	struct buf    *out;
+};
+
+static bool
+add_worker_line(void *ctx, struct worker *w)
+{
+	struct workers_text *x = ctx;
+
+	append_id(x->out, worker_name(w), "");
+	buf_append_str(x->out, worker_running(w) > 0 ? " busy" : " idle");
+	broker_worker_jobs_each(x->b, w, add_running_id, x->out);
+	buf_append_str(x->out, "\n");
+	return true;
+}
+
 /*
  * text_workers: "NAME idle" or "NAME busy ID..." per worker.  The name is
  * encoded as ids are, so that a worker's name, like an id, cannot add a
  * line.
  */
 static void
-text_workers(const struct jtype *t, struct buf *b)
+text_workers(struct broker *b, struct jtype *t, struct buf *out)
 {
-	const struct conn *c;
-	const struct job *j;
+	struct workers_text x = { b, out };
 
-	TAILQ_FOREACH(c, &t->workers, type_entry) {
-		append_id(b, conn_worker_name(c), "");
-		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
-		TAILQ_FOREACH(j, &c->running, worker_entry) {
-			buf_append(b, " ", 1);
-			append_id(b, j->key, "");
-		}
-		buf_append_str(b, "\n");
-	}
+	broker_workers_each(b, t, add_worker_line, &x);
 }
 
-/* job_dispatch_cmp: the order the broker dispatches in. */
-static int
-job_dispatch_cmp(const void *pa, const void *pb)
+static bool
+add_queued_id(void *ctx, struct job *j)
 {
-	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
-
-	if (a->priority != b->priority)
-		return a->priority > b->priority ? -1 : 1;
-	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
+	append_id(ctx, j->key, "\n");
+	return true;
 }
 
 /* text_queue: queued ids in dispatch order (priority, then submission). */
 static void
-text_queue(const struct jtype *t, struct buf *b)
+text_queue(struct broker *b, struct jtype *t, struct buf *out)
 {
-	const struct target *tg, *tmp;
-	struct job **all = xmalloc((t->nqueued + 1) * sizeof *all);
-	size_t n = 0, i;
-
-	for (i = 0; i < t->queue.len; i++)
-		all[n++] = t->queue.items[i];
-	HASH_ITER(hh, t->targets, tg, tmp)
-		for (i = 0; i < tg->queue.len && n < t->nqueued; i++)
-			all[n++] = tg->queue.items[i];
-	qsort(all, n, sizeof *all, job_dispatch_cmp);
-	for (i = 0; i < n; i++)
-		append_id(b, all[i]->key, "\n");
-	free(all);
+	broker_queue_each(b, t, add_queued_id, out);
 }
 
 /* text_job: the contents of jobs/ID/{body,status,type,info}. */
@@ -219,8 +222,8 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	case NK_README:       buf_append_str(&h->data, readme_text); break;
 	case NK_STATS:        text_stats(fs->srv, &h->data); break;
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
-	case NK_TYPE_WORKERS: text_workers(t, &h->data); break;
-	case NK_TYPE_QUEUE:   text_queue(t, &h->data); break;
+	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
+	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
 	default:              text_job(h->kind, h->owner->job, &h->data); break;
 	}
 }

@@ -33,7 +33,8 @@ struct fs;
 struct job;
 struct jtype;
 struct server;
-struct worker;   /* the core's handle on a worker: for now its struct conn */
+struct master;
+struct worker;
 
 /* ------------------------------------------------------------------ util.c */
 
@@ -200,9 +201,10 @@ struct job {
 	uint16_t       stream : 1;    /* master wants partial results */
 	uint16_t       notify : 1;    /* master wants the running notice */
 	uint16_t       id_is_key : 1; /* an integer id: its JSON is its key */
-	struct conn   *master;        /* who hears the result; NULL: tree or gone */
+	struct master *master;        /* who hears the result; NULL: the tree,
+	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
-	struct conn   *worker;        /* who runs it */
+	struct worker *worker;        /* who runs it */
 	union {
 		TAILQ_ENTRY(job) worker_entry;  /* while running */
 		TAILQ_ENTRY(job) done_entry;    /* once finished: broker->finished */
@@ -248,6 +250,44 @@ job_body(const struct job *j)
 TAILQ_HEAD(job_list, job);
 
 /*
+ * Handles: a master and a worker as the core knows them.  A face makes one
+ * for each connection (broker_master_new, broker_worker_new; face is its
+ * own object, opaque to the core) and gives it back when the connection
+ * goes (broker_master_gone, broker_worker_gone), after which face is NULL.
+ * A job holds a reference on its master while unfinished and on its worker
+ * while running, so no pointer dangles, and a job needs no connection at
+ * all (submitted in the tree, restored by a store: master NULL).
+ */
+struct master {
+	void            *face;        /* NULL once gone */
+	unsigned         refs;        /* the face's, and one per owned job */
+	struct job_list  owned;       /* unfinished jobs it submitted */
+};
+
+/*
+ * A worker's slots live here and only here (broker.c): each of its
+ * capacity slots is free, runs a job (running) or holds a stale job (its
+ * key in stale_keys: see broker.c).
+ */
+struct worker {
+	void            *face;        /* NULL once gone */
+	unsigned         refs;        /* the face's, and one per running job */
+	char            *name;        /* shown in the tree and matched by targets */
+	struct jtype    *type;        /* joined type, NULL before join */
+	struct jtype    *next_type;   /* re-join while busy: applies when idle */
+	unsigned         capacity;
+	unsigned         nrunning;
+	unsigned         stale;       /* answers still due for jobs that ended */
+	char           **stale_keys;
+	bool             idle;        /* on type->idle */
+	bool             takes_cancel; /* ended jobs get a cancel, not a stale slot */
+	bool             blocked;     /* its face cannot take a job now (backlog) */
+	struct job_list  running;
+	TAILQ_ENTRY(worker) idle_entry;
+	TAILQ_ENTRY(worker) type_entry;
+};
+
+/*
  * A place in the list of every job, for listing jobs/ a piece at a time:
  * it stays valid while jobs come and go (a cursor on a job that is
  * forgotten moves on to the next), so a listing neither skips nor repeats
@@ -273,8 +313,8 @@ struct jtype {
 	char          *name;
 	struct heap    queue;         /* untargeted queued jobs */
 	struct target *targets;       /* targeted queued jobs, by worker name */
-	TAILQ_HEAD(, conn) idle;      /* workers with a free slot, longest idle first */
-	TAILQ_HEAD(, conn) workers;   /* every worker joined to this type */
+	TAILQ_HEAD(, worker) idle;    /* workers with a free slot, longest idle first */
+	TAILQ_HEAD(, worker) workers; /* every worker joined to this type */
 	unsigned       refs;          /* jobs + workers + pinned; freed at 0 */
 	bool           pinned;        /* made by mkdir: lives while the daemon does */
 	uint64_t       nqueued, nrunning, nworkers;
@@ -292,7 +332,7 @@ struct submit_req {
 	int64_t       timeout_ms;     /* 0: none */
 	const char   *target;
 	bool          detach, stream, notify;
-	struct conn  *master;
+	struct master *master;        /* NULL: none (the tree) */
 };
 
 /* Errors that broker calls return, mapped to protocol codes at the edge. */
@@ -460,12 +500,17 @@ struct jtype *broker_type(struct broker *, const char *name, bool create);
 void  broker_type_pin(struct broker *, struct jtype *);
 void  broker_type_unpin(struct broker *, struct jtype *);
 void  broker_type_unref(struct broker *, struct jtype *);
-void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
-void  broker_worker_ready(struct broker *, struct conn *);
-void  broker_worker_lost(struct broker *, struct conn *);
-enum worker_answer broker_worker_answer(struct broker *, struct conn *,
+struct master *broker_master_new(struct broker *, void *face);
+void  broker_master_gone(struct broker *, struct master *);
+struct worker *broker_worker_new(struct broker *, void *face, const char *name);
+void  broker_worker_options(struct broker *, struct worker *, const char *name,
+    unsigned capacity, int takes_cancel);
+void  broker_worker_join(struct broker *, struct worker *, struct jtype *);
+void  broker_worker_ready(struct broker *, struct worker *);
+void  broker_worker_block(struct broker *, struct worker *, bool blocked);
+void  broker_worker_gone(struct broker *, struct worker *);
+enum worker_answer broker_worker_answer(struct broker *, struct worker *,
     const char *key, bool final, struct job **out);
-void  broker_master_gone(struct broker *, struct conn *);
 void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
@@ -476,6 +521,28 @@ struct job *broker_cursor_job(const struct job_cursor *);
 void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
+
+/*
+ * Queries: what a face may know of the broker's structures, without
+ * walking its heaps, job table, type table or worker lists.  Each walk
+ * calls cb until it returns false; cb must not change the broker.
+ */
+struct type_stats {
+	uint64_t queued, running, workers;
+	uint64_t done, failed, cancelled, timeout, submitted, requeued;
+};
+typedef bool broker_type_cb(void *ctx, struct jtype *);
+typedef bool broker_job_cb(void *ctx, struct job *);
+typedef bool broker_worker_cb(void *ctx, struct worker *);
+size_t broker_ntypes(const struct broker *);
+size_t broker_nretained(const struct broker *);
+void  broker_types_each(struct broker *, broker_type_cb *, void *ctx);   /* oldest first */
+void  broker_type_stats(const struct jtype *, struct type_stats *);
+void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
+void  broker_workers_each(struct broker *, struct jtype *, broker_worker_cb *, void *ctx);
+void  broker_worker_jobs_each(struct broker *, struct worker *, broker_job_cb *, void *ctx);
+const char *worker_name(const struct worker *);
+unsigned    worker_running(const struct worker *);
 json_t *job_info(const struct job *);
 double  job_started(const struct job *);    /* wall clock; 0: not yet */
 double  job_finished(const struct job *);
@@ -541,25 +608,16 @@ struct conn {
 	                                  oldest at hold_head */
 	size_t           hold_head, hold_len, hold_cap;
 
+	/* the core's handle on this peer, by role */
+	struct master   *master;
+	struct worker   *worker;
+
 	/* master side */
-	struct job_list  owned;        /* unfinished jobs this master submitted */
 	struct job     **deferred;     /* endings held while backlogged, each
 	                                  holding a job_ref, oldest at def_head */
 	size_t           def_head, def_len, def_cap;
 
-	/* worker side */
-	struct jtype    *wtype;        /* joined type, NULL before join */
-	struct jtype    *next_type;    /* re-join while busy: applies when idle */
-	char            *name;         /* shown in the tree; default the peer */
-	unsigned         capacity;
-	unsigned         nrunning;
-	unsigned         stale;        /* responses still due for jobs that ended */
-	char           **stale_keys;   /* those jobs' keys (broker.c: slots) */
-	bool             idle;         /* on wtype->idle */
-	bool             wants_cancel;
-	struct job_list  running;
-	TAILQ_ENTRY(conn) idle_entry;
-	TAILQ_ENTRY(conn) type_entry;
+	/* worker side (its slots are in c->worker) */
 	ev_timer         heartbeat;
 	double           hb_interval;  /* seconds, 0: no heartbeat */
 	double           last_heard;   /* when the last whole frame arrived */
@@ -588,7 +646,6 @@ void conn_drop(struct conn *, bool discard, const char *why, const char *code,
 void conn_refuse(int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
-const char *conn_worker_name(const struct conn *);
 
 /* ----------------------------------------------------------------- proto.c */
 

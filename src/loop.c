@@ -239,12 +239,35 @@ server_stop(struct server *srv)
 static json_t *
 type_stats(const struct jtype *t)
 {
+	struct type_stats s;
+
+	broker_type_stats(t, &s);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "queued", (json_int_t)t->nqueued, "running", (json_int_t)t->nrunning,
-	    "done", (json_int_t)t->ndone, "failed", (json_int_t)t->nfailed,
-	    "cancelled", (json_int_t)t->ncancelled, "timeout", (json_int_t)t->ntimeout,
-	    "workers", (json_int_t)t->nworkers, "submitted", (json_int_t)t->nsubmitted,
-	    "requeued", (json_int_t)t->nrequeued);
+	    "queued", (json_int_t)s.queued, "running", (json_int_t)s.running,
+	    "done", (json_int_t)s.done, "failed", (json_int_t)s.failed,
+	    "cancelled", (json_int_t)s.cancelled, "timeout", (json_int_t)s.timeout,
+	    "workers", (json_int_t)s.workers, "submitted", (json_int_t)s.submitted,
+	    "requeued", (json_int_t)s.requeued);
+}
+
+struct types_json {
+	json_t *types;
+	size_t  n, max;
+	bool    cut;
+};
+
+static bool
+add_type_stats(void *ctx, struct jtype *t)
+{
+	struct types_json *x = ctx;
+
+	if (x->n == x->max) {
+		x->cut = true;
+		return false;
+	}
+	json_object_set_new(x->types, t->name, type_stats(t));
+	x->n++;
+	return true;
 }
 
 /*
@@ -260,9 +283,9 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 {
 	const struct broker_stats *s = &srv->broker.stats;
 	uint64_t nch, pub, del, drop;
+	struct types_json x = { 0 };
 	json_t *o, *types;
 	struct jtype *t;
-	size_t n = 0;
 
 	chan_stats(srv, &nch, &pub, &del, &drop);
 	o = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
@@ -271,7 +294,7 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	    "running", (json_int_t)s->running, "done", (json_int_t)s->done,
 	    "failed", (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled,
 	    "timeout", (json_int_t)s->timeout, "requeued", (json_int_t)s->requeued,
-	    "retained", (json_int_t)srv->broker.nfinished, "partials", (json_int_t)s->partials,
+	    "retained", (json_int_t)broker_nretained(&srv->broker), "partials", (json_int_t)s->partials,
 	    "connections", (json_int_t)srv->nconns);
 	json_object_set_new(o, "masters", json_integer((json_int_t)srv->nmasters));
 	json_object_set_new(o, "workers", json_integer((json_int_t)srv->nworkers));
@@ -292,18 +315,18 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	if (srv->store != NULL)
 		store_stats(srv->store, o);
 	json_object_set_new(o, "ntypes",
-	    json_integer((json_int_t)HASH_COUNT(srv->broker.types)));
+	    json_integer((json_int_t)broker_ntypes(&srv->broker)));
 	if (type != NULL) {
 		types = json_object();
 		if ((t = broker_type(&srv->broker, type, false)) != NULL)
 			json_object_set_new(types, t->name, type_stats(t));
 		json_object_set_new(o, "types", types);
 	} else if (max_types > 0) {
-		types = json_object();
-		for (t = srv->broker.types; t != NULL && n < max_types; t = t->hh.next, n++)
-			json_object_set_new(types, t->name, type_stats(t));
-		json_object_set_new(o, "types", types);
-		json_object_set_new(o, "types_cut", json_boolean(t != NULL));
+		x.types = json_object();
+		x.max = max_types;
+		broker_types_each(&srv->broker, add_type_stats, &x);
+		json_object_set_new(o, "types", x.types);
+		json_object_set_new(o, "types_cut", json_boolean(x.cut));
 	}
 	return o;
 }

@@ -391,7 +391,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.stream = field_true(ctx, MK_STREAM);
 	req.notify = field_true(ctx, MK_NOTIFY);
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
-	req.master = c;
+	req.master = c->master;
 	switch (broker_submit(b, &req, NULL)) {
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
@@ -463,7 +463,7 @@ static void
 h_cancel(struct conn *c, const struct msg_ctx *ctx)
 {
 	struct job *j;
-	struct conn *master;
+	struct master *master;
 
 	if (!id_check(c, ctx))
 		return;
@@ -476,7 +476,7 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	master = j->master;
 	job_ref(j);
 	broker_end(&c->srv->broker, j, JOB_CANCELLED);
-	if (master != c)
+	if (master != c->master)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
 }
@@ -645,21 +645,17 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 		return;
 	if (c->dialect == DIALECT_UNSET)
 		c->dialect = ctx->dialect;
-	if (field(ctx, MK_WORKER) != NULL) {
-		free(c->name);
-		c->name = xstrdup(name);
-	}
-	if (field(ctx, MK_CAPACITY) != NULL)
-		c->capacity = (unsigned)field_int(ctx, MK_CAPACITY);
-	if (field(ctx, MK_CANCEL) != NULL)
-		c->wants_cancel = field_true(ctx, MK_CANCEL);
+	broker_worker_options(b, c->worker,
+	    field(ctx, MK_WORKER) != NULL ? name : NULL,
+	    (unsigned)field_int(ctx, MK_CAPACITY),
+	    field(ctx, MK_CANCEL) != NULL ? field_true(ctx, MK_CANCEL) : -1);
 	if (field(ctx, MK_HEARTBEAT) != NULL)
 		worker_set_heartbeat(c, field_int(ctx, MK_HEARTBEAT));
-	log_info("worker %s joined %s (capacity %u)", conn_worker_name(c), type,
-	    c->capacity);
+	log_info("worker %s joined %s (capacity %u)", c->worker->name, type,
+	    c->worker->capacity);
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
-	broker_worker_join(b, c, broker_type(b, type, true));
+	broker_worker_join(b, c->worker, broker_type(b, type, true));
 }
 
 /*
@@ -674,7 +670,7 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late
 	struct job *j;
 
 	*late = false;
-	switch (broker_worker_answer(&c->srv->broker, c, ctx->key, final, &j)) {
+	switch (broker_worker_answer(&c->srv->broker, c->worker, ctx->key, final, &j)) {
 	case ANSWER_JOB:
 		return j;
 	case ANSWER_LATE:
@@ -707,7 +703,7 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 		log_debug("%s: late response dropped", c->peer);
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
-		broker_worker_ready(&c->srv->broker, c);
+		broker_worker_ready(&c->srv->broker, c->worker);
 		return;
 	}
 	if (j == NULL)
@@ -755,7 +751,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (now - c->last_heard >= 3 * i - 0.001) {
 		log_warn("worker %s silent for %.1fs (3 heartbeats): dropping it",
-		    conn_worker_name(c), now - c->last_heard);
+		    c->worker->name, now - c->last_heard);
 		conn_close(c, "heartbeat lost");
 		return;
 	}
@@ -772,12 +768,13 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_again(loop, w);
 }
 
-/* proto_worker_gone: the worker's connection closed. */
+/* proto_worker_gone: the worker's connection closed (or was dropped):
+ * its heartbeat stops and the core takes back its slots and jobs. */
 void
 proto_worker_gone(struct conn *c)
 {
 	ev_timer_stop(c->srv->loop, &c->heartbeat);
-	broker_worker_lost(&c->srv->broker, c);
+	broker_worker_gone(&c->srv->broker, c->worker);
 }
 
 /* ------------------------------------------------------------- channels */
@@ -868,8 +865,10 @@ ending_code(enum job_state s)
 static void
 proto_send_result(struct job *j)
 {
-	if (!conn_defer_ending(j->master, j))
-		proto_send_ending(j->master, j);
+	struct conn *m = j->master->face;
+
+	if (!conn_defer_ending(m, j))
+		proto_send_ending(m, j);
 }
 
 /* proto_send_ending: write j's ending (result or error) to master m. */
@@ -899,7 +898,7 @@ proto_send_ending(struct conn *m, struct job *j)
 static void
 proto_send_partial(struct job *j, const char *body, size_t len)
 {
-	struct conn *m = j->master;
+	struct conn *m = j->master->face;
 	size_t start;
 
 	if (conn_backlogged(m)) {
@@ -918,7 +917,7 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 static void
 proto_send_running(struct job *j)
 {
-	struct conn *m = j->master;
+	struct conn *m = j->master->face;
 	size_t start = conn_frame_begin(m);
 
 	out_str(m, "{\"id\":");
@@ -957,7 +956,7 @@ static void
 on_dispatched(void *ctx, struct job *j, struct worker *w)
 {
 	(void)ctx;
-	proto_send_job((struct conn *)w, j);
+	proto_send_job(w->face, j);
 	if (j->notify && j->master != NULL)
 		proto_send_running(j);
 }
@@ -978,10 +977,8 @@ on_partial(void *ctx, struct job *j, const char *body, size_t len)
 static void
 on_finished(void *ctx, struct job *j, struct worker *ran_on)
 {
-	struct conn *w = (struct conn *)ran_on;
-
-	if (w != NULL && j->state != JOB_DONE && w->wants_cancel)
-		proto_send_cancel(w, j);
+	if (ran_on != NULL && j->state != JOB_DONE && ran_on->takes_cancel)
+		proto_send_cancel(ran_on->face, j);
 	if (j->master != NULL)
 		proto_send_result(j);
 	if (waits != NULL)
