@@ -972,6 +972,9 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 		.interval_ms = opt->interval_ms,
 		.segment_bytes = opt->segment_bytes,
 		.repair = opt->repair,
+		/* A compaction appends the whole live state in one turn: room
+		 * for the bodies --max-memory allows, twice, and then some. */
+		.max_backlog = 2 * srv->opt.max_memory + (256u << 20),
 		.on_durable = on_durable,
 		.ctx = s,
 	};
