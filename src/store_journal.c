@@ -26,8 +26,8 @@
  * is never written into a snapshot (a snapshot's JOB holds the partials so
  * far).
  *
- * Compaction.  When the segments hold more than the live state by a
- * segment's worth: S = journal_rotate(), a SNAPSHOT record ("forget every
+ * Compaction.  When the segments hold more than the live state by half a
+ * segment: S = journal_rotate(), a SNAPSHOT record ("forget every
  * job") then one JOB record per job in the table, then
  * journal_drop_before(S).  A crash between the rotation and the drop leaves
  * the old segments and the snapshot: replay reads the old records, the
@@ -824,8 +824,8 @@ compact(struct store *s)
 	s->compactions++;
 }
 
-/* maybe_compact: when the segments hold a segment's worth more than the
- * live state, or records were lost while the disk failed. */
+/* maybe_compact: when the segments hold half a segment's worth more than
+ * the live state, or records were lost while the disk failed. */
 static void
 maybe_compact(struct store *s)
 {
@@ -839,7 +839,10 @@ maybe_compact(struct store *s)
 			return;       /* the last one's drop is not done */
 		s->compacting = false;
 	}
-	if (s->need_snapshot || st.disk_bytes > s->live_bytes + st.segment_bytes)
+	/* Half a segment over the live state: the old segments stay until
+	 * the snapshot is synced, and appends go on meanwhile, so the peak is
+	 * about twice the live state plus half a segment plus that turn. */
+	if (s->need_snapshot || st.disk_bytes > s->live_bytes + st.segment_bytes / 2)
 		compact(s);
 }
 
