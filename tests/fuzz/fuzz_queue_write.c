@@ -67,11 +67,11 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	rb = feed(data, size, size > 0 ? size : 1, max, &b, &nb);
 	check((ra == 0) == (rb == 0), "the same bytes in other writes gave another verdict");
 	if (ra == 0 && rb == 0) {
-		check(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+		check(a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0),
 		    "the same bytes in other writes gave other texts");
 		check(na == nb, "counts differ");
 	}
-	for (p = a.data; ra == 0 && p < a.data + a.len; p = nl + 1) {
+	for (p = a.data; ra == 0 && a.len > 0 && p < a.data + a.len; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(a.data + a.len - p));
 		check(nl != NULL, "a text without its newline");
 		again.off = again.len = 0;
