@@ -1,18 +1,22 @@
 # jobfs — job distribution daemon with a FUSE face.
 #
 #   make            build build/jobfs, build/jobctl, build/mount.jobfs
-#   make run        install missing packages, build, run the daemon mounted on $(MNT)
+#   make run        install missing packages, build, run the daemon mounted on $(MNT),
+#                   its jobs kept in $(DATA)
 #   make test       install missing packages, run the suite and the C unit tests, then
 #                   again under ASan+UBSan, then each fuzzer for $(FUZZ_TEST_SECONDS) s
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (and the systemd unit in $(UNITDIR))
 
 PREFIX  ?= /usr/local
 SBINDIR ?= /sbin
 MANDIR  ?= $(PREFIX)/share/man
 MNT     ?= /mnt/jobs
+UNITDIR ?= /etc/systemd/system
+# make run keeps jobs here: /var/lib/jobfs as root, else under the build tree.
+DATA    ?= $(shell [ "$$(id -u)" = 0 ] && echo /var/lib/jobfs || echo $(CURDIR)/$(B)/data)
 B       ?= build
 
 # Debian packages the build, the tests and `make run` need.
@@ -104,7 +108,7 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory all
 	mkdir -p $(MNT)
-	$(B)/jobfs -f $(JOBFS_OPTS) $(MNT)
+	$(B)/jobfs -f --data $(DATA) $(JOBFS_OPTS) $(MNT)
 
 # The suite (bats files and C unit tests) runs twice: a normal build, then
 # one under ASan and UBSan; then each fuzzer runs briefly, failing on a crash.
@@ -139,6 +143,11 @@ install: all
 	ln -sf mount.jobfs $(DESTDIR)$(SBINDIR)/mount.fuse.jobfs
 	for p in man/*.[1-8]; do \
 		install -m 644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' \
+	    -e "s|@FUSERMOUNT@|$$(command -v fusermount3 || echo /usr/bin/fusermount3)|g" \
+	    dist/jobfs.service.in >$(B)/jobfs.service
+	install -m 644 $(B)/jobfs.service $(DESTDIR)$(UNITDIR)/jobfs.service
 
 lint-man:
 	mandoc -Tlint -W warning man/*.[1-8]

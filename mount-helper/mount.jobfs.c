@@ -38,6 +38,8 @@ static const struct {
 	{ "max_conns",   "--max-conns" },
 	{ "max_input",   "--max-input" },
 	{ "frame_timeout", "--frame-timeout" },
+	{ "data",        "--data" },
+	{ "sync",        "--sync" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -62,6 +64,7 @@ usage(void)
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
 	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
+	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
@@ -138,6 +141,8 @@ translate_opt(struct cmd *c, char *opt)
 		cmd_add(c, "-v");
 	} else if (strcmp(opt, "quiet") == 0)
 		cmd_add(c, "-q");
+	else if (strcmp(opt, "repair") == 0)
+		cmd_add(c, "--repair");
 	else
 		fuse_opt_add(c, opt);
 }

@@ -1,9 +1,15 @@
 /*
  * broker.c — jobs, types, queues, dispatch, requeue and retention.
  *
- * The broker knows nothing of sockets or files: it tells proto.c what to
- * send (proto_send_*) and fs.c what changed (fs_job_changed), and both call
- * back into it.  Every job ends exactly once, in job_finish().
+ * The broker is the core: it knows no face.  Faces (the TCP protocol in
+ * proto.c, the tree in fs*.c) call into it, and it tells whatever
+ * registered as a listener (the faces, a store such as the journal) what
+ * happened, through the emit_* helpers below: it names none of them.
+ * Faces know peers only as handles (struct master, struct worker: made by
+ * the face, given back by broker_master_gone / broker_worker_gone) and
+ * read the broker through the queries at the end (types, queue in dispatch
+ * order, workers, counters), never its heaps or tables.  Every job ends
+ * exactly once, in job_finish().
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
  * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
@@ -22,7 +28,10 @@
 
 static void job_finish(struct broker *, struct job *, enum job_state);
 static void all_remove(struct broker *, struct job *);
-static void worker_fill(struct broker *, struct conn *);
+static void retention_schedule(struct broker *);
+static void master_unref(struct master *);
+static void worker_unref(struct worker *);
+static void worker_fill(struct broker *, struct worker *);
 
 static const char *const state_names[] = {
 	"queued", "running", "done", "failed", "cancelled", "timeout",
@@ -35,6 +44,129 @@ job_state_name(enum job_state s)
 }
 
 static void retention_cb(struct ev_loop *, ev_timer *, int);
+
+/* --------------------------------------------------------------- listeners */
+
+static void
+listen_at(struct broker *b, unsigned at, const struct broker_listener *l)
+{
+	if (b->nlisteners == BROKER_LISTENERS_MAX)
+		fatalx("more than %d broker listeners", BROKER_LISTENERS_MAX);
+	memmove(&b->listeners[at + 1], &b->listeners[at],
+	    (b->nlisteners - at) * sizeof b->listeners[0]);
+	b->listeners[at] = *l;
+	b->nlisteners++;
+}
+
+/* broker_listen: l's callbacks hear every event from now on, after those
+ * registered before. */
+void
+broker_listen(struct broker *b, const struct broker_listener *l)
+{
+	listen_at(b, b->nlisteners, l);
+}
+
+/* broker_store_listen: a store's listener, called before every face's. */
+void
+broker_store_listen(struct broker *b, const struct broker_listener *l)
+{
+	listen_at(b, 0, l);
+}
+
+#define EMIT(b, ev, ...) do {						\
+	const struct broker_listener *l_ = (b)->listeners;		\
+	const struct broker_listener *e_ = l_ + (b)->nlisteners;	\
+	for (; l_ < e_; l_++)						\
+		if (l_->ev != NULL)					\
+			l_->ev(l_->ctx, __VA_ARGS__);			\
+} while (0)
+
+static void emit_job_submitted(struct broker *b, struct job *j) { EMIT(b, job_submitted, j); }
+static void emit_job_requeued(struct broker *b, struct job *j) { EMIT(b, job_requeued, j); }
+static void emit_job_forgotten(struct broker *b, struct job *j) { EMIT(b, job_forgotten, j); }
+static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_added, t); }
+static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
+
+static void
+emit_job_dispatched(struct broker *b, struct job *j, struct worker *w)
+{
+	EMIT(b, job_dispatched, j, w);
+}
+
+static void
+emit_job_partial(struct broker *b, struct job *j, const char *body, size_t len)
+{
+	EMIT(b, job_partial, j, body, len);
+}
+
+static void
+emit_job_finished(struct broker *b, struct job *j, struct worker *ran_on)
+{
+	EMIT(b, job_finished, j, ran_on);
+}
+
+static void
+emit_worker_joined(struct broker *b, struct worker *w, struct jtype *t)
+{
+	EMIT(b, worker_joined, w, t);
+}
+
+static void
+emit_worker_left(struct broker *b, struct worker *w, struct jtype *t)
+{
+	EMIT(b, worker_left, w, t);
+}
+
+/* ------------------------------------------------------------------ store */
+
+void
+broker_store_mark(struct broker *b, uint64_t mark)
+{
+	if (mark > b->mark)
+		b->mark = mark;
+}
+
+/* broker_store_durable: the store made every record up to mark durable. */
+void
+broker_store_durable(struct broker *b, uint64_t mark)
+{
+	if (mark <= b->durable)
+		return;
+	b->durable = mark;
+	if (mark > b->mark)
+		b->mark = mark;
+	EMIT(b, durable, mark);
+}
+
+void
+broker_store_set_error(struct broker *b, int err, const char *reason)
+{
+	if (err != 0 && b->store_err == 0)
+		log_err("store: %s: refusing submissions", reason != NULL ? reason : "error");
+	else if (err == 0 && b->store_err != 0)
+		log_info("%s", "store: writable again: taking submissions");
+	b->store_err = err;
+	snprintf(b->store_reason, sizeof b->store_reason, "%s",
+	    err != 0 && reason != NULL ? reason : "");
+}
+
+int
+broker_store_error(const struct broker *b)
+{
+	return b->store_err;
+}
+
+const char *
+broker_store_reason(const struct broker *b)
+{
+	return b->store_reason;
+}
+
+bool
+broker_restoring(const struct broker *b)
+{
+	return b->restoring > 0;
+}
 
 void
 broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
@@ -70,7 +202,7 @@ broker_type(struct broker *b, const char *name, bool create)
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->workers);
 	HASH_ADD_KEYPTR(hh, b->types, t->name, strlen(t->name), t);
-	fs_type_changed(b->srv, t);
+	emit_type_added(b, t);
 	return t;
 }
 
@@ -89,7 +221,7 @@ broker_type_unref(struct broker *b, struct jtype *t)
 	if (--t->refs > 0 || t->pinned)
 		return;
 	HASH_DEL(b->types, t);
-	fs_type_changed(b->srv, t);
+	emit_type_removed(b, t);
 	HASH_ITER(hh, t->targets, tg, tmp) {
 		HASH_DEL(t->targets, tg);
 		heap_free(&tg->queue);
@@ -223,7 +355,7 @@ broker_auto_id(struct broker *b, char *id, size_t len)
  * broker_worker_answer.
  */
 static int
-stale_index(const struct conn *w, const char *key)
+stale_index(const struct worker *w, const char *key)
 {
 	unsigned i;
 
@@ -234,14 +366,14 @@ stale_index(const struct conn *w, const char *key)
 }
 
 static void
-stale_add(struct conn *w, const char *key)
+stale_add(struct worker *w, const char *key)
 {
 	w->stale_keys = xrealloc(w->stale_keys, (w->stale + 1) * sizeof *w->stale_keys);
 	w->stale_keys[w->stale++] = xstrdup(key);
 }
 
 static void
-stale_drop(struct conn *w, unsigned i)
+stale_drop(struct worker *w, unsigned i)
 {
 	free(w->stale_keys[i]);
 	memmove(&w->stale_keys[i], &w->stale_keys[i + 1],
@@ -257,21 +389,22 @@ stale_drop(struct conn *w, unsigned i)
  * target, and it must not still hold a stale job of the same key.
  */
 static bool
-worker_may_take(const struct conn *w, const struct job *j)
+worker_may_take(const struct worker *w, const struct job *j)
 {
-	return (job_target(j) == NULL || strcmp(job_target(j), conn_worker_name(w)) == 0) &&
+	return (job_target(j) == NULL || strcmp(job_target(j), w->name) == 0) &&
 	    (w->stale == 0 || stale_index(w, j->key) < 0);
 }
 
-/* worker_free_slots: none while its output is backlogged (conn.c calls
- * broker_worker_ready once it drains), so a worker that does not read
- * holds at most OUT_SOFT_LIMIT plus one job of unsent jobs. */
+/* worker_free_slots: none while its face is blocked (the TCP face: output
+ * backlogged, until broker_worker_block(false) once it drains), so a worker
+ * that does not read holds at most OUT_SOFT_LIMIT plus one job of unsent
+ * jobs. */
 static unsigned
-worker_free_slots(const struct conn *w)
+worker_free_slots(const struct worker *w)
 {
 	unsigned used = w->nrunning + w->stale;
 
-	if (conn_backlogged(w))
+	if (w->blocked)
 		return 0;
 	return used < w->capacity ? w->capacity - used : 0;
 }
@@ -285,7 +418,7 @@ worker_free_slots(const struct conn *w)
  * broker_worker_ready (after any acknowledgement, which goes first).
  */
 enum worker_answer
-broker_worker_answer(struct broker *b, struct conn *w, const char *key,
+broker_worker_answer(struct broker *b, struct worker *w, const char *key,
     bool final, struct job **out)
 {
 	struct job *j;
@@ -321,28 +454,29 @@ broker_worker_answer(struct broker *b, struct conn *w, const char *key,
 }
 
 static void
-worker_set_idle(struct conn *w, bool idle)
+worker_set_idle(struct worker *w, bool idle)
 {
 	if (w->idle == idle)
 		return;
 	if (idle)
-		TAILQ_INSERT_TAIL(&w->wtype->idle, w, idle_entry);
+		TAILQ_INSERT_TAIL(&w->type->idle, w, idle_entry);
 	else
-		TAILQ_REMOVE(&w->wtype->idle, w, idle_entry);
+		TAILQ_REMOVE(&w->type->idle, w, idle_entry);
 	w->idle = idle;
 }
 
 /* job_start: hand a queued (already unqueued) job to worker w. */
 static void
-job_start(struct broker *b, struct job *j, struct conn *w)
+job_start(struct broker *b, struct job *j, struct worker *w)
 {
 	struct jtype *t = j->type;
 
 	j->state = JOB_RUNNING;
 	j->worker = w;
+	w->refs++;
 	j->started = (float)(ev_now(b->loop) - j->submitted);
 	free(j->worker_name);
-	j->worker_name = xstrdup(conn_worker_name(w));
+	j->worker_name = xstrdup(w->name);
 	TAILQ_INSERT_TAIL(&w->running, j, worker_entry);
 	w->nrunning++;
 	t->nrunning++;
@@ -352,10 +486,7 @@ job_start(struct broker *b, struct job *j, struct conn *w)
 	worker_set_idle(w, false);
 	if (worker_free_slots(w) > 0)
 		worker_set_idle(w, true);
-	proto_send_job(w, j);
-	if (j->notify && j->master != NULL)
-		proto_send_running(j);
-	fs_job_changed(b->srv, j);
+	emit_job_dispatched(b, j, w);
 }
 
 /* job_enqueue: queue j, or start it at once on an idle worker. */
@@ -363,7 +494,7 @@ static void
 job_enqueue(struct broker *b, struct job *j)
 {
 	struct jtype *t = j->type;
-	struct conn *w;
+	struct worker *w;
 
 	j->state = JOB_QUEUED;
 	j->worker = NULL;
@@ -424,6 +555,8 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	struct job *j, *old = NULL;
 	struct jtype *t;
 
+	if (b->store_err != 0)
+		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
 		if (!JOB_FINISHED(old))
 			return BERR_ID_EXISTS;
@@ -449,8 +582,10 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	j->submitted = ev_now(b->loop);
 	j->started = j->finished = -1;
 	j->master = r->master;
-	if (j->master != NULL)
+	if (j->master != NULL) {
+		j->master->refs++;
 		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
+	}
 	jobtab_add(&b->jobs, j);
 	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
 	t->nsubmitted++;
@@ -467,10 +602,93 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		ev_timer_start(b->loop, &j->ext->deadline);
 	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
-	fs_job_changed(b->srv, j);
+	emit_job_submitted(b, j);
 	job_enqueue(b, j);
 	if (out != NULL)
 		*out = j;
+	return BERR_OK;
+}
+
+/*
+ * broker_restore: put back a job as a store recorded it (replay), with its
+ * id, sequence number, times, options and counters: queued (in its place:
+ * priority, then seq) or finished (kept for retention, in the order
+ * restored).  Its events are emitted with broker_restoring() true, so the
+ * store does not record them again.  No limit applies: the jobs were
+ * accepted once.  BERR_ID_EXISTS if the key is taken.
+ */
+int
+broker_restore(struct broker *b, const struct restore_req *r)
+{
+	struct submit_req sr = {
+		.type = r->type, .key = r->key, .idjson = r->idjson,
+		.body = r->body, .body_len = r->body_len,
+	};
+	bool finished = r->state >= JOB_DONE;
+	struct jtype *t;
+	struct job *j;
+
+	if (r->key == NULL || broker_find(b, r->key) != NULL)
+		return BERR_ID_EXISTS;
+	b->restoring++;
+	t = broker_type(b, r->type, true);
+	j = job_alloc(b, &sr);
+	j->type = t;
+	type_ref(t);
+	j->priority = r->priority;
+	j->seq = r->seq;
+	if ((int32_t)(r->seq - (uint32_t)b->next_seq) >= 0)
+		b->next_seq += (uint32_t)(r->seq - (uint32_t)b->next_seq) + 1;
+	j->refs = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
+	j->submitted = r->submitted;
+	j->started = r->started > 0 ? (float)(r->started - r->submitted) : -1;
+	j->finished = -1;
+	if (r->worker_name != NULL)
+		j->worker_name = xstrdup(r->worker_name);
+	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+	t->nsubmitted++;
+	b->stats.submitted++;
+	if (r->target != NULL || r->timeout_ms > 0 || r->partials_len > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		j->ext->timeout_ms = r->timeout_ms;
+		if (r->partials_len > 0)
+			buf_append(&j->ext->partials, r->partials, r->partials_len);
+	}
+	if (finished) {
+		j->state = r->state;
+		if (r->state == JOB_DONE && r->result != NULL) {
+			j->result = xstrndup(r->result, r->result_len);
+			j->result_len = (uint32_t)r->result_len;
+		}
+		j->finished = (float)((r->finished > 0 ? r->finished : r->submitted) - r->submitted);
+		switch (r->state) {
+		case JOB_DONE:      t->ndone++; b->stats.done++; break;
+		case JOB_FAILED:    t->nfailed++; b->stats.failed++; break;
+		case JOB_CANCELLED: t->ncancelled++; b->stats.cancelled++; break;
+		default:            t->ntimeout++; b->stats.timeout++; break;
+		}
+		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+		b->nfinished++;
+		emit_job_submitted(b, j);
+		emit_job_finished(b, j, NULL);
+		retention_schedule(b);
+	} else {
+		b->stats.body_bytes += j->body_len;
+		if (r->timeout_ms > 0) {
+			ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
+			j->ext->deadline.data = j;
+			ev_timer_start(b->loop, &j->ext->deadline);
+		}
+		emit_job_submitted(b, j);
+		job_enqueue(b, j);
+	}
+	b->restoring--;
 	return BERR_OK;
 }
 
@@ -481,11 +699,11 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
  * its type's head and the head of the jobs targeted at its name.
  */
 static struct job *
-worker_next_job(struct conn *w)
+worker_next_job(struct worker *w)
 {
-	struct jtype *t = w->wtype;
+	struct jtype *t = w->type;
 	struct heap *mine = t->targets != NULL ?
-	    type_target_queue(t, conn_worker_name(w), false) : NULL;
+	    type_target_queue(t, w->name, false) : NULL;
 	struct job *a = heap_top(&t->queue), *b = mine ? heap_top(mine) : NULL;
 
 	if (a == NULL)
@@ -503,14 +721,14 @@ worker_next_job(struct conn *w)
  * again after: there are at most w->stale of those.
  */
 static void
-worker_fill(struct broker *b, struct conn *w)
+worker_fill(struct broker *b, struct worker *w)
 {
 	struct job_list aside = TAILQ_HEAD_INITIALIZER(aside);
-	struct jtype *t = w->wtype;
+	struct jtype *t = w->type;
 	struct job *j;
 	bool idle = false;
 
-	if (t == NULL || (w->flags & CONN_DEAD))
+	if (t == NULL || w->face == NULL)
 		return;
 	while (worker_free_slots(w) > 0) {
 		if ((j = worker_next_job(w)) == NULL) {
@@ -533,27 +751,27 @@ worker_fill(struct broker *b, struct conn *w)
 }
 
 static void
-worker_detach_type(struct broker *b, struct conn *w)
+worker_detach_type(struct broker *b, struct worker *w)
 {
-	struct jtype *t = w->wtype;
+	struct jtype *t = w->type;
 
 	if (t == NULL)
 		return;
 	worker_set_idle(w, false);
 	TAILQ_REMOVE(&t->workers, w, type_entry);
 	t->nworkers--;
-	w->wtype = NULL;
-	fs_type_changed(b->srv, t);
+	w->type = NULL;
+	emit_worker_left(b, w, t);
 	broker_type_unref(b, t);
 }
 
 static void
-worker_attach_type(struct broker *b, struct conn *w, struct jtype *t)
+worker_attach_type(struct broker *b, struct worker *w, struct jtype *t)
 {
-	w->wtype = t;
+	w->type = t;
 	TAILQ_INSERT_TAIL(&t->workers, w, type_entry);
 	t->nworkers++;
-	fs_type_changed(b->srv, t);
+	emit_worker_joined(b, w, t);
 }
 
 /*
@@ -561,19 +779,19 @@ worker_attach_type(struct broker *b, struct conn *w, struct jtype *t)
  * from here on.  A worker busy with jobs switches once they are done.
  */
 void
-broker_worker_join(struct broker *b, struct conn *w, struct jtype *t)
+broker_worker_join(struct broker *b, struct worker *w, struct jtype *t)
 {
 	type_ref(t);
 	if (w->next_type != NULL) {
 		broker_type_unref(b, w->next_type);
 		w->next_type = NULL;
 	}
-	if (w->wtype == t) {
+	if (w->type == t) {
 		broker_type_unref(b, t);
 		worker_fill(b, w);
 		return;
 	}
-	if (w->nrunning + w->stale > 0 && w->wtype != NULL) {
+	if (w->nrunning + w->stale > 0 && w->type != NULL) {
 		w->next_type = t;
 		return;
 	}
@@ -584,7 +802,7 @@ broker_worker_join(struct broker *b, struct conn *w, struct jtype *t)
 
 /* broker_worker_ready: w has a free slot again (a job ended, a stale response came). */
 void
-broker_worker_ready(struct broker *b, struct conn *w)
+broker_worker_ready(struct broker *b, struct worker *w)
 {
 	struct jtype *next = w->next_type;
 
@@ -596,11 +814,88 @@ broker_worker_ready(struct broker *b, struct conn *w)
 	worker_fill(b, w);
 }
 
-/* job_take_from_worker: unlink a running job from its worker. */
-static struct conn *
+/* ---------------------------------------------------------------- handles */
+
+struct master *
+broker_master_new(struct broker *b, void *face)
+{
+	struct master *m = xcalloc(1, sizeof *m);
+
+	(void)b;
+	m->face = face;
+	m->refs = 1;
+	TAILQ_INIT(&m->owned);
+	return m;
+}
+
+static void
+master_unref(struct master *m)
+{
+	if (--m->refs == 0)
+		free(m);
+}
+
+/* broker_worker_new: a worker of one free slot, named name until it joins
+ * with another. */
+struct worker *
+broker_worker_new(struct broker *b, void *face, const char *name)
+{
+	struct worker *w = xcalloc(1, sizeof *w);
+
+	(void)b;
+	w->face = face;
+	w->refs = 1;
+	w->name = xstrdup(name);
+	w->capacity = 1;
+	TAILQ_INIT(&w->running);
+	return w;
+}
+
+static void
+worker_unref(struct worker *w)
+{
+	if (--w->refs > 0)
+		return;
+	free(w->name);
+	free(w);
+}
+
+/*
+ * broker_worker_options: what a join says besides its type: a new name
+ * (NULL: keep), capacity (0: keep), whether ended jobs get a cancel
+ * (negative: keep).  Takes effect with the broker_worker_join that follows.
+ */
+void
+broker_worker_options(struct broker *b, struct worker *w, const char *name,
+    unsigned capacity, int takes_cancel)
+{
+	(void)b;
+	if (name != NULL) {
+		free(w->name);
+		w->name = xstrdup(name);
+	}
+	if (capacity > 0)
+		w->capacity = capacity;
+	if (takes_cancel >= 0)
+		w->takes_cancel = takes_cancel > 0;
+}
+
+/* broker_worker_block: the face cannot (true) or can again (false) take
+ * jobs for w; unblocked, w takes queued jobs at once. */
+void
+broker_worker_block(struct broker *b, struct worker *w, bool blocked)
+{
+	w->blocked = blocked;
+	if (!blocked && w->type != NULL)
+		broker_worker_ready(b, w);
+}
+
+/* job_take_from_worker: unlink a running job from its worker; the caller
+ * then lets go of the job's reference on it (worker_unref). */
+static struct worker *
 job_take_from_worker(struct broker *b, struct job *j)
 {
-	struct conn *w = j->worker;
+	struct worker *w = j->worker;
 
 	TAILQ_REMOVE(&w->running, j, worker_entry);
 	w->nrunning--;
@@ -611,14 +906,19 @@ job_take_from_worker(struct broker *b, struct job *j)
 }
 
 /*
- * broker_worker_lost: w vanished (closed, or silent past its heartbeat).
- * Its running jobs go back to the queue, up to JOB_MAX_LOSSES times.
+ * broker_worker_gone: w's face is gone (its connection closed, or it was
+ * silent past its heartbeat): the one place a worker leaves.  Its running
+ * jobs go back to the queue, up to JOB_MAX_LOSSES times; its stale slots,
+ * pending re-join and type are given back; the face's reference goes.
  */
 void
-broker_worker_lost(struct broker *b, struct conn *w)
+broker_worker_gone(struct broker *b, struct worker *w)
 {
 	struct job *j;
 
+	if (w->face == NULL)
+		return;
+	w->face = NULL;
 	worker_set_idle(w, false);
 	if (w->next_type != NULL) {
 		broker_type_unref(b, w->next_type);
@@ -628,34 +928,46 @@ broker_worker_lost(struct broker *b, struct conn *w)
 		stale_drop(w, w->stale - 1);
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
 		job_take_from_worker(b, j);
+		worker_unref(w);  /* the face's reference still holds it */
 		if (++j->losses > JOB_MAX_LOSSES) {
 			log_warn("job %s: worker %s lost it, %d times: failing it",
-			    j->key, conn_worker_name(w), j->losses);
+			    j->key, w->name, j->losses);
 			job_finish(b, j, JOB_FAILED);
 			continue;
 		}
 		log_info("job %s: worker %s lost it, requeued (%d of %d)",
-		    j->key, conn_worker_name(w), j->losses, JOB_MAX_LOSSES);
+		    j->key, w->name, j->losses, JOB_MAX_LOSSES);
 		j->type->nrequeued++;
 		b->stats.requeued++;
+		j->state = JOB_QUEUED;
+		emit_job_requeued(b, j);  /* before any dispatch job_enqueue makes */
 		job_enqueue(b, j);
-		fs_job_changed(b->srv, j);
 	}
 	worker_detach_type(b, w);
+	worker_unref(w);
 }
 
-/* broker_master_gone: cancel its queued jobs (unless detached); orphan the rest. */
+/*
+ * broker_master_gone: m's face is gone: its queued jobs are cancelled
+ * (unless detached), the rest orphaned (their endings reach no one), and
+ * the face's reference goes.
+ */
 void
-broker_master_gone(struct broker *b, struct conn *m)
+broker_master_gone(struct broker *b, struct master *m)
 {
 	struct job *j;
 
+	if (m->face == NULL)
+		return;
+	m->face = NULL;
 	while ((j = TAILQ_FIRST(&m->owned)) != NULL) {
 		TAILQ_REMOVE(&m->owned, j, master_entry);
 		j->master = NULL;
+		master_unref(m);  /* the face's reference still holds it */
 		if (j->state == JOB_QUEUED && !j->detach)
 			job_finish(b, j, JOB_CANCELLED);
 	}
+	master_unref(m);
 }
 
 /* ---------------------------------------------------------------- endings */
@@ -730,19 +1042,20 @@ static void
 job_finish(struct broker *b, struct job *j, enum job_state why)
 {
 	struct jtype *t = j->type;
-	struct conn *w = NULL;
+	struct worker *w = NULL;
 
 	if (j->state == JOB_QUEUED) {
 		type_unqueue(t, j);
 		b->stats.queued--;
 	} else if (j->state == JOB_RUNNING && j->worker != NULL) {
 		w = job_take_from_worker(b, j);
-		if (why != JOB_DONE && !(w->flags & CONN_DEAD)) {
-			if (w->wants_cancel)
-				proto_send_cancel(w, j);
-			else
-				stale_add(w, j->key);  /* its late answer is due */
+		if (w->face == NULL) {  /* (a worker leaving takes its jobs first) */
+			worker_unref(w);
+			w = NULL;
 		}
+		else if (why != JOB_DONE && !w->takes_cancel)
+			stale_add(w, j->key);  /* its late answer is due (a worker
+			                          that takes cancels gets one) */
 	}
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
@@ -757,18 +1070,20 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	default: break;
 	}
 	log_debug("job %s: %s", j->key, job_state_name(why));
-	if (j->master != NULL) {
-		proto_send_result(j);
-		TAILQ_REMOVE(&j->master->owned, j, master_entry);
-		j->master = NULL;
-	}
 	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
 	b->nfinished++;
+	emit_job_finished(b, j, w);
+	if (j->master != NULL) {
+		TAILQ_REMOVE(&j->master->owned, j, master_entry);
+		master_unref(j->master);
+		j->master = NULL;
+	}
 	if (b->nfinished > b->keep_max || !ev_is_active(&b->retention))
 		retention_schedule(b);
-	fs_job_changed(b->srv, j);
-	if (w != NULL && !(w->flags & CONN_DEAD))
+	if (w != NULL) {
 		broker_worker_ready(b, w);
+		worker_unref(w);
+	}
 }
 
 /* broker_complete: the worker's final response. */
@@ -787,15 +1102,13 @@ void
 broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
 {
 	b->stats.partials++;
-	if (j->master != NULL && j->stream)
-		proto_send_partial(j, body, len);
 	if (j->ext == NULL)
 		j->ext = xcalloc(1, sizeof *j->ext);
 	if (buf_used(&j->ext->partials) + len + 1 <= PARTIALS_MAX) {
 		buf_append(&j->ext->partials, body, len);
 		buf_append(&j->ext->partials, "\n", 1);
 	}
-	fs_job_changed(b->srv, j);
+	emit_job_partial(b, j, body, len);
 }
 
 /*
@@ -821,7 +1134,7 @@ broker_forget(struct broker *b, struct job *j)
 	b->nfinished--;
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
-	fs_job_forgotten(b->srv, j);
+	emit_job_forgotten(b, j);
 	job_unref(b, j);
 }
 
@@ -875,6 +1188,116 @@ broker_cursor_advance(struct job_cursor *c)
 {
 	if (c->next != NULL)
 		c->next = TAILQ_NEXT(c->next, all_entry);
+}
+
+/* ----------------------------------------------------------- queries */
+
+size_t
+broker_ntypes(const struct broker *b)
+{
+	return HASH_COUNT(b->types);
+}
+
+/* broker_nretained: finished jobs kept for --keep / --keep-max. */
+size_t
+broker_nretained(const struct broker *b)
+{
+	return b->nfinished;
+}
+
+/* broker_types_each: every type, the oldest first. */
+void
+broker_types_each(struct broker *b, broker_type_cb *cb, void *ctx)
+{
+	struct jtype *t, *tmp;
+
+	HASH_ITER(hh, b->types, t, tmp)
+		if (!cb(ctx, t))
+			return;
+}
+
+void
+broker_type_stats(const struct jtype *t, struct type_stats *s)
+{
+	s->queued = t->nqueued;
+	s->running = t->nrunning;
+	s->workers = t->nworkers;
+	s->done = t->ndone;
+	s->failed = t->nfailed;
+	s->cancelled = t->ncancelled;
+	s->timeout = t->ntimeout;
+	s->submitted = t->nsubmitted;
+	s->requeued = t->nrequeued;
+}
+
+/* job_dispatch_cmp: the order the broker dispatches in. */
+static int
+job_dispatch_cmp(const void *pa, const void *pb)
+{
+	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
+
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? -1 : 1;
+	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
+}
+
+/*
+ * broker_queue_each: t's queued jobs in dispatch order (priority, then
+ * submission), targeted ones among them.  O(n log n): a listing.
+ */
+void
+broker_queue_each(struct broker *b, struct jtype *t, broker_job_cb *cb, void *ctx)
+{
+	const struct target *tg, *tmp;
+	struct job **all = xmalloc((t->nqueued + 1) * sizeof *all);
+	size_t n = 0, i;
+
+	(void)b;
+	for (i = 0; i < t->queue.len; i++)
+		all[n++] = t->queue.items[i];
+	HASH_ITER(hh, t->targets, tg, tmp)
+		for (i = 0; i < tg->queue.len && n < t->nqueued; i++)
+			all[n++] = tg->queue.items[i];
+	qsort(all, n, sizeof *all, job_dispatch_cmp);
+	for (i = 0; i < n && cb(ctx, all[i]); i++)
+		;
+	free(all);
+}
+
+/* broker_workers_each: the workers joined to t, in joining order. */
+void
+broker_workers_each(struct broker *b, struct jtype *t, broker_worker_cb *cb, void *ctx)
+{
+	struct worker *w;
+
+	(void)b;
+	TAILQ_FOREACH(w, &t->workers, type_entry)
+		if (!cb(ctx, w))
+			return;
+}
+
+/* broker_worker_jobs_each: the jobs w runs, in dispatch order. */
+void
+broker_worker_jobs_each(struct broker *b, struct worker *w, broker_job_cb *cb, void *ctx)
+{
+	struct job *j;
+
+	(void)b;
+	TAILQ_FOREACH(j, &w->running, worker_entry)
+		if (!cb(ctx, j))
+			return;
+}
+
+const char *
+worker_name(const struct worker *w)
+{
+	return w->name;
+}
+
+unsigned
+worker_running(const struct worker *w)
+{
+	return w->nrunning;
 }
 
 /* job_info: everything about a job, for the tree's info and "status". */
@@ -948,8 +1371,7 @@ broker_shutdown(struct broker *b)
 		if (j->ext != NULL)
 			ev_timer_stop(b->loop, &j->ext->deadline);
 		all_remove(b, j);
-		fs_job_forgotten(b->srv, j);
-		job_unref(b, j);
+		job_unref(b, j);  /* exiting: no event (a store keeps the job) */
 	}
 	jobtab_free(&b->jobs);
 }

@@ -21,6 +21,16 @@ struct sub {
 	TAILQ_ENTRY(sub)  entry;
 };
 
+/* chan_listen: fn hears every message published, to any channel. */
+void
+chan_listen(struct server *srv, chan_listener *fn, void *ctx)
+{
+	if (srv->nchan_listeners == CHAN_LISTENERS_MAX)
+		fatalx("more than %d channel listeners", CHAN_LISTENERS_MAX);
+	srv->chan_fn[srv->nchan_listeners] = fn;
+	srv->chan_ctx[srv->nchan_listeners++] = ctx;
+}
+
 struct chan *
 chan_find(struct server *srv, const char *name)
 {
@@ -138,8 +148,9 @@ chan_frame(struct buf *out, const struct chan *ch, const char *body,
 }
 
 /*
- * chan_publish: deliver body to every subscriber of name (and to readers of
- * the tree's channels/name).  Returns how many subscribers received it.
+ * chan_publish: deliver body to every subscriber of name, and tell the
+ * channel listeners (the tree's readers of channels/name).  Returns how
+ * many subscribers received it.
  */
 size_t
 chan_publish(struct server *srv, const char *name, const char *body, size_t len)
@@ -148,8 +159,10 @@ chan_publish(struct server *srv, const char *name, const char *body, size_t len)
 	struct buf frame = { 0 }, odd = { 0 };
 	struct sub *s;
 	size_t n = 0;
+	unsigned i;
 
-	fs_chan_message(srv, name, body, len);
+	for (i = 0; i < srv->nchan_listeners; i++)
+		srv->chan_fn[i](srv->chan_ctx[i], name, body, len);
 	if (ch == NULL)
 		return 0;  /* nobody listens: dropped, as in any pub/sub */
 	ch->published++;

@@ -12,7 +12,17 @@
  * Output is appended to c->out and the connection goes on
  * srv->pending_writes; before the loop sleeps, conn_flush_pending() writes
  * every pending connection once, so a burst of replies costs one write(2).
- * Only leftovers get an EV_WRITE watcher.  A closed connection is unlinked
+ * Only leftovers get an EV_WRITE watcher.
+ *
+ * With a store (the journal), acknowledgements wait for durability: a
+ * frame appended while the broker has records not yet durable
+ * (broker_held) notes its place and the store's mark in c->holds (every
+ * frame to a master; to a worker the acks of conn_frame_end_ack), and
+ * output is written only up to the first place whose mark is not durable
+ * yet.  The TCP face's durable listener calls conn_release_held.  Without
+ * a store nothing is noted: one comparison per frame.
+ *
+ * A closed connection is unlinked
  * at once but freed only before the loop sleeps, so no handler up the
  * stack holds a freed pointer.
  *
@@ -43,10 +53,12 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	c->fd = fd;
 	c->role = role;
 	c->serial = ++srv->next_serial;
-	c->capacity = 1;
 	net_peer_name(fd, c->peer, sizeof c->peer);
-	TAILQ_INIT(&c->owned);
-	TAILQ_INIT(&c->running);
+	/* The core's handle on the peer: it knows the connection by no more. */
+	if (role == ROLE_MASTER)
+		c->master = broker_master_new(&srv->broker, c);
+	else
+		c->worker = broker_worker_new(&srv->broker, c, c->peer);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, conn_frame_timer_cb);
@@ -63,12 +75,6 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	return c;
 }
 
-const char *
-conn_worker_name(const struct conn *c)
-{
-	return c->name != NULL ? c->name : c->peer;
-}
-
 /* conn_in_account: count c's input buffer beyond READ_CHUNK in srv->in_total. */
 static void
 conn_in_account(struct conn *c)
@@ -77,6 +83,82 @@ conn_in_account(struct conn *c)
 
 	c->srv->in_total = c->srv->in_total - c->in_counted + n;
 	c->in_counted = n;
+}
+
+/* conn_unhold: c holds nothing any more. */
+static void
+conn_unhold(struct conn *c)
+{
+	if (c->flags & CONN_HELD) {
+		TAILQ_REMOVE(&c->srv->held, c, held_entry);
+		c->flags &= ~CONN_HELD;
+	}
+	c->hold_head = c->hold_len = 0;
+}
+
+/* conn_hold: output from start (relative to the unwritten head) on waits
+ * for the store's current mark.  Holds are in mark order, so one per mark. */
+static void
+conn_hold(struct conn *c, size_t start)
+{
+	uint64_t mark = broker_mark(&c->srv->broker);
+
+	if (c->hold_len > c->hold_head && c->holds[c->hold_len - 1].mark == mark)
+		return;  /* an earlier hold of this mark already holds it back */
+	if (c->hold_len == c->hold_cap) {
+		if (c->hold_head > 0) {
+			memmove(c->holds, c->holds + c->hold_head,
+			    (c->hold_len - c->hold_head) * sizeof *c->holds);
+			c->hold_len -= c->hold_head;
+			c->hold_head = 0;
+		}
+		if (c->hold_len == c->hold_cap) {
+			c->hold_cap = c->hold_cap ? 2 * c->hold_cap : 8;
+			c->holds = xrealloc(c->holds, c->hold_cap * sizeof *c->holds);
+		}
+	}
+	c->holds[c->hold_len].at = c->out_written + start;
+	c->holds[c->hold_len].mark = mark;
+	c->hold_len++;
+	if (!(c->flags & CONN_HELD)) {
+		c->flags |= CONN_HELD;
+		TAILQ_INSERT_TAIL(&c->srv->held, c, held_entry);
+	}
+}
+
+/* conn_writable: the bytes of out that may be written now. */
+static size_t
+conn_writable(struct conn *c)
+{
+	uint64_t durable = broker_durable(&c->srv->broker);
+	size_t used = buf_used(&c->out);
+
+	if (c->hold_len == c->hold_head)
+		return used;
+	while (c->hold_head < c->hold_len && c->holds[c->hold_head].mark <= durable)
+		c->hold_head++;
+	if (c->hold_head == c->hold_len) {
+		conn_unhold(c);
+		return used;
+	}
+	return (size_t)(c->holds[c->hold_head].at - c->out_written) < used ?
+	    (size_t)(c->holds[c->hold_head].at - c->out_written) : used;
+}
+
+static void conn_mark_pending(struct conn *);
+
+/* conn_release_held: the store made everything up to durable durable:
+ * what each connection held for it goes out before the loop sleeps. */
+void
+conn_release_held(struct server *srv, uint64_t durable)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&srv->held); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, held_entry);
+		if (c->holds[c->hold_head].mark <= durable)
+			conn_mark_pending(c);
+	}
 }
 
 static void
@@ -100,10 +182,13 @@ conn_release(struct conn *c)
 	if (c->flags & CONN_RELEASED)
 		return;
 	c->flags |= CONN_RELEASED;
-	if (c->role == ROLE_MASTER)
-		broker_master_gone(&srv->broker, c);
-	else
+	if (c->role == ROLE_MASTER) {
+		broker_master_gone(&srv->broker, c->master);
+		c->master = NULL;
+	} else {
 		proto_worker_gone(c);
+		c->worker = NULL;
+	}
 	chan_unsubscribe_all(srv, c);
 	while (c->def_head < c->def_len)
 		job_unref(&srv->broker, c->deferred[c->def_head++]);
@@ -133,6 +218,7 @@ conn_close(struct conn *c, const char *why)
 		TAILQ_REMOVE(&srv->pending_writes, c, write_entry);
 		c->flags &= ~CONN_PENDING_WRITE;
 	}
+	conn_unhold(c);
 	TAILQ_REMOVE(&srv->conns, c, all_entry);
 	srv->nconns--;
 	if (c->role == ROLE_MASTER)
@@ -156,7 +242,7 @@ conn_reap(struct server *srv)
 		TAILQ_REMOVE(&srv->dead, c, dead_entry);
 		buf_free(&c->in);
 		buf_free(&c->out);
-		free(c->name);
+		free(c->holds);
 		free(c);
 	}
 }
@@ -193,8 +279,10 @@ conn_drop(struct conn *c, bool discard, const char *why, const char *code,
 	va_end(ap);
 	log_warn("%s %s: %s: dropping it", c->role == ROLE_MASTER ? "master" : "worker",
 	    c->peer, reason);
-	if (discard)
+	if (discard) {
 		c->out.len = c->out.off + c->out_head_left;
+		conn_unhold(c);  /* what they held is gone */
+	}
 	conn_send_error(c, code, NULL, "%s", reason);
 	c->flags |= CONN_CLOSE_AFTER_WRITE;
 	c->close_why = why;
@@ -309,6 +397,14 @@ conn_frame_begin(struct conn *c)
 	return start;
 }
 
+/* Set while conn_send_error writes an "unavailable" refusal: it
+ * acknowledges nothing, so it is not held for the store (unless frames
+ * before it are: replies keep their order).  While the journal cannot
+ * write, that is how a submitter hears so at once. */
+static bool sending_refusal;
+
+/* conn_frame_end: a master's frames are all held while the store is
+ * behind (each answers something the master did or is owed). */
 void
 conn_frame_end(struct conn *c, size_t start)
 {
@@ -316,9 +412,25 @@ conn_frame_end(struct conn *c, size_t start)
 
 	frame_put_len(buf_head(&c->out) + start, (uint32_t)n);
 	c->srv->frames_out++;
-	if (buf_used(&c->out) > OUT_SOFT_LIMIT)
+	if (buf_used(&c->out) > OUT_SOFT_LIMIT && !(c->flags & CONN_BACKLOG)) {
 		c->flags |= CONN_BACKLOG;
+		if (c->worker != NULL)  /* it takes no job until it drains */
+			broker_worker_block(&c->srv->broker, c->worker, true);
+	}
+	if (broker_held(&c->srv->broker) && c->role == ROLE_MASTER &&
+	    !(sending_refusal && c->hold_head == c->hold_len))
+		conn_hold(c, start);
 	conn_mark_pending(c);
+}
+
+/* conn_frame_end_ack: an acknowledgement, held while the store is behind,
+ * whoever it goes to. */
+void
+conn_frame_end_ack(struct conn *c, size_t start)
+{
+	conn_frame_end(c, start);
+	if (broker_held(&c->srv->broker) && c->role != ROLE_MASTER)
+		conn_hold(c, start);
 }
 
 void
@@ -391,7 +503,9 @@ conn_send_error(struct conn *c, const char *code, const char *idjson,
 	if (idjson != NULL)
 		json_object_set_new(msg, "id", json_loads(idjson, JSON_DECODE_ANY, NULL));
 	log_debug("%s: error %s: %s", c->peer, code, reason);
+	sending_refusal = strcmp(code, "unavailable") == 0;
 	conn_send_json(c, msg);
+	sending_refusal = false;
 }
 
 void
@@ -418,6 +532,7 @@ conn_out_consume(struct conn *c, size_t n)
 			c->out_head_left = FRAME_HEADER + frame_get_len(buf_head(&c->out));
 		k = n < c->out_head_left ? n : c->out_head_left;
 		buf_consume(&c->out, k);
+		c->out_written += k;
 		c->out_head_left -= (uint32_t)k;
 		n -= k;
 	}
@@ -427,8 +542,10 @@ conn_out_consume(struct conn *c, size_t n)
 static int
 conn_write_some(struct conn *c)
 {
-	while (buf_used(&c->out) > 0) {
-		ssize_t n = write(c->fd, buf_head(&c->out), buf_used(&c->out));
+	size_t len;
+
+	while ((len = conn_writable(c)) > 0) {
+		ssize_t n = write(c->fd, buf_head(&c->out), len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -469,7 +586,11 @@ conn_after_write(struct conn *c)
 			    "full", "more than %zu bytes of output unread",
 			    (size_t)OUT_HARD_LIMIT(c->srv));
 		}
-		ev_io_start(loop, &c->wio);
+		/* All of it held for the store: conn_release_held wakes it. */
+		if (conn_writable(c) > 0)
+			ev_io_start(loop, &c->wio);
+		else
+			ev_io_stop(loop, &c->wio);
 	}
 	if (c->flags & (CONN_CLOSE_AFTER_WRITE | CONN_RELEASED))
 		return;
@@ -477,8 +598,8 @@ conn_after_write(struct conn *c)
 		c->flags &= ~CONN_BACKLOG;
 		if (c->role == ROLE_MASTER)
 			conn_send_deferred(c);
-		else if (c->wtype != NULL)
-			broker_worker_ready(&c->srv->broker, c);
+		else if (c->worker != NULL)
+			broker_worker_block(&c->srv->broker, c->worker, false);
 	}
 }
 

@@ -29,6 +29,8 @@
 
 #include "fs.h"
 
+static void fs_listen(struct server *);
+
 #define FS_BATCH 64   /* requests per wake-up, so TCP peers get their turn */
 
 struct fixed_name {
@@ -392,6 +394,23 @@ dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
 		    owner_ino(o, t->kind), kind_is_dir(t->kind));
 }
 
+struct type_listing {
+	struct fs  *fs;
+	fuse_req_t  req;
+	struct buf *b;
+};
+
+/* list_type: types/T, for the listing of types/. */
+static bool
+list_type(void *ctx, struct jtype *t)
+{
+	struct type_listing *x = ctx;
+
+	dir_add(x->req, x->b, t->name, owner_ino(owner_find(x->fs, OW_TYPE,
+	    t->name), NK_TYPE_DIR), true);
+	return true;
+}
+
 /*
  * fs_list: the whole listing of a directory, taken once at opendir (all but
  * jobs/, which is read with a cursor: see jobs_readdir).
@@ -400,7 +419,6 @@ static int
 fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
 {
 	struct server *srv = fs->srv;
-	struct jtype *t, *ttmp;
 	struct chan *ch, *ctmp;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
@@ -410,9 +428,10 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 		dir_add_fixed(req, b, root_names, NULL);
 		break;
 	case NK_TYPES:
-		HASH_ITER(hh, srv->broker.types, t, ttmp) {
-			dir_add(req, b, t->name, owner_ino(owner_find(fs, OW_TYPE,
-			    t->name), NK_TYPE_DIR), true);
+		{
+			struct type_listing x = { fs, req, b };
+
+			broker_types_each(&srv->broker, list_type, &x);
 		}
 		break;
 	case NK_CHANNELS:
@@ -793,6 +812,7 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	fs->gid = getgid();
 	TAILQ_INIT(&fs->handles);
 	TAILQ_INIT(&fs->interrupted);
+	TAILQ_INIT(&fs->held);
 	STAILQ_INIT(&fs->invals);
 	pthread_mutex_init(&fs->mu, NULL);
 	pthread_cond_init(&fs->cv, NULL);
@@ -818,6 +838,7 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	ev_io_init(&fs->io, fs_io_cb, fd, EV_READ);
 	fs->io.data = fs;
 	srv->fs = fs;
+	fs_listen(srv);
 	log_info("tree mounted on %s", path);
 	free(path);
 	return 0;
@@ -863,7 +884,8 @@ fs_unmount(struct server *srv)
 	fs_fail_waiters(fs, ENOTCONN);
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
-	srv->fs = NULL;  /* the broker's hooks: nothing to tell any more */
+	fs_release_held(fs, broker_durable(&srv->broker), EIO);
+	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
 	fuse_session_unmount(fs->se);
 	fuse_session_destroy(fs->se);
@@ -874,12 +896,38 @@ fs_unmount(struct server *srv)
 	log_info("%s", "tree unmounted");
 }
 
-/* ------------------------------------------------------- broker's hooks */
+/* ------------------------------------------------- the broker's events */
 
-/* fs_job_forgotten: the job left the table: its directory goes. */
-void
-fs_job_forgotten(struct server *srv, struct job *j)
+/* on_job: new state or partial result: its response readers wake. */
+static void
+on_job(void *ctx, struct job *j)
 {
+	struct server *srv = ctx;
+
+	if (srv->fs != NULL)
+		fs_job_wake(srv->fs, j);
+}
+
+static void
+on_job_worker(void *ctx, struct job *j, struct worker *w)
+{
+	(void)w;
+	on_job(ctx, j);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	(void)body;
+	(void)len;
+	on_job(ctx, j);
+}
+
+/* on_forgotten: the job left the table: its directory goes. */
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct server *srv = ctx;
 	struct owner *o;
 	char *name;
 
@@ -891,15 +939,46 @@ fs_job_forgotten(struct server *srv, struct job *j)
 	free(name);
 }
 
-/* fs_type_changed: only a freed type matters: its directory goes. */
-void
-fs_type_changed(struct server *srv, struct jtype *t)
+/* on_type_removed: the type was freed: its directory goes. */
+static void
+on_type_removed(void *ctx, struct jtype *t)
 {
+	struct server *srv = ctx;
 	struct owner *o;
 
-	if (srv->fs == NULL || broker_type(&srv->broker, t->name, false) == t)
+	if (srv->fs == NULL)
 		return;
 	o = owner_find(srv->fs, OW_TYPE, t->name);
 	if (o != NULL && o->nodes[0] != NULL)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
+}
+
+/* on_durable: writes held for the store return. */
+static void
+on_durable(void *ctx, uint64_t mark)
+{
+	struct server *srv = ctx;
+
+	if (srv->fs != NULL)
+		fs_release_held(srv->fs, mark, 0);
+}
+
+/* fs_listen: the tree listens to the broker and to the channels. */
+static void
+fs_listen(struct server *srv)
+{
+	struct broker_listener l = {
+		.ctx = srv,
+		.job_submitted = on_job,
+		.job_dispatched = on_job_worker,
+		.job_requeued = on_job,
+		.job_partial = on_partial,
+		.job_finished = on_job_worker,
+		.job_forgotten = on_forgotten,
+		.type_removed = on_type_removed,
+		.durable = on_durable,
+	};
+
+	broker_listen(&srv->broker, &l);
+	chan_listen(srv, fs_chan_message, srv);
 }

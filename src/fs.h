@@ -111,6 +111,15 @@ struct handle {
 	TAILQ_ENTRY(handle) all_entry;
 };
 
+/* A write to a queue whose reply waits until its jobs are durable. */
+struct held_reply {
+	TAILQ_ENTRY(held_reply) entry;
+	fuse_req_t          req;
+	size_t              size;     /* write: bytes written; flush: 0 */
+	bool                write;
+	uint64_t            mark;     /* the store's mark it waits for */
+};
+
 /* An entry invalidation for the notifier thread. */
 struct inval {
 	STAILQ_ENTRY(inval) entry;
@@ -133,6 +142,7 @@ struct fs {
 	struct owner       *chans;    /* by channel name */
 	TAILQ_HEAD(, handle) handles; /* every open file and directory */
 	TAILQ_HEAD(, waiter) interrupted;  /* answered after process_buf returns */
+	TAILQ_HEAD(, held_reply) held;     /* replies waiting for the store */
 	uid_t               uid;
 	gid_t               gid;
 
@@ -177,6 +187,9 @@ void fs_poll(fuse_req_t, fuse_ino_t, struct fuse_file_info *, struct fuse_pollha
 int  fs_handle_open(struct fs *, enum node_kind, struct owner *, struct fuse_file_info *);
 void fs_handle_free(struct fs *, struct handle *);
 void fs_flush_interrupted(struct fs *);
+void fs_job_wake(struct fs *, struct job *);
+void fs_chan_message(void *srv, const char *name, const char *body, size_t len);
+void fs_release_held(struct fs *, uint64_t durable, int err);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
 

@@ -101,16 +101,18 @@ text_stats(struct server *srv, struct buf *b)
 static void
 text_type_stats(const struct jtype *t, struct buf *b)
 {
+	struct type_stats ts;
 	char line[512];
 
+	broker_type_stats(t, &ts);
 	snprintf(line, sizeof line,
 	    "queued %llu\nrunning %llu\ndone %llu\nfailed %llu\ncancelled %llu\n"
 	    "timeout %llu\nworkers %llu\nsubmitted %llu\nrequeued %llu\n",
-	    (unsigned long long)t->nqueued, (unsigned long long)t->nrunning,
-	    (unsigned long long)t->ndone, (unsigned long long)t->nfailed,
-	    (unsigned long long)t->ncancelled, (unsigned long long)t->ntimeout,
-	    (unsigned long long)t->nworkers, (unsigned long long)t->nsubmitted,
-	    (unsigned long long)t->nrequeued);
+	    (unsigned long long)ts.queued, (unsigned long long)ts.running,
+	    (unsigned long long)ts.done, (unsigned long long)ts.failed,
+	    (unsigned long long)ts.cancelled, (unsigned long long)ts.timeout,
+	    (unsigned long long)ts.workers, (unsigned long long)ts.submitted,
+	    (unsigned long long)ts.requeued);
 	buf_append_str(b, line);
 }
 
@@ -125,56 +127,57 @@ append_id(struct buf *b, const char *key, const char *sep)
 	free(name);
 }
 
+/* add_running_id: " ID" for a job a worker runs. */
+static bool
+add_running_id(void *ctx, struct job *j)
+{
+	buf_append(ctx, " ", 1);
+	append_id(ctx, j->key, "");
+	return true;
+}
+
+struct workers_text {
+	struct broker *b;
+	struct buf    *out;
+};
+
+static bool
+add_worker_line(void *ctx, struct worker *w)
+{
+	struct workers_text *x = ctx;
+
+	append_id(x->out, worker_name(w), "");
+	buf_append_str(x->out, worker_running(w) > 0 ? " busy" : " idle");
+	broker_worker_jobs_each(x->b, w, add_running_id, x->out);
+	buf_append_str(x->out, "\n");
+	return true;
+}
+
 /*
  * text_workers: "NAME idle" or "NAME busy ID..." per worker.  The name is
  * encoded as ids are, so that a worker's name, like an id, cannot add a
  * line.
  */
 static void
-text_workers(const struct jtype *t, struct buf *b)
+text_workers(struct broker *b, struct jtype *t, struct buf *out)
 {
-	const struct conn *c;
-	const struct job *j;
+	struct workers_text x = { b, out };
 
-	TAILQ_FOREACH(c, &t->workers, type_entry) {
-		append_id(b, conn_worker_name(c), "");
-		buf_append_str(b, c->nrunning > 0 ? " busy" : " idle");
-		TAILQ_FOREACH(j, &c->running, worker_entry) {
-			buf_append(b, " ", 1);
-			append_id(b, j->key, "");
-		}
-		buf_append_str(b, "\n");
-	}
+	broker_workers_each(b, t, add_worker_line, &x);
 }
 
-/* job_dispatch_cmp: the order the broker dispatches in. */
-static int
-job_dispatch_cmp(const void *pa, const void *pb)
+static bool
+add_queued_id(void *ctx, struct job *j)
 {
-	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
-
-	if (a->priority != b->priority)
-		return a->priority > b->priority ? -1 : 1;
-	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
+	append_id(ctx, j->key, "\n");
+	return true;
 }
 
 /* text_queue: queued ids in dispatch order (priority, then submission). */
 static void
-text_queue(const struct jtype *t, struct buf *b)
+text_queue(struct broker *b, struct jtype *t, struct buf *out)
 {
-	const struct target *tg, *tmp;
-	struct job **all = xmalloc((t->nqueued + 1) * sizeof *all);
-	size_t n = 0, i;
-
-	for (i = 0; i < t->queue.len; i++)
-		all[n++] = t->queue.items[i];
-	HASH_ITER(hh, t->targets, tg, tmp)
-		for (i = 0; i < tg->queue.len && n < t->nqueued; i++)
-			all[n++] = tg->queue.items[i];
-	qsort(all, n, sizeof *all, job_dispatch_cmp);
-	for (i = 0; i < n; i++)
-		append_id(b, all[i]->key, "\n");
-	free(all);
+	broker_queue_each(b, t, add_queued_id, out);
 }
 
 /* text_job: the contents of jobs/ID/{body,status,type,info}. */
@@ -219,8 +222,8 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	case NK_README:       buf_append_str(&h->data, readme_text); break;
 	case NK_STATS:        text_stats(fs->srv, &h->data); break;
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
-	case NK_TYPE_WORKERS: text_workers(t, &h->data); break;
-	case NK_TYPE_QUEUE:   text_queue(t, &h->data); break;
+	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
+	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
 	default:              text_job(h->kind, h->owner->job, &h->data); break;
 	}
 }
@@ -458,7 +461,8 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 /* ----------------------------------------------------------- line sinks */
 
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
- * the broker is full (--max-jobs, --max-memory). */
+ * the broker is full (--max-jobs, --max-memory); -EIO (-ENOSPC for a full
+ * disk): the store cannot take writes. */
 static int
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
@@ -474,8 +478,15 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.type = h->owner->name;
 	r.body = text;
 	r.body_len = len;
-	if (broker_submit(b, &r, &j) != BERR_OK)
+	switch (broker_submit(b, &r, &j)) {
+	case BERR_OK:
+		break;
+	case BERR_UNAVAILABLE:  /* the store cannot keep it */
+		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
+		    -ENOSPC : -EIO;
+	default:
 		return -ENOSPC;  /* BERR_FULL: the broker picks a fresh id */
+	}
 	log_debug("job %s: submitted in the tree", j->key);
 	if (h->accmode == O_RDWR)
 		append_id(&h->data, j->key, "\n");
@@ -514,6 +525,49 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 	return rc;
 }
 
+/*
+ * reply_ok: a write (or close) that submitted jobs returns once they are
+ * durable: while the store is behind, the reply waits in fs->held for the
+ * durable event (fs_release_held).  Without a store it goes at once.
+ */
+static void
+reply_ok(struct fs *fs, fuse_req_t req, bool write, size_t size)
+{
+	struct broker *b = &fs->srv->broker;
+	struct held_reply *r;
+
+	if (broker_held(b)) {
+		r = xcalloc(1, sizeof *r);
+		r->req = req;
+		r->write = write;
+		r->size = size;
+		r->mark = broker_mark(b);
+		TAILQ_INSERT_TAIL(&fs->held, r, entry);
+	} else if (write)
+		fuse_reply_write(req, size);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* fs_release_held: answer the replies the store made durable (all of them,
+ * failing with err if non-zero: unmounting). */
+void
+fs_release_held(struct fs *fs, uint64_t durable, int err)
+{
+	struct held_reply *r;
+
+	while ((r = TAILQ_FIRST(&fs->held)) != NULL && (err != 0 || r->mark <= durable)) {
+		TAILQ_REMOVE(&fs->held, r, entry);
+		if (err != 0 && r->mark > durable)
+			fuse_reply_err(r->req, err);
+		else if (r->write)
+			fuse_reply_write(r->req, r->size);
+		else
+			fuse_reply_err(r->req, 0);
+		free(r);
+	}
+}
+
 /* fs_write: lines to a queue or a channel; all or nothing per write(2). */
 void
 fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
@@ -532,21 +586,31 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 	if (rc != 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_write(req, size);
+		reply_ok(fs, req, true, size);
 }
 
-/* fs_flush: close(2): a last line without newline counts now, and can fail. */
+/* fs_flush: close(2): a last line without newline counts now, and can
+ * fail; only a close that submitted waits for the store (any close may
+ * come while the store is behind, or failing). */
 void
 fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	bool submitted = false;
 	int rc = 0;
 
 	(void)ino;
-	if (buf_used(&h->lines.pending) > 0)
+	if (buf_used(&h->lines.pending) > 0) {
 		rc = fs_sink_write(fs, h, NULL, 0, true);
-	fuse_reply_err(req, -rc);
+		submitted = true;
+	}
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else if (submitted)
+		reply_ok(fs, req, false, 0);
+	else
+		fuse_reply_err(req, 0);  /* nothing to make durable: no wait */
 }
 
 /* ---------------------------------------------------------- open, close */
@@ -660,26 +724,28 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* ------------------------------------------------------- broker's hooks */
+/* ------------------------------------------------------ the tree's wakes */
 
-/* fs_job_changed: new state or partial result: wake its response readers. */
+/* fs_job_wake: new state or partial result: wake its response readers. */
 void
-fs_job_changed(struct server *srv, struct job *j)
+fs_job_wake(struct fs *fs, struct job *j)
 {
 	struct owner *o;
 	struct handle *h;
 
-	if (srv->fs == NULL || (o = owner_of_job(srv->fs, j)) == NULL)
+	if ((o = owner_of_job(fs, j)) == NULL)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
 		if (h->kind == NK_JOB_RESPONSE)
 			handle_wake(h);
 }
 
-/* fs_chan_message: every reader of channels/NAME gets body as one line. */
+/* fs_chan_message: every reader of channels/NAME gets body as one line
+ * (a channel listener: chan_listen). */
 void
-fs_chan_message(struct server *srv, const char *name, const char *body, size_t len)
+fs_chan_message(void *ctx, const char *name, const char *body, size_t len)
 {
+	struct server *srv = ctx;
 	struct owner *o;
 	struct handle *h;
 

@@ -216,6 +216,7 @@ static const struct cmd_entry cmd_table[] = {
 	    "TYPE -- COMMAND [ARG ...]", cmd_work },
 	{ "status", "ID", cmd_status },
 	{ "cancel", "ID", cmd_cancel },
+	{ "wait", "ID", cmd_wait },
 	{ "stats", "[TYPE]", cmd_stats },
 	{ "ping", "[-t MS]", cmd_ping },
 	{ "publish", "CHANNEL BODY | -", cmd_publish },

@@ -105,6 +105,7 @@ void	session_send(struct session *, json_t *);	/* steals the reference */
 int	cmd_submit(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_status(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_cancel(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_wait(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_stats(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_publish(struct ctl *, const struct cmd_entry *, int, char **);

@@ -1,6 +1,6 @@
 /*
  * jobctl_cmds.c — the commands that talk to the daemon as a master: submit,
- * status, cancel, stats, ping, publish, subscribe, and raw, which speaks
+ * status, cancel, wait, stats, ping, publish, subscribe, and raw, which speaks
  * frames on either port.  Each one opens a session, sends its request, and
  * judges the replies in its frame callback.
  */
@@ -240,6 +240,37 @@ int
 cmd_cancel(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 {
 	return ctl_by_id(ctl, e, argc, argv, cancel_frame);
+}
+
+/*
+ * wait_frame: the job's ending, as its submitter got it: the result body
+ * is printed (exit 0); an ending error (failed, cancelled, timeout) or
+ * unknown_id is reported (exit 1).
+ */
+static int
+wait_frame(struct session *s, const char *p, size_t len)
+{
+	json_t *m, *body;
+	int rc;
+
+	(void)s;
+	if ((m = ctl_parse(p, len)) == NULL)
+		return CTL_FAIL;
+	body = json_object_get(m, "body");
+	if (json_object_get(m, "error") != NULL)
+		rc = ctl_report(m);
+	else if (body != NULL)
+		rc = ctl_print(NULL, body, JSON_OUT);
+	else
+		rc = CTL_RUNNING;
+	json_decref(m);
+	return rc;
+}
+
+int
+cmd_wait(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	return ctl_by_id(ctl, e, argc, argv, wait_frame);
 }
 
 /* stats_print: nested counters flattened to "a.b.c value" lines, so that

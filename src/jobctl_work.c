@@ -24,12 +24,12 @@
 #define KILL_GRACE	5.0		/* seconds from SIGTERM to SIGKILL on cancel */
 #define PIPE_GRACE	1.0		/* seconds to wait for a dead command's pipes */
 
-struct worker;
+struct work_conn;
 
 /* One running command: its pipes, what it wrote, and how it ended. */
 struct wjob {
 	LIST_ENTRY(wjob) entry;
-	struct worker	*w;
+	struct work_conn	*w;
 	json_t		*id;
 	pid_t		 pid;		/* also its process group */
 	ev_child	 child;
@@ -43,7 +43,7 @@ struct wjob {
 	int		 wstatus;
 };
 
-struct worker {
+struct work_conn {
 	struct session	 s;
 	const char	*type;
 	char		**argv;
@@ -178,7 +178,7 @@ wjob_result(struct wjob *j, size_t max)
 static void
 wjob_finish(struct wjob *j)
 {
-	struct worker *w = j->w;
+	struct work_conn *w = j->w;
 	json_t *m;
 	char *text;
 	size_t max = SIZE_MAX;
@@ -306,7 +306,7 @@ wjob_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
  * everything it starts; default signal handling, which exec does not
  * restore for ignored or blocked signals. */
 static void __attribute__((noreturn))
-wjob_exec(struct worker *w, const char *idtext, int fds[3])
+wjob_exec(struct work_conn *w, const char *idtext, int fds[3])
 {
 	sigset_t none;
 	int i;
@@ -330,7 +330,7 @@ wjob_exec(struct worker *w, const char *idtext, int fds[3])
 /* wjob_start: run the command for one job, without waiting for anything:
  * every pipe is non-blocking and watched, and the exit is an ev_child. */
 static void
-wjob_start(struct worker *w, json_t *id, json_t *body)
+wjob_start(struct work_conn *w, json_t *id, json_t *body)
 {
 	struct ev_loop *loop = w->s.loop;
 	struct wjob *j = xcalloc(1, sizeof *j);
@@ -395,7 +395,7 @@ wjob_start(struct worker *w, json_t *id, json_t *body)
 /* worker_cancel: the daemon ended a job we run; stop the command and
  * stay silent about it. */
 static void
-worker_cancel(struct worker *w, json_t *id)
+worker_cancel(struct work_conn *w, json_t *id)
 {
 	struct wjob *j;
 
@@ -415,7 +415,7 @@ worker_cancel(struct worker *w, json_t *id)
 /* worker_stop: leave.  The daemon requeues whatever we were running, so
  * the commands are killed rather than waited for. */
 static void
-worker_stop(struct worker *w)
+worker_stop(struct work_conn *w)
 {
 	struct wjob *j;
 
@@ -433,7 +433,7 @@ worker_stop(struct worker *w)
 static int
 worker_frame(struct session *s, const char *p, size_t len)
 {
-	struct worker *w = s->arg;
+	struct work_conn *w = s->arg;
 	const char *type;
 	json_t *m, *id;
 	int rc = CTL_RUNNING;
@@ -467,7 +467,7 @@ worker_frame(struct session *s, const char *p, size_t len)
 static void
 worker_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
-	struct worker *w = sig->data;
+	struct work_conn *w = sig->data;
 
 	(void)loop;
 	(void)revents;
@@ -487,7 +487,7 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct worker w = { 0 };
+	struct work_conn w = { 0 };
 	const char *name = NULL;
 	long long heartbeat = 0;
 	bool cancel = false;

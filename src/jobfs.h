@@ -33,6 +33,8 @@ struct fs;
 struct job;
 struct jtype;
 struct server;
+struct master;
+struct worker;
 
 /* ------------------------------------------------------------------ util.c */
 
@@ -199,9 +201,10 @@ struct job {
 	uint16_t       stream : 1;    /* master wants partial results */
 	uint16_t       notify : 1;    /* master wants the running notice */
 	uint16_t       id_is_key : 1; /* an integer id: its JSON is its key */
-	struct conn   *master;        /* who hears the result; NULL: tree or gone */
+	struct master *master;        /* who hears the result; NULL: the tree,
+	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
-	struct conn   *worker;        /* who runs it */
+	struct worker *worker;        /* who runs it */
 	union {
 		TAILQ_ENTRY(job) worker_entry;  /* while running */
 		TAILQ_ENTRY(job) done_entry;    /* once finished: broker->finished */
@@ -247,6 +250,44 @@ job_body(const struct job *j)
 TAILQ_HEAD(job_list, job);
 
 /*
+ * Handles: a master and a worker as the core knows them.  A face makes one
+ * for each connection (broker_master_new, broker_worker_new; face is its
+ * own object, opaque to the core) and gives it back when the connection
+ * goes (broker_master_gone, broker_worker_gone), after which face is NULL.
+ * A job holds a reference on its master while unfinished and on its worker
+ * while running, so no pointer dangles, and a job needs no connection at
+ * all (submitted in the tree, restored by a store: master NULL).
+ */
+struct master {
+	void            *face;        /* NULL once gone */
+	unsigned         refs;        /* the face's, and one per owned job */
+	struct job_list  owned;       /* unfinished jobs it submitted */
+};
+
+/*
+ * A worker's slots live here and only here (broker.c): each of its
+ * capacity slots is free, runs a job (running) or holds a stale job (its
+ * key in stale_keys: see broker.c).
+ */
+struct worker {
+	void            *face;        /* NULL once gone */
+	unsigned         refs;        /* the face's, and one per running job */
+	char            *name;        /* shown in the tree and matched by targets */
+	struct jtype    *type;        /* joined type, NULL before join */
+	struct jtype    *next_type;   /* re-join while busy: applies when idle */
+	unsigned         capacity;
+	unsigned         nrunning;
+	unsigned         stale;       /* answers still due for jobs that ended */
+	char           **stale_keys;
+	bool             idle;        /* on type->idle */
+	bool             takes_cancel; /* ended jobs get a cancel, not a stale slot */
+	bool             blocked;     /* its face cannot take a job now (backlog) */
+	struct job_list  running;
+	TAILQ_ENTRY(worker) idle_entry;
+	TAILQ_ENTRY(worker) type_entry;
+};
+
+/*
  * A place in the list of every job, for listing jobs/ a piece at a time:
  * it stays valid while jobs come and go (a cursor on a job that is
  * forgotten moves on to the next), so a listing neither skips nor repeats
@@ -272,8 +313,8 @@ struct jtype {
 	char          *name;
 	struct heap    queue;         /* untargeted queued jobs */
 	struct target *targets;       /* targeted queued jobs, by worker name */
-	TAILQ_HEAD(, conn) idle;      /* workers with a free slot, longest idle first */
-	TAILQ_HEAD(, conn) workers;   /* every worker joined to this type */
+	TAILQ_HEAD(, worker) idle;    /* workers with a free slot, longest idle first */
+	TAILQ_HEAD(, worker) workers; /* every worker joined to this type */
 	unsigned       refs;          /* jobs + workers + pinned; freed at 0 */
 	bool           pinned;        /* made by mkdir: lives while the daemon does */
 	uint64_t       nqueued, nrunning, nworkers;
@@ -291,7 +332,7 @@ struct submit_req {
 	int64_t       timeout_ms;     /* 0: none */
 	const char   *target;
 	bool          detach, stream, notify;
-	struct conn  *master;
+	struct master *master;        /* NULL: none (the tree) */
 };
 
 /* Errors that broker calls return, mapped to protocol codes at the edge. */
@@ -300,6 +341,7 @@ enum broker_err {
 	BERR_ID_EXISTS,
 	BERR_UNKNOWN_ID,
 	BERR_FULL,
+	BERR_UNAVAILABLE,  /* the store cannot take writes (broker_store_error) */
 };
 
 /* What a worker's response or partial is about (broker_worker_answer). */
@@ -317,6 +359,74 @@ struct broker_stats {
 	uint64_t partials;
 	uint64_t body_bytes;          /* of unfinished jobs' bodies */
 	uint64_t refused_full;        /* submissions refused: BERR_FULL */
+};
+
+/*
+ * Listeners: whatever must react to a job's life (the TCP face, the tree,
+ * a store such as the journal) registers a table of callbacks; the broker
+ * calls each registered table, in order, and names no face.  Any callback
+ * may be NULL.  A store registers with broker_store_listen, which puts it
+ * before every face, so that by the time a face sees an event the store
+ * has appended its record and broker_mark() covers it.
+ *
+ *   job_submitted   it is in the table, queued or about to be dispatched
+ *   job_dispatched  it now runs on worker
+ *   job_requeued    back in its queue after its worker was lost (it may be
+ *                   dispatched again at once: job_dispatched follows)
+ *   job_partial     a partial result, kept in the job (within its limit)
+ *   job_finished    it ended: j->state says how; ran_on is the worker that
+ *                   ran it and still holds it, or NULL; j->master is still
+ *                   set (the broker lets go of it after)
+ *   job_forgotten   it leaves the table (retention, rmdir, an id reused)
+ *   type_added / type_removed, worker_joined / worker_left
+ *   durable         the store made everything up to mark durable
+ *
+ * Events are emitted while a job is restored too (broker_restore): a store
+ * tells them apart with broker_restoring() and skips them.  Nothing is
+ * emitted at broker_shutdown.
+ */
+struct broker_listener {
+	void *ctx;
+	void (*job_submitted)(void *ctx, struct job *);
+	void (*job_dispatched)(void *ctx, struct job *, struct worker *);
+	void (*job_requeued)(void *ctx, struct job *);
+	void (*job_partial)(void *ctx, struct job *, const char *body, size_t len);
+	void (*job_finished)(void *ctx, struct job *, struct worker *ran_on);
+	void (*job_forgotten)(void *ctx, struct job *);
+	void (*type_added)(void *ctx, struct jtype *);
+	void (*type_removed)(void *ctx, struct jtype *);
+	void (*worker_joined)(void *ctx, struct worker *, struct jtype *);
+	void (*worker_left)(void *ctx, struct worker *, struct jtype *);
+	void (*durable)(void *ctx, uint64_t mark);
+};
+#define BROKER_LISTENERS_MAX 8
+
+/*
+ * What broker_restore puts back: a job as a store recorded it.  state is
+ * JOB_QUEUED (a job that was running is queued again: the store counts the
+ * loss in losses) or a finished state, with its result (JOB_DONE) and
+ * finish time.  Strings are copied.
+ */
+struct restore_req {
+	const char   *type;
+	const char   *key;            /* canonical id */
+	const char   *idjson;         /* as the master sent it; NULL: "key" */
+	const char   *body;
+	size_t        body_len;
+	int64_t       priority;
+	uint32_t      seq;            /* submission order */
+	double        submitted;      /* wall clock */
+	int64_t       timeout_ms;     /* 0: none; counted from now */
+	const char   *target;
+	bool          detach, stream, notify;
+	enum job_state state;
+	unsigned      losses;
+	double        started, finished;  /* wall clock; 0: not */
+	const char   *worker_name;    /* last worker that ran it, or NULL */
+	const char   *result;         /* JOB_DONE: its JSON text */
+	size_t        result_len;
+	const char   *partials;       /* one JSON text per line, or NULL */
+	size_t        partials_len;
 };
 
 /* jobtab.c: every known job by key. */
@@ -349,9 +459,40 @@ struct broker {
 	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
 	struct broker_stats stats;
+	struct broker_listener listeners[BROKER_LISTENERS_MAX];
+	unsigned           nlisteners;
+	unsigned           restoring;    /* inside broker_restore */
+	uint64_t           mark;         /* the store's last appended record */
+	uint64_t           durable;      /* the store's last durable record */
+	int                store_err;    /* the store cannot take writes: errno */
+	char               store_reason[128];
 };
 
 void  broker_init(struct broker *, struct server *, double keep, size_t keep_max);
+void  broker_listen(struct broker *, const struct broker_listener *);
+void  broker_store_listen(struct broker *, const struct broker_listener *);
+bool  broker_restoring(const struct broker *);
+int   broker_restore(struct broker *, const struct restore_req *);
+
+/*
+ * The durability gate.  broker_mark: the position of the last record the
+ * store appended; broker_durable: the last it made durable (both 0 without
+ * a store, and then nothing is ever held).  A face holds an
+ * acknowledgement made while broker_mark() > broker_durable() until the
+ * durable event covers the mark it noted.  The store reports with
+ * broker_store_mark (after each append) and broker_store_durable (which
+ * emits durable to every listener); broker_store_set_error(b, errno,
+ * reason) says it cannot take writes (0: it can again), and while it
+ * cannot, submissions are refused with BERR_UNAVAILABLE.
+ */
+static inline uint64_t broker_mark(const struct broker *b) { return b->mark; }
+static inline uint64_t broker_durable(const struct broker *b) { return b->durable; }
+static inline bool broker_held(const struct broker *b) { return b->mark > b->durable; }
+void  broker_store_mark(struct broker *, uint64_t mark);
+void  broker_store_durable(struct broker *, uint64_t mark);
+void  broker_store_set_error(struct broker *, int err, const char *reason);
+int   broker_store_error(const struct broker *);
+const char *broker_store_reason(const struct broker *);
 void  broker_shutdown(struct broker *);
 int   broker_submit(struct broker *, const struct submit_req *, struct job **out);
 struct job   *broker_find(struct broker *, const char *key);
@@ -359,12 +500,17 @@ struct jtype *broker_type(struct broker *, const char *name, bool create);
 void  broker_type_pin(struct broker *, struct jtype *);
 void  broker_type_unpin(struct broker *, struct jtype *);
 void  broker_type_unref(struct broker *, struct jtype *);
-void  broker_worker_join(struct broker *, struct conn *, struct jtype *);
-void  broker_worker_ready(struct broker *, struct conn *);
-void  broker_worker_lost(struct broker *, struct conn *);
-enum worker_answer broker_worker_answer(struct broker *, struct conn *,
+struct master *broker_master_new(struct broker *, void *face);
+void  broker_master_gone(struct broker *, struct master *);
+struct worker *broker_worker_new(struct broker *, void *face, const char *name);
+void  broker_worker_options(struct broker *, struct worker *, const char *name,
+    unsigned capacity, int takes_cancel);
+void  broker_worker_join(struct broker *, struct worker *, struct jtype *);
+void  broker_worker_ready(struct broker *, struct worker *);
+void  broker_worker_block(struct broker *, struct worker *, bool blocked);
+void  broker_worker_gone(struct broker *, struct worker *);
+enum worker_answer broker_worker_answer(struct broker *, struct worker *,
     const char *key, bool final, struct job **out);
-void  broker_master_gone(struct broker *, struct conn *);
 void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
@@ -375,6 +521,28 @@ struct job *broker_cursor_job(const struct job_cursor *);
 void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
+
+/*
+ * Queries: what a face may know of the broker's structures, without
+ * walking its heaps, job table, type table or worker lists.  Each walk
+ * calls cb until it returns false; cb must not change the broker.
+ */
+struct type_stats {
+	uint64_t queued, running, workers;
+	uint64_t done, failed, cancelled, timeout, submitted, requeued;
+};
+typedef bool broker_type_cb(void *ctx, struct jtype *);
+typedef bool broker_job_cb(void *ctx, struct job *);
+typedef bool broker_worker_cb(void *ctx, struct worker *);
+size_t broker_ntypes(const struct broker *);
+size_t broker_nretained(const struct broker *);
+void  broker_types_each(struct broker *, broker_type_cb *, void *ctx);   /* oldest first */
+void  broker_type_stats(const struct jtype *, struct type_stats *);
+void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
+void  broker_workers_each(struct broker *, struct jtype *, broker_worker_cb *, void *ctx);
+void  broker_worker_jobs_each(struct broker *, struct worker *, broker_job_cb *, void *ctx);
+const char *worker_name(const struct worker *);
+unsigned    worker_running(const struct worker *);
 json_t *job_info(const struct job *);
 double  job_started(const struct job *);    /* wall clock; 0: not yet */
 double  job_finished(const struct job *);
@@ -401,6 +569,16 @@ enum dialect     { DIALECT_UNSET, DIALECT_SEED, DIALECT_ACTION };
                                         drained below half of it */
 #define CONN_PENDING_WRITE     0x08  /* on srv->pending_writes */
 #define CONN_RELEASED          0x10  /* its jobs, slots and subscriptions given back */
+#define CONN_HELD              0x20  /* on srv->held */
+
+/*
+ * An acknowledgement held for the store: output from byte `at` of the
+ * connection's stream on waits until broker_durable() reaches `mark`.
+ */
+struct out_hold {
+	uint64_t at;
+	uint64_t mark;
+};
 
 struct sub;  /* chan.c: one subscription */
 
@@ -424,26 +602,22 @@ struct conn {
 	TAILQ_ENTRY(conn) all_entry;
 	TAILQ_ENTRY(conn) write_entry;
 	TAILQ_ENTRY(conn) dead_entry;
+	TAILQ_ENTRY(conn) held_entry;  /* on srv->held */
+	uint64_t         out_written;  /* bytes of out written so far */
+	struct out_hold *holds;        /* acknowledgements not yet durable,
+	                                  oldest at hold_head */
+	size_t           hold_head, hold_len, hold_cap;
+
+	/* the core's handle on this peer, by role */
+	struct master   *master;
+	struct worker   *worker;
 
 	/* master side */
-	struct job_list  owned;        /* unfinished jobs this master submitted */
 	struct job     **deferred;     /* endings held while backlogged, each
 	                                  holding a job_ref, oldest at def_head */
 	size_t           def_head, def_len, def_cap;
 
-	/* worker side */
-	struct jtype    *wtype;        /* joined type, NULL before join */
-	struct jtype    *next_type;    /* re-join while busy: applies when idle */
-	char            *name;         /* shown in the tree; default the peer */
-	unsigned         capacity;
-	unsigned         nrunning;
-	unsigned         stale;        /* responses still due for jobs that ended */
-	char           **stale_keys;   /* those jobs' keys (broker.c: slots) */
-	bool             idle;         /* on wtype->idle */
-	bool             wants_cancel;
-	struct job_list  running;
-	TAILQ_ENTRY(conn) idle_entry;
-	TAILQ_ENTRY(conn) type_entry;
+	/* worker side (its slots are in c->worker) */
 	ev_timer         heartbeat;
 	double           hb_interval;  /* seconds, 0: no heartbeat */
 	double           last_heard;   /* when the last whole frame arrived */
@@ -463,6 +637,8 @@ void conn_send_error(struct conn *, const char *code, const char *idjson,
 void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
 void conn_frame_end(struct conn *, size_t start);
+void conn_frame_end_ack(struct conn *, size_t start);
+void conn_release_held(struct server *, uint64_t durable);
 bool conn_backlogged(const struct conn *);
 bool conn_defer_ending(struct conn *, struct job *);
 void conn_drop(struct conn *, bool discard, const char *why, const char *code,
@@ -470,18 +646,12 @@ void conn_drop(struct conn *, bool discard, const char *why, const char *code,
 void conn_refuse(int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
-const char *conn_worker_name(const struct conn *);
 
 /* ----------------------------------------------------------------- proto.c */
 
+void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);
-void proto_send_job(struct conn *worker, struct job *);
-void proto_send_result(struct job *);
 void proto_send_ending(struct conn *master, struct job *);
-void proto_send_partial(struct job *, const char *body, size_t len);
-void proto_send_running(struct job *);
-void proto_send_cancel(struct conn *worker, struct job *);
-void proto_send_ping(struct conn *);
 void proto_worker_gone(struct conn *);
 
 /* ------------------------------------------------------------------ chan.c */
@@ -495,6 +665,10 @@ struct chan {
 	uint64_t          published, delivered, dropped;
 };
 
+/* A channel listener hears every message published (the tree's readers). */
+typedef void chan_listener(void *ctx, const char *name, const char *body, size_t len);
+#define CHAN_LISTENERS_MAX 4
+void   chan_listen(struct server *, chan_listener *, void *ctx);
 struct chan *chan_find(struct server *, const char *name);
 struct chan *chan_get(struct server *, const char *name, bool pin);
 void   chan_unpin(struct server *, struct chan *);
@@ -511,10 +685,6 @@ void   chan_shutdown(struct server *);
 int  fs_mount(struct server *, const char *mountpoint, const char *opts);
 int  fs_start(struct server *);   /* after daemonising: threads, watchers */
 void fs_unmount(struct server *);
-void fs_job_changed(struct server *, struct job *);
-void fs_job_forgotten(struct server *, struct job *);
-void fs_type_changed(struct server *, struct jtype *);
-void fs_chan_message(struct server *, const char *name, const char *body, size_t len);
 
 /* ------------------------------------------------------------------ loop.c */
 
@@ -535,6 +705,10 @@ struct options {
 	size_t      max_input;      /* bytes of unfinished input frames, all
 	                               connections together */
 	double      frame_timeout;  /* seconds a frame may take to arrive */
+	const char *data_dir;       /* --data: the journal's DIR; NULL: in memory */
+	int         sync_mode;      /* --sync: enum journal_sync */
+	unsigned    sync_interval_ms;
+	bool        repair;         /* --repair */
 };
 
 /*
@@ -580,7 +754,12 @@ struct server {
 	uint64_t          dropped_frame_timeout;
 	uint64_t          partials_dropped; /* to a backlogged master */
 	uint64_t          chan_published, chan_delivered, chan_dropped; /* of freed channels */
+	chan_listener    *chan_fn[CHAN_LISTENERS_MAX];
+	void             *chan_ctx[CHAN_LISTENERS_MAX];
+	unsigned          nchan_listeners;
+	TAILQ_HEAD(, conn) held;          /* connections holding acknowledgements */
 	double            started;
+	struct store     *store;          /* the journal (store_journal.c); NULL: none */
 };
 
 int  server_start(struct server *, const struct options *);
@@ -596,6 +775,8 @@ enum {
 	EXIT_LISTEN = 2,
 	EXIT_MOUNT  = 3,
 	EXIT_START  = 4,
+	EXIT_LOCKED = 5,   /* --data DIR is in use by another jobfs */
+	EXIT_DATA   = 6,   /* --data DIR cannot be opened or replayed */
 };
 
 #endif /* JOBFS_H */

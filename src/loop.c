@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jobfs.h"
+#include "store_journal.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
@@ -129,7 +130,11 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-/* before_sleep_cb: one write per pending connection, then free the dead. */
+/*
+ * before_sleep_cb: the journal writes what this turn appended (and starts
+ * its sync) before anything that acknowledges it is written; then one
+ * write per pending connection, then free the dead.
+ */
 static void
 before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -137,6 +142,8 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)w;
 	(void)revents;
+	if (srv->store != NULL)
+		store_flush(srv->store);
 	conn_flush_pending(srv);
 	conn_reap(srv);
 }
@@ -165,6 +172,7 @@ server_start(struct server *srv, const struct options *opt)
 	TAILQ_INIT(&srv->conns);
 	TAILQ_INIT(&srv->pending_writes);
 	TAILQ_INIT(&srv->dead);
+	TAILQ_INIT(&srv->held);
 	srv->master_fd = server_listen(srv, opt->master_port, "masters");
 	if (srv->master_fd < 0)
 		return EXIT_LISTEN;
@@ -182,6 +190,7 @@ server_start(struct server *srv, const struct options *opt)
 	srv->accept_delay = ACCEPT_DELAY_MIN;
 	ev_init(&srv->accept_backoff, accept_backoff_cb);
 	broker_init(&srv->broker, srv, opt->keep, opt->keep_max);
+	proto_init(srv);
 	signal(SIGPIPE, SIG_IGN);
 	ev_io_init(&srv->master_io, accept_cb, srv->master_fd, EV_READ);
 	ev_io_init(&srv->worker_io, accept_cb, srv->worker_fd, EV_READ);
@@ -217,6 +226,8 @@ server_stop(struct server *srv)
 	conn_reap(srv);
 	fs_unmount(srv);
 	broker_shutdown(&srv->broker);
+	store_close(srv->store);    /* writes and syncs what the closes appended */
+	srv->store = NULL;
 	chan_shutdown(srv);
 	close(srv->master_fd);
 	close(srv->worker_fd);
@@ -228,12 +239,35 @@ server_stop(struct server *srv)
 static json_t *
 type_stats(const struct jtype *t)
 {
+	struct type_stats s;
+
+	broker_type_stats(t, &s);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "queued", (json_int_t)t->nqueued, "running", (json_int_t)t->nrunning,
-	    "done", (json_int_t)t->ndone, "failed", (json_int_t)t->nfailed,
-	    "cancelled", (json_int_t)t->ncancelled, "timeout", (json_int_t)t->ntimeout,
-	    "workers", (json_int_t)t->nworkers, "submitted", (json_int_t)t->nsubmitted,
-	    "requeued", (json_int_t)t->nrequeued);
+	    "queued", (json_int_t)s.queued, "running", (json_int_t)s.running,
+	    "done", (json_int_t)s.done, "failed", (json_int_t)s.failed,
+	    "cancelled", (json_int_t)s.cancelled, "timeout", (json_int_t)s.timeout,
+	    "workers", (json_int_t)s.workers, "submitted", (json_int_t)s.submitted,
+	    "requeued", (json_int_t)s.requeued);
+}
+
+struct types_json {
+	json_t *types;
+	size_t  n, max;
+	bool    cut;
+};
+
+static bool
+add_type_stats(void *ctx, struct jtype *t)
+{
+	struct types_json *x = ctx;
+
+	if (x->n == x->max) {
+		x->cut = true;
+		return false;
+	}
+	json_object_set_new(x->types, t->name, type_stats(t));
+	x->n++;
+	return true;
 }
 
 /*
@@ -249,9 +283,9 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 {
 	const struct broker_stats *s = &srv->broker.stats;
 	uint64_t nch, pub, del, drop;
+	struct types_json x = { 0 };
 	json_t *o, *types;
 	struct jtype *t;
-	size_t n = 0;
 
 	chan_stats(srv, &nch, &pub, &del, &drop);
 	o = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
@@ -260,7 +294,7 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	    "running", (json_int_t)s->running, "done", (json_int_t)s->done,
 	    "failed", (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled,
 	    "timeout", (json_int_t)s->timeout, "requeued", (json_int_t)s->requeued,
-	    "retained", (json_int_t)srv->broker.nfinished, "partials", (json_int_t)s->partials,
+	    "retained", (json_int_t)broker_nretained(&srv->broker), "partials", (json_int_t)s->partials,
 	    "connections", (json_int_t)srv->nconns);
 	json_object_set_new(o, "masters", json_integer((json_int_t)srv->nmasters));
 	json_object_set_new(o, "workers", json_integer((json_int_t)srv->nworkers));
@@ -278,19 +312,21 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)s->body_bytes));
 	json_object_set_new(o, "refused_full", json_integer((json_int_t)s->refused_full));
+	if (srv->store != NULL)
+		store_stats(srv->store, o);
 	json_object_set_new(o, "ntypes",
-	    json_integer((json_int_t)HASH_COUNT(srv->broker.types)));
+	    json_integer((json_int_t)broker_ntypes(&srv->broker)));
 	if (type != NULL) {
 		types = json_object();
 		if ((t = broker_type(&srv->broker, type, false)) != NULL)
 			json_object_set_new(types, t->name, type_stats(t));
 		json_object_set_new(o, "types", types);
 	} else if (max_types > 0) {
-		types = json_object();
-		for (t = srv->broker.types; t != NULL && n < max_types; t = t->hh.next, n++)
-			json_object_set_new(types, t->name, type_stats(t));
-		json_object_set_new(o, "types", types);
-		json_object_set_new(o, "types_cut", json_boolean(t != NULL));
+		x.types = json_object();
+		x.max = max_types;
+		broker_types_each(&srv->broker, add_type_stats, &x);
+		json_object_set_new(o, "types", x.types);
+		json_object_set_new(o, "types_cut", json_boolean(x.cut));
 	}
 	return o;
 }

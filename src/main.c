@@ -1,17 +1,25 @@
 /*
  * main.c — options, start-up order, daemonising and exit codes.
  *
- * Order matters: listen, then mount, then detach (so that mount(8) and
- * scripts see a ready daemon when we return), then run the loop.
+ * Order matters: listen, then open and replay the journal (--data), then
+ * mount, then detach (so that mount(8) and scripts see a ready daemon, with
+ * its jobs back, when we return), then tell systemd we are ready
+ * (NOTIFY_SOCKET), then run the loop.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <fuse_lowlevel.h>
 
 #include "jobfs.h"
+#include "journal.h"
+#include "store_journal.h"
 
 static void
 usage(FILE *f)
@@ -29,6 +37,9 @@ usage(FILE *f)
 	    "  --max-conns N        connections at once (default 10000)\n"
 	    "  --max-input BYTES    unfinished input frames, all connections (default 268435456)\n"
 	    "  --frame-timeout SECONDS  time a frame may take to arrive; 0: none (default 30)\n"
+	    "  --data DIR           keep jobs in a journal in DIR (default: in memory only)\n"
+	    "  --sync MODE          with --data: always (default), interval:MS, or never\n"
+	    "  --repair             with --data: drop damaged journal records and start\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -50,11 +61,30 @@ parse_num(const char *s, const char *what, long long lo, long long hi)
 	return v;
 }
 
+/* parse_sync: --sync always | interval:MS | never. */
+static void
+parse_sync(const char *s, struct options *o)
+{
+	if (strcmp(s, "always") == 0)
+		o->sync_mode = JOURNAL_SYNC_ALWAYS;
+	else if (strcmp(s, "never") == 0)
+		o->sync_mode = JOURNAL_SYNC_NEVER;
+	else if (strncmp(s, "interval:", 9) == 0) {
+		o->sync_mode = JOURNAL_SYNC_INTERVAL;
+		o->sync_interval_ms = parse_num(s + 9, "--sync interval", 1, 3600000);
+	} else {
+		fprintf(stderr, "jobfs: bad --sync: %s (expected always, "
+		    "interval:MS or never)\n", s);
+		exit(EXIT_USAGE);
+	}
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
-	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT };
+	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
+	    O_SYNCMODE, O_REPAIR };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -67,6 +97,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "max-conns",   required_argument, NULL, O_MAXCONNS },
 		{ "max-input",   required_argument, NULL, O_MAXINPUT },
 		{ "frame-timeout", required_argument, NULL, O_FRAMETIMEOUT },
+		{ "data",        required_argument, NULL, O_DATADIR },
+		{ "sync",        required_argument, NULL, O_SYNCMODE },
+		{ "repair",      no_argument,       NULL, O_REPAIR },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -103,6 +136,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_FRAMETIMEOUT:
 			o->frame_timeout = parse_num(optarg, "--frame-timeout", 0, 86400);
 			break;
+		case O_DATADIR:     o->data_dir = optarg; break;
+		case O_SYNCMODE:     parse_sync(optarg, o); break;
+		case O_REPAIR:   o->repair = true; break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
@@ -124,6 +160,68 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->verbosity > LVL_DEBUG)
 		o->verbosity = LVL_DEBUG;
+	if (o->data_dir != NULL && *o->data_dir == '\0') {
+		fprintf(stderr, "jobfs: --data needs a directory\n");
+		exit(EXIT_USAGE);
+	}
+}
+
+/*
+ * sd_ready: tell systemd (a Type=notify unit) that we serve: the journal is
+ * replayed and the tree mounted.  NOTIFY_SOCKET names a datagram socket,
+ * "@..." an abstract one.  No libsystemd: it is one sendto.
+ */
+static void
+sd_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char msg[] = "READY=1\nSTATUS=serving\n";
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof sa.sun_path)
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&sa, len) < 0)
+		log_warn("NOTIFY_SOCKET %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/*
+ * open_store: open DIR, lock it and replay it into the broker.  Exit
+ * statuses: EXIT_LOCKED when another jobfs holds DIR, EXIT_DATA when DIR
+ * cannot be used or its journal is damaged (without --repair).
+ */
+static int
+open_store(struct server *srv, const struct options *opt)
+{
+	struct store_opts so = {
+		.dir = opt->data_dir,
+		.sync = (enum journal_sync)opt->sync_mode,
+		.interval_ms = opt->sync_interval_ms,
+		.repair = opt->repair,
+	};
+	const char *seg = getenv("JOBFS_SEGMENT_BYTES");  /* tests: small segments */
+	char err[512];
+
+	if (seg != NULL)
+		so.segment_bytes = strtoull(seg, NULL, 10);
+	srv->store = store_open(srv, &so, err, sizeof err);
+	if (srv->store != NULL)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		log_err("cannot use --data %s", err);
+		return EXIT_LOCKED;
+	}
+	log_err("cannot start from --data %s: %s", opt->data_dir, err);
+	return EXIT_DATA;
 }
 
 int
@@ -137,6 +235,8 @@ main(int argc, char **argv)
 	log_init(opt.verbosity, false);
 	if ((rc = server_start(&srv, &opt)) != 0)
 		return rc;
+	if (opt.data_dir != NULL && (rc = open_store(&srv, &opt)) != 0)
+		return rc;
 	if (opt.mountpoint != NULL && fs_mount(&srv, opt.mountpoint, opt.mount_opts) < 0)
 		return EXIT_MOUNT;
 	if (!opt.foreground) {
@@ -147,6 +247,7 @@ main(int argc, char **argv)
 	}
 	if (opt.mountpoint != NULL && fs_start(&srv) < 0)
 		return EXIT_MOUNT;
+	sd_ready();
 	server_run(&srv);
 	server_stop(&srv);
 	log_info("exited cleanly");

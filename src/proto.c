@@ -1,6 +1,7 @@
 /*
- * proto.c — the Gloom protocol: message table, generic checks, handlers,
- * and the frames the broker asks us to send.
+ * proto.c — the TCP face: the Gloom protocol's message table, generic
+ * checks and handlers, and the frames sent as the broker's events come
+ * (proto_listener: a job frame on dispatch, endings to masters, cancels).
  *
  * Each message is one row of msg_table: its name, the ports it is valid on,
  * its dialect ("type" or "action" key), its fields with their JSON types,
@@ -53,7 +54,7 @@ struct msg_def {
 };
 
 static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
-    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish;
+    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait;
 
 #define JOB_OPTIONS \
 	{ MK_PRIORITY, F_INT, false }, { MK_TIMEOUT, F_INT, false }, \
@@ -90,6 +91,8 @@ static const struct msg_def msg_table[] = {
 	{ "stats", ROLE_MASTER, DIALECT_ACTION, h_stats,
 	  { { MK_TYPE, F_STRING, false }, END } },
 	{ "cancel", ROLE_MASTER, DIALECT_UNSET, h_cancel,
+	  { { MK_ID, F_ID, true }, END } },
+	{ "wait", ROLE_MASTER, DIALECT_UNSET, h_wait,
 	  { { MK_ID, F_ID, true }, END } },
 	{ "subscribe", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_subscribe,
 	  { { MK_CHANNEL, F_STRING, true }, END } },
@@ -304,7 +307,8 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 /* ------------------------------------------------------------ small bits */
 
 /* send_ok: the later dialect's ack, for connections that speak it (their
- * first join or submit was in it). */
+ * first join or submit was in it).  An acknowledgement: held until what it
+ * acknowledges is durable (conn_frame_end_ack). */
 static void
 send_ok(struct conn *c, const char *idjson)
 {
@@ -316,7 +320,7 @@ send_ok(struct conn *c, const char *idjson)
 		buf_append_str(&c->out, idjson);
 	}
 	buf_append(&c->out, "}", 1);
-	conn_frame_end(c, start);
+	conn_frame_end_ack(c, start);
 }
 
 static bool
@@ -387,11 +391,14 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.stream = field_true(ctx, MK_STREAM);
 	req.notify = field_true(ctx, MK_NOTIFY);
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
-	req.master = c;
+	req.master = c->master;
 	switch (broker_submit(b, &req, NULL)) {
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
+		return;
+	case BERR_UNAVAILABLE:
+		conn_send_error(c, "unavailable", ctx->idjson, "%s", broker_store_reason(b));
 		return;
 	case BERR_FULL:
 		if (b->stats.queued + b->stats.running >= b->max_jobs)
@@ -456,7 +463,7 @@ static void
 h_cancel(struct conn *c, const struct msg_ctx *ctx)
 {
 	struct job *j;
-	struct conn *master;
+	struct master *master;
 
 	if (!id_check(c, ctx))
 		return;
@@ -469,14 +476,122 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	master = j->master;
 	job_ref(j);
 	broker_end(&c->srv->broker, j, JOB_CANCELLED);
-	if (master != c)
+	if (master != c->master)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
+}
+
+/*
+ * Waits: masters waiting for jobs they may not have submitted (after a
+ * restart, say).  By job key, the serial numbers of the connections that
+ * wait (a serial, not a pointer: a connection may close before the job
+ * ends; it is then simply not found).  At most WAITS_MAX at once, all
+ * connections together; a job's waits go when it ends or is forgotten.
+ */
+#define WAITS_MAX 100000
+
+struct waiting {
+	UT_hash_handle hh;
+	uint64_t      *serials;
+	size_t         n, cap;
+	char           key[];
+};
+
+static struct waiting *waits;
+static size_t nwaits;
+
+static void
+waiting_free(struct waiting *w)
+{
+	HASH_DEL(waits, w);
+	nwaits -= w->n;
+	free(w->serials);
+	free(w);
+}
+
+static int
+serial_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* wake_waiters: j ended: its ending to every connection still waiting. */
+static void
+wake_waiters(struct server *srv, struct job *j)
+{
+	struct waiting *w;
+	struct conn *c;
+
+	HASH_FIND_STR(waits, j->key, w);
+	if (w == NULL)
+		return;
+	qsort(w->serials, w->n, sizeof *w->serials, serial_cmp);
+	TAILQ_FOREACH(c, &srv->conns, all_entry) {
+		uint64_t *hit;
+
+		if (c->flags & (CONN_DEAD | CONN_RELEASED))
+			continue;
+		hit = bsearch(&c->serial, w->serials, w->n, sizeof *w->serials,
+		    serial_cmp);
+		if (hit == NULL)
+			continue;
+		/* Every wait of c on j: the same frame each time. */
+		while (hit > w->serials && hit[-1] == c->serial)
+			hit--;
+		for (; hit < w->serials + w->n && *hit == c->serial; hit++)
+			if (!conn_defer_ending(c, j))
+				proto_send_ending(c, j);
+	}
+	waiting_free(w);
+}
+
+/*
+ * h_wait: the job's ending frame, exactly as its submitter gets it, when
+ * it ends, or now if it has; unknown_id if there is no such job.
+ */
+static void
+h_wait(struct conn *c, const struct msg_ctx *ctx)
+{
+	struct waiting *w;
+	struct job *j;
+	size_t len;
+
+	if (!id_check(c, ctx))
+		return;
+	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL) {
+		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
+		return;
+	}
+	if (JOB_FINISHED(j)) {
+		if (!conn_defer_ending(c, j))
+			proto_send_ending(c, j);
+		return;
+	}
+	if (nwaits >= WAITS_MAX) {
+		conn_send_error(c, "full", ctx->idjson, "too many waits (%d)", WAITS_MAX);
+		return;
+	}
+	HASH_FIND_STR(waits, j->key, w);
+	if (w == NULL) {
+		len = strlen(j->key);
+		w = xcalloc(1, sizeof *w + len + 1);
+		memcpy(w->key, j->key, len + 1);
+		HASH_ADD(hh, waits, key[0], len, w);
+	}
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 2;
+		w->serials = xrealloc(w->serials, w->cap * sizeof *w->serials);
+	}
+	w->serials[w->n++] = c->serial;
+	nwaits++;
 }
 
 /* -------------------------------------------------------------- workers */
 
 static void heartbeat_cb(struct ev_loop *, ev_timer *, int);
+static void proto_send_ping(struct conn *);
 
 /* join_check: the join's options, before any of them takes effect. */
 static bool
@@ -530,21 +645,17 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 		return;
 	if (c->dialect == DIALECT_UNSET)
 		c->dialect = ctx->dialect;
-	if (field(ctx, MK_WORKER) != NULL) {
-		free(c->name);
-		c->name = xstrdup(name);
-	}
-	if (field(ctx, MK_CAPACITY) != NULL)
-		c->capacity = (unsigned)field_int(ctx, MK_CAPACITY);
-	if (field(ctx, MK_CANCEL) != NULL)
-		c->wants_cancel = field_true(ctx, MK_CANCEL);
+	broker_worker_options(b, c->worker,
+	    field(ctx, MK_WORKER) != NULL ? name : NULL,
+	    (unsigned)field_int(ctx, MK_CAPACITY),
+	    field(ctx, MK_CANCEL) != NULL ? field_true(ctx, MK_CANCEL) : -1);
 	if (field(ctx, MK_HEARTBEAT) != NULL)
 		worker_set_heartbeat(c, field_int(ctx, MK_HEARTBEAT));
-	log_info("worker %s joined %s (capacity %u)", conn_worker_name(c), type,
-	    c->capacity);
+	log_info("worker %s joined %s (capacity %u)", c->worker->name, type,
+	    c->worker->capacity);
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
-	broker_worker_join(b, c, broker_type(b, type, true));
+	broker_worker_join(b, c->worker, broker_type(b, type, true));
 }
 
 /*
@@ -559,7 +670,7 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late
 	struct job *j;
 
 	*late = false;
-	switch (broker_worker_answer(&c->srv->broker, c, ctx->key, final, &j)) {
+	switch (broker_worker_answer(&c->srv->broker, c->worker, ctx->key, final, &j)) {
 	case ANSWER_JOB:
 		return j;
 	case ANSWER_LATE:
@@ -592,7 +703,7 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 		log_debug("%s: late response dropped", c->peer);
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
-		broker_worker_ready(&c->srv->broker, c);
+		broker_worker_ready(&c->srv->broker, c->worker);
 		return;
 	}
 	if (j == NULL)
@@ -640,7 +751,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (now - c->last_heard >= 3 * i - 0.001) {
 		log_warn("worker %s silent for %.1fs (3 heartbeats): dropping it",
-		    conn_worker_name(c), now - c->last_heard);
+		    c->worker->name, now - c->last_heard);
 		conn_close(c, "heartbeat lost");
 		return;
 	}
@@ -657,12 +768,13 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_again(loop, w);
 }
 
-/* proto_worker_gone: the worker's connection closed. */
+/* proto_worker_gone: the worker's connection closed (or was dropped):
+ * its heartbeat stops and the core takes back its slots and jobs. */
 void
 proto_worker_gone(struct conn *c)
 {
 	ev_timer_stop(c->srv->loop, &c->heartbeat);
-	broker_worker_lost(&c->srv->broker, c);
+	broker_worker_gone(&c->srv->broker, c->worker);
 }
 
 /* ------------------------------------------------------------- channels */
@@ -716,7 +828,7 @@ out_json_string(struct conn *c, const char *s)
 	json_decref(v);
 }
 
-void
+static void
 proto_send_job(struct conn *w, struct job *j)
 {
 	size_t start = conn_frame_begin(w);
@@ -750,11 +862,13 @@ ending_code(enum job_state s)
  * proto_send_result: the job's one ending frame to its master, now, or
  * once the master's output has drained (conn_defer_ending).
  */
-void
+static void
 proto_send_result(struct job *j)
 {
-	if (!conn_defer_ending(j->master, j))
-		proto_send_ending(j->master, j);
+	struct conn *m = j->master->face;
+
+	if (!conn_defer_ending(m, j))
+		proto_send_ending(m, j);
 }
 
 /* proto_send_ending: write j's ending (result or error) to master m. */
@@ -783,10 +897,10 @@ proto_send_ending(struct conn *m, struct job *j)
  * push a master that reads slowly to the hard limit, and the job keeps
  * them for the tree anyway.
  */
-void
+static void
 proto_send_partial(struct job *j, const char *body, size_t len)
 {
-	struct conn *m = j->master;
+	struct conn *m = j->master->face;
 	size_t start;
 
 	if (buf_used(&m->out) > OUT_PARTIAL_LIMIT) {
@@ -802,10 +916,10 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 	conn_frame_end(m, start);
 }
 
-void
+static void
 proto_send_running(struct job *j)
 {
-	struct conn *m = j->master;
+	struct conn *m = j->master->face;
 	size_t start = conn_frame_begin(m);
 
 	out_str(m, "{\"id\":");
@@ -816,7 +930,7 @@ proto_send_running(struct job *j)
 	conn_frame_end(m, start);
 }
 
-void
+static void
 proto_send_cancel(struct conn *w, struct job *j)
 {
 	size_t start = conn_frame_begin(w);
@@ -828,11 +942,83 @@ proto_send_cancel(struct conn *w, struct job *j)
 	conn_frame_end(w, start);
 }
 
-void
+static void
 proto_send_ping(struct conn *w)
 {
 	if (w->dialect == DIALECT_ACTION)
 		conn_send_raw(w, "{\"action\":\"ping\"}", 17);
 	else
 		conn_send_raw(w, "{\"type\":\"ping\"}", 15);
+}
+
+/* ------------------------------------------------- the broker's events */
+
+/* on_dispatched: the job frame to its worker, the notice to its master. */
+static void
+on_dispatched(void *ctx, struct job *j, struct worker *w)
+{
+	(void)ctx;
+	proto_send_job(w->face, j);
+	if (j->notify && j->master != NULL)
+		proto_send_running(j);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	(void)ctx;
+	if (j->master != NULL && j->stream)
+		proto_send_partial(j, body, len);
+}
+
+/*
+ * on_finished: a cancel to the worker that still runs it, if it takes
+ * cancels (else the broker keeps its slot until its late answer); the
+ * ending to its master.
+ */
+static void
+on_finished(void *ctx, struct job *j, struct worker *ran_on)
+{
+	if (ran_on != NULL && j->state != JOB_DONE && ran_on->takes_cancel)
+		proto_send_cancel(ran_on->face, j);
+	if (j->master != NULL)
+		proto_send_result(j);
+	if (waits != NULL)
+		wake_waiters(ctx, j);
+}
+
+/* on_forgotten: a job that goes (restored finished, say) takes its waits. */
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct waiting *w;
+
+	(void)ctx;
+	HASH_FIND_STR(waits, j->key, w);
+	if (w != NULL)
+		waiting_free(w);
+}
+
+/* on_durable: acknowledgements held for the store may go out now. */
+static void
+on_durable(void *ctx, uint64_t mark)
+{
+	conn_release_held(ctx, mark);
+}
+
+/* proto_init: the TCP face listens to the broker (after broker_init). */
+void
+proto_init(struct server *srv)
+{
+	static const struct broker_listener l = {
+		.job_dispatched = on_dispatched,
+		.job_partial = on_partial,
+		.job_finished = on_finished,
+		.job_forgotten = on_forgotten,
+	};
+	struct broker_listener mine = l;
+
+	mine.ctx = srv;
+	mine.durable = on_durable;
+	broker_listen(&srv->broker, &mine);
 }

@@ -81,11 +81,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	TAILQ_INIT(&srv.conns);
 	TAILQ_INIT(&srv.pending_writes);
 	TAILQ_INIT(&srv.dead);
+	TAILQ_INIT(&srv.held);
 	srv.loop = ev_loop_new(EVFLAG_AUTO);
 	if (srv.loop == NULL)
 		abort();
 	ev_set_userdata(srv.loop, &srv);
 	broker_init(&srv.broker, &srv, srv.opt.keep, srv.opt.keep_max);
+	proto_init(&srv);  /* the TCP face listens, as in server_start */
 	for (i = 0; i < NCONN; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 			abort();

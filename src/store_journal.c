@@ -1,0 +1,1046 @@
+/*
+ * store_journal.c — the journal as the broker's store.
+ *
+ * Records.  Each broker event about a job becomes one journal record
+ * (src/journal.c gives it a length and a CRC-32C); the kind byte is an
+ * enum sj_kind.  A payload is fixed-size fields then strings, little-endian:
+ *
+ *   JOB       i64 priority, i64 timeout_ms, u32 seq, u8 flags, u8 state,
+ *             u8 losses, f64 submitted, f64 started, f64 finished,
+ *             key, idjson, type, target, worker_name, body, result, partials
+ *   DISPATCH  f64 started, key, worker_name
+ *   REQUEUE   u8 losses, key
+ *   PARTIAL   key, body
+ *   FINISH    u8 state, f64 finished, key, result
+ *   FORGET    key
+ *   SNAPSHOT  u64 next_seq
+ *
+ * A string is u32 length (0xffffffff: absent), the bytes, then a NUL (so
+ * a decoded string can be used in place).
+ *
+ * Idempotence.  Every record sets state rather than changing it: JOB is a
+ * job's whole state (it replaces whatever was known of that key), REQUEUE
+ * carries the loss count, not "one more", FORGET deletes.  Replaying a
+ * record twice, or an older record before a newer JOB of the same key,
+ * ends in the state the newer one says.  PARTIAL is the one that adds; it
+ * is never written into a snapshot (a snapshot's JOB holds the partials so
+ * far).
+ *
+ * Compaction.  When the segments hold more than the live state by half a
+ * segment: S = journal_rotate(), a SNAPSHOT record ("forget every
+ * job") then one JOB record per job in the table, then
+ * journal_drop_before(S).  A crash between the rotation and the drop leaves
+ * the old segments and the snapshot: replay reads the old records, the
+ * SNAPSHOT clears them and the JOB records put back exactly the live state.
+ * A crash in the middle of the snapshot leaves it torn at the tail (cut at
+ * start) or whole; either way nothing of it is acknowledged yet, and the
+ * old segments are still there, since the drop waits for the sync.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobfs.h"
+#include "store_journal.h"
+
+#define SJ_ABSENT        0xffffffffu
+#define SJ_PARTIALS_MAX  (16u * 1024 * 1024)   /* as broker.c's PARTIALS_MAX */
+
+/* ------------------------------------------------------------- encoding */
+
+static void
+put_u8(struct buf *b, uint8_t v)
+{
+	buf_append(b, &v, 1);
+}
+
+static void
+put_u32(struct buf *b, uint32_t v)
+{
+	uint8_t p[4];
+
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+	buf_append(b, p, 4);
+}
+
+static void
+put_u64(struct buf *b, uint64_t v)
+{
+	uint8_t p[8];
+
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+	buf_append(b, p, 8);
+}
+
+static void
+put_f64(struct buf *b, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, 8);
+	put_u64(b, v);
+}
+
+static void
+put_str(struct buf *b, struct sj_str s)
+{
+	if (s.p == NULL) {
+		put_u32(b, SJ_ABSENT);
+		return;
+	}
+	put_u32(b, s.n);
+	buf_append(b, s.p, s.n);
+	put_u8(b, 0);
+}
+
+void
+sj_encode(const struct sj_rec *r, struct buf *b)
+{
+	switch (r->kind) {
+	case SJ_JOB:
+		put_u64(b, (uint64_t)r->priority);
+		put_u64(b, (uint64_t)r->timeout_ms);
+		put_u32(b, r->seq);
+		put_u8(b, r->flags);
+		put_u8(b, r->state);
+		put_u8(b, r->losses);
+		put_f64(b, r->submitted);
+		put_f64(b, r->started);
+		put_f64(b, r->finished);
+		put_str(b, r->key);
+		put_str(b, r->idjson);
+		put_str(b, r->type);
+		put_str(b, r->target);
+		put_str(b, r->worker_name);
+		put_str(b, r->body);
+		put_str(b, r->result);
+		put_str(b, r->partials);
+		break;
+	case SJ_DISPATCH:
+		put_f64(b, r->started);
+		put_str(b, r->key);
+		put_str(b, r->worker_name);
+		break;
+	case SJ_REQUEUE:
+		put_u8(b, r->losses);
+		put_str(b, r->key);
+		break;
+	case SJ_PARTIAL:
+		put_str(b, r->key);
+		put_str(b, r->body);
+		break;
+	case SJ_FINISH:
+		put_u8(b, r->state);
+		put_f64(b, r->finished);
+		put_str(b, r->key);
+		put_str(b, r->result);
+		break;
+	case SJ_FORGET:
+		put_str(b, r->key);
+		break;
+	case SJ_SNAPSHOT:
+		put_u64(b, r->next_seq);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------- decoding */
+
+struct rd {
+	const uint8_t *p;
+	uint32_t       len, off;
+	bool           bad;
+};
+
+static bool
+need(struct rd *d, uint32_t n)
+{
+	if (d->bad || d->len - d->off < n) {
+		d->bad = true;
+		return false;
+	}
+	return true;
+}
+
+static uint8_t
+get_u8(struct rd *d)
+{
+	return need(d, 1) ? d->p[d->off++] : 0;
+}
+
+static uint32_t
+get_u32(struct rd *d)
+{
+	uint32_t v = 0;
+
+	if (!need(d, 4))
+		return 0;
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)d->p[d->off + i] << (8 * i);
+	d->off += 4;
+	return v;
+}
+
+static uint64_t
+get_u64(struct rd *d)
+{
+	uint64_t v = 0;
+
+	if (!need(d, 8))
+		return 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)d->p[d->off + i] << (8 * i);
+	d->off += 8;
+	return v;
+}
+
+static double
+get_f64(struct rd *d)
+{
+	uint64_t v = get_u64(d);
+	double f;
+
+	memcpy(&f, &v, 8);
+	return f;
+}
+
+static struct sj_str
+get_str(struct rd *d)
+{
+	struct sj_str s = { NULL, 0 };
+	uint32_t n = get_u32(d);
+
+	if (d->bad || n == SJ_ABSENT)
+		return s;
+	if (n > d->len || !need(d, n + 1) || d->p[d->off + n] != '\0') {
+		d->bad = true;
+		return s;
+	}
+	s.p = (const char *)d->p + d->off;
+	s.n = n;
+	d->off += n + 1;
+	return s;
+}
+
+int
+sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
+{
+	struct rd d = { payload, len, 0, false };
+
+	memset(r, 0, sizeof *r);
+	r->kind = kind;
+	switch (kind) {
+	case SJ_JOB:
+		r->priority = (int64_t)get_u64(&d);
+		r->timeout_ms = (int64_t)get_u64(&d);
+		r->seq = get_u32(&d);
+		r->flags = get_u8(&d);
+		r->state = get_u8(&d);
+		r->losses = get_u8(&d);
+		r->submitted = get_f64(&d);
+		r->started = get_f64(&d);
+		r->finished = get_f64(&d);
+		r->key = get_str(&d);
+		r->idjson = get_str(&d);
+		r->type = get_str(&d);
+		r->target = get_str(&d);
+		r->worker_name = get_str(&d);
+		r->body = get_str(&d);
+		r->result = get_str(&d);
+		r->partials = get_str(&d);
+		if (r->type.p == NULL || r->body.p == NULL || r->state > JOB_TIMEOUT)
+			d.bad = true;
+		break;
+	case SJ_DISPATCH:
+		r->started = get_f64(&d);
+		r->key = get_str(&d);
+		r->worker_name = get_str(&d);
+		break;
+	case SJ_REQUEUE:
+		r->losses = get_u8(&d);
+		r->key = get_str(&d);
+		break;
+	case SJ_PARTIAL:
+		r->key = get_str(&d);
+		r->body = get_str(&d);
+		if (r->body.p == NULL)
+			d.bad = true;
+		break;
+	case SJ_FINISH:
+		r->state = get_u8(&d);
+		r->finished = get_f64(&d);
+		r->key = get_str(&d);
+		r->result = get_str(&d);
+		if (r->state < JOB_DONE || r->state > JOB_TIMEOUT)
+			d.bad = true;
+		break;
+	case SJ_FORGET:
+		r->key = get_str(&d);
+		break;
+	case SJ_SNAPSHOT:
+		r->next_seq = get_u64(&d);
+		return d.bad || d.off != d.len ? -1 : 0;
+	default:
+		return -1;
+	}
+	if (r->key.p == NULL || r->key.n == 0 || r->key.n > ID_MAX)
+		d.bad = true;
+	return d.bad || d.off != d.len ? -1 : 0;
+}
+
+/* ------------------------------------------------------ the replayed state */
+
+struct rjob {
+	UT_hash_handle hh;
+	char          *key;
+	char          *idjson, *type, *target, *worker_name;
+	char          *body, *result;
+	size_t         body_len, result_len;
+	struct buf     partials;
+	int64_t        priority, timeout_ms;
+	uint32_t       seq;
+	uint8_t        flags, state, losses;
+	double         submitted, started, finished;
+};
+
+struct sj_state {
+	struct rjob *jobs;
+	uint64_t     next_seq;
+	uint64_t     ignored;   /* records about jobs the state does not hold */
+	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
+};
+
+static char *
+dup_str(struct sj_str s)
+{
+	return s.p == NULL ? NULL : xstrndup(s.p, s.n);
+}
+
+static void
+rjob_free(struct rjob *j)
+{
+	free(j->key);
+	free(j->idjson);
+	free(j->type);
+	free(j->target);
+	free(j->worker_name);
+	free(j->body);
+	free(j->result);
+	buf_free(&j->partials);
+	free(j);
+}
+
+struct sj_state *
+sj_state_new(void)
+{
+	return xcalloc(1, sizeof(struct sj_state));
+}
+
+static void
+state_clear(struct sj_state *s)
+{
+	struct rjob *j, *tmp;
+
+	HASH_ITER(hh, s->jobs, j, tmp) {
+		HASH_DEL(s->jobs, j);
+		rjob_free(j);
+	}
+}
+
+void
+sj_state_free(struct sj_state *s)
+{
+	if (s == NULL)
+		return;
+	state_clear(s);
+	free(s);
+}
+
+size_t
+sj_state_count(const struct sj_state *s)
+{
+	return HASH_COUNT(s->jobs);
+}
+
+uint64_t
+sj_state_next_seq(const struct sj_state *s)
+{
+	return s->next_seq;
+}
+
+uint64_t
+sj_state_ignored(const struct sj_state *s)
+{
+	return s->ignored;
+}
+
+void
+sj_state_running(const struct sj_state *s, uint64_t *requeued, uint64_t *failed)
+{
+	*requeued = s->was_running - s->lost;
+	*failed = s->lost;
+}
+
+static void
+set_str(char **dst, struct sj_str s)
+{
+	free(*dst);
+	*dst = dup_str(s);
+}
+
+/*
+ * sj_state_apply: what record r says, applied to the jobs replayed so far.
+ * A record about a job the state does not hold (forgotten, or dropped by
+ * --repair) is counted and ignored.  Returns 0.
+ */
+int
+sj_state_apply(struct sj_state *s, const struct sj_rec *r)
+{
+	struct rjob *j = NULL;
+
+	if (r->kind == SJ_SNAPSHOT) {
+		state_clear(s);
+		s->next_seq = r->next_seq;
+		return 0;
+	}
+	HASH_FIND(hh, s->jobs, r->key.p, r->key.n, j);
+	if (r->kind == SJ_JOB) {
+		if (j != NULL) {
+			HASH_DEL(s->jobs, j);
+			rjob_free(j);
+		}
+		j = xcalloc(1, sizeof *j);
+		j->key = dup_str(r->key);
+		j->idjson = dup_str(r->idjson);
+		j->type = dup_str(r->type);
+		j->target = dup_str(r->target);
+		j->worker_name = dup_str(r->worker_name);
+		j->body = dup_str(r->body);
+		j->body_len = r->body.n;
+		j->result = dup_str(r->result);
+		j->result_len = r->result.n;
+		if (r->partials.p != NULL)
+			buf_append(&j->partials, r->partials.p, r->partials.n);
+		j->priority = r->priority;
+		j->timeout_ms = r->timeout_ms;
+		j->seq = r->seq;
+		j->flags = r->flags;
+		j->state = r->state;
+		j->losses = r->losses;
+		j->submitted = r->submitted;
+		j->started = r->started;
+		j->finished = r->finished;
+		HASH_ADD_KEYPTR(hh, s->jobs, j->key, r->key.n, j);
+		if ((uint64_t)r->seq + 1 > s->next_seq)
+			s->next_seq = (uint64_t)r->seq + 1;
+		return 0;
+	}
+	if (j == NULL) {
+		s->ignored++;
+		return 0;
+	}
+	switch (r->kind) {
+	case SJ_DISPATCH:
+		if (j->state >= JOB_DONE)
+			break;
+		j->state = JOB_RUNNING;
+		j->started = r->started;
+		set_str(&j->worker_name, r->worker_name);
+		break;
+	case SJ_REQUEUE:
+		if (j->state >= JOB_DONE)
+			break;
+		j->state = JOB_QUEUED;
+		j->started = 0;
+		j->losses = r->losses;
+		break;
+	case SJ_PARTIAL:
+		if (buf_used(&j->partials) + r->body.n + 1 <= SJ_PARTIALS_MAX) {
+			buf_append(&j->partials, r->body.p, r->body.n);
+			buf_append(&j->partials, "\n", 1);
+		}
+		break;
+	case SJ_FINISH:
+		j->state = r->state;
+		j->finished = r->finished;
+		set_str(&j->result, r->result);
+		j->result_len = r->result.n;
+		break;
+	case SJ_FORGET:
+		HASH_DEL(s->jobs, j);
+		rjob_free(j);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int
+by_seq(const void *a, const void *b)
+{
+	const struct rjob *x = *(struct rjob *const *)a;
+	const struct rjob *y = *(struct rjob *const *)b;
+
+	if (x->seq == y->seq)
+		return 0;
+	return seq_before(x->seq, y->seq) ? -1 : 1;
+}
+
+int
+sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
+{
+	size_t n = HASH_COUNT(s->jobs), i = 0;
+	struct rjob **v, *j, *tmp;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	v = xmalloc(n * sizeof *v);
+	HASH_ITER(hh, s->jobs, j, tmp)
+		v[i++] = j;
+	qsort(v, n, sizeof *v, by_seq);
+	for (i = 0; i < n && rc == 0; i++) {
+		struct restore_req q;
+		bool was_running = false;
+
+		j = v[i];
+		memset(&q, 0, sizeof q);
+		q.type = j->type;
+		q.key = j->key;
+		/* An integer id's JSON is its key; a string id's is kept. */
+		q.idjson = (j->flags & SJ_F_IDKEY) ? j->key : j->idjson;
+		q.body = j->body;
+		q.body_len = j->body_len;
+		q.priority = j->priority;
+		q.seq = j->seq;
+		q.submitted = j->submitted;
+		q.timeout_ms = j->timeout_ms;
+		q.target = j->target;
+		q.detach = j->flags & SJ_F_DETACH;
+		q.stream = j->flags & SJ_F_STREAM;
+		q.notify = j->flags & SJ_F_NOTIFY;
+		q.state = j->state;
+		q.losses = j->losses;
+		q.started = j->started;
+		q.finished = j->finished;
+		q.worker_name = j->worker_name;
+		q.result = j->result;
+		q.result_len = j->result_len;
+		if (buf_used(&j->partials) > 0) {
+			q.partials = buf_head(&j->partials);
+			q.partials_len = buf_used(&j->partials);
+		}
+		if (q.state == JOB_RUNNING) {
+			/* Its worker was lost with the daemon. */
+			q.losses++;
+			q.started = 0;
+			q.state = JOB_QUEUED;
+			s->was_running++;
+			was_running = true;
+			if (q.losses > JOB_MAX_LOSSES) {
+				q.state = JOB_FAILED;
+				q.finished = now;
+				s->lost++;
+			}
+		}
+		rc = cb(ctx, &q, was_running);
+	}
+	free(v);
+	return rc;
+}
+
+/* --------------------------------------------------------- the daemon's glue */
+
+struct store {
+	struct server     *srv;
+	struct broker     *b;
+	struct journal    *j;
+	struct store_opts  opt;
+	struct buf         scratch;
+	uint64_t           live_bytes;    /* what a snapshot would write, about */
+	uint64_t           drop_segno;    /* compaction: segments below go */
+	bool               compacting;    /* its drop is not done yet */
+	bool               need_snapshot; /* a record could not be appended */
+	int                err;           /* as told to the broker */
+	uint64_t           compactions;
+	uint64_t           lost_appends;
+};
+
+/* rec_bytes: a record's size on disk, for payload n. */
+#define REC_BYTES(n) ((uint64_t)JOURNAL_REC_HEADER + (n))
+/* What an encoded string costs besides its bytes: length and NUL. */
+#define STR_COST(n)  (4u + (n) + 1)
+
+/*
+ * job_live_bytes: the bytes a job's JOB record takes in a snapshot, leaving
+ * out the worker's name (it changes as the job moves): counted when a job
+ * comes and taken away when it goes, so the sum stays true however the job
+ * changed in between.
+ */
+static uint64_t
+job_live_bytes(const struct job *j)
+{
+	const char *target = job_target(j);
+	uint64_t n = 8 + 8 + 4 + 3 + 24 + 4 * 3;   /* fixed; 3 absent-able strings */
+
+	n += STR_COST(strlen(j->key));
+	n += j->id_is_key ? 4 : STR_COST(strlen(job_idjson(j)));
+	n += STR_COST(strlen(j->type->name));
+	n += target != NULL ? STR_COST(strlen(target)) : 4;
+	n += STR_COST(j->body_len);
+	if (j->result != NULL)
+		n += 1 + j->result_len;
+	n += buf_used(job_partials(j)) > 0 ? 1 + buf_used(job_partials(j)) : 0;
+	return REC_BYTES(n);
+}
+
+static struct sj_str
+str_of(const char *p, size_t n)
+{
+	struct sj_str s = { p, (uint32_t)n };
+
+	return s;
+}
+
+static struct sj_str
+cstr(const char *p)
+{
+	return str_of(p, p != NULL ? strlen(p) : 0);
+}
+
+/* job_rec_of: the whole state of j as a JOB record (strings point into j). */
+static void
+job_rec_of(const struct job *j, struct sj_rec *r)
+{
+	const struct buf *p = job_partials(j);
+
+	memset(r, 0, sizeof *r);
+	r->kind = SJ_JOB;
+	r->key = cstr(j->key);
+	if (!j->id_is_key)
+		r->idjson = cstr(job_idjson(j));
+	r->type = cstr(j->type->name);
+	r->target = cstr(job_target(j));
+	r->worker_name = cstr(j->worker_name);
+	r->body = str_of(job_body(j), j->body_len);
+	if (j->result != NULL)
+		r->result = str_of(j->result, j->result_len);
+	if (buf_used(p) > 0)
+		r->partials = str_of(buf_head(p), buf_used(p));
+	r->priority = j->priority;
+	r->timeout_ms = j->ext != NULL ? j->ext->timeout_ms : 0;
+	r->seq = j->seq;
+	r->flags = (j->detach ? SJ_F_DETACH : 0) | (j->stream ? SJ_F_STREAM : 0) |
+	    (j->notify ? SJ_F_NOTIFY : 0) | (j->id_is_key ? SJ_F_IDKEY : 0);
+	r->state = j->state;
+	r->losses = j->losses;
+	r->submitted = j->submitted;
+	r->started = job_started(j);
+	r->finished = job_finished(j);
+}
+
+/*
+ * append: one record, and the broker told where the store now stands.  If
+ * the journal cannot take it (its memory backlog is full while the disk
+ * fails), the record is lost from the log: the whole state is written again
+ * (a snapshot) once the journal works, and until that is durable nothing
+ * said after now is acknowledged (the mark points past the log's end).
+ */
+static void
+append(struct store *s, const struct sj_rec *r)
+{
+	struct iovec iov;
+	uint64_t lsn;
+
+	s->scratch.off = s->scratch.len = 0;
+	sj_encode(r, &s->scratch);
+	iov.iov_base = buf_head(&s->scratch);
+	iov.iov_len = buf_used(&s->scratch);
+	lsn = journal_append(s->j, (uint8_t)r->kind, &iov, 1);
+	if (lsn == 0) {
+		if (!s->need_snapshot)
+			log_warn("journal: %s: a record could not be kept (%s): "
+			    "the whole state is written again once the disk works",
+			    s->opt.dir, strerror(errno));
+		s->need_snapshot = true;
+		s->lost_appends++;
+		lsn = journal_appended_lsn(s->j) + 1;
+	}
+	broker_store_mark(s->b, lsn);
+}
+
+static void
+on_submitted(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	job_rec_of(j, &r);
+	r.worker_name.p = NULL;
+	r.worker_name.n = 0;
+	append(s, &r);
+	s->live_bytes += job_live_bytes(j);
+}
+
+static void
+on_dispatched(void *ctx, struct job *j, struct worker *w)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	(void)w;
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_DISPATCH;
+	r.key = cstr(j->key);
+	r.worker_name = cstr(j->worker_name);
+	r.started = job_started(j);
+	append(s, &r);
+}
+
+static void
+on_requeued(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_REQUEUE;
+	r.key = cstr(j->key);
+	r.losses = j->losses;
+	append(s, &r);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	struct store *s = ctx;
+	const struct buf *p = job_partials(j);
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	/* Only what the job kept (within its limit) is journaled. */
+	if (buf_used(p) < len + 1 ||
+	    memcmp(buf_head(p) + buf_used(p) - len - 1, body, len) != 0)
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_PARTIAL;
+	r.key = cstr(j->key);
+	r.body = str_of(body, len);
+	append(s, &r);
+	s->live_bytes += len + 1 + (buf_used(p) == len + 1 ? 1 : 0);
+}
+
+static void
+on_finished(void *ctx, struct job *j, struct worker *w)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	(void)w;
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_FINISH;
+	r.key = cstr(j->key);
+	r.state = j->state;
+	r.finished = job_finished(j);
+	if (j->result != NULL) {
+		r.result = str_of(j->result, j->result_len);
+		s->live_bytes += 1 + j->result_len;
+	}
+	append(s, &r);
+}
+
+static void
+on_forgotten(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+	uint64_t n;
+
+	if (broker_restoring(s->b))
+		return;
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_FORGET;
+	r.key = cstr(j->key);
+	append(s, &r);
+	n = job_live_bytes(j);
+	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
+}
+
+static void
+on_durable(void *ctx, uint64_t lsn)
+{
+	struct store *s = ctx;
+
+	broker_store_durable(s->b, lsn);
+}
+
+/*
+ * compact: write the live state into a fresh segment and delete the older
+ * ones (see the top of this file for why a crash anywhere in it is safe).
+ */
+static void
+compact(struct store *s)
+{
+	struct job_cursor cur = { .open = false };
+	struct sj_rec r;
+	struct job *j;
+	struct journal_stats st;
+
+	journal_stats(s->j, &st);
+	log_debug("journal: %s: compacting %" PRIu64 " bytes in %u segments, "
+	    "about %" PRIu64 " live", s->opt.dir, st.disk_bytes, st.segments,
+	    s->live_bytes);
+	s->drop_segno = journal_rotate(s->j);
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_SNAPSHOT;
+	r.next_seq = s->b->next_seq;
+	s->need_snapshot = false;
+	append(s, &r);
+	broker_cursor_open(s->b, &cur);
+	while ((j = broker_cursor_job(&cur)) != NULL) {
+		job_rec_of(j, &r);
+		append(s, &r);
+		broker_cursor_advance(&cur);
+	}
+	broker_cursor_close(s->b, &cur);
+	if (journal_drop_before(s->j, s->drop_segno) < 0)
+		log_warn("journal: %s: cannot drop segments before %" PRIu64,
+		    s->opt.dir, s->drop_segno);
+	s->compacting = true;
+	s->compactions++;
+}
+
+/* maybe_compact: when the segments hold half a segment's worth more than
+ * the live state, or records were lost while the disk failed. */
+static void
+maybe_compact(struct store *s)
+{
+	struct journal_stats st;
+
+	if (journal_error(s->j) != 0)
+		return;
+	journal_stats(s->j, &st);
+	if (s->compacting) {
+		if (st.first_segno < s->drop_segno)
+			return;       /* the last one's drop is not done */
+		s->compacting = false;
+	}
+	/* Half a segment over the live state: the old segments stay until
+	 * the snapshot is synced, and appends go on meanwhile, so the peak is
+	 * about twice the live state plus half a segment plus that turn. */
+	if (s->need_snapshot || st.disk_bytes > s->live_bytes + st.segment_bytes / 2)
+		compact(s);
+}
+
+/*
+ * store_flush: once per loop turn, before any acknowledgement is written:
+ * compact if due, write (and start syncing) what the turn appended, and
+ * tell the broker whether the journal can take writes.
+ */
+void
+store_flush(struct store *s)
+{
+	int e;
+
+	maybe_compact(s);
+	journal_flush(s->j);
+	e = journal_error(s->j);
+	if (e == 0 && s->need_snapshot)
+		e = ENOBUFS;    /* records were lost: refuse until written again */
+	if (e != s->err) {
+		char why[128];
+
+		s->err = e;
+		snprintf(why, sizeof why, "journal: %s", strerror(e));
+		broker_store_set_error(s->b, e, e != 0 ? why : NULL);
+		if (e == 0)
+			log_info("journal: %s: taking writes again", s->opt.dir);
+	}
+}
+
+void
+store_stats(struct store *s, json_t *o)
+{
+	struct journal_stats st;
+
+	journal_stats(s->j, &st);
+	json_object_set_new(o, "journal_bytes", json_integer((json_int_t)st.disk_bytes));
+	json_object_set_new(o, "journal_segments", json_integer((json_int_t)st.segments));
+	json_object_set_new(o, "journal_live_bytes", json_integer((json_int_t)s->live_bytes));
+	json_object_set_new(o, "journal_records", json_integer((json_int_t)st.records));
+	json_object_set_new(o, "journal_syncs", json_integer((json_int_t)st.syncs));
+	json_object_set_new(o, "journal_sync_last_us", json_integer((json_int_t)st.sync_last_us));
+	json_object_set_new(o, "journal_sync_max_us", json_integer((json_int_t)st.sync_max_us));
+	json_object_set_new(o, "journal_compactions", json_integer((json_int_t)s->compactions));
+	json_object_set_new(o, "journal_backlog_bytes", json_integer((json_int_t)st.backlog_bytes));
+	json_object_set_new(o, "journal_error", json_integer(st.error));
+}
+
+/* ------------------------------------------------------------- replay */
+
+struct replay_ctx {
+	struct sj_state *st;
+	bool             repair;
+	uint64_t         bad;     /* records whose CRC held but not their form */
+	char            *err;
+	size_t           errlen;
+};
+
+static int
+replay_rec(void *ctx, uint8_t kind, const void *payload, uint32_t len)
+{
+	struct replay_ctx *rc = ctx;
+	struct sj_rec r;
+
+	if (sj_decode(kind, payload, len, &r) < 0) {
+		rc->bad++;
+		if (rc->repair)
+			return 0;
+		snprintf(rc->err, rc->errlen, "a record of kind %u and %u bytes "
+		    "is not one this jobfs writes (a newer jobfs's journal?)",
+		    kind, len);
+		return -1;
+	}
+	return sj_state_apply(rc->st, &r);
+}
+
+struct restore_ctx {
+	struct store *s;
+	uint64_t      n[JOB_TIMEOUT + 1];
+	uint64_t      requeued, failed_lost, refused;
+};
+
+static int
+restore_one(void *ctx, const struct restore_req *q, bool was_running)
+{
+	struct restore_ctx *rc = ctx;
+	struct sj_rec r;
+	struct job *j;
+
+	if (broker_restore(rc->s->b, q) != 0) {
+		rc->refused++;
+		log_warn("journal: job %s could not be restored", q->key);
+		return 0;
+	}
+	rc->n[q->state]++;
+	if (was_running) {
+		/* Its loss (or the failure it caused) is a change to record. */
+		memset(&r, 0, sizeof r);
+		r.key = cstr(q->key);
+		if (q->state == JOB_QUEUED) {
+			r.kind = SJ_REQUEUE;
+			r.losses = (uint8_t)q->losses;
+		} else {
+			r.kind = SJ_FINISH;
+			r.state = q->state;
+			r.finished = q->finished;
+		}
+		append(rc->s, &r);
+	}
+	if ((j = broker_find(rc->s->b, q->key)) != NULL)
+		rc->s->live_bytes += job_live_bytes(j);
+	return 0;
+}
+
+static const struct broker_listener store_listener = {
+	.job_submitted = on_submitted,
+	.job_dispatched = on_dispatched,
+	.job_requeued = on_requeued,
+	.job_partial = on_partial,
+	.job_finished = on_finished,
+	.job_forgotten = on_forgotten,
+};
+
+struct store *
+store_open(struct server *srv, const struct store_opts *opt, char *err,
+    size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	struct journal_opts jo = {
+		.sync = opt->sync,
+		.interval_ms = opt->interval_ms,
+		.segment_bytes = opt->segment_bytes,
+		.repair = opt->repair,
+		/* A compaction appends the whole live state in one turn: room
+		 * for the bodies --max-memory allows, twice, and then some. */
+		.max_backlog = 2 * srv->opt.max_memory + (256u << 20),
+		.on_durable = on_durable,
+		.ctx = s,
+	};
+	struct journal_replay_info info;
+	struct replay_ctx rpc = { sj_state_new(), opt->repair, 0, err, errlen };
+	struct restore_ctx rsc = { .s = s };
+	struct broker_listener l = store_listener;
+	double t0 = now_wall();
+	int e;
+
+	s->srv = srv;
+	s->b = &srv->broker;
+	s->opt = *opt;
+	s->opt.dir = xstrdup(opt->dir);
+	if ((s->j = journal_open(srv->loop, opt->dir, &jo, err, errlen)) == NULL)
+		goto fail;
+	if (journal_replay(s->j, replay_rec, &rpc, &info, err, errlen) < 0) {
+		errno = EINVAL;
+		goto fail;
+	}
+	l.ctx = s;
+	broker_store_listen(s->b, &l);
+	sj_state_each(rpc.st, now_wall(), restore_one, &rsc);
+	sj_state_running(rpc.st, &rsc.requeued, &rsc.failed_lost);
+	log_info("journal: %s: %" PRIu64 " records in %u segments replayed in "
+	    "%.3f s: %" PRIu64 " jobs queued (%" PRIu64 " were running: queued "
+	    "again, counting a loss), %" PRIu64 " failed by that loss (the "
+	    "4th), %" PRIu64 " finished",
+	    s->opt.dir, info.records, info.segments, now_wall() - t0,
+	    rsc.n[JOB_QUEUED], rsc.requeued, rsc.failed_lost,
+	    rsc.n[JOB_DONE] + rsc.n[JOB_FAILED] + rsc.n[JOB_CANCELLED] +
+	    rsc.n[JOB_TIMEOUT]);
+	if (opt->repair && (info.dropped_regions > 0 || rpc.bad > 0))
+		log_warn("journal: %s: --repair dropped %" PRIu64 " damaged "
+		    "bytes in %" PRIu64 " places (each held at least one record) "
+		    "and %" PRIu64 " unreadable records; %" PRIu64 " later records "
+		    "named jobs no longer known: the jobs in the dropped records "
+		    "are lost", s->opt.dir, info.dropped_bytes,
+		    info.dropped_regions, rpc.bad, sj_state_ignored(rpc.st));
+	else if (opt->repair)
+		log_info("journal: %s: --repair: nothing was damaged", s->opt.dir);
+	sj_state_free(rpc.st);
+	return s;
+
+fail:
+	e = errno;
+	sj_state_free(rpc.st);
+	if (s->j != NULL)
+		journal_close(s->j);
+	free((char *)s->opt.dir);
+	free(s);
+	errno = e;
+	return NULL;
+}
+
+/* store_close: write and sync what is left (the broker has stopped). */
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	journal_close(s->j);
+	buf_free(&s->scratch);
+	free((char *)s->opt.dir);
+	free(s);
+}

@@ -1,0 +1,114 @@
+/*
+ * store_journal.h — the journal as the broker's store: broker events become
+ * journal records (src/journal.c), and at start the records become jobs
+ * again.  See store_journal.c for the records and what they mean.
+ */
+#ifndef STORE_JOURNAL_H
+#define STORE_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobfs.h"
+#include "journal.h"
+
+/* ----------------------------------------------------------- the records */
+
+enum sj_kind {
+	SJ_JOB = 1,      /* a job's whole state: submitted, or in a snapshot */
+	SJ_DISPATCH,     /* it runs (on worker_name, since started) */
+	SJ_REQUEUE,      /* queued again after a loss; losses is the new count */
+	SJ_PARTIAL,      /* one more partial result (body) */
+	SJ_FINISH,       /* it ended: state, finished, result */
+	SJ_FORGET,       /* it left the table */
+	SJ_SNAPSHOT,     /* forget everything: the whole live state follows */
+};
+
+/* A string of a record: p NULL means absent.  Decoded strings point into
+ * the payload and are NUL-terminated there. */
+struct sj_str {
+	const char *p;
+	uint32_t    n;
+};
+
+/* One record, decoded, or to encode: which fields count depends on kind. */
+struct sj_rec {
+	enum sj_kind  kind;
+	struct sj_str key;          /* every kind but SNAPSHOT */
+	struct sj_str idjson;       /* JOB: NULL when the id is its key (SJ_F_IDKEY) */
+	struct sj_str type;         /* JOB */
+	struct sj_str target;       /* JOB */
+	struct sj_str worker_name;  /* JOB, DISPATCH */
+	struct sj_str body;         /* JOB, PARTIAL */
+	struct sj_str result;       /* JOB, FINISH */
+	struct sj_str partials;     /* JOB */
+	int64_t       priority;     /* JOB */
+	int64_t       timeout_ms;   /* JOB */
+	uint32_t      seq;          /* JOB */
+	uint8_t       flags;        /* JOB: SJ_F_* */
+	uint8_t       state;        /* JOB, FINISH: enum job_state */
+	uint8_t       losses;       /* JOB, REQUEUE */
+	double        submitted;    /* JOB */
+	double        started;      /* JOB, DISPATCH */
+	double        finished;     /* JOB, FINISH */
+	uint64_t      next_seq;     /* SNAPSHOT */
+};
+
+#define SJ_F_DETACH 0x1
+#define SJ_F_STREAM 0x2
+#define SJ_F_NOTIFY 0x4
+#define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
+
+/* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
+ * -1 if it is not a well-formed record of that kind. */
+void sj_encode(const struct sj_rec *r, struct buf *out);
+int  sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r);
+
+/* ------------------------------------------------------ the replayed state */
+
+
+/* The jobs that the records describe, by key, as replay builds them. */
+struct sj_state;
+
+struct sj_state *sj_state_new(void);
+int   sj_state_apply(struct sj_state *, const struct sj_rec *);
+void  sj_state_free(struct sj_state *);
+size_t sj_state_count(const struct sj_state *);
+uint64_t sj_state_next_seq(const struct sj_state *);
+uint64_t sj_state_ignored(const struct sj_state *);  /* records about unknown jobs */
+/* After sj_state_each: jobs that were running, queued again / failed. */
+void  sj_state_running(const struct sj_state *, uint64_t *requeued, uint64_t *failed);
+
+/*
+ * sj_state_each: call cb for every job in submission order (seq), as the
+ * broker should get it back: a job that was running is queued again with
+ * one more loss (failed past JOB_MAX_LOSSES, finished at `now`), and
+ * was_running says so (the store records that change).  Stops at
+ * cb's first non-zero return, which it returns.
+ */
+typedef int sj_restore_cb(void *ctx, const struct restore_req *, bool was_running);
+int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
+
+/* --------------------------------------------------------- the daemon's glue */
+
+struct store_opts {
+	const char        *dir;
+	enum journal_sync  sync;
+	unsigned           interval_ms;
+	bool               repair;
+	uint64_t           segment_bytes;   /* 0: the journal's default */
+};
+
+struct store;
+
+/* store_open: open and lock DIR and replay it into the broker.  NULL on
+ * failure with a message in err and errno EWOULDBLOCK when another daemon
+ * holds DIR.  Call before forking into the background. */
+struct store *store_open(struct server *, const struct store_opts *,
+    char *err, size_t errlen);
+void    store_flush(struct store *);          /* before-sleep, before acks */
+void    store_stats(struct store *, json_t *o);
+void    store_close(struct store *);
+
+#endif

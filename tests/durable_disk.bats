@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# durable_disk.bats — the journal's disk (issue 9): a full disk refuses
+# submissions with "unavailable" and tree writes with ENOSPC, loses nothing
+# acknowledged and recovers by itself; compaction keeps the directory within
+# about twice the live jobs plus two segments, however many jobs pass.
+
+load 'helpers/daemon'
+load 'helpers/frames'
+load 'helpers/proto'
+load 'helpers/durable'
+
+SMALL=
+
+teardown() {
+	daemon_teardown
+	local s=$?
+	if [ -n "$SMALL" ] && mountpoint -q "$SMALL"; then
+		umount -l "$SMALL"
+	fi
+	return "$s"
+}
+
+# fill_disk: take every free byte of $SMALL.
+fill_disk() {
+	dd if=/dev/zero of="$SMALL/fill" bs=4096 status=none 2>/dev/null || true
+}
+
+# tree_stat NAME: a counter from the tree's stats file (replies to
+# masters may be held while the journal cannot write; the tree's reads not).
+tree_stat() {
+	sed -n "s/^$1 //p" "$MNT/stats"
+}
+
+journal_failing() {
+	[ "$(tree_stat journal_error)" != 0 ]
+}
+
+acked_or_failing() {
+	has_lines "$1" 1 || journal_failing
+}
+
+@test "a full disk: unavailable and ENOSPC, nothing acknowledged lost, writes again once space returns" {
+	local i acked held
+	SMALL=$BATS_TEST_TMPDIR/small
+	mkdir -p "$SMALL"
+	mount -t tmpfs -o size=2m tmpfs "$SMALL"
+	DATA=$SMALL/data
+	start_durable_mounted
+	mkdir "$MNT/types/t"
+	conn_open M
+	send M '{"action":"submit","id":"before","type":"t","body":1}'
+	wait_lines M 1
+	fill_disk
+	# Submit, each from its own master, until the journal cannot write:
+	# the submission it could not write is not acknowledged (held).
+	for ((i = 1; i <= 200; i++)); do
+		conn_open "F$i"
+		send "F$i" "{\"action\":\"submit\",\"id\":\"full$i\",\"type\":\"t\",\"detach\":true,\"body\":\"$(head -c 3000 /dev/zero | tr '\0' x)\"}"
+		wait_until 20 acked_or_failing "F$i"
+		! journal_failing || break
+	done
+	journal_failing
+	held=F$i
+	echo "# the journal failed at submission $i" >&3
+	# Later submissions are refused at once, naming the cause.
+	conn_open U
+	send U '{"action":"submit","id":"refused","type":"t","body":2}'
+	wait_lines U 1
+	is_error "$(line U 1)" unavailable '"refused"'
+	line U 1 | grep -q 'journal: No space left on device'
+	# The tree refuses too; its reads go on.
+	run bash -c "echo '{\"tree\":1}' > '$MNT/types/t/queue'"
+	[ "$status" != 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	[ "$(cat "$MNT/jobs/before/status")" = queued ]
+	# Space returns: the journal writes again by itself, and the held
+	# acknowledgement goes out.
+	rm -f "$SMALL/fill"
+	wait_until 30 bash -c "grep -qx 'journal_error 0' '$MNT/stats'"
+	wait_lines "$held" 1 20
+	[ "$(line "$held" 1 | jq -r .ok)" = true ]
+	send M '{"action":"submit","id":"after","type":"t","body":2}'
+	wait_lines M 2
+	[ "$(line M 2 | jq -r .ok)" = true ]
+	echo '{"tree":2}' >"$MNT/types/t/queue"
+	acked=$(cat "$BATS_TEST_TMPDIR"/conn.*.out | jq -r 'select(.ok == true) | .id' | sort)
+	echo "# acknowledged: $(echo $acked | wc -w) jobs" >&3
+	crash_daemon
+	start_durable
+	for i in $acked; do
+		[ "$(job_status "\"$i\"")" = queued ] || { echo "$i lost" >&2; return 1; }
+	done
+	[ "$(job_status '"refused"')" = unknown_id ]
+	assert_daemon_healthy
+}
+
+@test "compaction: 40000 jobs through with retention on, the directory stays within 2x live + 2 segments" {
+	local pid max=0 b live l2 seg=65536 i
+	export JOBFS_SEGMENT_BYTES=$seg
+	OUT=$BATS_TEST_TMPDIR/out
+	mkdir -p "$OUT"
+	start_durable --keep 1 --keep-max 1000
+	load_py load "$JOBFS_MASTER_PORT" "$JOBFS_WORKER_PORT" t 4 10000 100 "$OUT" &
+	pid=$!
+	# Sample the bound while the jobs pass.
+	while kill -0 "$pid" 2>/dev/null; do
+		# The larger live figure of just before and just after.
+		live=$(daemon_stat .journal_live_bytes)
+		b=$(find "$DATA" -name '*.log' -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+		l2=$(daemon_stat .journal_live_bytes)
+		[ "$l2" -le "$live" ] || live=$l2
+		[ "$b" -gt "$max" ] && max=$b
+		if [ "$b" -gt $((2 * live + 2 * seg + 8192)) ]; then
+			echo "directory $b bytes, live $live" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+	wait "$pid"
+	[ -e "$OUT/finished" ]
+	echo "# largest directory seen: $max bytes; compactions: $(daemon_stat .journal_compactions)" >&3
+	[ "$(daemon_stat .journal_compactions)" -gt 0 ]
+	[ "$(daemon_stat .done)" = 40000 ]
+	# What compaction kept is the live state.
+	crash_daemon
+	start_durable --keep 1 --keep-max 1000
+	[ "$(daemon_stat .queued)" = 0 ]
+	[ "$(daemon_stat .retained)" -le 1000 ]
+	assert_daemon_healthy
+}
