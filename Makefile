@@ -23,8 +23,11 @@ B       ?= build
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
        uthash-dev bats jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev
+# The web face (issue 10): libmicrohttpd parses HTTP; xxd embeds the dashboard
+# page; curl and chromium drive the tests (tests/web_*.bats).
+DEPS += libmicrohttpd-dev xxd curl chromium
 
-PKGS   = jansson fuse3
+PKGS   = jansson fuse3 libmicrohttpd
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -34,7 +37,7 @@ LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -pthread
 CLI_SRCS    = $(wildcard src/jobctl*.c)
 SHARED_SRCS = src/frame.c src/net.c src/util.c src/log.c
 DAEMON_SRCS = $(filter-out $(CLI_SRCS),$(wildcard src/*.c))
-DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o)
+DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(B)/web_dashboard_html.o
 CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(SHARED_SRCS:src/%.c=$(B)/%.o)
 
 all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs
@@ -53,6 +56,14 @@ $(B)/%.o: src/%.c | $(B)
 
 $(B):
 	mkdir -p $@
+
+# The dashboard page, compiled in as web_dashboard_html[] (web_dash.c).
+$(B)/web_dashboard_html.c: src/web_dashboard.html | $(B)
+	cd src && xxd -i web_dashboard.html >../$@.tmp
+	mv $@.tmp $@
+
+$(B)/web_dashboard_html.o: $(B)/web_dashboard_html.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 -include $(wildcard $(B)/*.d)
 

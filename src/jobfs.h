@@ -709,6 +709,13 @@ struct options {
 	int         sync_mode;      /* --sync: enum journal_sync */
 	unsigned    sync_interval_ms;
 	bool        repair;         /* --repair */
+	/* the web face (web.c): NULL http: none */
+	const char *http;           /* --http [ADDR:]PORT */
+	const char **http_routes;   /* --http-route PREFIX=TYPE, each */
+	size_t      nhttp_routes;
+	double      http_timeout;   /* seconds a route waits for a worker */
+	size_t      http_max_conn;  /* HTTP connections at once */
+	double      http_idle;      /* seconds an HTTP connection may idle */
 };
 
 /*
@@ -760,6 +767,7 @@ struct server {
 	TAILQ_HEAD(, conn) held;          /* connections holding acknowledgements */
 	double            started;
 	struct store     *store;          /* the journal (store_journal.c); NULL: none */
+	struct web       *web;            /* the web face (web.c); NULL: none */
 };
 
 int  server_start(struct server *, const struct options *);
@@ -768,6 +776,15 @@ void server_stop(struct server *);
 /* Per-type counters in a "stats" reply without a type: at most this many. */
 #define STATS_TYPES_MAX 100
 json_t *server_stats(struct server *, const char *type, size_t max_types);
+
+/* ------------------------------------------------------------------- web.c */
+
+/* The web face (issue 10): HTTP on libmicrohttpd, in this loop. */
+struct web;
+int      web_start(struct server *);  /* after server_start; 0 or an exit status */
+void     web_stop(struct server *);   /* before the broker shuts down */
+int      web_port(const struct server *);
+unsigned web_connections(void);
 
 /* Exit statuses of the daemon, listed in jobfs(8). */
 enum {

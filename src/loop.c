@@ -224,6 +224,7 @@ server_stop(struct server *srv)
 	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
 		conn_close(c, "daemon exiting");
 	conn_reap(srv);
+	web_stop(srv);
 	fs_unmount(srv);
 	broker_shutdown(&srv->broker);
 	store_close(srv->store);    /* writes and syncs what the closes appended */

@@ -40,6 +40,11 @@ usage(FILE *f)
 	    "  --data DIR           keep jobs in a journal in DIR (default: in memory only)\n"
 	    "  --sync MODE          with --data: always (default), interval:MS, or never\n"
 	    "  --repair             with --data: drop damaged journal records and start\n"
+	    "  --http [ADDR:]PORT   serve HTTP: REST, SSE, metrics, dashboard (default: off)\n"
+	    "  --http-route PREFIX=TYPE  requests under PREFIX become jobs of TYPE (repeatable)\n"
+	    "  --http-timeout SECONDS    a route waits this long for a worker (default 30)\n"
+	    "  --http-max-conn N    HTTP connections at once (default 1000)\n"
+	    "  --http-idle SECONDS  an idle HTTP connection is closed after (default 60)\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -79,12 +84,28 @@ parse_sync(const char *s, struct options *o)
 	}
 }
 
+/* parse_route: --http-route PREFIX=TYPE: PREFIX a path, TYPE a type name. */
+static void
+parse_route(const char *s, struct options *o)
+{
+	const char *eq = strrchr(s, '=');
+
+	if (s[0] != '/' || eq == NULL || !type_name_valid(eq + 1, strlen(eq + 1))) {
+		fprintf(stderr, "jobfs: bad --http-route: %s (expected /PREFIX=TYPE)\n", s);
+		exit(EXIT_USAGE);
+	}
+	o->http_routes = xrealloc(o->http_routes,
+	    (o->nhttp_routes + 1) * sizeof *o->http_routes);
+	o->http_routes[o->nhttp_routes++] = s;
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
 	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
-	    O_SYNCMODE, O_REPAIR };
+	    O_SYNCMODE, O_REPAIR, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
+	    O_HTTPIDLE };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -100,6 +121,11 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "data",        required_argument, NULL, O_DATADIR },
 		{ "sync",        required_argument, NULL, O_SYNCMODE },
 		{ "repair",      no_argument,       NULL, O_REPAIR },
+		{ "http",        required_argument, NULL, O_HTTP },
+		{ "http-route",  required_argument, NULL, O_HTTPROUTE },
+		{ "http-timeout", required_argument, NULL, O_HTTPTIMEOUT },
+		{ "http-max-conn", required_argument, NULL, O_HTTPMAXCONN },
+		{ "http-idle",   required_argument, NULL, O_HTTPIDLE },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -120,6 +146,9 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_conns = 10000;
 	o->max_input = 256u * 1024 * 1024;
 	o->frame_timeout = 30;
+	o->http_timeout = 30;
+	o->http_max_conn = 1000;
+	o->http_idle = 60;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -139,6 +168,15 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_DATADIR:     o->data_dir = optarg; break;
 		case O_SYNCMODE:     parse_sync(optarg, o); break;
 		case O_REPAIR:   o->repair = true; break;
+		case O_HTTP:     o->http = optarg; break;
+		case O_HTTPROUTE: parse_route(optarg, o); break;
+		case O_HTTPTIMEOUT:
+			o->http_timeout = parse_num(optarg, "--http-timeout", 0, 86400);
+			break;
+		case O_HTTPMAXCONN:
+			o->http_max_conn = parse_num(optarg, "--http-max-conn", 1, 1000000);
+			break;
+		case O_HTTPIDLE: o->http_idle = parse_num(optarg, "--http-idle", 0, 86400); break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
@@ -237,6 +275,8 @@ main(int argc, char **argv)
 		return rc;
 	if (opt.data_dir != NULL && (rc = open_store(&srv, &opt)) != 0)
 		return rc;
+	if ((rc = web_start(&srv)) != 0)
+		return rc;
 	if (opt.mountpoint != NULL && fs_mount(&srv, opt.mountpoint, opt.mount_opts) < 0)
 		return EXIT_MOUNT;
 	if (!opt.foreground) {
@@ -250,6 +290,7 @@ main(int argc, char **argv)
 	sd_ready();
 	server_run(&srv);
 	server_stop(&srv);
+	free(opt.http_routes);
 	log_info("exited cleanly");
 	return 0;
 }

@@ -1,0 +1,797 @@
+/*
+ * web.c — the web face's plumbing: libmicrohttpd driven by the daemon's
+ * libev loop, requests, answers, parking and streams, and the routing of
+ * paths to the nouns (web_rest.c, web_sse.c, web_metrics.c, web_route.c,
+ * web_dash.c).
+ *
+ * MHD runs without threads of its own (MHD_USE_EPOLL, external polling):
+ * an ev_io watches its epoll descriptor, an ev_timer follows
+ * MHD_get_timeout, and MHD_run is called after either.  A connection
+ * resumed from a broker event (a job ended, the store caught up, a stream
+ * got bytes) is processed by the next MHD_run, which an ev_prepare makes
+ * before the loop sleeps.
+ *
+ * The face asks the broker only through its functions and hears it as a
+ * listener (broker_listen); a request keeps a job only with a job_ref.
+ * An answer that reports a submission or a result is held, like the TCP
+ * face's acknowledgements, until the store made it durable (web_gate).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "web.h"
+
+static const char *
+status_phrase_code(unsigned status)
+{
+	switch (status) {
+	case 400: return "invalid_json";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 413: return "frame_too_large";
+	default:  return "error";
+	}
+}
+
+/* ------------------------------------------------------------ answers */
+
+void
+web_reply(struct wreq *r, unsigned status, const char *ctype, const char *body,
+    size_t len)
+{
+	r->status = status;
+	r->ctype = ctype;
+	r->resp.off = r->resp.len = 0;
+	buf_append(&r->resp, body, len);
+	r->ready = true;
+}
+
+void
+web_reply_json(struct wreq *r, unsigned status, json_t *o)
+{
+	struct buf b = { 0 };
+
+	json_dump_callback(o, buf_json_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY);
+	buf_append(&b, "\n", 1);
+	json_decref(o);
+	web_reply(r, status, "application/json", bhead(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+/* web_error: {"error":CODE,"reason":...[,"id":ID]}, the protocol's shape. */
+void
+web_error(struct wreq *r, unsigned status, const char *code, const char *idjson,
+    const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s, s:s}", "error", code != NULL ? code :
+	    status_phrase_code(status), "reason", reason);
+	if (o == NULL)  /* a reason that is not UTF-8 */
+		o = json_pack("{s:s, s:s}", "error", code, "reason", "(not UTF-8)");
+	if (idjson != NULL)
+		json_object_set_new(o, "id", json_loads(idjson, JSON_DECODE_ANY, NULL));
+	web_reply_json(r, status, o);
+}
+
+/* web_idjson: a key as JSON text (a string), for answers and events. */
+char *
+web_idjson(const char *key)
+{
+	json_t *s = json_string(key);
+	char *t = s != NULL ? json_dumps(s, JSON_ENCODE_ANY) : xstrdup("null");
+
+	json_decref(s);
+	return t;
+}
+
+const char *
+web_arg(struct wreq *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ------------------------------------------------------------- parking */
+
+static void
+resume(struct wreq *r)
+{
+	if (!r->suspended)
+		return;
+	r->suspended = false;
+	MHD_resume_connection(r->conn);
+	r->web->kick = true;
+}
+
+/* watch_cb: the socket of a parked request is readable: the client closed
+ * it (or sent more: a pipelined request, which we leave to MHD later). */
+static void
+watch_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct wreq *r = w->data;
+	char c;
+	ssize_t n;
+
+	(void)revents;
+	n = recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	ev_io_stop(loop, w);
+	if (n > 0)
+		return;
+	log_debug("http: client of %s %s went while it waited", r->method, r->url);
+	r->gone = true;
+	web_wake(r);
+}
+
+/* web_park: the answer waits (wait says for what); the handler suspends
+ * the connection when it returns. */
+void
+web_park(struct wreq *r, enum wr_wait wait)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	r->wait = wait;
+	if (r->listed)
+		return;
+	TAILQ_INSERT_TAIL(&r->web->parked, r, entry);
+	r->listed = true;
+	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL) {
+		ev_io_init(&r->watch, watch_cb, ci->connect_fd, EV_READ);
+		r->watch.data = r;
+		ev_io_start(r->web->srv->loop, &r->watch);
+	}
+}
+
+void
+web_unpark(struct wreq *r)
+{
+	if (r->listed && r->stream == STREAM_NONE) {
+		TAILQ_REMOVE(&r->web->parked, r, entry);
+		r->listed = false;
+	}
+	ev_io_stop(r->web->srv->loop, &r->watch);
+	r->wait = WAIT_NONE;
+}
+
+/* web_wake: the parked answer is ready (or its client gone): resume. */
+void
+web_wake(struct wreq *r)
+{
+	web_unpark(r);
+	resume(r);
+}
+
+/*
+ * web_gate: the answer in r acknowledges something the store may not have
+ * made durable yet: hold it until the durable event covers the store's
+ * mark as it is now.  Without a store, or once durable, it goes at once.
+ */
+void
+web_gate(struct wreq *r)
+{
+	struct broker *b = &r->web->srv->broker;
+
+	if (broker_held(b)) {
+		r->mark = broker_mark(b);
+		web_park(r, WAIT_DURABLE);
+	} else if (r->wait != WAIT_NONE)
+		web_wake(r);
+}
+
+/* ------------------------------------------------------------- streams */
+
+static ssize_t
+stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct wreq *r = cls;
+	size_t n = buf_used(&r->out);
+
+	(void)pos;
+	if (r->abort)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n > 0) {
+		if (n > max)
+			n = max;
+		memcpy(out, buf_head(&r->out), n);
+		buf_consume(&r->out, n);
+		if (buf_used(&r->out) == 0)
+			r->out.off = r->out.len = 0;
+		return (ssize_t)n;
+	}
+	if (r->eof)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing to send: sleep until web_stream_append wakes us. */
+	r->reader_waits = true;
+	r->suspended = true;
+	MHD_suspend_connection(r->conn);
+	return 0;
+}
+
+/* web_stream_start: the answer is a stream of r->out (chunked). */
+void
+web_stream_start(struct wreq *r, enum wr_stream kind, const char *ctype)
+{
+	r->stream = kind;
+	r->status = r->status ? r->status : 200;
+	r->ctype = ctype;
+	r->ready = true;
+	if (kind != STREAM_NONE && !r->listed) {
+		TAILQ_INSERT_TAIL(&r->web->streams, r, entry);
+		r->listed = true;
+	}
+}
+
+void
+web_stream_append(struct wreq *r, const char *p, size_t n)
+{
+	buf_append(&r->out, p, n);
+	if (r->reader_waits) {
+		r->reader_waits = false;
+		resume(r);
+	}
+}
+
+/* --------------------------------------------------------- MHD callbacks */
+
+static void
+wreq_free(struct wreq *r)
+{
+	struct web *w = r->web;
+	struct broker *b = &w->srv->broker;
+	struct job *j = r->job;
+
+	if (r->listed) {
+		if (r->stream != STREAM_NONE)
+			TAILQ_REMOVE(&w->streams, r, entry);
+		else
+			TAILQ_REMOVE(&w->parked, r, entry);
+		if (r->stream == STREAM_EVENTS)
+			w->nevents_streams--;
+		if (r->stream == STREAM_SUB)
+			w->nsub_streams--;
+	}
+	ev_io_stop(w->srv->loop, &r->watch);
+	ev_timer_stop(w->srv->loop, &r->timer);
+	r->job = NULL;
+	if (j != NULL) {
+		/* A route's job has nobody else to answer to. */
+		if (r->route && !JOB_FINISHED(j))
+			broker_end(b, j, JOB_CANCELLED);
+		job_unref(b, j);
+	}
+	buf_free(&r->body);
+	buf_free(&r->resp);
+	buf_free(&r->out);
+	json_decref(r->headers);
+	free(r->chan);
+	free(r->method);
+	free(r->url);
+	free(r);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct wreq *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r != NULL)
+		wreq_free(r);
+	*con_cls = NULL;
+}
+
+static bool
+header_ok(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+static enum MHD_Result
+queue_answer(struct wreq *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	const char *k;
+	json_t *v;
+
+	if (r->stream != STREAM_NONE)
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+		    stream_reader, r, NULL);
+	else
+		resp = MHD_create_response_from_buffer(buf_used(&r->resp),
+		    (void *)bhead(&r->resp), MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	if (r->ctype != NULL)
+		MHD_add_response_header(resp, "Content-Type", r->ctype);
+	if (r->stream == STREAM_SUB || r->stream == STREAM_EVENTS) {
+		MHD_add_response_header(resp, "Cache-Control", "no-cache");
+		MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	}
+	json_object_foreach(r->headers, k, v) {
+		if (json_is_string(v) && header_ok(k) && header_ok(json_string_value(v)))
+			MHD_add_response_header(resp, k, json_string_value(v));
+	}
+	if (r->status >= 100 && r->status < 600)
+		r->web->responses[r->status / 100]++;
+	ret = MHD_queue_response(r->conn, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* dispatch: the whole request is in: answer, park or stream it. */
+static void
+dispatch(struct wreq *r)
+{
+	const struct web_route *rt;
+	const char *path = r->url;
+
+	if (r->too_big) {
+		web_error(r, 413, "frame_too_large", NULL,
+		    "the request body is over %zu bytes (--max-frame)",
+		    r->web->srv->opt.max_frame);
+		return;
+	}
+	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+		if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+			dash_serve(r);
+		else
+			web_error(r, 405, "method_not_allowed", NULL,
+			    "%s is GET only", path);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+			metrics_serve(r);
+		else
+			web_error(r, 405, "method_not_allowed", NULL,
+			    "%s is GET only", path);
+		return;
+	}
+	if (rest_route(r, path) || sse_route(r, path))
+		return;
+	if ((rt = route_find(r->web, path)) != NULL) {
+		route_start(r, rt);
+		return;
+	}
+	web_error(r, 404, "not_found", NULL, "no such path: %s", path);
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	struct web *w = cls;
+	struct wreq *r = *con_cls;
+	const char *cl;
+
+	(void)version;
+	if (r == NULL) {
+		r = xcalloc(1, sizeof *r);
+		r->web = w;
+		r->conn = c;
+		r->method = xstrdup(method);
+		r->url = xstrdup(url);
+		ev_init(&r->watch, watch_cb);
+		ev_init(&r->timer, NULL);
+		*con_cls = r;
+		w->requests++;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > w->srv->opt.max_frame) {
+			/* Refuse before reading it: MHD then closes. */
+			r->too_big = true;
+			dispatch(r);
+			return queue_answer(r);
+		}
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (!r->too_big && buf_used(&r->body) + *upload_size > w->srv->opt.max_frame) {
+			r->too_big = true;
+			buf_free(&r->body);
+			memset(&r->body, 0, sizeof r->body);
+		}
+		if (!r->too_big)
+			buf_append(&r->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->gone)
+		return MHD_NO;
+	if (!r->ready && r->wait == WAIT_NONE)
+		dispatch(r);
+	if (r->wait != WAIT_NONE) {
+		/* Parked: sleep until web_wake. */
+		if (!r->suspended) {
+			r->suspended = true;
+			MHD_suspend_connection(c);
+		}
+		return MHD_YES;
+	}
+	if (!r->ready)
+		web_error(r, 500, "error", NULL, "no answer");
+	return queue_answer(r);
+}
+
+static void
+logger_cb(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_debug("http: %s", line);
+}
+
+static unsigned nconns;
+
+static void
+conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)socket_ctx;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		nconns++;
+	else if (nconns > 0)
+		nconns--;
+}
+
+/* accept_cb: over --http-max-conn a connection is closed at once. */
+static enum MHD_Result
+accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct web *w = cls;
+
+	(void)addr;
+	(void)len;
+	if (nconns < w->srv->opt.http_max_conn)
+		return MHD_YES;
+	w->conns_refused++;
+	log_debug("http: connection refused: %u open (--http-max-conn)", nconns);
+	return MHD_NO;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+/* web_run: let MHD do what is due, then re-arm its timer. */
+static void
+web_run(struct web *w)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (w->running)
+		return;
+	w->running = true;
+	w->kick = false;
+	MHD_run(w->d);
+	w->running = false;
+	ev_timer_stop(w->srv->loop, &w->tm);
+	if (MHD_get_timeout(w->d, &ms) == MHD_YES) {
+		ev_timer_set(&w->tm, ms / 1000.0, 0.);
+		ev_timer_start(w->srv->loop, &w->tm);
+	}
+}
+
+static void
+io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	web_run(io->data);
+}
+
+static void
+tm_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	web_run(t->data);
+}
+
+static void
+prep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct web *w = p->data;
+	int i;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < 4 && w->kick; i++)
+		web_run(w);
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	sse_tick(t->data);
+}
+
+/* ------------------------------------------------------ broker events */
+
+static void
+on_finished(void *ctx, struct job *j, struct worker *ran_on)
+{
+	struct web *w = ctx;
+
+	(void)ran_on;
+	metrics_job_finished(w, j);
+	rest_job_finished(w, j);
+	route_job_finished(w, j);
+	if (w->nevents_streams > 0) {
+		json_t *o = json_pack("{s:o, s:s, s:s, s:s?}",
+		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+		    "type", j->type->name, "state", job_state_name(j->state),
+		    "worker", j->worker_name);
+		if (job_started(j) > 0)
+			json_object_set_new(o, "runtime",
+			    json_real(job_finished(j) - job_started(j)));
+		sse_event(w, "finished", o, true, j->state != JOB_DONE);
+	}
+}
+
+static void
+on_submitted(void *ctx, struct job *j)
+{
+	struct web *w = ctx;
+
+	if (w->nevents_streams > 0)
+		sse_event(w, "submitted", json_pack("{s:o, s:s}",
+		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+		    "type", j->type->name), true, false);
+}
+
+static void
+on_dispatched(void *ctx, struct job *j, struct worker *wk)
+{
+	struct web *w = ctx;
+
+	if (w->nevents_streams > 0)
+		sse_event(w, "started", json_pack("{s:o, s:s, s:s}",
+		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+		    "type", j->type->name, "worker", worker_name(wk)), true, false);
+}
+
+static void
+on_partial(void *ctx, struct job *j, const char *body, size_t len)
+{
+	route_job_partial(ctx, j, body, len);
+}
+
+static void
+on_type(struct web *w, const char *what, struct jtype *t)
+{
+	if (w->nevents_streams > 0)
+		sse_event(w, what, json_pack("{s:s}", "type", t->name), false, false);
+}
+
+static void on_type_added(void *ctx, struct jtype *t) { on_type(ctx, "type_added", t); }
+static void on_type_removed(void *ctx, struct jtype *t) { on_type(ctx, "type_removed", t); }
+
+static void
+on_worker(struct web *w, const char *what, struct worker *wk, struct jtype *t)
+{
+	if (w->nevents_streams > 0)
+		sse_event(w, what, json_pack("{s:s, s:s?}", "worker", worker_name(wk),
+		    "type", t != NULL ? t->name : NULL), false, false);
+}
+
+static void
+on_worker_joined(void *ctx, struct worker *wk, struct jtype *t)
+{
+	on_worker(ctx, "worker_joined", wk, t);
+}
+
+static void
+on_worker_left(void *ctx, struct worker *wk, struct jtype *t)
+{
+	on_worker(ctx, "worker_left", wk, t);
+}
+
+/* on_durable: answers held for the store go out. */
+static void
+on_durable(void *ctx, uint64_t mark)
+{
+	struct web *w = ctx;
+	struct wreq *r, *next;
+
+	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next)
+		if (r->wait == WAIT_DURABLE && r->mark <= mark)
+			web_wake(r);
+}
+
+/* ------------------------------------------------------- start and stop */
+
+/* parse_http: [ADDR:]PORT, [V6ADDR]:PORT. */
+static int
+parse_http(const char *spec, const char *dflt, char *addr, size_t alen)
+{
+	const char *colon = strrchr(spec, ':'), *p = spec;
+	char *end;
+	long port;
+
+	snprintf(addr, alen, "%s", dflt);
+	if (colon != NULL) {
+		size_t n = (size_t)(colon - spec);
+		const char *a = spec;
+
+		if (n >= 2 && spec[0] == '[' && spec[n - 1] == ']') {
+			a++;
+			n -= 2;
+		}
+		if (n == 0 || n >= alen)
+			return -1;
+		memcpy(addr, a, n);
+		addr[n] = '\0';
+		p = colon + 1;
+	}
+	port = strtol(p, &end, 10);
+	if (*p == '\0' || *end != '\0' || port < 0 || port > 65535)
+		return -1;
+	return (int)port;
+}
+
+int
+web_start(struct server *srv)
+{
+	const struct options *o = &srv->opt;
+	char addr[256], err[256];
+	const union MHD_DaemonInfo *di;
+	struct web *w;
+	int port, fd;
+	size_t i;
+
+	if (o->http == NULL)
+		return 0;
+	if ((port = parse_http(o->http, o->listen, addr, sizeof addr)) < 0) {
+		log_err("bad --http %s (expected [ADDR:]PORT)", o->http);
+		return EXIT_USAGE;
+	}
+	if ((fd = net_listen(addr, port, err, sizeof err)) < 0) {
+		log_err("cannot listen for http: %s", err);
+		return EXIT_LISTEN;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->srv = srv;
+	TAILQ_INIT(&w->parked);
+	TAILQ_INIT(&w->streams);
+	w->route_timeout = o->http_timeout;
+	w->idle = o->http_idle;
+	for (i = 0; i < o->nhttp_routes; i++) {
+		const char *spec = o->http_routes[i], *eq = strrchr(spec, '=');
+
+		w->routes = xrealloc(w->routes, (w->nroutes + 1) * sizeof *w->routes);
+		w->routes[w->nroutes].prefix = xstrndup(spec, (size_t)(eq - spec));
+		w->routes[w->nroutes].len = (size_t)(eq - spec);
+		w->routes[w->nroutes].type = xstrdup(eq + 1);
+		w->nroutes++;
+	}
+	w->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ERROR_LOG, 0, accept_cb, w, access_cb, w,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->http_max_conn + 16),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->http_idle,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_HEADER_MAX,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, logger_cb, w,
+	    MHD_OPTION_END);
+	if (w->d == NULL) {
+		log_err("cannot start the http server (libmicrohttpd)");
+		close(fd);
+		return EXIT_LISTEN;
+	}
+	di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL) {
+		log_err("libmicrohttpd has no epoll descriptor");
+		return EXIT_START;
+	}
+	srv->web = w;
+	w->port = net_local_port(fd);
+	ev_io_init(&w->io, io_cb, di->epoll_fd, EV_READ);
+	w->io.data = w;
+	ev_io_start(srv->loop, &w->io);
+	ev_init(&w->tm, tm_cb);
+	w->tm.data = w;
+	ev_prepare_init(&w->prep, prep_cb);
+	w->prep.data = w;
+	ev_prepare_start(srv->loop, &w->prep);
+	ev_timer_init(&w->tick, tick_cb, 1., 1.);
+	w->tick.data = w;
+	ev_timer_start(srv->loop, &w->tick);
+	{
+		struct broker_listener l = {
+			.ctx = w,
+			.job_submitted = on_submitted,
+			.job_dispatched = on_dispatched,
+			.job_partial = on_partial,
+			.job_finished = on_finished,
+			.type_added = on_type_added,
+			.type_removed = on_type_removed,
+			.worker_joined = on_worker_joined,
+			.worker_left = on_worker_left,
+			.durable = on_durable,
+		};
+		broker_listen(&srv->broker, &l);
+	}
+	sse_init(w);
+	web_run(w);
+	log_info("http on %s:%d: dashboard at http://%s:%d/", addr, w->port,
+	    strchr(addr, ':') ? "[::1]" : addr, w->port);
+	return 0;
+}
+
+/* web_stop: end every stream and wait, close every connection (before the
+ * broker shuts down: requests hold jobs). */
+void
+web_stop(struct server *srv)
+{
+	struct web *w = srv->web;
+	struct wreq *r, *next;
+	size_t i;
+
+	if (w == NULL)
+		return;
+	TAILQ_FOREACH_SAFE(r, &w->streams, entry, next) {
+		r->abort = true;
+		r->reader_waits = false;
+		resume(r);
+	}
+	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next) {
+		r->gone = true;
+		web_wake(r);
+	}
+	w->running = false;
+	MHD_run(w->d);  /* resumed connections leave the suspended list */
+	ev_io_stop(srv->loop, &w->io);
+	ev_timer_stop(srv->loop, &w->tm);
+	ev_timer_stop(srv->loop, &w->tick);
+	ev_prepare_stop(srv->loop, &w->prep);
+	MHD_stop_daemon(w->d);
+	metrics_free(w);
+	for (i = 0; i < w->nroutes; i++) {
+		free(w->routes[i].prefix);
+		free(w->routes[i].type);
+	}
+	free(w->routes);
+	free(w);
+	srv->web = NULL;
+}
+
+/* web_port: the port HTTP listens on (for tests and logs); 0: none. */
+int
+web_port(const struct server *srv)
+{
+	return srv->web != NULL ? srv->web->port : 0;
+}
+
+/* web_connections: open HTTP connections now. */
+unsigned
+web_connections(void)
+{
+	return nconns;
+}

@@ -1,0 +1,346 @@
+/*
+ * web_rest.c — the REST mirror of the tree, for programs that neither
+ * mount it nor speak the TCP protocol:
+ *
+ *   POST   /types/T/jobs       submit (body = job body; ?priority ?timeout ?id)
+ *   GET    /jobs/ID            the info object
+ *   GET    /jobs/ID/response   wait for the ending (?wait=0: 202 if not yet)
+ *   DELETE /jobs/ID            cancel and forget
+ *   GET    /types, /types/T, /stats
+ *
+ * Errors carry the TCP protocol's codes.  A 201 and a result are held
+ * until the store made them durable (web_gate).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web.h"
+
+static bool
+method_is(struct wreq *r, const char *m)
+{
+	return strcmp(r->method, m) == 0 ||
+	    (strcmp(m, "GET") == 0 && strcmp(r->method, "HEAD") == 0);
+}
+
+static void
+not_allowed(struct wreq *r, const char *allow)
+{
+	web_error(r, 405, "method_not_allowed", NULL, "%s %s: allowed: %s",
+	    r->method, r->url, allow);
+	r->headers = json_pack("{s:s}", "Allow", allow);
+}
+
+/* arg_int: an optional integer query parameter; false if malformed. */
+static bool
+arg_int(struct wreq *r, const char *name, int64_t lo, int64_t *out)
+{
+	const char *s = web_arg(r, name);
+	char *end;
+	long long v;
+
+	if (s == NULL)
+		return true;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < lo) {
+		web_error(r, 400, "invalid_type", NULL,
+		    "query parameter \"%s\" must be an integer%s", name,
+		    lo == 0 ? " >= 0" : "");
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void
+submit(struct wreq *r, const char *type)
+{
+	struct broker *b = &r->web->srv->broker;
+	struct submit_req req = { 0 };
+	struct buf body = { 0 };
+	const char *key = web_arg(r, "id");
+	char err[256], *idjson = NULL, *loc;
+	struct job *j = NULL;
+	json_t *o;
+	size_t tlen = strlen(type);
+
+	if (!type_name_valid(type, tlen)) {
+		web_error(r, 400, "invalid_type", NULL,
+		    "a type is 1 to %d bytes of UTF-8 without /, NUL or control "
+		    "characters, and not . or ..", ID_MAX);
+		return;
+	}
+	if (key != NULL && !id_valid(key, strlen(key))) {
+		web_error(r, 400, "invalid_type", NULL,
+		    "\"id\" must be 1 to %d bytes of UTF-8 without NUL, and at "
+		    "most %d as a file name", ID_MAX, ID_MAX);
+		return;
+	}
+	if (!arg_int(r, "priority", INT64_MIN, &req.priority) ||
+	    !arg_int(r, "timeout", 0, &req.timeout_ms))
+		return;
+	if (buf_used(&r->body) == 0 || msg_json_compact(bhead(&r->body),
+	    buf_used(&r->body), &body, err, sizeof err) < 0) {
+		web_error(r, 400, "invalid_json", NULL, "the request body is the "
+		    "job body and must be JSON: %s", buf_used(&r->body) ? err : "empty");
+		buf_free(&body);
+		return;
+	}
+	if (key != NULL)
+		idjson = web_idjson(key);
+	req.type = type;
+	req.key = key;
+	req.idjson = idjson;
+	req.body = bhead(&body);
+	req.body_len = buf_used(&body);
+	switch (broker_submit(b, &req, &j)) {
+	case BERR_OK:
+		o = json_pack("{s:o}", "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
+		web_reply_json(r, 201, o);
+		loc = xprintf("/jobs/%s", j->key);
+		r->headers = json_pack("{s:s}", "Location", loc);
+		free(loc);
+		web_gate(r);
+		break;
+	case BERR_ID_EXISTS:
+		web_error(r, 409, "id_exists", idjson, "id %s is in use by an "
+		    "unfinished job", idjson);
+		break;
+	case BERR_UNAVAILABLE:
+		web_error(r, 503, "unavailable", idjson, "%s", broker_store_reason(b));
+		break;
+	default:
+		web_error(r, 503, "full", idjson, "unfinished jobs are at their "
+		    "limit (--max-jobs or --max-memory)");
+		break;
+	}
+	free(idjson);
+	buf_free(&body);
+}
+
+/* answer_ending: the answer for a finished job, as GET .../response. */
+static void
+answer_ending(struct wreq *r, struct job *j)
+{
+	switch (j->state) {
+	case JOB_DONE: {
+		struct buf b = { 0 };
+
+		buf_append(&b, j->result, j->result_len);
+		buf_append(&b, "\n", 1);
+		web_reply(r, 200, "application/json", bhead(&b), buf_used(&b));
+		buf_free(&b);
+		break;
+	}
+	case JOB_CANCELLED:
+		web_error(r, 409, "cancelled", job_idjson(j), "%s", j->key);
+		break;
+	case JOB_TIMEOUT:
+		web_error(r, 504, "timeout", job_idjson(j), "%s", j->key);
+		break;
+	default:
+		web_error(r, 500, "job_failed", job_idjson(j), "%s", j->key);
+		break;
+	}
+}
+
+static void
+job_response(struct wreq *r, struct job *j)
+{
+	const char *wait = web_arg(r, "wait");
+
+	if (JOB_FINISHED(j)) {
+		answer_ending(r, j);
+		web_gate(r);
+		return;
+	}
+	if (wait != NULL && strcmp(wait, "0") == 0) {
+		web_reply_json(r, 202, json_pack("{s:o, s:s}", "id",
+		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+		    "status", job_state_name(j->state)));
+		return;
+	}
+	job_ref(j);
+	r->job = j;
+	web_park(r, WAIT_JOB);
+}
+
+/* rest_job_finished: long-polls on j get their answer. */
+void
+rest_job_finished(struct web *w, struct job *j)
+{
+	struct wreq *r, *next;
+
+	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next) {
+		if (r->job != j || r->route || r->wait != WAIT_JOB)
+			continue;
+		answer_ending(r, j);
+		web_gate(r);
+	}
+}
+
+static void
+jobs_path(struct wreq *r, const char *rest)
+{
+	struct broker *b = &r->web->srv->broker;
+	size_t n = strlen(rest);
+	static const char suffix[] = "/response";
+	bool response = false;
+	struct job *j;
+	char *key;
+
+	if (n > sizeof suffix - 1 && strcmp(rest + n - (sizeof suffix - 1), suffix) == 0) {
+		response = true;
+		n -= sizeof suffix - 1;
+	}
+	key = xstrndup(rest, n);
+	j = broker_find(b, key);
+	if (response && !method_is(r, "GET"))
+		not_allowed(r, "GET");
+	else if (!response && !method_is(r, "GET") && !method_is(r, "DELETE"))
+		not_allowed(r, "GET, DELETE");
+	else if (j == NULL) {
+		char *idjson = web_idjson(key);
+
+		web_error(r, 404, "unknown_id", idjson, "no job has id %s", idjson);
+		free(idjson);
+	} else if (response)
+		job_response(r, j);
+	else if (method_is(r, "GET"))
+		web_reply_json(r, 200, job_info(j));
+	else {
+		json_t *o = json_pack("{s:o, s:s, s:b}", "id",
+		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+		    "status", job_state_name(j->state), "forgotten", 1);
+
+		broker_forget(b, j);
+		web_reply_json(r, 200, o);
+		web_gate(r);
+	}
+	free(key);
+}
+
+struct type_view {
+	json_t *arr;
+	size_t  n, max;
+	struct broker *b;
+};
+
+static bool
+add_job_id(void *ctx, struct job *j)
+{
+	struct type_view *v = ctx;
+
+	if (v->n++ >= v->max)
+		return false;
+	json_array_append_new(v->arr, json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
+	return true;
+}
+
+static bool
+add_worker(void *ctx, struct worker *wk)
+{
+	struct type_view *v = ctx;
+	struct type_view jobs = { json_array(), 0, 100, v->b };
+
+	if (v->n++ >= v->max)
+		return false;
+	broker_worker_jobs_each(v->b, wk, add_job_id, &jobs);
+	json_array_append_new(v->arr, json_pack("{s:s, s:i, s:o}", "name",
+	    worker_name(wk), "running", (int)worker_running(wk), "jobs", jobs.arr));
+	return true;
+}
+
+/* type_view: a type's counters, its workers and the head of its queue
+ * (at most 1000 workers and 100 queued ids). */
+static void
+type_view(struct wreq *r, const char *name)
+{
+	struct server *srv = r->web->srv;
+	struct jtype *t = broker_type(&srv->broker, name, false);
+	struct type_view v = { 0 };
+	json_t *st, *o;
+
+	if (t == NULL) {
+		web_error(r, 404, "not_found", NULL, "no type is named %s", name);
+		return;
+	}
+	st = server_stats(srv, name, 0);
+	o = json_deep_copy(json_object_get(json_object_get(st, "types"), name));
+	json_decref(st);
+	if (o == NULL)
+		o = json_object();
+	json_object_set_new(o, "name", json_string(name));
+	v.b = &srv->broker;
+	v.arr = json_array();
+	v.max = 1000;
+	broker_workers_each(&srv->broker, t, add_worker, &v);
+	json_object_set_new(o, "worker_list", v.arr);
+	v.arr = json_array();
+	v.n = 0;
+	v.max = 100;
+	broker_queue_each(&srv->broker, t, add_job_id, &v);
+	json_object_set_new(o, "queue_head", v.arr);
+	web_reply_json(r, 200, o);
+}
+
+/* rest_route: the REST paths; false if path is none of them. */
+bool
+rest_route(struct wreq *r, const char *path)
+{
+	struct server *srv = r->web->srv;
+	const char *slash;
+
+	if (strcmp(path, "/stats") == 0) {
+		if (!method_is(r, "GET")) {
+			not_allowed(r, "GET");
+		} else {
+			json_t *o = server_stats(srv, NULL, STATS_TYPES_MAX);
+
+			json_object_set_new(o, "http", web_stats(r->web));
+			web_reply_json(r, 200, o);
+		}
+		return true;
+	}
+	if (strcmp(path, "/types") == 0 || strcmp(path, "/types/") == 0) {
+		if (!method_is(r, "GET")) {
+			not_allowed(r, "GET");
+		} else {
+			json_t *o = server_stats(srv, NULL, 100000);
+			json_t *t = json_incref(json_object_get(o, "types"));
+
+			json_decref(o);
+			web_reply_json(r, 200, t);
+		}
+		return true;
+	}
+	if (strncmp(path, "/types/", 7) == 0) {
+		char *name;
+
+		path += 7;
+		slash = strchr(path, '/');
+		name = xstrndup(path, slash ? (size_t)(slash - path) : strlen(path));
+		if (slash == NULL) {
+			if (method_is(r, "GET"))
+				type_view(r, name);
+			else
+				not_allowed(r, "GET");
+		} else if (strcmp(slash, "/jobs") == 0) {
+			if (strcmp(r->method, "POST") == 0)
+				submit(r, name);
+			else
+				not_allowed(r, "POST");
+		} else
+			web_error(r, 404, "not_found", NULL, "no such path: %s", r->url);
+		free(name);
+		return true;
+	}
+	if (strncmp(path, "/jobs/", 6) == 0 && path[6] != '\0') {
+		jobs_path(r, path + 6);
+		return true;
+	}
+	return false;
+}
