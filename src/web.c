@@ -146,6 +146,7 @@ web_park(struct wreq *r, enum wr_wait wait)
 		return;
 	TAILQ_INSERT_TAIL(&r->web->parked, r, entry);
 	r->listed = true;
+	r->web->nparked++;
 	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL) {
 		ev_io_init(&r->watch, watch_cb, ci->connect_fd, EV_READ);
@@ -160,6 +161,7 @@ web_unpark(struct wreq *r)
 	if (r->listed && r->stream == STREAM_NONE) {
 		TAILQ_REMOVE(&r->web->parked, r, entry);
 		r->listed = false;
+		r->web->nparked--;
 	}
 	ev_io_stop(r->web->srv->loop, &r->watch);
 	r->wait = WAIT_NONE;
@@ -255,8 +257,10 @@ wreq_free(struct wreq *r)
 	if (r->listed) {
 		if (r->stream != STREAM_NONE)
 			TAILQ_REMOVE(&w->streams, r, entry);
-		else
+		else {
 			TAILQ_REMOVE(&w->parked, r, entry);
+			w->nparked--;
+		}
 		if (r->stream == STREAM_EVENTS)
 			w->nevents_streams--;
 		if (r->stream == STREAM_SUB)
@@ -692,13 +696,13 @@ web_start(struct server *srv)
 	}
 	w->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ERROR_LOG, 0, accept_cb, w, access_cb, w,
+	    MHD_OPTION_EXTERNAL_LOGGER, logger_cb, w,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->http_max_conn + 16),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->http_idle,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_HEADER_MAX,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb, w,
-	    MHD_OPTION_EXTERNAL_LOGGER, logger_cb, w,
 	    MHD_OPTION_END);
 	if (w->d == NULL) {
 		log_err("cannot start the http server (libmicrohttpd)");

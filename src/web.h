@@ -120,6 +120,7 @@ struct web {
 	double             idle;
 	unsigned           nevents_streams;
 	unsigned           nsub_streams;
+	unsigned           nparked;     /* on parked */
 	uint64_t           next_event;  /* SSE ids of /events */
 	double             last_ping;
 	size_t             sse_delivered;  /* by the last chan_publish */

@@ -78,7 +78,7 @@ metrics_free(struct web *w)
 json_t *
 web_stats(struct web *w)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "requests", (json_int_t)w->requests,
 	    "connections", (json_int_t)web_connections(),
 	    "connections_refused", (json_int_t)w->conns_refused,
@@ -89,7 +89,8 @@ web_stats(struct web *w)
 	    "events_sent", (json_int_t)w->events_sent,
 	    "events_missed", (json_int_t)w->events_missed,
 	    "routed", (json_int_t)w->routed,
-	    "route_timeouts", (json_int_t)w->route_timeouts);
+	    "route_timeouts", (json_int_t)w->route_timeouts,
+	    "waiting", (json_int_t)w->nparked);
 }
 
 /* label: a label value, escaped (\\, \", \n). */
@@ -223,7 +224,8 @@ metrics_serve(struct wreq *r)
 	}
 	hs = web_stats(w);
 	json_object_foreach(hs, k, v) {
-		bool c = strcmp(k, "connections") != 0 && strcmp(k, "streams") != 0;
+		bool c = strcmp(k, "connections") != 0 && strcmp(k, "streams") != 0 &&
+		    strcmp(k, "waiting") != 0;
 
 		line(&b, "# TYPE jobfs_http_%s%s %s\n", k, c ? "_total" : "",
 		    c ? "counter" : "gauge");

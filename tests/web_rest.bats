@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# web_rest.bats — the REST mirror of the tree (issue 10): submit, info,
+# response (long-poll and ?wait=0), cancel, types and stats, and the
+# errors, each as JSON with the TCP protocol's codes.
+
+load 'helpers/daemon'
+load 'helpers/web'
+load 'helpers/conn'
+
+setup() {
+	start_web
+}
+
+@test "POST /types/T/jobs answers 201 with the id; a worker's result comes back on GET /jobs/ID/response" {
+	run hcurl -i -X POST --data '{"n":1}' "$H/types/echo/jobs?id=j1&priority=5"
+	[[ "$output" == *"201 Created"* ]]
+	[[ "$output" == *"Location: /jobs/j1"* ]]
+	[ "$(tail -n1 <<<"$output")" = '{"id":"j1"}' ]
+	[ "$(hcurl "$H/jobs/j1" | jq -c '[.id,.type,.status,.priority]')" = '["j1","echo","queued",5]' ]
+	[ "$(hstatus "$H/jobs/j1/response?wait=0")" = 202 ]
+	# A long-poll waits for the worker.
+	hcurl "$H/jobs/j1/response" >"$BATS_TEST_TMPDIR/resp" &
+	BG_PIDS+=("$!")
+	wait_until 10 http_stat_is .http.waiting 1
+	bg "$JOBCTL" work echo -- cat
+	wait_until 10 test -s "$BATS_TEST_TMPDIR/resp"
+	[ "$(cat "$BATS_TEST_TMPDIR/resp")" = '{"n":1}' ]
+	# Once done, it answers at once, and the job is in the tree's terms.
+	[ "$(hcurl "$H/jobs/j1/response?wait=0")" = '{"n":1}' ]
+	[ "$(hcurl "$H/jobs/j1" | jq -r .status)" = done ]
+	# The broker assigns an id when none is given.
+	id=$(hcurl -X POST --data '"x"' "$H/types/echo/jobs" | jq -r .id)
+	[ -n "$id" ]
+	[ "$(hcurl "$H/jobs/$id/response")" = '"x"' ]
+	other_clients_ok
+}
+
+@test "GET /types, /types/T and /stats report what the TCP stats request does" {
+	hcurl -X POST --data 1 "$H/types/a/jobs?id=q1" >/dev/null
+	hcurl -X POST --data 2 "$H/types/a/jobs?id=q2" >/dev/null
+	[ "$(hcurl "$H/types" | jq -c '.a | [.queued,.submitted]')" = '[2,2]' ]
+	[ "$(hcurl "$H/types/a" | jq -c '[.name,.queued,.queue_head]')" = '["a",2,["q1","q2"]]' ]
+	[ "$(hcurl "$H/stats" | jq -c '[.queued,.submitted]')" = "$(daemon_stat '| [.queued,.submitted]')" ]
+	[ "$(hstatus "$H/types/nosuch")" = 404 ]
+	other_clients_ok
+}
+
+@test "a failed, cancelled or timed-out job answers 500, 409, 504 with its ending" {
+	hcurl -X POST --data 1 "$H/types/slow/jobs?id=c1" >/dev/null
+	hcurl "$H/jobs/c1/response" -o "$BATS_TEST_TMPDIR/c1" -w '%{http_code}' >"$BATS_TEST_TMPDIR/c1.code" &
+	BG_PIDS+=("$!")
+	wait_until 10 http_stat_is .http.waiting 1
+	[ "$(hcurl -X DELETE "$H/jobs/c1" | jq -c '[.status,.forgotten]')" = '["queued",true]' ]
+	wait_until 10 test -s "$BATS_TEST_TMPDIR/c1.code"
+	[ "$(cat "$BATS_TEST_TMPDIR/c1.code")" = 409 ]
+	[ "$(jq -r .error "$BATS_TEST_TMPDIR/c1")" = cancelled ]
+	[ "$(hstatus "$H/jobs/c1")" = 404 ]
+	# timeout (the job's own, in ms)
+	hcurl -X POST --data 1 "$H/types/slow/jobs?id=t1&timeout=100" >/dev/null
+	run hcurl -w '%{http_code}' "$H/jobs/t1/response"
+	[[ "$output" == *'"error":"timeout"'*504 ]]
+	# failed: a worker lost four times
+	hcurl -X POST --data 1 "$H/types/lossy/jobs?id=f1" >/dev/null
+	for i in 1 2 3 4; do
+		printf '%s\n' '{"type":"join","job_type":"lossy"}' | "$JOBCTL" raw --worker -n 1 -t 5000 >/dev/null
+	done
+	run hcurl -w '%{http_code}' "$H/jobs/f1/response"
+	[[ "$output" == *'"error":"job_failed"'*500 ]]
+	other_clients_ok
+}
+
+@test "bad input: 400 invalid_json, 400 invalid_type, 404, 405, 409 id_exists, all JSON" {
+	run hcurl -w ' %{http_code}' -X POST --data 'nope' "$H/types/e/jobs"
+	[[ "$output" == *'"error":"invalid_json"'*' 400' ]]
+	run hcurl -w ' %{http_code}' -X POST "$H/types/e/jobs"
+	[[ "$output" == *'"error":"invalid_json"'*' 400' ]]
+	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?priority=high"
+	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
+	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?timeout=-1"
+	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
+	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/%2E%2E/jobs"
+	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
+	run hcurl -w ' %{http_code}' "$H/no/such/path"
+	[[ "$output" == *'"error":"not_found"'*' 404' ]]
+	run hcurl -w ' %{http_code}' "$H/jobs/none"
+	[[ "$output" == *'"error":"unknown_id"'*' 404' ]]
+	run hcurl -i -X PUT "$H/jobs/none"
+	[[ "$output" == *"405 Method Not Allowed"* ]]
+	[[ "$output" == *"Allow: GET, DELETE"* ]]
+	[[ "$output" == *'"error":"method_not_allowed"'* ]]
+	run hcurl -w ' %{http_code}' -X GET "$H/types/e/jobs"
+	[[ "$output" == *'"error":"method_not_allowed"'*' 405' ]]
+	hcurl -X POST --data 1 "$H/types/e/jobs?id=dup" >/dev/null
+	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?id=dup"
+	[[ "$output" == *'"error":"id_exists"'*'"id":"dup"'*' 409' ]]
+	# Every error above is one JSON object.
+	hcurl "$H/jobs/none" | jq -e .reason >/dev/null
+	other_clients_ok
+}
+
+@test "ids that are not file names travel percent-encoded in the path" {
+	hcurl -X POST --data 1 "$H/types/e/jobs?id=a%2Fb%20c" >/dev/null
+	[ "$(hcurl "$H/jobs/a%2Fb%20c" | jq -r .id)" = 'a/b c' ]
+	[ "$(hstatus "$H/jobs/a%2Fb%20c/response?wait=0")" = 202 ]
+	other_clients_ok
+}
