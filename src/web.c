@@ -543,6 +543,8 @@ on_finished(void *ctx, struct job *j, struct worker *ran_on)
 	struct web *w = ctx;
 
 	(void)ran_on;
+	if (w->d == NULL)
+		return;
 	metrics_job_finished(w, j);
 	rest_job_finished(w, j);
 	route_job_finished(w, j);
@@ -563,6 +565,9 @@ on_submitted(void *ctx, struct job *j)
 {
 	struct web *w = ctx;
 
+	if (w->d == NULL)
+		return;
+
 	if (w->nevents_streams > 0)
 		sse_event(w, "submitted", json_pack("{s:o, s:s}",
 		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
@@ -574,6 +579,9 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 {
 	struct web *w = ctx;
 
+	if (w->d == NULL)
+		return;
+
 	if (w->nevents_streams > 0)
 		sse_event(w, "started", json_pack("{s:o, s:s, s:s}",
 		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
@@ -583,13 +591,15 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 static void
 on_partial(void *ctx, struct job *j, const char *body, size_t len)
 {
+	if (((struct web *)ctx)->d == NULL)
+		return;
 	route_job_partial(ctx, j, body, len);
 }
 
 static void
 on_type(struct web *w, const char *what, struct jtype *t)
 {
-	if (w->nevents_streams > 0)
+	if (w->d != NULL && w->nevents_streams > 0)
 		sse_event(w, what, json_pack("{s:s}", "type", t->name), false, false);
 }
 
@@ -599,7 +609,7 @@ static void on_type_removed(void *ctx, struct jtype *t) { on_type(ctx, "type_rem
 static void
 on_worker(struct web *w, const char *what, struct worker *wk, struct jtype *t)
 {
-	if (w->nevents_streams > 0)
+	if (w->d != NULL && w->nevents_streams > 0)
 		sse_event(w, what, json_pack("{s:s, s:s?}", "worker", worker_name(wk),
 		    "type", t != NULL ? t->name : NULL), false, false);
 }
@@ -622,6 +632,9 @@ on_durable(void *ctx, uint64_t mark)
 {
 	struct web *w = ctx;
 	struct wreq *r, *next;
+
+	if (w->d == NULL)
+		return;
 
 	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next)
 		if (r->wait == WAIT_DURABLE && r->mark <= mark)
@@ -659,6 +672,8 @@ parse_http(const char *spec, const char *dflt, char *addr, size_t alen)
 	return (int)port;
 }
 
+static struct web the_web;
+
 int
 web_start(struct server *srv)
 {
@@ -679,7 +694,10 @@ web_start(struct server *srv)
 		log_err("cannot listen for http: %s", err);
 		return EXIT_LISTEN;
 	}
-	w = xcalloc(1, sizeof *w);
+	/* Static: the broker keeps calling its listeners after web_stop (at
+	 * broker_shutdown), which find w->d NULL and do nothing. */
+	w = &the_web;
+	memset(w, 0, sizeof *w);
 	w->srv = srv;
 	TAILQ_INIT(&w->parked);
 	TAILQ_INIT(&w->streams);
@@ -782,7 +800,9 @@ web_stop(struct server *srv)
 		free(w->routes[i].type);
 	}
 	free(w->routes);
-	free(w);
+	w->routes = NULL;
+	w->nroutes = 0;
+	w->d = NULL;
 	srv->web = NULL;
 }
 

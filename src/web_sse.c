@@ -69,7 +69,7 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 	struct wreq *r;
 
 	w->sse_delivered = 0;
-	if (w->nsub_streams == 0)
+	if (w->d == NULL || w->nsub_streams == 0)
 		return;
 	TAILQ_FOREACH(r, &w->streams, entry)
 		if (r->stream == STREAM_SUB && strcmp(r->chan, name) == 0 &&
