@@ -32,6 +32,11 @@ http_stat_is() {
 	[ "$(http_stat "$1")" = "$2" ]
 }
 
+# http_job_is ID STATE: GET /jobs/ID says STATE.
+http_job_is() {
+	[ "$(hcurl "$H/jobs/$1" | jq -r .status)" = "$2" ]
+}
+
 # other_clients_ok: a fresh worker answers a TCP master and an HTTP
 # client, whatever the test did before.
 other_clients_ok() {
