@@ -2,7 +2,7 @@
 #
 #   make            build build/jobfs, build/jobctl, build/mount.jobfs
 #   make run        install missing packages, build, run the daemon mounted on $(MNT),
-#                   its jobs kept in $(DATA)
+#                   its jobs kept in $(DATA), its web face (dashboard) on port $(HTTP)
 #   make test       install missing packages, run the suite and the C unit tests, then
 #                   again under ASan+UBSan, then each fuzzer for $(FUZZ_TEST_SECONDS) s
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
@@ -18,6 +18,8 @@ UNITDIR ?= /etc/systemd/system
 # make run keeps jobs here: /var/lib/jobfs as root, else under the build tree.
 DATA    ?= $(shell [ "$$(id -u)" = 0 ] && echo /var/lib/jobfs || echo $(CURDIR)/$(B)/data)
 B       ?= build
+# make run serves HTTP (REST, SSE, metrics, the dashboard) on this port.
+HTTP    ?= 9997
 
 # Debian packages the build, the tests and `make run` need.
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
@@ -119,7 +121,8 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory all
 	mkdir -p $(MNT)
-	$(B)/jobfs -f --data $(DATA) $(JOBFS_OPTS) $(MNT)
+	@echo "jobfs: dashboard at http://127.0.0.1:$(HTTP)/"
+	$(B)/jobfs -f --data $(DATA) --http $(HTTP) $(JOBFS_OPTS) $(MNT)
 
 # The suite (bats files and C unit tests) runs twice: a normal build, then
 # one under ASan and UBSan; then each fuzzer runs briefly, failing on a crash.

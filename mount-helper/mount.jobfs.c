@@ -40,6 +40,11 @@ static const struct {
 	{ "frame_timeout", "--frame-timeout" },
 	{ "data",        "--data" },
 	{ "sync",        "--sync" },
+	{ "http",        "--http" },
+	{ "http_route",  "--http-route" },    /* repeatable: one per route */
+	{ "http_timeout", "--http-timeout" },
+	{ "http_max_conn", "--http-max-conn" },
+	{ "http_idle",   "--http-idle" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -65,6 +70,8 @@ usage(void)
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
 	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
 	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
+	    "         http=[ADDR:]PORT, http_route=PREFIX=TYPE (repeatable),\n"
+	    "         http_timeout=SECONDS, http_max_conn=N, http_idle=SECONDS,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
