@@ -4,7 +4,9 @@
  *
  *   POST   /types/T/jobs       submit (body = job body; ?priority ?timeout ?id)
  *   GET    /jobs/ID            the info object
+ *   GET    /jobs/ID/body       the job's body
  *   GET    /jobs/ID/response   wait for the ending (?wait=0: 202 if not yet)
+ *   POST   /jobs/ID/cancel     end it (cancelled); it stays listed
  *   DELETE /jobs/ID            cancel and forget
  *   GET    /types, /types/T, /stats
  *
@@ -182,36 +184,66 @@ rest_job_finished(struct web *w, struct job *j)
 	}
 }
 
+/* The paths below /jobs/ID: the job itself, or one of these. */
+enum job_path { JP_JOB, JP_RESPONSE, JP_BODY, JP_CANCEL };
+
 static void
 jobs_path(struct wreq *r, const char *rest)
 {
+	static const struct { const char *suffix; enum job_path what; const char *allow; } sub[] = {
+		{ "/response", JP_RESPONSE, "GET" },
+		{ "/body", JP_BODY, "GET" },
+		{ "/cancel", JP_CANCEL, "POST" },
+	};
 	struct broker *b = &r->web->srv->broker;
-	size_t n = strlen(rest);
-	static const char suffix[] = "/response";
-	bool response = false;
+	size_t n = strlen(rest), i, sl;
+	enum job_path what = JP_JOB;
+	const char *allow = "GET, DELETE";
 	struct job *j;
-	char *key;
+	char *key, *idjson;
 
-	if (n > sizeof suffix - 1 && strcmp(rest + n - (sizeof suffix - 1), suffix) == 0) {
-		response = true;
-		n -= sizeof suffix - 1;
+	for (i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+		sl = strlen(sub[i].suffix);
+		if (n > sl && strcmp(rest + n - sl, sub[i].suffix) == 0) {
+			what = sub[i].what;
+			allow = sub[i].allow;
+			n -= sl;
+			break;
+		}
 	}
 	key = xstrndup(rest, n);
 	j = broker_find(b, key);
-	if (response && !method_is(r, "GET"))
-		not_allowed(r, "GET");
-	else if (!response && !method_is(r, "GET") && !method_is(r, "DELETE"))
-		not_allowed(r, "GET, DELETE");
-	else if (j == NULL) {
-		char *idjson = web_idjson(key);
-
+	if (what == JP_JOB ? !method_is(r, "GET") && !method_is(r, "DELETE") :
+	    !method_is(r, allow)) {
+		not_allowed(r, allow);
+	} else if (j == NULL) {
+		idjson = web_idjson(key);
 		web_error(r, 404, "unknown_id", idjson, "no job has id %s", idjson);
 		free(idjson);
-	} else if (response)
+	} else if (what == JP_RESPONSE) {
 		job_response(r, j);
-	else if (method_is(r, "GET"))
+	} else if (what == JP_BODY) {
+		struct buf t = { 0 };
+
+		buf_append(&t, job_body(j), j->body_len);
+		buf_append(&t, "\n", 1);
+		web_reply(r, 200, "application/json", bhead(&t), buf_used(&t));
+		buf_free(&t);
+	} else if (what == JP_CANCEL) {
+		/* Ends it, as the protocol's cancel; it stays listed. */
+		if (JOB_FINISHED(j)) {
+			web_error(r, 404, "unknown_id", job_idjson(j),
+			    "no unfinished job has id %s", job_idjson(j));
+		} else {
+			broker_end(b, j, JOB_CANCELLED);
+			web_reply_json(r, 200, json_pack("{s:o, s:s}", "id",
+			    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
+			    "status", job_state_name(j->state)));
+			web_gate(r);
+		}
+	} else if (method_is(r, "GET")) {
 		web_reply_json(r, 200, job_info(j));
-	else {
+	} else {
 		json_t *o = json_pack("{s:o, s:s, s:b}", "id",
 		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
 		    "status", job_state_name(j->state), "forgotten", 1);

@@ -104,3 +104,15 @@ setup() {
 	[ "$(hstatus "$H/jobs/a%2Fb%20c/response?wait=0")" = 202 ]
 	other_clients_ok
 }
+
+@test "GET /jobs/ID/body shows the body; POST /jobs/ID/cancel ends the job and keeps it listed" {
+	hcurl -X POST --data '{"b": [1, 2]}' "$H/types/e/jobs?id=b1" >/dev/null
+	[ "$(hcurl "$H/jobs/b1/body")" = '{"b":[1,2]}' ]
+	[ "$(hcurl -X POST "$H/jobs/b1/cancel")" = '{"id":"b1","status":"cancelled"}' ]
+	[ "$(hcurl "$H/jobs/b1" | jq -r .status)" = cancelled ]
+	[ "$(daemon_stat .cancelled)" = 1 ]
+	[ "$(hstatus -X POST "$H/jobs/b1/cancel")" = 404 ]
+	[ "$(hstatus "$H/jobs/b1/cancel")" = 405 ]
+	[ "$(hstatus "$H/jobs/nosuch/body")" = 404 ]
+	other_clients_ok
+}
