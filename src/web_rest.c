@@ -57,6 +57,31 @@ arg_int(struct wreq *r, const char *name, int64_t lo, int64_t *out)
 	return true;
 }
 
+/* location: /jobs/KEY with KEY percent-encoded (all but RFC 3986's
+ * unreserved characters), fit for a header. */
+static char *
+location(const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b = { 0 };
+	const unsigned char *p;
+	char esc[3] = { '%', 0, 0 };
+
+	buf_append_str(&b, "/jobs/");
+	for (p = (const unsigned char *)key; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+			buf_append(&b, p, 1);
+		} else {
+			esc[1] = hex[*p >> 4];
+			esc[2] = hex[*p & 15];
+			buf_append(&b, esc, 3);
+		}
+	}
+	buf_append(&b, "", 1);
+	return b.data;
+}
+
 static void
 submit(struct wreq *r, const char *type)
 {
@@ -102,7 +127,7 @@ submit(struct wreq *r, const char *type)
 	case BERR_OK:
 		o = json_pack("{s:o}", "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
 		web_reply_json(r, 201, o);
-		loc = xprintf("/jobs/%s", j->key);
+		loc = location(j->key);
 		r->headers = json_pack("{s:s}", "Location", loc);
 		free(loc);
 		web_gate(r);

@@ -99,7 +99,8 @@ setup() {
 }
 
 @test "ids that are not file names travel percent-encoded in the path" {
-	hcurl -X POST --data 1 "$H/types/e/jobs?id=a%2Fb%20c" >/dev/null
+	run hcurl -i -X POST --data 1 "$H/types/e/jobs?id=a%2Fb%20c"
+	[[ "$output" == *"Location: /jobs/a%2Fb%20c"* ]]
 	[ "$(hcurl "$H/jobs/a%2Fb%20c" | jq -r .id)" = 'a/b c' ]
 	[ "$(hstatus "$H/jobs/a%2Fb%20c/response?wait=0")" = 202 ]
 	other_clients_ok
