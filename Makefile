@@ -8,6 +8,7 @@
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
+#   make bench-web  the web face's rows: HTTP round trip, --http-route, SSE fan-out
 #   make install    PREFIX=/usr/local DESTDIR= (and the systemd unit in $(UNITDIR))
 
 PREFIX  ?= /usr/local
@@ -149,6 +150,9 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests/bench run
 
+bench-web: all
+	@bash tests/bench/web.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
@@ -170,5 +174,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench install lint-man \
+.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web install lint-man \
 	clean

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The web face's benchmark rows (issue 10), beside the TCP latency shape:
+#
+#   http round trip   one client, one worker: keep-alive POST /types/T/jobs
+#                     then GET /jobs/ID/response, p50 and p99, and the same
+#                     round trip over TCP (target: HTTP p50 <= 2x TCP p50)
+#   --http-route      requests/s with 8 workers and 64 keep-alive clients
+#   SSE fan-out       1 publisher, 1000 /sub/C subscribers: every subscriber
+#                     gets every message; messages delivered per second
+#
+#   tests/bench/web.sh                 # small (BENCH_SCALE=0.1)
+#   BENCH_SCALE=1 tests/bench/web.sh   # the issue's sizes (10,000 messages)
+#
+# Environment: BENCH_SCALE (default 0.1 here), JOBFS (default build/jobfs).
+# Prints a table; exits non-zero if a run failed verification.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SCALE=${BENCH_SCALE:-0.1}
+WORK=$(mktemp -d /tmp/jobfs-webbench.XXXXXX)
+JOBFS=${JOBFS:-$ROOT/build/jobfs}
+PID=
+STATUS=0
+
+cleanup() {
+	[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+n() { awk -v s="$SCALE" -v n="$1" 'BEGIN { v = int(n * s); print (v < 1 ? 1 : v) }'; }
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start() {
+	MP=$(port) WP=$(port) HP=$(port)
+	"$JOBFS" -f -q --master-port "$MP" --worker-port "$WP" --http "127.0.0.1:$HP" \
+		--http-route /r=route --http-max-conn 5000 --keep 5 "$@" >"$WORK/jobfs.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$HP") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "jobfs did not start" >&2
+	cat "$WORK/jobfs.log" >&2
+	exit 1
+}
+
+stop() {
+	kill -TERM "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null || { echo "jobfs exited badly" >&2; STATUS=1; }
+	PID=
+}
+
+cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WORK/webload" "$HERE/webload.c" -lpthread || exit 1
+
+run() { # label args...
+	local out
+	out=$(timeout 600 "$WORK/webload" "$@") || { echo "$1: failed: $out" >&2; STATUS=1; }
+	sed -n 's/^RESULT //p' <<<"$out"
+}
+
+start
+RT=$(run rt "$HP" "$MP" "$WP" "$(n 20000)")
+stop
+start
+ROUTE=$(run route "$HP" "$WP" 8 64 "$(n 200000)")
+stop
+start
+SSE=$(run sse "$HP" "$MP" 1000 "$(n 10000)")
+stop
+
+get() { sed -n "s/.*$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+echo
+echo "| row (BENCH_SCALE=$SCALE) | jobfs |"
+echo "|---|---|"
+echo "| http round trip p50 / p99 (us) | $(get "$RT" http_p50_us) / $(get "$RT" http_p99_us) |"
+echo "| tcp round trip p50 / p99 (us), same run | $(get "$RT" tcp_p50_us) / $(get "$RT" tcp_p99_us) |"
+echo "| http p50 / tcp p50 (target <= 2) | $(get "$RT" ratio_p50) |"
+echo "| --http-route req/s (8 workers, 64 clients) | $(get "$ROUTE" route_rps) |"
+echo "| SSE fan-out msgs/s delivered (1000 subscribers) | $(get "$SSE" sse_msgs_per_s) (missed $(get "$SSE" missed)) |"
+exit "$STATUS"
