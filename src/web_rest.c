@@ -311,8 +311,14 @@ add_worker(void *ctx, struct worker *wk)
 	return true;
 }
 
-/* type_view: a type's counters, its workers and the head of its queue
- * (at most 1000 workers and 100 queued ids). */
+/*
+ * type_view: a type's counters, its workers and the head of its queue
+ * (at most 1000 workers and 100 queued ids).  Listing the queue in
+ * dispatch order sorts it (broker_queue_each), so past WEB_SORT_MAX queued
+ * jobs the head is left out unless ?queue=1 asks: a dashboard that looks
+ * every few seconds must not stall the loop on a queue of millions.
+ */
+#define WEB_SORT_MAX 10000
 static void
 type_view(struct wreq *r, const char *name)
 {
@@ -339,7 +345,11 @@ type_view(struct wreq *r, const char *name)
 	v.arr = json_array();
 	v.n = 0;
 	v.max = 100;
-	broker_queue_each(&srv->broker, t, add_job_id, &v);
+	if (t->nqueued <= WEB_SORT_MAX || (web_arg(r, "queue") != NULL &&
+	    strcmp(web_arg(r, "queue"), "1") == 0))
+		broker_queue_each(&srv->broker, t, add_job_id, &v);
+	else
+		json_object_set_new(o, "queue_head_omitted", json_true());
 	json_object_set_new(o, "queue_head", v.arr);
 	web_reply_json(r, 200, o);
 }

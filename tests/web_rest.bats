@@ -117,3 +117,11 @@ setup() {
 	[ "$(hstatus "$H/jobs/nosuch/body")" = 404 ]
 	other_clients_ok
 }
+
+@test "GET /types/T leaves out the head of a queue too long to sort on every look" {
+	seq 1 10001 | sed 's/.*/{"type":"job","job_type":"long","id":&,"body":&,"detach":true}/' | "$JOBCTL" raw -t 1000 >/dev/null || true
+	wait_until 20 http_stat_is .queued 10001
+	[ "$(hcurl "$H/types/long" | jq -c '[.queued, .queue_head_omitted, (.queue_head | length)]')" = '[10001,true,0]' ]
+	[ "$(hcurl "$H/types/long?queue=1" | jq -c '[.queue_head_omitted, (.queue_head | length)]')" = '[null,100]' ]
+	other_clients_ok
+}
