@@ -325,6 +325,7 @@ type_view(struct wreq *r, const char *name)
 	struct server *srv = r->web->srv;
 	struct jtype *t = broker_type(&srv->broker, name, false);
 	struct type_view v = { 0 };
+	struct type_stats ts;
 	json_t *st, *o;
 
 	if (t == NULL) {
@@ -345,7 +346,8 @@ type_view(struct wreq *r, const char *name)
 	v.arr = json_array();
 	v.n = 0;
 	v.max = 100;
-	if (t->nqueued <= WEB_SORT_MAX || (web_arg(r, "queue") != NULL &&
+	broker_type_stats(t, &ts);
+	if (ts.queued <= WEB_SORT_MAX || (web_arg(r, "queue") != NULL &&
 	    strcmp(web_arg(r, "queue"), "1") == 0))
 		broker_queue_each(&srv->broker, t, add_job_id, &v);
 	else
