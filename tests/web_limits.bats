@@ -49,6 +49,8 @@ raw_http() {
 
 @test "connections over --http-max-conn are closed at once; the others are served" {
 	start_web --http-max-conn 3
+	# Nothing else open (start_web's probe of the port, say) before the three.
+	wait_until 10 http_stat_is .http.connections 1
 	exec 4<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
 	exec 5<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
 	exec 6<>"/dev/tcp/127.0.0.1/$HTTP_PORT"

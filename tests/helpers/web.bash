@@ -23,9 +23,11 @@ hstatus() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$@"
 }
 
-# http_stat JQ: a field of GET /stats.
+# http_stat JQ: a field of GET /stats.  Connection: close, so that the
+# daemon closes (and stops counting) this connection as soon as it has
+# answered, not whenever it notices that curl went.
 http_stat() {
-	hcurl "$H/stats" | jq -c "$1"
+	hcurl -H 'Connection: close' "$H/stats" | jq -c "$1"
 }
 
 http_stat_is() {
