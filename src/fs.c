@@ -885,6 +885,7 @@ fs_unmount(struct server *srv)
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
 	fs_release_held(fs, broker_durable(&srv->broker), EIO);
+	fs_wake_durable(fs, UINT64_MAX);  /* only lets go of the jobs */
 	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
 	fuse_session_unmount(fs->se);
@@ -953,14 +954,17 @@ on_type_removed(void *ctx, struct jtype *t)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
 }
 
-/* on_durable: writes held for the store return. */
+/* on_durable: writes held for the store return; readers of endings it
+ * made durable wake. */
 static void
 on_durable(void *ctx, uint64_t mark)
 {
 	struct server *srv = ctx;
 
-	if (srv->fs != NULL)
+	if (srv->fs != NULL) {
 		fs_release_held(srv->fs, mark, 0);
+		fs_wake_durable(srv->fs, mark);
+	}
 }
 
 /* fs_listen: the tree listens to the broker and to the channels. */

@@ -120,6 +120,12 @@ struct held_reply {
 	uint64_t            mark;     /* the store's mark it waits for */
 };
 
+/* A finished job whose response readers wake when mark is durable. */
+struct durable_wake {
+	struct job         *job;      /* a reference (job_ref) */
+	uint64_t            mark;
+};
+
 /* An entry invalidation for the notifier thread. */
 struct inval {
 	STAILQ_ENTRY(inval) entry;
@@ -143,6 +149,8 @@ struct fs {
 	TAILQ_HEAD(, handle) handles; /* every open file and directory */
 	TAILQ_HEAD(, waiter) interrupted;  /* answered after process_buf returns */
 	TAILQ_HEAD(, held_reply) held;     /* replies waiting for the store */
+	struct durable_wake *dwake;   /* finished jobs whose readers wait for */
+	size_t              ndwake, dwake_cap;  /* the store (fs_wake_durable) */
 	uid_t               uid;
 	gid_t               gid;
 
@@ -190,6 +198,7 @@ void fs_flush_interrupted(struct fs *);
 void fs_job_wake(struct fs *, struct job *);
 void fs_chan_message(void *srv, const char *name, const char *body, size_t len);
 void fs_release_held(struct fs *, uint64_t durable, int err);
+void fs_wake_durable(struct fs *, uint64_t durable);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
 
