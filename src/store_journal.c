@@ -172,30 +172,30 @@ get_u8(struct rd *d)
 	return need(d, 1) ? d->p[d->off++] : 0;
 }
 
+/* get_le: an n-byte little-endian unsigned integer (0 past the end). */
+static uint64_t
+get_le(struct rd *d, int n)
+{
+	uint64_t v = 0;
+
+	if (!need(d, (uint32_t)n))
+		return 0;
+	for (int i = 0; i < n; i++)
+		v |= (uint64_t)d->p[d->off + i] << (8 * i);
+	d->off += (size_t)n;
+	return v;
+}
+
 static uint32_t
 get_u32(struct rd *d)
 {
-	uint32_t v = 0;
-
-	if (!need(d, 4))
-		return 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)d->p[d->off + i] << (8 * i);
-	d->off += 4;
-	return v;
+	return (uint32_t)get_le(d, 4);
 }
 
 static uint64_t
 get_u64(struct rd *d)
 {
-	uint64_t v = 0;
-
-	if (!need(d, 8))
-		return 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)d->p[d->off + i] << (8 * i);
-	d->off += 8;
-	return v;
+	return get_le(d, 8);
 }
 
 static double
