@@ -54,6 +54,8 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	c->role = role;
 	c->serial = ++srv->next_serial;
 	net_peer_name(fd, c->peer, sizeof c->peer);
+	net_peer_addr(fd, c->addr, sizeof c->addr);
+	auth_peer_add(c->addr);
 	/* The core's handle on the peer: it knows the connection by no more. */
 	if (role == ROLE_MASTER)
 		c->master = broker_master_new(&srv->broker, c);
@@ -72,6 +74,7 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 		srv->nworkers++;
 	log_info("%s %s connected", role == ROLE_MASTER ? "master" : "worker",
 	    c->peer);
+	proto_conn_new(c);
 	return c;
 }
 
@@ -227,6 +230,8 @@ conn_close(struct conn *c, const char *why)
 		srv->nworkers--;
 	conn_release(c);
 	conn_in_free(c);
+	proto_conn_closed(c);
+	auth_peer_del(c->addr);
 	close(c->fd);
 	c->fd = -1;
 	TAILQ_INSERT_TAIL(&srv->dead, c, dead_entry);
@@ -303,7 +308,7 @@ conn_drop(struct conn *c, bool discard, const char *why, const char *code,
 void
 conn_refuse(int fd, const char *code, const char *reason)
 {
-	char frame[256];
+	char frame[512];
 	int n = snprintf(frame + FRAME_HEADER, sizeof frame - FRAME_HEADER,
 	    "{\"error\":\"%s\",\"reason\":\"%s\"}", code, reason);
 

@@ -53,6 +53,8 @@ struct sj_rec {
 	double        started;      /* JOB, DISPATCH */
 	double        finished;     /* JOB, FINISH */
 	uint64_t      next_seq;     /* SNAPSHOT */
+	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
+	                               absent in records written before it */
 };
 
 #define SJ_F_DETACH 0x1
