@@ -675,6 +675,8 @@ struct conn {
 	unsigned         frames_unauthed; /* frames before auth (--max-unauth-frames) */
 	ev_timer         auth_timer;   /* --auth-timeout */
 	struct tls_conn *tls;          /* NULL: plain TCP */
+	TAILQ_ENTRY(conn) unauth_entry; /* on srv->unauthed, oldest first */
+	bool             unauth_listed;
 };
 
 struct conn *conn_new(struct server *, int fd, enum conn_role);
@@ -705,6 +707,7 @@ void proto_worker_gone(struct conn *);
 /* issue 12: a connection's authentication */
 void proto_conn_new(struct conn *);
 void proto_conn_closed(struct conn *);
+void proto_unauth_shed(struct server *);
 void proto_auth_as(struct conn *, const char *name, unsigned roles);
 
 /* ------------------------------------------------------------------ chan.c */
@@ -825,6 +828,7 @@ struct server {
 	/* issue 12 */
 	ev_signal         sighup;         /* reload the token file and certificates */
 	size_t            nunauthed;      /* connections not yet authenticated */
+	TAILQ_HEAD(, conn) unauthed;      /* those, oldest first */
 	uint64_t          auth_failures, refused_protected, refused_per_addr, refused_unauth;
 	uint64_t          dropped_unauthed; /* timed out or over --max-unauth-frames */
 	struct tls_server *tls;           /* NULL: plain TCP */

@@ -127,12 +127,13 @@ accept_allowed(struct server *srv, int fd)
 		refused_log(srv, "over --max-conns-per-addr");
 		return false;
 	}
+	/* Past --max-unauth the oldest unauthenticated connection goes (a
+	 * client that authenticates at once is never the oldest). */
 	if (auth_enabled() && srv->nunauthed >= srv->opt.max_unauth) {
 		srv->refused_unauth++;
-		conn_refuse(fd, "full", "too many connections not yet "
-		    "authenticated (--max-unauth)");
-		refused_log(srv, "over --max-unauth");
-		return false;
+		refused_log(srv, "over --max-unauth: the oldest unauthenticated "
+		    "connection is dropped");
+		proto_unauth_shed(srv);
 	}
 	return true;
 }
@@ -264,6 +265,7 @@ server_start(struct server *srv, const struct options *opt)
 	TAILQ_INIT(&srv->pending_writes);
 	TAILQ_INIT(&srv->dead);
 	TAILQ_INIT(&srv->held);
+	TAILQ_INIT(&srv->unauthed);
 	srv->master_fd = server_listen(srv, opt->master_port, "masters");
 	if (srv->master_fd < 0)
 		return EXIT_LISTEN;

@@ -111,6 +111,7 @@ static const struct msg_def auth_def = {
 };
 
 static bool auth_gate(struct conn *, const struct msg_ctx *, const char *name);
+static void unauth_unlist(struct conn *);
 
 static const char *
 type_names(unsigned types)
@@ -270,6 +271,7 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 	if (auth_enabled() && !c->authed &&
 	    ++c->frames_unauthed > c->srv->opt.max_unauth_frames) {
 		c->srv->dropped_unauthed++;
+		unauth_unlist(c);
 		conn_drop(c, false, "too many frames before auth", "auth_required",
 		    "%u frames without authenticating (--max-unauth-frames)",
 		    c->srv->opt.max_unauth_frames);
@@ -628,16 +630,26 @@ h_wait(struct conn *c, const struct msg_ctx *ctx)
 #define AUTH_FAILURES_MAX 3
 #define AUTH_TOKEN_MAX 1024
 
+/* unauth_unlist: c counts no more among unauthenticated connections
+ * (it authenticated, or is dropped or closed); its clock stops. */
+static void
+unauth_unlist(struct conn *c)
+{
+	ev_timer_stop(c->srv->loop, &c->auth_timer);
+	if (!c->unauth_listed)
+		return;
+	TAILQ_REMOVE(&c->srv->unauthed, c, unauth_entry);
+	c->unauth_listed = false;
+	c->srv->nunauthed--;
+}
+
 /* proto_auth_as: c is name, with roles, from now on (a token, or a
  * client certificate's subject). */
 void
 proto_auth_as(struct conn *c, const char *name, unsigned roles)
 {
-	if (!c->authed) {
-		c->authed = true;
-		c->srv->nunauthed--;
-		ev_timer_stop(c->srv->loop, &c->auth_timer);
-	}
+	c->authed = true;
+	unauth_unlist(c);
 	snprintf(c->auth_name, sizeof c->auth_name, "%s", name);
 	c->auth_roles = roles;
 }
@@ -667,10 +679,11 @@ h_auth(struct conn *c, const struct msg_ctx *ctx)
 		c->auth_failures++;
 		log_warn("%s: authentication failed (%u of %d)", c->peer,
 		    c->auth_failures, AUTH_FAILURES_MAX);
-		if (c->auth_failures >= AUTH_FAILURES_MAX)
+		if (c->auth_failures >= AUTH_FAILURES_MAX) {
+			unauth_unlist(c);
 			conn_drop(c, false, "authentication failed", "auth_failed",
 			    "wrong token, %d times", AUTH_FAILURES_MAX);
-		else
+		} else
 			conn_send_error(c, "auth_failed", NULL, "wrong token");
 		return;
 	}
@@ -731,8 +744,25 @@ auth_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	c->srv->dropped_unauthed++;
+	unauth_unlist(c);
 	conn_drop(c, false, "authentication timeout", "auth_required",
 	    "not authenticated within %g s (--auth-timeout)", c->srv->opt.auth_timeout);
+}
+
+/* proto_unauth_shed: over --max-unauth: drop the oldest connection that
+ * has not authenticated yet. */
+void
+proto_unauth_shed(struct server *srv)
+{
+	struct conn *c = TAILQ_FIRST(&srv->unauthed);
+
+	if (c == NULL)
+		return;
+	srv->dropped_unauthed++;
+	unauth_unlist(c);
+	conn_drop(c, false, "over --max-unauth", "full",
+	    "too many connections not yet authenticated (--max-unauth): "
+	    "the oldest goes");
 }
 
 /* proto_conn_new: a new connection; with --auth, its time to
@@ -745,6 +775,8 @@ proto_conn_new(struct conn *c)
 	if (!auth_enabled())
 		return;
 	c->srv->nunauthed++;
+	c->unauth_listed = true;
+	TAILQ_INSERT_TAIL(&c->srv->unauthed, c, unauth_entry);
 	if (c->srv->opt.auth_timeout > 0) {
 		ev_timer_set(&c->auth_timer, c->srv->opt.auth_timeout, 0.);
 		ev_timer_start(c->srv->loop, &c->auth_timer);
@@ -755,10 +787,7 @@ proto_conn_new(struct conn *c)
 void
 proto_conn_closed(struct conn *c)
 {
-	ev_timer_stop(c->srv->loop, &c->auth_timer);
-	if (auth_enabled() && !c->authed)
-		c->srv->nunauthed--;
-	c->authed = true;   /* counted once */
+	unauth_unlist(c);
 }
 
 /* -------------------------------------------------------------- workers */
