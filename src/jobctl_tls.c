@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,7 @@ int
 ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = ctl_tls_ctx(ctl, err, errlen);
+	unsigned char addr[16];
 	SSL *ssl;
 	long v;
 
@@ -134,8 +137,14 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 		SSL_free(ssl);
 		return -1;
 	}
-	SSL_set_tlsext_host_name(ssl, ctl->host);
-	SSL_set1_host(ssl, ctl->host);
+	/* The certificate must name the host given: an address or a name. */
+	if (inet_pton(AF_INET, ctl->host, addr) == 1 ||
+	    inet_pton(AF_INET6, ctl->host, addr) == 1)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ctl->host);
+	else {
+		SSL_set_tlsext_host_name(ssl, ctl->host);
+		SSL_set1_host(ssl, ctl->host);
+	}
 	set_timeout(s->fd, HANDSHAKE_SECONDS);
 	errno = 0;
 	if (SSL_connect(ssl) != 1) {
@@ -159,6 +168,7 @@ void
 ctl_tls_close(struct session *s)
 {
 	if (s->ssl != NULL) {
+		SSL_shutdown(s->ssl);   /* a close_notify, never waiting */
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
@@ -272,8 +282,11 @@ ctl_io_read(struct session *s, void *p, size_t n)
 		return 0;
 	if (e == SSL_ERROR_SYSCALL && errno == 0)
 		return 0;   /* closed without close_notify */
-	if (e != SSL_ERROR_SYSCALL)
+	if (e != SSL_ERROR_SYSCALL) {
+		/* Say why (TLS 1.3 refuses a client certificate only now). */
+		ctl_warn("TLS: %s", tls_error());
 		errno = EPROTO;
+	}
 	return -1;
 }
 

@@ -597,6 +597,17 @@ void     auth_peer_del(const char *addr);
 struct tls_server;
 struct tls_conn;
 
+int     tls_server_init(struct server *, char *err, size_t errlen);
+void    tls_reload(struct server *);
+void    tls_server_free(struct server *);
+int     tls_conn_new(struct conn *);
+void    tls_conn_free(struct conn *);
+ssize_t conn_sock_read(struct conn *, void *, size_t);
+ssize_t conn_sock_write(struct conn *, const void *, size_t);
+bool    tls_pending(const struct conn *);
+bool    tls_write_blocked(const struct conn *);
+bool    tls_read_wants_write(const struct conn *);
+
 /* ------------------------------------------------------------------ conn.c */
 
 enum conn_role   { ROLE_MASTER = 1, ROLE_WORKER = 2 };

@@ -110,7 +110,8 @@ accept_allowed(struct server *srv, int fd)
 	bool loopback = net_peer_addr(fd, addr, sizeof addr);
 	size_t per_addr = srv->opt.max_conns_per_addr;
 
-	if (!loopback && !auth_enabled() && !srv->opt.insecure) {
+	if (!loopback && !auth_enabled() && !srv->opt.insecure &&
+	    srv->opt.tls_ca == NULL) {
 		srv->refused_protected++;
 		conn_refuse(fd, "auth_required", "jobfs serves only loopback peers "
 		    "without tokens: start it with --auth FILE (tokens) or "
@@ -194,6 +195,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)w;
 	(void)revents;
+	tls_reload(srv);
 	if (srv->opt.auth_file == NULL)
 		return;
 	if (auth_load(srv->opt.auth_file, err, sizeof err) < 0) {
@@ -258,6 +260,8 @@ server_listen(struct server *srv, int port, const char *what)
 int
 server_start(struct server *srv, const struct options *opt)
 {
+	char err[512];
+
 	memset(srv, 0, sizeof *srv);
 	srv->opt = *opt;
 	srv->started = now_wall();
@@ -297,7 +301,11 @@ server_start(struct server *srv, const struct options *opt)
 	ev_signal_start(srv->loop, &srv->sighup);
 	ev_prepare_init(&srv->before_sleep, before_sleep_cb);
 	ev_prepare_start(srv->loop, &srv->before_sleep);
-	if (!auth_enabled() && !listen_loopback(opt->listen))
+	if (tls_server_init(srv, err, sizeof err) < 0) {
+		log_err("cannot serve TLS: %s", err);
+		return EXIT_USAGE;
+	}
+	if (!auth_enabled() && opt->tls_ca == NULL && !listen_loopback(opt->listen))
 		log_warn("listening on %s without --auth: %s", opt->listen,
 		    opt->insecure ? "--insecure: anyone who can reach the ports may "
 		    "submit, take and cancel any job" : "protected mode: only loopback "
@@ -331,6 +339,7 @@ server_stop(struct server *srv)
 	chan_shutdown(srv);
 	close(srv->master_fd);
 	close(srv->worker_fd);
+	tls_server_free(srv);
 	if (srv->spare_fd >= 0)
 		close(srv->spare_fd);
 	ev_loop_destroy(srv->loop);
