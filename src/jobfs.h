@@ -785,6 +785,8 @@ struct options {
 	double      auth_timeout;   /* seconds to authenticate */
 	unsigned    max_unauth_frames; /* frames before auth */
 	const char *tls_cert, *tls_key, *tls_ca;
+	bool        group_set;      /* --group or -o group=: the tree's group */
+	gid_t       group_gid;
 };
 
 /*

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ usage(FILE *f)
 	    "  --tls-cert FILE      serve both ports over TLS with this certificate (PEM)\n"
 	    "  --tls-key FILE       and this private key\n"
 	    "  --tls-ca FILE        ask for client certificates signed by these CAs\n"
+	    "  --group NAME         the tree: NAME's members submit and read, others nothing\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -89,13 +91,62 @@ parse_sync(const char *s, struct options *o)
 	}
 }
 
+/* parse_group: --group NAME (or a number): the tree's group (node_mode). */
+static void
+parse_group(const char *name, struct options *o)
+{
+	struct group *g = getgrnam(name);
+	char *end;
+	long v;
+
+	if (g != NULL) {
+		o->group_gid = g->gr_gid;
+	} else {
+		v = strtol(name, &end, 10);
+		if (*name == '\0' || *end != '\0' || v < 0) {
+			fprintf(stderr, "jobfs: --group %s: no such group\n", name);
+			exit(EXIT_USAGE);
+		}
+		o->group_gid = (gid_t)v;
+	}
+	o->group_set = true;
+}
+
+/*
+ * take_group_opt: "-o ...,group=NAME,..." is --group NAME, not a FUSE
+ * option: take it out of the mount options (a new string, kept for the
+ * daemon's life).
+ */
+static const char *
+take_group_opt(const char *opts, struct options *o)
+{
+	char *copy, *out, *tok, *save = NULL;
+
+	if (opts == NULL || strstr(opts, "group=") == NULL)
+		return opts;
+	copy = xstrdup(opts);
+	out = xcalloc(1, strlen(opts) + 1);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (strncmp(tok, "group=", 6) == 0) {
+			parse_group(tok + 6, o);
+			continue;
+		}
+		if (*out != '\0')
+			strcat(out, ",");
+		strcat(out, tok);
+	}
+	free(copy);
+	return out;
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
 	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
 	    O_SYNCMODE, O_REPAIR, O_AUTH, O_INSECURE, O_PERADDR, O_MAXUNAUTH,
-	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA };
+	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_GROUP };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -120,6 +171,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "tls-cert",    required_argument, NULL, O_TLSCERT },
 		{ "tls-key",     required_argument, NULL, O_TLSKEY },
 		{ "tls-ca",      required_argument, NULL, O_TLSCA },
+		{ "group",       required_argument, NULL, O_GROUP },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -178,6 +230,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_TLSCERT:  o->tls_cert = optarg; break;
 		case O_TLSKEY:   o->tls_key = optarg; break;
 		case O_TLSCA:    o->tls_ca = optarg; break;
+		case O_GROUP:    parse_group(optarg, o); break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
@@ -199,6 +252,7 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->verbosity > LVL_DEBUG)
 		o->verbosity = LVL_DEBUG;
+	o->mount_opts = take_group_opt(o->mount_opts, o);
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
 	    (o->tls_ca != NULL && o->tls_cert == NULL)) {
 		fprintf(stderr, "jobfs: --tls-cert and --tls-key go together "
