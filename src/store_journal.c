@@ -8,7 +8,8 @@
  *   JOB       i64 priority, i64 timeout_ms, u32 seq, u8 flags, u8 state,
  *             u8 losses, f64 submitted, f64 started, f64 finished,
  *             key, idjson, type, target, worker_name, body, result, partials,
- *             [owner]
+ *             owner (present when flags has SJ_F_OWNER: always written,
+ *             absent from records written before owners existed)
  *   DISPATCH  f64 started, key, worker_name
  *   REQUEUE   u8 losses, key
  *   PARTIAL   key, body
@@ -106,7 +107,7 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_u64(b, (uint64_t)r->priority);
 		put_u64(b, (uint64_t)r->timeout_ms);
 		put_u32(b, r->seq);
-		put_u8(b, r->flags);
+		put_u8(b, r->flags | SJ_F_OWNER);
 		put_u8(b, r->state);
 		put_u8(b, r->losses);
 		put_f64(b, r->submitted);
@@ -254,8 +255,9 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->body = get_str(&d);
 		r->result = get_str(&d);
 		r->partials = get_str(&d);
-		if (d.off < d.len)  /* older records end before it */
+		if (r->flags & SJ_F_OWNER)
 			r->owner = get_str(&d);
+		r->flags &= (uint8_t)~SJ_F_OWNER;
 		if (r->type.p == NULL || r->body.p == NULL || r->state > JOB_TIMEOUT)
 			d.bad = true;
 		break;
