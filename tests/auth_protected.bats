@@ -79,3 +79,30 @@ from_ns() {
 	[ "$(as alice timeout 20 "$JOBCTL" submit far '[1]')" = '[1]' ]
 	auth_healthy
 }
+
+@test "README, Exposing jobfs: a worker on another host with a token file, over TLS" {
+	command -v openssl >/dev/null || skip "no openssl(1)"
+	make_peer_ns
+	local c=$BATS_TEST_TMPDIR/certs
+	mkdir -p "$c"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$c/ca.key" -out "$c/ca.pem" \
+		-days 2 -subj "/CN=jobfs CA" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout "$c/key.pem" -out "$c/cert.csr" \
+		-subj "/CN=$HOST_IP" 2>/dev/null
+	printf 'subjectAltName=IP:%s,IP:127.0.0.1\n' "$HOST_IP" >"$c/san.ext"
+	openssl x509 -req -in "$c/cert.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" \
+		-CAcreateserial -days 2 -extfile "$c/san.ext" -out "$c/cert.pem" 2>/dev/null
+	start_auth_daemon --listen 0.0.0.0 --tls-cert "$c/cert.pem" --tls-key "$c/key.pem"
+	printf '%s\n' "$TOK_WK" >"$BATS_TEST_TMPDIR/wk.token"
+	chmod 600 "$BATS_TEST_TMPDIR/wk.token"
+	bg from_ns env -u JOBFS_TOKEN "$JOBCTL" -H "$HOST_IP" --tls --ca "$c/ca.pem" \
+		--token-file "$BATS_TEST_TMPDIR/wk.token" work render -- tr a-z A-Z
+	[ "$(as alice timeout 20 "$JOBCTL" --tls --ca "$c/ca.pem" submit render '"far away"')" = '"FAR AWAY"' ]
+	grep -q "10\.[0-9.]*:[0-9]*: authenticated as wk" "$DAEMON_LOG"
+	# Plain text from the other host is refused.
+	run from_ns env -u JOBFS_TOKEN "$JOBCTL" -H "$HOST_IP" stats
+	[[ "$output" == *tls_required* ]]
+	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$JOBCTL" "$c/ca.pem" >"$BATS_TEST_TMPDIR/jt"
+	chmod +x "$BATS_TEST_TMPDIR/jt"
+	JOBCTL=$BATS_TEST_TMPDIR/jt auth_healthy
+}
