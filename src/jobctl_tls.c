@@ -96,6 +96,7 @@ ctl_tls_ctx(struct ctl *ctl, char *err, size_t errlen)
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);   /* see ctl_io_pending */
 	ctl->tls_ctx = ctx;
 	return ctx;
 }
@@ -311,9 +312,10 @@ ctl_io_write(struct session *s, const void *p, size_t n)
 	return -1;
 }
 
-/* ctl_io_pending: decrypted bytes wait inside the SSL object. */
+/* ctl_io_pending: bytes wait inside the SSL object (decrypted, or read
+ * ahead): the socket's readiness does not show them. */
 bool
 ctl_io_pending(struct session *s)
 {
-	return s->ssl != NULL && SSL_pending(s->ssl) > 0;
+	return s->ssl != NULL && SSL_has_pending(s->ssl);
 }

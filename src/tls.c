@@ -11,9 +11,9 @@
  * happens inside the first of them.  SSL_ERROR_WANT_READ and
  * SSL_ERROR_WANT_WRITE become EAGAIN; a read that needs the socket to be
  * writable (or a write that needs it readable) notes so, and the other
- * watcher retries it (tls_after_write, tls_after_read).  Decrypted bytes
- * that OpenSSL holds beyond one read are not seen by the socket's
- * readiness: conn.c asks tls_pending and reads again.
+ * watcher retries it (tls_read_wants_write, tls_write_blocked).  Bytes
+ * that OpenSSL holds beyond one read (decrypted, or read ahead) are not
+ * seen by the socket's readiness: conn.c asks tls_pending and reads again.
  *
  * A client that speaks plain frames to a TLS port is told so in a plain
  * frame (tls_required) and closed, instead of failing in the handshake
@@ -77,6 +77,9 @@ tls_ctx_new(const struct options *o, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) per record rather than two (header, then body); what
+	 * it reads beyond shows in SSL_has_pending. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (!SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert)) {
 		snprintf(err, errlen, "--tls-cert %s: %s", o->tls_cert, tls_errors());
 		goto fail;
@@ -261,6 +264,13 @@ conn_sock_read(struct conn *c, void *p, size_t n)
 	errno = 0;
 	ERR_clear_error();
 	if (SSL_read_ex(t->ssl, p, n, &got)) {
+		size_t more;
+
+		/* Records OpenSSL already holds: take them now, no syscall. */
+		while (got < n && SSL_has_pending(t->ssl) &&
+		    SSL_read_ex(t->ssl, (char *)p + got, n - got, &more))
+			got += more;
+		ERR_clear_error();
 		if (!t->checked)
 			tls_check_peer(c);
 		return (ssize_t)got;
@@ -321,11 +331,12 @@ conn_sock_write(struct conn *c, const void *p, size_t n)
 	}
 }
 
-/* tls_pending: decrypted bytes wait in OpenSSL: read again now. */
+/* tls_pending: bytes wait in OpenSSL (decrypted, or read ahead): read
+ * again now, the socket may have nothing more to say. */
 bool
 tls_pending(const struct conn *c)
 {
-	return c->tls != NULL && SSL_pending(c->tls->ssl) > 0;
+	return c->tls != NULL && SSL_has_pending(c->tls->ssl);
 }
 
 /* tls_write_blocked: a write waits for the peer's bytes, not for room:
