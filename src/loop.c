@@ -98,10 +98,11 @@ accept_out_of_fds(struct server *srv, ev_io *w, int err)
 
 /*
  * accept_allowed: who may connect (issue 12), judged before the connection
- * costs anything.  Protected mode: without --auth (and without
- * --insecure) only loopback peers are served; the others get one error
- * frame saying how to open the daemon up.  Then connections per peer
- * address, then, with --auth, unauthenticated connections at once.
+ * costs anything.  Protected mode: without --auth (and without --insecure
+ * or --tls-ca, whose client certificates vouch for the peer) only
+ * loopback peers are served; the others get one error frame saying how to
+ * open the daemon up.  Then connections per peer address, then, with
+ * --auth, unauthenticated connections at once.
  */
 static bool
 accept_allowed(struct server *srv, int fd)
