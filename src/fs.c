@@ -781,11 +781,16 @@ fs_detach_stale(const char *mountpoint)
 	free(mnt);
 }
 
-/* fs_mount_args: "-o subtype=jobfs,fsname=jobfs[,user options]" (theirs win). */
+/*
+ * fs_mount_args: "-o subtype=jobfs,fsname=jobfs,default_permissions[,user
+ * options]" (theirs win).  default_permissions is always there: the kernel
+ * enforces the modes the tree shows (node_mode), so -o allow_other never
+ * opens the tree wider than its modes say.
+ */
 static void
 fs_mount_args(struct fuse_args *args, const char *opts)
 {
-	char *o = xprintf("subtype=jobfs,fsname=jobfs%s%s", opts != NULL &&
+	char *o = xprintf("subtype=jobfs,fsname=jobfs,default_permissions%s%s", opts != NULL &&
 	    *opts != '\0' ? "," : "", opts != NULL ? opts : "");
 
 	fuse_opt_add_arg(args, "jobfs");
@@ -809,7 +814,8 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	fs->srv = srv;
 	fs->next_ino = FS_FIRST_INO;
 	fs->uid = getuid();
-	fs->gid = getgid();
+	fs->gid = srv->opt.group_set ? srv->opt.group_gid : getgid();
+	fs->grouped = srv->opt.group_set;
 	TAILQ_INIT(&fs->handles);
 	TAILQ_INIT(&fs->interrupted);
 	TAILQ_INIT(&fs->held);

@@ -152,7 +152,8 @@ struct fs {
 	struct durable_wake *dwake;   /* finished jobs whose readers wait for */
 	size_t              ndwake, dwake_cap;  /* the store (fs_wake_durable) */
 	uid_t               uid;
-	gid_t               gid;
+	gid_t               gid;      /* --group's, if given */
+	bool                grouped;  /* --group: its members submit and read, others nothing */
 
 	/* notifier thread (fs_notify.c) */
 	pthread_t           thread;
@@ -179,6 +180,7 @@ void          owner_release(struct fs *, struct owner *);
 bool          owner_alive(struct fs *, const struct owner *);
 fuse_ino_t    owner_ino(const struct owner *, enum node_kind);
 bool          kind_is_dir(enum node_kind);
+mode_t        node_mode(const struct fs *, enum node_kind);
 void          node_stat(struct fs *, fuse_ino_t, enum node_kind, const struct owner *,
     struct stat *);
 int           node_reply_entry(struct fs *, fuse_req_t, struct node *, fuse_ino_t fixed);
