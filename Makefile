@@ -29,8 +29,12 @@ DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
 # The web face (issue 10): libmicrohttpd parses HTTP; xxd embeds the dashboard
 # page; curl and chromium drive the tests (tests/web_*.bats).
 DEPS += libmicrohttpd-dev xxd curl chromium
+# Issue 12: tokens are kept hashed (SHA-256, compared with CRYPTO_memcmp) and
+# both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
+# certificates, and ip(8) the network namespace of the protected-mode tests.
+DEPS += libssl-dev openssl iproute2
 
-PKGS   = jansson fuse3 libmicrohttpd
+PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

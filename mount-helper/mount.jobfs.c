@@ -45,6 +45,14 @@ static const struct {
 	{ "http_timeout", "--http-timeout" },
 	{ "http_max_conn", "--http-max-conn" },
 	{ "http_idle",   "--http-idle" },
+	{ "auth",        "--auth" },
+	{ "max_conns_per_addr", "--max-conns-per-addr" },
+	{ "max_unauth",  "--max-unauth" },
+	{ "auth_timeout", "--auth-timeout" },
+	{ "max_unauth_frames", "--max-unauth-frames" },
+	{ "tls_cert",    "--tls-cert" },
+	{ "tls_key",     "--tls-key" },
+	{ "tls_ca",      "--tls-ca" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -72,6 +80,9 @@ usage(void)
 	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
 	    "         http=[ADDR:]PORT, http_route=PREFIX=TYPE (repeatable),\n"
 	    "         http_timeout=SECONDS, http_max_conn=N, http_idle=SECONDS,\n"
+	    "         auth=FILE, insecure, max_conns_per_addr=N, max_unauth=N,\n"
+	    "         auth_timeout=SECONDS, max_unauth_frames=N, tls_cert=FILE,\n"
+	    "         tls_key=FILE, tls_ca=FILE, group=NAME,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
@@ -127,6 +138,12 @@ translate_opt(struct cmd *c, char *opt)
 	char *eq = strchr(opt, '=');
 	size_t i, klen = eq != NULL ? (size_t)(eq - opt) : strlen(opt);
 
+	/* group=NAME is jobfs's --group (fstab's bare "group" is ignored). */
+	if (strncmp(opt, "group=", 6) == 0 && opt[6] != '\0') {
+		cmd_add(c, "--group");
+		cmd_add(c, opt + 6);
+		return;
+	}
 	if (*opt == '\0' || opt_ignored(opt))
 		return;
 	for (i = 0; i < sizeof flag_opts / sizeof flag_opts[0]; i++) {
@@ -150,6 +167,8 @@ translate_opt(struct cmd *c, char *opt)
 		cmd_add(c, "-q");
 	else if (strcmp(opt, "repair") == 0)
 		cmd_add(c, "--repair");
+	else if (strcmp(opt, "insecure") == 0)
+		cmd_add(c, "--insecure");
 	else
 		fuse_opt_add(c, opt);
 }

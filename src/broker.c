@@ -314,6 +314,7 @@ job_unref(struct broker *b, struct job *j)
 	broker_type_unref(b, j->type);
 	free(j->result);
 	free(j->worker_name);
+	free(j->owner);
 	if (j->ext != NULL) {
 		free(j->ext->target);
 		buf_free(&j->ext->partials);
@@ -411,9 +412,10 @@ worker_free_slots(const struct worker *w)
 
 /*
  * broker_worker_answer: what a response (final) or partial from w is
- * about.  With an id: a stale job of w's first, then a job it runs; an id
- * of another finished job is a late answer too (a cancel-accepting worker
- * may answer as the cancel crosses).  Without an id: the one job w holds.
+ * about.  With an id: a stale job of w's first, then a job it runs; the id
+ * of a finished job that a cancel-accepting w ran last is a late answer
+ * too (it may answer as the cancel crosses); any other id is unknown.
+ * Without an id: the one job w holds.
  * A final late answer frees its slot; the caller then calls
  * broker_worker_ready (after any acknowledgement, which goes first).
  */
@@ -436,8 +438,12 @@ broker_worker_answer(struct broker *b, struct worker *w, const char *key,
 				*out = j;
 				return ANSWER_JOB;
 			}
+		/* A late answer only from the worker that ran it last: any
+		 * other worker holds nothing of that job. */
 		j = broker_find(b, key);
-		return j != NULL && JOB_FINISHED(j) ? ANSWER_LATE : ANSWER_UNKNOWN_ID;
+		return j != NULL && JOB_FINISHED(j) && w->takes_cancel &&
+		    j->worker_name != NULL && strcmp(j->worker_name, w->name) == 0 ?
+		    ANSWER_LATE : ANSWER_UNKNOWN_ID;
 	}
 	if (w->nrunning + w->stale > 1)
 		return ANSWER_NEED_ID;
@@ -579,6 +585,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	j->detach = r->detach;
 	j->stream = r->stream;
 	j->notify = r->notify;
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
 	j->submitted = ev_now(b->loop);
 	j->started = j->finished = -1;
 	j->master = r->master;
@@ -649,6 +656,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	j->finished = -1;
 	if (r->worker_name != NULL)
 		j->worker_name = xstrdup(r->worker_name);
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
 	jobtab_add(&b->jobs, j);
 	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
 	t->nsubmitted++;
@@ -1317,6 +1325,8 @@ job_info(const struct job *j)
 		json_object_set_new(o, "finished", json_real(job_finished(j)));
 	if (j->worker_name != NULL)
 		json_object_set_new(o, "worker", json_string(j->worker_name));
+	if (j->owner != NULL)
+		json_object_set_new(o, "owner", json_string(j->owner));
 	/* Each loss but one past JOB_MAX_LOSSES put the job back in its queue. */
 	json_object_set_new(o, "requeues",
 	    json_integer(j->losses > JOB_MAX_LOSSES ? JOB_MAX_LOSSES : j->losses));

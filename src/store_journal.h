@@ -53,12 +53,16 @@ struct sj_rec {
 	double        started;      /* JOB, DISPATCH */
 	double        finished;     /* JOB, FINISH */
 	uint64_t      next_seq;     /* SNAPSHOT */
+	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
+	                               absent in records written before it */
 };
 
 #define SJ_F_DETACH 0x1
 #define SJ_F_STREAM 0x2
 #define SJ_F_NOTIFY 0x4
 #define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
+#define SJ_F_OWNER  0x10  /* on the wire only: the owner string ends the
+                             record (records before owners lack both) */
 
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */
