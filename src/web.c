@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -338,13 +339,91 @@ queue_answer(struct wreq *r)
 	return ret;
 }
 
+/* bearer: the token of "Authorization: Bearer T" or of "Basic
+ * base64(NAME:T)" (a browser's login prompt: the password is the token),
+ * decoded into out; false if neither. */
+static bool
+bearer(const char *h, struct buf *out)
+{
+	const char *colon;
+
+	if (h == NULL)
+		return false;
+	if (strncasecmp(h, "Bearer ", 7) == 0) {
+		buf_append_str(out, h + 7);
+		return buf_used(out) > 0;
+	}
+	if (strncasecmp(h, "Basic ", 6) != 0 || !web_base64_decode(h + 6, strlen(h + 6), out))
+		return false;
+	buf_append(out, "", 1);
+	if ((colon = strchr(bhead(out), ':')) == NULL)
+		return false;
+	buf_consume(out, (size_t)(colon + 1 - bhead(out)));
+	out->len--;  /* the NUL appended above */
+	return buf_used(out) > 0;
+}
+
+/*
+ * allowed: who may ask (issue 12), as on the TCP ports.  Without --auth a
+ * peer beyond loopback is refused (protected mode) unless --insecure.
+ * With --auth the daemon's own paths need a token with the admin role
+ * (the web face shows and cancels anyone's jobs); --http-route paths need
+ * none: they are the front the operator opened, and their jobs are only
+ * of the route's type.  Refusals: 401 auth_required (with a Basic
+ * challenge, so that a browser asks), 403 forbidden.
+ */
+static bool
+allowed(struct wreq *r, bool route)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct auth_id id;
+	struct buf tok = { 0 };
+	char addr[64];
+	bool ok;
+
+	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!auth_enabled()) {
+		if (r->web->srv->opt.insecure || (ci != NULL &&
+		    net_peer_addr(ci->connect_fd, addr, sizeof addr)))
+			return true;
+		web_error(r, 403, "auth_required", NULL, "jobfs serves only loopback "
+		    "peers without --auth (or --insecure)");
+		return false;
+	}
+	if (route)
+		return true;
+	if (!bearer(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "Authorization"), &tok) || !auth_check(bhead(&tok), buf_used(&tok), &id)) {
+		buf_free(&tok);
+		web_error(r, 401, "auth_required", NULL, "a token is needed: "
+		    "Authorization: Bearer TOKEN (or Basic, the token as password)");
+		r->headers = json_pack("{s:s}", "WWW-Authenticate", "Basic realm=\"jobfs\"");
+		return false;
+	}
+	buf_free(&tok);
+	ok = (id.roles & AUTH_ADMIN) != 0;
+	if (!ok)
+		web_error(r, 403, "forbidden", NULL, "%s is not an admin: the web "
+		    "face needs the admin role", id.name);
+	return ok;
+}
+
 /* dispatch: the whole request is in: answer, park or stream it. */
 static void
 dispatch(struct wreq *r)
 {
 	const struct web_route *rt;
 	const char *path = r->url;
+	bool own;
 
+	own = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
+	    strcmp(path, "/metrics") == 0 || strcmp(path, "/stats") == 0 ||
+	    strcmp(path, "/events") == 0 || strncmp(path, "/types", 6) == 0 ||
+	    strncmp(path, "/jobs/", 6) == 0 || strncmp(path, "/sub/", 5) == 0 ||
+	    strncmp(path, "/pub/", 5) == 0;
+	rt = own ? NULL : route_find(r->web, path);
+	if (!allowed(r, rt != NULL))
+		return;
 	if (r->too_big) {
 		web_error(r, 413, "frame_too_large", NULL,
 		    "the request body is over %zu bytes (--max-frame)",
@@ -369,7 +448,7 @@ dispatch(struct wreq *r)
 	}
 	if (rest_route(r, path) || sse_route(r, path))
 		return;
-	if ((rt = route_find(r->web, path)) != NULL) {
+	if (rt != NULL) {
 		route_start(r, rt);
 		return;
 	}

@@ -165,6 +165,7 @@ void metrics_free(struct web *);
 json_t *web_stats(struct web *);
 
 /* web_route.c */
+bool web_base64_decode(const char *, size_t, struct buf *out);
 const struct web_route *route_find(struct web *, const char *path);
 void route_start(struct wreq *, const struct web_route *);
 void route_job_partial(struct web *, struct job *, const char *, size_t);

@@ -52,8 +52,8 @@ base64_encode(const unsigned char *p, size_t n)
 	return out;
 }
 
-static bool
-base64_decode(const char *s, size_t n, struct buf *out)
+bool
+web_base64_decode(const char *s, size_t n, struct buf *out)
 {
 	unsigned v = 0;
 	int bits = 0;
@@ -264,7 +264,7 @@ answer_parse(const char *text, size_t len, bool bare, unsigned *status,
 			*ctype = "";
 	}
 	if (b64v != NULL) {
-		if (!json_is_string(b64v) || !base64_decode(json_string_value(b64v),
+		if (!json_is_string(b64v) || !web_base64_decode(json_string_value(b64v),
 		    json_string_length(b64v), body)) {
 			snprintf(why, wlen, "body_base64 must be base64");
 			goto out;
