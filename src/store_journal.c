@@ -85,6 +85,23 @@ put_f64(struct buf *b, double d)
 	put_u64(b, v);
 }
 
+/*
+ * Strings of at least SJ_GATHER_MIN bytes (bodies, results) need not be
+ * copied into the encoding: with cuts, put_str notes where each goes and
+ * append() hands the journal an iovec that points at the string where it
+ * lies (the job's body or result), between pieces of the encoding.
+ */
+#define SJ_GATHER_MIN 1024
+#define SJ_CUTS_MAX   3     /* body, result, partials */
+
+struct sj_cuts {
+	unsigned      n;
+	size_t        at[SJ_CUTS_MAX];   /* offset in the encoding */
+	struct sj_str str[SJ_CUTS_MAX];
+};
+
+static struct sj_cuts *cuts;   /* set while append() encodes */
+
 static void
 put_str(struct buf *b, struct sj_str s)
 {
@@ -93,7 +110,11 @@ put_str(struct buf *b, struct sj_str s)
 		return;
 	}
 	put_u32(b, s.n);
-	buf_append(b, s.p, s.n);
+	if (cuts != NULL && s.n >= SJ_GATHER_MIN && cuts->n < SJ_CUTS_MAX) {
+		cuts->at[cuts->n] = buf_used(b);
+		cuts->str[cuts->n++] = s;
+	} else
+		buf_append(b, s.p, s.n);
 	put_u8(b, 0);
 }
 
@@ -779,14 +800,27 @@ job_rec_of(const struct job *j, struct sj_rec *r)
 static void
 append(struct store *s, const struct sj_rec *r)
 {
-	struct iovec iov;
+	struct iovec iov[2 * SJ_CUTS_MAX + 1];
+	struct sj_cuts c = { 0 };
+	size_t at = 0;
 	uint64_t lsn;
+	int n = 0;
 
 	s->scratch.off = s->scratch.len = 0;
+	cuts = &c;
 	sj_encode(r, &s->scratch);
-	iov.iov_base = buf_head(&s->scratch);
-	iov.iov_len = buf_used(&s->scratch);
-	lsn = journal_append(s->j, (uint8_t)r->kind, &iov, 1);
+	cuts = NULL;
+	/* The encoding, with each large string gathered from where it lies. */
+	for (unsigned i = 0; i < c.n; i++) {
+		iov[n].iov_base = buf_head(&s->scratch) + at;
+		iov[n++].iov_len = c.at[i] - at;
+		iov[n].iov_base = (void *)c.str[i].p;
+		iov[n++].iov_len = c.str[i].n;
+		at = c.at[i];
+	}
+	iov[n].iov_base = buf_head(&s->scratch) + at;
+	iov[n++].iov_len = buf_used(&s->scratch) - at;
+	lsn = journal_append(s->j, (uint8_t)r->kind, iov, n);
 	if (lsn == 0) {
 		if (!s->need_snapshot)
 			log_warn("journal: %s: a record could not be kept (%s): "
