@@ -690,6 +690,29 @@ out_iov(const struct conn *c, size_t len, struct iovec *iov, int max)
 	return n;
 }
 
+/*
+ * conn_out_take: move every unwritten byte of c's output, blobs included,
+ * to dst, as if written (a fuzzer or test reads a connection's frames this
+ * way, never writing to its socket).
+ */
+void
+conn_out_take(struct conn *c, struct buf *dst)
+{
+	struct iovec iov[WRITE_IOV];
+	size_t len, n;
+	int cnt;
+
+	while ((len = conn_out_used(c)) > 0) {
+		cnt = out_iov(c, len, iov, WRITE_IOV);
+		n = 0;
+		for (int i = 0; i < cnt; i++) {
+			buf_append(dst, iov[i].iov_base, iov[i].iov_len);
+			n += iov[i].iov_len;
+		}
+		conn_out_consume(c, n);
+	}
+}
+
 /* conn_write_some: write what is buffered; returns -1 if the peer is gone. */
 static int
 conn_write_some(struct conn *c)

@@ -706,6 +706,7 @@ void conn_send_error(struct conn *, const char *code, const char *idjson,
 void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
 void conn_out_blob(struct conn *, struct blob *);
+void conn_out_take(struct conn *, struct buf *dst);
 void conn_frame_end(struct conn *, size_t start);
 void conn_frame_end_ack(struct conn *, size_t start);
 void conn_release_held(struct server *, uint64_t durable);
