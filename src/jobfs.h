@@ -204,6 +204,8 @@ struct job_ext {
  * allocation holds the job, its key, its id as JSON and its body, since
  * queued jobs can number in the millions: the body is found after the id
  * (job_body), and the tree finds its state for a job in a table of its own.
+ * A body of BODY_BLOB_MIN bytes or more is a blob instead (stored once,
+ * written to workers from there), and so is every result.
  */
 struct job {
 	char          *result;        /* JSON text once done: a blob's data */
