@@ -312,7 +312,9 @@ job_unref(struct broker *b, struct job *j)
 	if (--j->refs > 0)
 		return;
 	broker_type_unref(b, j->type);
-	free(j->result);
+	blob_free_data(j->result);
+	if (j->body_blob)
+		blob_unref(job_body_blob(j));
 	free(j->worker_name);
 	free(j->owner);
 	if (j->ext != NULL) {
@@ -519,7 +521,8 @@ job_enqueue(struct broker *b, struct job *j)
 
 /*
  * job_alloc: one allocation for the job, its key, its id as JSON and its
- * body.  An integer id's JSON is its key, so it is not stored twice.
+ * body (or, from BODY_BLOB_MIN bytes, a pointer to the blob that holds
+ * it).  An integer id's JSON is its key, so it is not stored twice.
  */
 static struct job *
 job_alloc(struct broker *b, const struct submit_req *r)
@@ -530,7 +533,9 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	bool quote = r->idjson == NULL;
 	bool same = !quote && strcmp(r->idjson, key) == 0;  /* an integer id */
 	size_t ilen = same ? 0 : quote ? klen + 2 + 1 : strlen(r->idjson) + 1;
-	struct job *j = xmalloc(sizeof *j + klen + 1 + ilen + r->body_len + 1);
+	bool blob = r->body_len >= BODY_BLOB_MIN;
+	size_t blen = blob ? sizeof(struct blob *) : r->body_len + 1;
+	struct job *j = xmalloc(sizeof *j + klen + 1 + ilen + blen);
 	char *p = j->key + klen + 1;
 
 	memset(j, 0, sizeof *j);
@@ -544,8 +549,15 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	} else if (!same)
 		memcpy(p, r->idjson, ilen);
 	p += ilen;
-	memcpy(p, r->body, r->body_len);  /* where job_body() finds it */
-	p[r->body_len] = '\0';
+	if (blob) {  /* where job_body_blob() finds it */
+		struct blob *bb = blob_new(r->body, r->body_len);
+
+		memcpy(p, &bb, sizeof bb);
+		j->body_blob = 1;
+	} else {
+		memcpy(p, r->body, r->body_len);  /* where job_body() finds it */
+		p[r->body_len] = '\0';
+	}
 	j->body_len = (uint32_t)r->body_len;
 	j->hash = jobtab_hash(j->key);
 	return j;
@@ -671,7 +683,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	if (finished) {
 		j->state = r->state;
 		if (r->state == JOB_DONE && r->result != NULL) {
-			j->result = xstrndup(r->result, r->result_len);
+			j->result = blob_new(r->result, r->result_len)->data;
 			j->result_len = (uint32_t)r->result_len;
 		}
 		j->finished = (float)((r->finished > 0 ? r->finished : r->submitted) - r->submitted);
@@ -1098,7 +1110,7 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 void
 broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
 {
-	j->result = xstrndup(result, len);
+	j->result = blob_new(result, len)->data;
 	j->result_len = len;
 	job_finish(b, j, JOB_DONE);
 }

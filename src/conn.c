@@ -12,7 +12,11 @@
  * Output is appended to c->out and the connection goes on
  * srv->pending_writes; before the loop sleeps, conn_flush_pending() writes
  * every pending connection once, so a burst of replies costs one write(2).
- * Only leftovers get an EV_WRITE watcher.
+ * Only leftovers get an EV_WRITE watcher.  A large body or result is not
+ * copied into c->out: conn_out_blob queues a reference to its blob between
+ * the plain bytes (c->refs), and the write gathers both with writev(2).
+ * Every count of output (out_written, holds, the limits) is of the whole
+ * stream, blob bytes included (conn_out_used).
  *
  * With a store (the journal), acknowledgements wait for durability: a
  * frame appended while the broker has records not yet durable
@@ -34,11 +38,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "jobfs.h"
 
 #define READ_CHUNK (64 * 1024)
+#define WRITE_IOV  64   /* pieces gathered by one writev */
 
 static void conn_read_cb(struct ev_loop *, ev_io *, int);
 static void conn_write_cb(struct ev_loop *, ev_io *, int);
@@ -136,7 +142,7 @@ static size_t
 conn_writable(struct conn *c)
 {
 	uint64_t durable = broker_durable(&c->srv->broker);
-	size_t used = buf_used(&c->out);
+	size_t used = conn_out_used(c);
 
 	if (c->hold_len == c->hold_head)
 		return used;
@@ -250,6 +256,9 @@ conn_reap(struct server *srv)
 		TAILQ_REMOVE(&srv->dead, c, dead_entry);
 		buf_free(&c->in);
 		buf_free(&c->out);
+		while (c->ref_head < c->ref_len)
+			blob_unref(c->refs[c->ref_head++].blob);
+		free(c->refs);
 		free(c->holds);
 		free(c);
 	}
@@ -263,6 +272,44 @@ conn_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	conn_close(c, c->close_why);
+}
+
+/*
+ * conn_out_truncate: keep the first keep bytes of unwritten output (blob
+ * bytes counted) and throw the rest away.  keep must end a frame.
+ */
+static void
+conn_out_truncate(struct conn *c, size_t keep)
+{
+	size_t plain = 0, ri = c->ref_head, k, avail;
+
+	while (keep > 0) {
+		if (ri < c->ref_len && c->refs[ri].plain_at == c->out_plain_done + plain) {
+			avail = c->refs[ri].blob->len - (ri == c->ref_head ? c->ref_done : 0);
+			k = keep < avail ? keep : avail;
+			keep -= k;
+			ri++;     /* kept, even if only in part (keep ends a frame) */
+			continue;
+		}
+		avail = (ri < c->ref_len ?
+		    (size_t)(c->refs[ri].plain_at - c->out_plain_done) : buf_used(&c->out)) - plain;
+		k = keep < avail ? keep : avail;
+		if (k == 0)
+			break;    /* cannot happen: keep is within the output */
+		plain += k;
+		keep -= k;
+	}
+	c->out.len = c->out.off + plain;
+	while (c->ref_len > ri) {
+		struct out_ref *r = &c->refs[--c->ref_len];
+
+		c->out_blob_bytes -= r->blob->len - (c->ref_len == c->ref_head ? c->ref_done : 0);
+		if (c->ref_len == c->ref_head)
+			c->ref_done = 0;
+		blob_unref(r->blob);
+	}
+	if (c->ref_head == c->ref_len)
+		c->ref_head = c->ref_len = 0;
 }
 
 /*
@@ -288,7 +335,7 @@ conn_drop(struct conn *c, bool discard, const char *why, const char *code,
 	log_warn("%s %s: %s: dropping it", c->role == ROLE_MASTER ? "master" : "worker",
 	    c->peer, reason);
 	if (discard) {
-		c->out.len = c->out.off + c->out_head_left;
+		conn_out_truncate(c, c->out_head_left);
 		conn_unhold(c);  /* what they held is gone */
 	}
 	conn_send_error(c, code, NULL, "%s", reason);
@@ -398,11 +445,46 @@ conn_mark_pending(struct conn *c)
 size_t
 conn_frame_begin(struct conn *c)
 {
-	size_t start = buf_used(&c->out);
+	size_t start = conn_out_used(c);
 	static const char zero[FRAME_HEADER];
 
+	c->frame_plain = buf_used(&c->out);
 	buf_append(&c->out, zero, FRAME_HEADER);
 	return start;
+}
+
+/* Blobs shorter than this are copied into out: a copy of a few hundred
+ * bytes costs less than a reference and an iovec. */
+#define OUT_BLOB_COPY_MAX BODY_BLOB_MIN
+
+/*
+ * conn_out_blob: append blob b's bytes to the open frame.  A large blob is
+ * not copied: the output holds a reference and writev(2) writes it from
+ * the blob, so a body goes from where it lies to the socket.
+ */
+void
+conn_out_blob(struct conn *c, struct blob *b)
+{
+	if (b->len < OUT_BLOB_COPY_MAX) {
+		buf_append(&c->out, b->data, b->len);
+		return;
+	}
+	if (c->ref_len == c->ref_cap) {
+		if (c->ref_head > 0) {
+			memmove(c->refs, c->refs + c->ref_head,
+			    (c->ref_len - c->ref_head) * sizeof *c->refs);
+			c->ref_len -= c->ref_head;
+			c->ref_head = 0;
+		}
+		if (c->ref_len == c->ref_cap) {
+			c->ref_cap = c->ref_cap ? 2 * c->ref_cap : 16;
+			c->refs = xrealloc(c->refs, c->ref_cap * sizeof *c->refs);
+		}
+	}
+	c->refs[c->ref_len].plain_at = c->out_plain_done + buf_used(&c->out);
+	c->refs[c->ref_len].blob = blob_ref(b);
+	c->ref_len++;
+	c->out_blob_bytes += b->len;
 }
 
 /* Set while conn_send_error writes an "unavailable" refusal: it
@@ -416,11 +498,11 @@ static bool sending_refusal;
 void
 conn_frame_end(struct conn *c, size_t start)
 {
-	size_t n = buf_used(&c->out) - start - FRAME_HEADER;
+	size_t n = conn_out_used(c) - start - FRAME_HEADER;
 
-	frame_put_len(buf_head(&c->out) + start, (uint32_t)n);
+	frame_put_len(buf_head(&c->out) + c->frame_plain, (uint32_t)n);
 	c->srv->frames_out++;
-	if (buf_used(&c->out) > OUT_SOFT_LIMIT && !(c->flags & CONN_BACKLOG)) {
+	if (conn_out_used(c) > OUT_SOFT_LIMIT && !(c->flags & CONN_BACKLOG)) {
 		c->flags |= CONN_BACKLOG;
 		if (c->worker != NULL)  /* it takes no job until it drains */
 			broker_worker_block(&c->srv->broker, c->worker, true);
@@ -526,9 +608,48 @@ conn_send_missing(struct conn *c, const char *field, const char *idjson)
 	conn_send_json(c, msg);
 }
 
+/* out_next_plain: plain bytes at the head of out before the next blob. */
+static size_t
+out_next_plain(const struct conn *c)
+{
+	return c->ref_head < c->ref_len ?
+	    (size_t)(c->refs[c->ref_head].plain_at - c->out_plain_done) : buf_used(&c->out);
+}
+
+/* out_consume_bytes: n bytes of the stream, plain and blob, were written. */
+static void
+out_consume_bytes(struct conn *c, size_t n)
+{
+	size_t k, avail;
+
+	while (n > 0) {
+		if ((avail = out_next_plain(c)) == 0) {  /* a blob is at the head */
+			struct blob *b = c->refs[c->ref_head].blob;
+
+			avail = b->len - c->ref_done;
+			k = n < avail ? n : avail;
+			c->ref_done += (uint32_t)k;
+			c->out_blob_bytes -= k;
+			if (c->ref_done == b->len) {
+				blob_unref(b);
+				c->ref_done = 0;
+				if (++c->ref_head == c->ref_len)
+					c->ref_head = c->ref_len = 0;
+			}
+		} else {
+			k = n < avail ? n : avail;
+			buf_consume(&c->out, k);
+			c->out_plain_done += k;
+		}
+		n -= k;
+	}
+}
+
 /*
  * conn_out_consume: n bytes were written; keep out_head_left, the rest of
- * the frame now at the head (frames are whole in the buffer when written).
+ * the frame now at the head (frames are whole in the output when written;
+ * a frame's header is always plain bytes, so at a boundary it is at the
+ * head of out).
  */
 static void
 conn_out_consume(struct conn *c, size_t n)
@@ -539,10 +660,64 @@ conn_out_consume(struct conn *c, size_t n)
 		if (c->out_head_left == 0)
 			c->out_head_left = FRAME_HEADER + frame_get_len(buf_head(&c->out));
 		k = n < c->out_head_left ? n : c->out_head_left;
-		buf_consume(&c->out, k);
+		out_consume_bytes(c, k);
 		c->out_written += k;
 		c->out_head_left -= (uint32_t)k;
 		n -= k;
+	}
+}
+
+/* out_iov: gather up to len bytes of the output's head into iov. */
+static int
+out_iov(const struct conn *c, size_t len, struct iovec *iov, int max)
+{
+	size_t plain = 0, ri = c->ref_head, k, avail;
+	int n = 0;
+
+	while (len > 0 && n < max) {
+		if (ri < c->ref_len && c->refs[ri].plain_at == c->out_plain_done + plain) {
+			size_t off = ri == c->ref_head ? c->ref_done : 0;
+
+			avail = c->refs[ri].blob->len - off;
+			k = len < avail ? len : avail;
+			iov[n].iov_base = c->refs[ri].blob->data + off;
+			ri++;
+		} else {
+			avail = (ri < c->ref_len ?
+			    (size_t)(c->refs[ri].plain_at - c->out_plain_done) :
+			    buf_used(&c->out)) - plain;
+			k = len < avail ? len : avail;
+			if (k == 0)
+				break;
+			iov[n].iov_base = buf_head(&c->out) + plain;
+			plain += k;
+		}
+		iov[n++].iov_len = k;
+		len -= k;
+	}
+	return n;
+}
+
+/*
+ * conn_out_take: move every unwritten byte of c's output, blobs included,
+ * to dst, as if written (a fuzzer or test reads a connection's frames this
+ * way, never writing to its socket).
+ */
+void
+conn_out_take(struct conn *c, struct buf *dst)
+{
+	struct iovec iov[WRITE_IOV];
+	size_t len, n;
+	int cnt;
+
+	while ((len = conn_out_used(c)) > 0) {
+		cnt = out_iov(c, len, iov, WRITE_IOV);
+		n = 0;
+		for (int i = 0; i < cnt; i++) {
+			buf_append(dst, iov[i].iov_base, iov[i].iov_len);
+			n += iov[i].iov_len;
+		}
+		conn_out_consume(c, n);
 	}
 }
 
@@ -550,10 +725,15 @@ conn_out_consume(struct conn *c, size_t n)
 static int
 conn_write_some(struct conn *c)
 {
+	struct iovec iov[WRITE_IOV];
 	size_t len;
 
 	while ((len = conn_writable(c)) > 0) {
-		ssize_t n = conn_sock_write(c, buf_head(&c->out), len);
+		int cnt = out_iov(c, len, iov, WRITE_IOV);
+		/* TLS writes one piece at a time (SSL_write has no writev). */
+		ssize_t n = c->tls != NULL || cnt == 1 ?
+		    conn_sock_write(c, iov[0].iov_base, iov[0].iov_len) :
+		    writev(c->fd, iov, cnt);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -576,7 +756,7 @@ static void
 conn_after_write(struct conn *c)
 {
 	struct ev_loop *loop = c->srv->loop;
-	size_t used = buf_used(&c->out);
+	size_t used = conn_out_used(c);
 
 	if (used == 0) {
 		if (!tls_read_wants_write(c))
@@ -738,12 +918,30 @@ in_cap_after(const struct buf *b, size_t extra)
 	return need;
 }
 
+/*
+ * in_want: the room to make before a read: a chunk, or, once the header of
+ * a larger frame has arrived, the rest of that frame, so that a big frame
+ * costs one allocation and few reads rather than a doubling chain.
+ */
+static size_t
+in_want(const struct conn *c)
+{
+	size_t used = buf_used(&c->in), need;
+
+	if (used < FRAME_HEADER)
+		return READ_CHUNK;
+	need = FRAME_HEADER + (size_t)frame_get_len(buf_head(&c->in));
+	if (need > FRAME_HEADER + c->srv->opt.max_frame || need <= used + READ_CHUNK)
+		return READ_CHUNK;
+	return need - used;
+}
+
 static void
 conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 	struct server *srv = c->srv;
-	size_t grow = in_cap_after(&c->in, READ_CHUNK), counted;
+	size_t want = in_want(c), grow = in_cap_after(&c->in, want), counted;
 	ssize_t n;
 
 	(void)revents;
@@ -758,7 +956,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		    srv->opt.max_input);
 		return;
 	}
-	buf_reserve(&c->in, READ_CHUNK);
+	buf_reserve(&c->in, want);
 	conn_in_account(c);
 	n = conn_sock_read(c, c->in.data + c->in.len, c->in.cap - c->in.len);
 	if (n == 0) {

@@ -65,6 +65,26 @@ int   buf_json_cb(const char *, size_t, void *);  /* json_dump_callback sink */
 
 double now_wall(void);
 
+/* ------------------------------------------------------------------ blob.c */
+
+/*
+ * Bodies stored once (issue 9 part 3): a refcounted byte string, written to
+ * sockets from where it lies.  Holds large bodies (job_body_blob) and every
+ * result (j->result is blob data: blob_of(j->result) is its blob, and it is
+ * freed with blob_free_data, never free).
+ */
+struct blob {
+	uint32_t refs;
+	uint32_t len;     /* bytes of data, not counting its NUL */
+	char     data[];  /* len bytes, then a NUL */
+};
+
+struct blob *blob_new(const void *, size_t len);   /* one reference */
+struct blob *blob_ref(struct blob *);
+void  blob_unref(struct blob *);                    /* NULL: nothing */
+struct blob *blob_of(const char *data);
+void  blob_free_data(char *data);                   /* NULL: nothing */
+
 /* ------------------------------------------------------------------- log.c */
 
 enum log_level { LVL_ERR, LVL_WARN, LVL_INFO, LVL_DEBUG };
@@ -185,9 +205,11 @@ struct job_ext {
  * allocation holds the job, its key, its id as JSON and its body, since
  * queued jobs can number in the millions: the body is found after the id
  * (job_body), and the tree finds its state for a job in a table of its own.
+ * A body of BODY_BLOB_MIN bytes or more is a blob instead (stored once,
+ * written to workers from there), and so is every result.
  */
 struct job {
-	char          *result;        /* JSON text once done */
+	char          *result;        /* JSON text once done: a blob's data */
 	uint32_t       body_len;
 	uint32_t       result_len;
 	uint32_t       hash;          /* of key, for broker->jobs */
@@ -202,6 +224,7 @@ struct job {
 	uint16_t       stream : 1;    /* master wants partial results */
 	uint16_t       notify : 1;    /* master wants the running notice */
 	uint16_t       id_is_key : 1; /* an integer id: its JSON is its key */
+	uint16_t       body_blob : 1; /* the body is a blob (job_body_blob) */
 	struct master *master;        /* who hears the result; NULL: the tree,
 	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
@@ -221,7 +244,8 @@ struct job {
 	char           key[];         /* canonical id: a string id, or an integer
 	                                 in decimal; then the id as the master
 	                                 sent it, as JSON (unless id_is_key);
-	                                 then the body */
+	                                 then the body, or a pointer to its
+	                                 blob if body_blob */
 };
 
 /*
@@ -242,13 +266,34 @@ job_idjson(const struct job *j)
 	return j->id_is_key ? j->key : j->key + strlen(j->key) + 1;
 }
 
+/*
+ * Bodies of at least BODY_BLOB_MIN bytes are kept in a blob, so that each
+ * worker it goes to is written it from there (proto_send_job); shorter ones
+ * lie in the job's own allocation and are copied, which costs less than a
+ * reference, and keeps a queued small job one allocation.
+ */
+#define BODY_BLOB_MIN 1024
+
+/* job_body_blob: the blob holding j's body, or NULL if it lies inline. */
+static inline struct blob *
+job_body_blob(const struct job *j)
+{
+	const char *id = job_idjson(j);
+	struct blob *b;
+
+	if (!j->body_blob)
+		return NULL;
+	memcpy(&b, id + strlen(id) + 1, sizeof b);  /* unaligned in key[] */
+	return b;
+}
+
 /* job_body: the body, as compact JSON text (NUL-terminated, body_len bytes). */
 static inline const char *
 job_body(const struct job *j)
 {
 	const char *id = job_idjson(j);
 
-	return id + strlen(id) + 1;
+	return j->body_blob ? job_body_blob(j)->data : id + strlen(id) + 1;
 }
 TAILQ_HEAD(job_list, job);
 
@@ -632,6 +677,16 @@ struct out_hold {
 
 struct sub;  /* chan.c: one subscription */
 
+/*
+ * A blob queued in a connection's output: its bytes go out just before
+ * plain byte plain_at of the stream of c->out (counted from the first byte
+ * ever appended), by writev(2) from the blob itself.
+ */
+struct out_ref {
+	uint64_t     plain_at;
+	struct blob *blob;
+};
+
 struct conn {
 	struct server   *srv;
 	int              fd;
@@ -688,7 +743,23 @@ struct conn {
 	struct tls_conn *tls;          /* NULL: plain TCP */
 	TAILQ_ENTRY(conn) unauth_entry; /* on srv->unauthed, oldest first */
 	bool             unauth_listed;
+
+	/* output: blobs queued between the plain bytes of out (conn_out_blob).
+	 * out_written, holds and the limits count their bytes too. */
+	struct out_ref  *refs;         /* oldest at ref_head */
+	size_t           ref_head, ref_len, ref_cap;
+	uint32_t         ref_done;     /* bytes of the head ref's blob written */
+	uint64_t         out_plain_done; /* plain bytes of out written so far */
+	uint64_t         out_blob_bytes; /* unwritten bytes of queued blobs */
+	size_t           frame_plain;  /* where in out the open frame's header is */
 };
+
+/* conn_out_used: bytes of output not yet written, blobs included. */
+static inline size_t
+conn_out_used(const struct conn *c)
+{
+	return buf_used(&c->out) + (size_t)c->out_blob_bytes;
+}
 
 struct conn *conn_new(struct server *, int fd, enum conn_role);
 void conn_close(struct conn *, const char *why);
@@ -698,6 +769,8 @@ void conn_send_error(struct conn *, const char *code, const char *idjson,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
+void conn_out_blob(struct conn *, struct blob *);
+void conn_out_take(struct conn *, struct buf *dst);
 void conn_frame_end(struct conn *, size_t start);
 void conn_frame_end_ack(struct conn *, size_t start);
 void conn_release_held(struct server *, uint64_t durable);

@@ -1045,7 +1045,10 @@ proto_send_job(struct conn *w, struct job *j)
 		out_str(w, job_idjson(j));
 	}
 	out_str(w, ",\"body\":");
-	buf_append(&w->out, job_body(j), j->body_len);
+	if (job_body_blob(j) != NULL)
+		conn_out_blob(w, job_body_blob(j));   /* written from the job's blob */
+	else
+		buf_append(&w->out, job_body(j), j->body_len);
 	out_str(w, "}");
 	conn_frame_end(w, start);
 }
@@ -1087,7 +1090,7 @@ proto_send_ending(struct conn *m, struct job *j)
 	out_str(m, "{\"id\":");
 	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
-	buf_append(&m->out, j->result, j->result_len);
+	conn_out_blob(m, blob_of(j->result));
 	out_str(m, "}");
 	conn_frame_end(m, start);
 }
@@ -1105,7 +1108,7 @@ proto_send_partial(struct job *j, const char *body, size_t len)
 	struct conn *m = j->master->face;
 	size_t start;
 
-	if (buf_used(&m->out) > OUT_PARTIAL_LIMIT) {
+	if (conn_out_used(m) > OUT_PARTIAL_LIMIT) {
 		m->srv->partials_dropped++;
 		return;
 	}

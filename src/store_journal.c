@@ -87,6 +87,23 @@ put_f64(struct buf *b, double d)
 	put_u64(b, v);
 }
 
+/*
+ * Strings of at least SJ_GATHER_MIN bytes (bodies, results) need not be
+ * copied into the encoding: with cuts, put_str notes where each goes and
+ * append() hands the journal an iovec that points at the string where it
+ * lies (the job's body or result), between pieces of the encoding.
+ */
+#define SJ_GATHER_MIN 1024
+#define SJ_CUTS_MAX   3     /* body, result, partials */
+
+struct sj_cuts {
+	unsigned      n;
+	size_t        at[SJ_CUTS_MAX];   /* offset in the encoding */
+	struct sj_str str[SJ_CUTS_MAX];
+};
+
+static struct sj_cuts *cuts;   /* set while append() encodes */
+
 static void
 put_str(struct buf *b, struct sj_str s)
 {
@@ -95,7 +112,11 @@ put_str(struct buf *b, struct sj_str s)
 		return;
 	}
 	put_u32(b, s.n);
-	buf_append(b, s.p, s.n);
+	if (cuts != NULL && s.n >= SJ_GATHER_MIN && cuts->n < SJ_CUTS_MAX) {
+		cuts->at[cuts->n] = buf_used(b);
+		cuts->str[cuts->n++] = s;
+	} else
+		buf_append(b, s.p, s.n);
 	put_u8(b, 0);
 }
 
@@ -301,7 +322,7 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 /* ------------------------------------------------------ the replayed state */
 
 struct rjob {
-	UT_hash_handle hh;
+	uint32_t       hash;          /* of key, as in its slot */
 	char          *key;
 	char          *idjson, *type, *target, *worker_name, *owner;
 	char          *body, *result;
@@ -313,8 +334,21 @@ struct rjob {
 	double         submitted, started, finished;
 };
 
+/*
+ * The replayed jobs by key: open addressing with linear probing, each slot
+ * holding the key's hash beside the job, so that a probe (a replay of a
+ * million jobs makes a million of them, nearly all for a new key) touches
+ * a job only when the hash matches.  At most half full.
+ */
+struct rslot {
+	uint32_t     hash;
+	struct rjob *job;             /* NULL: empty; RTOMB: deleted */
+};
+#define RTOMB ((struct rjob *)1)
+
 struct sj_state {
-	struct rjob *jobs;
+	struct rslot *slots;
+	size_t       cap, count, tombs;
 	uint64_t     next_seq;
 	uint64_t     ignored;   /* records about jobs the state does not hold */
 	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
@@ -326,20 +360,33 @@ dup_str(struct sj_str s)
 	return s.p == NULL ? NULL : xstrndup(s.p, s.n);
 }
 
+/* An rjob's key, idjson, type, target and body lie in its own allocation
+ * (they never change); worker_name and result are allocated apart. */
 static void
 rjob_free(struct rjob *j)
 {
-	free(j->key);
-	free(j->idjson);
-	free(j->type);
-	free(j->target);
 	free(j->worker_name);
 	free(j->owner);
-	free(j->body);
 	free(j->result);
 	buf_free(&j->partials);
 	free(j);
 }
+
+/* rjob_put: copy s to *p (with a NUL) and move *p past it; NULL if absent. */
+static char *
+rjob_put(char **p, struct sj_str s)
+{
+	char *d = *p;
+
+	if (s.p == NULL)
+		return NULL;
+	memcpy(d, s.p, s.n);
+	d[s.n] = '\0';
+	*p += s.n + 1;
+	return d;
+}
+
+#define RJOB_STR(s) ((s).p != NULL ? (s).n + 1 : 0)
 
 struct sj_state *
 sj_state_new(void)
@@ -347,15 +394,93 @@ sj_state_new(void)
 	return xcalloc(1, sizeof(struct sj_state));
 }
 
+static uint32_t
+rkey_hash(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;  /* FNV-1a, then a final mix */
+
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*p++) * 16777619u;
+	h ^= h >> 16;
+	h *= 0x7feb352d;
+	h ^= h >> 15;
+	return h;
+}
+
+/* rt_find: the slot of key (p, n), or NULL. */
+static struct rslot *
+rt_find(const struct sj_state *s, const char *p, size_t n, uint32_t h)
+{
+	size_t k;
+	struct rslot *sl;
+
+	if (s->cap == 0)
+		return NULL;
+	for (k = h & (s->cap - 1); (sl = &s->slots[k])->job != NULL; k = (k + 1) & (s->cap - 1))
+		if (sl->job != RTOMB && sl->hash == h && strncmp(sl->job->key, p, n) == 0 &&
+		    sl->job->key[n] == '\0')
+			return sl;
+	return NULL;
+}
+
+static void
+rt_resize(struct sj_state *s, size_t cap)
+{
+	struct rslot *old = s->slots;
+	size_t oldcap = s->cap, i, k;
+
+	s->slots = xcalloc(cap, sizeof *s->slots);
+	s->cap = cap;
+	s->tombs = 0;
+	for (i = 0; i < oldcap; i++) {
+		if (old[i].job == NULL || old[i].job == RTOMB)
+			continue;
+		for (k = old[i].hash & (cap - 1); s->slots[k].job != NULL; k = (k + 1) & (cap - 1))
+			;
+		s->slots[k] = old[i];
+	}
+	free(old);
+}
+
+/* rt_add: j (not in the table; j->hash set). */
+static void
+rt_add(struct sj_state *s, struct rjob *j)
+{
+	size_t k;
+
+	if (2 * (s->count + s->tombs + 1) > s->cap)
+		rt_resize(s, s->cap == 0 ? 1024 : 2 * (s->count + 1) > s->cap ? 2 * s->cap : s->cap);
+	for (k = j->hash & (s->cap - 1); s->slots[k].job != NULL && s->slots[k].job != RTOMB;
+	    k = (k + 1) & (s->cap - 1))
+		;
+	if (s->slots[k].job == RTOMB)
+		s->tombs--;
+	s->slots[k].hash = j->hash;
+	s->slots[k].job = j;
+	s->count++;
+}
+
+/* rt_del: free the job in slot sl and leave a tombstone. */
+static void
+rt_del(struct sj_state *s, struct rslot *sl)
+{
+	rjob_free(sl->job);
+	sl->job = RTOMB;
+	s->count--;
+	s->tombs++;
+}
+
 static void
 state_clear(struct sj_state *s)
 {
-	struct rjob *j, *tmp;
+	size_t i;
 
-	HASH_ITER(hh, s->jobs, j, tmp) {
-		HASH_DEL(s->jobs, j);
-		rjob_free(j);
-	}
+	for (i = 0; i < s->cap; i++)
+		if (s->slots[i].job != NULL && s->slots[i].job != RTOMB)
+			rjob_free(s->slots[i].job);
+	free(s->slots);
+	s->slots = NULL;
+	s->cap = s->count = s->tombs = 0;
 }
 
 void
@@ -370,7 +495,7 @@ sj_state_free(struct sj_state *s)
 size_t
 sj_state_count(const struct sj_state *s)
 {
-	return HASH_COUNT(s->jobs);
+	return s->count;
 }
 
 uint64_t
@@ -408,27 +533,39 @@ int
 sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 {
 	struct rjob *j = NULL;
+	struct rslot *sl;
+	uint32_t h;
 
 	if (r->kind == SJ_SNAPSHOT) {
 		state_clear(s);
 		s->next_seq = r->next_seq;
 		return 0;
 	}
-	HASH_FIND(hh, s->jobs, r->key.p, r->key.n, j);
+	h = rkey_hash(r->key.p, r->key.n);
+	if ((sl = rt_find(s, r->key.p, r->key.n, h)) != NULL)
+		j = sl->job;
 	if (r->kind == SJ_JOB) {
-		if (j != NULL) {
-			HASH_DEL(s->jobs, j);
-			rjob_free(j);
+		if (sl != NULL)
+			rt_del(s, sl);
+		/* One allocation: a million of them are freed at once after the
+		 * replay, and each small chunk costs malloc a consolidation. */
+		{
+			char *p;
+
+			j = xmalloc(sizeof *j + RJOB_STR(r->key) + RJOB_STR(r->idjson) +
+			    RJOB_STR(r->type) + RJOB_STR(r->target) + RJOB_STR(r->body));
+			memset(j, 0, sizeof *j);
+			p = (char *)(j + 1);
+			j->key = rjob_put(&p, r->key);
+			j->idjson = rjob_put(&p, r->idjson);
+			j->type = rjob_put(&p, r->type);
+			j->target = rjob_put(&p, r->target);
+			j->body = rjob_put(&p, r->body);
 		}
-		j = xcalloc(1, sizeof *j);
-		j->key = dup_str(r->key);
-		j->idjson = dup_str(r->idjson);
-		j->type = dup_str(r->type);
-		j->target = dup_str(r->target);
+		j->hash = h;
 		j->worker_name = dup_str(r->worker_name);
 		j->owner = dup_str(r->owner);
-		j->body = dup_str(r->body);
-		j->body_len = r->body.n;
+			j->body_len = r->body.n;
 		j->result = dup_str(r->result);
 		j->result_len = r->result.n;
 		if (r->partials.p != NULL)
@@ -442,7 +579,7 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->submitted = r->submitted;
 		j->started = r->started;
 		j->finished = r->finished;
-		HASH_ADD_KEYPTR(hh, s->jobs, j->key, r->key.n, j);
+		rt_add(s, j);
 		if ((uint64_t)r->seq + 1 > s->next_seq)
 			s->next_seq = (uint64_t)r->seq + 1;
 		return 0;
@@ -479,8 +616,7 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->result_len = r->result.n;
 		break;
 	case SJ_FORGET:
-		HASH_DEL(s->jobs, j);
-		rjob_free(j);
+		rt_del(s, sl);
 		break;
 	default:
 		break;
@@ -488,11 +624,17 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 	return 0;
 }
 
+/* What sj_state_each sorts: the sequence number beside the job, so that
+ * a comparison touches no job. */
+struct rjob_seq {
+	uint32_t     seq;
+	struct rjob *job;
+};
+
 static int
 by_seq(const void *a, const void *b)
 {
-	const struct rjob *x = *(struct rjob *const *)a;
-	const struct rjob *y = *(struct rjob *const *)b;
+	const struct rjob_seq *x = a, *y = b;
 
 	if (x->seq == y->seq)
 		return 0;
@@ -502,21 +644,25 @@ by_seq(const void *a, const void *b)
 int
 sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 {
-	size_t n = HASH_COUNT(s->jobs), i = 0;
-	struct rjob **v, *j, *tmp;
+	size_t n = s->count, i = 0, k;
+	struct rjob_seq *v;
+	struct rjob *j;
 	int rc = 0;
 
 	if (n == 0)
 		return 0;
 	v = xmalloc(n * sizeof *v);
-	HASH_ITER(hh, s->jobs, j, tmp)
-		v[i++] = j;
+	for (k = 0; k < s->cap; k++)
+		if (s->slots[k].job != NULL && s->slots[k].job != RTOMB) {
+			v[i].seq = s->slots[k].job->seq;
+			v[i++].job = s->slots[k].job;
+		}
 	qsort(v, n, sizeof *v, by_seq);
 	for (i = 0; i < n && rc == 0; i++) {
 		struct restore_req q;
 		bool was_running = false;
 
-		j = v[i];
+		j = v[i].job;
 		memset(&q, 0, sizeof q);
 		q.type = j->type;
 		q.key = j->key;
@@ -665,14 +811,27 @@ job_rec_of(const struct job *j, struct sj_rec *r)
 static void
 append(struct store *s, const struct sj_rec *r)
 {
-	struct iovec iov;
+	struct iovec iov[2 * SJ_CUTS_MAX + 1];
+	struct sj_cuts c = { 0 };
+	size_t at = 0;
 	uint64_t lsn;
+	int n = 0;
 
 	s->scratch.off = s->scratch.len = 0;
+	cuts = &c;
 	sj_encode(r, &s->scratch);
-	iov.iov_base = buf_head(&s->scratch);
-	iov.iov_len = buf_used(&s->scratch);
-	lsn = journal_append(s->j, (uint8_t)r->kind, &iov, 1);
+	cuts = NULL;
+	/* The encoding, with each large string gathered from where it lies. */
+	for (unsigned i = 0; i < c.n; i++) {
+		iov[n].iov_base = buf_head(&s->scratch) + at;
+		iov[n++].iov_len = c.at[i] - at;
+		iov[n].iov_base = (void *)c.str[i].p;
+		iov[n++].iov_len = c.str[i].n;
+		at = c.at[i];
+	}
+	iov[n].iov_base = buf_head(&s->scratch) + at;
+	iov[n++].iov_len = buf_used(&s->scratch) - at;
+	lsn = journal_append(s->j, (uint8_t)r->kind, iov, n);
 	if (lsn == 0) {
 		if (!s->need_snapshot)
 			log_warn("journal: %s: a record could not be kept (%s): "

@@ -4,6 +4,7 @@
  *   loadgen [--system gloom|beanstalk|gearman] [-M n] [-K n] [-W n] [-N n]
  *           [-S bytes] [--host A] [--master-port P] [--worker-port Q]
  *           [--fork-workers] [--hold --pid PID] [--timeout S] [--label L]
+ *           [--fill --pid PID]
  *
  * gloom speaks the jobfs wire protocol (also what relay forwards). Masters
  * and workers share one libev loop in one process by default; --fork-workers
@@ -15,6 +16,10 @@
  * --hold is the queue-memory mode: masters submit all N jobs with no worker
  * connected, the server's RSS is read once it has swallowed them, then the
  * workers connect and the drain is timed.
+ *
+ * --fill (gloom only) submits N detached jobs with no worker, waits until
+ * the server has swallowed them, and exits leaving them queued: it loads a
+ * daemon for the restart row.  Its rate is of the submission alone.
  *
  * --tree-write times one process writing N job lines to one open handle of
  * a jobfs queue file.
@@ -306,7 +311,10 @@ static void master_fill(struct peer *m)
 		buf_u64(out, opt.id_base + idx);
 		BUF_LIT(out, ",\"body\":");
 		body_make(out, idx, opt.S);
-		BUF_LIT(out, "}");
+		if (opt.fill)
+			BUF_LIT(out, ",\"detach\":true}");
+		else
+			BUF_LIT(out, "}");
 		frame_close(out, h);
 		m->outstanding++;
 	}
@@ -541,6 +549,12 @@ static void on_kick(struct ev_loop *l, ev_timer *w, int revents)
 	/* Every job is written: wait until the server has read and stored
 	 * them, read its RSS, then let the workers drain the queue. */
 	st->rss_queued = rss_settle(opt.pid);
+	if (opt.fill) {  /* leave them queued: done means swallowed */
+		st->t_end = now_ns();
+		st->done = opt.N;
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
 	lg_start_workers(loop, start_workers);
 	st->t_start = now_ns();
 }
@@ -693,6 +707,7 @@ static void usage(void)
 		"               [-W workers] [-N jobs] [-S body-bytes] [--host ADDR]\n"
 		"               [--master-port P] [--worker-port Q] [--fork-workers]\n"
 		"               [--hold --pid SERVER_PID] [--timeout SECONDS] [--label NAME]\n"
+		"               [--fill --pid SERVER_PID]\n"
 		"       loadgen --tree-write MOUNT/types/T/queue [-N lines] [--chunk bytes]\n"
 		"  beanstalk uses --master-port only; gearman uses --master-port only.\n");
 	exit(2);
@@ -707,6 +722,7 @@ static void parse_opts(int argc, char **argv)
 		{"worker-port", required_argument, 0, 'w'},
 		{"fork-workers", no_argument, 0, 'F'},
 		{"hold", no_argument, 0, 'H'},
+		{"fill", no_argument, 0, 'f'},
 		{"pid", required_argument, 0, 'p'},
 		{"timeout", required_argument, 0, 't'},
 		{"label", required_argument, 0, 'l'},
@@ -729,6 +745,7 @@ static void parse_opts(int argc, char **argv)
 		case 'w': opt.wport = atoi(optarg); break;
 		case 'F': opt.fork_workers = 1; break;
 		case 'H': opt.hold = 1; break;
+		case 'f': opt.hold = opt.fill = 1; break;
 		case 'p': opt.pid = atoi(optarg); break;
 		case 't': opt.timeout = atof(optarg); break;
 		case 'l': opt.label = optarg; break;
@@ -793,7 +810,7 @@ int main(int argc, char **argv)
 		ev_timer_start(loop, &watchdog);
 		bad = opt.sys == SYS_GLOOM ? gloom_run() : beanstalk_run(loop);
 	}
-	if (opt.hold && !st->failed)
+	if (opt.hold && !opt.fill && !st->failed)
 		st->rss_drained = rss_settle(opt.pid);
 	report();
 	return bad || st->failed || st->errors || st->done != opt.N;

@@ -8,7 +8,9 @@
 #
 # Environment: BENCH_SCALE (default 1), BENCH_REPS (3), JOBFS (path of the
 # daemon, default build/jobfs), JOBFS_OPTS (extra daemon options),
-# BENCH_LAT_CPU (CPU the latency shape is pinned to, default 0).
+# BENCH_LAT_CPU (CPU the latency shape is pinned to, default 0),
+# BENCH_SHAPES (the shapes to run, default all: "throughput latency idle
+# queue tree durable restart bodies").
 #
 # Exit status is non-zero only if a server crashed or a run failed
 # verification; a missing build/jobfs is reported as "pending".
@@ -26,10 +28,12 @@ LOGDIR=$WORK/logs
 LOADGEN=$WORK/loadgen
 RELAY=$WORK/relay
 JOBFS=$WORK/jobfs
+JOBCTL=$WORK/jobctl
 read -r -a JOBFS_EXTRA <<<"${JOBFS_OPTS:-}"
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-3}
 LAT_CPU=${BENCH_LAT_CPU:-0}
+SHAPES=" ${BENCH_SHAPES:-throughput latency idle queue tree durable restart bodies} "
 SYSTEMS=(jobfs relay gearmand beanstalkd)
 PACKAGES=(gearman-job-server libgearman-dev beanstalkd libev-dev libjansson-dev fuse3)
 
@@ -105,25 +109,50 @@ wait_listening() { # port
 	return 1
 }
 
+# A system is one of SYSTEMS, or a variant of one with its options
+# (jobfs-sync, beanstalkd-f0, ...: see start_server); a variant's cells go
+# in its system's column (column).
 available() { # system
 	case $1 in
-	jobfs) [ -x "$JOBFS" ] ;;
+	jobfs*) [ -x "$JOBFS" ] ;;
 	relay) [ -x "$RELAY" ] ;;
 	gearmand) command -v gearmand >/dev/null ;;
-	beanstalkd) command -v beanstalkd >/dev/null ;;
+	beanstalkd*) command -v beanstalkd >/dev/null ;;
 	esac
+}
+
+column() { echo "${1%%-*}"; }
+
+# wants SHAPE: the shape is in BENCH_SHAPES.
+wants() { [[ $SHAPES == *" $1 "* ]]; }
+
+# A fresh data directory for a durable server, on the disk $WORK is on
+# (not a tmpfs, or a sync would cost nothing).
+fresh_data() { # name
+	rm -rf "$WORK/data-$1"
+	mkdir -p "$WORK/data-$1"
+	echo "$WORK/data-$1"
 }
 
 # ---- servers ----
 
-# start_server SYSTEM [jobfs mountpoint]: sets SERVER_PID, MPORT, WPORT.
+# start_server SYSTEM [jobfs options]: sets SERVER_PID, MPORT, WPORT.
+# Variants: jobfs-sync (--data DIR --sync always), jobfs-i50 (--sync
+# interval:50), beanstalkd-f0 (-b DIR -f0: fsync every write), beanstalkd-b
+# (-b DIR: its default fsync every 50 ms); each starts on an empty DIR.
 start_server() {
 	local sys=$1 log=$LOGDIR/$1.log
 	shift
 	MPORT=$(free_port)
 	WPORT=$(free_port "$MPORT")
 	case $sys in
-	jobfs)
+	jobfs-sync) set -- --data "$(fresh_data "$sys")" --sync always "$@" ;;
+	jobfs-i50) set -- --data "$(fresh_data "$sys")" --sync interval:50 "$@" ;;
+	beanstalkd-f0) set -- -b "$(fresh_data "$sys")" -f0 ;;
+	beanstalkd-b) set -- -b "$(fresh_data "$sys")" ;;
+	esac
+	case $sys in
+	jobfs*)
 		"${PIN[@]}" "$JOBFS" -f --listen 127.0.0.1 --master-port "$MPORT" \
 			--worker-port "$WPORT" "${JOBFS_EXTRA[@]}" "$@" >>"$log" 2>&1 &
 		;;
@@ -136,9 +165,9 @@ start_server() {
 		"${PIN[@]}" gearmand --listen=127.0.0.1 --port="$MPORT" \
 			--log-file=none --verbose=ERROR >>"$log" 2>&1 &
 		;;
-	beanstalkd)
+	beanstalkd*)
 		WPORT=$MPORT
-		"${PIN[@]}" beanstalkd -l 127.0.0.1 -p "$MPORT" >>"$log" 2>&1 &
+		"${PIN[@]}" beanstalkd -l 127.0.0.1 -p "$MPORT" "$@" >>"$log" 2>&1 &
 		;;
 	esac
 	SERVER_PID=$!
@@ -178,7 +207,7 @@ stop_server() { # system
 		failed "$sys crashed on shutdown (status $rc)"
 		return 1
 	fi
-	if [ "$sys" = jobfs ] && [ "$rc" != 0 ]; then
+	if [ "${sys%%-*}" = jobfs ] && [ "$rc" != 0 ]; then
 		note "jobfs exit status $rc after SIGTERM (spec: exits cleanly)"
 	fi
 	return 0
@@ -188,9 +217,9 @@ stop_server() { # system
 
 sys_args() { # system
 	case $1 in
-	jobfs | relay) echo "--system gloom --master-port $MPORT --worker-port $WPORT" ;;
+	jobfs* | relay) echo "--system gloom --master-port $MPORT --worker-port $WPORT" ;;
 	gearmand) echo "--system gearman --master-port $MPORT" ;;
-	beanstalkd) echo "--system beanstalk --master-port $MPORT" ;;
+	beanstalkd*) echo "--system beanstalk --master-port $MPORT" ;;
 	esac
 }
 
@@ -213,9 +242,10 @@ add() { CELL[$1|$2]="${CELL[$1|$2]:-} $3"; } # row system value
 mark() { BAD[$1|$2]=$3; }                     # row system FAIL|pending|skip
 
 # One repetition of a loadgen shape on a fresh server: record the fields
-# given as ROW=FIELD pairs.
+# given as ROW=FIELD pairs (in the system's column).
 measure() { # system label "loadgen args" ROW=FIELD...
-	local sys=$1 label=$2 args=$3 pair ok=1
+	local sys=$1 label=$2 args=$3 pair ok=1 col
+	col=$(column "$1")
 	shift 3
 	start_server "$sys" || ok=0
 	if [ $ok = 1 ]; then
@@ -225,9 +255,9 @@ measure() { # system label "loadgen args" ROW=FIELD...
 	fi
 	for pair in "$@"; do
 		if [ $ok = 1 ]; then
-			add "${pair%%=*}" "$sys" "$(field "${pair#*=}")"
+			add "${pair%%=*}" "$col" "$(field "${pair#*=}")"
 		else
-			mark "${pair%%=*}" "$sys" FAIL
+			mark "${pair%%=*}" "$col" FAIL
 		fi
 	done
 	[ $ok = 1 ] || STATUS=1
@@ -343,6 +373,97 @@ tree_shapes() {
 	done
 }
 
+# ---- durability ----
+
+# The throughput shape against journals that sync: jobfs in memory, with
+# --data --sync always and --sync interval:50, and beanstalkd with -b -f0
+# and -b (50 ms), interleaved per repetition.  beanstalkd -f0 syncs every
+# job, so it runs fewer jobs (a rate either way).
+durable_shape() {
+	local rep sys
+	local args="-M 4 -K 64 -W 8 -S 100 --timeout 300"
+	echo "== durable throughput: M=4 K=64 W=8 S=100 N=$N_DUR (beanstalkd -f0: N=$N_DUR_F0); data in $WORK"
+	for sys in jobfs beanstalkd; do
+		available "$sys" && continue
+		mark dur_mem "$sys" pending
+		mark dur_always "$sys" pending
+		mark dur_50 "$sys" pending
+	done
+	for ((rep = 1; rep <= REPS; rep++)); do
+		available jobfs && measure jobfs jobfs-memory "$args -N $N_DUR" dur_mem=jobs_per_sec
+		available jobfs && measure jobfs-sync jobfs-sync "$args -N $N_DUR" dur_always=jobs_per_sec
+		available jobfs && measure jobfs-i50 jobfs-i50 "$args -N $N_DUR" dur_50=jobs_per_sec
+		available beanstalkd && measure beanstalkd-f0 beanstalkd-f0 "$args -N $N_DUR_F0" dur_always=jobs_per_sec
+		available beanstalkd && measure beanstalkd-b beanstalkd-b "$args -N $N_DUR" dur_50=jobs_per_sec
+	done
+	rm -rf "$WORK"/data-*
+}
+
+# Seconds from starting jobfs on a data directory holding N_RESTART queued
+# 100-byte jobs until it answers "stats" with all of them queued, and the
+# journal's bytes per job.  The jobs are submitted detached by loadgen
+# --fill (journal written with --sync never: the same bytes, sooner), then
+# jobfs is stopped with SIGTERM and started again on the same directory.
+restart_rep() {
+	local dir q t0 t1 bytes i log=$LOGDIR/jobfs.log
+	local opts=(--max-jobs $((N_RESTART * 2)) --max-memory $((N_RESTART * 1024)))
+	dir=$(fresh_data restart)
+	start_server jobfs --data "$dir" --sync never "${opts[@]}" || return 1
+	if ! run_lg restart-fill --system gloom --master-port "$MPORT" --worker-port "$WPORT" \
+		--fill -M 1 -W 1 -S 100 -N "$N_RESTART" --timeout 600 --pid "$SERVER_PID"; then
+		stop_server jobfs
+		return 1
+	fi
+	q=$("$JOBCTL" -m "$MPORT" stats 2>>"$log" | awk '$1 == "queued" { print $2 }')
+	stop_server jobfs || return 1
+	if [ "$q" != "$N_RESTART" ]; then
+		failed "restart: $N_RESTART jobs submitted but stats says ${q:-nothing} queued"
+		return 1
+	fi
+	bytes=$(cat "$dir"/*.log | wc -c)
+	add restart_bytes jobfs "$(awk -v b="$bytes" -v n="$N_RESTART" 'BEGIN { printf "%.1f", b / n }')"
+
+	MPORT=$(free_port)
+	WPORT=$(free_port "$MPORT")
+	t0=$(date +%s.%N)
+	"$JOBFS" -f --listen 127.0.0.1 --master-port "$MPORT" --worker-port "$WPORT" \
+		"${JOBFS_EXTRA[@]}" --data "$dir" "${opts[@]}" >>"$log" 2>&1 &
+	SERVER_PID=$!
+	q=
+	for ((i = 0; i < 12000; i++)); do  # 10 ms apart: at most 2 minutes
+		q=$("$JOBCTL" -m "$MPORT" stats 2>/dev/null | awk '$1 == "queued" { print $2 }')
+		[ -n "$q" ] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.01
+	done
+	t1=$(date +%s.%N)
+	stop_server jobfs || return 1
+	if [ "$q" != "$N_RESTART" ]; then
+		failed "restart: ${q:-no} jobs queued after the restart, not $N_RESTART"
+		return 1
+	fi
+	add restart_secs jobfs "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+	echo "    restart: $N_RESTART jobs served after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s; journal $bytes bytes"
+	rm -rf "$dir"
+}
+
+restart_shape() {
+	local rep
+	echo "== restart: jobfs --data holding $N_RESTART queued 100-byte jobs"
+	if ! available jobfs; then
+		mark restart_secs jobfs pending
+		mark restart_bytes jobfs pending
+		return
+	fi
+	for ((rep = 1; rep <= REPS; rep++)); do
+		if ! restart_rep; then
+			mark restart_secs jobfs FAIL
+			mark restart_bytes jobfs FAIL
+			STATUS=1
+		fi
+	done
+}
+
 # ---- the table ----
 
 median() { # values...
@@ -426,24 +547,53 @@ table() {
 	rw=$(value idle relay)
 	echo "| workload | jobfs | relay | gearmand | beanstalkd | jobfs/relay | jobfs/gearmand | jobfs/beanstalkd | jobfs target |"
 	echo "|---|---|---|---|---|---|---|---|---|"
-	row tp "throughput M4 K64 W8 S100 N$N_TP (jobs/s)" 0 "≥0.75 relay, ≥3 gearmand:" \
+	wants throughput && row tp "throughput M4 K64 W8 S100 N$N_TP (jobs/s)" 0 "≥0.75 relay, ≥3 gearmand:" \
 		"$(both "$(check "$(ratio "$jt" "$rt")" ">=" 0.75)" "$(check "$(ratio "$jt" "$gt")" ">=" 3)")"
+	if wants latency; then
 	row lat_rate "latency M1 K1 W1 N$N_LAT (jobs/s)" 0 "" ""
 	row lat_p50 "latency p50 (µs)" 1 "≤1.2 relay:" "$(check "$(ratio "$jl" "$rl")" "<=" 1.2)"
 	row lat_p99 "latency p99 (µs)" 1 "≤2 relay:" \
 		"$(check "$(ratio "$(value lat_p99 jobfs)" "$(value lat_p99 relay)")" "<=" 2)"
-	row idle "idle workers M1 K64 W512 N$N_IDLE (jobs/s)" 0 "≥0.7 relay:" \
+	fi
+	wants idle && row idle "idle workers M1 K64 W512 N$N_IDLE (jobs/s)" 0 "≥0.7 relay:" \
 		"$(check "$(ratio "$jw" "$rw")" ">=" 0.7)"
+	if wants queue; then
 	row mem "queue $N_MEM jobs, no worker (RSS bytes/job)" 0 "≤300:" \
 		"$(check "$(value mem jobfs)" "<=" 300)"
 	row drain "queue drain, W8 (jobs/s)" 0 "" ""
 	printf '| %s | %s | %s | %s | %s | - | - | - | |\n' \
 		"queue RSS MiB empty / queued / drained" \
 		"$(rss_cell jobfs)" "$(rss_cell relay)" "$(rss_cell gearmand)" "$(rss_cell beanstalkd)"
+	fi
+	if wants tree; then
 	row tree_bash "tree: bash echo loop N$N_BASH (jobs/s)" 0 "≥2000:" \
 		"$(check "$(value tree_bash jobfs)" ">=" 2000)"
 	row tree_handle "tree: one handle N$N_HANDLE (jobs/s)" 0 "≥100000:" \
 		"$(check "$(value tree_handle jobfs)" ">=" 100000)"
+	fi
+	local jm jd ji bf
+	jm=$(value dur_mem jobfs)
+	jd=$(value dur_always jobfs)
+	ji=$(value dur_50 jobfs)
+	bf=$(value dur_always beanstalkd)
+	if wants durable; then
+	row dur_mem "durable shape N$N_DUR: jobfs in memory (jobs/s)" 0 "" ""
+	row dur_always "durable: jobfs --sync always / beanstalkd -b -f0 (jobs/s)" 0 \
+		"≥0.5 in memory ($(ratio "$jd" "$jm")), ≥10 beanstalkd -f0:" \
+		"$(both "$(check "$(ratio "$jd" "$jm")" ">=" 0.5)" "$(check "$(ratio "$jd" "$bf")" ">=" 10)")"
+	row dur_50 "durable: jobfs --sync interval:50 / beanstalkd -b, 50 ms (jobs/s)" 0 \
+		"in memory: $(ratio "$ji" "$jm")" ""
+	fi
+	if wants restart; then
+	row restart_secs "restart, $N_RESTART queued 100-byte jobs: start to serving (s)" 2 "≤3 s:" \
+		"$(check "$(value restart_secs jobfs)" "<=" 3)"
+	row restart_bytes "restart: journal bytes per queued job" 1 "" ""
+	fi
+	wants bodies || return 0
+	row body10k "bodies M4 K64 W8 S10240 N$N_BODY10K (jobs/s)" 0 "≥0.9 relay:" \
+		"$(check "$(ratio "$(value body10k jobfs)" "$(value body10k relay)")" ">=" 0.9)"
+	row body1m "bodies M4 K16 W8 S1048576 N$N_BODY1M (jobs/s)" 0 "≥0.9 relay:" \
+		"$(check "$(ratio "$(value body1m jobfs)" "$(value body1m relay)")" ">=" 0.9)"
 }
 
 # Which daemon was measured: the commit the tree is at and when the binary
@@ -465,6 +615,7 @@ make -s -C "$HERE" all || exit 1
 mkdir -p "$LOGDIR"
 cp "$OUT/loadgen" "$OUT/relay" "$WORK/" || exit 1
 [ -x "$JOBFS_SRC" ] && cp "$JOBFS_SRC" "$JOBFS"
+[ -x "$(dirname "$JOBFS_SRC")/jobctl" ] && cp "$(dirname "$JOBFS_SRC")/jobctl" "$JOBCTL"
 rm -rf "$OUT/logs"
 : >"$WORK/results.txt"
 : >"$LOGDIR/loadgen.err"
@@ -475,37 +626,66 @@ N_IDLE=$(scaled 100000 1000)
 N_MEM=$(scaled 100000 1000)
 N_BASH=$(scaled 5000 100)
 N_HANDLE=$(scaled 200000 1000)
+N_DUR=$(scaled 100000 1000)
+N_DUR_F0=$(scaled 10000 200)
+N_RESTART=$(scaled 1000000 10000)
+N_BODY10K=$(scaled 50000 500)
+N_BODY1M=$(scaled 2000 50)
 available jobfs || note "$JOBFS_SRC not built: jobfs columns are pending"
 START=$(date +%s)
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
 
 # Unpinned: both CPUs shared by the server and loadgen.
-shape "throughput: M=4 K=64 W=8 S=100 N=$N_TP" "${SYSTEMS[*]}" \
+wants throughput && shape "throughput: M=4 K=64 W=8 S=100 N=$N_TP" "${SYSTEMS[*]}" \
 	"-M 4 -K 64 -W 8 -S 100 -N $N_TP --timeout 120" tp=jobs_per_sec
 
 # Pinned to one CPU: on a small VM a cross-CPU wakeup costs tens of µs and
 # the scheduler flips between placements from run to run, which would
 # drown the broker's own path length (see README).
 PIN=(taskset -c "$LAT_CPU")
-shape "latency: M=1 K=1 W=1 N=$N_LAT (pinned to CPU $LAT_CPU)" "${SYSTEMS[*]}" \
+wants latency && shape "latency: M=1 K=1 W=1 N=$N_LAT (pinned to CPU $LAT_CPU)" "${SYSTEMS[*]}" \
 	"-M 1 -K 1 -W 1 -S 100 -N $N_LAT --timeout 120" \
 	lat_rate=jobs_per_sec lat_p50=p50_us lat_p99=p99_us
 PIN=()
 
 # gearman needs a process per worker: 512 of them is not this shape.
-shape "idle workers: M=1 K=64 W=512 N=$N_IDLE" "jobfs relay beanstalkd" \
+wants idle && shape "idle workers: M=1 K=64 W=512 N=$N_IDLE" "jobfs relay beanstalkd" \
 	"-M 1 -K 64 -W 512 -S 100 -N $N_IDLE --timeout 120" idle=jobs_per_sec
 mark idle gearmand skip
 
-shape "queue memory: $N_MEM jobs of 100 bytes with no worker, then W=8 drain" \
+wants queue && shape "queue memory: $N_MEM jobs of 100 bytes with no worker, then W=8 drain" \
 	"${SYSTEMS[*]}" "--hold -M 1 -W 8 -S 100 -N $N_MEM --timeout 180" \
 	mem=bytes_per_job drain=jobs_per_sec rss_before=rss_before_kb \
 	rss_queued=rss_queued_kb rss_drained=rss_drained_kb
 
-tree_shapes
+wants tree && tree_shapes
 for s in relay gearmand beanstalkd; do
 	mark tree_bash "$s" -
 	mark tree_handle "$s" -
+done
+
+wants durable && durable_shape
+for s in relay gearmand; do
+	mark dur_mem "$s" -
+	mark dur_always "$s" -
+	mark dur_50 "$s" -
+done
+mark dur_mem beanstalkd -
+wants restart && restart_shape
+for s in relay gearmand beanstalkd; do
+	mark restart_secs "$s" -
+	mark restart_bytes "$s" -
+done
+
+# Large bodies against the relay (beanstalkd's jobs are at most 64 KiB by
+# default, and gearmand's column is of the small-job shapes).
+wants bodies && shape "bodies: M=4 K=64 W=8 S=10240 N=$N_BODY10K" "jobfs relay" \
+	"-M 4 -K 64 -W 8 -S 10240 -N $N_BODY10K --timeout 300" body10k=jobs_per_sec
+wants bodies && shape "bodies: M=4 K=16 W=8 S=1048576 N=$N_BODY1M" "jobfs relay" \
+	"-M 4 -K 16 -W 8 -S 1048576 -N $N_BODY1M --timeout 300" body1m=jobs_per_sec
+for s in gearmand beanstalkd; do
+	mark body10k "$s" -
+	mark body1m "$s" -
 done
 
 {

@@ -4,8 +4,9 @@
  * lines: the first byte picks a connection ('0' and '2' masters, '1' and
  * '3' workers, by its value mod 4), the rest of the line is one frame's
  * payload, handed to proto_handle() as conn.c would.  Replies accumulate
- * in c->out and are never written: each must be one whole frame holding a
- * JSON object.  The server is built in memory for every input (its own
+ * in the connection's output and are never written: each, taken with
+ * conn_out_take (large bodies and results are blobs there, not bytes of
+ * c->out), must be one whole frame holding a JSON object.  The server is built in memory for every input (its own
  * libev loop, never run; no listener; srv->fs NULL: no tree), and torn
  * down after it, so LeakSanitizer sees anything a script leaks.
  *
@@ -35,20 +36,23 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* check_replies: c->out holds whole frames, each a JSON object; then
- * empty it, as a write would. */
+/* check_replies: c's output (plain bytes and blobs, taken as a write would
+ * take them) is whole frames, each a JSON object. */
 static void
 check_replies(struct conn *c)
 {
+	static struct buf out;
 	const char *p, *payload;
-	size_t left = buf_used(&c->out);
+	size_t left;
 	uint32_t len;
 	struct msg m;
 	char err[160];
 
-	if (left == 0)
+	out.off = out.len = 0;
+	conn_out_take(c, &out);
+	if ((left = buf_used(&out)) == 0)
 		return;
-	p = buf_head(&c->out);
+	p = buf_head(&out);
 	while (left > 0) {
 		if (frame_next(p, left, 1u << 30, &payload, &len) != FRAME_OK)
 			abort();
@@ -59,7 +63,6 @@ check_replies(struct conn *c)
 		p += FRAME_HEADER + len;
 		left -= FRAME_HEADER + len;
 	}
-	c->out.off = c->out.len = 0;
 }
 
 int
