@@ -40,6 +40,8 @@ static const struct {
 	{ "frame_timeout", "--frame-timeout" },
 	{ "data",        "--data" },
 	{ "sync",        "--sync" },
+	{ "dead_keep",   "--dead-keep" },
+	{ "dead_max",    "--dead-max" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -65,6 +67,7 @@ usage(void)
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
 	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
 	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
+	    "         dead_keep=SECONDS, dead_max=N,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);

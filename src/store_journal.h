@@ -23,6 +23,7 @@ enum sj_kind {
 	SJ_FINISH,       /* it ended: state, finished, result */
 	SJ_FORGET,       /* it left the table */
 	SJ_SNAPSHOT,     /* forget everything: the whole live state follows */
+	SJ_TYPE,         /* a type's settings: paused, limit, default retries */
 };
 
 /* A string of a record: p NULL means absent.  Decoded strings point into
@@ -53,6 +54,12 @@ struct sj_rec {
 	double        started;      /* JOB, DISPATCH */
 	double        finished;     /* JOB, FINISH */
 	uint64_t      next_seq;     /* SNAPSHOT */
+	/* the job lifecycle (issue 13) */
+	struct sj_str life;         /* JOB: job_life_json's text, or absent */
+	uint8_t       paused;       /* TYPE (key: the type's name) */
+	uint32_t      limit;        /* TYPE */
+	int32_t       retries;      /* TYPE */
+	int64_t       backoff_ms;   /* TYPE */
 };
 
 #define SJ_F_DETACH 0x1
@@ -89,6 +96,9 @@ void  sj_state_running(const struct sj_state *, uint64_t *requeued, uint64_t *fa
  */
 typedef int sj_restore_cb(void *ctx, const struct restore_req *, bool was_running);
 int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
+/* sj_state_types_each: every type's settings, as its last TYPE record said. */
+typedef void sj_type_cb(void *ctx, const struct sj_rec *);
+void  sj_state_types_each(struct sj_state *, sj_type_cb *, void *ctx);
 
 /* --------------------------------------------------------- the daemon's glue */
 
