@@ -1812,6 +1812,10 @@ life_place(struct broker *b, struct job *j)
 		if ((d = broker_find(b, L->after[i])) == NULL || d == j || d->state == JOB_DONE)
 			continue;
 		if (JOB_FINISHED(d)) {
+			/* (counted as waiting: its ending takes it out of that) */
+			L->wait = LIFE_WAITING;
+			b->stats.waiting++;
+			j->type->nwaiting++;
 			life_cancel_for(b, j, d->key, d->state);
 			return;
 		}
