@@ -21,6 +21,8 @@ node_slot(enum node_kind k)
 		return k - NK_JOB_DIR;
 	if (k >= NK_TYPE_DIR && k <= NK_TYPE_STATS)
 		return k - NK_TYPE_DIR;
+	if (k >= NK_TYPE_DEAD && k <= NK_TYPE_RETRIES)
+		return k - NK_TYPE_DEAD + (NK_TYPE_STATS - NK_TYPE_DIR + 1);
 	return 0;
 }
 
@@ -252,7 +254,7 @@ node_stat(struct fs *fs, fuse_ino_t ino, enum node_kind k, const struct owner *o
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | (k == NK_TYPE_QUEUE || k == NK_CHAN ? 0666 : 0444);
+		st->st_mode = S_IFREG | (NK_TYPE_WRITABLE(k) || k == NK_CHAN ? 0666 : 0444);
 		st->st_nlink = 1;
 	}
 	if (k == NK_README)
