@@ -1007,15 +1007,27 @@ broker_master_gone(struct broker *b, struct master *m)
 {
 	struct job *j;
 
+	struct job_list cancel = TAILQ_HEAD_INITIALIZER(cancel);
+
 	if (m->face == NULL)
 		return;
 	m->face = NULL;
+	/* Every job lets go of m first: ending one may end others of m's
+	 * (the jobs that wait for it), which must not find it. */
 	while ((j = TAILQ_FIRST(&m->owned)) != NULL) {
 		TAILQ_REMOVE(&m->owned, j, master_entry);
 		j->master = NULL;
 		master_unref(m);  /* the face's reference still holds it */
-		if (j->state == JOB_QUEUED && !j->detach)
+		if (j->state == JOB_QUEUED && !j->detach) {
+			job_ref(j);
+			TAILQ_INSERT_TAIL(&cancel, j, master_entry);
+		}
+	}
+	while ((j = TAILQ_FIRST(&cancel)) != NULL) {
+		TAILQ_REMOVE(&cancel, j, master_entry);
+		if (j->state == JOB_QUEUED)
 			job_finish(b, j, JOB_CANCELLED);
+		job_unref(b, j);
 	}
 	master_unref(m);
 }
@@ -1958,6 +1970,7 @@ life_submit(struct broker *b, struct job *j, const struct submit_req *r)
 	    r->at_ms == 0 && r->nafter == 0)
 		return BERR_OK;
 	L = life_get(j);
+	L->opted = true;
 	L->retries = r->retries_set ? (int32_t)r->retries : -1;
 	L->backoff_ms = r->backoff_ms;
 	if (r->at_ms > 0)
@@ -2346,6 +2359,8 @@ job_life_json(const struct job *j)
 		json_object_set_new(o, "e", json_string(L->error));
 	if (L->reason != NULL)
 		json_object_set_new(o, "c", json_string(L->reason));
+	if (L->opted)
+		json_object_set_new(o, "o", json_true());
 	return o;
 }
 
@@ -2403,5 +2418,6 @@ life_restore(struct broker *b, struct job *j, const char *text)
 	}
 	L->error = json_strdup(o, "e");
 	L->reason = json_strdup(o, "c");
+	L->opted = json_is_true(json_object_get(o, "o"));
 	json_decref(o);
 }

@@ -637,6 +637,8 @@ struct job_life {
 	char            *error;       /* JSON text of the last failure */
 	char            *reason;      /* why it was cancelled, if by a dependency */
 	TAILQ_ENTRY(job) type_dead;   /* on its type's dead list */
+	bool             opted;       /* submitted with lifecycle options: its
+	                                 master may hear of them (last_error) */
 };
 
 const char *job_status(const struct job *);   /* "delayed", "waiting", or the state */

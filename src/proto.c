@@ -1121,7 +1121,9 @@ proto_send_ending(struct conn *m, struct job *j)
 		json_t *o = json_pack("{s:s,s:s,s:o}", "error", ending_code(j->state),
 		    "reason", job_end_reason(j), "id",
 		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
-		if (j->state == JOB_FAILED && j->life->error != NULL)
+		/* only to a master that asked for the lifecycle: a seed
+		 * master's job that an extension worker failed ends as 1.1 says */
+		if (j->state == JOB_FAILED && j->life->error != NULL && j->life->opted)
 			json_object_set_new(o, "last_error",
 			    json_loads(j->life->error, JSON_DECODE_ANY, NULL));
 		conn_send_json(m, o);

@@ -16,7 +16,7 @@ setup() {
 @test "a fail report without retries fails the job with the error as last_error" {
 	join_worker W t
 	conn_open M
-	send M '{"type":"job","job_type":"t","id":"a","body":1}'
+	send M '{"type":"job","job_type":"t","id":"a","body":1,"retries":0}'
 	wait_jobs W 1
 	send W '{"type":"fail","body":{"exit":3,"stderr":"boom"}}'
 	wait_lines M 1
@@ -101,7 +101,7 @@ setup() {
 	send W '{"action":"join","type":"t"}'
 	wait_lines W 1
 	conn_open M
-	send M '{"action":"submit","type":"t","id":"x","body":1}'
+	send M '{"action":"submit","type":"t","id":"x","body":1,"retries":0}'
 	wait_lines M 1
 	wait_lines W 2
 	send W '{"action":"fail","body":"bad"}'
