@@ -35,13 +35,26 @@ setup() {
 	[ "$(daemon_stat .waiting)" = 0 ]
 }
 
-@test "a chain: d after c after b; each runs when the one before is done" {
-	join_worker W t
+@test "a chain: 3 after c after b; each runs only when the one before is done" {
+	conn_open W --worker
+	send W '{"type":"join","job_type":"t","capacity":3}'
+	settle W
 	conn_open M
 	send M '{"type":"job","job_type":"t","id":"b","body":1}' \
 		'{"type":"job","job_type":"t","id":"c","body":2,"after":["b"]}' \
 		'{"type":"job","job_type":"t","id":3,"body":3,"after":["c"]}'
-	serve W 3
+	settle M W
+	# Three free slots, yet only b runs.
+	[ "$(njobs W)" = 1 ]
+	[ "$(job_status '"c"')" = waiting ]
+	send W '{"type":"response","id":"b","body":"b"}'
+	wait_jobs W 2
+	settle W
+	[ "$(njobs W)" = 2 ]
+	[ "$(job_status 3)" = waiting ]
+	send W '{"type":"response","id":"c","body":"c"}'
+	wait_jobs W 3
+	send W '{"type":"response","id":3,"body":"3"}'
 	wait_lines M 3
 	[ "$(jobs_of W | jq -c .id | tr '\n' ' ')" = '"b" "c" 3 ' ]
 }
