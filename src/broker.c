@@ -2158,15 +2158,41 @@ broker_type_pause(struct broker *b, struct jtype *t, bool paused)
 	type_maybe_free(b, t);
 }
 
+/* limit_ok, retries_ok: a type's settings in range (-1: keep, if keep);
+ * if not, why in b->err_detail. */
+static bool
+limit_ok(struct broker *b, int64_t limit, bool keep)
+{
+	if ((keep && limit == -1) || (limit >= 0 && limit <= LIFE_LIMIT_MAX))
+		return true;
+	snprintf(b->err_detail, sizeof b->err_detail,
+	    "\"limit\" must be 0 (none) to %d", LIFE_LIMIT_MAX);
+	return false;
+}
+
+static bool
+retries_ok(struct broker *b, int64_t retries, int64_t backoff)
+{
+	if (retries < -1 || retries > LIFE_RETRIES_MAX) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);
+		return false;
+	}
+	if (backoff < -1 || backoff > LIFE_BACKOFF_MAX_MS) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"backoff\" must be 0 (the default, %d) to %lld milliseconds",
+		    LIFE_BACKOFF_MS, (long long)LIFE_BACKOFF_MAX_MS);
+		return false;
+	}
+	return true;
+}
+
 /* broker_type_limit: at most limit jobs of t run at once (0: no limit). */
 int
 broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
 {
-	if (limit < 0 || limit > LIFE_LIMIT_MAX) {
-		snprintf(b->err_detail, sizeof b->err_detail,
-		    "\"limit\" must be 0 (none) to %d", LIFE_LIMIT_MAX);
+	if (!limit_ok(b, limit, false))
 		return BERR_INVALID;
-	}
 	if (t->limit != (uint32_t)limit) {
 		t->limit = (uint32_t)limit;
 		emit_type_changed(b, t);
@@ -2180,23 +2206,39 @@ broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
 int
 broker_type_retries(struct broker *b, struct jtype *t, int64_t retries, int64_t backoff)
 {
-	if (retries < -1 || retries > LIFE_RETRIES_MAX) {
-		snprintf(b->err_detail, sizeof b->err_detail,
-		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);
+	if (!retries_ok(b, retries, backoff))
 		return BERR_INVALID;
-	}
-	if (backoff < -1 || backoff > LIFE_BACKOFF_MAX_MS) {
-		snprintf(b->err_detail, sizeof b->err_detail,
-		    "\"backoff\" must be 0 (the default, %d) to %lld milliseconds",
-		    LIFE_BACKOFF_MS, (long long)LIFE_BACKOFF_MAX_MS);
-		return BERR_INVALID;
-	}
 	if (retries >= 0)
 		t->retries = (int32_t)retries;
 	if (backoff >= 0)
 		t->backoff_ms = backoff;
 	emit_type_changed(b, t);
 	type_maybe_free(b, t);
+	return BERR_OK;
+}
+
+/*
+ * broker_type_configure: any of a type's limit, default retries and
+ * backoff (-1: keep; any other value out of range is refused, with the
+ * range in b->err_detail, before anything changes).  The type is made if
+ * need be, and goes again if it is left with nothing set and nothing else
+ * holds it.
+ */
+int
+broker_type_configure(struct broker *b, const char *name, int64_t limit,
+    int64_t retries, int64_t backoff)
+{
+	struct jtype *t;
+
+	if (!limit_ok(b, limit, true) || !retries_ok(b, retries, backoff))
+		return BERR_INVALID;
+	t = broker_type(b, name, true);
+	type_ref(t);   /* held while it changes */
+	if (retries >= 0 || backoff >= 0)
+		broker_type_retries(b, t, retries, backoff);
+	if (limit >= 0)
+		broker_type_limit(b, t, limit);
+	broker_type_unref(b, t);
 	return BERR_OK;
 }
 

@@ -268,8 +268,9 @@ fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
 	case NK_TYPES:
 		if ((t = broker_type(b, name, false)) == NULL)
 			return -ENOENT;
-		if (t->refs > 0)
-			return -EBUSY;  /* it has jobs or workers */
+		if (t->refs > 0 || broker_type_configured(t))
+			return -EBUSY;  /* it has jobs or workers, or is paused,
+			                   limited or given default retries */
 		broker_type_unpin(b, t);
 		return 0;
 	case NK_NONE:

@@ -124,6 +124,14 @@ text_type_stats(const struct jtype *t, struct buf *b)
 	    (unsigned long long)ts.workers, (unsigned long long)ts.submitted,
 	    (unsigned long long)ts.requeued);
 	buf_append_str(b, line);
+	/* the job lifecycle (issue 13) */
+	snprintf(line, sizeof line,
+	    "dead %llu\ndelayed %llu\nwaiting %llu\nretried %llu\nkicked %llu\n"
+	    "paused %d\nlimit %u\n",
+	    (unsigned long long)ts.dead, (unsigned long long)ts.delayed,
+	    (unsigned long long)ts.waiting, (unsigned long long)ts.retried,
+	    (unsigned long long)ts.kicked, t->paused ? 1 : 0, t->limit);
+	buf_append_str(b, line);
 }
 
 /* append_id: a job id as its file name, then sep. */
@@ -681,7 +689,6 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 	struct broker *b = &fs->srv->broker;
 	char text[64], *end;
 	long long v, w = -1;
-	struct jtype *t;
 
 	if (size == 0 || size >= sizeof text)
 		return -EINVAL;
@@ -698,11 +705,14 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 	}
 	while (*end == '\n' || *end == ' ')
 		end++;
-	if (*end != '\0' || (t = broker_type(b, h->owner->name, false)) == NULL)
-		return *end != '\0' ? -EINVAL : -ENOENT;
-	if (h->kind == NK_TYPE_LIMIT)
-		return broker_type_limit(b, t, v < 0 ? -1 : v) == BERR_OK ? 0 : -EINVAL;
-	return broker_type_retries(b, t, v < 0 ? -2 : v, w) == BERR_OK ? 0 : -EINVAL;
+	if (*end != '\0')
+		return -EINVAL;
+	if (broker_type(b, h->owner->name, false) == NULL)
+		return -ENOENT;
+	if (v < 0)
+		v = -2;   /* refused */
+	return broker_type_configure(b, h->owner->name, h->kind == NK_TYPE_LIMIT ? v : -1,
+	    h->kind == NK_TYPE_RETRIES ? v : -1, w) == BERR_OK ? 0 : -EINVAL;
 }
 
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:

@@ -651,6 +651,8 @@ size_t broker_kick_type(struct broker *, struct jtype *);
 void  broker_type_pause(struct broker *, struct jtype *, bool paused);
 int   broker_type_limit(struct broker *, struct jtype *, int64_t limit);
 int   broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
+int   broker_type_configure(struct broker *, const char *type, int64_t limit,
+    int64_t retries, int64_t backoff_ms);
 bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);

@@ -652,44 +652,26 @@ h_resume(struct conn *c, const struct msg_ctx *ctx)
 }
 
 /* h_configure: a type's "limit", and the "retries" and "backoff" of its
- * jobs that do not say. */
+ * jobs that do not say.  A value given out of range (negative too) is
+ * refused, with its range, and nothing changes. */
 static void
 h_configure(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	struct broker *b = &c->srv->broker;
 	char type[ID_MAX + 1];
-	struct jtype *t;
-	int64_t limit = field_int(ctx, MK_LIMIT), retries = -1, backoff = -1;
-	int rc = BERR_OK;
+	int64_t v[3] = { -1, -1, -1 };
+	static const enum msg_key keys[3] = { MK_LIMIT, MK_RETRIES, MK_BACKOFF };
+	int i;
 
 	if (!type_check(c, ctx, type_key, type))
 		return;
-	/* A value given and negative is refused by the broker, with its range. */
-	if (field(ctx, MK_RETRIES) != NULL)
-		retries = field_int(ctx, MK_RETRIES) < 0 ? -2 : field_int(ctx, MK_RETRIES);
-	if (field(ctx, MK_BACKOFF) != NULL)
-		backoff = field_int(ctx, MK_BACKOFF) < 0 ? -2 : field_int(ctx, MK_BACKOFF);
-	if ((field(ctx, MK_LIMIT) != NULL && (limit < 0 || limit > LIFE_LIMIT_MAX)) ||
-	    retries < -1 || retries > LIFE_RETRIES_MAX ||
-	    backoff < -1 || backoff > LIFE_BACKOFF_MAX_MS) {
-		/* refuse before anything is made: nothing changes */
-		struct jtype scratch = { .name = type };
-		rc = field(ctx, MK_LIMIT) != NULL && (limit < 0 || limit > LIFE_LIMIT_MAX) ?
-		    broker_type_limit(b, &scratch, limit) :
-		    broker_type_retries(b, &scratch, retries, backoff);
+	for (i = 0; i < 3; i++)
+		if (field(ctx, keys[i]) != NULL)
+			v[i] = field_int(ctx, keys[i]) < 0 ? -2 : field_int(ctx, keys[i]);
+	if (broker_type_configure(b, type, v[0], v[1], v[2]) != BERR_OK) {
 		conn_send_error(c, "invalid_type", NULL, "%s", b->err_detail);
 		return;
-	}
-	t = broker_type(b, type, true);
-	if (field(ctx, MK_RETRIES) != NULL || field(ctx, MK_BACKOFF) != NULL)
-		rc = broker_type_retries(b, t, retries, backoff);
-	if (rc == BERR_OK && field(ctx, MK_LIMIT) != NULL &&
-	    (t = broker_type(b, type, true)) != NULL)
-		rc = broker_type_limit(b, t, limit);
-	else if ((t = broker_type(b, type, false)) != NULL && !broker_type_configured(t)) {
-		/* nothing set: a type made here only for this goes again */
-		broker_type_limit(b, t, 0);
 	}
 	send_type_settings(c, type);
 }

@@ -1092,15 +1092,12 @@ static void
 restore_type(void *ctx, const struct sj_rec *r)
 {
 	struct store *s = ctx;
-	struct jtype *t = broker_type(s->b, r->key.p, true);
+	struct jtype *t;
 
-	broker_type_retries(s->b, t, r->retries, r->backoff_ms);
-	if ((t = broker_type(s->b, r->key.p, true)) != NULL)
-		broker_type_limit(s->b, t, r->limit);
-	if ((t = broker_type(s->b, r->key.p, true)) != NULL)
-		broker_type_pause(s->b, t, r->paused);
-	if ((t = broker_type(s->b, r->key.p, false)) != NULL && !broker_type_configured(t))
-		broker_type_limit(s->b, t, 0);   /* nothing set: it goes */
+	if (broker_type_configure(s->b, r->key.p, r->limit, r->retries, r->backoff_ms) != BERR_OK)
+		log_warn("journal: type %s: settings out of range: not restored", r->key.p);
+	if (r->paused && (t = broker_type(s->b, r->key.p, true)) != NULL)
+		broker_type_pause(s->b, t, true);
 }
 
 static const struct broker_listener store_listener = {

@@ -45,6 +45,9 @@ setup() {
 	[ "$(jq -c '[.retries, .priority]' "$MNT/jobs/$id2/info")" = '[2,0]' ]
 	[ "$(cat "$MNT/jobs/$id3/status")" = waiting ]
 	[ "$(cat "$T/delayed")" = "$id2" ]
+	grep -qx 'delayed 1' "$T/stats"
+	grep -qx 'waiting 1' "$T/stats"
+	grep -qx 'waiting 1' "$MNT/stats"
 	[ "$(jq -c .priority "$MNT/jobs/first/info")" = 5 ]
 	join_worker W t
 	wait_wjobs W 1
@@ -99,6 +102,8 @@ setup() {
 	[ -e "$T/paused" ]
 	ls "$T" | grep -qx paused
 	[ "$(daemon_stat .types.t.paused)" = true ]
+	grep -qx 'paused 1' "$T/stats"
+	grep -qx 'paused 1' "$MNT/stats"
 	join_worker W t
 	echo '{"body":1}' >"$T/submit"
 	settle W
