@@ -53,6 +53,7 @@ static void emit_job_changed(struct broker *, struct job *);
 static void emit_type_changed(struct broker *, struct jtype *);
 static json_t *job_life_info(const struct job *);
 static void deps_free(struct broker *);
+static void type_free(struct jtype *);
 
 static const char *const state_names[] = {
 	"queued", "running", "done", "failed", "cancelled", "timeout",
@@ -241,12 +242,19 @@ type_ref(struct jtype *t)
 void
 broker_type_unref(struct broker *b, struct jtype *t)
 {
-	struct target *tg, *tmp;
-
 	if (--t->refs > 0 || t->pinned || broker_type_configured(t))
 		return;
 	HASH_DEL(b->types, t);
 	emit_type_removed(b, t);
+	type_free(t);
+}
+
+/* type_free: a type's memory (it is out of broker->types). */
+static void
+type_free(struct jtype *t)
+{
+	struct target *tg, *tmp;
+
 	HASH_ITER(hh, t->targets, tg, tmp) {
 		HASH_DEL(t->targets, tg);
 		heap_free(&tg->queue);
@@ -1477,6 +1485,14 @@ broker_shutdown(struct broker *b)
 		job_unref(b, j);  /* exiting: no event (a store keeps the job) */
 	}
 	jobtab_free(&b->jobs);
+	/* What holds a type past its jobs and workers: mkdir, or its settings
+	 * (the job lifecycle).  Exiting: they go too, with no event. */
+	while (b->types != NULL) {
+		struct jtype *t = b->types;
+
+		HASH_DEL(b->types, t);
+		type_free(t);
+	}
 }
 
 /* ------------------------------------------------------ the job lifecycle */
