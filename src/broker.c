@@ -52,6 +52,7 @@ static bool life_retry_on_loss(struct broker *, struct job *, struct worker *);
 static void emit_job_changed(struct broker *, struct job *);
 static void emit_type_changed(struct broker *, struct jtype *);
 static json_t *job_life_info(const struct job *);
+static bool life_retry_on_timeout(struct broker *, struct job *);
 static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 
@@ -110,6 +111,12 @@ static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_ad
 static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
 static void emit_job_changed(struct broker *b, struct job *j) { EMIT(b, job_changed, j); }
 static void emit_type_changed(struct broker *b, struct jtype *t) { EMIT(b, type_changed, t); }
+
+static void
+emit_job_abandoned(struct broker *b, struct job *j, struct worker *w)
+{
+	EMIT(b, job_abandoned, j, w);
+}
 
 static void
 emit_job_dispatched(struct broker *b, struct job *j, struct worker *w)
@@ -364,6 +371,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	log_debug("job %s: timed out", j->key);
+	if (life_retry_on_timeout(&srv->broker, j))
+		return;   /* a running attempt of a job with retries left */
 	broker_end(&srv->broker, j, JOB_TIMEOUT);
 }
 
@@ -471,7 +480,10 @@ broker_worker_answer(struct broker *b, struct worker *w, const char *key,
 				return ANSWER_JOB;
 			}
 		j = broker_find(b, key);
-		return j != NULL && JOB_FINISHED(j) ? ANSWER_LATE : ANSWER_UNKNOWN_ID;
+		/* (a job whose attempt here timed out and is retried elsewhere
+		 * is unfinished: a worker that takes cancels was sent one) */
+		return j != NULL && (JOB_FINISHED(j) || w->takes_cancel) ?
+		    ANSWER_LATE : ANSWER_UNKNOWN_ID;
 	}
 	if (w->nrunning + w->stale > 1)
 		return ANSWER_NEED_ID;
@@ -2048,6 +2060,36 @@ life_retry_on_loss(struct broker *b, struct job *j, struct worker *w)
 	}
 	log_info("job %s: worker %s lost it", j->key, w->name);
 	life_failed_attempt(b, j, "\"worker lost\"");
+	return true;
+}
+
+/*
+ * life_retry_on_timeout: j's timeout passed while it ran, and it has
+ * retries left: that attempt failed ("timeout"); its worker is told to
+ * cancel it if it takes cancels (job_abandoned), else keeps a stale slot
+ * until it answers; the retry gets a fresh timeout from when it is queued
+ * again.  False: the job times out as any other.
+ */
+static bool
+life_retry_on_timeout(struct broker *b, struct job *j)
+{
+	struct worker *w;
+	double wait;
+
+	if (j->state != JOB_RUNNING || j->worker == NULL || job_retries(j) <= 0 ||
+	    (j->life != NULL && j->life->failures >= (unsigned)job_retries(j)))
+		return false;
+	life_get(j);
+	w = job_take_from_worker(b, j);
+	if (!w->takes_cancel)
+		stale_add(w, j->key);   /* its late answer is due */
+	emit_job_abandoned(b, j, w);
+	life_failed_attempt(b, j, "\"timeout\"");
+	wait = j->life->due - now_wall();
+	ev_timer_set(&j->ext->deadline, (wait > 0 ? wait : 0) + j->ext->timeout_ms / 1000.0, 0.);
+	ev_timer_start(b->loop, &j->ext->deadline);
+	broker_worker_ready(b, w);
+	worker_unref(w);
 	return true;
 }
 

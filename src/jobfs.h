@@ -429,6 +429,9 @@ struct broker_listener {
 	void (*job_changed)(void *ctx, struct job *);   /* its life changed:
 	                                   delayed, retried, waiting, due, kicked */
 	void (*type_changed)(void *ctx, struct jtype *); /* paused, limit, defaults */
+	void (*job_abandoned)(void *ctx, struct job *, struct worker *);  /* its
+	                                   attempt on that worker timed out and is
+	                                   retried elsewhere: a cancel, if it takes them */
 };
 #define BROKER_LISTENERS_MAX 8
 

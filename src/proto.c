@@ -1233,6 +1233,16 @@ on_forgotten(void *ctx, struct job *j)
 		waiting_free(w);
 }
 
+/* on_abandoned: an attempt timed out and is retried elsewhere (issue 13):
+ * its worker gets a cancel if it takes them. */
+static void
+on_abandoned(void *ctx, struct job *j, struct worker *w)
+{
+	(void)ctx;
+	if (w->takes_cancel && w->face != NULL)
+		proto_send_cancel(w->face, j);
+}
+
 /* on_durable: acknowledgements held for the store may go out now. */
 static void
 on_durable(void *ctx, uint64_t mark)
@@ -1249,6 +1259,7 @@ proto_init(struct server *srv)
 		.job_partial = on_partial,
 		.job_finished = on_finished,
 		.job_forgotten = on_forgotten,
+		.job_abandoned = on_abandoned,
 	};
 	struct broker_listener mine = l;
 

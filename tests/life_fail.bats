@@ -137,3 +137,30 @@ setup() {
 	[ "$(daemon_stat .submitted)" = 0 ]
 	assert_daemon_healthy
 }
+
+@test "a timeout of a running attempt with retries left is a failed attempt: its worker is told to cancel, the retry has a fresh timeout" {
+	conn_open W --worker
+	send W '{"type":"join","job_type":"t","cancel":true}'
+	settle W
+	conn_open M
+	send M '{"type":"job","job_type":"t","id":"slow","body":1,"timeout":1500,"retries":1,"backoff":10}'
+	wait_jobs W 1
+	# It does not answer: the attempt times out, a cancel comes, then the retry.
+	wait_jobs W 2
+	[ "$(received W | sed -n 2p)" = '{"type":"cancel","id":"slow"}' ]
+	send W '{"type":"response","id":"slow","body":"in time"}'
+	wait_lines M 1
+	[ "$(line M 1)" = '{"id":"slow","body":"in time"}' ]
+	[ "$(status_json '"slow"' | jq -c '[.attempts[0].error, (.attempts | length)]')" = '["timeout",2]' ]
+	assert_daemon_healthy
+}
+
+@test "the last attempt's timeout ends the job with timeout" {
+	join_worker W t
+	conn_open M
+	send M '{"type":"job","job_type":"t","id":"late","body":1,"timeout":200,"retries":1,"backoff":10}'
+	wait_jobs W 1
+	wait_lines M 1
+	is_error "$(line M 1)" timeout '"late"'
+	[ "$(status_json '"late"' | jq -c '[.status, .attempts[0].error]')" = '["timeout","timeout"]' ]
+}
