@@ -995,6 +995,22 @@ on_type_removed(void *ctx, struct jtype *t)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
 }
 
+/* on_type_changed: resumed (issue 13): types/T/paused goes, even from
+ * the kernel's cache of entries. */
+static void
+on_type_changed(void *ctx, struct jtype *t)
+{
+	struct server *srv = ctx;
+	struct owner *o;
+	fuse_ino_t ino;
+
+	if (srv->fs == NULL || t->paused ||
+	    (o = owner_find(srv->fs, OW_TYPE, t->name)) == NULL || o->nodes[0] == NULL ||
+	    (ino = owner_ino(o, NK_TYPE_PAUSED)) == FS_UNKNOWN_INO)
+		return;
+	notify_entry(srv->fs, o->nodes[0]->ino, ino, "paused");
+}
+
 /* on_durable: writes held for the store return. */
 static void
 on_durable(void *ctx, uint64_t mark)
@@ -1019,6 +1035,7 @@ fs_listen(struct server *srv)
 		.job_forgotten = on_forgotten,
 		.type_removed = on_type_removed,
 		.durable = on_durable,
+		.type_changed = on_type_changed,
 	};
 
 	broker_listen(&srv->broker, &l);
