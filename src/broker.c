@@ -1,5 +1,7 @@
 /*
- * broker.c — jobs, types, queues, dispatch, requeue and retention.
+ * broker.c — jobs, types, queues, dispatch, requeue and retention, and the
+ * job lifecycle (retries, the dead set, delays, pauses, limits,
+ * dependencies: its section at the end).
  *
  * The broker is the core: it knows no face.  Faces (the TCP protocol in
  * proto.c, the tree in fs*.c) call into it, and it tells whatever
@@ -9,10 +11,13 @@
  * the face, given back by broker_master_gone / broker_worker_gone) and
  * read the broker through the queries at the end (types, queue in dispatch
  * order, workers, counters), never its heaps or tables.  Every job ends
- * exactly once, in job_finish().
+ * in job_finish(), once for each time it was queued (a dead job kicked is
+ * queued again, and ends again).
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
- * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
+ * has a free slot and no queued job it may take (see worker_may_take), or
+ * while its type may not dispatch (paused, or at its limit: type_fill
+ * gives those workers jobs once it may again).  So a new job goes to the
  * head of the idle list (or waits), and a worker with a free slot takes the
  * best queued job (or goes idle): both O(log n), however many workers idle.
  */
