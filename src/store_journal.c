@@ -929,6 +929,7 @@ compact(struct store *s)
 	struct sj_rec r;
 	struct job *j;
 	struct journal_stats st;
+	uint64_t snap;
 
 	journal_stats(s->j, &st);
 	log_debug("journal: %s: compacting %" PRIu64 " bytes in %u segments, "
@@ -940,14 +941,21 @@ compact(struct store *s)
 	r.next_seq = s->b->next_seq;
 	s->need_snapshot = false;
 	append(s, &r);
+	snap = REC_BYTES(buf_used(&s->scratch));   /* (types' records: a few) */
 	broker_types_each(s->b, type_rec_append, s);
 	broker_cursor_open(s->b, &cur);
 	while ((j = broker_cursor_job(&cur)) != NULL) {
 		job_rec_of(s, j, &r);
 		append(s, &r);
+		snap += REC_BYTES(buf_used(&s->scratch));
 		broker_cursor_advance(&cur);
 	}
 	broker_cursor_close(s->b, &cur);
+	/* The live state is what the snapshot took, exactly: job_live_bytes
+	 * leaves out what changes (a worker's name, a job's life), so counted
+	 * job by job the sum drifts below it, and compaction would come back
+	 * at once where many jobs have a life (a million delayed jobs). */
+	s->live_bytes = snap;
 	if (journal_drop_before(s->j, s->drop_segno) < 0)
 		log_warn("journal: %s: cannot drop segments before %" PRIu64,
 		    s->opt.dir, s->drop_segno);

@@ -105,3 +105,22 @@ load 'helpers/durable'
 	serve W 1
 	wait_until 10 status_is '"d"' done
 }
+
+@test "a journal of many jobs with a life is compacted once, not over and over" {
+	JOBFS_SEGMENT_BYTES=65536 start_durable
+	conn_open M
+	for ((i = 0; i < 2000; i++)); do
+		printf '{"type":"job","job_type":"t","id":%d,"body":%d,"delay":3600000,"retries":2}\n' "$i" "$i"
+	done >&"${CONN_FD[M]}"
+	settle M
+	wait_until 10 stat_is .delayed 2000
+	c0=$(daemon_stat .journal_compactions)
+	[ "$c0" -gt 0 ]
+	for ((i = 0; i < 20; i++)); do request '{"type":"ping"}' >/dev/null; done
+	c1=$(daemon_stat .journal_compactions)
+	echo "# compactions: $c0, then $c1 after 20 idle requests" >&3
+	[ "$c1" -le $((c0 + 1)) ]
+	crash_daemon
+	JOBFS_SEGMENT_BYTES=65536 start_durable
+	[ "$(daemon_stat .delayed)" = 2000 ]
+}
