@@ -62,3 +62,12 @@ setup() {
 	[ "$output" = '{"kicked":0,"job_type":"t"}' ]
 	assert_daemon_healthy
 }
+
+@test "mount.jobfs passes dead_keep and dead_max through as --dead-keep and --dead-max" {
+	run "$JOBFS_BIN/mount.jobfs" -f src /m -o dead_keep=60,dead_max=7
+	[ "$status" = 0 ]
+	[ "$output" = "mount.jobfs: jobfs --dead-keep 60 --dead-max 7 -o fsname=src /m" ]
+	run "$JOBFS" --dead-max -1
+	[ "$status" = 1 ]
+	[[ $output == *"--dead-max"* ]]
+}
