@@ -2128,17 +2128,17 @@ broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 
 /* ------------------------------------------------------------ the dead set */
 
+/* dead_add: j failed after its attempts: on the dead lists (its life, made
+ * if need be, holds its place on its type's). */
 static void
 dead_add(struct broker *b, struct job *j)
 {
-	struct job_life *L = life_get(j);
-
+	life_get(j);
 	TAILQ_INSERT_TAIL(&b->dead, j, done_entry);
 	TAILQ_INSERT_TAIL(&j->type->dead, j, life->type_dead);
 	b->ndead++;
 	b->stats.dead = b->ndead;
 	j->type->ndead++;
-	(void)L;
 }
 
 static void
