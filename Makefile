@@ -23,8 +23,12 @@ B       ?= build
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
        uthash-dev bats jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev
+# Issue 12: tokens are kept hashed (SHA-256, compared with CRYPTO_memcmp) and
+# both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
+# certificates, and ip(8) the network namespace of the protected-mode tests.
+DEPS += libssl-dev openssl iproute2
 
-PKGS   = jansson fuse3
+PKGS   = jansson fuse3 openssl
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

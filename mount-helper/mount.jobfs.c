@@ -40,6 +40,14 @@ static const struct {
 	{ "frame_timeout", "--frame-timeout" },
 	{ "data",        "--data" },
 	{ "sync",        "--sync" },
+	{ "auth",        "--auth" },
+	{ "max_conns_per_addr", "--max-conns-per-addr" },
+	{ "max_unauth",  "--max-unauth" },
+	{ "auth_timeout", "--auth-timeout" },
+	{ "max_unauth_frames", "--max-unauth-frames" },
+	{ "tls_cert",    "--tls-cert" },
+	{ "tls_key",     "--tls-key" },
+	{ "tls_ca",      "--tls-ca" },
 	{ "dead_keep",   "--dead-keep" },
 	{ "dead_max",    "--dead-max" },
 };
@@ -67,6 +75,9 @@ usage(void)
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
 	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
 	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
+	    "         auth=FILE, insecure, max_conns_per_addr=N, max_unauth=N,\n"
+	    "         auth_timeout=SECONDS, max_unauth_frames=N, tls_cert=FILE,\n"
+	    "         tls_key=FILE, tls_ca=FILE, group=NAME,\n"
 	    "         dead_keep=SECONDS, dead_max=N,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
@@ -123,6 +134,12 @@ translate_opt(struct cmd *c, char *opt)
 	char *eq = strchr(opt, '=');
 	size_t i, klen = eq != NULL ? (size_t)(eq - opt) : strlen(opt);
 
+	/* group=NAME is jobfs's --group (fstab's bare "group" is ignored). */
+	if (strncmp(opt, "group=", 6) == 0 && opt[6] != '\0') {
+		cmd_add(c, "--group");
+		cmd_add(c, opt + 6);
+		return;
+	}
 	if (*opt == '\0' || opt_ignored(opt))
 		return;
 	for (i = 0; i < sizeof flag_opts / sizeof flag_opts[0]; i++) {
@@ -146,6 +163,8 @@ translate_opt(struct cmd *c, char *opt)
 		cmd_add(c, "-q");
 	else if (strcmp(opt, "repair") == 0)
 		cmd_add(c, "--repair");
+	else if (strcmp(opt, "insecure") == 0)
+		cmd_add(c, "--insecure");
 	else
 		fuse_opt_add(c, opt);
 }

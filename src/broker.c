@@ -58,6 +58,7 @@ static void emit_job_changed(struct broker *, struct job *);
 static void emit_type_changed(struct broker *, struct jtype *);
 static json_t *job_life_info(const struct job *);
 static bool life_retry_on_timeout(struct broker *, struct job *);
+static bool life_timed_out_on(const struct job *, const char *worker);
 static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 
@@ -359,6 +360,7 @@ job_unref(struct broker *b, struct job *j)
 	broker_type_unref(b, j->type);
 	free(j->result);
 	free(j->worker_name);
+	free(j->owner);
 	life_free(j);
 	if (j->ext != NULL) {
 		free(j->ext->target);
@@ -459,9 +461,10 @@ worker_free_slots(const struct worker *w)
 
 /*
  * broker_worker_answer: what a response (final) or partial from w is
- * about.  With an id: a stale job of w's first, then a job it runs; an id
- * of another finished job is a late answer too (a cancel-accepting worker
- * may answer as the cancel crosses).  Without an id: the one job w holds.
+ * about.  With an id: a stale job of w's first, then a job it runs; the id
+ * of a finished job that a cancel-accepting w ran last is a late answer
+ * too (it may answer as the cancel crosses); any other id is unknown.
+ * Without an id: the one job w holds.
  * A final late answer frees its slot; the caller then calls
  * broker_worker_ready (after any acknowledgement, which goes first).
  */
@@ -484,10 +487,14 @@ broker_worker_answer(struct broker *b, struct worker *w, const char *key,
 				*out = j;
 				return ANSWER_JOB;
 			}
+		/* A late answer only from the worker that ran it last: any
+		 * other worker holds nothing of that job. */
 		j = broker_find(b, key);
-		/* (a job whose attempt here timed out and is retried elsewhere
-		 * is unfinished: a worker that takes cancels was sent one) */
-		return j != NULL && (JOB_FINISHED(j) || w->takes_cancel) ?
+		/* (or an attempt of it timed out here, and it is retried:
+		 * the job lifecycle) */
+		return j != NULL && w->takes_cancel &&
+		    ((JOB_FINISHED(j) && j->worker_name != NULL &&
+		    strcmp(j->worker_name, w->name) == 0) || life_timed_out_on(j, w->name)) ?
 		    ANSWER_LATE : ANSWER_UNKNOWN_ID;
 	}
 	if (w->nrunning + w->stale > 1)
@@ -639,6 +646,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	j->detach = r->detach;
 	j->stream = r->stream;
 	j->notify = r->notify;
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
 	j->submitted = ev_now(b->loop);
 	j->started = j->finished = -1;
 	j->master = r->master;
@@ -710,6 +718,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	j->finished = -1;
 	if (r->worker_name != NULL)
 		j->worker_name = xstrdup(r->worker_name);
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
 	jobtab_add(&b->jobs, j);
 	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
 	t->nsubmitted++;
@@ -1440,6 +1449,8 @@ job_info(const struct job *j)
 		json_object_set_new(o, "finished", json_real(job_finished(j)));
 	if (j->worker_name != NULL)
 		json_object_set_new(o, "worker", json_string(j->worker_name));
+	if (j->owner != NULL)
+		json_object_set_new(o, "owner", json_string(j->owner));
 	/* Each loss but one past JOB_MAX_LOSSES put the job back in its queue. */
 	json_object_set_new(o, "requeues",
 	    json_integer(j->losses > JOB_MAX_LOSSES ? JOB_MAX_LOSSES : j->losses));
@@ -2096,6 +2107,22 @@ life_retry_on_timeout(struct broker *b, struct job *j)
 	broker_worker_ready(b, w);
 	worker_unref(w);
 	return true;
+}
+
+/* life_timed_out_on: an attempt of j on the worker named so timed out
+ * (its answer may still come: it is late). */
+static bool
+life_timed_out_on(const struct job *j, const char *worker)
+{
+	size_t i;
+
+	if (j->life == NULL)
+		return false;
+	for (i = 0; i < j->life->natt; i++)
+		if (j->life->att[i].worker != NULL && strcmp(j->life->att[i].worker, worker) == 0 &&
+		    j->life->att[i].error != NULL && strcmp(j->life->att[i].error, "\"timeout\"") == 0)
+			return true;
+	return false;
 }
 
 /*

@@ -54,6 +54,8 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	c->role = role;
 	c->serial = ++srv->next_serial;
 	net_peer_name(fd, c->peer, sizeof c->peer);
+	net_peer_addr(fd, c->addr, sizeof c->addr);
+	auth_peer_add(c->addr);
 	/* The core's handle on the peer: it knows the connection by no more. */
 	if (role == ROLE_MASTER)
 		c->master = broker_master_new(&srv->broker, c);
@@ -72,6 +74,9 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 		srv->nworkers++;
 	log_info("%s %s connected", role == ROLE_MASTER ? "master" : "worker",
 	    c->peer);
+	proto_conn_new(c);
+	if (tls_conn_new(c) < 0)
+		conn_close(c, "TLS setup failed");
 	return c;
 }
 
@@ -227,6 +232,9 @@ conn_close(struct conn *c, const char *why)
 		srv->nworkers--;
 	conn_release(c);
 	conn_in_free(c);
+	proto_conn_closed(c);
+	auth_peer_del(c->addr);
+	tls_conn_free(c);
 	close(c->fd);
 	c->fd = -1;
 	TAILQ_INSERT_TAIL(&srv->dead, c, dead_entry);
@@ -303,7 +311,7 @@ conn_drop(struct conn *c, bool discard, const char *why, const char *code,
 void
 conn_refuse(int fd, const char *code, const char *reason)
 {
-	char frame[256];
+	char frame[512];
 	int n = snprintf(frame + FRAME_HEADER, sizeof frame - FRAME_HEADER,
 	    "{\"error\":\"%s\",\"reason\":\"%s\"}", code, reason);
 
@@ -545,7 +553,7 @@ conn_write_some(struct conn *c)
 	size_t len;
 
 	while ((len = conn_writable(c)) > 0) {
-		ssize_t n = write(c->fd, buf_head(&c->out), len);
+		ssize_t n = conn_sock_write(c, buf_head(&c->out), len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -571,7 +579,8 @@ conn_after_write(struct conn *c)
 	size_t used = buf_used(&c->out);
 
 	if (used == 0) {
-		ev_io_stop(loop, &c->wio);
+		if (!tls_read_wants_write(c))
+			ev_io_stop(loop, &c->wio);
 		if (c->flags & CONN_CLOSE_AFTER_WRITE) {
 			conn_close(c, c->close_why);
 			return;
@@ -586,8 +595,10 @@ conn_after_write(struct conn *c)
 			    "full", "more than %zu bytes of output unread",
 			    (size_t)OUT_HARD_LIMIT(c->srv));
 		}
-		/* All of it held for the store: conn_release_held wakes it. */
-		if (conn_writable(c) > 0)
+		/* All of it held for the store: conn_release_held wakes it.
+		 * A TLS write that waits for the peer's bytes: the read
+		 * watcher retries it. */
+		if (conn_writable(c) > 0 && !tls_write_blocked(c))
 			ev_io_start(loop, &c->wio);
 		else
 			ev_io_stop(loop, &c->wio);
@@ -608,8 +619,9 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 
-	(void)loop;
 	(void)revents;
+	if (tls_read_wants_write(c))   /* a TLS read waited for this */
+		ev_feed_event(loop, &c->rio, EV_READ);
 	if (conn_write_some(c) < 0) {
 		conn_close(c, strerror(errno));
 		return;
@@ -686,6 +698,12 @@ conn_process_input(struct conn *c)
 			return n;
 		case FRAME_TOO_LARGE:
 			c->srv->bad_frames++;
+			if ((unsigned char)buf_head(&c->in)[0] == 0x16 &&
+			    buf_head(&c->in)[1] == 0x03) {
+				conn_drop(c, false, "a TLS client on a plain port",
+				    "frame_too_large", "this port does not speak TLS");
+				return n;
+			}
 			conn_drop(c, false, "protocol error", "frame_too_large",
 			    "frame of %u bytes exceeds the limit of %zu",
 			    frame_get_len(buf_head(&c->in)), c->srv->opt.max_frame);
@@ -742,7 +760,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	buf_reserve(&c->in, READ_CHUNK);
 	conn_in_account(c);
-	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+	n = conn_sock_read(c, c->in.data + c->in.len, c->in.cap - c->in.len);
 	if (n == 0) {
 		if (buf_used(&c->in) > 0)
 			log_info("%s: disconnected mid-frame (%zu bytes unread)",
@@ -756,6 +774,12 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->in.len += (size_t)n;
+	/* TLS: bytes OpenSSL decrypted beyond this read, or a write that
+	 * waited for the peer, go on now. */
+	if (tls_pending(c))
+		ev_feed_event(loop, &c->rio, EV_READ);
+	if (tls_write_blocked(c))
+		conn_mark_pending(c);
 	if (conn_process_input(c) > 0 || c->frame_started == 0)
 		c->frame_started = ev_now(loop);  /* a new frame begins */
 	if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))

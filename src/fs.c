@@ -823,11 +823,16 @@ fs_detach_stale(const char *mountpoint)
 	free(mnt);
 }
 
-/* fs_mount_args: "-o subtype=jobfs,fsname=jobfs[,user options]" (theirs win). */
+/*
+ * fs_mount_args: "-o subtype=jobfs,fsname=jobfs,default_permissions[,user
+ * options]" (theirs win).  default_permissions is always there: the kernel
+ * enforces the modes the tree shows (node_mode), so -o allow_other never
+ * opens the tree wider than its modes say.
+ */
 static void
 fs_mount_args(struct fuse_args *args, const char *opts)
 {
-	char *o = xprintf("subtype=jobfs,fsname=jobfs%s%s", opts != NULL &&
+	char *o = xprintf("subtype=jobfs,fsname=jobfs,default_permissions%s%s", opts != NULL &&
 	    *opts != '\0' ? "," : "", opts != NULL ? opts : "");
 
 	fuse_opt_add_arg(args, "jobfs");
@@ -851,7 +856,8 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	fs->srv = srv;
 	fs->next_ino = FS_FIRST_INO;
 	fs->uid = getuid();
-	fs->gid = getgid();
+	fs->gid = srv->opt.group_set ? srv->opt.group_gid : getgid();
+	fs->grouped = srv->opt.group_set;
 	TAILQ_INIT(&fs->handles);
 	TAILQ_INIT(&fs->interrupted);
 	TAILQ_INIT(&fs->held);
@@ -927,6 +933,7 @@ fs_unmount(struct server *srv)
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
 	fs_release_held(fs, broker_durable(&srv->broker), EIO);
+	fs_wake_durable(fs, UINT64_MAX);  /* only lets go of the jobs */
 	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
 	fuse_session_unmount(fs->se);
@@ -1011,14 +1018,17 @@ on_type_changed(void *ctx, struct jtype *t)
 	notify_entry(srv->fs, o->nodes[0]->ino, ino, "paused");
 }
 
-/* on_durable: writes held for the store return. */
+/* on_durable: writes held for the store return; readers of endings it
+ * made durable wake. */
 static void
 on_durable(void *ctx, uint64_t mark)
 {
 	struct server *srv = ctx;
 
-	if (srv->fs != NULL)
+	if (srv->fs != NULL) {
 		fs_release_held(srv->fs, mark, 0);
+		fs_wake_durable(srv->fs, mark);
+	}
 }
 
 /* fs_listen: the tree listens to the broker and to the channels. */

@@ -133,6 +133,12 @@ struct held_reply {
 	uint64_t            mark;     /* the store's mark it waits for */
 };
 
+/* A finished job whose response readers wake when mark is durable. */
+struct durable_wake {
+	struct job         *job;      /* a reference (job_ref) */
+	uint64_t            mark;
+};
+
 /* An entry invalidation for the notifier thread. */
 struct inval {
 	STAILQ_ENTRY(inval) entry;
@@ -156,8 +162,11 @@ struct fs {
 	TAILQ_HEAD(, handle) handles; /* every open file and directory */
 	TAILQ_HEAD(, waiter) interrupted;  /* answered after process_buf returns */
 	TAILQ_HEAD(, held_reply) held;     /* replies waiting for the store */
+	struct durable_wake *dwake;   /* finished jobs whose readers wait for */
+	size_t              ndwake, dwake_cap;  /* the store (fs_wake_durable) */
 	uid_t               uid;
-	gid_t               gid;
+	gid_t               gid;      /* --group's, if given */
+	bool                grouped;  /* --group: its members submit and read, others nothing */
 
 	/* notifier thread (fs_notify.c) */
 	pthread_t           thread;
@@ -184,6 +193,7 @@ void          owner_release(struct fs *, struct owner *);
 bool          owner_alive(struct fs *, const struct owner *);
 fuse_ino_t    owner_ino(const struct owner *, enum node_kind);
 bool          kind_is_dir(enum node_kind);
+mode_t        node_mode(const struct fs *, enum node_kind);
 void          node_stat(struct fs *, fuse_ino_t, enum node_kind, const struct owner *,
     struct stat *);
 int           node_reply_entry(struct fs *, fuse_req_t, struct node *, fuse_ino_t fixed);
@@ -203,6 +213,7 @@ void fs_flush_interrupted(struct fs *);
 void fs_job_wake(struct fs *, struct job *);
 void fs_chan_message(void *srv, const char *name, const char *body, size_t len);
 void fs_release_held(struct fs *, uint64_t durable, int err);
+void fs_wake_durable(struct fs *, uint64_t durable);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
 

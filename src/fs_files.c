@@ -282,14 +282,71 @@ job_error(enum job_state s)
 }
 
 /*
+ * ending_durable: may a reader see how the finished job j ended?  Only once
+ * the store has made its ending durable.  The tree does not know which
+ * record that was, so while anything the store appended is not yet durable
+ * the reader waits for the next durable event (at most one group commit):
+ * the job joins fs->dwake, whose readers fs_wake_durable() wakes.
+ */
+static bool
+ending_durable(struct fs *fs, struct job *j)
+{
+	struct broker *b = &fs->srv->broker;
+	struct durable_wake *d;
+
+	if (!broker_held(b))
+		return true;
+	if (fs->ndwake > 0 && fs->dwake[fs->ndwake - 1].job == j &&
+	    fs->dwake[fs->ndwake - 1].mark == broker_mark(b))
+		return false;  /* already waiting for this mark */
+	if (fs->ndwake == fs->dwake_cap) {
+		fs->dwake_cap = fs->dwake_cap ? fs->dwake_cap * 2 : 16;
+		fs->dwake = xrealloc(fs->dwake, fs->dwake_cap * sizeof *fs->dwake);
+	}
+	d = &fs->dwake[fs->ndwake++];
+	d->job = j;
+	d->mark = broker_mark(b);
+	job_ref(j);
+	return false;
+}
+
+/* fs_wake_durable: the store made everything up to durable durable: wake
+ * the readers of jobs that waited for it (all of them when unmounting:
+ * durable is then UINT64_MAX and the readers were answered already). */
+void
+fs_wake_durable(struct fs *fs, uint64_t durable)
+{
+	struct broker *b = &fs->srv->broker;
+	size_t i, n = 0;
+
+	for (i = 0; i < fs->ndwake; i++) {
+		struct durable_wake d = fs->dwake[i];
+
+		if (d.mark > durable) {
+			fs->dwake[n++] = d;
+			continue;
+		}
+		if (!fs->stopping)
+			fs_job_wake(fs, d.job);
+		job_unref(b, d.job);
+	}
+	fs->ndwake = n;
+	if (n == 0) {
+		free(fs->dwake);
+		fs->dwake = NULL;
+		fs->dwake_cap = 0;
+	}
+}
+
+/*
  * response_answer: the response stream is the partial results (one line
  * each), then the result and a newline, then EOF; or, for a job that did
  * not succeed, its error once the partials are read.  False: nothing yet.
  */
 static bool
-response_answer(struct handle *h, fuse_req_t req, size_t size)
+response_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 {
-	const struct job *j = h->owner->job;
+	struct job *j = h->owner->job;
 	size_t plen = buf_used(job_partials(j)), rlen, rpos, n;
 	const char *result = j->result != NULL ? j->result : "null";
 	struct iovec iov[2];
@@ -300,7 +357,7 @@ response_answer(struct handle *h, fuse_req_t req, size_t size)
 		h->pos += n;
 		return true;
 	}
-	if (!JOB_FINISHED(j))
+	if (!JOB_FINISHED(j) || !ending_durable(fs, j))
 		return false;
 	if (j->state != JOB_DONE) {
 		fuse_reply_err(req, job_error(j->state));
@@ -324,12 +381,12 @@ response_answer(struct handle *h, fuse_req_t req, size_t size)
 
 /* stream_answer: answer one read of a stream if it can be; false: it must wait. */
 static bool
-stream_answer(struct handle *h, fuse_req_t req, size_t size)
+stream_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 {
 	size_t n = buf_used(&h->data);
 
 	if (h->kind == NK_JOB_RESPONSE)
-		return response_answer(h, req, size);
+		return response_answer(fs, h, req, size);
 	if (n == 0)
 		return false;
 	if (n > size)
@@ -341,29 +398,30 @@ stream_answer(struct handle *h, fuse_req_t req, size_t size)
 
 /* handle_ready: would a read of this stream return now? */
 static bool
-handle_ready(const struct handle *h)
+handle_ready(struct fs *fs, const struct handle *h)
 {
-	const struct job *j;
+	struct job *j;
 
 	if (h->kind != NK_JOB_RESPONSE)
 		return buf_used(&h->data) > 0;
 	j = h->owner->job;
-	return h->pos < buf_used(job_partials(j)) || JOB_FINISHED(j);
+	return h->pos < buf_used(job_partials(j)) ||
+	    (JOB_FINISHED(j) && ending_durable(fs, j));
 }
 
 /* handle_wake: something arrived: answer parked reads in order, then pollers. */
 static void
-handle_wake(struct handle *h)
+handle_wake(struct fs *fs, struct handle *h)
 {
 	struct waiter *w;
 
 	while ((w = TAILQ_FIRST(&h->waiters)) != NULL) {
-		if (!stream_answer(h, w->req, w->size))
+		if (!stream_answer(fs, h, w->req, w->size))
 			break;
 		TAILQ_REMOVE(&h->waiters, w, entry);
 		free(w);
 	}
-	if (h->ph != NULL && handle_ready(h)) {
+	if (h->ph != NULL && handle_ready(fs, h)) {
 		fuse_lowlevel_notify_poll(h->ph);
 		fuse_pollhandle_destroy(h->ph);
 		h->ph = NULL;
@@ -430,7 +488,7 @@ fs_read_stream(struct fs *fs, struct handle *h, fuse_req_t req, size_t size,
 {
 	struct waiter *w;
 
-	if (TAILQ_EMPTY(&h->waiters) && stream_answer(h, req, size))
+	if (TAILQ_EMPTY(&h->waiters) && stream_answer(fs, h, req, size))
 		return;
 	if (fs->stopping) {
 		fuse_reply_err(req, ENOTCONN);
@@ -481,11 +539,12 @@ void
 fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     struct fuse_pollhandle *ph)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	unsigned events = 0;
 
 	(void)ino;
-	if (h->accmode != O_WRONLY && (!handle_is_stream(h) || handle_ready(h)))
+	if (h->accmode != O_WRONLY && (!handle_is_stream(h) || handle_ready(fs, h)))
 		events |= POLLIN | POLLRDNORM;
 	if (h->accmode != O_RDONLY)
 		events |= POLLOUT | POLLWRNORM;
@@ -776,7 +835,7 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 			rc = sink_deliver(fs, h, p, (size_t)(nl - p));
 		}
 		if (h->accmode == O_RDWR)
-			handle_wake(h);
+			handle_wake(fs, h);
 	}
 	buf_free(&texts);
 	return rc;
@@ -1000,7 +1059,7 @@ fs_job_wake(struct fs *fs, struct job *j)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
 		if (h->kind == NK_JOB_RESPONSE)
-			handle_wake(h);
+			handle_wake(fs, h);
 }
 
 /* fs_chan_message: every reader of channels/NAME gets body as one line
@@ -1023,6 +1082,6 @@ fs_chan_message(void *ctx, const char *name, const char *body, size_t len)
 		}
 		buf_append(&h->data, body, len);
 		buf_append(&h->data, "\n", 1);
-		handle_wake(h);
+		handle_wake(srv->fs, h);
 	}
 }

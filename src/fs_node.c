@@ -234,6 +234,38 @@ stat_time(struct stat *st, double t)
 }
 
 /*
+ * node_mode: who may do what in the tree (the kernel enforces it: the
+ * mount has default_permissions).  The daemon's user may do everything.
+ * Without --group, others may read everything and change nothing.  With
+ * --group G, G's members may also submit (write a queue), mkdir a type
+ * and publish (create and write channels), and others may do nothing.
+ * Nobody but the daemon's user may rmdir (cancel) a job.
+ */
+mode_t
+node_mode(const struct fs *fs, enum node_kind k)
+{
+	bool g = fs->grouped;
+
+	switch (k) {
+	case NK_TYPES:
+	case NK_CHANNELS:
+		return S_IFDIR | (g ? 0770 : 0755);
+	case NK_TYPE_QUEUE:
+	case NK_CHAN:
+	case NK_TYPE_SUBMIT:    /* the job lifecycle (issue 13): written */
+	case NK_TYPE_KICK:
+	case NK_TYPE_PAUSED:
+	case NK_TYPE_LIMIT:
+	case NK_TYPE_RETRIES:
+		return S_IFREG | (g ? 0660 : 0644);
+	default:
+		if (kind_is_dir(k))
+			return S_IFDIR | (g ? 0750 : 0755);
+		return S_IFREG | (g ? 0440 : 0444);
+	}
+}
+
+/*
  * node_stat: the attributes of a node.  Files whose contents change have
  * size 0: they are read with direct_io, so the size is never used to stop
  * a read; body and type, which never change, show their real size.
@@ -250,13 +282,8 @@ node_stat(struct fs *fs, fuse_ino_t ino, enum node_kind k, const struct owner *o
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
-	if (kind_is_dir(k)) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | (NK_TYPE_WRITABLE(k) || k == NK_CHAN ? 0666 : 0444);
-		st->st_nlink = 1;
-	}
+	st->st_mode = node_mode(fs, k);
+	st->st_nlink = kind_is_dir(k) ? 2 : 1;
 	if (k == NK_README)
 		st->st_size = (off_t)fs_readme_len();
 	if (j != NULL) {

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,7 +238,9 @@ ctl_help(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: jobctl [-H host] [-m master-port] [-w worker-port] "
-	    "command [args]\n       jobctl -h | --version\ncommands:\n");
+	    "[--token-file FILE]\n              [--tls] [--ca FILE] [--cert FILE "
+	    "--key FILE] command [args]\n       jobctl -h | --version\n"
+	    "commands:\n");
 	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
 		fprintf(f, "  %s%s%s\n", cmd_table[i].name,
 		    cmd_table[i].usage != NULL ? " " : "",
@@ -249,12 +252,19 @@ ctl_help(FILE *f)
 int
 main(int argc, char **argv)
 {
+	enum { O_TOKENFILE = 256, O_TLS, O_CA, O_CERT, O_KEY };
 	static const struct option opts[] = {
 		{ "help",    no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "token-file", required_argument, NULL, O_TOKENFILE },
+		{ "tls",     no_argument, NULL, O_TLS },
+		{ "ca",      required_argument, NULL, O_CA },
+		{ "cert",    required_argument, NULL, O_CERT },
+		{ "key",     required_argument, NULL, O_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct ctl ctl = { "127.0.0.1", 9998, 9999, NULL };
+	struct ctl ctl = { "127.0.0.1", 9998, 9999, NULL, NULL, false, NULL, NULL,
+	    NULL, NULL };
 	const struct cmd_entry *e = NULL;
 	const char *env;
 	char *name;
@@ -267,6 +277,8 @@ main(int argc, char **argv)
 		ctl.master_port = ctl_port(env, "JOBFS_MASTER_PORT");
 	if ((env = getenv("JOBFS_WORKER_PORT")) != NULL && *env != '\0')
 		ctl.worker_port = ctl_port(env, "JOBFS_WORKER_PORT");
+	if ((env = getenv("JOBFS_TOKEN")) != NULL && *env != '\0')
+		ctl.token = xstrdup(env);
 	while ((c = getopt_long(argc, argv, "+H:m:w:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
@@ -277,6 +289,23 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			ctl.worker_port = ctl_port(optarg, "-w");
+			break;
+		case O_TOKENFILE:
+			free(ctl.token);
+			if ((ctl.token = ctl_read_token(optarg)) == NULL)
+				return CTL_USAGE;
+			break;
+		case O_TLS:
+			ctl.tls = true;
+			break;
+		case O_CA:
+			ctl.ca = optarg;
+			break;
+		case O_CERT:
+			ctl.cert = optarg;
+			break;
+		case O_KEY:
+			ctl.key = optarg;
 			break;
 		case 'h':
 			ctl_help(stdout);
@@ -293,6 +322,14 @@ main(int argc, char **argv)
 		ctl_help(stderr);
 		return CTL_USAGE;
 	}
+	if ((ctl.cert == NULL) != (ctl.key == NULL)) {
+		ctl_warn("--cert and --key go together");
+		return CTL_USAGE;
+	}
+	if (ctl.ca != NULL || ctl.cert != NULL)
+		ctl.tls = true;
+	if (ctl.tls)
+		signal(SIGPIPE, SIG_IGN);   /* SSL_write cannot ask for MSG_NOSIGNAL */
 	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
 		if (strcmp(argv[optind], cmd_table[i].name) == 0)
 			e = &cmd_table[i];
@@ -309,6 +346,8 @@ main(int argc, char **argv)
 	argv[0] = name = xprintf("jobctl %s", e->name);	/* for getopt's messages */
 	rc = e->exec(&ctl, e, argc, argv);
 	free(name);
+	free(ctl.token);
+	ctl_tls_free(&ctl);
 	ev_loop_destroy(ctl.loop);
 	return rc;
 }

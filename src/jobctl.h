@@ -33,6 +33,10 @@ struct ctl {
 	int		 master_port;
 	int		 worker_port;
 	struct ev_loop	*loop;
+	char		*token;		/* JOBFS_TOKEN or --token-file; NULL: none */
+	bool		 tls;		/* --tls */
+	const char	*ca, *cert, *key;	/* --ca, --cert, --key */
+	void		*tls_ctx;	/* SSL_CTX, made at the first connection */
 };
 
 struct cmd_entry {
@@ -83,6 +87,7 @@ struct session {
 	bool		 sin_eof;
 	void		(*input)(struct session *, const char *, size_t);
 	void		(*input_end)(struct session *);
+	void		*ssl;		/* SSL with --tls; NULL: plain */
 };
 
 int	session_open(struct session *, struct ctl *, int port, void *arg);
@@ -99,6 +104,19 @@ void	session_free(struct session *);
 void	session_bytes(struct session *, const char *, size_t);
 void	session_frame(struct session *, const char *, size_t);
 void	session_send(struct session *, json_t *);	/* steals the reference */
+
+/* ------------------------------------------------------------ jobctl_tls.c */
+
+/* TLS (--tls) and the token (JOBFS_TOKEN, --token-file) of a session:
+ * set up blocking, right after connecting; then reads and writes. */
+int	ctl_tls_start(struct ctl *, struct session *, char *err, size_t errlen);
+int	ctl_auth(struct ctl *, struct session *);
+ssize_t	ctl_io_read(struct session *, void *, size_t);
+ssize_t	ctl_io_write(struct session *, const void *, size_t);
+void	ctl_tls_close(struct session *);
+bool	ctl_io_pending(struct session *);
+char	*ctl_read_token(const char *path);
+void	ctl_tls_free(struct ctl *);
 
 /* ----------------------------------------------------------- jobctl_cmds.c */
 

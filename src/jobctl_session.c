@@ -35,6 +35,7 @@ session_close(struct session *s)
 	ev_io_stop(s->loop, &s->rio);
 	ev_io_stop(s->loop, &s->wio);
 	ev_timer_stop(s->loop, &s->drip);
+	ctl_tls_close(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -84,9 +85,12 @@ session_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	buf_reserve(&s->in, READ_CHUNK);
-	n = read(s->fd, s->in.data + s->in.len, s->in.cap - s->in.len);
+	n = ctl_io_read(s, s->in.data + s->in.len, s->in.cap - s->in.len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	/* TLS may hold more decrypted bytes than the socket shows: come back. */
+	if (ctl_io_pending(s))
+		ev_feed_event(s->loop, &s->rio, EV_READ);
 	if (n <= 0) {
 		session_lost(s, n == 0 ? "closed by the daemon" : strerror(errno));
 		return;
@@ -141,7 +145,7 @@ session_flush(struct session *s)
 
 	while (s->fd >= 0 && buf_used(&s->out) > 0) {
 		want = s->dribble ? 1 : buf_used(&s->out);
-		n = send(s->fd, buf_head(&s->out), want, MSG_NOSIGNAL);
+		n = ctl_io_write(s, buf_head(&s->out), want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -286,8 +290,19 @@ session_open(struct session *s, struct ctl *ctl, int port, void *arg)
 	s->rio.data = s->wio.data = s->drip.data = s->timer.data = s;
 	s->sin.data = s;
 	s->fd = net_connect(ctl->host, port, err, sizeof err);
-	if (s->fd < 0 || net_nonblock(s->fd) < 0) {
+	if (s->fd < 0) {
 		ctl_warn("cannot connect: %s", err);
+		return -1;
+	}
+	/* TLS and the token first, blocking: nothing else is under way yet. */
+	if (ctl->tls && ctl_tls_start(ctl, s, err, sizeof err) < 0) {
+		ctl_warn("%s", err);
+		return -1;
+	}
+	if (ctl->token != NULL && ctl_auth(ctl, s) < 0)
+		return -1;
+	if (net_nonblock(s->fd) < 0) {
+		ctl_warn("cannot connect: %s", strerror(errno));
 		return -1;
 	}
 	ev_io_set(&s->rio, s->fd, EV_READ);

@@ -107,7 +107,7 @@ enum jkind { JK_STRING, JK_INT, JK_REAL, JK_TRUE, JK_FALSE, JK_NULL, JK_OBJECT, 
 enum msg_key {
 	MK_TYPE, MK_ACTION, MK_JOB_TYPE, MK_ID, MK_BODY, MK_PRIORITY, MK_TIMEOUT,
 	MK_DETACH, MK_STREAM, MK_NOTIFY, MK_WORKER, MK_CAPACITY, MK_HEARTBEAT,
-	MK_CANCEL, MK_CHANNEL,
+	MK_CANCEL, MK_CHANNEL, MK_TOKEN,
 	/* the job lifecycle (issue 13) */
 	MK_RETRIES, MK_BACKOFF, MK_DELAY, MK_AT, MK_AFTER, MK_LIMIT,
 	MK_COUNT
@@ -141,6 +141,7 @@ int  net_connect(const char *host, int port, char *err, size_t errlen);
 int  net_nonblock(int fd);
 void net_nodelay(int fd);
 void net_peer_name(int fd, char *out, size_t len);
+bool net_peer_addr(int fd, char *out, size_t len);  /* true: a loopback peer */
 int  net_local_port(int fd);
 
 /* ------------------------------------------------------------------ heap.c */
@@ -220,6 +221,8 @@ struct job {
 	float          finished;
 	char          *worker_name;   /* last worker that ran it */
 	TAILQ_ENTRY(job) all_entry;   /* broker->all: every job, in submission order */
+	char          *owner;         /* --auth: the token name that submitted
+	                                 it; NULL: none (the tree, no --auth) */
 	struct job_life *life;        /* retries, delays, attempts, dependencies,
 	                                 the dead set; NULL if none (broker.c) */
 	char           key[];         /* canonical id: a string id, or an integer
@@ -347,6 +350,7 @@ struct submit_req {
 	const char   *target;
 	bool          detach, stream, notify;
 	struct master *master;        /* NULL: none (the tree) */
+	const char   *owner;          /* --auth: the submitter's name; NULL: none */
 	/* the job lifecycle (issue 13): all opt-in */
 	bool          retries_set;    /* false: the type's default retries */
 	int64_t       retries;
@@ -461,6 +465,7 @@ struct restore_req {
 	size_t        result_len;
 	const char   *partials;       /* one JSON text per line, or NULL */
 	size_t        partials_len;
+	const char   *owner;          /* the token name that submitted it, or NULL */
 	const char   *life;           /* job_life_json's text, or NULL */
 };
 
@@ -679,6 +684,51 @@ size_t id_encoded_len(const char *key);
 void   id_encode(const char *key, char *out);   /* out: id_encoded_len + 1 */
 char  *id_decode(const char *name);             /* NULL: not an encoded id */
 
+/* ------------------------------------------------------------------ auth.c */
+
+/*
+ * Issue 12, who may do what: the token file of --auth (auth.c), roles,
+ * and what a face asks.  auth_check() is the hook for every face (the TCP
+ * ports, the web face): a token's name and roles, compared in constant
+ * time.  admin may do what master and worker may, and see every job.
+ */
+#define AUTH_MASTER 0x1
+#define AUTH_WORKER 0x2
+#define AUTH_ADMIN  0x4
+#define AUTH_NAME_MAX 64
+
+struct auth_id {
+	char     name[AUTH_NAME_MAX + 1];
+	unsigned roles;
+};
+
+int      auth_load(const char *path, char *err, size_t errlen);
+bool     auth_enabled(void);
+size_t   auth_ntokens(void);
+bool     auth_check(const char *token, size_t len, struct auth_id *out);
+bool     auth_name(const char *name, unsigned *roles);
+bool     auth_name_valid(const char *, size_t);
+void     auth_free(void);
+unsigned auth_peer_count(const char *addr);
+void     auth_peer_add(const char *addr);
+void     auth_peer_del(const char *addr);
+
+/* ------------------------------------------------------------------- tls.c */
+
+struct tls_server;
+struct tls_conn;
+
+int     tls_server_init(struct server *, char *err, size_t errlen);
+void    tls_reload(struct server *);
+void    tls_server_free(struct server *);
+int     tls_conn_new(struct conn *);
+void    tls_conn_free(struct conn *);
+ssize_t conn_sock_read(struct conn *, void *, size_t);
+ssize_t conn_sock_write(struct conn *, const void *, size_t);
+bool    tls_pending(const struct conn *);
+bool    tls_write_blocked(const struct conn *);
+bool    tls_read_wants_write(const struct conn *);
+
 /* ------------------------------------------------------------------ conn.c */
 
 enum conn_role   { ROLE_MASTER = 1, ROLE_WORKER = 2 };
@@ -747,6 +797,18 @@ struct conn {
 	/* channels */
 	struct sub      *subs;
 	uint64_t         missed;       /* messages dropped: output backlog */
+
+	/* who it is (issue 12: --auth, limits, TLS) */
+	char             addr[48];     /* peer address without port */
+	bool             authed;       /* --auth: a token (or certificate) was accepted */
+	unsigned         auth_roles;   /* AUTH_* of its token */
+	char             auth_name[AUTH_NAME_MAX + 1];
+	unsigned         auth_failures;
+	unsigned         frames_unauthed; /* frames before auth (--max-unauth-frames) */
+	ev_timer         auth_timer;   /* --auth-timeout */
+	struct tls_conn *tls;          /* NULL: plain TCP */
+	TAILQ_ENTRY(conn) unauth_entry; /* on srv->unauthed, oldest first */
+	bool             unauth_listed;
 };
 
 struct conn *conn_new(struct server *, int fd, enum conn_role);
@@ -774,6 +836,11 @@ void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);
 void proto_send_ending(struct conn *master, struct job *);
 void proto_worker_gone(struct conn *);
+/* issue 12: a connection's authentication */
+void proto_conn_new(struct conn *);
+void proto_conn_closed(struct conn *);
+void proto_unauth_shed(struct server *);
+void proto_auth_as(struct conn *, const char *name, unsigned roles);
 
 /* ------------------------------------------------------------------ chan.c */
 
@@ -830,6 +897,17 @@ struct options {
 	int         sync_mode;      /* --sync: enum journal_sync */
 	unsigned    sync_interval_ms;
 	bool        repair;         /* --repair */
+	/* issue 12: who may do what */
+	const char *auth_file;      /* --auth: the token file; NULL: no tokens */
+	bool        insecure;       /* --insecure: serve non-loopback peers without --auth */
+	size_t      max_conns_per_addr; /* 0: the default (loopback peers not counted) */
+	bool        max_conns_per_addr_set;
+	size_t      max_unauth;     /* unauthenticated connections at once */
+	double      auth_timeout;   /* seconds to authenticate */
+	unsigned    max_unauth_frames; /* frames before auth */
+	const char *tls_cert, *tls_key, *tls_ca;
+	bool        group_set;      /* --group or -o group=: the tree's group */
+	gid_t       group_gid;
 	double      dead_keep;      /* --dead-keep seconds */
 	size_t      dead_max;       /* --dead-max */
 };
@@ -883,6 +961,13 @@ struct server {
 	TAILQ_HEAD(, conn) held;          /* connections holding acknowledgements */
 	double            started;
 	struct store     *store;          /* the journal (store_journal.c); NULL: none */
+	/* issue 12 */
+	ev_signal         sighup;         /* reload the token file and certificates */
+	size_t            nunauthed;      /* connections not yet authenticated */
+	TAILQ_HEAD(, conn) unauthed;      /* those, oldest first */
+	uint64_t          auth_failures, refused_protected, refused_per_addr, refused_unauth;
+	uint64_t          dropped_unauthed; /* timed out or over --max-unauth-frames */
+	struct tls_server *tls;           /* NULL: plain TCP */
 };
 
 int  server_start(struct server *, const struct options *);

@@ -92,6 +92,54 @@ accept_out_of_fds(struct server *srv, ev_io *w, int err)
 		srv->accept_delay = ACCEPT_DELAY_MAX;
 }
 
+/* Connections a peer address may hold by default (--max-conns-per-addr):
+ * loopback peers are counted only when the option is given. */
+#define CONNS_PER_ADDR_DEFAULT 256
+
+/*
+ * accept_allowed: who may connect (issue 12), judged before the connection
+ * costs anything.  Protected mode: without --auth (and without --insecure
+ * or --tls-ca, whose client certificates vouch for the peer) only
+ * loopback peers are served; the others get one error frame saying how to
+ * open the daemon up.  Then connections per peer address, then, with
+ * --auth, unauthenticated connections at once.
+ */
+static bool
+accept_allowed(struct server *srv, int fd)
+{
+	char addr[48];
+	bool loopback = net_peer_addr(fd, addr, sizeof addr);
+	size_t per_addr = srv->opt.max_conns_per_addr;
+
+	if (!loopback && !auth_enabled() && !srv->opt.insecure &&
+	    srv->opt.tls_ca == NULL) {
+		srv->refused_protected++;
+		conn_refuse(fd, "auth_required", "jobfs serves only loopback peers "
+		    "without tokens: start it with --auth FILE (tokens) or "
+		    "--insecure (anyone who can reach the port may do anything)");
+		refused_log(srv, "protected mode: a non-loopback peer without --auth");
+		return false;
+	}
+	if (!srv->opt.max_conns_per_addr_set)
+		per_addr = loopback ? 0 : CONNS_PER_ADDR_DEFAULT;
+	if (per_addr > 0 && auth_peer_count(addr) >= per_addr) {
+		srv->refused_per_addr++;
+		conn_refuse(fd, "full", "too many connections from this address "
+		    "(--max-conns-per-addr)");
+		refused_log(srv, "over --max-conns-per-addr");
+		return false;
+	}
+	/* Past --max-unauth the oldest unauthenticated connection goes (a
+	 * client that authenticates at once is never the oldest). */
+	if (auth_enabled() && srv->nunauthed >= srv->opt.max_unauth) {
+		srv->refused_unauth++;
+		refused_log(srv, "over --max-unauth: the oldest unauthenticated "
+		    "connection is dropped");
+		proto_unauth_shed(srv);
+	}
+	return true;
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -117,6 +165,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			refused_log(srv, "over --max-conns");
 			continue;
 		}
+		if (!accept_allowed(srv, fd))
+			continue;
 		net_nodelay(fd);
 		conn_new(srv, fd, role);
 	}
@@ -128,6 +178,42 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	log_info("signal %d: shutting down", w->signum);
 	ev_break(loop, EVBREAK_ALL);
+}
+
+/*
+ * sighup_cb: reload the token file (and the certificates).  A file that
+ * cannot be loaded leaves the old tokens, loudly.  An authenticated
+ * connection stays if its name is still in the file with the same roles;
+ * the others are dropped with auth_failed.
+ */
+static void
+sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *srv = ev_userdata(loop);
+	struct conn *c, *next;
+	unsigned roles;
+	char err[512];
+
+	(void)w;
+	(void)revents;
+	tls_reload(srv);
+	if (srv->opt.auth_file == NULL)
+		return;
+	if (auth_load(srv->opt.auth_file, err, sizeof err) < 0) {
+		log_err("SIGHUP: keeping the old tokens: %s", err);
+		return;
+	}
+	log_info("SIGHUP: %zu token(s) loaded from %s", auth_ntokens(),
+	    srv->opt.auth_file);
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, all_entry);
+		if (!c->authed || (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE)))
+			continue;
+		if (auth_name(c->auth_name, &roles) && roles == c->auth_roles)
+			continue;
+		conn_drop(c, false, "token withdrawn", "auth_failed",
+		    "the token of %s was withdrawn or changed", c->auth_name);
+	}
 }
 
 /*
@@ -148,6 +234,15 @@ before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	conn_reap(srv);
 }
 
+/* listen_loopback: the listen address is a loopback one (only local
+ * peers can reach the ports). */
+static bool
+listen_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+	    strcmp(addr, "localhost") == 0;
+}
+
 static int
 server_listen(struct server *srv, int port, const char *what)
 {
@@ -166,6 +261,8 @@ server_listen(struct server *srv, int port, const char *what)
 int
 server_start(struct server *srv, const struct options *opt)
 {
+	char err[512];
+
 	memset(srv, 0, sizeof *srv);
 	srv->opt = *opt;
 	srv->started = now_wall();
@@ -173,6 +270,7 @@ server_start(struct server *srv, const struct options *opt)
 	TAILQ_INIT(&srv->pending_writes);
 	TAILQ_INIT(&srv->dead);
 	TAILQ_INIT(&srv->held);
+	TAILQ_INIT(&srv->unauthed);
 	srv->master_fd = server_listen(srv, opt->master_port, "masters");
 	if (srv->master_fd < 0)
 		return EXIT_LISTEN;
@@ -201,8 +299,19 @@ server_start(struct server *srv, const struct options *opt)
 	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
 	ev_signal_start(srv->loop, &srv->sigint);
 	ev_signal_start(srv->loop, &srv->sigterm);
+	ev_signal_init(&srv->sighup, sighup_cb, SIGHUP);
+	ev_signal_start(srv->loop, &srv->sighup);
 	ev_prepare_init(&srv->before_sleep, before_sleep_cb);
 	ev_prepare_start(srv->loop, &srv->before_sleep);
+	if (tls_server_init(srv, err, sizeof err) < 0) {
+		log_err("cannot serve TLS: %s", err);
+		return EXIT_USAGE;
+	}
+	if (!auth_enabled() && opt->tls_ca == NULL && !listen_loopback(opt->listen))
+		log_warn("listening on %s without --auth: %s", opt->listen,
+		    opt->insecure ? "--insecure: anyone who can reach the ports may "
+		    "submit, take and cancel any job" : "protected mode: only loopback "
+		    "peers are served (give --auth FILE, or --insecure)");
 	log_info("jobfs %s: masters on %s:%d, workers on %s:%d", JOBFS_VERSION,
 	    opt->listen, net_local_port(srv->master_fd), opt->listen,
 	    net_local_port(srv->worker_fd));
@@ -232,6 +341,7 @@ server_stop(struct server *srv)
 	chan_shutdown(srv);
 	close(srv->master_fd);
 	close(srv->worker_fd);
+	tls_server_free(srv);
 	if (srv->spare_fd >= 0)
 		close(srv->spare_fd);
 	ev_loop_destroy(srv->loop);
@@ -322,6 +432,13 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)s->body_bytes));
 	json_object_set_new(o, "refused_full", json_integer((json_int_t)s->refused_full));
+	if (auth_enabled() || srv->refused_protected > 0 || srv->refused_per_addr > 0) {
+		json_object_set_new(o, "auth_failures", json_integer((json_int_t)srv->auth_failures));
+		json_object_set_new(o, "refused_protected", json_integer((json_int_t)srv->refused_protected));
+		json_object_set_new(o, "refused_per_addr", json_integer((json_int_t)srv->refused_per_addr));
+		json_object_set_new(o, "refused_unauthenticated", json_integer((json_int_t)srv->refused_unauth));
+		json_object_set_new(o, "dropped_unauthenticated", json_integer((json_int_t)srv->dropped_unauthed));
+	}
 	/* the job lifecycle (issue 13) */
 	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "retried", (json_int_t)s->retried, "dead", (json_int_t)srv->broker.ndead,

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,17 @@ usage(FILE *f)
 	    "  --data DIR           keep jobs in a journal in DIR (default: in memory only)\n"
 	    "  --sync MODE          with --data: always (default), interval:MS, or never\n"
 	    "  --repair             with --data: drop damaged journal records and start\n"
+	    "  --auth FILE          clients need a token of FILE (NAME ROLE... TOKEN lines)\n"
+	    "  --insecure           serve peers beyond loopback without --auth\n"
+	    "  --max-conns-per-addr N  connections per peer address (default 256,\n"
+	    "                       loopback peers not counted unless given)\n"
+	    "  --max-unauth N       with --auth: connections not yet authenticated (default 64)\n"
+	    "  --auth-timeout SECONDS  with --auth: time to authenticate (default 10)\n"
+	    "  --max-unauth-frames N   with --auth: frames before authenticating (default 8)\n"
+	    "  --tls-cert FILE      serve both ports over TLS with this certificate (PEM)\n"
+	    "  --tls-key FILE       and this private key\n"
+	    "  --tls-ca FILE        ask for client certificates signed by these CAs\n"
+	    "  --group NAME         the tree: NAME's members submit and read, others nothing\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
 	    "  -v                   log every job too (debug)\n"
@@ -81,12 +93,63 @@ parse_sync(const char *s, struct options *o)
 	}
 }
 
+/* parse_group: --group NAME (or a number): the tree's group (node_mode). */
+static void
+parse_group(const char *name, struct options *o)
+{
+	struct group *g = getgrnam(name);
+	char *end;
+	long v;
+
+	if (g != NULL) {
+		o->group_gid = g->gr_gid;
+	} else {
+		v = strtol(name, &end, 10);
+		if (*name == '\0' || *end != '\0' || v < 0) {
+			fprintf(stderr, "jobfs: --group %s: no such group\n", name);
+			exit(EXIT_USAGE);
+		}
+		o->group_gid = (gid_t)v;
+	}
+	o->group_set = true;
+}
+
+/*
+ * take_group_opt: "-o ...,group=NAME,..." is --group NAME, not a FUSE
+ * option: take it out of the mount options (a new string, kept for the
+ * daemon's life).
+ */
+static const char *
+take_group_opt(const char *opts, struct options *o)
+{
+	char *copy, *out, *tok, *save = NULL;
+
+	if (opts == NULL || strstr(opts, "group=") == NULL)
+		return opts;
+	copy = xstrdup(opts);
+	out = xcalloc(1, strlen(opts) + 1);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (strncmp(tok, "group=", 6) == 0) {
+			parse_group(tok + 6, o);
+			continue;
+		}
+		if (*out != '\0')
+			strcat(out, ",");
+		strcat(out, tok);
+	}
+	free(copy);
+	return out;
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
 	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
-	    O_SYNCMODE, O_REPAIR, O_DEADKEEP, O_DEADMAX };
+	    O_SYNCMODE, O_REPAIR, O_AUTH, O_INSECURE, O_PERADDR, O_MAXUNAUTH,
+	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_GROUP,
+	    O_DEADKEEP, O_DEADMAX };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -102,6 +165,16 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "data",        required_argument, NULL, O_DATADIR },
 		{ "sync",        required_argument, NULL, O_SYNCMODE },
 		{ "repair",      no_argument,       NULL, O_REPAIR },
+		{ "auth",        required_argument, NULL, O_AUTH },
+		{ "insecure",    no_argument,       NULL, O_INSECURE },
+		{ "max-conns-per-addr", required_argument, NULL, O_PERADDR },
+		{ "max-unauth",  required_argument, NULL, O_MAXUNAUTH },
+		{ "auth-timeout", required_argument, NULL, O_AUTHTIMEOUT },
+		{ "max-unauth-frames", required_argument, NULL, O_UNAUTHFRAMES },
+		{ "tls-cert",    required_argument, NULL, O_TLSCERT },
+		{ "tls-key",     required_argument, NULL, O_TLSKEY },
+		{ "tls-ca",      required_argument, NULL, O_TLSCA },
+		{ "group",       required_argument, NULL, O_GROUP },
 		{ "dead-keep",   required_argument, NULL, O_DEADKEEP },
 		{ "dead-max",    required_argument, NULL, O_DEADMAX },
 		{ "foreground",  no_argument,       NULL, 'f' },
@@ -126,6 +199,9 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_conns = 10000;
 	o->max_input = 256u * 1024 * 1024;
 	o->frame_timeout = 30;
+	o->max_unauth = 64;
+	o->auth_timeout = 10;
+	o->max_unauth_frames = 8;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -147,6 +223,23 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_DATADIR:     o->data_dir = optarg; break;
 		case O_SYNCMODE:     parse_sync(optarg, o); break;
 		case O_REPAIR:   o->repair = true; break;
+		case O_AUTH:     o->auth_file = optarg; break;
+		case O_INSECURE: o->insecure = true; break;
+		case O_PERADDR:
+			o->max_conns_per_addr = parse_num(optarg, "--max-conns-per-addr", 1, 1LL << 30);
+			o->max_conns_per_addr_set = true;
+			break;
+		case O_MAXUNAUTH: o->max_unauth = parse_num(optarg, "--max-unauth", 1, 1LL << 30); break;
+		case O_AUTHTIMEOUT:
+			o->auth_timeout = parse_num(optarg, "--auth-timeout", 0, 86400);
+			break;
+		case O_UNAUTHFRAMES:
+			o->max_unauth_frames = parse_num(optarg, "--max-unauth-frames", 1, 1000000);
+			break;
+		case O_TLSCERT:  o->tls_cert = optarg; break;
+		case O_TLSKEY:   o->tls_key = optarg; break;
+		case O_TLSCA:    o->tls_ca = optarg; break;
+		case O_GROUP:    parse_group(optarg, o); break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;
 		case 'v': o->verbosity++; break;
@@ -168,6 +261,13 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->verbosity > LVL_DEBUG)
 		o->verbosity = LVL_DEBUG;
+	o->mount_opts = take_group_opt(o->mount_opts, o);
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
+	    (o->tls_ca != NULL && o->tls_cert == NULL)) {
+		fprintf(stderr, "jobfs: --tls-cert and --tls-key go together "
+		    "(and --tls-ca needs them)\n");
+		exit(EXIT_USAGE);
+	}
 	if (o->data_dir != NULL && *o->data_dir == '\0') {
 		fprintf(stderr, "jobfs: --data needs a directory\n");
 		exit(EXIT_USAGE);
@@ -241,6 +341,15 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &opt);
 	log_init(opt.verbosity, false);
+	if (opt.auth_file != NULL) {
+		char err[512];
+
+		if (auth_load(opt.auth_file, err, sizeof err) < 0) {
+			log_err("--auth: %s", err);
+			return EXIT_USAGE;
+		}
+		log_info("--auth: %zu token(s) from %s", auth_ntokens(), opt.auth_file);
+	}
 	if ((rc = server_start(&srv, &opt)) != 0)
 		return rc;
 	if (opt.data_dir != NULL && (rc = open_store(&srv, &opt)) != 0)
@@ -258,6 +367,7 @@ main(int argc, char **argv)
 	sd_ready();
 	server_run(&srv);
 	server_stop(&srv);
+	auth_free();
 	log_info("exited cleanly");
 	return 0;
 }

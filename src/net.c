@@ -126,6 +126,39 @@ net_peer_name(int fd, char *out, size_t len)
 	snprintf(out, len, "%s:%d", host, port);
 }
 
+/*
+ * net_peer_addr: the other end's address without its port (an IPv4 peer
+ * of an IPv6 socket as plain IPv4), for counting connections per address;
+ * true if it is a loopback address (127.0.0.0/8, ::1).
+ */
+bool
+net_peer_addr(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	static const unsigned char v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+
+	snprintf(out, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return false;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s->sin_addr, out, len);
+		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+		const unsigned char *a = s->sin6_addr.s6_addr;
+		if (memcmp(a, v4mapped, 12) == 0) {
+			inet_ntop(AF_INET, a + 12, out, len);
+			return a[12] == 127;
+		}
+		inet_ntop(AF_INET6, &s->sin6_addr, out, len);
+		return IN6_IS_ADDR_LOOPBACK(&s->sin6_addr);
+	}
+	return ss.ss_family == AF_UNIX;
+}
+
 int
 net_local_port(int fd)
 {

@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +56,8 @@ struct msg_def {
 };
 
 static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
-    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait;
+    h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait,
+    h_auth;
 /* the job lifecycle (issue 13) */
 static msg_handler h_fail, h_kick, h_pause, h_resume, h_configure;
 
@@ -129,6 +131,16 @@ static const struct msg_def msg_table[] = {
 	{ "configure", ROLE_MASTER, DIALECT_ACTION, h_configure,
 	  { { MK_TYPE, F_STRING, true }, TYPE_SETTINGS, END } },
 };
+
+/* "auth" exists only with --auth: without it, it stays an unknown type. */
+static const struct msg_def auth_def = {
+	"auth", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_auth,
+	{ { MK_TOKEN, F_STRING, true }, END }
+};
+
+static bool auth_gate(struct conn *, const struct msg_ctx *, const char *name);
+static bool may_see(const struct conn *, const struct job *);
+static void unauth_unlist(struct conn *);
 
 static const char *
 type_names(unsigned types)
@@ -287,6 +299,15 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 	const struct mfield *kind;
 	bool other_role;
 
+	if (auth_enabled() && !c->authed &&
+	    ++c->frames_unauthed > c->srv->opt.max_unauth_frames) {
+		c->srv->dropped_unauthed++;
+		unauth_unlist(c);
+		conn_drop(c, false, "too many frames before auth", "auth_required",
+		    "%u frames without authenticating (--max-unauth-frames)",
+		    c->srv->opt.max_unauth_frames);
+		return;
+	}
 	if (len == 0) {
 		c->srv->bad_frames++;
 		conn_send_error(c, "invalid_json", NULL, "empty frame");
@@ -318,6 +339,8 @@ proto_handle(struct conn *c, const char *payload, size_t len)
 		    ctx.dialect == DIALECT_ACTION ? "action" : "type");
 		return;
 	}
+	if (auth_enabled() && !auth_gate(c, &ctx, name))
+		return;
 	def = msg_lookup(name, ctx.dialect, c->role, &other_role);
 	if (def == NULL) {
 		if (other_role)
@@ -436,7 +459,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	const char *after[LIFE_AFTER_MAX];
 	struct submit_req req = { 0 };
 	struct broker *b = &c->srv->broker;
-	size_t tlen;
+	size_t tlen, i;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -464,6 +487,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.notify = field_true(ctx, MK_NOTIFY);
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c->master;
+	req.owner = auth_enabled() ? c->auth_name : NULL;
 	/* the job lifecycle (issue 13): ranges are the broker's to check */
 	req.retries_set = field(ctx, MK_RETRIES) != NULL;
 	req.retries = field_int(ctx, MK_RETRIES);
@@ -473,6 +497,15 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.at_ms = field_int(ctx, MK_AT);
 	if (field(ctx, MK_AFTER) != NULL && !after_parse(c, ctx, &req, after, akeys))
 		return;
+	for (i = 0; i < req.nafter; i++) {
+		struct job *d = broker_find(b, req.after[i]);
+
+		if (d != NULL && !may_see(c, d)) {   /* --auth: others' jobs do not exist */
+			conn_send_error(c, "unknown_id", ctx->idjson,
+			    "\"after\" names %s: no job has that id", req.after[i]);
+			return;
+		}
+	}
 	switch (broker_submit(b, &req, NULL)) {
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
@@ -506,6 +539,20 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 		send_ok(c, ctx->idjson);
 }
 
+/*
+ * may_see: with --auth, a job is its submitter's: another name asking
+ * about it (status, wait, cancel) hears unknown_id, as if it did not
+ * exist, unless it has the admin role.  Jobs without an owner (the tree's)
+ * are the admin's only.
+ */
+static bool
+may_see(const struct conn *c, const struct job *j)
+{
+	if (!auth_enabled() || (c->auth_roles & AUTH_ADMIN))
+		return true;
+	return j->owner != NULL && strcmp(j->owner, c->auth_name) == 0;
+}
+
 static void
 h_ping(struct conn *c, const struct msg_ctx *ctx)
 {
@@ -522,7 +569,7 @@ h_status(struct conn *c, const struct msg_ctx *ctx)
 
 	if (!id_check(c, ctx))
 		return;
-	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL) {
+	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL || !may_see(c, j)) {
 		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
 		return;
 	}
@@ -557,7 +604,7 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	if (!id_check(c, ctx))
 		return;
 	j = broker_find(&c->srv->broker, ctx->key);
-	if (j == NULL || JOB_FINISHED(j)) {
+	if (j == NULL || JOB_FINISHED(j) || !may_see(c, j)) {
 		conn_send_error(c, "unknown_id", ctx->idjson,
 		    "no unfinished job has id %s", ctx->idjson);
 		return;
@@ -600,7 +647,7 @@ h_kick(struct conn *c, const struct msg_ctx *ctx)
 	if (field(ctx, MK_ID) != NULL) {
 		if (!id_check(c, ctx))
 			return;
-		if ((j = broker_find(b, ctx->key)) == NULL) {
+		if ((j = broker_find(b, ctx->key)) == NULL || !may_see(c, j)) {
 			conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
 			return;
 		}
@@ -755,7 +802,7 @@ h_wait(struct conn *c, const struct msg_ctx *ctx)
 
 	if (!id_check(c, ctx))
 		return;
-	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL) {
+	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL || !may_see(c, j)) {
 		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
 		return;
 	}
@@ -781,6 +828,175 @@ h_wait(struct conn *c, const struct msg_ctx *ctx)
 	}
 	w->serials[w->n++] = c->serial;
 	nwaits++;
+}
+
+/* ----------------------------------------------------------------- auth */
+
+#define AUTH_FAILURES_MAX 3
+#define AUTH_TOKEN_MAX 1024
+
+/* unauth_unlist: c counts no more among unauthenticated connections
+ * (it authenticated, or is dropped or closed); its clock stops. */
+static void
+unauth_unlist(struct conn *c)
+{
+	ev_timer_stop(c->srv->loop, &c->auth_timer);
+	if (!c->unauth_listed)
+		return;
+	TAILQ_REMOVE(&c->srv->unauthed, c, unauth_entry);
+	c->unauth_listed = false;
+	c->srv->nunauthed--;
+}
+
+/* proto_auth_as: c is name, with roles, from now on (a token, or a
+ * client certificate's subject). */
+void
+proto_auth_as(struct conn *c, const char *name, unsigned roles)
+{
+	c->authed = true;
+	unauth_unlist(c);
+	snprintf(c->auth_name, sizeof c->auth_name, "%s", name);
+	c->auth_roles = roles;
+}
+
+/*
+ * h_auth: {"type":"auth","token":T} (or "action").  A right token makes
+ * the connection its name's, answered {"ok":true,"name":NAME}; a wrong
+ * one gets auth_failed, and the AUTH_FAILURES_MAXth closes the
+ * connection.  The log names the peer, never the token.  A connection
+ * that is someone already stays so (no switching names mid-connection:
+ * its jobs are that name's).
+ */
+static void
+h_auth(struct conn *c, const struct msg_ctx *ctx)
+{
+	char token[AUTH_TOKEN_MAX + 1];
+	struct auth_id id;
+	size_t len = 0;
+	bool ok;
+	json_t *reply;
+
+	ok = msg_string(field(ctx, MK_TOKEN), token, sizeof token, &len) &&
+	    auth_check(token, len, &id);
+	explicit_bzero(token, sizeof token);
+	if (!ok) {
+		c->srv->auth_failures++;
+		c->auth_failures++;
+		log_warn("%s: authentication failed (%u of %d)", c->peer,
+		    c->auth_failures, AUTH_FAILURES_MAX);
+		if (c->auth_failures >= AUTH_FAILURES_MAX) {
+			unauth_unlist(c);
+			conn_drop(c, false, "authentication failed", "auth_failed",
+			    "wrong token, %d times", AUTH_FAILURES_MAX);
+		} else
+			conn_send_error(c, "auth_failed", NULL, "wrong token");
+		return;
+	}
+	if (c->authed && strcmp(c->auth_name, id.name) != 0) {
+		conn_send_error(c, "invalid_state", NULL,
+		    "already authenticated as %s", c->auth_name);
+		return;
+	}
+	proto_auth_as(c, id.name, id.roles);
+	log_info("%s: authenticated as %s", c->peer, id.name);
+	reply = json_pack("{s:b, s:s}", "ok", 1, "name", id.name);
+	conn_send_json(c, reply);
+}
+
+/*
+ * auth_gate: with --auth, before the message table: "auth" itself, then
+ * auth_required until the connection has authenticated, then the roles:
+ * submitting needs master (or admin), joining needs worker (or admin).
+ * Everything else needs any role; status, wait and cancel then see only
+ * the caller's jobs (may_see).  False: answered here.
+ */
+static bool
+auth_gate(struct conn *c, const struct msg_ctx *ctx, const char *name)
+{
+	unsigned need = 0;
+
+	if (strcmp(name, "auth") == 0) {
+		if (msg_check_fields(c, &auth_def, ctx))
+			h_auth(c, ctx);
+		return false;
+	}
+	if (!c->authed) {
+		conn_send_error(c, "auth_required", ctx->idjson,
+		    "authenticate first: {\"%s\":\"auth\",\"token\":TOKEN}",
+		    ctx->dialect == DIALECT_ACTION ? "action" : "type");
+		return false;
+	}
+	if (c->role == ROLE_MASTER && (strcmp(name, "job") == 0 ||
+	    strcmp(name, "submit") == 0))
+		need = AUTH_MASTER;
+	else if (c->role == ROLE_WORKER && strcmp(name, "join") == 0)
+		need = AUTH_WORKER;
+	else if (c->role == ROLE_MASTER && (strcmp(name, "pause") == 0 ||
+	    strcmp(name, "resume") == 0 || strcmp(name, "configure") == 0 ||
+	    (strcmp(name, "kick") == 0 && ctx->m->f[MK_ID].present == false)))
+		need = AUTH_ADMIN;   /* the job lifecycle: a whole type's business */
+	if (need != 0 && !(c->auth_roles & (need | AUTH_ADMIN))) {
+		conn_send_error(c, "forbidden", ctx->idjson,
+		    "%s may not %s (its token has no %s role)", c->auth_name,
+		    need == AUTH_MASTER ? "submit" : need == AUTH_WORKER ? "join" : name,
+		    need == AUTH_MASTER ? "master" : need == AUTH_WORKER ? "worker" : "admin");
+		return false;
+	}
+	return true;
+}
+
+static void
+auth_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	c->srv->dropped_unauthed++;
+	unauth_unlist(c);
+	conn_drop(c, false, "authentication timeout", "auth_required",
+	    "not authenticated within %g s (--auth-timeout)", c->srv->opt.auth_timeout);
+}
+
+/* proto_unauth_shed: over --max-unauth: drop the oldest connection that
+ * has not authenticated yet. */
+void
+proto_unauth_shed(struct server *srv)
+{
+	struct conn *c = TAILQ_FIRST(&srv->unauthed);
+
+	if (c == NULL)
+		return;
+	srv->dropped_unauthed++;
+	unauth_unlist(c);
+	conn_drop(c, false, "over --max-unauth", "full",
+	    "too many connections not yet authenticated (--max-unauth): "
+	    "the oldest goes");
+}
+
+/* proto_conn_new: a new connection; with --auth, its time to
+ * authenticate starts (--auth-timeout). */
+void
+proto_conn_new(struct conn *c)
+{
+	ev_init(&c->auth_timer, auth_timeout_cb);
+	c->auth_timer.data = c;
+	if (!auth_enabled())
+		return;
+	c->srv->nunauthed++;
+	c->unauth_listed = true;
+	TAILQ_INSERT_TAIL(&c->srv->unauthed, c, unauth_entry);
+	if (c->srv->opt.auth_timeout > 0) {
+		ev_timer_set(&c->auth_timer, c->srv->opt.auth_timeout, 0.);
+		ev_timer_start(c->srv->loop, &c->auth_timer);
+	}
+}
+
+/* proto_conn_closed: the connection is closed: it counts no more. */
+void
+proto_conn_closed(struct conn *c)
+{
+	unauth_unlist(c);
 }
 
 /* -------------------------------------------------------------- workers */

@@ -7,7 +7,9 @@
  *
  *   JOB       i64 priority, i64 timeout_ms, u32 seq, u8 flags, u8 state,
  *             u8 losses, f64 submitted, f64 started, f64 finished,
- *             key, idjson, type, target, worker_name, body, result, partials
+ *             key, idjson, type, target, worker_name, body, result, partials,
+ *             owner (present when flags has SJ_F_OWNER: always written,
+ *             absent from records written before owners existed)
  *   DISPATCH  f64 started, key, worker_name
  *   REQUEUE   u8 losses, key
  *   PARTIAL   key, body
@@ -17,11 +19,12 @@
  *   TYPE      u8 paused, u32 limit, i32 retries, i64 backoff_ms, key (the
  *             type's name)
  *
- * The job lifecycle (issue 13) added TYPE and, at the end of JOB, one more
- * string, life (the job's retries, delay, attempts, dependencies as
- * job_life_json's text), written only when the job has a life: a journal
- * written before is read as it was, and a job without a life is written
- * as before.  A life's change (a retry scheduled, a kick, a failure's
+ * The job lifecycle (issue 13) added TYPE and, at the end of JOB after
+ * the owner, one more string, life (the job's retries, delay, attempts,
+ * dependencies as job_life_json's text), present when flags has
+ * SJ_F_LIFE, written only when the job has a life: a journal written
+ * before is read as it was, and a job without a life is written as
+ * before.  A life's change (a retry scheduled, a kick, a failure's
  * error, a dependency's cancel) is a new JOB record: whole state again.
  * A delayed job coming due, or a dependency done, writes nothing: replay
  * finds it due, or its dependency done, again.
@@ -117,7 +120,7 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_u64(b, (uint64_t)r->priority);
 		put_u64(b, (uint64_t)r->timeout_ms);
 		put_u32(b, r->seq);
-		put_u8(b, r->flags);
+		put_u8(b, r->flags | SJ_F_OWNER | (r->life.p != NULL ? SJ_F_LIFE : 0));
 		put_u8(b, r->state);
 		put_u8(b, r->losses);
 		put_f64(b, r->submitted);
@@ -131,6 +134,7 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_str(b, r->body);
 		put_str(b, r->result);
 		put_str(b, r->partials);
+		put_str(b, r->owner);
 		if (r->life.p != NULL)
 			put_str(b, r->life);
 		break;
@@ -193,30 +197,30 @@ get_u8(struct rd *d)
 	return need(d, 1) ? d->p[d->off++] : 0;
 }
 
+/* get_le: an n-byte little-endian unsigned integer (0 past the end). */
+static uint64_t
+get_le(struct rd *d, int n)
+{
+	uint64_t v = 0;
+
+	if (!need(d, (uint32_t)n))
+		return 0;
+	for (int i = 0; i < n; i++)
+		v |= (uint64_t)d->p[d->off + i] << (8 * i);
+	d->off += (size_t)n;
+	return v;
+}
+
 static uint32_t
 get_u32(struct rd *d)
 {
-	uint32_t v = 0;
-
-	if (!need(d, 4))
-		return 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)d->p[d->off + i] << (8 * i);
-	d->off += 4;
-	return v;
+	return (uint32_t)get_le(d, 4);
 }
 
 static uint64_t
 get_u64(struct rd *d)
 {
-	uint64_t v = 0;
-
-	if (!need(d, 8))
-		return 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)d->p[d->off + i] << (8 * i);
-	d->off += 8;
-	return v;
+	return get_le(d, 8);
 }
 
 static double
@@ -273,8 +277,11 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->body = get_str(&d);
 		r->result = get_str(&d);
 		r->partials = get_str(&d);
-		if (!d.bad && d.off < d.len)
+		if (r->flags & SJ_F_OWNER)
+			r->owner = get_str(&d);
+		if (r->flags & SJ_F_LIFE)
 			r->life = get_str(&d);
+		r->flags &= (uint8_t)~(SJ_F_OWNER | SJ_F_LIFE);
 		if (r->type.p == NULL || r->body.p == NULL || r->state > JOB_TIMEOUT)
 			d.bad = true;
 		break;
@@ -327,7 +334,7 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 struct rjob {
 	UT_hash_handle hh;
 	char          *key;
-	char          *idjson, *type, *target, *worker_name;
+	char          *idjson, *type, *target, *worker_name, *owner;
 	char          *body, *result, *life;
 	size_t         body_len, result_len;
 	struct buf     partials;
@@ -366,6 +373,7 @@ rjob_free(struct rjob *j)
 	free(j->type);
 	free(j->target);
 	free(j->worker_name);
+	free(j->owner);
 	free(j->body);
 	free(j->result);
 	free(j->life);
@@ -477,6 +485,7 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->type = dup_str(r->type);
 		j->target = dup_str(r->target);
 		j->worker_name = dup_str(r->worker_name);
+		j->owner = dup_str(r->owner);
 		j->body = dup_str(r->body);
 		j->body_len = r->body.n;
 		j->result = dup_str(r->result);
@@ -588,6 +597,7 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 		q.started = j->started;
 		q.finished = j->finished;
 		q.worker_name = j->worker_name;
+		q.owner = j->owner;
 		q.result = j->result;
 		q.result_len = j->result_len;
 		q.life = j->life;
@@ -667,6 +677,7 @@ job_live_bytes(const struct job *j)
 	if (j->result != NULL)
 		n += 1 + j->result_len;
 	n += buf_used(job_partials(j)) > 0 ? 1 + buf_used(job_partials(j)) : 0;
+	n += j->owner != NULL ? STR_COST(strlen(j->owner)) : 4;
 	return REC_BYTES(n);
 }
 
@@ -700,6 +711,7 @@ job_rec_of(struct store *s, const struct job *j, struct sj_rec *r)
 	r->type = cstr(j->type->name);
 	r->target = cstr(job_target(j));
 	r->worker_name = cstr(j->worker_name);
+	r->owner = cstr(j->owner);
 	r->body = str_of(job_body(j), j->body_len);
 	if (j->result != NULL)
 		r->result = str_of(j->result, j->result_len);

@@ -54,6 +54,8 @@ struct sj_rec {
 	double        started;      /* JOB, DISPATCH */
 	double        finished;     /* JOB, FINISH */
 	uint64_t      next_seq;     /* SNAPSHOT */
+	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
+	                               absent in records written before it */
 	/* the job lifecycle (issue 13) */
 	struct sj_str life;         /* JOB: job_life_json's text, or absent */
 	uint8_t       paused;       /* TYPE (key: the type's name) */
@@ -66,6 +68,10 @@ struct sj_rec {
 #define SJ_F_STREAM 0x2
 #define SJ_F_NOTIFY 0x4
 #define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
+#define SJ_F_OWNER  0x10  /* on the wire only: the owner string ends the
+                             record (records before owners lack both) */
+#define SJ_F_LIFE   0x20  /* on the wire only: the job's life (issue 13)
+                             follows the owner */
 
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */

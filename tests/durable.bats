@@ -77,7 +77,9 @@ served_ids() {
 	join_worker W t
 	send M '{"action":"submit","id":"f1","type":"t","body":{"n":1}}' \
 		'{"action":"submit","id":42,"type":"t","body":[1,2]}'
+	wait_jobs W 1
 	respond W '{"r":"one"}'
+	wait_jobs W 2  # a seed worker gets its next job once it answered
 	respond W '{"r":"two"}'
 	wait_lines M 4
 	send M '{"action":"submit","id":"q1","type":"other","body":3}'

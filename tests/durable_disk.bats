@@ -39,6 +39,33 @@ acked_or_failing() {
 	has_lines "$1" 1 || journal_failing
 }
 
+# submit_until_failing: submit, each from its own master F1, F2, ..., until
+# the journal cannot write; FAILED_AT is the number of the submission it
+# could not write, which is not acknowledged (held).
+submit_until_failing() {
+	local i
+	for ((i = 1; i <= 200; i++)); do
+		conn_open "F$i"
+		send "F$i" "{\"action\":\"submit\",\"id\":\"full$i\",\"type\":\"t\",\"detach\":true,\"body\":\"$(head -c 3000 /dev/zero | tr '\0' x)\"}"
+		wait_until 20 acked_or_failing "F$i"
+		! journal_failing || break
+	done
+	journal_failing
+	FAILED_AT=$i
+}
+
+# read_nonblock FILE: what one O_NONBLOCK read of FILE gives, or EAGAIN.
+read_nonblock() {
+	python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+try:
+    sys.stdout.write(os.read(fd, 4096).decode())
+except BlockingIOError:
+    print("EAGAIN")
+' "$1"
+}
+
 @test "a full disk: unavailable and ENOSPC, nothing acknowledged lost, writes again once space returns" {
 	local i acked held
 	SMALL=$BATS_TEST_TMPDIR/small
@@ -51,16 +78,9 @@ acked_or_failing() {
 	send M '{"action":"submit","id":"before","type":"t","body":1}'
 	wait_lines M 1
 	fill_disk
-	# Submit, each from its own master, until the journal cannot write:
-	# the submission it could not write is not acknowledged (held).
-	for ((i = 1; i <= 200; i++)); do
-		conn_open "F$i"
-		send "F$i" "{\"action\":\"submit\",\"id\":\"full$i\",\"type\":\"t\",\"detach\":true,\"body\":\"$(head -c 3000 /dev/zero | tr '\0' x)\"}"
-		wait_until 20 acked_or_failing "F$i"
-		! journal_failing || break
-	done
-	journal_failing
-	held=F$i
+	submit_until_failing
+	held=F$FAILED_AT
+	i=$FAILED_AT
 	echo "# the journal failed at submission $i" >&3
 	# Later submissions are refused at once, naming the cause.
 	conn_open U
@@ -91,6 +111,41 @@ acked_or_failing() {
 		[ "$(job_status "\"$i\"")" = queued ] || { echo "$i lost" >&2; return 1; }
 	done
 	[ "$(job_status '"refused"')" = unknown_id ]
+	assert_daemon_healthy
+}
+
+@test "a full disk: a result that came meanwhile shows in the tree only once it is durable" {
+	SMALL=$BATS_TEST_TMPDIR/small
+	mkdir -p "$SMALL"
+	mount -t tmpfs -o size=2m tmpfs "$SMALL"
+	DATA=$SMALL/data
+	start_durable_mounted
+	mkdir "$MNT/types/t"
+	join_worker W t
+	conn_open M
+	send M '{"action":"submit","id":"r1","type":"t","body":1}'
+	wait_lines M 1
+	wait_jobs W 1
+	fill_disk
+	submit_until_failing
+	# The worker answers while nothing can be made durable: the job is
+	# done, but its response is not shown as done (a read would wait).
+	respond W '{"r":1}'
+	wait_until 10 bash -c "[ \"\$(cat '$MNT/jobs/r1/status')\" = done ]"
+	[ "$(read_nonblock "$MNT/jobs/r1/response")" = EAGAIN ]
+	# A reader waiting meanwhile gets it once space returns.
+	cat "$MNT/jobs/r1/response" >"$BATS_TEST_TMPDIR/resp" &
+	local reader=$!
+	BG_PIDS+=("$reader")
+	rm -f "$SMALL/fill"
+	wait_until 30 bash -c "grep -qx 'journal_error 0' '$MNT/stats'"
+	wait_until 20 bash -c "! kill -0 $reader 2>/dev/null"
+	same_json "$(cat "$BATS_TEST_TMPDIR/resp")" '{"r":1}'
+	same_json "$(read_nonblock "$MNT/jobs/r1/response")" '{"r":1}'
+	# And it was durable: it is there after a crash.
+	crash_daemon
+	start_durable
+	[ "$(job_status '"r1"')" = done ]
 	assert_daemon_healthy
 }
 

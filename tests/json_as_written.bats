@@ -37,7 +37,7 @@ round_trip() {
 		printf 'worker got: %s\nexpected body: %s\n' "$got" "$sent" >&2
 		return 1
 	fi
-	respond W "$body"
+	send W "{\"type\":\"response\",\"body\":$body}"
 	wait_lines M "$k" || return 1
 	got=$(line M "$k")
 	if [ "$got" != "{\"id\":\"j$k\",\"body\":$sent}" ]; then

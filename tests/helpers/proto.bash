@@ -56,11 +56,14 @@ serve() {
 	done
 }
 
-# respond NAME BODY: seed worker NAME answers its oldest unanswered job.
+# respond NAME BODY: seed worker NAME answers its oldest unanswered job,
+# once that job has come (an answer sent before would answer nothing).
 respond() {
+	local pid=${CONN_PID[$1]} k
+	k=$((CONN_SERVED[$pid] + 1))
+	wait_jobs "$1" "$k" || return 1
 	send "$1" "{\"type\":\"response\",\"body\":$2}"
-	local pid=${CONN_PID[$1]}
-	CONN_SERVED[$pid]=$((CONN_SERVED[$pid] + 1))
+	CONN_SERVED[$pid]=$k
 }
 
 # join_worker NAME TYPE: a seed worker on TYPE whose join has been handled.

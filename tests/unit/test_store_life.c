@@ -57,8 +57,8 @@ main(void)
 	r.body = S("1");
 	r.seq = 5;
 	sj_encode(&r, &plain);
-	/* the old layout: 8+8+4+1+1+1+24 fixed, then 8 strings */
-	ok(plain.len == 47 + (4 + 2) * 3 + 4 * 5, "a JOB without a life is the old record (%zu bytes)", plain.len);
+	/* as before: 8+8+4+1+1+1+24 fixed, then 9 strings (the owner last) */
+	ok(plain.len == 47 + (4 + 2) * 3 + 4 * 6, "a JOB without a life is the record as before (%zu bytes)", plain.len);
 	ok(sj_decode(SJ_JOB, plain.data, (uint32_t)plain.len, &d) == 0 && d.life.p == NULL,
 	    "and decodes with no life");
 	r.life = S("{\"r\":2}");

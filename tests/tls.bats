@@ -1,0 +1,154 @@
+#!/usr/bin/env bats
+# tls.bats — issue 12: both TCP ports over TLS (--tls-cert, --tls-key),
+# client certificates (--tls-ca) standing for token names, a plain client
+# on a TLS port and a TLS client on a plain port (a clear error, no
+# crash), and certificates reloaded on SIGHUP.  The certificates are made
+# here with openssl req.
+
+load 'helpers/daemon'
+load 'helpers/frames'
+load 'helpers/ext'
+load 'helpers/auth'
+
+# make_ca NAME: a CA in $C/NAME.pem, .key
+make_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.pem" \
+		-days 2 -subj "/CN=$1" 2>/dev/null
+}
+
+# make_cert NAME CN CA [SAN]: a certificate for CN signed by CA.
+make_cert() {
+	openssl req -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.csr" \
+		-subj "/CN=$2" 2>/dev/null
+	printf '%s\n' "${4:-basicConstraints=CA:FALSE}" >"$C/$1.ext"
+	openssl x509 -req -in "$C/$1.csr" -CA "$C/$3.pem" -CAkey "$C/$3.key" \
+		-CAcreateserial -out "$C/$1.pem" -days 2 -extfile "$C/$1.ext" 2>/dev/null
+}
+
+setup() {
+	command -v openssl >/dev/null || skip "no openssl(1)"
+	C=$BATS_TEST_TMPDIR/certs
+	mkdir -p "$C"
+	make_ca ca
+	make_cert srv localhost ca 'subjectAltName=DNS:localhost,IP:127.0.0.1'
+	# jobctl that speaks TLS, for the helpers that run "$JOBCTL".
+	PLAIN_JOBCTL=$JOBCTL
+	TLS_JOBCTL=$BATS_TEST_TMPDIR/jobctl-tls
+	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$PLAIN_JOBCTL" "$C/ca.pem" >"$TLS_JOBCTL"
+	chmod +x "$TLS_JOBCTL"
+}
+
+start_tls_daemon() {
+	start_daemon --tls-cert "$C/srv.pem" --tls-key "$C/srv.key" "$@"
+	JOBCTL=$TLS_JOBCTL
+}
+
+@test "both ports over TLS: jobs round trip in both dialects, a large body included" {
+	start_tls_daemon
+	bg "$JOBCTL" work tt -- cat
+	wait_until 10 workers_are tt 1
+	[ "$("$JOBCTL" submit tt '{"over":"tls"}')" = '{"over":"tls"}' ]
+	big=$(python3 -c 'import json; print(json.dumps({"s": "x" * 3000000}, separators=(",", ":")))')
+	out=$(printf '%s' "$big" | "$JOBCTL" submit tt -)
+	[ "${#out}" = "${#big}" ]
+	[ "$out" = "$big" ]
+	out=$(printf '%s\n' '{"action":"submit","type":"tt","id":"a1","body":[1]}' |
+		"$JOBCTL" raw -n 2 -t 10000)
+	[ "$out" = $'{"ok":true,"id":"a1"}\n{"id":"a1","body":[1]}' ]
+	assert_daemon_healthy
+}
+
+@test "a plain client on a TLS port gets a plain tls_required frame; the daemon goes on" {
+	start_tls_daemon
+	run "$PLAIN_JOBCTL" stats
+	[ "$status" != 0 ]
+	[[ "$output" == *tls_required*'jobctl --tls'* ]]
+	run "$PLAIN_JOBCTL" raw -n 1 -t 5000 <<<'{"type":"ping"}'
+	[[ "$output" == *'"error":"tls_required"'* ]]
+	grep -q 'a plain-text client on a TLS port' "$DAEMON_LOG"
+	assert_daemon_healthy
+}
+
+@test "a TLS client on a plain port fails its handshake clearly; the daemon goes on" {
+	start_daemon
+	run "$TLS_JOBCTL" stats
+	[ "$status" = 3 ]
+	[[ "$output" == *'TLS handshake with 127.0.0.1 failed'*'does that port serve TLS?'* ]]
+	wait_until 10 grep -q 'a TLS client on a plain port' "$DAEMON_LOG"
+	assert_daemon_healthy
+}
+
+@test "a certificate that does not name the host, or from another CA, is refused by jobctl" {
+	make_ca other
+	start_tls_daemon
+	run "$PLAIN_JOBCTL" --tls --ca "$C/other.pem" stats
+	[ "$status" = 3 ]
+	[[ "$output" == *"daemon's certificate"* ]]
+	run "$PLAIN_JOBCTL" --tls --ca "$C/ca.pem" -H 127.0.0.2 stats
+	[ "$status" = 3 ]
+	assert_daemon_healthy
+}
+
+@test "--tls-ca: a client needs a certificate, and with --auth its CN stands for that token name" {
+	make_cert wk wk ca
+	make_cert alice alice ca
+	make_cert eve eve ca
+	make_ca rogue
+	make_cert rogue-wk wk rogue
+	start_auth_daemon --tls-cert "$C/srv.pem" --tls-key "$C/srv.key" --tls-ca "$C/ca.pem"
+	mtls() {
+		local who=$1
+		shift
+		env -u JOBFS_TOKEN "$PLAIN_JOBCTL" --ca "$C/ca.pem" --cert "$C/$who.pem" \
+			--key "$C/$who.key" "$@"
+	}
+	# No certificate: the handshake is refused.
+	run env -u JOBFS_TOKEN "$TLS_JOBCTL" stats
+	[ "$status" = 3 ]
+	[[ "$output" == *'certificate required'* ]]
+	# A certificate from another CA, even with a known CN, is refused.
+	run mtls rogue-wk stats
+	[ "$status" = 3 ]
+	# wk's and alice's certificates are their tokens: no token sent.
+	bg mtls wk work mt -- cat
+	wait_until 10 grep -q 'authenticated as wk by its certificate' "$DAEMON_LOG"
+	[ "$(mtls alice submit mt '"cert"')" = '"cert"' ]
+	# Roles still hold: alice's certificate cannot join.
+	run mtls alice work mt -- cat
+	[[ "$output" == *forbidden* ]]
+	# A CN that names no token authenticates nobody: it needs a token.
+	run mtls eve stats
+	[[ "$output" == *auth_required* ]]
+	printf '%s\n' "$TOK_BOB" >"$BATS_TEST_TMPDIR/bob.token"
+	[ "$(mtls eve --token-file "$BATS_TEST_TMPDIR/bob.token" stats | grep -c '^submitted 1$')" = 1 ]
+	JOBCTL=$BATS_TEST_TMPDIR/jobctl-mtls
+	printf '#!/bin/sh\nexec "%s" --ca "%s" --cert "%s" --key "%s" "$@"\n' "$PLAIN_JOBCTL" \
+		"$C/ca.pem" "$C/eve.pem" "$C/eve.key" >"$JOBCTL"
+	chmod +x "$JOBCTL"
+	auth_healthy
+}
+
+@test "SIGHUP reloads the certificates: new connections get the new one, open ones go on" {
+	start_tls_daemon
+	conn_open M
+	send M '{"type":"ping"}'
+	wait_lines M 1
+	make_ca ca2
+	make_cert srv localhost ca2 'subjectAltName=DNS:localhost,IP:127.0.0.1'
+	kill -HUP "$DAEMON_PID"
+	wait_until 10 grep -q 'SIGHUP: certificates loaded' "$DAEMON_LOG"
+	run "$PLAIN_JOBCTL" --tls --ca "$C/ca.pem" stats
+	[ "$status" = 3 ]
+	run "$PLAIN_JOBCTL" --tls --ca "$C/ca2.pem" stats
+	[ "$status" = 0 ]
+	send M '{"type":"ping"}'
+	wait_lines M 2
+	# A key that does not match keeps the old pair.
+	cp "$C/ca.key" "$C/srv.key"
+	kill -HUP "$DAEMON_PID"
+	wait_until 10 grep -q 'SIGHUP: keeping the old certificates' "$DAEMON_LOG"
+	JOBCTL=$BATS_TEST_TMPDIR/jobctl-ca2
+	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$PLAIN_JOBCTL" "$C/ca2.pem" >"$JOBCTL"
+	chmod +x "$JOBCTL"
+	assert_daemon_healthy
+}
