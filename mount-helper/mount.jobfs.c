@@ -53,6 +53,8 @@ static const struct {
 	{ "tls_cert",    "--tls-cert" },
 	{ "tls_key",     "--tls-key" },
 	{ "tls_ca",      "--tls-ca" },
+	{ "dead_keep",   "--dead-keep" },
+	{ "dead_max",    "--dead-max" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -83,6 +85,7 @@ usage(void)
 	    "         auth=FILE, insecure, max_conns_per_addr=N, max_unauth=N,\n"
 	    "         auth_timeout=SECONDS, max_unauth_frames=N, tls_cert=FILE,\n"
 	    "         tls_key=FILE, tls_ca=FILE, group=NAME,\n"
+	    "         dead_keep=SECONDS, dead_max=N,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);

@@ -1,5 +1,7 @@
 /*
- * broker.c — jobs, types, queues, dispatch, requeue and retention.
+ * broker.c — jobs, types, queues, dispatch, requeue and retention, and the
+ * job lifecycle (retries, the dead set, delays, pauses, limits,
+ * dependencies: its section at the end).
  *
  * The broker is the core: it knows no face.  Faces (the TCP protocol in
  * proto.c, the tree in fs*.c) call into it, and it tells whatever
@@ -9,10 +11,13 @@
  * the face, given back by broker_master_gone / broker_worker_gone) and
  * read the broker through the queries at the end (types, queue in dispatch
  * order, workers, counters), never its heaps or tables.  Every job ends
- * exactly once, in job_finish().
+ * in job_finish(), once for each time it was queued (a dead job kicked is
+ * queued again, and ends again).
  *
  * Dispatch invariant: a worker sits on its type's idle list only while it
- * has a free slot and no queued job it may take (see worker_may_take).  So a new job goes to the
+ * has a free slot and no queued job it may take (see worker_may_take), or
+ * while its type may not dispatch (paused, or at its limit: type_fill
+ * gives those workers jobs once it may again).  So a new job goes to the
  * head of the idle list (or waits), and a worker with a free slot takes the
  * best queued job (or goes idle): both O(log n), however many workers idle.
  */
@@ -32,6 +37,30 @@ static void retention_schedule(struct broker *);
 static void master_unref(struct master *);
 static void worker_unref(struct worker *);
 static void worker_fill(struct broker *, struct worker *);
+static void job_enqueue(struct broker *, struct job *);
+static struct worker *job_take_from_worker(struct broker *, struct job *);
+/* the job lifecycle (its section, below) */
+static bool type_may_dispatch(const struct jtype *);
+static void type_fill(struct broker *, struct jtype *);
+static void life_place(struct broker *, struct job *);
+static void life_unwait(struct broker *, struct job *);
+static void life_attempt_begin(struct job *, double now);
+static void life_attempt_end(struct job *, const char *error, double now);
+static void life_free(struct job *);
+static void life_finished(struct broker *, struct job *);
+static void dead_add(struct broker *, struct job *);
+static void dead_remove(struct broker *, struct job *);
+static int  life_submit(struct broker *, struct job *, const struct submit_req *);
+static int  life_check(struct broker *, const struct submit_req *);
+static void life_restore(struct broker *, struct job *, const char *text);
+static bool life_retry_on_loss(struct broker *, struct job *, struct worker *);
+static void emit_job_changed(struct broker *, struct job *);
+static void emit_type_changed(struct broker *, struct jtype *);
+static json_t *job_life_info(const struct job *);
+static bool life_retry_on_timeout(struct broker *, struct job *);
+static bool life_timed_out_on(const struct job *, const char *worker);
+static void deps_free(struct broker *);
+static void type_free(struct jtype *);
 
 static const char *const state_names[] = {
 	"queued", "running", "done", "failed", "cancelled", "timeout",
@@ -86,6 +115,14 @@ static void emit_job_requeued(struct broker *b, struct job *j) { EMIT(b, job_req
 static void emit_job_forgotten(struct broker *b, struct job *j) { EMIT(b, job_forgotten, j); }
 static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_added, t); }
 static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
+static void emit_job_changed(struct broker *b, struct job *j) { EMIT(b, job_changed, j); }
+static void emit_type_changed(struct broker *b, struct jtype *t) { EMIT(b, type_changed, t); }
+
+static void
+emit_job_abandoned(struct broker *b, struct job *j, struct worker *w)
+{
+	EMIT(b, job_abandoned, j, w);
+}
 
 static void
 emit_job_dispatched(struct broker *b, struct job *j, struct worker *w)
@@ -185,6 +222,7 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
 	ev_init(&b->retention, retention_cb);
 	b->retention.data = b;
+	broker_life_init(b, LIFE_DEAD_KEEP, LIFE_DEAD_MAX);
 }
 
 /* ------------------------------------------------------------------ types */
@@ -201,6 +239,7 @@ broker_type(struct broker *b, const char *name, bool create)
 	t->name = xstrdup(name);
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->workers);
+	TAILQ_INIT(&t->dead);
 	HASH_ADD_KEYPTR(hh, b->types, t->name, strlen(t->name), t);
 	emit_type_added(b, t);
 	return t;
@@ -216,12 +255,19 @@ type_ref(struct jtype *t)
 void
 broker_type_unref(struct broker *b, struct jtype *t)
 {
-	struct target *tg, *tmp;
-
-	if (--t->refs > 0 || t->pinned)
+	if (--t->refs > 0 || t->pinned || broker_type_configured(t))
 		return;
 	HASH_DEL(b->types, t);
 	emit_type_removed(b, t);
+	type_free(t);
+}
+
+/* type_free: a type's memory (it is out of broker->types). */
+static void
+type_free(struct jtype *t)
+{
+	struct target *tg, *tmp;
+
 	HASH_ITER(hh, t->targets, tg, tmp) {
 		HASH_DEL(t->targets, tg);
 		heap_free(&tg->queue);
@@ -317,6 +363,7 @@ job_unref(struct broker *b, struct job *j)
 		blob_unref(job_body_blob(j));
 	free(j->worker_name);
 	free(j->owner);
+	life_free(j);
 	if (j->ext != NULL) {
 		free(j->ext->target);
 		buf_free(&j->ext->partials);
@@ -333,6 +380,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	log_debug("job %s: timed out", j->key);
+	if (life_retry_on_timeout(&srv->broker, j))
+		return;   /* a running attempt of a job with retries left */
 	broker_end(&srv->broker, j, JOB_TIMEOUT);
 }
 
@@ -443,8 +492,11 @@ broker_worker_answer(struct broker *b, struct worker *w, const char *key,
 		/* A late answer only from the worker that ran it last: any
 		 * other worker holds nothing of that job. */
 		j = broker_find(b, key);
-		return j != NULL && JOB_FINISHED(j) && w->takes_cancel &&
-		    j->worker_name != NULL && strcmp(j->worker_name, w->name) == 0 ?
+		/* (or an attempt of it timed out here, and it is retried:
+		 * the job lifecycle) */
+		return j != NULL && w->takes_cancel &&
+		    ((JOB_FINISHED(j) && j->worker_name != NULL &&
+		    strcmp(j->worker_name, w->name) == 0) || life_timed_out_on(j, w->name)) ?
 		    ANSWER_LATE : ANSWER_UNKNOWN_ID;
 	}
 	if (w->nrunning + w->stale > 1)
@@ -485,6 +537,8 @@ job_start(struct broker *b, struct job *j, struct worker *w)
 	j->started = (float)(ev_now(b->loop) - j->submitted);
 	free(j->worker_name);
 	j->worker_name = xstrdup(w->name);
+	if (j->life != NULL)
+		life_attempt_begin(j, now_wall());
 	TAILQ_INSERT_TAIL(&w->running, j, worker_entry);
 	w->nrunning++;
 	t->nrunning++;
@@ -508,8 +562,11 @@ job_enqueue(struct broker *b, struct job *j)
 	j->worker = NULL;
 	b->stats.queued++;
 	/* Idle workers that may not take j are skipped: for an untargeted
-	 * job, only those still holding a stale job of its key. */
+	 * job, only those still holding a stale job of its key.  A paused
+	 * type, or one at its limit, has idle workers and queued jobs. */
 	TAILQ_FOREACH(w, &t->idle, idle_entry) {
+		if (!type_may_dispatch(t))
+			break;
 		if (worker_may_take(w, j)) {
 			job_start(b, j, w);
 			return;
@@ -572,6 +629,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 {
 	struct job *j, *old = NULL;
 	struct jtype *t;
+	int rc;
 
 	if (b->store_err != 0)
 		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
@@ -579,8 +637,11 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		if (!JOB_FINISHED(old))
 			return BERR_ID_EXISTS;
 	}
+	if ((rc = life_check(b, r)) != BERR_OK)
+		return rc;
 	/* Unfinished jobs are bounded in number and in body bytes. */
-	if (b->stats.queued + b->stats.running >= b->max_jobs ||
+	if (b->stats.queued + b->stats.running + b->stats.delayed +
+	    b->stats.waiting >= b->max_jobs ||
 	    b->stats.body_bytes + r->body_len > b->max_bytes) {
 		b->stats.refused_full++;
 		return BERR_FULL;
@@ -621,8 +682,9 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		ev_timer_start(b->loop, &j->ext->deadline);
 	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
+	life_submit(b, j, r);
 	emit_job_submitted(b, j);
-	job_enqueue(b, j);
+	life_place(b, j);
 	if (out != NULL)
 		*out = j;
 	return BERR_OK;
@@ -693,8 +755,13 @@ broker_restore(struct broker *b, const struct restore_req *r)
 		case JOB_CANCELLED: t->ncancelled++; b->stats.cancelled++; break;
 		default:            t->ntimeout++; b->stats.timeout++; break;
 		}
-		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-		b->nfinished++;
+		life_restore(b, j, r->life);
+		if (j->state == JOB_FAILED)
+			dead_add(b, j);
+		else {
+			TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+			b->nfinished++;
+		}
 		emit_job_submitted(b, j);
 		emit_job_finished(b, j, NULL);
 		retention_schedule(b);
@@ -705,8 +772,9 @@ broker_restore(struct broker *b, const struct restore_req *r)
 			j->ext->deadline.data = j;
 			ev_timer_start(b->loop, &j->ext->deadline);
 		}
+		life_restore(b, j, r->life);
 		emit_job_submitted(b, j);
-		job_enqueue(b, j);
+		life_place(b, j);
 	}
 	b->restoring--;
 	return BERR_OK;
@@ -751,7 +819,7 @@ worker_fill(struct broker *b, struct worker *w)
 	if (t == NULL || w->face == NULL)
 		return;
 	while (worker_free_slots(w) > 0) {
-		if ((j = worker_next_job(w)) == NULL) {
+		if (!type_may_dispatch(t) || (j = worker_next_job(w)) == NULL) {
 			idle = true;
 			break;
 		}
@@ -949,6 +1017,8 @@ broker_worker_gone(struct broker *b, struct worker *w)
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
 		job_take_from_worker(b, j);
 		worker_unref(w);  /* the face's reference still holds it */
+		if (life_retry_on_loss(b, j, w))
+			continue;   /* a failed attempt: retried after a backoff, or dead */
 		if (++j->losses > JOB_MAX_LOSSES) {
 			log_warn("job %s: worker %s lost it, %d times: failing it",
 			    j->key, w->name, j->losses);
@@ -963,7 +1033,13 @@ broker_worker_gone(struct broker *b, struct worker *w)
 		emit_job_requeued(b, j);  /* before any dispatch job_enqueue makes */
 		job_enqueue(b, j);
 	}
-	worker_detach_type(b, w);
+	if (w->type != NULL && w->type->limit > 0) {
+		struct jtype *t = w->type;
+
+		worker_detach_type(b, w);
+		type_fill(b, t);   /* its running jobs left the limit's count */
+	} else
+		worker_detach_type(b, w);
 	worker_unref(w);
 }
 
@@ -977,15 +1053,27 @@ broker_master_gone(struct broker *b, struct master *m)
 {
 	struct job *j;
 
+	struct job_list cancel = TAILQ_HEAD_INITIALIZER(cancel);
+
 	if (m->face == NULL)
 		return;
 	m->face = NULL;
+	/* Every job lets go of m first: ending one may end others of m's
+	 * (the jobs that wait for it), which must not find it. */
 	while ((j = TAILQ_FIRST(&m->owned)) != NULL) {
 		TAILQ_REMOVE(&m->owned, j, master_entry);
 		j->master = NULL;
 		master_unref(m);  /* the face's reference still holds it */
-		if (j->state == JOB_QUEUED && !j->detach)
+		if (j->state == JOB_QUEUED && !j->detach) {
+			job_ref(j);
+			TAILQ_INSERT_TAIL(&cancel, j, master_entry);
+		}
+	}
+	while ((j = TAILQ_FIRST(&cancel)) != NULL) {
+		TAILQ_REMOVE(&cancel, j, master_entry);
+		if (j->state == JOB_QUEUED)
 			job_finish(b, j, JOB_CANCELLED);
+		job_unref(b, j);
 	}
 	master_unref(m);
 }
@@ -996,13 +1084,21 @@ static void
 retention_schedule(struct broker *b)
 {
 	struct job *oldest = TAILQ_FIRST(&b->finished);
-	double wait;
+	struct job *dead = TAILQ_FIRST(&b->dead);
+	double wait = -1, dwait;
 
-	if (oldest == NULL) {
+	if (oldest == NULL && dead == NULL) {
 		ev_timer_stop(b->loop, &b->retention);
 		return;
 	}
-	wait = b->nfinished > b->keep_max ? 0 : job_finished(oldest) + b->keep - now_wall();
+	if (oldest != NULL)
+		wait = b->nfinished > b->keep_max ? 0 : job_finished(oldest) + b->keep - now_wall();
+	if (dead != NULL) {
+		/* Dead jobs have their own limits: --dead-keep, --dead-max. */
+		dwait = b->ndead > b->dead_max ? 0 : job_finished(dead) + b->dead_keep - now_wall();
+		if (oldest == NULL || dwait < wait)
+			wait = dwait;
+	}
 	if (wait < 0)
 		wait = 0;
 	ev_timer_stop(b->loop, &b->retention);
@@ -1050,6 +1146,11 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (++n == 10000)
 			break;
 	}
+	while (n < 10000 && (j = TAILQ_FIRST(&b->dead)) != NULL &&
+	    (b->ndead > b->dead_max || job_finished(j) + b->dead_keep <= now)) {
+		broker_forget(b, j);
+		n++;
+	}
 	retention_schedule(b);
 	broker_trim(b, n);
 }
@@ -1064,7 +1165,9 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	struct jtype *t = j->type;
 	struct worker *w = NULL;
 
-	if (j->state == JOB_QUEUED) {
+	if (j->state == JOB_QUEUED && j->life != NULL && j->life->wait != LIFE_READY) {
+		life_unwait(b, j);   /* delayed, or waiting for other jobs */
+	} else if (j->state == JOB_QUEUED) {
 		type_unqueue(t, j);
 		b->stats.queued--;
 	} else if (j->state == JOB_RUNNING && j->worker != NULL) {
@@ -1077,6 +1180,10 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 			stale_add(w, j->key);  /* its late answer is due (a worker
 			                          that takes cancels gets one) */
 	}
+	if (j->state == JOB_RUNNING && j->life != NULL)
+		life_attempt_end(j, why == JOB_DONE ? NULL : why == JOB_TIMEOUT ?
+		    "\"timeout\"" : why == JOB_CANCELLED ? "\"cancelled\"" : NULL,
+		    now_wall());
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
 	b->stats.body_bytes -= j->body_len;
@@ -1090,20 +1197,28 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	default: break;
 	}
 	log_debug("job %s: %s", j->key, job_state_name(why));
-	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-	b->nfinished++;
+	if (why == JOB_FAILED)
+		dead_add(b, j);    /* failed after its attempts: the dead set */
+	else {
+		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+		b->nfinished++;
+	}
 	emit_job_finished(b, j, w);
 	if (j->master != NULL) {
 		TAILQ_REMOVE(&j->master->owned, j, master_entry);
 		master_unref(j->master);
 		j->master = NULL;
 	}
-	if (b->nfinished > b->keep_max || !ev_is_active(&b->retention))
+	if (b->nfinished > b->keep_max || b->ndead > b->dead_max ||
+	    !ev_is_active(&b->retention))
 		retention_schedule(b);
 	if (w != NULL) {
 		broker_worker_ready(b, w);
 		worker_unref(w);
 	}
+	if (t->limit > 0)
+		type_fill(b, t);   /* a slot of its limit is free */
+	life_finished(b, j);   /* jobs that wait for it go on, or are cancelled */
 }
 
 /* broker_complete: the worker's final response. */
@@ -1150,8 +1265,12 @@ broker_forget(struct broker *b, struct job *j)
 {
 	if (!JOB_FINISHED(j))
 		job_finish(b, j, JOB_CANCELLED);
-	TAILQ_REMOVE(&b->finished, j, done_entry);
-	b->nfinished--;
+	if (j->state == JOB_FAILED)
+		dead_remove(b, j);
+	else {
+		TAILQ_REMOVE(&b->finished, j, done_entry);
+		b->nfinished--;
+	}
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
 	emit_job_forgotten(b, j);
@@ -1222,7 +1341,7 @@ broker_ntypes(const struct broker *b)
 size_t
 broker_nretained(const struct broker *b)
 {
-	return b->nfinished;
+	return b->nfinished + b->ndead;
 }
 
 /* broker_types_each: every type, the oldest first. */
@@ -1248,6 +1367,11 @@ broker_type_stats(const struct jtype *t, struct type_stats *s)
 	s->timeout = t->ntimeout;
 	s->submitted = t->nsubmitted;
 	s->requeued = t->nrequeued;
+	s->dead = t->ndead;
+	s->delayed = t->ndelayed;
+	s->waiting = t->nwaiting;
+	s->retried = t->nretried;
+	s->kicked = t->nkicked;
 }
 
 /* job_dispatch_cmp: the order the broker dispatches in. */
@@ -1328,7 +1452,7 @@ job_info(const struct job *j)
 
 	json_object_set_new(o, "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
 	json_object_set_new(o, "type", json_string(j->type->name));
-	json_object_set_new(o, "status", json_string(job_state_name(j->state)));
+	json_object_set_new(o, "status", json_string(job_status(j)));
 	json_object_set_new(o, "priority", json_integer(j->priority));
 	json_object_set_new(o, "submitted", json_real(j->submitted));
 	if (j->started >= 0)
@@ -1351,6 +1475,8 @@ job_info(const struct job *j)
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)j->body_len));
 	if (j->result != NULL)
 		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
+	if (j->life != NULL)
+		json_object_update_missing_new(o, job_life_info(j));
 	return o;
 }
 
@@ -1389,6 +1515,9 @@ broker_shutdown(struct broker *b)
 	size_t pos = 0;
 
 	ev_timer_stop(b->loop, &b->retention);
+	ev_timer_stop(b->loop, &b->delay_timer);
+	delay_free(&b->delays);
+	deps_free(b);
 	while ((j = jobtab_next(&b->jobs, &pos)) != NULL) {
 		if (j->ext != NULL)
 			ev_timer_stop(b->loop, &j->ext->deadline);
@@ -1396,4 +1525,1043 @@ broker_shutdown(struct broker *b)
 		job_unref(b, j);  /* exiting: no event (a store keeps the job) */
 	}
 	jobtab_free(&b->jobs);
+	/* What holds a type past its jobs and workers: mkdir, or its settings
+	 * (the job lifecycle).  Exiting: they go too, with no event. */
+	while (b->types != NULL) {
+		struct jtype *t = b->types;
+
+		HASH_DEL(b->types, t);
+		type_free(t);
+	}
+}
+
+/* ------------------------------------------------------ the job lifecycle */
+
+/*
+ * The job lifecycle (issue 13): failure reports and retries with backoff,
+ * the dead set, delays, paused and limited types, dependencies.  All of it
+ * is opt-in: a job that uses none of it has no life (j->life NULL) and
+ * goes exactly as before, except that a job that ends failed is kept in
+ * its type's dead set (--dead-keep, --dead-max) rather than with the other
+ * finished jobs (--keep, --keep-max).
+ *
+ * A job waiting for its time (delay, at, or a retry's backoff) or for
+ * other jobs is JOB_QUEUED but in no queue: life->wait says what it waits
+ * for.  Delayed jobs are in one heap by due time (delay.c) under one timer;
+ * waiting jobs are found by the key they wait for (broker->deps).
+ *
+ * Backoff.  The n-th failed attempt (n >= 1) of a job with base B ms
+ * ("backoff", else its type's, else LIFE_BACKOFF_MS) waits
+ *     D = min(B * 2^(n-1), LIFE_BACKOFF_MAX_MS),  then uniformly in [D/2, D]
+ * ("equal jitter": retries of jobs that failed together spread out, and
+ * none comes sooner than half its step).
+ */
+
+/* Jobs that wait for the job `key`, by their keys (checked when it ends:
+ * a key may have been reused meanwhile). */
+struct dep {
+	UT_hash_handle hh;       /* broker->deps */
+	char         **waiters;
+	size_t         n;
+	char           key[];
+};
+
+static void delay_cb(struct ev_loop *, ev_timer *, int);
+
+/* broker_life_init: the dead set's limits (broker_init sets the defaults). */
+void
+broker_life_init(struct broker *b, double dead_keep, size_t dead_max)
+{
+	b->dead_keep = dead_keep;
+	b->dead_max = dead_max;
+	if (b->dead.tqh_last == NULL) {
+		TAILQ_INIT(&b->dead);
+		ev_init(&b->delay_timer, delay_cb);
+		b->delay_timer.data = b;
+	}
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+	free(a->worker);
+	free(a->error);
+}
+
+static void
+life_free(struct job *j)
+{
+	struct job_life *L = j->life;
+	size_t i;
+
+	if (L == NULL)
+		return;
+	for (i = 0; i < L->natt; i++)
+		attempt_free(&L->att[i]);
+	free(L->att);
+	for (i = 0; i < L->nafter; i++)
+		free(L->after[i]);
+	free(L->after);
+	free(L->error);
+	free(L->reason);
+	free(L);
+	j->life = NULL;
+}
+
+/* life_get: j's life, made if it has none (a running job's attempt under
+ * way is then its first). */
+static struct job_life *
+life_get(struct job *j)
+{
+	struct job_life *L = j->life;
+
+	if (L != NULL)
+		return L;
+	L = j->life = xcalloc(1, sizeof *L);
+	L->retries = -1;
+	if (j->state == JOB_RUNNING)
+		life_attempt_begin(j, job_started(j));
+	return L;
+}
+
+static void
+life_attempt_begin(struct job *j, double now)
+{
+	struct job_life *L = j->life;
+	struct attempt *a;
+
+	if (L->natt == LIFE_ATTEMPTS_KEPT) {
+		attempt_free(&L->att[0]);
+		memmove(&L->att[0], &L->att[1], (L->natt - 1) * sizeof *L->att);
+		L->natt--;
+	}
+	L->att = xrealloc(L->att, (L->natt + 1) * sizeof *L->att);
+	a = &L->att[L->natt++];
+	memset(a, 0, sizeof *a);
+	a->started = now;
+	a->worker = j->worker_name != NULL ? xstrdup(j->worker_name) : NULL;
+	L->nattempts++;
+}
+
+/* life_attempt_end: the attempt under way ended (error NULL: it succeeded). */
+static void
+life_attempt_end(struct job *j, const char *error, double now)
+{
+	struct attempt *a;
+
+	if (j->life == NULL || j->life->natt == 0)
+		return;
+	a = &j->life->att[j->life->natt - 1];
+	if (a->ended > 0)
+		return;
+	a->ended = now;
+	if (error != NULL)
+		a->error = xstrdup(error);
+}
+
+static int32_t
+job_retries(const struct job *j)
+{
+	return j->life != NULL && j->life->retries >= 0 ? j->life->retries : j->type->retries;
+}
+
+static int64_t
+job_backoff(const struct job *j)
+{
+	if (j->life != NULL && j->life->backoff_ms > 0)
+		return j->life->backoff_ms;
+	return j->type->backoff_ms > 0 ? j->type->backoff_ms : LIFE_BACKOFF_MS;
+}
+
+/* backoff_ms: the wait before the retry after the n-th failure (see the
+ * formula at the top of this section). */
+static double
+backoff_ms(const struct job *j, unsigned n)
+{
+	double d = (double)job_backoff(j);
+
+	while (--n > 0 && d < LIFE_BACKOFF_MAX_MS)
+		d *= 2;
+	if (d > LIFE_BACKOFF_MAX_MS)
+		d = LIFE_BACKOFF_MAX_MS;
+	return d / 2 + d / 2 * ((double)random() / RAND_MAX);
+}
+
+static bool
+type_may_dispatch(const struct jtype *t)
+{
+	return !t->paused && (t->limit == 0 || t->nrunning < t->limit);
+}
+
+/* type_fill: t may dispatch again (resumed, limit raised, a job ended):
+ * its idle workers take queued jobs while it may. */
+static void
+type_fill(struct broker *b, struct jtype *t)
+{
+	struct worker *w, *next;
+
+	for (w = TAILQ_FIRST(&t->idle); w != NULL && t->nqueued > 0 &&
+	    type_may_dispatch(t); w = next) {
+		next = TAILQ_NEXT(w, idle_entry);
+		worker_fill(b, w);
+	}
+}
+
+/* type_maybe_free: a type that lost its last setting goes if nothing else
+ * holds it. */
+static void
+type_maybe_free(struct broker *b, struct jtype *t)
+{
+	t->refs++;
+	broker_type_unref(b, t);
+}
+
+/* ------------------------------------------------------------ delays */
+
+static void
+delay_rearm(struct broker *b)
+{
+	struct job *top = delay_top(&b->delays);
+	double wait;
+
+	ev_timer_stop(b->loop, &b->delay_timer);
+	if (top == NULL)
+		return;
+	wait = top->life->due - now_wall();
+	ev_timer_set(&b->delay_timer, wait > 0 ? wait : 0, 0.);
+	ev_timer_start(b->loop, &b->delay_timer);
+}
+
+static void
+delay_add(struct broker *b, struct job *j, enum life_wait why)
+{
+	j->life->wait = why;
+	delay_push(&b->delays, j);
+	b->stats.delayed++;
+	j->type->ndelayed++;
+	if (delay_top(&b->delays) == j)
+		delay_rearm(b);
+}
+
+/* delay_cb: the jobs that came due are queued (at most 10000 a turn: the
+ * timer comes straight back for the rest). */
+static void
+delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+	double now = now_wall();
+	struct job *j;
+	unsigned n = 0;
+
+	(void)loop;
+	(void)revents;
+	while ((j = delay_top(&b->delays)) != NULL && j->life->due <= now + 0.0005 &&
+	    n++ < 10000) {
+		delay_pop(&b->delays);
+		b->stats.delayed--;
+		j->type->ndelayed--;
+		j->life->wait = LIFE_READY;
+		log_debug("job %s: due", j->key);
+		job_enqueue(b, j);
+	}
+	delay_rearm(b);
+}
+
+/* life_unwait: a delayed or waiting job leaves its wait (it ends). */
+static void
+life_unwait(struct broker *b, struct job *j)
+{
+	struct job_life *L = j->life;
+	bool top;
+
+	if (L->wait == LIFE_WAITING) {
+		b->stats.waiting--;
+		j->type->nwaiting--;
+	} else {
+		top = delay_top(&b->delays) == j;
+		delay_remove(&b->delays, j);
+		b->stats.delayed--;
+		j->type->ndelayed--;
+		if (top)
+			delay_rearm(b);
+	}
+	L->wait = LIFE_READY;
+}
+
+/* ------------------------------------------------------ dependencies */
+
+static void
+dep_add(struct broker *b, const char *key, const char *waiter)
+{
+	struct dep *d;
+	size_t n = strlen(key);
+
+	HASH_FIND_STR(b->deps, key, d);
+	if (d == NULL) {
+		d = xcalloc(1, sizeof *d + n + 1);
+		memcpy(d->key, key, n + 1);
+		HASH_ADD_KEYPTR(hh, b->deps, d->key, n, d);
+	}
+	d->waiters = xrealloc(d->waiters, (d->n + 1) * sizeof *d->waiters);
+	d->waiters[d->n++] = xstrdup(waiter);
+}
+
+static void
+dep_free(struct dep *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		free(d->waiters[i]);
+	free(d->waiters);
+	free(d);
+}
+
+static void
+deps_free(struct broker *b)
+{
+	struct dep *d, *tmp;
+
+	HASH_ITER(hh, b->deps, d, tmp) {
+		HASH_DEL(b->deps, d);
+		dep_free(d);
+	}
+}
+
+static bool
+life_waits_for(const struct job *j, const char *key)
+{
+	size_t i;
+
+	if (JOB_FINISHED(j) || j->life == NULL || j->life->wait != LIFE_WAITING)
+		return false;
+	for (i = 0; i < j->life->nafter; i++)
+		if (strcmp(j->life->after[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* life_cancel_for: j waited for a job that ended without success. */
+static void
+life_cancel_for(struct broker *b, struct job *j, const char *key, enum job_state why)
+{
+	free(j->life->reason);
+	j->life->reason = xprintf("job %s, which it waits for, ended %s", key,
+	    job_state_name(why));
+	log_info("job %s: cancelled: %s", j->key, j->life->reason);
+	emit_job_changed(b, j);   /* the reason, for the store */
+	job_finish(b, j, JOB_CANCELLED);
+}
+
+/*
+ * life_place: a job that is queued (submitted, restored, kicked, its
+ * dependencies done) goes where its life says: cancelled if a job it waits
+ * for ended without success, waiting while any has not ended, delayed
+ * until its due time, else its type's queue.  A job it waits for that is
+ * no longer known was done (else this one would have been cancelled when
+ * it ended).
+ */
+static void
+life_place(struct broker *b, struct job *j)
+{
+	struct job_life *L = j->life;
+	enum life_wait dk;
+	struct job *d;
+	size_t i;
+
+	if (L == NULL) {
+		job_enqueue(b, j);
+		return;
+	}
+	dk = L->wait == LIFE_BACKOFF ? LIFE_BACKOFF : LIFE_DELAYED;
+	L->wait = LIFE_READY;
+	L->pending = 0;
+	for (i = 0; i < L->nafter; i++) {
+		if ((d = broker_find(b, L->after[i])) == NULL || d == j || d->state == JOB_DONE)
+			continue;
+		if (JOB_FINISHED(d)) {
+			/* (counted as waiting: its ending takes it out of that) */
+			L->wait = LIFE_WAITING;
+			b->stats.waiting++;
+			j->type->nwaiting++;
+			life_cancel_for(b, j, d->key, d->state);
+			return;
+		}
+		L->pending++;
+		dep_add(b, d->key, j->key);
+	}
+	if (L->pending > 0) {
+		L->wait = LIFE_WAITING;
+		b->stats.waiting++;
+		j->type->nwaiting++;
+		return;
+	}
+	if (L->due > now_wall()) {
+		delay_add(b, j, dk);
+		return;
+	}
+	job_enqueue(b, j);
+}
+
+/*
+ * life_finished: j ended: the jobs that wait for it go on (it is done) or
+ * are cancelled (it is not).  Cancelling those ends them in turn: the
+ * cascade runs here, a queue of endings, not a recursion as deep as the
+ * chain of dependencies.
+ */
+static void
+life_finished(struct broker *b, struct job *j)
+{
+	static struct ended { char *key; enum job_state state; } *q;
+	static size_t qlen, qcap;
+	static bool busy;
+	struct dep *d;
+	struct job *w;
+	size_t i, at;
+
+	if (b->deps == NULL)
+		return;
+	if (qlen == qcap) {
+		qcap = qcap ? 2 * qcap : 16;
+		q = xrealloc(q, qcap * sizeof *q);
+	}
+	q[qlen].key = xstrdup(j->key);
+	q[qlen++].state = j->state;
+	if (busy)
+		return;
+	busy = true;
+	for (at = 0; at < qlen; at++) {
+		HASH_FIND_STR(b->deps, q[at].key, d);
+		if (d != NULL) {
+			HASH_DEL(b->deps, d);
+			for (i = 0; i < d->n; i++) {
+				w = broker_find(b, d->waiters[i]);
+				if (w == NULL || !life_waits_for(w, q[at].key))
+					continue;
+				if (q[at].state != JOB_DONE)
+					life_cancel_for(b, w, q[at].key, q[at].state);
+				else if (--w->life->pending == 0) {
+					b->stats.waiting--;
+					w->type->nwaiting--;
+					w->life->wait = LIFE_READY;
+					log_debug("job %s: what it waits for is done", w->key);
+					life_place(b, w);
+				}
+			}
+			dep_free(d);
+		}
+		free(q[at].key);
+	}
+	qlen = 0;
+	busy = false;
+	if (b->deps == NULL) {
+		free(q);
+		q = NULL;
+		qcap = 0;
+	}
+}
+
+/* ---------------------------------------------------------- submission */
+
+/* life_check: the lifecycle options of a submission, before anything is
+ * made; the reason of a refusal in b->err_detail. */
+static int
+life_check(struct broker *b, const struct submit_req *r)
+{
+	size_t i;
+
+	if (r->retries_set && (r->retries < 0 || r->retries > LIFE_RETRIES_MAX)) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);
+		return BERR_INVALID;
+	}
+	if (r->backoff_ms < 0 || r->backoff_ms > LIFE_BACKOFF_MAX_MS) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"backoff\" must be 1 to %lld milliseconds", (long long)LIFE_BACKOFF_MAX_MS);
+		return BERR_INVALID;
+	}
+	if (r->delay_ms < 0 || r->delay_ms > LIFE_DELAY_MAX_MS) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"delay\" must be 0 to %lld milliseconds", (long long)LIFE_DELAY_MAX_MS);
+		return BERR_INVALID;
+	}
+	if (r->at_ms < 0 || (double)r->at_ms > now_wall() * 1000 + LIFE_DELAY_MAX_MS) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"at\" must be epoch milliseconds at most %lld ms from now",
+		    (long long)LIFE_DELAY_MAX_MS);
+		return BERR_INVALID;
+	}
+	if (r->nafter > LIFE_AFTER_MAX) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"after\" may name at most %d jobs", LIFE_AFTER_MAX);
+		return BERR_INVALID;
+	}
+	for (i = 0; i < r->nafter; i++) {
+		if (r->key != NULL && strcmp(r->after[i], r->key) == 0) {
+			snprintf(b->err_detail, sizeof b->err_detail,
+			    "job %s cannot wait for itself", r->key);
+			return BERR_SELF;
+		}
+		if (broker_find(b, r->after[i]) == NULL) {
+			snprintf(b->err_detail, sizeof b->err_detail, "%s", r->after[i]);
+			return BERR_UNKNOWN_ID;
+		}
+	}
+	return BERR_OK;
+}
+
+/*
+ * life_submit: the job's life from its options (none: it has none).  A
+ * job may only wait for jobs that exist when it is submitted, and not for
+ * itself, so no cycle can form.
+ */
+static int
+life_submit(struct broker *b, struct job *j, const struct submit_req *r)
+{
+	struct job_life *L;
+	size_t i;
+
+	(void)b;
+	if (!r->retries_set && r->backoff_ms == 0 && r->delay_ms == 0 &&
+	    r->at_ms == 0 && r->nafter == 0)
+		return BERR_OK;
+	L = life_get(j);
+	L->opted = true;
+	L->retries = r->retries_set ? (int32_t)r->retries : -1;
+	L->backoff_ms = r->backoff_ms;
+	if (r->at_ms > 0)
+		L->due = r->at_ms / 1000.0;
+	else if (r->delay_ms > 0)
+		L->due = now_wall() + r->delay_ms / 1000.0;
+	if (r->nafter > 0) {
+		L->after = xcalloc(r->nafter, sizeof *L->after);
+		for (i = 0; i < r->nafter; i++)
+			L->after[i] = xstrdup(r->after[i]);
+		L->nafter = r->nafter;
+	}
+	return BERR_OK;
+}
+
+/* ------------------------------------------------ failures and retries */
+
+/*
+ * life_failed_attempt: the attempt under way failed (error: JSON text):
+ * retried after its backoff while it has retries left, else the job fails
+ * (the dead set).  j is off its worker already (state still running).
+ */
+static void
+life_failed_attempt(struct broker *b, struct job *j, const char *error)
+{
+	struct job_life *L = life_get(j);
+	int32_t retries = job_retries(j);
+	double wait;
+
+	life_attempt_end(j, error, now_wall());
+	free(L->error);
+	L->error = xstrdup(error);
+	L->failures++;
+	if (L->failures > (unsigned)(retries > 0 ? retries : 0)) {
+		log_info("job %s: attempt %u failed: no retries left", j->key, L->failures);
+		emit_job_changed(b, j);   /* its attempts and error, for the store */
+		job_finish(b, j, JOB_FAILED);
+		return;
+	}
+	wait = backoff_ms(j, L->failures);
+	log_info("job %s: attempt %u failed: retry %u of %d in %.0f ms", j->key,
+	    L->failures, L->failures, retries, wait);
+	L->due = now_wall() + wait / 1000.0;
+	j->state = JOB_QUEUED;
+	j->type->nretried++;
+	b->stats.retried++;
+	delay_add(b, j, LIFE_BACKOFF);
+	emit_job_changed(b, j);
+}
+
+/* life_retry_on_loss: j's worker was lost.  True if that was a failed
+ * attempt of a job with retries (handled); false: the old way (losses). */
+static bool
+life_retry_on_loss(struct broker *b, struct job *j, struct worker *w)
+{
+	if (job_retries(j) <= 0) {
+		life_attempt_end(j, "\"worker lost\"", now_wall());
+		return false;
+	}
+	log_info("job %s: worker %s lost it", j->key, w->name);
+	life_failed_attempt(b, j, "\"worker lost\"");
+	return true;
+}
+
+/*
+ * life_retry_on_timeout: j's timeout passed while it ran, and it has
+ * retries left: that attempt failed ("timeout"); its worker is told to
+ * cancel it if it takes cancels (job_abandoned), else keeps a stale slot
+ * until it answers; the retry gets a fresh timeout from when it is queued
+ * again.  False: the job times out as any other.
+ */
+static bool
+life_retry_on_timeout(struct broker *b, struct job *j)
+{
+	struct worker *w;
+	double wait;
+
+	if (j->state != JOB_RUNNING || j->worker == NULL || job_retries(j) <= 0 ||
+	    (j->life != NULL && j->life->failures >= (unsigned)job_retries(j)))
+		return false;
+	life_get(j);
+	w = job_take_from_worker(b, j);
+	if (!w->takes_cancel)
+		stale_add(w, j->key);   /* its late answer is due */
+	emit_job_abandoned(b, j, w);
+	life_failed_attempt(b, j, "\"timeout\"");
+	wait = j->life->due - now_wall();
+	ev_timer_set(&j->ext->deadline, (wait > 0 ? wait : 0) + j->ext->timeout_ms / 1000.0, 0.);
+	ev_timer_start(b->loop, &j->ext->deadline);
+	broker_worker_ready(b, w);
+	worker_unref(w);
+	return true;
+}
+
+/* life_timed_out_on: an attempt of j on the worker named so timed out
+ * (its answer may still come: it is late). */
+static bool
+life_timed_out_on(const struct job *j, const char *worker)
+{
+	size_t i;
+
+	if (j->life == NULL)
+		return false;
+	for (i = 0; i < j->life->natt; i++)
+		if (j->life->att[i].worker != NULL && strcmp(j->life->att[i].worker, worker) == 0 &&
+		    j->life->att[i].error != NULL && strcmp(j->life->att[i].error, "\"timeout\"") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * broker_fail: the worker running j reports that it failed, with error
+ * err (JSON text, kept up to LIFE_ERROR_MAX bytes).  Its slot is free at
+ * once.  BERR_STATE if j is not running.
+ */
+int
+broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
+{
+	struct worker *w;
+	char *e;
+
+	if (j->state != JOB_RUNNING || j->worker == NULL)
+		return BERR_STATE;
+	life_get(j);
+	b->stats.fails++;
+	if (len > LIFE_ERROR_MAX)
+		e = xprintf("\"an error of %zu bytes (more than %u are not kept)\"",
+		    len, LIFE_ERROR_MAX);
+	else
+		e = xstrndup(err, len);
+	w = job_take_from_worker(b, j);
+	life_failed_attempt(b, j, e);
+	free(e);
+	broker_worker_ready(b, w);
+	worker_unref(w);
+	return BERR_OK;
+}
+
+/* ------------------------------------------------------------ the dead set */
+
+/* dead_add: j failed after its attempts: on the dead lists (its life, made
+ * if need be, holds its place on its type's). */
+static void
+dead_add(struct broker *b, struct job *j)
+{
+	life_get(j);
+	TAILQ_INSERT_TAIL(&b->dead, j, done_entry);
+	TAILQ_INSERT_TAIL(&j->type->dead, j, life->type_dead);
+	b->ndead++;
+	b->stats.dead = b->ndead;
+	j->type->ndead++;
+}
+
+static void
+dead_remove(struct broker *b, struct job *j)
+{
+	TAILQ_REMOVE(&b->dead, j, done_entry);
+	TAILQ_REMOVE(&j->type->dead, j, life->type_dead);
+	b->ndead--;
+	b->stats.dead = b->ndead;
+	j->type->ndead--;
+}
+
+/*
+ * broker_kick: a dead job is queued again with fresh attempts (its history
+ * stays in its attempts).  It has no master any more: its result is for the
+ * tree, status and wait.  BERR_STATE if j is not dead.
+ */
+int
+broker_kick(struct broker *b, struct job *j)
+{
+	struct job_life *L;
+
+	if (j->state != JOB_FAILED)
+		return BERR_STATE;
+	dead_remove(b, j);
+	L = life_get(j);
+	L->failures = 0;
+	L->due = 0;
+	L->wait = LIFE_READY;
+	j->losses = 0;
+	j->finished = -1;
+	j->state = JOB_QUEUED;
+	b->stats.body_bytes += j->body_len;
+	j->type->nkicked++;
+	b->stats.kicked++;
+	log_info("job %s: kicked", j->key);
+	emit_job_changed(b, j);
+	life_place(b, j);
+	return BERR_OK;
+}
+
+/* broker_kick_type: kick every dead job of t; how many. */
+size_t
+broker_kick_type(struct broker *b, struct jtype *t)
+{
+	struct job *j;
+	size_t n = 0;
+
+	while ((j = TAILQ_FIRST(&t->dead)) != NULL) {
+		broker_kick(b, j);
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------ type settings */
+
+bool
+broker_type_configured(const struct jtype *t)
+{
+	return t->paused || t->limit > 0 || t->retries > 0 || t->backoff_ms > 0;
+}
+
+/* broker_type_pause: a paused type takes jobs and dispatches none; its
+ * running jobs finish.  Resumed, its idle workers take jobs at once. */
+void
+broker_type_pause(struct broker *b, struct jtype *t, bool paused)
+{
+	if (t->paused == paused)
+		return;
+	t->paused = paused;
+	if (paused)
+		b->npaused++;
+	else
+		b->npaused--;
+	log_info("type %s: %s", t->name, paused ? "paused" : "resumed");
+	emit_type_changed(b, t);
+	if (!paused)
+		type_fill(b, t);
+	type_maybe_free(b, t);
+}
+
+/* limit_ok, retries_ok: a type's settings in range (-1: keep, if keep);
+ * if not, why in b->err_detail. */
+static bool
+limit_ok(struct broker *b, int64_t limit, bool keep)
+{
+	if ((keep && limit == -1) || (limit >= 0 && limit <= LIFE_LIMIT_MAX))
+		return true;
+	snprintf(b->err_detail, sizeof b->err_detail,
+	    "\"limit\" must be 0 (none) to %d", LIFE_LIMIT_MAX);
+	return false;
+}
+
+static bool
+retries_ok(struct broker *b, int64_t retries, int64_t backoff)
+{
+	if (retries < -1 || retries > LIFE_RETRIES_MAX) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);
+		return false;
+	}
+	if (backoff < -1 || backoff > LIFE_BACKOFF_MAX_MS) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "\"backoff\" must be 0 (the default, %d) to %lld milliseconds",
+		    LIFE_BACKOFF_MS, (long long)LIFE_BACKOFF_MAX_MS);
+		return false;
+	}
+	return true;
+}
+
+/* broker_type_limit: at most limit jobs of t run at once (0: no limit). */
+int
+broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
+{
+	if (!limit_ok(b, limit, false))
+		return BERR_INVALID;
+	if (t->limit != (uint32_t)limit) {
+		t->limit = (uint32_t)limit;
+		emit_type_changed(b, t);
+		type_fill(b, t);
+	}
+	type_maybe_free(b, t);
+	return BERR_OK;
+}
+
+/* broker_type_retries: the defaults of t's jobs that do not say (-1: keep). */
+int
+broker_type_retries(struct broker *b, struct jtype *t, int64_t retries, int64_t backoff)
+{
+	if (!retries_ok(b, retries, backoff))
+		return BERR_INVALID;
+	if (retries >= 0)
+		t->retries = (int32_t)retries;
+	if (backoff >= 0)
+		t->backoff_ms = backoff;
+	emit_type_changed(b, t);
+	type_maybe_free(b, t);
+	return BERR_OK;
+}
+
+/*
+ * broker_type_configure: any of a type's limit, default retries and
+ * backoff (-1: keep; any other value out of range is refused, with the
+ * range in b->err_detail, before anything changes).  The type is made if
+ * need be, and goes again if it is left with nothing set and nothing else
+ * holds it.
+ */
+int
+broker_type_configure(struct broker *b, const char *name, int64_t limit,
+    int64_t retries, int64_t backoff)
+{
+	struct jtype *t;
+
+	if (!limit_ok(b, limit, true) || !retries_ok(b, retries, backoff))
+		return BERR_INVALID;
+	t = broker_type(b, name, true);
+	type_ref(t);   /* held while it changes */
+	if (retries >= 0 || backoff >= 0)
+		broker_type_retries(b, t, retries, backoff);
+	if (limit >= 0)
+		broker_type_limit(b, t, limit);
+	broker_type_unref(b, t);
+	return BERR_OK;
+}
+
+/* broker_type_settings: {"job_type","paused","limit","retries","backoff"}. */
+json_t *
+broker_type_settings(const struct jtype *t)
+{
+	return json_pack("{s:s,s:b,s:I,s:I,s:I}", "job_type", t->name,
+	    "paused", t->paused, "limit", (json_int_t)t->limit,
+	    "retries", (json_int_t)t->retries,
+	    "backoff", (json_int_t)(t->backoff_ms > 0 ? t->backoff_ms : LIFE_BACKOFF_MS));
+}
+
+/* ------------------------------------------------------------ queries */
+
+/* broker_dead_each: t's dead jobs, oldest first. */
+void
+broker_dead_each(struct broker *b, struct jtype *t, broker_job_cb *cb, void *ctx)
+{
+	struct job *j;
+
+	(void)b;
+	TAILQ_FOREACH(j, &t->dead, life->type_dead)
+		if (!cb(ctx, j))
+			return;
+}
+
+static int
+due_cmp(const void *pa, const void *pb)
+{
+	const struct job *a = *(struct job *const *)pa, *b = *(struct job *const *)pb;
+
+	if (a->life->due != b->life->due)
+		return a->life->due < b->life->due ? -1 : 1;
+	return seq_before(a->seq, b->seq) ? -1 : a->seq != b->seq;
+}
+
+/* broker_delayed_each: t's delayed jobs (retries among them) in due order.
+ * O(n log n) in all delayed jobs: a listing. */
+void
+broker_delayed_each(struct broker *b, struct jtype *t, broker_job_cb *cb, void *ctx)
+{
+	struct job **all = xmalloc((t->ndelayed + 1) * sizeof *all);
+	size_t n = 0, i;
+
+	for (i = 0; i < b->delays.len && n < t->ndelayed; i++)
+		if (b->delays.items[i]->type == t)
+			all[n++] = b->delays.items[i];
+	qsort(all, n, sizeof *all, due_cmp);
+	for (i = 0; i < n && cb(ctx, all[i]); i++)
+		;
+	free(all);
+}
+
+/* job_status: what a user sees: "delayed" (its time, or a retry's backoff),
+ * "waiting" (for other jobs), or the state. */
+const char *
+job_status(const struct job *j)
+{
+	if (j->state == JOB_QUEUED && j->life != NULL) {
+		switch (j->life->wait) {
+		case LIFE_DELAYED:
+		case LIFE_BACKOFF: return "delayed";
+		case LIFE_WAITING: return "waiting";
+		default: break;
+		}
+	}
+	return job_state_name(j->state);
+}
+
+/* job_end_reason: the "reason" of its ending frame: why it was cancelled
+ * if a job it waited for did not succeed, else its id (as SPEC 1.3). */
+const char *
+job_end_reason(const struct job *j)
+{
+	return j->life != NULL && j->life->reason != NULL ? j->life->reason : j->key;
+}
+
+/* json_text: JSON text as a value (a string if it does not parse). */
+static json_t *
+json_text(const char *s)
+{
+	json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
+
+	return v != NULL ? v : json_string(s);
+}
+
+/* job_life_info: what info and status add for a job with a life. */
+static json_t *
+job_life_info(const struct job *j)
+{
+	const struct job_life *L = j->life;
+	json_t *o = json_object(), *a = json_array(), *x;
+	size_t i;
+
+	for (i = 0; i < L->natt; i++) {
+		x = json_object();
+		if (L->att[i].worker != NULL)
+			json_object_set_new(x, "worker", json_string(L->att[i].worker));
+		json_object_set_new(x, "started", json_real(L->att[i].started));
+		if (L->att[i].ended > 0)
+			json_object_set_new(x, "ended", json_real(L->att[i].ended));
+		if (L->att[i].error != NULL)
+			json_object_set_new(x, "error", json_text(L->att[i].error));
+		json_array_append_new(a, x);
+	}
+	json_object_set_new(o, "attempts", a);
+	json_object_set_new(o, "attempts_total", json_integer(L->nattempts));
+	json_object_set_new(o, "retries", json_integer(job_retries(j)));
+	json_object_set_new(o, "failures", json_integer(L->failures));
+	if (j->state == JOB_FAILED)
+		json_object_set_new(o, "dead", json_true());
+	if (L->error != NULL)
+		json_object_set_new(o, "error", json_text(L->error));
+	if (L->reason != NULL)
+		json_object_set_new(o, "reason", json_string(L->reason));
+	if (j->state == JOB_QUEUED && L->wait != LIFE_READY && L->wait != LIFE_WAITING)
+		json_object_set_new(o, "due", json_real(L->due));
+	if (L->nafter > 0) {
+		a = json_array();
+		for (i = 0; i < L->nafter; i++)
+			json_array_append_new(a, json_string(L->after[i]));
+		json_object_set_new(o, "after", a);
+		if (L->wait == LIFE_WAITING && j->state == JOB_QUEUED)
+			json_object_set_new(o, "waiting_for", json_integer(L->pending));
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------ the store */
+
+/*
+ * job_life_json: what the store keeps of j's life (NULL: none), and
+ * life_restore its reverse.  Short keys: a journal holds one per record.
+ */
+json_t *
+job_life_json(const struct job *j)
+{
+	const struct job_life *L = j->life;
+	json_t *o, *a;
+	size_t i;
+
+	if (L == NULL)
+		return NULL;
+	o = json_pack("{s:i,s:I,s:i,s:f,s:i,s:i}", "r", L->retries,
+	    "b", (json_int_t)L->backoff_ms, "w", L->wait == LIFE_WAITING ? LIFE_READY : L->wait,
+	    "d", L->due, "f", L->failures, "n", L->nattempts);
+	a = json_array();
+	for (i = 0; i < L->natt; i++)
+		json_array_append_new(a, json_pack("[f,f,s?,s?]", L->att[i].started,
+		    L->att[i].ended, L->att[i].worker, L->att[i].error));
+	json_object_set_new(o, "a", a);
+	if (L->nafter > 0) {
+		a = json_array();
+		for (i = 0; i < L->nafter; i++)
+			json_array_append_new(a, json_string(L->after[i]));
+		json_object_set_new(o, "after", a);
+	}
+	if (L->error != NULL)
+		json_object_set_new(o, "e", json_string(L->error));
+	if (L->reason != NULL)
+		json_object_set_new(o, "c", json_string(L->reason));
+	if (L->opted)
+		json_object_set_new(o, "o", json_true());
+	return o;
+}
+
+static char *
+json_strdup(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* life_restore: j's life as job_life_json kept it (text NULL: none). */
+static void
+life_restore(struct broker *b, struct job *j, const char *text)
+{
+	struct job_life *L;
+	json_t *o, *a, *x;
+	size_t i, n;
+
+	(void)b;
+	if (text == NULL || (o = json_loads(text, 0, NULL)) == NULL)
+		return;
+	L = life_get(j);
+	L->retries = (int32_t)json_integer_value(json_object_get(o, "r"));
+	if (L->retries < -1 || L->retries > LIFE_RETRIES_MAX)
+		L->retries = -1;
+	L->backoff_ms = json_integer_value(json_object_get(o, "b"));
+	L->wait = (uint8_t)json_integer_value(json_object_get(o, "w"));
+	if (L->wait > LIFE_BACKOFF)
+		L->wait = LIFE_READY;
+	L->due = json_number_value(json_object_get(o, "d"));
+	L->failures = (unsigned)json_integer_value(json_object_get(o, "f"));
+	L->nattempts = (unsigned)json_integer_value(json_object_get(o, "n"));
+	a = json_object_get(o, "a");
+	n = json_array_size(a) < LIFE_ATTEMPTS_KEPT ? json_array_size(a) : LIFE_ATTEMPTS_KEPT;
+	L->att = xcalloc(n + 1, sizeof *L->att);
+	for (i = 0; i < n; i++) {
+		x = json_array_get(a, i);
+		L->att[i].started = json_number_value(json_array_get(x, 0));
+		L->att[i].ended = json_number_value(json_array_get(x, 1));
+		if (json_is_string(json_array_get(x, 2)))
+			L->att[i].worker = xstrdup(json_string_value(json_array_get(x, 2)));
+		if (json_is_string(json_array_get(x, 3)))
+			L->att[i].error = xstrdup(json_string_value(json_array_get(x, 3)));
+	}
+	L->natt = n;
+	a = json_object_get(o, "after");
+	n = json_array_size(a) < LIFE_AFTER_MAX ? json_array_size(a) : LIFE_AFTER_MAX;
+	if (n > 0) {
+		L->after = xcalloc(n, sizeof *L->after);
+		for (i = 0; i < n; i++) {
+			const char *k = json_string_value(json_array_get(a, i));
+			L->after[L->nafter++] = xstrdup(k != NULL ? k : "");
+		}
+	}
+	L->error = json_strdup(o, "e");
+	L->reason = json_strdup(o, "c");
+	L->opted = json_is_true(json_object_get(o, "o"));
+	json_decref(o);
 }

@@ -44,8 +44,22 @@ static const struct fixed_name root_names[] = {
 };
 static const struct fixed_name type_names[] = {
 	{ "queue", NK_TYPE_QUEUE }, { "workers", NK_TYPE_WORKERS },
-	{ "stats", NK_TYPE_STATS }, { NULL, 0 },
+	{ "stats", NK_TYPE_STATS },
+	/* the job lifecycle (issue 13); "paused" only while T is */
+	{ "dead", NK_TYPE_DEAD }, { "delayed", NK_TYPE_DELAYED },
+	{ "kick", NK_TYPE_KICK }, { "limit", NK_TYPE_LIMIT },
+	{ "submit", NK_TYPE_SUBMIT }, { "retries", NK_TYPE_RETRIES },
+	{ "paused", NK_TYPE_PAUSED }, { NULL, 0 },
 };
+
+/* type_paused: the type an owner names exists and is paused. */
+static bool
+type_paused(struct fs *fs, const struct owner *o)
+{
+	struct jtype *t = broker_type(&fs->srv->broker, o->name, false);
+
+	return t != NULL && t->paused;
+}
 static const struct fixed_name job_names[] = {
 	{ "body", NK_JOB_BODY }, { "response", NK_JOB_RESPONSE },
 	{ "status", NK_JOB_STATUS }, { "type", NK_JOB_TYPE },
@@ -103,7 +117,8 @@ fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
 	case NK_TYPE_DIR:
 	case NK_JOB_DIR:
 		k = fixed_lookup(po->kind == OW_JOB ? job_names : type_names, name);
-		if (k == NK_NONE || !owner_alive(fs, po))
+		if (k == NK_NONE || !owner_alive(fs, po) ||
+		    (k == NK_TYPE_PAUSED && !type_paused(fs, po)))
 			return -ENOENT;
 		*n = node_get(fs, po, k);
 		return 0;
@@ -187,7 +202,7 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		rc = -ENOENT;
 	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
 		rc = -EPERM;
-	else if ((to_set & FUSE_SET_ATTR_SIZE) && k != NK_TYPE_QUEUE && k != NK_CHAN)
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && !NK_TYPE_WRITABLE(k) && k != NK_CHAN)
 		rc = -EACCES;
 	if (rc != 0) {
 		fuse_reply_err(req, -rc);
@@ -253,8 +268,9 @@ fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
 	case NK_TYPES:
 		if ((t = broker_type(b, name, false)) == NULL)
 			return -ENOENT;
-		if (t->refs > 0)
-			return -EBUSY;  /* it has jobs or workers */
+		if (t->refs > 0 || broker_type_configured(t))
+			return -EBUSY;  /* it has jobs or workers, or is paused,
+			                   limited or given default retries */
 		broker_type_unpin(b, t);
 		return 0;
 	case NK_NONE:
@@ -281,8 +297,19 @@ fs_unlink_err(struct fs *fs, fuse_ino_t parent, const char *name)
 {
 	struct owner *po;
 	struct chan *ch;
+	struct jtype *t;
 
 	switch (node_kind_of(fs, parent, &po)) {
+	case NK_TYPE_DIR:
+		/* rm types/T/paused resumes T (issue 13) */
+		if (strcmp(name, "paused") != 0)
+			return -EPERM;
+		if (!owner_alive(fs, po) || !type_paused(fs, po))
+			return -ENOENT;
+		t = broker_type(&fs->srv->broker, po->name, false);
+		log_info("type %s: resumed in the tree", po->name);
+		broker_type_pause(&fs->srv->broker, t, false);
+		return 0;
 	case NK_CHANNELS:
 		if ((ch = chan_find(fs->srv, name)) == NULL)
 			return -ENOENT;
@@ -313,7 +340,21 @@ fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
     struct node **n)
 {
 	struct owner *po;
+	struct jtype *t;
 
+	if (node_kind_of(fs, parent, &po) == NK_TYPE_DIR) {
+		/* touch types/T/paused pauses T (issue 13) */
+		if (strcmp(name, "paused") != 0)
+			return -EACCES;
+		if (!owner_alive(fs, po))
+			return -ENOENT;
+		t = broker_type(&fs->srv->broker, po->name, false);
+		if (!t->paused)
+			log_info("type %s: paused in the tree", po->name);
+		broker_type_pause(&fs->srv->broker, t, true);
+		*n = node_get(fs, po, NK_TYPE_PAUSED);
+		return 0;
+	}
 	if (node_kind_of(fs, parent, &po) != NK_CHANNELS)
 		return -EACCES;
 	if (!S_ISREG(mode))
@@ -351,7 +392,7 @@ fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct node *n;
 	int rc = fs_chan_create(fs, parent, name, S_IFREG | (mode & 07777), &n);
 
-	if (rc == 0 && (rc = fs_handle_open(fs, NK_CHAN, n->owner, fi)) != 0)
+	if (rc == 0 && (rc = fs_handle_open(fs, n->kind, n->owner, fi)) != 0)
 		node_forget(fs, n->ino, 0);  /* frees it if the kernel never had it */
 	if (rc != 0) {
 		fuse_reply_err(req, -rc);
@@ -387,11 +428,12 @@ dir_add(fuse_req_t req, struct buf *b, const char *name, fuse_ino_t ino, bool di
 /* dir_add_fixed: the fixed entries of a table, with the inodes the kernel has. */
 static void
 dir_add_fixed(fuse_req_t req, struct buf *b, const struct fixed_name *t,
-    struct owner *o)
+    struct owner *o, bool paused)
 {
 	for (; t->name != NULL; t++)
-		dir_add(req, b, t->name, o == NULL ? (fuse_ino_t)t->kind :
-		    owner_ino(o, t->kind), kind_is_dir(t->kind));
+		if (t->kind != NK_TYPE_PAUSED || paused)
+			dir_add(req, b, t->name, o == NULL ? (fuse_ino_t)t->kind :
+			    owner_ino(o, t->kind), kind_is_dir(t->kind));
 }
 
 struct type_listing {
@@ -425,7 +467,7 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 	dir_add(req, b, "..", FS_UNKNOWN_INO, true);
 	switch (k) {
 	case NK_ROOT:
-		dir_add_fixed(req, b, root_names, NULL);
+		dir_add_fixed(req, b, root_names, NULL, false);
 		break;
 	case NK_TYPES:
 		{
@@ -442,10 +484,10 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 	case NK_TYPE_DIR:
 		if (!owner_alive(fs, o))
 			return -ENOENT;
-		dir_add_fixed(req, b, type_names, o);
+		dir_add_fixed(req, b, type_names, o, type_paused(fs, o));
 		break;
 	case NK_JOB_DIR:
-		dir_add_fixed(req, b, job_names, o);
+		dir_add_fixed(req, b, job_names, o, false);
 		break;
 	case NK_NONE:
 		return -ENOENT;
@@ -960,6 +1002,22 @@ on_type_removed(void *ctx, struct jtype *t)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
 }
 
+/* on_type_changed: resumed (issue 13): types/T/paused goes, even from
+ * the kernel's cache of entries. */
+static void
+on_type_changed(void *ctx, struct jtype *t)
+{
+	struct server *srv = ctx;
+	struct owner *o;
+	fuse_ino_t ino;
+
+	if (srv->fs == NULL || t->paused ||
+	    (o = owner_find(srv->fs, OW_TYPE, t->name)) == NULL || o->nodes[0] == NULL ||
+	    (ino = owner_ino(o, NK_TYPE_PAUSED)) == FS_UNKNOWN_INO)
+		return;
+	notify_entry(srv->fs, o->nodes[0]->ino, ino, "paused");
+}
+
 /* on_durable: writes held for the store return; readers of endings it
  * made durable wake. */
 static void
@@ -987,6 +1045,7 @@ fs_listen(struct server *srv)
 		.job_forgotten = on_forgotten,
 		.type_removed = on_type_removed,
 		.durable = on_durable,
+		.type_changed = on_type_changed,
 	};
 
 	broker_listen(&srv->broker, &l);

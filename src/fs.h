@@ -38,11 +38,24 @@ enum node_kind {
 	NK_JOB_TYPE,
 	NK_JOB_INFO,
 	NK_CHAN,              /* channels/C: owner is a channel name */
+	/* the job lifecycle (issue 13): more files of types/T */
+	NK_TYPE_DEAD,         /* dead job ids, oldest first */
+	NK_TYPE_DELAYED,      /* delayed job ids, in due order */
+	NK_TYPE_KICK,         /* write ids: kick those dead jobs */
+	NK_TYPE_PAUSED,       /* exists while T is paused: touch, rm */
+	NK_TYPE_LIMIT,        /* read / write the concurrency limit */
+	NK_TYPE_SUBMIT,       /* write JSON envelopes, one per line */
+	NK_TYPE_RETRIES,      /* read / write default retries [backoff ms] */
 };
+/* type files that take writes */
+#define NK_TYPE_WRITABLE(k) ((k) == NK_TYPE_QUEUE || (k) == NK_TYPE_KICK || \
+	(k) == NK_TYPE_PAUSED || (k) == NK_TYPE_LIMIT || (k) == NK_TYPE_SUBMIT || \
+	(k) == NK_TYPE_RETRIES)
 #define FS_FIXED_MAX   NK_CHANNELS
 #define FS_FIRST_INO   1024        /* dynamic inode numbers start here, never reused */
 #define FS_UNKNOWN_INO 0xffffffffu /* listing entry the kernel has no inode for */
-#define FS_OWNER_SLOTS 6           /* nodes per owner: a job dir and its 5 files */
+#define FS_OWNER_SLOTS 11          /* nodes per owner: a type dir and its 10
+                                      files (a job dir has 5) */
 
 /* Entry and attribute lifetimes the kernel may cache, in seconds. */
 #define FS_TTL_FIXED   3600.0

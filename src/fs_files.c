@@ -37,11 +37,21 @@ static const char readme_text[] =
 "                      read: the ids of queued jobs, in dispatch order\n"
 "  types/T/workers     one line per worker: name, state, running job ids\n"
 "  types/T/stats       counters of the type, \"name value\" per line\n"
+"  types/T/submit      write JSON envelopes, one per line:\n"
+"                      {\"body\":B,\"priority\":P,\"delay\":MS,\"at\":EPOCH_MS,\n"
+"                      \"retries\":N,\"backoff\":MS,\"after\":[ID...],\"id\":ID}\n"
+"  types/T/dead        ids of jobs that failed after their attempts\n"
+"  types/T/kick        write dead job ids, one per line: queue them again\n"
+"  types/T/delayed     ids of delayed jobs (and retries), in due order\n"
+"  types/T/paused      exists while T is paused: touch it to pause, rm to resume\n"
+"  types/T/limit       jobs of T running at once (0: no limit); write to set\n"
+"  types/T/retries     retries of T's jobs that do not say [and base backoff ms]"
 "  jobs/ID/body        the job body as JSON\n"
 "  jobs/ID/response    blocks until the job ends, then prints its result;\n"
 "                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
 "                      succeed\n"
-"  jobs/ID/status      queued, running, done, failed, cancelled or timeout\n"
+"  jobs/ID/status      queued, delayed, waiting, running, done, failed,\n"
+"                      cancelled or timeout\n"
 "  jobs/ID/type        the job type\n"
 "  jobs/ID/info        everything about the job, one JSON object\n"
 "  rmdir jobs/ID       cancel the job if unfinished, and forget it\n"
@@ -71,7 +81,7 @@ static bool
 handle_is_stream(const struct handle *h)
 {
 	return h->kind == NK_JOB_RESPONSE || h->kind == NK_CHAN ||
-	    (h->kind == NK_TYPE_QUEUE && h->accmode == O_RDWR);
+	    ((h->kind == NK_TYPE_QUEUE || h->kind == NK_TYPE_SUBMIT) && h->accmode == O_RDWR);
 }
 
 /* ------------------------------------------------------------ snapshots */
@@ -113,6 +123,14 @@ text_type_stats(const struct jtype *t, struct buf *b)
 	    (unsigned long long)ts.cancelled, (unsigned long long)ts.timeout,
 	    (unsigned long long)ts.workers, (unsigned long long)ts.submitted,
 	    (unsigned long long)ts.requeued);
+	buf_append_str(b, line);
+	/* the job lifecycle (issue 13) */
+	snprintf(line, sizeof line,
+	    "dead %llu\ndelayed %llu\nwaiting %llu\nretried %llu\nkicked %llu\n"
+	    "paused %d\nlimit %u\n",
+	    (unsigned long long)ts.dead, (unsigned long long)ts.delayed,
+	    (unsigned long long)ts.waiting, (unsigned long long)ts.retried,
+	    (unsigned long long)ts.kicked, t->paused ? 1 : 0, t->limit);
 	buf_append_str(b, line);
 }
 
@@ -191,7 +209,7 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 		buf_append(b, job_body(j), j->body_len);
 		break;
 	case NK_JOB_STATUS:
-		buf_append_str(b, job_state_name(j->state));
+		buf_append_str(b, job_status(j));
 		break;
 	case NK_JOB_TYPE:
 		buf_append_str(b, j->type->name);
@@ -205,6 +223,19 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 		break;
 	}
 	buf_append(b, "\n", 1);
+}
+
+/* text_num: "A\n", or "A B\n" if b is not negative. */
+static void
+text_num(struct buf *out, int64_t a, int64_t b)
+{
+	char line[64];
+
+	if (b >= 0)
+		snprintf(line, sizeof line, "%lld %lld\n", (long long)a, (long long)b);
+	else
+		snprintf(line, sizeof line, "%lld\n", (long long)a);
+	buf_append_str(out, line);
 }
 
 /* fs_snapshot: (re)make the text a snapshot file shows. */
@@ -224,6 +255,15 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
 	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
 	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
+	/* the job lifecycle (issue 13) */
+	case NK_TYPE_DEAD:    broker_dead_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
+	case NK_TYPE_DELAYED: broker_delayed_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
+	case NK_TYPE_LIMIT:   text_num(&h->data, t->limit, -1); break;
+	case NK_TYPE_RETRIES: text_num(&h->data, t->retries,
+	    t->backoff_ms > 0 ? t->backoff_ms : LIFE_BACKOFF_MS); break;
+	case NK_TYPE_KICK:
+	case NK_TYPE_SUBMIT:
+	case NK_TYPE_PAUSED:  break;
 	default:              text_job(h->kind, h->owner->job, &h->data); break;
 	}
 }
@@ -519,6 +559,221 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 /* ----------------------------------------------------------- line sinks */
 
+/* ------------------------------------------- the job lifecycle (issue 13) */
+
+/* kick_line: one line written to types/T/kick: a dead job's id as listed
+ * in types/T/dead (its file name: percent-encoded where need be), or as
+ * JSON (a string or an integer).  ENOENT: no such job of T; EINVAL: it is
+ * not dead. */
+static int
+kick_line(struct fs *fs, struct handle *h, const char *text, size_t len)
+{
+	struct broker *b = &fs->srv->broker;
+	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+	char key[ID_MAX + 1], name[3 * ID_MAX + 1], *dec = NULL;
+	struct job *j;
+
+	key[0] = '\0';
+	if (json_is_string(v) && json_string_length(v) <= ID_MAX)
+		snprintf(key, sizeof key, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(key, sizeof key, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (len < sizeof name) {
+		memcpy(name, text, len);
+		name[len] = '\0';
+		if ((dec = id_decode(name)) != NULL && strlen(dec) <= ID_MAX)
+			snprintf(key, sizeof key, "%s", dec);
+		free(dec);
+	}
+	json_decref(v);
+	if ((j = broker_find(b, key)) == NULL || j->type != broker_type(b, h->owner->name, false))
+		return -ENOENT;
+	return broker_kick(b, j) == BERR_OK ? 0 : -EINVAL;
+}
+
+/* kick_write: each line of a write to types/T/kick (see kick_line); the
+ * first that fails stops it (those before are kicked). */
+static int
+kick_write(struct fs *fs, struct handle *h, const char *data, size_t size)
+{
+	const char *p = data, *end = data + size, *nl;
+	int rc = 0;
+
+	while (p < end && rc == 0) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		while (p < nl && (*p == ' ' || *p == '\t'))
+			p++;
+		if (nl > p)
+			rc = kick_line(fs, h, p, (size_t)(nl - p));
+		p = nl + 1;
+	}
+	return rc;
+}
+
+/* The fields an envelope may have. */
+static const char *const envelope_keys[] = {
+	"body", "priority", "delay", "at", "retries", "backoff", "after", "id",
+	"timeout", NULL,
+};
+
+/* env_int: an optional integer field; false if present and not one. */
+static bool
+env_int(json_t *o, const char *k, int64_t *v, bool *set)
+{
+	json_t *x = json_object_get(o, k);
+
+	*v = 0;
+	if (set != NULL)
+		*set = x != NULL;
+	if (x == NULL)
+		return true;
+	if (!json_is_integer(x))
+		return false;
+	*v = json_integer_value(x);
+	return true;
+}
+
+/* env_id: an id (string or integer) as a key and its JSON text. */
+static bool
+env_id(json_t *x, char *key, char **idjson)
+{
+	if (json_is_integer(x))
+		snprintf(key, ID_MAX + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
+	else if (json_is_string(x) && json_string_length(x) <= ID_MAX &&
+	    id_valid(json_string_value(x), json_string_length(x)))
+		memcpy(key, json_string_value(x), json_string_length(x) + 1);
+	else
+		return false;
+	if (idjson != NULL)
+		*idjson = json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT);
+	return true;
+}
+
+/*
+ * envelope_submit: one line written to types/T/submit, a JSON object
+ * {"body":B, and any of "priority", "delay", "at", "retries", "backoff",
+ * "after", "id", "timeout"} (the options of a TCP submit, the same
+ * checks).  EINVAL: not such an object; ENOENT: "after" names no job;
+ * EEXIST: "id" names an unfinished job; ENOSPC: full.
+ */
+static int
+envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
+{
+	struct broker *b = &fs->srv->broker;
+	json_t *o = json_loadb(text, len, 0, NULL), *x;
+	static char keys[LIFE_AFTER_MAX][ID_MAX + 1];
+	const char *after[LIFE_AFTER_MAX];
+	char key[ID_MAX + 1], *idjson = NULL, *body = NULL;
+	struct submit_req r;
+	const char *k;
+	struct job *j;
+	size_t i;
+	int rc = -EINVAL;
+
+	memset(&r, 0, sizeof r);
+	if (!json_is_object(o) || (x = json_object_get(o, "body")) == NULL)
+		goto out;
+	json_object_foreach(o, k, x) {
+		for (i = 0; envelope_keys[i] != NULL && strcmp(envelope_keys[i], k) != 0; i++)
+			;
+		if (envelope_keys[i] == NULL)
+			goto out;   /* a misspelt option is not ignored */
+	}
+	if (!env_int(o, "priority", &r.priority, NULL) ||
+	    !env_int(o, "delay", &r.delay_ms, NULL) ||
+	    !env_int(o, "at", &r.at_ms, NULL) ||
+	    !env_int(o, "retries", &r.retries, &r.retries_set) ||
+	    !env_int(o, "backoff", &r.backoff_ms, NULL) ||
+	    !env_int(o, "timeout", &r.timeout_ms, NULL) || r.timeout_ms < 0)
+		goto out;
+	if (json_object_get(o, "backoff") != NULL && r.backoff_ms == 0)
+		r.backoff_ms = -1;   /* refused by the broker, as over TCP */
+	if ((x = json_object_get(o, "id")) != NULL) {
+		if (!env_id(x, key, &idjson))
+			goto out;
+		r.key = key;
+		r.idjson = idjson;
+	}
+	if ((x = json_object_get(o, "after")) != NULL) {
+		if (!json_is_array(x) || json_array_size(x) > LIFE_AFTER_MAX)
+			goto out;
+		for (i = 0; i < json_array_size(x); i++) {
+			if (!env_id(json_array_get(x, i), keys[i], NULL))
+				goto out;
+			after[i] = keys[i];
+		}
+		r.after = after;
+		r.nafter = json_array_size(x);
+	}
+	body = json_dumps(json_object_get(o, "body"), JSON_ENCODE_ANY | JSON_COMPACT);
+	r.type = h->owner->name;
+	r.body = body;
+	r.body_len = strlen(body);
+	switch (broker_submit(b, &r, &j)) {
+	case BERR_OK:
+		rc = 0;
+		break;
+	case BERR_UNKNOWN_ID:
+		rc = -ENOENT;
+		goto out;
+	case BERR_ID_EXISTS:
+		rc = -EEXIST;
+		goto out;
+	case BERR_FULL:
+		rc = -ENOSPC;
+		goto out;
+	case BERR_UNAVAILABLE:
+		rc = broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
+		    -ENOSPC : -EIO;
+		goto out;
+	default:   /* a value out of its range, a job waiting for itself */
+		log_info("types/%s/submit: %s", h->owner->name, b->err_detail);
+		goto out;
+	}
+	log_debug("job %s: submitted in the tree (an envelope)", j->key);
+	if (h->accmode == O_RDWR)
+		append_id(&h->data, j->key, "\n");
+out:
+	free(body);
+	free(idjson);
+	json_decref(o);
+	return rc;
+}
+
+/* num_write: a number (or two) written to types/T/limit or retries. */
+static int
+num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
+{
+	struct broker *b = &fs->srv->broker;
+	char text[64], *end;
+	long long v, w = -1;
+
+	if (size == 0 || size >= sizeof text)
+		return -EINVAL;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (end == text || errno != 0)
+		return -EINVAL;
+	if (h->kind == NK_TYPE_RETRIES && *end == ' ') {
+		w = strtoll(end, &end, 10);
+		if (errno != 0 || w < 0)
+			return -EINVAL;
+	}
+	while (*end == '\n' || *end == ' ')
+		end++;
+	if (*end != '\0')
+		return -EINVAL;
+	if (broker_type(b, h->owner->name, false) == NULL)
+		return -ENOENT;
+	if (v < 0)
+		v = -2;   /* refused */
+	return broker_type_configure(b, h->owner->name, h->kind == NK_TYPE_LIMIT ? v : -1,
+	    h->kind == NK_TYPE_RETRIES ? v : -1, w) == BERR_OK ? 0 : -EINVAL;
+}
+
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
  * the broker is full (--max-jobs, --max-memory); -EIO (-ENOSPC for a full
  * disk): the store cannot take writes. */
@@ -533,6 +788,8 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 		chan_publish(fs->srv, h->owner->name, text, len);
 		return 0;
 	}
+	if (h->kind == NK_TYPE_SUBMIT)
+		return envelope_submit(fs, h, text, len);
 	memset(&r, 0, sizeof r);
 	r.type = h->owner->name;
 	r.body = text;
@@ -638,7 +895,13 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 
 	(void)ino;
 	(void)off;
-	if (h->kind != NK_TYPE_QUEUE && h->kind != NK_CHAN)
+	if (h->kind == NK_TYPE_LIMIT || h->kind == NK_TYPE_RETRIES)
+		rc = num_write(fs, h, data, size);
+	else if (h->kind == NK_TYPE_KICK)
+		rc = kick_write(fs, h, data, size);
+	else if (h->kind == NK_TYPE_PAUSED)
+		rc = 0;   /* what is written to it does not matter */
+	else if (!NK_TYPE_WRITABLE(h->kind) && h->kind != NK_CHAN)
 		rc = -EBADF;
 	else
 		rc = fs_sink_write(fs, h, data, size, false);
@@ -686,7 +949,7 @@ fs_handle_open(struct fs *fs, enum node_kind k, struct owner *o,
 		return -ENOENT;
 	if (!kind_is_dir(k) && o != NULL && k != NK_CHAN && !owner_alive(fs, o))
 		return -ENOENT;
-	if (acc != O_RDONLY && k != NK_TYPE_QUEUE && k != NK_CHAN)
+	if (acc != O_RDONLY && !NK_TYPE_WRITABLE(k) && k != NK_CHAN)
 		return kind_is_dir(k) ? -EISDIR : -EACCES;
 	h = xcalloc(1, sizeof *h);
 	h->kind = k;

@@ -21,6 +21,8 @@ node_slot(enum node_kind k)
 		return k - NK_JOB_DIR;
 	if (k >= NK_TYPE_DIR && k <= NK_TYPE_STATS)
 		return k - NK_TYPE_DIR;
+	if (k >= NK_TYPE_DEAD && k <= NK_TYPE_RETRIES)
+		return k - NK_TYPE_DEAD + (NK_TYPE_STATS - NK_TYPE_DIR + 1);
 	return 0;
 }
 
@@ -250,6 +252,11 @@ node_mode(const struct fs *fs, enum node_kind k)
 		return S_IFDIR | (g ? 0770 : 0755);
 	case NK_TYPE_QUEUE:
 	case NK_CHAN:
+	case NK_TYPE_SUBMIT:    /* the job lifecycle (issue 13): written */
+	case NK_TYPE_KICK:
+	case NK_TYPE_PAUSED:
+	case NK_TYPE_LIMIT:
+	case NK_TYPE_RETRIES:
 		return S_IFREG | (g ? 0660 : 0644);
 	default:
 		if (kind_is_dir(k))

@@ -212,9 +212,10 @@ ctl_args(const struct cmd_entry *e, int argc, char **argv, int nargs)
 
 static const struct cmd_entry cmd_table[] = {
 	{ "submit", "[--id ID] [--priority N] [--timeout MS] [--stream] "
-	    "[--detach] [--worker NAME] TYPE [BODY | -]", cmd_submit },
+	    "[--detach] [--worker NAME] [--retries N] [--backoff MS] "
+	    "[--delay MS] [--at EPOCH_MS] [--after ID]... TYPE [BODY | -]", cmd_submit },
 	{ "work", "[--capacity N] [--heartbeat MS] [--name NAME] [--cancel] "
-	    "TYPE -- COMMAND [ARG ...]", cmd_work },
+	    "[--fail] TYPE -- COMMAND [ARG ...]", cmd_work },
 	{ "status", "ID", cmd_status },
 	{ "cancel", "ID", cmd_cancel },
 	{ "wait", "ID", cmd_wait },
@@ -224,6 +225,11 @@ static const struct cmd_entry cmd_table[] = {
 	{ "subscribe", "[-n COUNT] CHANNEL ...", cmd_subscribe },
 	{ "raw", "[--worker] [-n COUNT] [-t MS] [--unframed] [--dribble]",
 	    cmd_raw },
+	/* the job lifecycle (issue 13) */
+	{ "kick", "ID | --type TYPE", cmd_kick },
+	{ "pause", "TYPE", cmd_pause },
+	{ "resume", "TYPE", cmd_pause },
+	{ "configure", "[--limit N] [--retries N] [--backoff MS] TYPE", cmd_configure },
 };
 
 static void

@@ -76,6 +76,11 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "stream",   no_argument,       NULL, 's' },
 		{ "detach",   no_argument,       NULL, 'd' },
 		{ "worker",   required_argument, NULL, 'W' },
+		{ "retries",  required_argument, NULL, 'r' },
+		{ "backoff",  required_argument, NULL, 'b' },
+		{ "delay",    required_argument, NULL, 'D' },
+		{ "at",       required_argument, NULL, 'a' },
+		{ "after",    required_argument, NULL, 'A' },
 		{ "help",     no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -83,7 +88,13 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	const char *id = NULL, *target = NULL;
 	long long priority = 0, timeout = 0;
 	bool detach = false, has_priority = false;
+	/* the job lifecycle (issue 13): ranges are the daemon's to check */
+	long long life[4];
+	static const char *const life_keys[4] = { "retries", "backoff", "delay", "at" };
+	bool has_life[4] = { false };
+	json_t *after = NULL;
 	json_t *body, *m;
+	int k;
 	char *auto_id = NULL;
 	int c, rc;
 
@@ -110,24 +121,51 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		case 'W':
 			target = optarg;
 			break;
+		case 'r':
+		case 'b':
+		case 'D':
+		case 'a':
+			k = c == 'r' ? 0 : c == 'b' ? 1 : c == 'D' ? 2 : 3;
+			if (ctl_number(optarg, INT64_MIN, INT64_MAX, &life[k]) < 0) {
+				json_decref(after);
+				return ctl_usage(e, false);
+			}
+			has_life[k] = true;
+			break;
+		case 'A':
+			if (after == NULL)
+				after = json_array();
+			if (json_array_append_new(after, json_string(optarg)) < 0) {
+				ctl_warn("the id is not valid UTF-8");
+				json_decref(after);
+				return CTL_USAGE;
+			}
+			break;
 		case 'h':
+			json_decref(after);
 			return ctl_usage(e, true);
 		default:
+			json_decref(after);
 			return ctl_usage(e, false);
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1 || argc > 2)
+	if (argc < 1 || argc > 2) {
+		json_decref(after);
 		return ctl_usage(e, false);
-	if ((body = ctl_body(argc == 2 ? argv[1] : NULL)) == NULL)
+	}
+	if ((body = ctl_body(argc == 2 ? argv[1] : NULL)) == NULL) {
+		json_decref(after);
 		return CTL_USAGE;
+	}
 	if (id == NULL)
 		id = auto_id = submit_id();
 	sub.id = json_string(id);
 	if (sub.id == NULL) {
 		ctl_warn("the id is not valid UTF-8");
 		json_decref(body);
+		json_decref(after);
 		free(auto_id);
 		return CTL_USAGE;
 	}
@@ -147,6 +185,11 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		json_object_set_new(m, "detach", json_true());
 	if (target != NULL)
 		json_object_set_new(m, "worker", json_string(target));
+	for (k = 0; k < 4; k++)
+		if (has_life[k])
+			json_object_set_new(m, life_keys[k], json_integer(life[k]));
+	if (after != NULL)
+		json_object_set_new(m, "after", after);
 	if (json_object_get(m, "job_type") == NULL ||
 	    (target != NULL && json_object_get(m, "worker") == NULL)) {
 		ctl_warn("the type or worker name is not valid UTF-8");
@@ -723,4 +766,89 @@ cmd_raw(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	rc = session_run(&s);
 	session_free(&s);
 	return rc;
+}
+
+/* ------------------------------------------- the job lifecycle (issue 13) */
+
+/* cmd_kick: ID (one dead job) or --type TYPE (all of its dead jobs). */
+int
+cmd_kick(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "type", required_argument, NULL, 't' },
+		{ "help", no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *type = NULL;
+	json_t *m;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c != 't')
+			return ctl_usage(e, c == 'h');
+		type = optarg;
+	}
+	if (argc - optind != (type != NULL ? 0 : 1))
+		return ctl_usage(e, false);
+	m = type != NULL ? json_pack("{s:s, s:s}", "type", "kick", "job_type", type) :
+	    json_pack("{s:s, s:s}", "type", "kick", "id", argv[optind]);
+	if (m == NULL) {
+		ctl_warn("the id or type is not valid UTF-8");
+		return CTL_USAGE;
+	}
+	return session_call(ctl, m, status_frame, NULL);
+}
+
+/* cmd_pause: pause TYPE, or resume TYPE (the command's name says which). */
+int
+cmd_pause(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	json_t *m;
+	int rc;
+
+	if ((rc = ctl_args(e, argc, argv, 1)) != CTL_RUNNING)
+		return rc;
+	m = json_pack("{s:s, s:s}", "type", e->name, "job_type", argv[optind]);
+	if (m == NULL) {
+		ctl_warn("the type is not valid UTF-8");
+		return CTL_USAGE;
+	}
+	return session_call(ctl, m, status_frame, NULL);
+}
+
+/* cmd_configure: a type's limit, and default retries and backoff. */
+int
+cmd_configure(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "limit",   required_argument, NULL, 'l' },
+		{ "retries", required_argument, NULL, 'r' },
+		{ "backoff", required_argument, NULL, 'b' },
+		{ "help",    no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	long long v[3];
+	static const char *const keys[3] = { "limit", "retries", "backoff" };
+	bool has[3] = { false };
+	json_t *m;
+	int c, k;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c != 'l' && c != 'r' && c != 'b')
+			return ctl_usage(e, c == 'h');
+		k = c == 'l' ? 0 : c == 'r' ? 1 : 2;
+		if (ctl_number(optarg, INT64_MIN, INT64_MAX, &v[k]) < 0)
+			return ctl_usage(e, false);
+		has[k] = true;
+	}
+	if (argc - optind != 1)
+		return ctl_usage(e, false);
+	if ((m = json_pack("{s:s, s:s}", "type", "configure", "job_type", argv[optind])) == NULL) {
+		ctl_warn("the type is not valid UTF-8");
+		return CTL_USAGE;
+	}
+	for (k = 0; k < 3; k++)
+		if (has[k])
+			json_object_set_new(m, keys[k], json_integer(v[k]));
+	return session_call(ctl, m, status_frame, NULL);
 }

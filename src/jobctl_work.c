@@ -49,6 +49,8 @@ struct work_conn {
 	char		**argv;
 	long long	 capacity;	/* 0: not asked for */
 	bool		 cancel;	/* joined with "cancel":true */
+	bool		 fail;		/* --fail: a failing command is a "fail"
+					   report (issue 13), not a response */
 	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;
@@ -183,9 +185,11 @@ wjob_finish(struct wjob *j)
 	char *text;
 	size_t max = SIZE_MAX;
 
+	bool failed = !WIFEXITED(j->wstatus) || WEXITSTATUS(j->wstatus) != 0;
+
 	while (!j->cancelled && w->s.fd >= 0) {
-		m = json_pack("{s:s, s:o}", "type", "response", "body",
-		    wjob_result(j, max));
+		m = json_pack("{s:s, s:o}", "type", w->fail && failed ? "fail" : "response",
+		    "body", wjob_result(j, max));
 		/* With cancels or several slots, a response must say which job
 		 * it answers: a late one for a cancelled job is then dropped. */
 		if (w->capacity > 1 || w->cancel)
@@ -484,6 +488,7 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "name",      required_argument, NULL, 'n' },
 		{ "cancel",    no_argument,       NULL, 'C' },
+		{ "fail",      no_argument,       NULL, 'F' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -514,6 +519,9 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 			break;
 		case 'C':
 			cancel = true;
+			break;
+		case 'F':
+			w.fail = true;
 			break;
 		case 'h':
 			return ctl_usage(e, true);

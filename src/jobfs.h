@@ -35,6 +35,8 @@ struct jtype;
 struct server;
 struct master;
 struct worker;
+struct job_life;
+struct dep;
 
 /* ------------------------------------------------------------------ util.c */
 
@@ -125,7 +127,10 @@ enum jkind { JK_STRING, JK_INT, JK_REAL, JK_TRUE, JK_FALSE, JK_NULL, JK_OBJECT, 
 enum msg_key {
 	MK_TYPE, MK_ACTION, MK_JOB_TYPE, MK_ID, MK_BODY, MK_PRIORITY, MK_TIMEOUT,
 	MK_DETACH, MK_STREAM, MK_NOTIFY, MK_WORKER, MK_CAPACITY, MK_HEARTBEAT,
-	MK_CANCEL, MK_CHANNEL, MK_TOKEN, MK_COUNT
+	MK_CANCEL, MK_CHANNEL, MK_TOKEN,
+	/* the job lifecycle (issue 13) */
+	MK_RETRIES, MK_BACKOFF, MK_DELAY, MK_AT, MK_AFTER, MK_LIMIT,
+	MK_COUNT
 };
 
 /* One field: a span of the frame, valid while the frame is. */
@@ -241,6 +246,8 @@ struct job {
 	TAILQ_ENTRY(job) all_entry;   /* broker->all: every job, in submission order */
 	char          *owner;         /* --auth: the token name that submitted
 	                                 it; NULL: none (the tree, no --auth) */
+	struct job_life *life;        /* retries, delays, attempts, dependencies,
+	                                 the dead set; NULL if none (broker.c) */
 	char           key[];         /* canonical id: a string id, or an integer
 	                                 in decimal; then the id as the master
 	                                 sent it, as JSON (unless id_is_key);
@@ -367,6 +374,13 @@ struct jtype {
 	bool           pinned;        /* made by mkdir: lives while the daemon does */
 	uint64_t       nqueued, nrunning, nworkers;
 	uint64_t       ndone, nfailed, ncancelled, ntimeout, nsubmitted, nrequeued;
+	/* the job lifecycle (issue 13) */
+	bool           paused;        /* dispatches nothing; still takes jobs */
+	uint32_t       limit;         /* jobs running at once; 0: no limit */
+	int32_t        retries;       /* default of jobs without "retries" */
+	int64_t        backoff_ms;    /* default base backoff; 0: LIFE_BACKOFF_MS */
+	struct job_list dead;         /* its dead jobs, oldest first (life->type_dead) */
+	uint64_t       ndead, ndelayed, nwaiting, nretried, nkicked;
 };
 
 /* What a submitter asks for; broker_submit() copies what it keeps. */
@@ -382,6 +396,14 @@ struct submit_req {
 	bool          detach, stream, notify;
 	struct master *master;        /* NULL: none (the tree) */
 	const char   *owner;          /* --auth: the submitter's name; NULL: none */
+	/* the job lifecycle (issue 13): all opt-in */
+	bool          retries_set;    /* false: the type's default retries */
+	int64_t       retries;
+	int64_t       backoff_ms;     /* 0: the type's, else LIFE_BACKOFF_MS */
+	int64_t       delay_ms;       /* 0: none */
+	int64_t       at_ms;          /* epoch milliseconds; 0: none */
+	const char  **after;          /* keys of jobs it waits for */
+	size_t        nafter;
 };
 
 /* Errors that broker calls return, mapped to protocol codes at the edge. */
@@ -391,6 +413,9 @@ enum broker_err {
 	BERR_UNKNOWN_ID,
 	BERR_FULL,
 	BERR_UNAVAILABLE,  /* the store cannot take writes (broker_store_error) */
+	BERR_SELF,         /* "after" names the job itself */
+	BERR_INVALID,      /* a value out of its range: broker->err_detail says */
+	BERR_STATE,        /* the job is not in a state that allows it */
 };
 
 /* What a worker's response or partial is about (broker_worker_answer). */
@@ -408,6 +433,8 @@ struct broker_stats {
 	uint64_t partials;
 	uint64_t body_bytes;          /* of unfinished jobs' bodies */
 	uint64_t refused_full;        /* submissions refused: BERR_FULL */
+	/* the job lifecycle (issue 13) */
+	uint64_t retried, dead, delayed, waiting, kicked, fails;
 };
 
 /*
@@ -447,6 +474,13 @@ struct broker_listener {
 	void (*worker_joined)(void *ctx, struct worker *, struct jtype *);
 	void (*worker_left)(void *ctx, struct worker *, struct jtype *);
 	void (*durable)(void *ctx, uint64_t mark);
+	/* the job lifecycle (issue 13) */
+	void (*job_changed)(void *ctx, struct job *);   /* its life changed:
+	                                   delayed, retried, waiting, due, kicked */
+	void (*type_changed)(void *ctx, struct jtype *); /* paused, limit, defaults */
+	void (*job_abandoned)(void *ctx, struct job *, struct worker *);  /* its
+	                                   attempt on that worker timed out and is
+	                                   retried elsewhere: a cancel, if it takes them */
 };
 #define BROKER_LISTENERS_MAX 8
 
@@ -477,6 +511,7 @@ struct restore_req {
 	const char   *partials;       /* one JSON text per line, or NULL */
 	size_t        partials_len;
 	const char   *owner;          /* the token name that submitted it, or NULL */
+	const char   *life;           /* job_life_json's text, or NULL */
 };
 
 /* jobtab.c: every known job by key. */
@@ -516,6 +551,19 @@ struct broker {
 	uint64_t           durable;      /* the store's last durable record */
 	int                store_err;    /* the store cannot take writes: errno */
 	char               store_reason[128];
+	/* the job lifecycle (issue 13) */
+	struct delay_heap {
+		struct job **items;
+		size_t       len, cap;
+	}                  delays;       /* delayed jobs and retries, by due time */
+	ev_timer           delay_timer;  /* the one timer for all of them */
+	struct job_list    dead;         /* every dead job, oldest first */
+	size_t             ndead;
+	double             dead_keep;    /* seconds */
+	size_t             dead_max;
+	struct dep        *deps;         /* waiting jobs, by the key they wait for */
+	char               err_detail[ID_MAX + 64];  /* of the last BERR_* */
+	size_t             npaused;      /* paused types */
 };
 
 void  broker_init(struct broker *, struct server *, double keep, size_t keep_max);
@@ -580,6 +628,7 @@ void  job_unref(struct broker *, struct job *);
 struct type_stats {
 	uint64_t queued, running, workers;
 	uint64_t done, failed, cancelled, timeout, submitted, requeued;
+	uint64_t dead, delayed, waiting, retried, kicked;   /* issue 13 */
 };
 typedef bool broker_type_cb(void *ctx, struct jtype *);
 typedef bool broker_job_cb(void *ctx, struct job *);
@@ -598,6 +647,78 @@ double  job_started(const struct job *);    /* wall clock; 0: not yet */
 double  job_finished(const struct job *);
 const char *job_target(const struct job *);
 const struct buf *job_partials(const struct job *);
+
+/*
+ * The job lifecycle (issue 13; broker.c's "lifecycle" section, delay.c).
+ * A job's life (struct job_life) exists only for jobs that use it: a
+ * retry, a delay, a dependency, a fail report, the dead set.  Its state
+ * stays JOB_QUEUED while it waits (life->wait says for what) and is
+ * JOB_FAILED in the dead set; job_status() names what a user sees.
+ */
+#define LIFE_RETRIES_MAX    100
+#define LIFE_BACKOFF_MS     1000                   /* the default base */
+#define LIFE_BACKOFF_MAX_MS (24LL * 3600 * 1000)   /* base, and any one wait */
+#define LIFE_DELAY_MAX_MS   (366LL * 24 * 3600 * 1000)
+#define LIFE_AFTER_MAX      64
+#define LIFE_LIMIT_MAX      1000000
+#define LIFE_ATTEMPTS_KEPT  32                     /* the newest, per job */
+#define LIFE_ERROR_MAX      (64u * 1024)           /* bytes of an error kept */
+#define LIFE_DEAD_KEEP      (7 * 24 * 3600.0)
+#define LIFE_DEAD_MAX       10000
+
+enum life_wait { LIFE_READY, LIFE_DELAYED, LIFE_BACKOFF, LIFE_WAITING };
+
+struct attempt {
+	double  started, ended;       /* wall clock; ended 0: not yet */
+	char   *worker;
+	char   *error;                /* JSON text, or NULL */
+};
+
+struct job_life {
+	int32_t          retries;     /* -1: the type's default */
+	int64_t          backoff_ms;  /* 0: the type's default */
+	uint8_t          wait;        /* enum life_wait, while JOB_QUEUED */
+	double           due;         /* LIFE_DELAYED, LIFE_BACKOFF: wall clock */
+	size_t           delay_index; /* in broker->delays */
+	unsigned         failures;    /* failed attempts since submission or kick */
+	unsigned         nattempts;   /* every attempt ever begun */
+	struct attempt  *att;         /* the newest LIFE_ATTEMPTS_KEPT of them */
+	size_t           natt;
+	char           **after;       /* keys it waits for (LIFE_WAITING) */
+	size_t           nafter;
+	unsigned         pending;     /* of those, not yet done */
+	char            *error;       /* JSON text of the last failure */
+	char            *reason;      /* why it was cancelled, if by a dependency */
+	TAILQ_ENTRY(job) type_dead;   /* on its type's dead list */
+	bool             opted;       /* submitted with lifecycle options: its
+	                                 master may hear of them (last_error) */
+};
+
+const char *job_status(const struct job *);   /* "delayed", "waiting", or the state */
+const char *job_end_reason(const struct job *);  /* reason of its ending frame */
+json_t *job_life_json(const struct job *);    /* what the store keeps of its life */
+void  broker_life_init(struct broker *, double dead_keep, size_t dead_max);
+int   broker_fail(struct broker *, struct job *, const char *err, size_t len);
+int   broker_kick(struct broker *, struct job *);
+size_t broker_kick_type(struct broker *, struct jtype *);
+void  broker_type_pause(struct broker *, struct jtype *, bool paused);
+int   broker_type_limit(struct broker *, struct jtype *, int64_t limit);
+int   broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
+int   broker_type_configure(struct broker *, const char *type, int64_t limit,
+    int64_t retries, int64_t backoff_ms);
+bool  broker_type_configured(const struct jtype *);
+void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
+void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
+json_t *broker_type_settings(const struct jtype *);
+
+/* ----------------------------------------------------------------- delay.c */
+
+/* The due-time heap of delayed jobs (broker->delays): soonest first. */
+void        delay_push(struct delay_heap *, struct job *);
+struct job *delay_pop(struct delay_heap *);
+void        delay_remove(struct delay_heap *, struct job *);
+void        delay_free(struct delay_heap *);
+static inline struct job *delay_top(const struct delay_heap *h) { return h->len ? h->items[0] : NULL; }
 
 /* -------------------------------------------------------------------- id.c */
 
@@ -867,6 +988,8 @@ struct options {
 	const char *tls_cert, *tls_key, *tls_ca;
 	bool        group_set;      /* --group or -o group=: the tree's group */
 	gid_t       group_gid;
+	double      dead_keep;      /* --dead-keep seconds */
+	size_t      dead_max;       /* --dead-max */
 };
 
 /*

@@ -288,6 +288,7 @@ server_start(struct server *srv, const struct options *opt)
 	srv->accept_delay = ACCEPT_DELAY_MIN;
 	ev_init(&srv->accept_backoff, accept_backoff_cb);
 	broker_init(&srv->broker, srv, opt->keep, opt->keep_max);
+	broker_life_init(&srv->broker, opt->dead_keep, opt->dead_max);
 	proto_init(srv);
 	signal(SIGPIPE, SIG_IGN);
 	ev_io_init(&srv->master_io, accept_cb, srv->master_fd, EV_READ);
@@ -352,13 +353,22 @@ type_stats(const struct jtype *t)
 {
 	struct type_stats s;
 
+	json_t *o;
+
 	broker_type_stats(t, &s);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "queued", (json_int_t)s.queued, "running", (json_int_t)s.running,
 	    "done", (json_int_t)s.done, "failed", (json_int_t)s.failed,
 	    "cancelled", (json_int_t)s.cancelled, "timeout", (json_int_t)s.timeout,
 	    "workers", (json_int_t)s.workers, "submitted", (json_int_t)s.submitted,
 	    "requeued", (json_int_t)s.requeued);
+	/* the job lifecycle (issue 13) */
+	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
+	    "dead", (json_int_t)s.dead, "delayed", (json_int_t)s.delayed,
+	    "waiting", (json_int_t)s.waiting, "retried", (json_int_t)s.retried,
+	    "kicked", (json_int_t)s.kicked, "paused", t->paused,
+	    "limit", (json_int_t)t->limit));
+	return o;
 }
 
 struct types_json {
@@ -430,6 +440,12 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 		json_object_set_new(o, "refused_unauthenticated", json_integer((json_int_t)srv->refused_unauth));
 		json_object_set_new(o, "dropped_unauthenticated", json_integer((json_int_t)srv->dropped_unauthed));
 	}
+	/* the job lifecycle (issue 13) */
+	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "retried", (json_int_t)s->retried, "dead", (json_int_t)srv->broker.ndead,
+	    "delayed", (json_int_t)s->delayed, "waiting", (json_int_t)s->waiting,
+	    "paused", (json_int_t)srv->broker.npaused, "kicked", (json_int_t)s->kicked,
+	    "fails", (json_int_t)s->fails));
 	if (srv->store != NULL)
 		store_stats(srv->store, o);
 	json_object_set_new(o, "ntypes",

@@ -33,6 +33,8 @@ usage(FILE *f)
 	    "  --max-frame BYTES    largest frame accepted (default 16777216)\n"
 	    "  --keep SECONDS       how long finished jobs stay (default 600)\n"
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
+	    "  --dead-keep SECONDS  how long dead (failed) jobs stay (default 604800)\n"
+	    "  --dead-max N         at most this many dead jobs (default 10000)\n"
 	    "  --max-jobs N         at most this many unfinished jobs (default 1000000)\n"
 	    "  --max-memory BYTES   at most this many bytes of their bodies (default 1073741824)\n"
 	    "  --max-conns N        connections at once (default 10000)\n"
@@ -167,7 +169,8 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
 	    O_SYNCMODE, O_REPAIR, O_AUTH, O_INSECURE, O_PERADDR, O_MAXUNAUTH,
 	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_GROUP,
-	    O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN, O_HTTPIDLE };
+	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
+	    O_HTTPIDLE };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -198,6 +201,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "tls-key",     required_argument, NULL, O_TLSKEY },
 		{ "tls-ca",      required_argument, NULL, O_TLSCA },
 		{ "group",       required_argument, NULL, O_GROUP },
+		{ "dead-keep",   required_argument, NULL, O_DEADKEEP },
+		{ "dead-max",    required_argument, NULL, O_DEADMAX },
 		{ "foreground",  no_argument,       NULL, 'f' },
 		{ "verbose",     no_argument,       NULL, 'v' },
 		{ "quiet",       no_argument,       NULL, 'q' },
@@ -213,6 +218,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_frame = 16u * 1024 * 1024;
 	o->keep = 600;
 	o->keep_max = 100000;
+	o->dead_keep = LIFE_DEAD_KEEP;
+	o->dead_max = LIFE_DEAD_MAX;
 	o->max_jobs = 1000000;
 	o->max_memory = 1u << 30;
 	o->max_conns = 10000;
@@ -233,6 +240,8 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_MAXFRAME: o->max_frame = parse_num(optarg, "--max-frame", 64, 1LL << 30); break;
 		case O_KEEP:     o->keep = parse_num(optarg, "--keep", 0, 1LL << 31); break;
 		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
+		case O_DEADKEEP: o->dead_keep = parse_num(optarg, "--dead-keep", 0, 1LL << 31); break;
+		case O_DEADMAX:  o->dead_max = parse_num(optarg, "--dead-max", 0, 1LL << 40); break;
 		case O_MAXJOBS:  o->max_jobs = parse_num(optarg, "--max-jobs", 1, 1LL << 40); break;
 		case O_MAXMEM:   o->max_memory = parse_num(optarg, "--max-memory", 1, 1LL << 50); break;
 		case O_MAXCONNS: o->max_conns = parse_num(optarg, "--max-conns", 1, 1LL << 30); break;

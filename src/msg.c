@@ -42,6 +42,8 @@ static const char *const msg_key_names[MK_COUNT] = {
 	[MK_NOTIFY] = "notify", [MK_WORKER] = "worker", [MK_CAPACITY] = "capacity",
 	[MK_HEARTBEAT] = "heartbeat", [MK_CANCEL] = "cancel", [MK_CHANNEL] = "channel",
 	[MK_TOKEN] = "token",
+	[MK_RETRIES] = "retries", [MK_BACKOFF] = "backoff", [MK_DELAY] = "delay",
+	[MK_AT] = "at", [MK_AFTER] = "after", [MK_LIMIT] = "limit",
 };
 
 const char *

@@ -23,9 +23,10 @@
 #define F_INT    0x02
 #define F_BOOL   0x04
 #define F_ANY    0x08
+#define F_ARRAY  0x10
 #define F_ID     (F_STRING | F_INT)
 
-#define MAX_FIELDS 10
+#define MAX_FIELDS 16
 #define CAPACITY_MAX 4096
 #define HEARTBEAT_MIN_MS 10
 #define IDJSON_MAX (6 * ID_MAX + 2)  /* every byte a \u escape, and quotes */
@@ -57,11 +58,19 @@ struct msg_def {
 static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
     h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait,
     h_auth;
+/* the job lifecycle (issue 13) */
+static msg_handler h_fail, h_kick, h_pause, h_resume, h_configure;
 
 #define JOB_OPTIONS \
 	{ MK_PRIORITY, F_INT, false }, { MK_TIMEOUT, F_INT, false }, \
 	{ MK_DETACH, F_BOOL, false }, { MK_STREAM, F_BOOL, false }, \
-	{ MK_NOTIFY, F_BOOL, false }, { MK_WORKER, F_STRING, false }
+	{ MK_NOTIFY, F_BOOL, false }, { MK_WORKER, F_STRING, false }, \
+	{ MK_RETRIES, F_INT, false }, { MK_BACKOFF, F_INT, false }, \
+	{ MK_DELAY, F_INT, false }, { MK_AT, F_INT, false }, \
+	{ MK_AFTER, F_ARRAY, false }
+#define TYPE_SETTINGS \
+	{ MK_LIMIT, F_INT, false }, { MK_RETRIES, F_INT, false }, \
+	{ MK_BACKOFF, F_INT, false }
 #define JOIN_OPTIONS \
 	{ MK_WORKER, F_STRING, false }, { MK_CAPACITY, F_INT, false }, \
 	{ MK_HEARTBEAT, F_INT, false }, { MK_CANCEL, F_BOOL, false }
@@ -102,6 +111,25 @@ static const struct msg_def msg_table[] = {
 	  { { MK_CHANNEL, F_STRING, true }, END } },
 	{ "publish", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_publish,
 	  { { MK_CHANNEL, F_STRING, true }, { MK_BODY, F_ANY, true }, END } },
+	/* the job lifecycle (issue 13) */
+	{ "fail", ROLE_WORKER, DIALECT_UNSET, h_fail,
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
+	{ "kick", ROLE_MASTER, DIALECT_SEED, h_kick,
+	  { { MK_ID, F_ID, false }, { MK_JOB_TYPE, F_STRING, false }, END } },
+	{ "kick", ROLE_MASTER, DIALECT_ACTION, h_kick,
+	  { { MK_ID, F_ID, false }, { MK_TYPE, F_STRING, false }, END } },
+	{ "pause", ROLE_MASTER, DIALECT_SEED, h_pause,
+	  { { MK_JOB_TYPE, F_STRING, true }, END } },
+	{ "pause", ROLE_MASTER, DIALECT_ACTION, h_pause,
+	  { { MK_TYPE, F_STRING, true }, END } },
+	{ "resume", ROLE_MASTER, DIALECT_SEED, h_resume,
+	  { { MK_JOB_TYPE, F_STRING, true }, END } },
+	{ "resume", ROLE_MASTER, DIALECT_ACTION, h_resume,
+	  { { MK_TYPE, F_STRING, true }, END } },
+	{ "configure", ROLE_MASTER, DIALECT_SEED, h_configure,
+	  { { MK_JOB_TYPE, F_STRING, true }, TYPE_SETTINGS, END } },
+	{ "configure", ROLE_MASTER, DIALECT_ACTION, h_configure,
+	  { { MK_TYPE, F_STRING, true }, TYPE_SETTINGS, END } },
 };
 
 /* "auth" exists only with --auth: without it, it stays an unknown type. */
@@ -111,6 +139,7 @@ static const struct msg_def auth_def = {
 };
 
 static bool auth_gate(struct conn *, const struct msg_ctx *, const char *name);
+static bool may_see(const struct conn *, const struct job *);
 static void unauth_unlist(struct conn *);
 
 static const char *
@@ -121,6 +150,7 @@ type_names(unsigned types)
 	case F_INT:    return "an integer";
 	case F_BOOL:   return "a boolean";
 	case F_ID:     return "a string or an integer";
+	case F_ARRAY:  return "an array";
 	default:       return "a JSON value";
 	}
 }
@@ -133,7 +163,8 @@ field_type_ok(const struct mfield *f, unsigned types)
 	return (types & F_ANY) ||
 	    ((types & F_STRING) && f->kind == JK_STRING) ||
 	    ((types & F_INT) && f->kind == JK_INT && msg_int(f, &v)) ||
-	    ((types & F_BOOL) && (f->kind == JK_TRUE || f->kind == JK_FALSE));
+	    ((types & F_BOOL) && (f->kind == JK_TRUE || f->kind == JK_FALSE)) ||
+	    ((types & F_ARRAY) && f->kind == JK_ARRAY);
 }
 
 static const struct mfield *
@@ -378,15 +409,57 @@ type_check(struct conn *c, const struct msg_ctx *ctx, enum msg_key k, char *out)
 
 /* -------------------------------------------------------------- masters */
 
+/*
+ * after_parse: "after": an array of at most LIFE_AFTER_MAX job ids, as
+ * keys into keys[] (req->after points at them).
+ */
+static bool
+after_parse(struct conn *c, const struct msg_ctx *ctx, struct submit_req *req,
+    const char **after, char (*keys)[ID_MAX + 1])
+{
+	const struct mfield *f = field(ctx, MK_AFTER);
+	json_t *a = json_loadb(f->val, f->len, JSON_DECODE_ANY, NULL), *v;
+	size_t i;
+	bool ok = json_is_array(a) && json_array_size(a) <= LIFE_AFTER_MAX;
+
+	if (json_is_array(a) && !ok)
+		conn_send_error(c, "invalid_type", ctx->idjson,
+		    "\"after\" may name at most %d jobs", LIFE_AFTER_MAX);
+	json_array_foreach(a, i, v) {
+		if (!ok)
+			break;
+		if (json_is_integer(v))
+			snprintf(keys[i], ID_MAX + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else if (json_is_string(v) && json_string_length(v) <= ID_MAX &&
+		    id_valid(json_string_value(v), json_string_length(v)))
+			memcpy(keys[i], json_string_value(v), json_string_length(v) + 1);
+		else {
+			conn_send_error(c, "invalid_type", ctx->idjson,
+			    "\"after\" must be an array of job ids (strings or integers)");
+			ok = false;
+			break;
+		}
+		after[i] = keys[i];
+	}
+	if (ok) {
+		req->after = after;
+		req->nafter = json_array_size(a);
+	}
+	json_decref(a);
+	return ok;
+}
+
 /* h_submit: "job" (seed dialect) and "submit" (later dialect). */
 static void
 h_submit(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	char type[ID_MAX + 1], target[ID_MAX + 1];
+	static char akeys[LIFE_AFTER_MAX][ID_MAX + 1];
+	const char *after[LIFE_AFTER_MAX];
 	struct submit_req req = { 0 };
 	struct broker *b = &c->srv->broker;
-	size_t tlen;
+	size_t tlen, i;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -415,6 +488,24 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c->master;
 	req.owner = auth_enabled() ? c->auth_name : NULL;
+	/* the job lifecycle (issue 13): ranges are the broker's to check */
+	req.retries_set = field(ctx, MK_RETRIES) != NULL;
+	req.retries = field_int(ctx, MK_RETRIES);
+	req.backoff_ms = field(ctx, MK_BACKOFF) != NULL && field_int(ctx, MK_BACKOFF) == 0 ?
+	    -1 : field_int(ctx, MK_BACKOFF);
+	req.delay_ms = field_int(ctx, MK_DELAY);
+	req.at_ms = field_int(ctx, MK_AT);
+	if (field(ctx, MK_AFTER) != NULL && !after_parse(c, ctx, &req, after, akeys))
+		return;
+	for (i = 0; i < req.nafter; i++) {
+		struct job *d = broker_find(b, req.after[i]);
+
+		if (d != NULL && !may_see(c, d)) {   /* --auth: others' jobs do not exist */
+			conn_send_error(c, "unknown_id", ctx->idjson,
+			    "\"after\" names %s: no job has that id", req.after[i]);
+			return;
+		}
+	}
 	switch (broker_submit(b, &req, NULL)) {
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
@@ -422,6 +513,14 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 		return;
 	case BERR_UNAVAILABLE:
 		conn_send_error(c, "unavailable", ctx->idjson, "%s", broker_store_reason(b));
+		return;
+	case BERR_INVALID:
+	case BERR_SELF:
+		conn_send_error(c, "invalid_type", ctx->idjson, "%s", b->err_detail);
+		return;
+	case BERR_UNKNOWN_ID:
+		conn_send_error(c, "unknown_id", ctx->idjson,
+		    "\"after\" names %s: no job has that id", b->err_detail);
 		return;
 	case BERR_FULL:
 		if (b->stats.queued + b->stats.running >= b->max_jobs)
@@ -516,6 +615,112 @@ h_cancel(struct conn *c, const struct msg_ctx *ctx)
 	if (master != c->master)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
+}
+
+/* ------------------------------------------- the job lifecycle (issue 13) */
+
+/* send_type_settings: the reply to pause, resume and configure. */
+static void
+send_type_settings(struct conn *c, const char *name)
+{
+	struct jtype *t = broker_type(&c->srv->broker, name, false);
+
+	if (t != NULL)
+		conn_send_json(c, broker_type_settings(t));
+	else   /* nothing set: the type went with its last setting */
+		conn_send_json(c, json_pack("{s:s,s:b,s:i,s:i,s:i}", "job_type", name,
+		    "paused", 0, "limit", 0, "retries", 0, "backoff", LIFE_BACKOFF_MS));
+}
+
+/* h_kick: {"kick","id"} queues one dead job again; {"kick","job_type"}
+ * every dead job of a type.  Reply: {"kicked":N} with the id or type. */
+static void
+h_kick(struct conn *c, const struct msg_ctx *ctx)
+{
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	struct broker *b = &c->srv->broker;
+	char type[ID_MAX + 1];
+	struct jtype *t;
+	struct job *j;
+	size_t n;
+
+	if (field(ctx, MK_ID) != NULL) {
+		if (!id_check(c, ctx))
+			return;
+		if ((j = broker_find(b, ctx->key)) == NULL || !may_see(c, j)) {
+			conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
+			return;
+		}
+		if (broker_kick(b, j) != BERR_OK) {
+			conn_send_error(c, "invalid_state", ctx->idjson,
+			    "job %s is %s, not dead", ctx->idjson, job_status(j));
+			return;
+		}
+		conn_send_json(c, json_pack("{s:i,s:o}", "kicked", 1, "id",
+		    json_loads(ctx->idjson, JSON_DECODE_ANY, NULL)));
+		return;
+	}
+	if (field(ctx, type_key) == NULL) {
+		conn_send_missing(c, "id", NULL);
+		return;
+	}
+	if (!type_check(c, ctx, type_key, type))
+		return;
+	t = broker_type(b, type, false);
+	n = t != NULL ? broker_kick_type(b, t) : 0;
+	conn_send_json(c, json_pack("{s:I,s:s}", "kicked", (json_int_t)n, "job_type", type));
+}
+
+static void
+pause_resume(struct conn *c, const struct msg_ctx *ctx, bool paused)
+{
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	struct broker *b = &c->srv->broker;
+	char type[ID_MAX + 1];
+	struct jtype *t;
+
+	if (!type_check(c, ctx, type_key, type))
+		return;
+	if ((t = broker_type(b, type, paused)) != NULL)
+		broker_type_pause(b, t, paused);
+	send_type_settings(c, type);
+}
+
+static void
+h_pause(struct conn *c, const struct msg_ctx *ctx)
+{
+	pause_resume(c, ctx, true);
+}
+
+static void
+h_resume(struct conn *c, const struct msg_ctx *ctx)
+{
+	pause_resume(c, ctx, false);
+}
+
+/* h_configure: a type's "limit", and the "retries" and "backoff" of its
+ * jobs that do not say.  A value given out of range (negative too) is
+ * refused, with its range, and nothing changes. */
+static void
+h_configure(struct conn *c, const struct msg_ctx *ctx)
+{
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	struct broker *b = &c->srv->broker;
+	char type[ID_MAX + 1];
+	int64_t v[3] = { -1, -1, -1 };
+	static const enum msg_key keys[3] = { MK_LIMIT, MK_RETRIES, MK_BACKOFF };
+	int i;
+
+	if (!type_check(c, ctx, type_key, type))
+		return;
+	for (i = 0; i < 3; i++)
+		if (field(ctx, keys[i]) != NULL)
+			v[i] = field_int(ctx, keys[i]) < 0 ? -2 : field_int(ctx, keys[i]);
+	if (broker_type_configure(b, type, v[0], v[1], v[2]) != BERR_OK) {
+		conn_send_error(c, "invalid_type", NULL, "%s", b->err_detail);
+		return;
+	}
+	send_type_settings(c, type);
 }
 
 /*
@@ -726,11 +931,15 @@ auth_gate(struct conn *c, const struct msg_ctx *ctx, const char *name)
 		need = AUTH_MASTER;
 	else if (c->role == ROLE_WORKER && strcmp(name, "join") == 0)
 		need = AUTH_WORKER;
+	else if (c->role == ROLE_MASTER && (strcmp(name, "pause") == 0 ||
+	    strcmp(name, "resume") == 0 || strcmp(name, "configure") == 0 ||
+	    (strcmp(name, "kick") == 0 && ctx->m->f[MK_ID].present == false)))
+		need = AUTH_ADMIN;   /* the job lifecycle: a whole type's business */
 	if (need != 0 && !(c->auth_roles & (need | AUTH_ADMIN))) {
 		conn_send_error(c, "forbidden", ctx->idjson,
 		    "%s may not %s (its token has no %s role)", c->auth_name,
-		    need == AUTH_MASTER ? "submit" : "join",
-		    need == AUTH_MASTER ? "master" : "worker");
+		    need == AUTH_MASTER ? "submit" : need == AUTH_WORKER ? "join" : name,
+		    need == AUTH_MASTER ? "master" : need == AUTH_WORKER ? "worker" : "admin");
 		return false;
 	}
 	return true;
@@ -930,6 +1139,32 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 	broker_partial(&c->srv->broker, j, body, len);
 }
 
+/* h_fail: the job failed (issue 13); body is the error.  Retried or dead
+ * as the broker decides; the slot is free at once. */
+static void
+h_fail(struct conn *c, const struct msg_ctx *ctx)
+{
+	const char *body;
+	size_t len;
+	struct job *j;
+	bool late;
+
+	j = worker_job_for(c, ctx, true, &late);
+	if (late) {
+		log_debug("%s: late failure report dropped", c->peer);
+		if (c->dialect == DIALECT_ACTION)
+			send_ok(c, NULL);
+		broker_worker_ready(&c->srv->broker, c->worker);
+		return;
+	}
+	if (j == NULL)
+		return;
+	body = field_json(ctx, MK_BODY, &len);
+	if (c->dialect == DIALECT_ACTION)
+		send_ok(c, NULL);
+	broker_fail(&c->srv->broker, j, body, len);
+}
+
 static void
 h_pong(struct conn *c, const struct msg_ctx *ctx)
 {
@@ -1082,6 +1317,19 @@ proto_send_ending(struct conn *m, struct job *j)
 {
 	size_t start;
 
+	if (j->state != JOB_DONE && j->life != NULL) {
+		/* the job lifecycle (issue 13): why, and its last error */
+		json_t *o = json_pack("{s:s,s:s,s:o}", "error", ending_code(j->state),
+		    "reason", job_end_reason(j), "id",
+		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
+		/* only to a master that asked for the lifecycle: a seed
+		 * master's job that an extension worker failed ends as 1.1 says */
+		if (j->state == JOB_FAILED && j->life->error != NULL && j->life->opted)
+			json_object_set_new(o, "last_error",
+			    json_loads(j->life->error, JSON_DECODE_ANY, NULL));
+		conn_send_json(m, o);
+		return;
+	}
 	if (j->state != JOB_DONE) {
 		conn_send_error(m, ending_code(j->state), job_idjson(j), "%s", j->key);
 		return;
@@ -1204,6 +1452,16 @@ on_forgotten(void *ctx, struct job *j)
 		waiting_free(w);
 }
 
+/* on_abandoned: an attempt timed out and is retried elsewhere (issue 13):
+ * its worker gets a cancel if it takes them. */
+static void
+on_abandoned(void *ctx, struct job *j, struct worker *w)
+{
+	(void)ctx;
+	if (w->takes_cancel && w->face != NULL)
+		proto_send_cancel(w->face, j);
+}
+
 /* on_durable: acknowledgements held for the store may go out now. */
 static void
 on_durable(void *ctx, uint64_t mark)
@@ -1220,6 +1478,7 @@ proto_init(struct server *srv)
 		.job_partial = on_partial,
 		.job_finished = on_finished,
 		.job_forgotten = on_forgotten,
+		.job_abandoned = on_abandoned,
 	};
 	struct broker_listener mine = l;
 

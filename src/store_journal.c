@@ -16,7 +16,18 @@
  *   FINISH    u8 state, f64 finished, key, result
  *   FORGET    key
  *   SNAPSHOT  u64 next_seq
+ *   TYPE      u8 paused, u32 limit, i32 retries, i64 backoff_ms, key (the
+ *             type's name)
  *
+ * The job lifecycle (issue 13) added TYPE and, at the end of JOB after
+ * the owner, one more string, life (the job's retries, delay, attempts,
+ * dependencies as job_life_json's text), present when flags has
+ * SJ_F_LIFE, written only when the job has a life: a journal written
+ * before is read as it was, and a job without a life is written as
+ * before.  A life's change (a retry scheduled, a kick, a failure's
+ * error, a dependency's cancel) is a new JOB record: whole state again.
+ * A delayed job coming due, or a dependency done, writes nothing: replay
+ * finds it due, or its dependency done, again.
  * A string is u32 length (0xffffffff: absent), the bytes, then a NUL (so
  * a decoded string can be used in place).
  *
@@ -46,6 +57,8 @@
 
 #include "jobfs.h"
 #include "store_journal.h"
+
+static struct sj_str str_of(const char *p, size_t n);
 
 #define SJ_ABSENT        0xffffffffu
 #define SJ_PARTIALS_MAX  (16u * 1024 * 1024)   /* as broker.c's PARTIALS_MAX */
@@ -128,7 +141,7 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_u64(b, (uint64_t)r->priority);
 		put_u64(b, (uint64_t)r->timeout_ms);
 		put_u32(b, r->seq);
-		put_u8(b, r->flags | SJ_F_OWNER);
+		put_u8(b, r->flags | SJ_F_OWNER | (r->life.p != NULL ? SJ_F_LIFE : 0));
 		put_u8(b, r->state);
 		put_u8(b, r->losses);
 		put_f64(b, r->submitted);
@@ -143,6 +156,15 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_str(b, r->result);
 		put_str(b, r->partials);
 		put_str(b, r->owner);
+		if (r->life.p != NULL)
+			put_str(b, r->life);
+		break;
+	case SJ_TYPE:
+		put_u8(b, r->paused);
+		put_u32(b, r->limit);
+		put_u32(b, (uint32_t)r->retries);
+		put_u64(b, (uint64_t)r->backoff_ms);
+		put_str(b, r->key);
 		break;
 	case SJ_DISPATCH:
 		put_f64(b, r->started);
@@ -278,7 +300,9 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->partials = get_str(&d);
 		if (r->flags & SJ_F_OWNER)
 			r->owner = get_str(&d);
-		r->flags &= (uint8_t)~SJ_F_OWNER;
+		if (r->flags & SJ_F_LIFE)
+			r->life = get_str(&d);
+		r->flags &= (uint8_t)~(SJ_F_OWNER | SJ_F_LIFE);
 		if (r->type.p == NULL || r->body.p == NULL || r->state > JOB_TIMEOUT)
 			d.bad = true;
 		break;
@@ -308,6 +332,13 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 	case SJ_FORGET:
 		r->key = get_str(&d);
 		break;
+	case SJ_TYPE:
+		r->paused = get_u8(&d);
+		r->limit = get_u32(&d);
+		r->retries = (int32_t)get_u32(&d);
+		r->backoff_ms = (int64_t)get_u64(&d);
+		r->key = get_str(&d);
+		break;
 	case SJ_SNAPSHOT:
 		r->next_seq = get_u64(&d);
 		return d.bad || d.off != d.len ? -1 : 0;
@@ -325,13 +356,20 @@ struct rjob {
 	uint32_t       hash;          /* of key, as in its slot */
 	char          *key;
 	char          *idjson, *type, *target, *worker_name, *owner;
-	char          *body, *result;
+	char          *body, *result, *life;
 	size_t         body_len, result_len;
 	struct buf     partials;
 	int64_t        priority, timeout_ms;
 	uint32_t       seq;
 	uint8_t        flags, state, losses;
 	double         submitted, started, finished;
+};
+
+/* A type's settings, as its last TYPE record said. */
+struct rtype {
+	UT_hash_handle hh;
+	struct sj_rec  r;          /* key points at name */
+	char          *name;
 };
 
 /*
@@ -349,6 +387,7 @@ struct rslot {
 struct sj_state {
 	struct rslot *slots;
 	size_t       cap, count, tombs;
+	struct rtype *types;         /* type settings (SJ_TYPE) */
 	uint64_t     next_seq;
 	uint64_t     ignored;   /* records about jobs the state does not hold */
 	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
@@ -368,6 +407,7 @@ rjob_free(struct rjob *j)
 	free(j->worker_name);
 	free(j->owner);
 	free(j->result);
+	free(j->life);
 	buf_free(&j->partials);
 	free(j);
 }
@@ -481,6 +521,14 @@ state_clear(struct sj_state *s)
 	free(s->slots);
 	s->slots = NULL;
 	s->cap = s->count = s->tombs = 0;
+
+	struct rtype *t, *ttmp;
+
+	HASH_ITER(hh, s->types, t, ttmp) {
+		HASH_DEL(s->types, t);
+		free(t->name);
+		free(t);
+	}
 }
 
 void
@@ -541,6 +589,19 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		s->next_seq = r->next_seq;
 		return 0;
 	}
+	if (r->kind == SJ_TYPE) {
+		struct rtype *t;
+
+		HASH_FIND(hh, s->types, r->key.p, r->key.n, t);
+		if (t == NULL) {
+			t = xcalloc(1, sizeof *t);
+			t->name = dup_str(r->key);
+			HASH_ADD_KEYPTR(hh, s->types, t->name, r->key.n, t);
+		}
+		t->r = *r;
+		t->r.key = str_of(t->name, strlen(t->name));
+		return 0;
+	}
 	h = rkey_hash(r->key.p, r->key.n);
 	if ((sl = rt_find(s, r->key.p, r->key.n, h)) != NULL)
 		j = sl->job;
@@ -565,9 +626,10 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->hash = h;
 		j->worker_name = dup_str(r->worker_name);
 		j->owner = dup_str(r->owner);
-			j->body_len = r->body.n;
+		j->body_len = r->body.n;
 		j->result = dup_str(r->result);
 		j->result_len = r->result.n;
+		j->life = dup_str(r->life);
 		if (r->partials.p != NULL)
 			buf_append(&j->partials, r->partials.p, r->partials.n);
 		j->priority = r->priority;
@@ -686,6 +748,7 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 		q.owner = j->owner;
 		q.result = j->result;
 		q.result_len = j->result_len;
+		q.life = j->life;
 		if (buf_used(&j->partials) > 0) {
 			q.partials = buf_head(&j->partials);
 			q.partials_len = buf_used(&j->partials);
@@ -709,6 +772,15 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 	return rc;
 }
 
+void
+sj_state_types_each(struct sj_state *s, sj_type_cb *cb, void *ctx)
+{
+	struct rtype *t, *tmp;
+
+	HASH_ITER(hh, s->types, t, tmp)
+		cb(ctx, &t->r);
+}
+
 /* --------------------------------------------------------- the daemon's glue */
 
 struct store {
@@ -724,6 +796,8 @@ struct store {
 	int                err;           /* as told to the broker */
 	uint64_t           compactions;
 	uint64_t           lost_appends;
+	struct buf         life;          /* job_rec_of's life text */
+	bool               opening;       /* store_open puts types back */
 };
 
 /* rec_bytes: a record's size on disk, for payload n. */
@@ -769,11 +843,13 @@ cstr(const char *p)
 	return str_of(p, p != NULL ? strlen(p) : 0);
 }
 
-/* job_rec_of: the whole state of j as a JOB record (strings point into j). */
+/* job_rec_of: the whole state of j as a JOB record (strings point into j,
+ * and its life's text into s->life). */
 static void
-job_rec_of(const struct job *j, struct sj_rec *r)
+job_rec_of(struct store *s, const struct job *j, struct sj_rec *r)
 {
 	const struct buf *p = job_partials(j);
+	json_t *life = job_life_json(j);
 
 	memset(r, 0, sizeof *r);
 	r->kind = SJ_JOB;
@@ -799,6 +875,13 @@ job_rec_of(const struct job *j, struct sj_rec *r)
 	r->submitted = j->submitted;
 	r->started = job_started(j);
 	r->finished = job_finished(j);
+	if (life != NULL) {
+		s->life.off = s->life.len = 0;
+		json_dump_callback(life, buf_json_cb, &s->life, JSON_COMPACT);
+		r->life = str_of(buf_head(&s->life), buf_used(&s->life));
+		buf_append(&s->life, "", 1);   /* NUL, not counted */
+		json_decref(life);
+	}
 }
 
 /*
@@ -852,7 +935,7 @@ on_submitted(void *ctx, struct job *j)
 
 	if (broker_restoring(s->b))
 		return;
-	job_rec_of(j, &r);
+	job_rec_of(s, j, &r);
 	r.worker_name.p = NULL;
 	r.worker_name.n = 0;
 	append(s, &r);
@@ -950,6 +1033,56 @@ on_forgotten(void *ctx, struct job *j)
 	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
 }
 
+/* on_changed: a job's life changed: its whole state again (issue 13). */
+static void
+on_changed(void *ctx, struct job *j)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (broker_restoring(s->b))
+		return;
+	job_rec_of(s, j, &r);
+	append(s, &r);
+}
+
+static void
+type_rec_of(const struct jtype *t, struct sj_rec *r)
+{
+	memset(r, 0, sizeof *r);
+	r->kind = SJ_TYPE;
+	r->key = cstr(t->name);
+	r->paused = t->paused;
+	r->limit = t->limit;
+	r->retries = t->retries;
+	r->backoff_ms = t->backoff_ms;
+}
+
+/* type_rec_append: a configured type's settings, into a snapshot. */
+static bool
+type_rec_append(void *ctx, struct jtype *t)
+{
+	struct sj_rec r;
+
+	if (broker_type_configured(t)) {
+		type_rec_of(t, &r);
+		append(ctx, &r);
+	}
+	return true;
+}
+
+static void
+on_type_changed(void *ctx, struct jtype *t)
+{
+	struct store *s = ctx;
+	struct sj_rec r;
+
+	if (s->opening)
+		return;
+	type_rec_of(t, &r);
+	append(s, &r);
+}
+
 static void
 on_durable(void *ctx, uint64_t lsn)
 {
@@ -969,6 +1102,7 @@ compact(struct store *s)
 	struct sj_rec r;
 	struct job *j;
 	struct journal_stats st;
+	uint64_t snap;
 
 	journal_stats(s->j, &st);
 	log_debug("journal: %s: compacting %" PRIu64 " bytes in %u segments, "
@@ -980,13 +1114,21 @@ compact(struct store *s)
 	r.next_seq = s->b->next_seq;
 	s->need_snapshot = false;
 	append(s, &r);
+	snap = REC_BYTES(buf_used(&s->scratch));   /* (types' records: a few) */
+	broker_types_each(s->b, type_rec_append, s);
 	broker_cursor_open(s->b, &cur);
 	while ((j = broker_cursor_job(&cur)) != NULL) {
-		job_rec_of(j, &r);
+		job_rec_of(s, j, &r);
 		append(s, &r);
+		snap += REC_BYTES(buf_used(&s->scratch));
 		broker_cursor_advance(&cur);
 	}
 	broker_cursor_close(s->b, &cur);
+	/* The live state is what the snapshot took, exactly: job_live_bytes
+	 * leaves out what changes (a worker's name, a job's life), so counted
+	 * job by job the sum drifts below it, and compaction would come back
+	 * at once where many jobs have a life (a million delayed jobs). */
+	s->live_bytes = snap;
 	if (journal_drop_before(s->j, s->drop_segno) < 0)
 		log_warn("journal: %s: cannot drop segments before %" PRIu64,
 		    s->opt.dir, s->drop_segno);
@@ -1126,6 +1268,19 @@ restore_one(void *ctx, const struct restore_req *q, bool was_running)
 	return 0;
 }
 
+/* restore_type: a type's settings as the journal kept them. */
+static void
+restore_type(void *ctx, const struct sj_rec *r)
+{
+	struct store *s = ctx;
+	struct jtype *t;
+
+	if (broker_type_configure(s->b, r->key.p, r->limit, r->retries, r->backoff_ms) != BERR_OK)
+		log_warn("journal: type %s: settings out of range: not restored", r->key.p);
+	if (r->paused && (t = broker_type(s->b, r->key.p, true)) != NULL)
+		broker_type_pause(s->b, t, true);
+}
+
 static const struct broker_listener store_listener = {
 	.job_submitted = on_submitted,
 	.job_dispatched = on_dispatched,
@@ -1133,6 +1288,8 @@ static const struct broker_listener store_listener = {
 	.job_partial = on_partial,
 	.job_finished = on_finished,
 	.job_forgotten = on_forgotten,
+	.job_changed = on_changed,
+	.type_changed = on_type_changed,
 };
 
 struct store *
@@ -1170,6 +1327,10 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	}
 	l.ctx = s;
 	broker_store_listen(s->b, &l);
+	/* Types' settings first: a paused type's jobs come back paused. */
+	s->opening = true;
+	sj_state_types_each(rpc.st, restore_type, s);
+	s->opening = false;
 	sj_state_each(rpc.st, now_wall(), restore_one, &rsc);
 	sj_state_running(rpc.st, &rsc.requeued, &rsc.failed_lost);
 	log_info("journal: %s: %" PRIu64 " records in %u segments replayed in "
@@ -1211,6 +1372,7 @@ store_close(struct store *s)
 		return;
 	journal_close(s->j);
 	buf_free(&s->scratch);
+	buf_free(&s->life);
 	free((char *)s->opt.dir);
 	free(s);
 }

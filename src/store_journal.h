@@ -23,6 +23,7 @@ enum sj_kind {
 	SJ_FINISH,       /* it ended: state, finished, result */
 	SJ_FORGET,       /* it left the table */
 	SJ_SNAPSHOT,     /* forget everything: the whole live state follows */
+	SJ_TYPE,         /* a type's settings: paused, limit, default retries */
 };
 
 /* A string of a record: p NULL means absent.  Decoded strings point into
@@ -55,6 +56,12 @@ struct sj_rec {
 	uint64_t      next_seq;     /* SNAPSHOT */
 	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
 	                               absent in records written before it */
+	/* the job lifecycle (issue 13) */
+	struct sj_str life;         /* JOB: job_life_json's text, or absent */
+	uint8_t       paused;       /* TYPE (key: the type's name) */
+	uint32_t      limit;        /* TYPE */
+	int32_t       retries;      /* TYPE */
+	int64_t       backoff_ms;   /* TYPE */
 };
 
 #define SJ_F_DETACH 0x1
@@ -63,6 +70,8 @@ struct sj_rec {
 #define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
 #define SJ_F_OWNER  0x10  /* on the wire only: the owner string ends the
                              record (records before owners lack both) */
+#define SJ_F_LIFE   0x20  /* on the wire only: the job's life (issue 13)
+                             follows the owner */
 
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */
@@ -93,6 +102,9 @@ void  sj_state_running(const struct sj_state *, uint64_t *requeued, uint64_t *fa
  */
 typedef int sj_restore_cb(void *ctx, const struct restore_req *, bool was_running);
 int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
+/* sj_state_types_each: every type's settings, as its last TYPE record said. */
+typedef void sj_type_cb(void *ctx, const struct sj_rec *);
+void  sj_state_types_each(struct sj_state *, sj_type_cb *, void *ctx);
 
 /* --------------------------------------------------------- the daemon's glue */
 

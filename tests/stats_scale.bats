@@ -50,7 +50,7 @@ PY
 	[ "$(jq -c '.stats | [.ntypes, .types_cut, (.types | length), .queued]' <<<"$out")" = '[20000,true,100,20000]' ]
 	# One type, in either dialect; an unknown one gives no counters.
 	[ "$(request '{"type":"stats","job_type":"t19999"}' | jq -c '.stats.types')" = \
-		'{"t19999":{"queued":1,"running":0,"done":0,"failed":0,"cancelled":0,"timeout":0,"workers":0,"submitted":1,"requeued":0}}' ]
+		'{"t19999":{"queued":1,"running":0,"done":0,"failed":0,"cancelled":0,"timeout":0,"workers":0,"submitted":1,"requeued":0,"dead":0,"delayed":0,"waiting":0,"retried":0,"kicked":0,"paused":false,"limit":0}}' ]
 	[ "$(request '{"action":"stats","type":"t7"}' | jq -c '.stats.types | keys')" = '["t7"]' ]
 	[ "$(request '{"type":"stats","job_type":"nosuch"}' | jq -c '[.stats.types, .stats.ntypes]')" = '[{},20000]' ]
 	[ "$(request '{"type":"stats","job_type":"a/b"}' | jq -r .error)" = invalid_type ]
