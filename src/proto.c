@@ -1101,8 +1101,14 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late
 	return NULL;
 }
 
+/*
+ * worker_ends: a worker's final word on its job, a response or a failure
+ * report (what names it in the log): answered ok in the later dialect,
+ * then handed to broker_fail (fail) or broker_complete with the body.  A
+ * word on a job that ended meanwhile is dropped, freeing the slot.
+ */
 static void
-h_response(struct conn *c, const struct msg_ctx *ctx)
+worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 {
 	const char *body;
 	size_t len;
@@ -1111,7 +1117,8 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 
 	j = worker_job_for(c, ctx, true, &late);
 	if (late) {
-		log_debug("%s: late response dropped", c->peer);
+		log_debug("%s: late %s dropped", c->peer,
+		    fail ? "failure report" : "response");
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
 		broker_worker_ready(&c->srv->broker, c->worker);
@@ -1122,7 +1129,16 @@ h_response(struct conn *c, const struct msg_ctx *ctx)
 	body = field_json(ctx, MK_BODY, &len);
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
-	broker_complete(&c->srv->broker, j, body, len);
+	if (fail)
+		(void)broker_fail(&c->srv->broker, j, body, len);
+	else
+		broker_complete(&c->srv->broker, j, body, len);
+}
+
+static void
+h_response(struct conn *c, const struct msg_ctx *ctx)
+{
+	worker_ends(c, ctx, false);
 }
 
 static void
@@ -1144,25 +1160,7 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 static void
 h_fail(struct conn *c, const struct msg_ctx *ctx)
 {
-	const char *body;
-	size_t len;
-	struct job *j;
-	bool late;
-
-	j = worker_job_for(c, ctx, true, &late);
-	if (late) {
-		log_debug("%s: late failure report dropped", c->peer);
-		if (c->dialect == DIALECT_ACTION)
-			send_ok(c, NULL);
-		broker_worker_ready(&c->srv->broker, c->worker);
-		return;
-	}
-	if (j == NULL)
-		return;
-	body = field_json(ctx, MK_BODY, &len);
-	if (c->dialect == DIALECT_ACTION)
-		send_ok(c, NULL);
-	broker_fail(&c->srv->broker, j, body, len);
+	worker_ends(c, ctx, true);
 }
 
 static void

@@ -71,24 +71,27 @@ put_u8(struct buf *b, uint8_t v)
 	buf_append(b, &v, 1);
 }
 
+/* put_le: v as n little-endian bytes. */
+static void
+put_le(struct buf *b, uint64_t v, int n)
+{
+	uint8_t p[8];
+
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+	buf_append(b, p, (size_t)n);
+}
+
 static void
 put_u32(struct buf *b, uint32_t v)
 {
-	uint8_t p[4];
-
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-	buf_append(b, p, 4);
+	put_le(b, v, 4);
 }
 
 static void
 put_u64(struct buf *b, uint64_t v)
 {
-	uint8_t p[8];
-
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-	buf_append(b, p, 8);
+	put_le(b, v, 8);
 }
 
 static void
