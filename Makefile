@@ -150,9 +150,15 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/fuzz/run build/fuzz $(FUZZ_SECONDS)
 
+# The main table (tests/bench/run.sh), then the web face's rows and the
+# delayed-jobs row, each its own small table, all scaled by BENCH_SCALE.
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests/bench run
+	@BENCH_SCALE=$${BENCH_SCALE:-1} bash tests/bench/web.sh
+	@python3 tests/bench/delayed.py $(B)/jobfs \
+		$$(awk "BEGIN {print int(100000 * $${BENCH_SCALE:-1})}") \
+		$$(awk "BEGIN {print int(1000000 * $${BENCH_SCALE:-1})}")
 
 bench-web: all
 	@bash tests/bench/web.sh
