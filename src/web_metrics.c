@@ -20,6 +20,7 @@ static const char *const counters[] = {
 	"partials", "frames_in", "frames_out", "bad_frames", "slow_clients_dropped",
 	"connections_refused", "input_dropped", "frame_timeouts", "partials_dropped",
 	"messages_published", "messages_delivered", "messages_dropped", "refused_full",
+	"retried", "kicked", "fails",  /* the job lifecycle */
 	NULL,
 };
 

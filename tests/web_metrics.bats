@@ -33,6 +33,9 @@ metric() {
 	[ "$(metric 'jobfs_job_run_seconds_bucket{type="m",le="+Inf"}')" = 3 ]
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_job_run_seconds histogram$'
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_type_queued gauge$'
+	# The job lifecycle's counters and gauges (issue 13).
+	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_retried_total counter$'
+	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_delayed gauge$'
 	[ "$(metric jobfs_http_requests_total)" -ge 8 ]
 	# Every sample line is NAME[{LABELS}] NUMBER.
 	! hcurl "$H/metrics" | grep -v '^#' | grep -vE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$'
