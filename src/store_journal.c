@@ -945,6 +945,21 @@ on_submitted(void *ctx, struct job *j)
 	s->live_bytes += job_live_bytes(j);
 }
 
+/*
+ * rec_about: start r as a record of kind about job j, unless the broker is
+ * restoring (the journal already holds what a replay emits): then false.
+ */
+static bool
+rec_about(struct store *s, struct sj_rec *r, enum sj_kind kind, const struct job *j)
+{
+	if (broker_restoring(s->b))
+		return false;
+	memset(r, 0, sizeof *r);
+	r->kind = kind;
+	r->key = cstr(j->key);
+	return true;
+}
+
 static void
 on_dispatched(void *ctx, struct job *j, struct worker *w)
 {
@@ -952,11 +967,8 @@ on_dispatched(void *ctx, struct job *j, struct worker *w)
 	struct sj_rec r;
 
 	(void)w;
-	if (broker_restoring(s->b))
+	if (!rec_about(s, &r, SJ_DISPATCH, j))
 		return;
-	memset(&r, 0, sizeof r);
-	r.kind = SJ_DISPATCH;
-	r.key = cstr(j->key);
 	r.worker_name = cstr(j->worker_name);
 	r.started = job_started(j);
 	append(s, &r);
@@ -968,11 +980,8 @@ on_requeued(void *ctx, struct job *j)
 	struct store *s = ctx;
 	struct sj_rec r;
 
-	if (broker_restoring(s->b))
+	if (!rec_about(s, &r, SJ_REQUEUE, j))
 		return;
-	memset(&r, 0, sizeof r);
-	r.kind = SJ_REQUEUE;
-	r.key = cstr(j->key);
 	r.losses = j->losses;
 	append(s, &r);
 }
@@ -984,15 +993,12 @@ on_partial(void *ctx, struct job *j, const char *body, size_t len)
 	const struct buf *p = job_partials(j);
 	struct sj_rec r;
 
-	if (broker_restoring(s->b))
-		return;
 	/* Only what the job kept (within its limit) is journaled. */
 	if (buf_used(p) < len + 1 ||
 	    memcmp(buf_head(p) + buf_used(p) - len - 1, body, len) != 0)
 		return;
-	memset(&r, 0, sizeof r);
-	r.kind = SJ_PARTIAL;
-	r.key = cstr(j->key);
+	if (!rec_about(s, &r, SJ_PARTIAL, j))
+		return;
 	r.body = str_of(body, len);
 	append(s, &r);
 	s->live_bytes += len + 1 + (buf_used(p) == len + 1 ? 1 : 0);
@@ -1005,11 +1011,8 @@ on_finished(void *ctx, struct job *j, struct worker *w)
 	struct sj_rec r;
 
 	(void)w;
-	if (broker_restoring(s->b))
+	if (!rec_about(s, &r, SJ_FINISH, j))
 		return;
-	memset(&r, 0, sizeof r);
-	r.kind = SJ_FINISH;
-	r.key = cstr(j->key);
 	r.state = j->state;
 	r.finished = job_finished(j);
 	if (j->result != NULL) {
@@ -1026,11 +1029,8 @@ on_forgotten(void *ctx, struct job *j)
 	struct sj_rec r;
 	uint64_t n;
 
-	if (broker_restoring(s->b))
+	if (!rec_about(s, &r, SJ_FORGET, j))
 		return;
-	memset(&r, 0, sizeof r);
-	r.kind = SJ_FORGET;
-	r.key = cstr(j->key);
 	append(s, &r);
 	n = job_live_bytes(j);
 	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
