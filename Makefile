@@ -33,6 +33,8 @@ DEPS += libmicrohttpd-dev xxd curl chromium
 # both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
 # certificates, and ip(8) the network namespace of the protected-mode tests.
 DEPS += libssl-dev openssl iproute2
+# Issue 11: the tests start a real redis-server (tests/helpers/redis.bash).
+DEPS += redis-server
 
 PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
