@@ -33,20 +33,21 @@ DEPS += libmicrohttpd-dev xxd curl chromium
 # both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
 # certificates, and ip(8) the network namespace of the protected-mode tests.
 DEPS += libssl-dev openssl iproute2
-# Issue 11: the tests start a real redis-server (tests/helpers/redis.bash).
-DEPS += redis-server
+# Issue 11: cluster mode talks to Redis through hiredis (its libev adapter);
+# the tests start a real redis-server.
+DEPS += libhiredis-dev redis-server
 
 PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -pthread
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhiredis -lev -pthread
 
 # Every src/*.c belongs to the daemon except the CLI (src/jobctl*.c).
 CLI_SRCS    = $(wildcard src/jobctl*.c)
 SHARED_SRCS = src/frame.c src/net.c src/util.c src/log.c
 DAEMON_SRCS = $(filter-out $(CLI_SRCS),$(wildcard src/*.c))
-DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(B)/web_dashboard_html.o
+DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(B)/web_dashboard_html.o $(B)/redis_scripts_lua.o
 CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(SHARED_SRCS:src/%.c=$(B)/%.o)
 
 all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs
@@ -72,6 +73,15 @@ $(B)/web_dashboard_html.c: src/web_dashboard.html | $(B)
 	mv $@.tmp $@
 
 $(B)/web_dashboard_html.o: $(B)/web_dashboard_html.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The Redis functions (cluster mode), loaded by every daemon as it connects:
+# compiled in as redis_scripts_lua[] (store_redis.c).
+$(B)/redis_scripts_lua.c: src/redis_scripts.lua | $(B)
+	cd src && xxd -i redis_scripts.lua >../$@.tmp
+	mv $@.tmp $@
+
+$(B)/redis_scripts_lua.o: $(B)/redis_scripts_lua.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 -include $(wildcard $(B)/*.d)

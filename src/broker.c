@@ -61,6 +61,8 @@ static bool life_retry_on_timeout(struct broker *, struct job *);
 static bool life_timed_out_on(const struct job *, const char *worker);
 static void deps_free(struct broker *);
 static void type_free(struct jtype *);
+static void job_forget(struct broker *, struct job *);
+static void shared_unrun(struct broker *, struct job *);
 
 static const char *const state_names[] = {
 	"queued", "running", "done", "failed", "cancelled", "timeout",
@@ -388,8 +390,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static const char *
 broker_auto_id(struct broker *b, char *id, size_t len)
 {
-	do
-		snprintf(id, len, "%016" PRIu64, b->next_auto_id++);
+	do  /* cluster mode: ".N", the daemon's number, keeps ids unique */
+		snprintf(id, len, "%016" PRIu64 "%s", b->next_auto_id++, b->id_suffix);
 	while (broker_find(b, id) != NULL);
 	return id;
 }
@@ -584,7 +586,7 @@ job_enqueue(struct broker *b, struct job *j)
 static struct job *
 job_alloc(struct broker *b, const struct submit_req *r)
 {
-	char autokey[32];
+	char autokey[48];
 	const char *key = r->key != NULL ? r->key : broker_auto_id(b, autokey, sizeof autokey);
 	size_t klen = strlen(key);
 	bool quote = r->idjson == NULL;
@@ -639,6 +641,12 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	}
 	if ((rc = life_check(b, r)) != BERR_OK)
 		return rc;
+	if (broker_shared(b) && (r->retries_set || r->delay_ms != 0 || r->at_ms != 0 ||
+	    r->nafter > 0 || r->backoff_ms != 0)) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "retries, backoff, delay, at and after are not available in cluster mode (--redis)");
+		return BERR_INVALID;
+	}
 	/* Unfinished jobs are bounded in number and in body bytes. */
 	if (b->stats.queued + b->stats.running + b->stats.delayed +
 	    b->stats.waiting >= b->max_jobs ||
@@ -647,7 +655,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		return BERR_FULL;
 	}
 	if (old != NULL)
-		broker_forget(b, old);  /* a finished id may be used again */
+		job_forget(b, old);  /* a finished id may be used again */
 	t = broker_type(b, r->type, true);
 	j = job_alloc(b, r);
 	j->type = t;
@@ -682,11 +690,20 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		ev_timer_start(b->loop, &j->ext->deadline);
 	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
+	if (out != NULL)
+		*out = j;
+	if (broker_shared(b)) {
+		/* Queued in the backend, once it answers (broker_be_accepted). */
+		j->shared = j->pending = 1;
+		j->state = JOB_QUEUED;
+		b->stats.queued++;
+		emit_job_submitted(b, j);
+		b->be.submit(b->be.ctx, j);
+		return BERR_PENDING;
+	}
 	life_submit(b, j, r);
 	emit_job_submitted(b, j);
 	life_place(b, j);
-	if (out != NULL)
-		*out = j;
 	return BERR_OK;
 }
 
@@ -818,6 +835,13 @@ worker_fill(struct broker *b, struct worker *w)
 
 	if (t == NULL || w->face == NULL)
 		return;
+	if (broker_shared(b)) {
+		/* The queue is the backend's: it offers jobs (broker_be_dispatch). */
+		worker_set_idle(w, worker_free_slots(w) > 0);
+		if (w->idle && type_may_dispatch(t))
+			b->be.want(b->be.ctx, t);
+		return;
+	}
 	while (worker_free_slots(w) > 0) {
 		if (!type_may_dispatch(t) || (j = worker_next_job(w)) == NULL) {
 			idle = true;
@@ -1017,6 +1041,14 @@ broker_worker_gone(struct broker *b, struct worker *w)
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
 		job_take_from_worker(b, j);
 		worker_unref(w);  /* the face's reference still holds it */
+		if (j->shared) {
+			/* The backend counts the loss and queues it again. */
+			log_info("job %s: worker %s lost it, back to the cluster's queue",
+			    j->key, w->name);
+			b->be.requeue(b->be.ctx, j, true);
+			shared_unrun(b, j);
+			continue;
+		}
 		if (life_retry_on_loss(b, j, w))
 			continue;   /* a failed attempt: retried after a backoff, or dead */
 		if (++j->losses > JOB_MAX_LOSSES) {
@@ -1065,6 +1097,8 @@ broker_master_gone(struct broker *b, struct master *m)
 		j->master = NULL;
 		master_unref(m);  /* the face's reference still holds it */
 		if (j->state == JOB_QUEUED && !j->detach) {
+			if (j->shared)   /* unless a worker elsewhere took it meanwhile */
+				b->be.end(b->be.ctx, j, JOB_CANCELLED, true);
 			job_ref(j);
 			TAILQ_INSERT_TAIL(&cancel, j, master_entry);
 		}
@@ -1141,14 +1175,14 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	while ((j = TAILQ_FIRST(&b->finished)) != NULL &&
 	    (b->nfinished > b->keep_max || job_finished(j) + b->keep <= now)) {
-		broker_forget(b, j);
+		job_forget(b, j);
 		/* Bound the time one turn spends; the timer comes straight back. */
 		if (++n == 10000)
 			break;
 	}
 	while (n < 10000 && (j = TAILQ_FIRST(&b->dead)) != NULL &&
 	    (b->ndead > b->dead_max || job_finished(j) + b->dead_keep <= now)) {
-		broker_forget(b, j);
+		job_forget(b, j);
 		n++;
 	}
 	retention_schedule(b);
@@ -1168,8 +1202,11 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	if (j->state == JOB_QUEUED && j->life != NULL && j->life->wait != LIFE_READY) {
 		life_unwait(b, j);   /* delayed, or waiting for other jobs */
 	} else if (j->state == JOB_QUEUED) {
-		type_unqueue(t, j);
+		if (!j->shared)
+			type_unqueue(t, j);
 		b->stats.queued--;
+	} else if (j->state == JOB_RUNNING && j->worker == NULL && j->shared) {
+		b->stats.running--;   /* it ran on another daemon's worker */
 	} else if (j->state == JOB_RUNNING && j->worker != NULL) {
 		w = job_take_from_worker(b, j);
 		if (w->face == NULL) {  /* (a worker leaving takes its jobs first) */
@@ -1227,6 +1264,8 @@ broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
 {
 	j->result = blob_new(result, len)->data;
 	j->result_len = len;
+	if (j->shared)
+		b->be.complete(b->be.ctx, j, JOB_DONE);
 	job_finish(b, j, JOB_DONE);
 }
 
@@ -1244,6 +1283,8 @@ broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
 		buf_append(&j->ext->partials, "\n", 1);
 	}
 	emit_job_partial(b, j, body, len);
+	if (j->shared && j->worker != NULL)
+		b->be.partial(b->be.ctx, j, body, len);
 }
 
 /*
@@ -1255,13 +1296,26 @@ broker_end(struct broker *b, struct job *j, enum job_state why)
 {
 	if (JOB_FINISHED(j))
 		return BERR_UNKNOWN_ID;
+	if (j->shared)   /* wherever it is queued or runs */
+		b->be.end(b->be.ctx, j, why, false);
 	job_finish(b, j, why);
 	return BERR_OK;
 }
 
-/* broker_forget: drop a job from the table (ending it first if need be). */
+/* broker_forget: drop a job from the table (ending it first if need be);
+ * in cluster mode, from the whole cluster. */
 void
 broker_forget(struct broker *b, struct job *j)
+{
+	if (j->shared)
+		b->be.forget(b->be.ctx, j);
+	job_forget(b, j);
+}
+
+/* job_forget: drop a job from this daemon's table (retention, an id used
+ * again, or broker_forget). */
+static void
+job_forget(struct broker *b, struct job *j)
 {
 	if (!JOB_FINISHED(j))
 		job_finish(b, j, JOB_CANCELLED);
@@ -1533,6 +1587,217 @@ broker_shutdown(struct broker *b)
 		HASH_DEL(b->types, t);
 		type_free(t);
 	}
+}
+
+/* ------------------------------------------------------- the backend */
+
+/*
+ * Cluster mode (issue 11): see jobfs.h.  The broker sends intents through
+ * b->be and the backend answers with these verdicts, which go through the
+ * same paths (job_start, job_finish, job_forget) as one daemon's, so the
+ * faces see the same events.
+ */
+
+void
+broker_set_backend(struct broker *b, const struct broker_backend *be)
+{
+	b->be = *be;
+}
+
+/* shared_unrun: j left its local worker (lost, or its lease went): a copy
+ * submitted here waits for the cluster again; any other is dropped. */
+static void
+shared_unrun(struct broker *b, struct job *j)
+{
+	if (j->master != NULL || j->pending) {
+		j->state = JOB_QUEUED;
+		b->stats.queued++;
+		emit_job_requeued(b, j);
+		return;
+	}
+	j->state = JOB_QUEUED;
+	b->stats.queued++;
+	job_finish(b, j, JOB_CANCELLED);   /* no master: nobody hears it */
+	job_forget(b, j);
+}
+
+/* broker_idle_each: t's workers with free slots, longest idle first. */
+void
+broker_idle_each(struct broker *b, struct jtype *t, broker_idle_cb *cb, void *ctx)
+{
+	struct worker *w, *next;
+
+	(void)b;
+	for (w = TAILQ_FIRST(&t->idle); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, idle_entry);
+		if (worker_free_slots(w) > 0 && !cb(ctx, w, worker_free_slots(w)))
+			break;
+	}
+}
+
+void broker_worker_hold(struct worker *w) { w->refs++; }
+void broker_worker_release(struct worker *w) { worker_unref(w); }
+void broker_type_hold(struct jtype *t) { type_ref(t); }
+
+/* broker_be_accepted: the backend's answer to a submission.  A refused
+ * job lets go of its master first, so that it hears only the refusal. */
+void
+broker_be_accepted(struct broker *b, struct job *j, int berr)
+{
+	if (!j->pending)
+		return;
+	j->pending = 0;
+	EMIT(b, job_accepted, j, berr);
+	if (berr == BERR_OK)
+		return;
+	if (j->master != NULL) {
+		TAILQ_REMOVE(&j->master->owned, j, master_entry);
+		master_unref(j->master);
+		j->master = NULL;
+	}
+	if (!JOB_FINISHED(j))
+		job_finish(b, j, JOB_CANCELLED);
+	job_forget(b, j);
+}
+
+/*
+ * broker_be_dispatch: the backend leased job r (attempt att) to worker w.
+ * The copy submitted here is used if there is one; else one is made.
+ * NULL if w cannot take it (gone, full, holding the key stale, or the key
+ * names an unfinished job here that is not this one): the backend gives
+ * it back.
+ */
+struct job *
+broker_be_dispatch(struct broker *b, struct worker *w, const struct restore_req *r,
+    uint32_t att)
+{
+	struct submit_req sr = {
+		.type = r->type, .key = r->key, .idjson = r->idjson,
+		.body = r->body, .body_len = r->body_len,
+	};
+	struct job *j;
+
+	if (w->face == NULL || w->type == NULL || worker_free_slots(w) == 0 ||
+	    (w->stale > 0 && stale_index(w, r->key) >= 0) ||
+	    strcmp(w->type->name, r->type) != 0)
+		return NULL;
+	j = broker_find(b, r->key);
+	if (j != NULL && JOB_FINISHED(j)) {
+		job_forget(b, j);   /* an old copy of a key used again */
+		j = NULL;
+	}
+	if (j != NULL && (j->state != JOB_QUEUED || !j->shared))
+		return NULL;
+	if (j == NULL) {
+		j = job_alloc(b, &sr);
+		j->type = w->type;
+		type_ref(w->type);
+		j->priority = r->priority;
+		j->seq = (uint32_t)b->next_seq++;
+		j->refs = 1;
+		j->shared = 1;
+		j->detach = r->detach;
+		j->stream = r->stream;
+		j->notify = r->notify;
+		j->submitted = r->submitted > 0 ? r->submitted : ev_now(b->loop);
+		j->started = j->finished = -1;
+		j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
+		if (r->target != NULL) {
+			j->ext = xcalloc(1, sizeof *j->ext);
+			j->ext->target = xstrdup(r->target);
+		}
+		jobtab_add(&b->jobs, j);
+		TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+		b->stats.body_bytes += j->body_len;
+		j->state = JOB_QUEUED;
+		b->stats.queued++;
+		emit_job_submitted(b, j);
+	}
+	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
+	job_att(j) = att;
+	job_start(b, j, w);
+	return j;
+}
+
+/* broker_be_running: a job submitted here started on another daemon's
+ * worker (the notice its master may want). */
+void
+broker_be_running(struct broker *b, struct job *j, const char *worker)
+{
+	if (j->state != JOB_QUEUED || !j->shared)
+		return;
+	j->state = JOB_RUNNING;
+	j->worker = NULL;
+	j->started = (float)(ev_now(b->loop) - j->submitted);
+	free(j->worker_name);
+	j->worker_name = xstrdup(worker);
+	b->stats.queued--;
+	b->stats.running++;
+	emit_job_dispatched(b, j, NULL);
+}
+
+/* broker_be_partial: a partial result of a job submitted here, from a
+ * worker elsewhere. */
+void
+broker_be_partial(struct broker *b, struct job *j, const char *body, size_t len)
+{
+	if (JOB_FINISHED(j))
+		return;
+	b->stats.partials++;
+	if (j->ext == NULL)
+		j->ext = xcalloc(1, sizeof *j->ext);
+	if (buf_used(&j->ext->partials) + len + 1 <= PARTIALS_MAX) {
+		buf_append(&j->ext->partials, body, len);
+		buf_append(&j->ext->partials, "\n", 1);
+	}
+	emit_job_partial(b, j, body, len);
+}
+
+/* broker_be_finished: the job ended elsewhere (a worker on another daemon
+ * answered, or it was cancelled, timed out or failed there). */
+void
+broker_be_finished(struct broker *b, struct job *j, enum job_state why,
+    const char *result, size_t len)
+{
+	if (JOB_FINISHED(j))
+		return;
+	if (result != NULL && len > 0 && j->result == NULL) {
+		j->result = blob_new(result, len)->data;
+		j->result_len = (uint32_t)len;
+	}
+	job_finish(b, j, why);
+}
+
+/* broker_be_lost: j runs on a local worker, but its lease went elsewhere
+ * (this daemon was taken for dead): the worker's answer will be late. */
+void
+broker_be_lost(struct broker *b, struct job *j)
+{
+	struct worker *w;
+
+	if (j->state != JOB_RUNNING || j->worker == NULL)
+		return;
+	w = j->worker;
+	if (j->master == NULL) {
+		job_finish(b, j, JOB_CANCELLED);   /* a cancel, or a stale slot */
+		job_forget(b, j);
+		return;
+	}
+	job_take_from_worker(b, j);
+	if (w->face != NULL && w->takes_cancel)
+		emit_job_abandoned(b, j, w);
+	else if (w->face != NULL)
+		stale_add(w, j->key);
+	shared_unrun(b, j);
+	broker_worker_ready(b, w);
+	worker_unref(w);
+}
+
+/* broker_be_forget: the job was removed elsewhere (rmdir): here too. */
+void
+broker_be_forget(struct broker *b, struct job *j)
+{
+	job_forget(b, j);
 }
 
 /* ------------------------------------------------------ the job lifecycle */
@@ -2157,6 +2422,14 @@ broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 		    len, LIFE_ERROR_MAX);
 	else
 		e = xstrndup(err, len);
+	if (j->shared) {   /* no retries in cluster mode: it fails */
+		j->result = blob_new(e, strlen(e))->data;
+		j->result_len = strlen(e);
+		b->be.complete(b->be.ctx, j, JOB_FAILED);
+		free(e);
+		job_finish(b, j, JOB_FAILED);
+		return BERR_OK;
+	}
 	w = job_take_from_worker(b, j);
 	life_failed_attempt(b, j, e);
 	free(e);

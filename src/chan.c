@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jobfs.h"
+#include "store_redis.h"
 
 struct sub {
 	UT_hash_handle    hh;        /* conn->subs, keyed by channel name */
@@ -152,8 +153,23 @@ chan_frame(struct buf *out, const struct chan *ch, const char *body,
  * channel listeners (the tree's readers of channels/name).  Returns how
  * many subscribers received it.
  */
+/*
+ * chan_publish: a message to every subscriber and listener.  In cluster
+ * mode (--redis) it goes through Redis, and every daemon (this one too)
+ * delivers it when it comes back (chan_deliver), so all see one order;
+ * SIZE_MAX then if Redis is away.
+ */
 size_t
 chan_publish(struct server *srv, const char *name, const char *body, size_t len)
+{
+	if (srv->redis != NULL)
+		return rstore_publish(srv, name, body, len) < 0 ? SIZE_MAX : 0;
+	return chan_deliver(srv, name, body, len);
+}
+
+/* chan_deliver: the message to this daemon's subscribers and listeners. */
+size_t
+chan_deliver(struct server *srv, const char *name, const char *body, size_t len)
 {
 	struct chan *ch = chan_find(srv, name);
 	struct buf frame = { 0 }, odd = { 0 };

@@ -712,6 +712,7 @@ envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.body_len = strlen(body);
 	switch (broker_submit(b, &r, &j)) {
 	case BERR_OK:
+	case BERR_PENDING:   /* cluster mode: the reply waits for Redis (reply_ok) */
 		rc = 0;
 		break;
 	case BERR_UNKNOWN_ID:
@@ -785,8 +786,8 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	struct job *j;
 
 	if (h->kind == NK_CHAN) {
-		chan_publish(fs->srv, h->owner->name, text, len);
-		return 0;
+		return chan_publish(fs->srv, h->owner->name, text, len) == SIZE_MAX ?
+		    -EIO : 0;   /* cluster mode: Redis is away */
 	}
 	if (h->kind == NK_TYPE_SUBMIT)
 		return envelope_submit(fs, h, text, len);
@@ -796,6 +797,7 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.body_len = len;
 	switch (broker_submit(b, &r, &j)) {
 	case BERR_OK:
+	case BERR_PENDING:   /* cluster mode: the reply waits for Redis (reply_ok) */
 		break;
 	case BERR_UNAVAILABLE:  /* the store cannot keep it */
 		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?

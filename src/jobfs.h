@@ -230,6 +230,10 @@ struct job {
 	uint16_t       notify : 1;    /* master wants the running notice */
 	uint16_t       id_is_key : 1; /* an integer id: its JSON is its key */
 	uint16_t       body_blob : 1; /* the body is a blob (job_body_blob) */
+	uint16_t       shared : 1;    /* cluster mode: its queue place is in the
+	                                 backend (Redis), never in a local heap */
+	uint16_t       pending : 1;   /* cluster mode: submitted, the backend
+	                                 has not answered yet */
 	struct master *master;        /* who hears the result; NULL: the tree,
 	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
@@ -416,6 +420,7 @@ enum broker_err {
 	BERR_SELF,         /* "after" names the job itself */
 	BERR_INVALID,      /* a value out of its range: broker->err_detail says */
 	BERR_STATE,        /* the job is not in a state that allows it */
+	BERR_PENDING,      /* cluster mode: the backend answers later (job_accepted) */
 };
 
 /* What a worker's response or partial is about (broker_worker_answer). */
@@ -481,6 +486,11 @@ struct broker_listener {
 	void (*job_abandoned)(void *ctx, struct job *, struct worker *);  /* its
 	                                   attempt on that worker timed out and is
 	                                   retried elsewhere: a cancel, if it takes them */
+	/* cluster mode (issue 11) */
+	void (*job_accepted)(void *ctx, struct job *, int berr);  /* the backend's
+	                                   answer to a BERR_PENDING submission: 0, or
+	                                   BERR_ID_EXISTS / BERR_UNAVAILABLE (then the
+	                                   job is forgotten right after) */
 };
 #define BROKER_LISTENERS_MAX 8
 
@@ -564,6 +574,18 @@ struct broker {
 	struct dep        *deps;         /* waiting jobs, by the key they wait for */
 	char               err_detail[ID_MAX + 64];  /* of the last BERR_* */
 	size_t             npaused;      /* paused types */
+	/* cluster mode (issue 11) */
+	struct broker_backend {
+		void *ctx;
+		void (*submit)(void *, struct job *);
+		void (*want)(void *, struct jtype *);
+		void (*complete)(void *, struct job *, enum job_state);
+		void (*partial)(void *, struct job *, const char *, size_t);
+		void (*requeue)(void *, struct job *, bool lost);
+		void (*end)(void *, struct job *, enum job_state why, bool if_queued);
+		void (*forget)(void *, struct job *);
+	}                  be;           /* be.submit NULL: no backend */
+	char               id_suffix[24];  /* appended to assigned ids: ".N" */
 };
 
 void  broker_init(struct broker *, struct server *, double keep, size_t keep_max);
@@ -710,6 +732,48 @@ bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 json_t *broker_type_settings(const struct jtype *);
+
+/*
+ * Cluster mode (issue 11; broker.c's "backend" section, store_redis.c).
+ * With a backend set, queues live in the backend, not in local heaps: the
+ * broker keeps its policy (slots, stale keys, events, retention of local
+ * copies) and sends intents to the backend (be.*), which answers with the
+ * broker_be_* verdicts below.  A job known here is a local copy: one
+ * submitted here (its master is here), one running on a local worker, or
+ * both.  Without a backend none of this is used.
+ *
+ *   submit    j is new, in the table, queued nowhere: answer with
+ *             broker_be_accepted (the submission returned BERR_PENDING)
+ *   want      t has workers with free slots: offer them jobs with
+ *             broker_be_dispatch (broker_idle_each lists them)
+ *   complete  j, run by a local worker, ended (done, or failed by report);
+ *             it has already ended here
+ *   partial   a partial result of j from its local worker
+ *   requeue   j's local worker went (lost) or could not take it
+ *   end       j was ended here (cancel, timeout); if_queued: only if it is
+ *             still queued (its master went)
+ *   forget    j was removed here (rmdir): everywhere
+ *
+ * A job's attempt number (the backend's lease token) lives in heap_index,
+ * which a shared job never uses.
+ */
+#define job_att(j) ((j)->heap_index)
+static inline bool broker_shared(const struct broker *b) { return b->be.submit != NULL; }
+void  broker_set_backend(struct broker *, const struct broker_backend *);
+typedef bool broker_idle_cb(void *ctx, struct worker *, unsigned free_slots);
+void  broker_idle_each(struct broker *, struct jtype *, broker_idle_cb *, void *ctx);
+void  broker_worker_hold(struct worker *);
+void  broker_worker_release(struct worker *);
+void  broker_type_hold(struct jtype *);
+void  broker_be_accepted(struct broker *, struct job *, int berr);
+struct job *broker_be_dispatch(struct broker *, struct worker *, const struct restore_req *,
+    uint32_t att);
+void  broker_be_running(struct broker *, struct job *, const char *worker);
+void  broker_be_partial(struct broker *, struct job *, const char *, size_t);
+void  broker_be_finished(struct broker *, struct job *, enum job_state,
+    const char *result, size_t len);
+void  broker_be_lost(struct broker *, struct job *);
+void  broker_be_forget(struct broker *, struct job *);
 
 /* ----------------------------------------------------------------- delay.c */
 
@@ -937,6 +1001,7 @@ void   chan_subscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe_all(struct server *, struct conn *);
 size_t chan_publish(struct server *, const char *name, const char *body, size_t len);
+size_t chan_deliver(struct server *, const char *name, const char *body, size_t len);
 void   chan_stats(struct server *, uint64_t *nchans, uint64_t *published,
     uint64_t *delivered, uint64_t *dropped);
 void   chan_shutdown(struct server *);
@@ -990,6 +1055,10 @@ struct options {
 	gid_t       group_gid;
 	double      dead_keep;      /* --dead-keep seconds */
 	size_t      dead_max;       /* --dead-max */
+	/* issue 11: cluster mode */
+	const char *redis_url;      /* --redis: NULL: queues in this daemon */
+	const char *redis_prefix;   /* --redis-prefix, default "jobfs" */
+	int         redis_lease_ms; /* --redis-lease */
 };
 
 /*
@@ -1042,6 +1111,7 @@ struct server {
 	double            started;
 	struct store     *store;          /* the journal (store_journal.c); NULL: none */
 	struct web       *web;            /* the web face (web.c); NULL: none */
+	struct rstore    *redis;          /* cluster mode (store_redis.c); NULL: none */
 	/* issue 12 */
 	ev_signal         sighup;         /* reload the token file and certificates */
 	size_t            nunauthed;      /* connections not yet authenticated */

@@ -14,6 +14,7 @@
 
 #include "jobfs.h"
 #include "store_journal.h"
+#include "store_redis.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
@@ -336,6 +337,7 @@ server_stop(struct server *srv)
 	conn_reap(srv);
 	web_stop(srv);
 	fs_unmount(srv);
+	rstore_close(srv);          /* hands back what its workers ran, first */
 	broker_shutdown(&srv->broker);
 	store_close(srv->store);    /* writes and syncs what the closes appended */
 	srv->store = NULL;

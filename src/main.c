@@ -21,6 +21,7 @@
 #include "jobfs.h"
 #include "journal.h"
 #include "store_journal.h"
+#include "store_redis.h"
 
 static void
 usage(FILE *f)
@@ -43,6 +44,12 @@ usage(FILE *f)
 	    "  --data DIR           keep jobs in a journal in DIR (default: in memory only)\n"
 	    "  --sync MODE          with --data: always (default), interval:MS, or never\n"
 	    "  --repair             with --data: drop damaged journal records and start\n"
+	    "  --redis URL          cluster mode: queues and jobs in Redis at\n"
+	    "                       redis://[:PASSWORD@]HOST[:PORT][/DB], shared by every\n"
+	    "                       daemon pointed at it (password also $JOBFS_REDIS_PASSWORD)\n"
+	    "  --redis-prefix P     its keys begin with P: (default jobfs)\n"
+	    "  --redis-lease MS     a dead daemon's running jobs go to others after this\n"
+	    "                       (1000 to 10000, default 5000)\n"
 	    "  --http [ADDR:]PORT   serve HTTP: REST, SSE, metrics, dashboard (default: off)\n"
 	    "  --http-route PREFIX=TYPE  requests under PREFIX become jobs of TYPE (repeatable)\n"
 	    "  --http-timeout SECONDS    a route waits this long for a worker (default 30)\n"
@@ -170,7 +177,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_SYNCMODE, O_REPAIR, O_AUTH, O_INSECURE, O_PERADDR, O_MAXUNAUTH,
 	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
-	    O_HTTPIDLE };
+	    O_HTTPIDLE, O_REDIS, O_REDISPREFIX, O_REDISLEASE };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -186,6 +193,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "data",        required_argument, NULL, O_DATADIR },
 		{ "sync",        required_argument, NULL, O_SYNCMODE },
 		{ "repair",      no_argument,       NULL, O_REPAIR },
+		{ "redis",       required_argument, NULL, O_REDIS },
+		{ "redis-prefix", required_argument, NULL, O_REDISPREFIX },
+		{ "redis-lease", required_argument, NULL, O_REDISLEASE },
 		{ "http",        required_argument, NULL, O_HTTP },
 		{ "http-route",  required_argument, NULL, O_HTTPROUTE },
 		{ "http-timeout", required_argument, NULL, O_HTTPTIMEOUT },
@@ -220,6 +230,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->keep_max = 100000;
 	o->dead_keep = LIFE_DEAD_KEEP;
 	o->dead_max = LIFE_DEAD_MAX;
+	o->redis_prefix = "jobfs";
+	o->redis_lease_ms = 5000;
 	o->max_jobs = 1000000;
 	o->max_memory = 1u << 30;
 	o->max_conns = 10000;
@@ -252,6 +264,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_DATADIR:     o->data_dir = optarg; break;
 		case O_SYNCMODE:     parse_sync(optarg, o); break;
 		case O_REPAIR:   o->repair = true; break;
+		case O_REDIS:    o->redis_url = optarg; break;
+		case O_REDISPREFIX: o->redis_prefix = optarg; break;
+		case O_REDISLEASE:
+			o->redis_lease_ms = parse_num(optarg, "--redis-lease", 1000, 10000);
+			break;
 		case O_HTTP:     o->http = optarg; break;
 		case O_HTTPROUTE: parse_route(optarg, o); break;
 		case O_HTTPTIMEOUT:
@@ -308,6 +325,27 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->data_dir != NULL && *o->data_dir == '\0') {
 		fprintf(stderr, "jobfs: --data needs a directory\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->redis_url != NULL && o->data_dir != NULL) {
+		fprintf(stderr, "jobfs: --redis and --data do not go together: with --redis "
+		    "the jobs are kept in Redis (see jobfs-redis(7) for its durability)\n");
+		exit(EXIT_USAGE);
+	}
+	if (o->redis_url != NULL) {
+		struct redis_url u;
+		char err[300];
+
+		if (redis_url_parse(o->redis_url, &u, err, sizeof err) < 0) {
+			fprintf(stderr, "jobfs: --redis %s\n", err);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (o->redis_prefix[0] == '\0' ||
+	    strspn(o->redis_prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-_.") != strlen(o->redis_prefix) || strlen(o->redis_prefix) > 64) {
+		fprintf(stderr, "jobfs: --redis-prefix must be 1 to 64 letters, digits, "
+		    "'-', '_' or '.'\n");
 		exit(EXIT_USAGE);
 	}
 }
@@ -392,6 +430,14 @@ main(int argc, char **argv)
 		return rc;
 	if (opt.data_dir != NULL && (rc = open_store(&srv, &opt)) != 0)
 		return rc;
+	if (opt.redis_url != NULL) {
+		char err[300];
+
+		if (rstore_open(&srv, err, sizeof err) < 0) {
+			log_err("--redis %s", err);
+			return EXIT_USAGE;
+		}
+	}
 	if ((rc = web_start(&srv)) != 0)
 		return rc;
 	if (opt.mountpoint != NULL && fs_mount(&srv, opt.mountpoint, opt.mount_opts) < 0)
@@ -404,6 +450,7 @@ main(int argc, char **argv)
 	}
 	if (opt.mountpoint != NULL && fs_start(&srv) < 0)
 		return EXIT_MOUNT;
+	rstore_start(&srv);   /* after the fork: its connections are the child's */
 	sd_ready();
 	server_run(&srv);
 	server_stop(&srv);

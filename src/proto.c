@@ -507,6 +507,8 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 		}
 	}
 	switch (broker_submit(b, &req, NULL)) {
+	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
+		return;
 	case BERR_ID_EXISTS:
 		conn_send_error(c, "id_exists", ctx->idjson,
 		    "id %s is in use by an unfinished job", ctx->idjson);
@@ -1242,7 +1244,9 @@ h_publish(struct conn *c, const struct msg_ctx *ctx)
 	if (!type_check(c, ctx, MK_CHANNEL, ch))
 		return;
 	body = field_json(ctx, MK_BODY, &len);
-	chan_publish(c->srv, ch, body, len);
+	if (chan_publish(c->srv, ch, body, len) == SIZE_MAX)   /* Redis is away */
+		conn_send_error(c, "unavailable", ctx->idjson, "%s",
+		    broker_store_reason(&c->srv->broker));
 }
 
 /* ------------------------------------------------------- frames we send */
@@ -1409,7 +1413,8 @@ static void
 on_dispatched(void *ctx, struct job *j, struct worker *w)
 {
 	(void)ctx;
-	proto_send_job(w->face, j);
+	if (w != NULL)   /* NULL: it runs on another daemon (cluster mode) */
+		proto_send_job(w->face, j);
 	if (j->notify && j->master != NULL)
 		proto_send_running(j);
 }
@@ -1460,6 +1465,29 @@ on_abandoned(void *ctx, struct job *j, struct worker *w)
 		proto_send_cancel(w->face, j);
 }
 
+/*
+ * on_accepted: cluster mode: Redis answered a submission (h_submit had
+ * BERR_PENDING): the later dialect's ack, or the error frame; a refused
+ * job is then forgotten, its master told nothing more.
+ */
+static void
+on_accepted(void *ctx, struct job *j, int berr)
+{
+	struct server *srv = ctx;
+	struct conn *c;
+
+	if (j->master == NULL || (c = j->master->face) == NULL)
+		return;
+	if (berr == BERR_OK) {
+		if (c->dialect == DIALECT_ACTION)
+			send_ok(c, job_idjson(j));
+	} else if (berr == BERR_ID_EXISTS)
+		conn_send_error(c, "id_exists", job_idjson(j),
+		    "id %s is in use by an unfinished job", job_idjson(j));
+	else
+		conn_send_error(c, "unavailable", job_idjson(j), "%s", srv->broker.err_detail);
+}
+
 /* on_durable: acknowledgements held for the store may go out now. */
 static void
 on_durable(void *ctx, uint64_t mark)
@@ -1482,5 +1510,6 @@ proto_init(struct server *srv)
 
 	mine.ctx = srv;
 	mine.durable = on_durable;
+	mine.job_accepted = on_accepted;
 	broker_listen(&srv->broker, &mine);
 }

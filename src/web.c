@@ -664,7 +664,8 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 	if (w->nevents_streams > 0)
 		sse_event(w, "started", json_pack("{s:o, s:s, s:s}",
 		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name, "worker", worker_name(wk)), true, false);
+		    "type", j->type->name, "worker", wk != NULL ? worker_name(wk) :
+		    j->worker_name), true, false);
 }
 
 static void

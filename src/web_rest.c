@@ -125,6 +125,7 @@ submit(struct wreq *r, const char *type)
 	req.body_len = buf_used(&body);
 	switch (broker_submit(b, &req, &j)) {
 	case BERR_OK:
+	case BERR_PENDING:   /* cluster mode: web_gate waits for Redis's answer */
 		o = json_pack("{s:o}", "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
 		web_reply_json(r, 201, o);
 		loc = location(j->key);

@@ -183,7 +183,7 @@ route_start(struct wreq *r, const struct web_route *rt)
 		web_error(r, 503, "unavailable", NULL, "%s", broker_store_reason(b));
 		return;
 	}
-	if (rc != BERR_OK) {
+	if (rc != BERR_OK && rc != BERR_PENDING) {
 		web_error(r, 503, "full", NULL, "unfinished jobs are at their limit");
 		return;
 	}

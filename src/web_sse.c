@@ -190,8 +190,12 @@ sse_route(struct wreq *r, const char *path)
 			    buf_used(&r->body) ? err : "empty");
 		else {
 			n = chan_publish(w->srv, path + 5, bhead(&body), buf_used(&body));
-			web_reply_json(r, 200, json_pack("{s:s, s:I}", "channel",
-			    path + 5, "delivered", (json_int_t)(n + w->sse_delivered)));
+			if (n == SIZE_MAX)   /* cluster mode: Redis is away */
+				web_error(r, 503, "unavailable", NULL, "%s",
+				    broker_store_reason(&w->srv->broker));
+			else
+				web_reply_json(r, 200, json_pack("{s:s, s:I}", "channel",
+				    path + 5, "delivered", (json_int_t)(n + w->sse_delivered)));
 		}
 		buf_free(&body);
 		return true;
