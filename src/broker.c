@@ -1793,6 +1793,71 @@ broker_be_lost(struct broker *b, struct job *j)
 	worker_unref(w);
 }
 
+void
+broker_lookup(struct broker *b, const char *key, broker_lookup_cb *cb, void *ctx)
+{
+	struct job *j = broker_find(b, key);
+
+	if (j != NULL || !broker_shared(b))
+		cb(ctx, j, BERR_OK);
+	else
+		b->be.lookup(b->be.ctx, key, cb, ctx);
+}
+
+void broker_master_hold(struct master *m) { m->refs++; }
+void broker_master_release(struct master *m) { master_unref(m); }
+
+/*
+ * broker_be_view: a local copy of a job submitted and run elsewhere, as
+ * the backend has it (r: its state, worker, result, partials), for a face
+ * that asked about it (broker_lookup).  Its events keep it up to date.
+ */
+struct job *
+broker_be_view(struct broker *b, const struct restore_req *r)
+{
+	struct submit_req sr = {
+		.type = r->type, .key = r->key, .idjson = r->idjson,
+		.body = r->body, .body_len = r->body_len,
+	};
+	struct jtype *t;
+	struct job *j;
+
+	if ((j = broker_find(b, r->key)) != NULL)
+		return j;
+	t = broker_type(b, r->type, true);
+	j = job_alloc(b, &sr);
+	j->type = t;
+	type_ref(t);
+	j->priority = r->priority;
+	j->seq = (uint32_t)b->next_seq++;
+	j->refs = 1;
+	j->shared = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
+	j->submitted = r->submitted > 0 ? r->submitted : ev_now(b->loop);
+	j->started = j->finished = -1;
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
+	if (r->target != NULL || r->partials_len > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		if (r->partials_len > 0)
+			buf_append(&j->ext->partials, r->partials, r->partials_len);
+	}
+	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+	b->stats.body_bytes += j->body_len;
+	j->state = JOB_QUEUED;
+	b->stats.queued++;
+	emit_job_submitted(b, j);
+	if (r->worker_name != NULL && (r->state == JOB_RUNNING || r->state >= JOB_DONE))
+		broker_be_running(b, j, r->worker_name);
+	if (r->state >= JOB_DONE)
+		broker_be_finished(b, j, r->state, r->result, r->result_len);
+	return j;
+}
+
 /* broker_be_forget: the job was removed elsewhere (rmdir): here too. */
 void
 broker_be_forget(struct broker *b, struct job *j)

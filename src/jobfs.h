@@ -584,6 +584,8 @@ struct broker {
 		void (*requeue)(void *, struct job *, bool lost);
 		void (*end)(void *, struct job *, enum job_state why, bool if_queued);
 		void (*forget)(void *, struct job *);
+		void (*lookup)(void *, const char *key,
+		    void (*cb)(void *, struct job *, int berr), void *cbctx);
 	}                  be;           /* be.submit NULL: no backend */
 	char               id_suffix[24];  /* appended to assigned ids: ".N" */
 };
@@ -774,6 +776,16 @@ void  broker_be_finished(struct broker *, struct job *, enum job_state,
     const char *result, size_t len);
 void  broker_be_lost(struct broker *, struct job *);
 void  broker_be_forget(struct broker *, struct job *);
+struct job *broker_be_view(struct broker *, const struct restore_req *);
+/* broker_lookup: the job of key, here or (cluster mode) known to the
+ * backend, which makes a local copy of it (a view, kept up to date by the
+ * backend's events, forgotten like any finished job): cb(ctx, j, 0), now
+ * or later; j NULL if there is none; BERR_UNAVAILABLE if the backend
+ * cannot be asked now. */
+typedef void broker_lookup_cb(void *ctx, struct job *, int berr);
+void  broker_lookup(struct broker *, const char *key, broker_lookup_cb *, void *ctx);
+void  broker_master_hold(struct master *);
+void  broker_master_release(struct master *);
 
 /* ----------------------------------------------------------------- delay.c */
 

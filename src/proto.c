@@ -564,15 +564,72 @@ h_ping(struct conn *c, const struct msg_ctx *ctx)
 		conn_send_raw(c, "{\"type\":\"pong\"}", 15);
 }
 
+/*
+ * Requests about a job by id (status, cancel, wait) find it with
+ * broker_lookup: here at once, or, in cluster mode, a job of another
+ * daemon once Redis answers.  The request waits holding the connection's
+ * master handle, not the connection, which may close meanwhile.
+ */
+enum about { ABOUT_STATUS, ABOUT_CANCEL, ABOUT_WAIT };
+static void do_status(struct conn *, const char *idjson, struct job *);
+static void do_cancel(struct conn *, const char *idjson, struct job *);
+static void do_wait(struct conn *, const char *idjson, struct job *);
+
+struct about_req {
+	struct master *m;
+	enum about     what;
+	char           idjson[];
+};
+
 static void
-h_status(struct conn *c, const struct msg_ctx *ctx)
+about_found(void *ctx, struct job *j, int berr)
 {
-	struct job *j;
+	struct about_req *q = ctx;
+	struct conn *c = q->m->face;
+
+	if (c != NULL && berr != BERR_OK)
+		conn_send_error(c, "unavailable", q->idjson, "%s",
+		    broker_store_reason(&c->srv->broker));
+	else if (c != NULL)
+		(q->what == ABOUT_STATUS ? do_status : q->what == ABOUT_CANCEL ?
+		    do_cancel : do_wait)(c, q->idjson, j);
+	broker_master_release(q->m);
+	free(q);
+}
+
+static void
+about(struct conn *c, const struct msg_ctx *ctx, enum about what)
+{
+	struct about_req *q;
 
 	if (!id_check(c, ctx))
 		return;
-	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL || !may_see(c, j)) {
-		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
+	if (c->master == NULL) {   /* (a worker asking: only jobs known here) */
+		struct job *j = broker_find(&c->srv->broker, ctx->key);
+
+		(what == ABOUT_STATUS ? do_status : what == ABOUT_CANCEL ?
+		    do_cancel : do_wait)(c, ctx->idjson, j);
+		return;
+	}
+	q = xmalloc(sizeof *q + strlen(ctx->idjson) + 1);
+	q->m = c->master;
+	q->what = what;
+	strcpy(q->idjson, ctx->idjson);
+	broker_master_hold(q->m);
+	broker_lookup(&c->srv->broker, ctx->key, about_found, q);
+}
+
+static void
+h_status(struct conn *c, const struct msg_ctx *ctx)
+{
+	about(c, ctx, ABOUT_STATUS);
+}
+
+static void
+do_status(struct conn *c, const char *idjson, struct job *j)
+{
+	if (j == NULL || !may_see(c, j)) {
+		conn_send_error(c, "unknown_id", idjson, "no job has id %s", idjson);
 		return;
 	}
 	conn_send_json(c, job_info(j));
@@ -600,15 +657,17 @@ h_stats(struct conn *c, const struct msg_ctx *ctx)
 static void
 h_cancel(struct conn *c, const struct msg_ctx *ctx)
 {
-	struct job *j;
+	about(c, ctx, ABOUT_CANCEL);
+}
+
+static void
+do_cancel(struct conn *c, const char *idjson, struct job *j)
+{
 	struct master *master;
 
-	if (!id_check(c, ctx))
-		return;
-	j = broker_find(&c->srv->broker, ctx->key);
 	if (j == NULL || JOB_FINISHED(j) || !may_see(c, j)) {
-		conn_send_error(c, "unknown_id", ctx->idjson,
-		    "no unfinished job has id %s", ctx->idjson);
+		conn_send_error(c, "unknown_id", idjson,
+		    "no unfinished job has id %s", idjson);
 		return;
 	}
 	master = j->master;
@@ -798,14 +857,17 @@ wake_waiters(struct server *srv, struct job *j)
 static void
 h_wait(struct conn *c, const struct msg_ctx *ctx)
 {
+	about(c, ctx, ABOUT_WAIT);
+}
+
+static void
+do_wait(struct conn *c, const char *idjson, struct job *j)
+{
 	struct waiting *w;
-	struct job *j;
 	size_t len;
 
-	if (!id_check(c, ctx))
-		return;
-	if ((j = broker_find(&c->srv->broker, ctx->key)) == NULL || !may_see(c, j)) {
-		conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
+	if (j == NULL || !may_see(c, j)) {
+		conn_send_error(c, "unknown_id", idjson, "no job has id %s", idjson);
 		return;
 	}
 	if (JOB_FINISHED(j)) {
@@ -814,7 +876,7 @@ h_wait(struct conn *c, const struct msg_ctx *ctx)
 		return;
 	}
 	if (nwaits >= WAITS_MAX) {
-		conn_send_error(c, "full", ctx->idjson, "too many waits (%d)", WAITS_MAX);
+		conn_send_error(c, "full", idjson, "too many waits (%d)", WAITS_MAX);
 		return;
 	}
 	HASH_FIND_STR(waits, j->key, w);

@@ -211,6 +211,29 @@ rs_now(struct rstore *r)
 	return ev_now(r->srv->loop);
 }
 
+static const char *
+rstr(const redisReply *x, size_t *len)
+{
+	if (x == NULL || (x->type != REDIS_REPLY_STRING && x->type != REDIS_REPLY_STATUS)) {
+		if (len != NULL)
+			*len = 0;
+		return "";
+	}
+	if (len != NULL)
+		*len = x->len;
+	return x->str;
+}
+
+static int64_t
+rnum(const redisReply *x)
+{
+	if (x == NULL)
+		return 0;
+	if (x->type == REDIS_REPLY_INTEGER)
+		return x->integer;
+	return strtoll(rstr(x, NULL), NULL, 10);
+}
+
 /* rs_log_error: an error reply, logged at most once a second (with how
  * many were not). */
 static void
@@ -620,6 +643,138 @@ rs_forget(void *ctx, struct job *j)
 	arg_str(c, j->key);
 }
 
+/* ------------------------------------------------------------- lookups */
+
+struct rlookup {
+	struct rstore *r;
+	void         (*cb)(void *, struct job *, int);
+	void          *cbctx;
+	char           key[];
+};
+
+/* strip_daemon: "name@N" -> "name" (the worker's name as its daemon shows it). */
+static void
+strip_daemon(char *wk)
+{
+	char *at = strrchr(wk, '@');
+
+	if (at != NULL && at[1] != '\0' && strspn(at + 1, "0123456789") == strlen(at + 1))
+		*at = '\0';
+}
+
+static void
+lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct rlookup *q = priv;
+	struct rstore *r = q->r;
+	redisReply *x = reply;
+	struct restore_req rq = { 0 };
+	struct buf parts = { 0 };
+	char wk[512] = "";
+	struct job *j = NULL;
+	size_t i;
+	bool inparts = false;
+	const char *flags = "";
+
+	(void)ac;
+	if (x == NULL || r->closing) {
+		if (!r->closing)
+			q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
+		free(q);
+		return;
+	}
+	if (x->type == REDIS_REPLY_ERROR) {
+		rs_log_error(r, "jobfs_watch", x->str);
+		q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
+		free(q);
+		return;
+	}
+	if (x->type != REDIS_REPLY_ARRAY || (j = broker_find(r->b, q->key)) != NULL) {
+		q->cb(q->cbctx, j, BERR_OK);
+		free(q);
+		return;
+	}
+	rq.key = q->key;
+	rq.state = JOB_QUEUED;
+	for (i = 0; i < x->elements; i++) {
+		size_t len;
+		const char *f = rstr(x->element[i], &len), *v;
+
+		if (inparts) {
+			buf_append(&parts, f, len);
+			buf_append(&parts, "\n", 1);
+			continue;
+		}
+		if (len == 9 && memcmp(f, "\0partials", 9) == 0) {
+			inparts = true;
+			continue;
+		}
+		if (i + 1 >= x->elements)
+			break;
+		v = rstr(x->element[++i], &len);
+		if (strcmp(f, "t") == 0)
+			rq.type = v;
+		else if (strcmp(f, "id") == 0)
+			rq.idjson = v;
+		else if (strcmp(f, "b") == 0) {
+			rq.body = v;
+			rq.body_len = len;
+		} else if (strcmp(f, "pr") == 0)
+			rq.priority = strtoll(v, NULL, 10);
+		else if (strcmp(f, "st") == 0)
+			rq.state = state_of(v);
+		else if (strcmp(f, "fl") == 0)
+			flags = v;
+		else if (strcmp(f, "tg") == 0 && len > 0)
+			rq.target = v;
+		else if (strcmp(f, "wk") == 0 && len < sizeof wk) {
+			memcpy(wk, v, len);
+			wk[len] = '\0';
+			strip_daemon(wk);
+			rq.worker_name = wk;
+		} else if (strcmp(f, "sub") == 0)
+			rq.submitted = strtod(v, NULL) / 1000.0;
+		else if (strcmp(f, "ls") == 0)
+			rq.losses = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(f, "r") == 0) {
+			rq.result = v;
+			rq.result_len = len;
+		} else if (strcmp(f, "ow") == 0 && len > 0)
+			rq.owner = v;
+	}
+	if (strchr(flags, 'i') != NULL)
+		rq.idjson = rq.key;
+	rq.detach = strchr(flags, 'd') != NULL;
+	rq.stream = strchr(flags, 's') != NULL;
+	rq.notify = strchr(flags, 'n') != NULL;
+	rq.partials = parts.data != NULL ? buf_head(&parts) : NULL;
+	rq.partials_len = buf_used(&parts);
+	if (rq.type != NULL && type_name_valid(rq.type, strlen(rq.type)) && rq.body != NULL)
+		j = broker_be_view(r->b, &rq);
+	buf_free(&parts);
+	q->cb(q->cbctx, j, BERR_OK);
+	free(q);
+}
+
+static void
+rs_lookup(void *ctx, const char *key, void (*cb)(void *, struct job *, int), void *cbctx)
+{
+	struct rstore *r = ctx;
+	struct rlookup *q;
+
+	if (!r->up) {
+		cb(cbctx, NULL, BERR_UNAVAILABLE);
+		return;
+	}
+	q = xmalloc(sizeof *q + strlen(key) + 1);
+	q->r = r;
+	q->cb = cb;
+	q->cbctx = cbctx;
+	strcpy(q->key, key);
+	redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
+	    r->prefix, r->nstr, key);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static struct rtype *
@@ -694,29 +849,6 @@ rdisp_free(struct rdisp *d)
 		broker_worker_release(d->w[i]);
 	free(d->w);
 	free(d);
-}
-
-static const char *
-rstr(const redisReply *x, size_t *len)
-{
-	if (x == NULL || (x->type != REDIS_REPLY_STRING && x->type != REDIS_REPLY_STATUS)) {
-		if (len != NULL)
-			*len = 0;
-		return "";
-	}
-	if (len != NULL)
-		*len = x->len;
-	return x->str;
-}
-
-static int64_t
-rnum(const redisReply *x)
-{
-	if (x == NULL)
-		return 0;
-	if (x->type == REDIS_REPLY_INTEGER)
-		return x->integer;
-	return strtoll(rstr(x, NULL), NULL, 10);
 }
 
 #define DISP_GROUP 14
@@ -949,6 +1081,7 @@ on_event(struct rstore *r, const char *p, size_t len)
 
 			memcpy(wk, rest, restlen);
 			wk[restlen] = '\0';
+			strip_daemon(wk);
 			broker_be_running(r->b, j, wk);
 		}
 		return;
@@ -1470,7 +1603,7 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 	static const struct broker_backend be0 = {
 		.submit = rs_submit, .want = rs_want, .complete = rs_complete,
 		.partial = rs_partial, .requeue = rs_requeue, .end = rs_end,
-		.forget = rs_forget,
+		.forget = rs_forget, .lookup = rs_lookup,
 	};
 	struct broker_backend be = be0;
 	struct broker_listener l = {
