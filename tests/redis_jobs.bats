@@ -75,14 +75,14 @@ round_trip() {
 	use_node A
 	conn_open M
 	send M '{"action":"submit","type":"c","id":"c1","body":1}'
-	wait_lines W 2
+	wait_jobs W 1
 	send M '{"action":"cancel","id":"c1"}'
 	wait_until 10 st_is c1 cancelled
 	# The worker is told, and takes the next job at once.
-	wait_lines W 3
+	wait_lines W 4
 	same_json "$(received W | tail -n 1)" '{"action":"cancel","id":"c1"}'
 	send M '{"action":"submit","type":"c","id":"c2","body":2}'
-	wait_lines W 4
+	wait_jobs W 2
 	send W '{"action":"respond","id":"c2","body":"two"}'
 	wait_until 10 st_is c2 done
 	round_trip
@@ -97,12 +97,12 @@ round_trip() {
 	use_node A
 	conn_open M
 	send M '{"action":"submit","type":"c","id":"far","body":1}'
-	wait_lines W 2
+	wait_jobs W 1
 	use_node C
 	conn_open X
 	send X '{"action":"cancel","id":"far"}'
 	wait_until 10 st_is far cancelled
-	wait_lines W 3
+	wait_lines W 4
 	same_json "$(received W | tail -n 1)" '{"action":"cancel","id":"far"}'
 	# Its master on A hears the ending, and so does the canceller.
 	wait_lines M 2
@@ -211,7 +211,7 @@ round_trip() {
 	use_node A
 	conn_open M
 	send M '{"action":"submit","type":"f","id":"bad","body":1}'
-	wait_lines W 2
+	wait_jobs W 1
 	send W '{"action":"fail","id":"bad","body":"disk on fire"}'
 	wait_until 10 st_is bad failed
 	wait_lines M 2

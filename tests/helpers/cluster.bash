@@ -8,7 +8,7 @@
 #   start_node A [--mount] [opts]   a daemon "A" on it: own ports, log, tree at
 #                                   $BATS_TEST_TMPDIR/mnt-A with --mount; its keys
 #                                   prefixed t$BATS_TEST_NUMBER; lease 1 s
-#                                   (NODE_LEASE ms to change it); ready once
+#                                   (NODE_LEASE ms to change it; NODE_DEBUG=1: -v); ready once
 #                                   connected to Redis
 #   use_node A                      jobctl and conn_open talk to A from now on
 #   on A CMD...                     run CMD with A's ports
@@ -44,7 +44,7 @@ start_node() {
 	wp=${NODE_WPORT[$name]:-$(random_port)}
 	: >>"$log"
 	"$JOBFS" -f --master-port "$mp" --worker-port "$wp" --redis "$REDIS_URL" \
-		--redis-prefix "t$BATS_TEST_NUMBER" --redis-lease "${NODE_LEASE:-1000}" \
+		--redis-prefix "t$BATS_TEST_NUMBER" --redis-lease "${NODE_LEASE:-1000}" ${NODE_DEBUG:+-v} \
 		"$@" ${mnt:+"$mnt"} >>"$log" 2>&1 &
 	NODE_PID[$name]=$!
 	NODE_MPORT[$name]=$mp
