@@ -738,6 +738,7 @@ end
 local function f_reap(args)
 	local keep_ms = int_arg(args[3], 'keep_ms')
 	local keep_max = int_arg(args[4], 'keep_max')
+	if keep_ms < 0 or keep_max < 0 then fail('ERR jobfs: reap: negative keep_ms or keep_max') end
 	local more = 0
 	chk_glob()
 	chk(P .. ':daemons', 'hash')
@@ -777,12 +778,22 @@ local function f_reap(args)
 	if #due == TIMEOUT_MAX and redis.call('ZCOUNT', P .. ':dl', '-inf', NOW) > TIMEOUT_MAX then
 		more = 1
 	end
-	-- 3. retention: what steps 1 and 2 finish is checked above; the rest
-	-- of what step 3 may forget is among the first RETAIN_MAX now.
-	for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, RETAIN_MAX - 1)) do chk_job(k) end
+	-- 3. retention.  What steps 1 and 2 finish is checked above.  They add
+	-- to P:done with score NOW, never older than NOW - keep_ms, so step 3
+	-- forgets at most max(#older, ZCARD + #finishing - keep_max) members,
+	-- and those it takes from P:done as it is now are among its first that
+	-- many (members only go in before them).
+	local finishing = #due
+	for _, p in ipairs(plan) do finishing = finishing + #p.runs + #p.owns end
+	local n1 = redis.call('ZCOUNT', P .. ':done', '-inf', '(' .. string.format('%d', NOW - keep_ms))
+	local over1 = redis.call('ZCARD', P .. ':done') + finishing - keep_max
+	if over1 > n1 then n1 = over1 end
+	if n1 > RETAIN_MAX then n1 = RETAIN_MAX end
+	if n1 > 0 then
+		for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, n1 - 1)) do chk_job(k) end
+	end
 
-	-- pass 2: skip nobody (the reply carries counts only)
-	SELF = nil
+	-- pass 2 (SELF is nil: events and wake-ups skip nobody, see the top)
 	local c_d, c_rq, c_f, c_c, c_t, c_g = 0, 0, 0, 0, 0, 0
 	for _, p in ipairs(plan) do
 		local D = p.D
