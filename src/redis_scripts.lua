@@ -79,7 +79,7 @@ end
 
 -- chk(key, want): pass 1. The key holds nothing or a `want`.
 local function chk(k, want)
-	local c = k .. '\0' .. want
+	local c = want .. ' ' .. k
 	if seen[c] then return end
 	local t = redis.call('TYPE', k)['ok']
 	if t ~= 'none' and t ~= want then
@@ -90,7 +90,7 @@ end
 
 -- soft_ok(key, want): pass 2's check, answering instead of raising.
 local function soft_ok(k, want)
-	if seen[k .. '\0' .. want] then return true end
+	if seen[want .. ' ' .. k] then return true end
 	local t = redis.call('TYPE', k)['ok']
 	return t == 'none' or t == want
 end
@@ -667,7 +667,7 @@ local function f_forget(args)
 	return 'ok'
 end
 
--- jobfs_watch P N key -> nil | {field, value, ..., '\0partials', p1, p2, ...}
+-- jobfs_watch P N key -> nil | {field, value, ..., NUL 'partials', p1, p2, ...}
 local function f_watch(args)
 	local key = args[3]
 	if not key then fail('ERR jobfs: watch takes a key') end
@@ -676,7 +676,7 @@ local function f_watch(args)
 	local h = redis.call('HGETALL', kj(key))
 	if #h == 0 then return false end
 	local out = h
-	out[#out + 1] = '\0partials'
+	out[#out + 1] = string.char(0) .. 'partials'
 	for _, p in ipairs(redis.call('LRANGE', kp(key), 0, -1)) do out[#out + 1] = p end
 	-- pass 2
 	local v = redis.call('HMGET', kj(key), 'st', 'wd')
