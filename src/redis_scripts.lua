@@ -79,7 +79,7 @@ end
 
 -- chk(key, want): pass 1. The key holds nothing or a `want`.
 local function chk(k, want)
-	local c = k .. '\0' .. want
+	local c = want .. ' ' .. k
 	if seen[c] then return end
 	local t = redis.call('TYPE', k)['ok']
 	if t ~= 'none' and t ~= want then
@@ -90,7 +90,7 @@ end
 
 -- soft_ok(key, want): pass 2's check, answering instead of raising.
 local function soft_ok(k, want)
-	if seen[k .. '\0' .. want] then return true end
+	if seen[want .. ' ' .. k] then return true end
 	local t = redis.call('TYPE', k)['ok']
 	return t == 'none' or t == want
 end
@@ -667,7 +667,7 @@ local function f_forget(args)
 	return 'ok'
 end
 
--- jobfs_watch P N key -> nil | {field, value, ..., '\0partials', p1, p2, ...}
+-- jobfs_watch P N key -> nil | {field, value, ..., NUL 'partials', p1, p2, ...}
 local function f_watch(args)
 	local key = args[3]
 	if not key then fail('ERR jobfs: watch takes a key') end
@@ -676,7 +676,7 @@ local function f_watch(args)
 	local h = redis.call('HGETALL', kj(key))
 	if #h == 0 then return false end
 	local out = h
-	out[#out + 1] = '\0partials'
+	out[#out + 1] = string.char(0) .. 'partials'
 	for _, p in ipairs(redis.call('LRANGE', kp(key), 0, -1)) do out[#out + 1] = p end
 	-- pass 2
 	local v = redis.call('HMGET', kj(key), 'st', 'wd')
@@ -738,6 +738,7 @@ end
 local function f_reap(args)
 	local keep_ms = int_arg(args[3], 'keep_ms')
 	local keep_max = int_arg(args[4], 'keep_max')
+	if keep_ms < 0 or keep_max < 0 then fail('ERR jobfs: reap: negative keep_ms or keep_max') end
 	local more = 0
 	chk_glob()
 	chk(P .. ':daemons', 'hash')
@@ -777,12 +778,22 @@ local function f_reap(args)
 	if #due == TIMEOUT_MAX and redis.call('ZCOUNT', P .. ':dl', '-inf', NOW) > TIMEOUT_MAX then
 		more = 1
 	end
-	-- 3. retention: what steps 1 and 2 finish is checked above; the rest
-	-- of what step 3 may forget is among the first RETAIN_MAX now.
-	for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, RETAIN_MAX - 1)) do chk_job(k) end
+	-- 3. retention.  What steps 1 and 2 finish is checked above.  They add
+	-- to P:done with score NOW, never older than NOW - keep_ms, so step 3
+	-- forgets at most max(#older, ZCARD + #finishing - keep_max) members,
+	-- and those it takes from P:done as it is now are among its first that
+	-- many (members only go in before them).
+	local finishing = #due
+	for _, p in ipairs(plan) do finishing = finishing + #p.runs + #p.owns end
+	local n1 = redis.call('ZCOUNT', P .. ':done', '-inf', '(' .. string.format('%d', NOW - keep_ms))
+	local over1 = redis.call('ZCARD', P .. ':done') + finishing - keep_max
+	if over1 > n1 then n1 = over1 end
+	if n1 > RETAIN_MAX then n1 = RETAIN_MAX end
+	if n1 > 0 then
+		for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, n1 - 1)) do chk_job(k) end
+	end
 
-	-- pass 2: skip nobody (the reply carries counts only)
-	SELF = nil
+	-- pass 2 (SELF is nil: events and wake-ups skip nobody, see the top)
 	local c_d, c_rq, c_f, c_c, c_t, c_g = 0, 0, 0, 0, 0, 0
 	for _, p in ipairs(plan) do
 		local D = p.D

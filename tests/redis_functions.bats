@@ -846,6 +846,49 @@ after_ms() {
 	[ "$output" = 'ERR jobfs: submit takes groups of 11 arguments' ]
 }
 
+@test "WRONGTYPE in reap: found before its first write, for jobs it would finish and then forget too" {
+	fc hello 0 a 60000 >/dev/null
+	submit 1 "old" "due echo 0 - 1"
+	fc dispatch 2 echo w 1 >/dev/null # old
+	[ "$(fc complete 2 old 1 done 1)" = ok ]
+	wait_until 10 after_ms "$(rcli ZSCORE $P:dl due)"
+	# Retention would forget old (keep_ms 0): its partials key is a string.
+	rcli SET $P:p:old x >/dev/null
+	run fc reap 1 0 100000
+	[ "$output" = 'WRONGTYPE jobfs: t:p:old holds a string, expected list' ]
+	[ "$(hget due st)" = queued ]
+	[ "$(rcli ZCARD $P:dl)" = 1 ]
+	# keep_max 1: due times out in this call and so pushes old out of
+	# P:done in the same call; old is checked before the first write too.
+	run fc reap 1 600000 1
+	[ "$output" = 'WRONGTYPE jobfs: t:p:old holds a string, expected list' ]
+	[ "$(hget due st)" = queued ]
+	rcli DEL $P:p:old >/dev/null
+	# keep_max 0: due times out in this call and is forgotten in the same
+	# call, so its keys are checked before the first write as well.
+	rcli SET $P:p:due x >/dev/null
+	run fc reap 1 600000 0
+	[ "$output" = 'WRONGTYPE jobfs: t:p:due holds a string, expected list' ]
+	[ "$(hget due st)" = queued ]
+	[ "$(hget old st)" = done ]
+	rcli DEL $P:p:due >/dev/null
+	run fc reap 1 600000 0
+	[ "$output" = "$(lines 0 0 0 0 1 2 0)" ]
+	[ "$(rcli EXISTS $P:j:due $P:j:old)" = 0 ]
+}
+
+@test "redis_restart: the AOF brings back the jobs and the functions" {
+	submit 1 a b
+	[ "$(dispatch_keys 2 echo w 1)" = 'a ' ]
+	redis_restart
+	[ "$(hget a st)" = running ]
+	[ "$(rcli GET $P:seq)" = 2 ]
+	# The library was in the AOF too; the daemon loads it again anyway.
+	[ "$(fc complete 2 a 1 done 1)" = ok ]
+	redis_load_functions
+	[ "$(dispatch_keys 2 echo w 1)" = 'b ' ]
+}
+
 @test "one job's whole life through the functions, after which the type is gone" {
 	[ "$(fc hello 0 h 5000)" = "$(lines 1 1)" ]
 	[ "$(fc worker 1 echo 1)" = 1 ]
