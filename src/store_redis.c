@@ -477,6 +477,12 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 			break;
 		}
 	}
+	/* Redis wakes other daemons' idle workers, not this one's (it knows
+	 * them): they ask now. */
+	if (c->kind == RK_SUBMIT || c->kind == RK_REQUEUE)
+		for (i = 0; i < c->njobs; i++)
+			if (c->jobs[i] != NULL && TAILQ_FIRST(&c->jobs[i]->type->idle) != NULL)
+				rs_want(r, c->jobs[i]->type);
 }
 
 /* cmd_reply: an outbox entry's answer (NULL: the link went; it stays to be
@@ -1182,13 +1188,14 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct rstore *r = ac->data;
 	redisReply *x = reply;
-	size_t pl = strlen(r->prefix);
 	const char *ch, *kind;
+	size_t pl;
 
 	(void)priv;
 	if (x == NULL || r == NULL || r->closing || x->type != REDIS_REPLY_ARRAY ||
 	    x->elements < 3)
 		return;
+	pl = strlen(r->prefix);
 	kind = rstr(x->element[0], NULL);
 	ch = rstr(x->element[1], NULL);
 	if (strcmp(kind, "subscribe") == 0) {
@@ -1227,6 +1234,9 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ----------------------------------------------------------- connecting */
 
+static void on_connect(const redisAsyncContext *, int);
+static void on_disconnect(const redisAsyncContext *, int);
+
 static void
 sub_start(struct rstore *r)
 {
@@ -1239,6 +1249,8 @@ sub_start(struct rstore *r)
 	}
 	r->sub->data = r;
 	redisLibevAttach(r->srv->loop, r->sub);
+	redisAsyncSetConnectCallback(r->sub, on_connect);
+	redisAsyncSetDisconnectCallback(r->sub, on_disconnect);
 	if (r->url.password[0] != '\0')
 		redisAsyncCommand(r->sub, NULL, NULL, "AUTH %s", r->url.password);
 	snprintf(d, sizeof d, "%s:d:%s", r->prefix, r->nstr);
@@ -1342,7 +1354,9 @@ setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 	if (x->type == REDIS_REPLY_ERROR) {
 		char what[64];
 
-		snprintf(what, sizeof what, "%s", (const char *)priv);
+		snprintf(what, sizeof what, "%s%s", (const char *)priv,
+		    strstr(x->str, "unknown command") != NULL ?
+		    " (jobfs needs Redis 7.0 or later)" : "");
 		rs_log_error(r, what, x->str);
 		rs_teardown(r, x->str);
 	}
@@ -1372,8 +1386,12 @@ on_connect(const redisAsyncContext *ac, int status)
 	if (r == NULL || r->closing)
 		return;
 	if (status != REDIS_OK) {
+		/* hiredis frees ac when this returns: it is not ours to free */
+		if (ac == r->cmd)
+			r->cmd = NULL;
+		if (ac == r->sub)
+			r->sub = NULL;
 		rs_teardown(r, ac->errstr);
-		return;
 	}
 }
 
@@ -1413,9 +1431,12 @@ rs_connect(struct rstore *r)
 	redisAsyncSetDisconnectCallback(r->cmd, on_disconnect);
 	if (r->url.password[0] != '\0')
 		redisAsyncCommand(r->cmd, setup_reply, "AUTH", "AUTH %s", r->url.password);
+	/* A PING first: a Redis that wants a password says so here (NOAUTH),
+	 * rather than by refusing the big FUNCTION LOAD as a protocol error. */
+	redisAsyncCommand(r->cmd, setup_reply, "PING", "PING");
 	if (r->url.db != 0)
 		redisAsyncCommand(r->cmd, setup_reply, "SELECT", "SELECT %d", r->url.db);
-	redisAsyncCommand(r->cmd, setup_reply, "FUNCTION LOAD (jobfs needs Redis 7.0 or later)",
+	redisAsyncCommand(r->cmd, setup_reply, "FUNCTION LOAD",
 	    "FUNCTION LOAD REPLACE %b", redis_scripts_lua, (size_t)redis_scripts_lua_len);
 	send_hello(r, true);
 	ev_timer_stop(r->srv->loop, &r->connect_to);

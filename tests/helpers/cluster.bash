@@ -88,7 +88,7 @@ kill_node() {
 	local pid=${NODE_PID[$1]}
 	[ -n "$pid" ] || return 0
 	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
 	NODE_PID[$1]=
 	node_unmount "$1"
 }
