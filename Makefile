@@ -9,6 +9,7 @@
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
 #   make bench-web  the web face's rows: HTTP round trip, --http-route, SSE fan-out
+#   make bench-redis  cluster mode's rows: jobfs on Redis beside the embedded daemon
 #   make install    PREFIX=/usr/local DESTDIR= (and the systemd unit in $(UNITDIR))
 
 PREFIX  ?= /usr/local
@@ -162,8 +163,9 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/fuzz/run build/fuzz $(FUZZ_SECONDS)
 
-# The main table (tests/bench/run.sh), then the web face's rows and the
-# delayed-jobs row, each its own small table, all scaled by BENCH_SCALE.
+# The main table (tests/bench/run.sh), then the web face's rows, the
+# delayed-jobs row and cluster mode's rows, each its own small table, all
+# scaled by BENCH_SCALE.
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests/bench run
@@ -171,9 +173,13 @@ bench: deps
 	@python3 tests/bench/delayed.py $(B)/jobfs \
 		$$(awk "BEGIN {print int(100000 * $${BENCH_SCALE:-1})}") \
 		$$(awk "BEGIN {print int(1000000 * $${BENCH_SCALE:-1})}")
+	@BENCH_SCALE=$${BENCH_SCALE:-1} JOBFS=$(CURDIR)/$(B)/jobfs bash tests/bench/redis.sh
 
 bench-web: all
 	@bash tests/bench/web.sh
+
+bench-redis: all
+	@JOBFS=$(CURDIR)/$(B)/jobfs bash tests/bench/redis.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -196,5 +202,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web install lint-man \
+.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

@@ -11,6 +11,12 @@
  * flags, drop the ones that are for mount(8) and fstab only, pass the rest
  * to jobfs as -o (FUSE mount options), and exec jobfs without -f: it
  * mounts, detaches, and its parent exits, which ends the mount command.
+ *
+ * A SOURCE that starts with redis:// is a Redis URL (cluster mode,
+ * jobfs-redis(7)) and becomes --redis SOURCE; a password in it is moved to
+ * the environment (JOBFS_REDIS_PASSWORD), so that it shows neither in ps(1)
+ * of the daemon nor in the mount table.  Any other SOURCE only names the
+ * mount.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -55,6 +61,8 @@ static const struct {
 	{ "tls_ca",      "--tls-ca" },
 	{ "dead_keep",   "--dead-keep" },
 	{ "dead_max",    "--dead-max" },
+	{ "redis_prefix", "--redis-prefix" },
+	{ "redis_lease", "--redis-lease" },
 };
 
 /* Options meant for mount(8) or fstab, not for the file system. */
@@ -76,6 +84,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
+	    "SOURCE: a name, or redis://[:PASSWORD@]HOST[:PORT][/DB] (cluster mode)\n"
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
 	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
 	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
@@ -85,7 +94,8 @@ usage(void)
 	    "         auth=FILE, insecure, max_conns_per_addr=N, max_unauth=N,\n"
 	    "         auth_timeout=SECONDS, max_unauth_frames=N, tls_cert=FILE,\n"
 	    "         tls_key=FILE, tls_ca=FILE, group=NAME,\n"
-	    "         dead_keep=SECONDS, dead_max=N,\n"
+	    "         dead_keep=SECONDS, dead_max=N, redis_prefix=P,\n"
+	    "         redis_lease=MS,\n"
 	    "         verbose, quiet, and FUSE mount\n"
 	    "         options (allow_other, default_permissions, ...)\n");
 	exit(1);
@@ -187,6 +197,81 @@ translate_opts(struct cmd *c, char *list)
 		translate_opt(c, opt);
 }
 
+/* hexval: the value of one hex digit, or -1. */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * redis_source: a redis:// SOURCE without its user information (what
+ * precedes the last '@' of the authority, which ends at the first '/').
+ * The password in it, as jobfs reads one (the part after its first ':',
+ * or all of it if there is none; a user name before the ':' is ignored,
+ * as jobfs ignores it), is percent-decoded (a URL writes '@', '/', ':' and
+ * '%' in it as %40, %2F, %3A, %25) and exported as JOBFS_REDIS_PASSWORD,
+ * which the daemon reads when its URL has none.  Without a password in
+ * the URL (or with an empty one) an inherited JOBFS_REDIS_PASSWORD passes
+ * through untouched.
+ * Returns the URL to give as --redis, in `out`.
+ */
+static const char *
+redis_source(const char *source, char *out, size_t outsz)
+{
+	const char *auth = source + strlen("redis://");
+	size_t alen = strcspn(auth, "/");
+	const char *at = NULL, *colon, *p;
+	char pass[1024];
+	size_t n = 0;
+	int hi, lo;
+
+	for (p = auth; p < auth + alen; p++)
+		if (*p == '@')
+			at = p;
+	if (strlen(source) >= outsz) {
+		fprintf(stderr, "mount.jobfs: Redis URL too long\n");
+		exit(1);
+	}
+	if (at == NULL) {
+		snprintf(out, outsz, "%s", source);
+		return out;
+	}
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	for (p = colon != NULL ? colon + 1 : auth; p < at; p++) {
+		char ch = *p;
+
+		if (ch == '%') {
+			if (p + 2 >= at || (hi = hexval(p[1])) < 0 ||
+			    (lo = hexval(p[2])) < 0) {
+				fprintf(stderr, "mount.jobfs: bad %%-escape in the Redis password\n");
+				exit(1);
+			}
+			ch = (char)(hi << 4 | lo);
+			p += 2;
+		}
+		if (ch == '\0' || n + 1 >= sizeof pass) {
+			fprintf(stderr, "mount.jobfs: bad Redis password\n");
+			exit(1);
+		}
+		pass[n++] = ch;
+	}
+	pass[n] = '\0';
+	if (n > 0 && setenv("JOBFS_REDIS_PASSWORD", pass, 1) != 0) {
+		fprintf(stderr, "mount.jobfs: setenv: %s\n", strerror(errno));
+		exit(1);
+	}
+	explicit_bzero(pass, sizeof pass);
+	snprintf(out, outsz, "redis://%s", at + 1);
+	return out;
+}
+
 /* exec_jobfs: $JOBFS, else the jobfs next to this program, else $PATH. */
 static void
 exec_jobfs(struct cmd *c)
@@ -224,7 +309,7 @@ main(int argc, char **argv)
 {
 	static struct cmd c;
 	const char *source = NULL, *mountpoint = NULL;
-	char *lists[MAX_ARGS], fsname[PATH_MAX + 8];
+	char *lists[MAX_ARGS], fsname[PATH_MAX + 8], url[PATH_MAX];
 	int i, nlists = 0, fake = 0;
 
 	cmd_add(&c, "jobfs");
@@ -257,6 +342,13 @@ main(int argc, char **argv)
 	}
 	if (mountpoint == NULL)
 		usage();
+	/* A Redis URL: cluster mode; from here on the source is the URL
+	 * without its password, so the mount table does not show it either. */
+	if (strncmp(source, "redis://", 8) == 0) {
+		source = redis_source(source, url, sizeof url);
+		cmd_add(&c, "--redis");
+		cmd_add(&c, source);
+	}
 	/* The source names the mount (first: an fsname= of the user's wins). */
 	if (*source != '\0' && strlen(source) < PATH_MAX &&
 	    strcspn(source, ",\\") == strlen(source)) {
