@@ -130,6 +130,34 @@ static void rs_want(void *, struct jtype *);
 
 /* ----------------------------------------------------------- small bits */
 
+/* pct_decode: a URL's %XX escapes (a password may hold '@' or '/' as
+ * %40, %2F); -1 if out is too small or an escape is bad. */
+static int
+pct_decode(const char *p, size_t len, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '%') {
+			unsigned v;
+
+			if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) ||
+			    !isxdigit((unsigned char)p[i + 2]) ||
+			    sscanf(p + i + 1, "%2x", &v) != 1 || v == 0)
+				return -1;
+			c = (char)v;
+			i += 2;
+		}
+		if (n + 1 >= outlen)
+			return -1;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
 int
 redis_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen)
 {
@@ -149,11 +177,10 @@ redis_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen)
 		const char *pw = memchr(p, ':', (size_t)(at - p));
 
 		pw = pw != NULL ? pw + 1 : p;
-		if ((size_t)(at - pw) >= sizeof o->password) {
-			snprintf(err, errlen, "the password is too long");
+		if (pct_decode(pw, (size_t)(at - pw), o->password, sizeof o->password) < 0) {
+			snprintf(err, errlen, "the password is too long, or has a bad %%XX");
 			return -1;
 		}
-		memcpy(o->password, pw, (size_t)(at - pw));
 		p = at + 1;
 	}
 	colon = memchr(p, ':', (size_t)(end - p));
