@@ -284,7 +284,8 @@ type_free(struct jtype *t)
 void
 broker_type_pin(struct broker *b, struct jtype *t)
 {
-	(void)b;
+	if (broker_shared(b) && !t->pinned && b->be.pin != NULL)
+		b->be.pin(b->be.ctx, t, true);   /* listed in every host's tree */
 	t->pinned = true;
 }
 
@@ -294,6 +295,8 @@ broker_type_unpin(struct broker *b, struct jtype *t)
 {
 	if (!t->pinned)
 		return;
+	if (broker_shared(b) && b->be.pin != NULL)
+		b->be.pin(b->be.ctx, t, false);
 	t->pinned = false;
 	t->refs++;
 	broker_type_unref(b, t);
@@ -1802,6 +1805,16 @@ broker_lookup(struct broker *b, const char *key, broker_lookup_cb *cb, void *ctx
 		cb(ctx, j, BERR_OK);
 	else
 		b->be.lookup(b->be.ctx, key, cb, ctx);
+}
+
+void
+broker_query(struct broker *b, const char *what, const char *arg, broker_query_cb *cb,
+    void *ctx)
+{
+	if (!broker_shared(b) || b->be.query == NULL)
+		cb(ctx, "", 0, BERR_UNAVAILABLE);
+	else
+		b->be.query(b->be.ctx, what, arg, cb, ctx);
 }
 
 void broker_master_hold(struct master *m) { m->refs++; }

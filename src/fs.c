@@ -79,7 +79,7 @@ fixed_lookup(const struct fixed_name *t, const char *name)
 /* --------------------------------------------------------------- lookup */
 
 /* fs_lookup_child: find parent/name; *n is NULL and *fixed set for fixed inodes. */
-static int
+int
 fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
     struct node **n, fuse_ino_t *fixed)
 {
@@ -138,6 +138,8 @@ fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_ino_t fixed = 0;
 	int rc = fs_lookup_child(fs, parent, name, &n, &fixed);
 
+	if (rc == -ENOENT && fs_cluster_lookup(fs, req, parent, name, false))
+		return;   /* another daemon's job, maybe: Redis answers (fs_cluster.c) */
 	if (rc != 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -244,7 +246,7 @@ fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 }
 
 /* fs_rmdir_err: rmdir jobs/ID forgets (and cancels) the job; types/T unmakes T. */
-static int
+int
 fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
 {
 	struct broker *b = &fs->srv->broker;
@@ -284,7 +286,12 @@ fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
 static void
 fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -fs_rmdir_err(fuse_req_userdata(req), parent, name));
+	struct fs *fs = fuse_req_userdata(req);
+	int rc = fs_rmdir_err(fs, parent, name);
+
+	if (rc == -ENOENT && fs_cluster_lookup(fs, req, parent, name, true))
+		return;
+	fuse_reply_err(req, -rc);
 }
 
 /*
@@ -562,8 +569,10 @@ jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t
 	char *name;
 	bool ok;
 
-	if (off == 0)
+	if (off == 0) {
 		broker_cursor_open(b, &h->cursor);   /* first read, or rewinddir */
+		h->remote_pos = 0;
+	}
 	else if (off != h->dir_last) {
 		if (off < h->dir_first || off > h->dir_last)
 			fuse_reply_err(req, EINVAL);
@@ -577,9 +586,15 @@ jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t
 			ok = dir_put(req, &h->data, size, ".", FS_UNKNOWN_INO, 1);
 		else if (n == 1)
 			ok = dir_put(req, &h->data, size, "..", FS_UNKNOWN_INO, 2);
-		else if ((j = broker_cursor_job(&h->cursor)) == NULL)
-			break;
-		else {
+		else if ((j = broker_cursor_job(&h->cursor)) == NULL) {
+			/* then the cluster's other jobs (fs_cluster.c) */
+			if ((name = fs_cluster_next_job(fs, h, true)) == NULL)
+				break;
+			ok = dir_put(req, &h->data, size, name, FS_UNKNOWN_INO, n + 1);
+			free(name);
+			if (ok)
+				free(fs_cluster_next_job(fs, h, false));
+		} else {
 			name = fs_name_encode(j->key);
 			ok = dir_put(req, &h->data, size, name,
 			    owner_ino(owner_of_job(fs, j), NK_JOB_DIR), n + 1);
@@ -611,6 +626,8 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h = (struct handle *)(uintptr_t)fi->fh;
+	if (fs_cluster_opendir(fs, req, h, fi))
+		return;   /* jobs/ in cluster mode: Redis lists the others' */
 	if (k != NK_JOBS && (rc = fs_list(fs, req, k, o, &h->data)) != 0) {
 		fs_handle_free(fs, h);
 		fuse_reply_err(req, -rc);
@@ -861,6 +878,7 @@ fs_mount(struct server *srv, const char *mountpoint, const char *opts)
 	TAILQ_INIT(&fs->handles);
 	TAILQ_INIT(&fs->interrupted);
 	TAILQ_INIT(&fs->held);
+	TAILQ_INIT(&fs->asking);
 	STAILQ_INIT(&fs->invals);
 	pthread_mutex_init(&fs->mu, NULL);
 	pthread_cond_init(&fs->cv, NULL);
@@ -932,6 +950,7 @@ fs_unmount(struct server *srv)
 	fs_fail_waiters(fs, ENOTCONN);
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
+	fs_cluster_fail(fs);
 	fs_release_held(fs, broker_durable(&srv->broker), EIO);
 	fs_wake_durable(fs, UINT64_MAX);  /* only lets go of the jobs */
 	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */

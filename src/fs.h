@@ -122,6 +122,9 @@ struct handle {
 	TAILQ_HEAD(, waiter) waiters;
 	TAILQ_ENTRY(handle) owner_entry;
 	TAILQ_ENTRY(handle) all_entry;
+	struct buf          remote;   /* jobs/, cluster mode: every job's key,
+	                                 one a line, as Redis listed them */
+	size_t              remote_pos;  /* the next of those to list */
 };
 
 /* A write to a queue whose reply waits until its jobs are durable. */
@@ -175,10 +178,26 @@ struct fs {
 	pthread_cond_t      cv;
 	STAILQ_HEAD(, inval) invals;
 	bool                quit, done;
+
+	/* cluster mode (issue 11): lookups and rmdirs of jobs/ID waiting for
+	 * Redis (another daemon's job) */
+	TAILQ_HEAD(, fs_asking) asking;
 };
 
 /* fs.c */
 void fs_process(struct fs *);
+int  fs_lookup_child(struct fs *, fuse_ino_t parent, const char *name, struct node **,
+    fuse_ino_t *fixed);
+int  fs_rmdir_err(struct fs *, fuse_ino_t parent, const char *name);
+
+/* fs_cluster.c: the tree on every host (cluster mode) */
+bool  fs_cluster_lookup(struct fs *, fuse_req_t, fuse_ino_t parent, const char *name,
+    bool rmdir);
+bool  fs_cluster_read(struct fs *, fuse_req_t, struct handle *, size_t, off_t);
+bool  fs_cluster_opendir(struct fs *, fuse_req_t, struct handle *,
+    const struct fuse_file_info *);
+char *fs_cluster_next_job(struct fs *, struct handle *, bool peek);
+void  fs_cluster_fail(struct fs *);
 
 /* fs_node.c */
 struct node  *node_find(struct fs *, fuse_ino_t);
@@ -216,6 +235,7 @@ void fs_release_held(struct fs *, uint64_t durable, int err);
 void fs_wake_durable(struct fs *, uint64_t durable);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
+void fs_snapshot(struct fs *, struct handle *);
 
 /* fs_lines.c */
 int  lines_feed(struct lines *, const char *data, size_t size, bool final,

@@ -239,7 +239,7 @@ text_num(struct buf *out, int64_t a, int64_t b)
 }
 
 /* fs_snapshot: (re)make the text a snapshot file shows. */
-static void
+void
 fs_snapshot(struct fs *fs, struct handle *h)
 {
 	struct jtype *t = NULL;
@@ -524,6 +524,8 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_read_stream(fs, h, req, size, fi->flags);
 		return;
 	}
+	if (fs_cluster_read(fs, req, h, size, off))
+		return;   /* the cluster's counters, queue or workers: Redis answers */
 	if (off == 0 || !h->filled)
 		fs_snapshot(fs, h);
 	len = buf_used(&h->data);
@@ -988,6 +990,7 @@ fs_handle_free(struct fs *fs, struct handle *h)
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
 	broker_cursor_close(&fs->srv->broker, &h->cursor);
 	buf_free(&h->data);
+	buf_free(&h->remote);
 	lines_free(&h->lines);
 	if (h->owner != NULL) {
 		TAILQ_REMOVE(&h->owner->handles, h, owner_entry);

@@ -586,6 +586,10 @@ struct broker {
 		void (*forget)(void *, struct job *);
 		void (*lookup)(void *, const char *key,
 		    void (*cb)(void *, struct job *, int berr), void *cbctx);
+		void (*query)(void *, const char *what, const char *arg,
+		    void (*cb)(void *, const char *text, size_t len, int berr),
+		    void *cbctx);
+		void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
 	}                  be;           /* be.submit NULL: no backend */
 	char               id_suffix[24];  /* appended to assigned ids: ".N" */
 };
@@ -786,6 +790,19 @@ typedef void broker_lookup_cb(void *ctx, struct job *, int berr);
 void  broker_lookup(struct broker *, const char *key, broker_lookup_cb *, void *ctx);
 void  broker_master_hold(struct master *);
 void  broker_master_release(struct master *);
+/*
+ * broker_query: what the whole cluster shows, as text, for the tree on
+ * every host (cluster mode only): cb(ctx, text, len, 0) once the backend
+ * answers, or BERR_UNAVAILABLE.  what (arg):
+ *   "stats"            cluster counters, "cluster_NAME VALUE" lines
+ *   "type_stats" (T)   T's counters across daemons, "NAME VALUE" lines
+ *   "queue" (T)        T's queued job keys in dispatch order, one a line
+ *   "jobs"             every job's key in submission order, one a line
+ *   "workers" (T)      T's workers on every daemon, "NAME@N idle|busy IDS"
+ */
+typedef void broker_query_cb(void *ctx, const char *text, size_t len, int berr);
+void  broker_query(struct broker *, const char *what, const char *arg,
+    broker_query_cb *, void *ctx);
 
 /* ----------------------------------------------------------------- delay.c */
 

@@ -897,6 +897,64 @@ local function wrap(fn, skip_self)
 	end
 end
 
+-- Reads for the tree on every host (read-only: no check pass needed; a key
+-- of the wrong type makes Redis answer an error, and nothing is written).
+
+-- jobfs_list P N what arg max -> keys
+--   all:   every job, in submission order (P:all)
+--   queue: type arg's queued jobs in dispatch order, targeted ones merged in
+local function f_list(args)
+	local what, arg = args[3], args[4]
+	local max = int_arg(args[5], 'max')
+	if what == 'all' then
+		return redis.call('ZRANGE', P .. ':all', 0, max - 1)
+	end
+	if what ~= 'queue' or not arg then fail('ERR jobfs: list all|queue T max') end
+	local ms = redis.call('ZRANGE', kq(arg, ''), 0, max - 1)
+	for _, tg in ipairs(redis.call('SMEMBERS', ktg(arg))) do
+		for _, m in ipairs(redis.call('ZRANGE', kq(arg, tg), 0, max - 1)) do
+			ms[#ms + 1] = m
+		end
+	end
+	table.sort(ms)
+	local out = {}
+	for i = 1, math.min(#ms, max) do out[i] = string.sub(ms[i], 33) end
+	return out
+end
+
+-- jobfs_workers_put P N T text: daemon N's worker lines for T (types/T/workers);
+-- an empty text removes them.
+local function f_workers_put(args)
+	local T, text = args[3], args[4]
+	if not T or not text then fail('ERR jobfs: workers_put T text') end
+	chk(P .. ':wk:' .. T, 'hash')
+	if text == '' then
+		redis.call('HDEL', P .. ':wk:' .. T, N)
+	else
+		redis.call('HSET', P .. ':wk:' .. T, N, text)
+	end
+	return 'ok'
+end
+
+-- jobfs_workers P N T -> the worker lines of T's live daemons (a dead
+-- daemon's, whose heartbeat expired, are dropped)
+local function f_workers(args)
+	local T = args[3]
+	if not T then fail('ERR jobfs: workers T') end
+	chk(P .. ':wk:' .. T, 'hash')
+	local k = P .. ':wk:' .. T
+	local h = redis.call('HGETALL', k)
+	local out = {}
+	for i = 1, #h, 2 do
+		if redis.call('EXISTS', P .. ':hb:' .. h[i]) == 1 then
+			out[#out + 1] = h[i + 1]
+		else
+			redis.call('HDEL', k, h[i])
+		end
+	end
+	return out
+end
+
 local funcs = {
 	{ 'jobfs_hello', f_hello, true },
 	{ 'jobfs_submit', f_submit, true },
@@ -911,6 +969,9 @@ local funcs = {
 	{ 'jobfs_leases', f_leases, true },
 	{ 'jobfs_pin', f_pin, true },
 	{ 'jobfs_reap', f_reap, false },
+	{ 'jobfs_list', f_list, true },
+	{ 'jobfs_workers_put', f_workers_put, true },
+	{ 'jobfs_workers', f_workers, true },
 }
 for i = 1, #funcs do
 	local f = funcs[i]

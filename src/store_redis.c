@@ -50,10 +50,10 @@ extern unsigned int redis_scripts_lua_len;
 #define CONNECT_TIMEOUT 2.0
 
 enum rkind { RK_SUBMIT, RK_COMPLETE, RK_PARTIAL, RK_REQUEUE, RK_END, RK_FORGET,
-	RK_WORKER, RK_NKINDS };
+	RK_WORKER, RK_PIN, RK_NKINDS };
 static const char *const kind_fn[RK_NKINDS] = {
 	"jobfs_submit", "jobfs_complete", "jobfs_partial", "jobfs_requeue",
-	"jobfs_end", "jobfs_forget", "jobfs_worker",
+	"jobfs_end", "jobfs_forget", "jobfs_worker", "jobfs_pin",
 };
 
 struct arg {
@@ -83,6 +83,7 @@ struct rtype {
 	char          *name;
 	bool           held;        /* this store holds a reference on the jtype */
 	bool           inflight, again, wanted;
+	bool           wk_dirty;    /* its worker lines are to be written */
 	struct rtype  *next_wanted;
 };
 
@@ -113,7 +114,7 @@ struct rstore {
 	struct rtype      *types;
 	struct rtype      *wanted;
 	ev_prepare         flush;
-	ev_timer           retry, connect_to, hello, reap, reask;
+	ev_timer           retry, connect_to, hello, reap, reask, workers;
 	double             backoff;
 	double             down_since, up_since, hello_ok;
 	bool               hello_out;
@@ -360,7 +361,9 @@ rs_batch(struct rstore *r, enum rkind k, struct job *j)
 {
 	struct rcmd *c = TAILQ_LAST(&r->outbox, rcmd_list);
 
-	if (c == NULL || c->kind != k || c->sent || c->njobs >= BATCH_MAX) {
+	/* (forget, worker and pin take one group a call) */
+	if (c == NULL || c->kind != k || c->sent ||
+	    c->njobs >= (k == RK_FORGET || k == RK_WORKER || k == RK_PIN ? 1 : BATCH_MAX)) {
 		c = xcalloc(1, sizeof *c);
 		c->kind = k;
 		c->seq = ++r->next_seq;
@@ -471,7 +474,8 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 		}
 		return;
 	}
-	if (x->type != REDIS_REPLY_ARRAY && c->kind != RK_FORGET && c->kind != RK_WORKER) {
+	if (x->type != REDIS_REPLY_ARRAY && c->kind != RK_FORGET && c->kind != RK_WORKER &&
+	    c->kind != RK_PIN) {
 		rs_log_error(r, kind_fn[c->kind], "an answer that is not an array");
 		return;
 	}
@@ -667,6 +671,17 @@ rs_end(void *ctx, struct job *j, enum job_state why, bool if_queued)
 	arg_str(c, if_queued ? "1" : "0");
 }
 
+/* rs_pin: a type made (or unmade) in the tree is listed in every tree. */
+static void
+rs_pin(void *ctx, struct jtype *t, bool on)
+{
+	struct rstore *r = ctx;
+	struct rcmd *c = rs_batch(r, RK_PIN, NULL);
+
+	arg_str(c, t->name);
+	arg_str(c, on ? "on" : "off");
+}
+
 static void
 rs_forget(void *ctx, struct job *j)
 {
@@ -710,9 +725,8 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 	const char *flags = "";
 
 	(void)ac;
-	if (x == NULL || r->closing) {
-		if (!r->closing)
-			q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
+	if (x == NULL || r->closing) {   /* (at exit too: the asker frees its record) */
+		q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
 		free(q);
 		return;
 	}
@@ -1010,6 +1024,201 @@ reask_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (r->up)
 		broker_types_each(r->b, reask_type, r);
+}
+
+/* -------------------------------------------------------------- queries */
+
+struct rquery {
+	struct rstore *r;
+	char           what[16];
+	void         (*cb)(void *, const char *, size_t, int);
+	void          *cbctx;
+};
+
+/* The counters of a type, in the order of one daemon's types/T/stats. */
+static const char *const type_counters[] = {
+	"queued", "running", "done", "failed", "cancelled", "timeout", "workers",
+	"submitted", "requeued", NULL,
+};
+
+static void
+query_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct rquery *q = priv;
+	redisReply *x = reply;
+	struct buf out = { 0 };
+	size_t i, k, len;
+	char line[320];
+
+	(void)ac;
+	if (x == NULL || q->r->closing || x->type != REDIS_REPLY_ARRAY) {
+		if (x != NULL && x->type == REDIS_REPLY_ERROR && !q->r->closing)
+			rs_log_error(q->r, q->what, x->str);
+		q->cb(q->cbctx, "", 0, BERR_UNAVAILABLE);
+		free(q);
+		return;
+	}
+	if (strcmp(q->what, "type_stats") == 0) {
+		for (k = 0; type_counters[k] != NULL; k++) {
+			const char *v = "0";
+
+			for (i = 0; i + 1 < x->elements; i += 2)
+				if (strcmp(rstr(x->element[i], NULL), type_counters[k]) == 0)
+					v = rstr(x->element[i + 1], NULL);
+			snprintf(line, sizeof line, "%s %lld\n", type_counters[k],
+			    strtoll(v, NULL, 10) < 0 ? 0LL : strtoll(v, NULL, 10));
+			buf_append_str(&out, line);
+		}
+	} else if (strcmp(q->what, "stats") == 0) {
+		for (i = 0; i + 1 < x->elements; i += 2) {
+			snprintf(line, sizeof line, "cluster_%.64s %.32s\n",
+			    rstr(x->element[i], NULL), rstr(x->element[i + 1], NULL));
+			buf_append_str(&out, line);
+		}
+	} else
+		for (i = 0; i < x->elements; i++) {
+			const char *v = rstr(x->element[i], &len);
+
+			buf_append(&out, v, len);
+			if (len == 0 || v[len - 1] != '\n')
+				buf_append(&out, "\n", 1);
+		}
+	q->cb(q->cbctx, out.data != NULL ? buf_head(&out) : "", buf_used(&out), BERR_OK);
+	buf_free(&out);
+	free(q);
+}
+
+static void
+rs_query(void *ctx, const char *what, const char *arg,
+    void (*cb)(void *, const char *, size_t, int), void *cbctx)
+{
+	struct rstore *r = ctx;
+	struct rquery *q;
+
+	if (!r->up) {
+		cb(cbctx, "", 0, BERR_UNAVAILABLE);
+		return;
+	}
+	q = xcalloc(1, sizeof *q);
+	q->r = r;
+	snprintf(q->what, sizeof q->what, "%s", what);
+	q->cb = cb;
+	q->cbctx = cbctx;
+	if (strcmp(what, "stats") == 0)
+		redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:stats", r->prefix);
+	else if (strcmp(what, "type_stats") == 0)
+		redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:t:%s", r->prefix, arg);
+	else if (strcmp(what, "queue") == 0)
+		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_list 0 %s %s queue %s 100000",
+		    r->prefix, r->nstr, arg);
+	else if (strcmp(what, "jobs") == 0)
+		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_list 0 %s %s all - 100000",
+		    r->prefix, r->nstr);
+	else
+		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_workers 0 %s %s %s",
+		    r->prefix, r->nstr, arg);
+}
+
+/*
+ * Worker lines: each daemon keeps its workers of each type in Redis
+ * (P:wk:T, field N: "NAME@N idle" or "NAME@N busy ID...", names and ids
+ * encoded as the tree shows them), rewritten at most every 0.25 s for the
+ * types whose workers changed, so that types/T/workers on any host lists
+ * every daemon's.
+ */
+struct wk_text {
+	struct rstore *r;
+	struct buf    *out;
+};
+
+/* encoded: a name or id as a file name (id_encode): no space or newline. */
+static char *
+encoded(const char *key)
+{
+	char *out = xmalloc(id_encoded_len(key) + 1);
+
+	id_encode(key, out);
+	return out;
+}
+
+static bool
+wk_job(void *ctx, struct job *j)
+{
+	char *name = encoded(j->key);
+
+	buf_append(ctx, " ", 1);
+	buf_append_str(ctx, name);
+	free(name);
+	return true;
+}
+
+static bool
+wk_line(void *ctx, struct worker *w)
+{
+	struct wk_text *x = ctx;
+	char *name = encoded(worker_name(w));
+
+	buf_append_str(x->out, name);
+	free(name);
+	buf_append(x->out, "@", 1);
+	buf_append_str(x->out, x->r->nstr);
+	buf_append_str(x->out, worker_running(w) > 0 ? " busy" : " idle");
+	broker_worker_jobs_each(x->r->b, w, wk_job, x->out);
+	buf_append(x->out, "\n", 1);
+	return true;
+}
+
+static void
+workers_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct rstore *r = w->data;
+	struct rtype *t, *tmp;
+	struct jtype *jt;
+
+	(void)loop;
+	(void)revents;
+	if (!r->up)
+		return;
+	HASH_ITER(hh, r->types, t, tmp) {
+		struct buf text = { 0 };
+		struct wk_text x = { r, &text };
+
+		if (!t->wk_dirty)
+			continue;
+		t->wk_dirty = false;
+		if ((jt = broker_type(r->b, t->name, false)) != NULL)
+			broker_workers_each(r->b, jt, wk_line, &x);
+		buf_append(&text, "", 1);
+		redisAsyncCommand(r->cmd, NULL, NULL, "FCALL jobfs_workers_put 0 %s %s %s %s",
+		    r->prefix, r->nstr, t->name, text.data);
+		buf_free(&text);
+	}
+}
+
+static void
+wk_dirty(struct rstore *r, struct jtype *jt)
+{
+	rtype_get(r, jt->name)->wk_dirty = true;
+	if (!ev_is_active(&r->workers) && r->srv->loop != NULL) {
+		ev_timer_set(&r->workers, 0.25, 0.);
+		ev_timer_start(r->srv->loop, &r->workers);
+	}
+}
+
+static bool
+wk_mark(void *ctx, struct jtype *jt)
+{
+	if (TAILQ_FIRST(&jt->workers) != NULL)
+		wk_dirty(ctx, jt);
+	return true;
+}
+
+static void
+on_job_moved(void *ctx, struct job *j, struct worker *w)
+{
+	(void)w;
+	if (j->type != NULL)
+		wk_dirty(ctx, j->type);
 }
 
 /* --------------------------------------------------------------- events */
@@ -1324,6 +1533,7 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 	if (!first || r->cmd_ok)
 		return;
 	r->cmd_ok = true;
+	broker_types_each(r->b, wk_mark, r);   /* Redis may have lost them */
 	redisAsyncCommand(r->cmd, types_reply, NULL, "SMEMBERS %s:types", r->prefix);
 	redisAsyncCommand(r->cmd, leases_reply, NULL, "FCALL jobfs_leases 0 %s %s",
 	    r->prefix, r->nstr);
@@ -1621,6 +1831,7 @@ on_worker_joined(void *ctx, struct worker *w, struct jtype *t)
 {
 	(void)w;
 	count_worker(ctx, t, 1);
+	wk_dirty(ctx, t);
 }
 
 static void
@@ -1628,6 +1839,7 @@ on_worker_left(void *ctx, struct worker *w, struct jtype *t)
 {
 	(void)w;
 	count_worker(ctx, t, -1);
+	wk_dirty(ctx, t);
 }
 
 /* ------------------------------------------------------------ channels */
@@ -1651,11 +1863,13 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 	static const struct broker_backend be0 = {
 		.submit = rs_submit, .want = rs_want, .complete = rs_complete,
 		.partial = rs_partial, .requeue = rs_requeue, .end = rs_end,
-		.forget = rs_forget, .lookup = rs_lookup,
+		.forget = rs_forget, .lookup = rs_lookup, .query = rs_query,
+		.pin = rs_pin,
 	};
 	struct broker_backend be = be0;
 	struct broker_listener l = {
 		.worker_joined = on_worker_joined, .worker_left = on_worker_left,
+		.job_dispatched = on_job_moved, .job_finished = on_job_moved,
 	};
 	struct rstore *r = xcalloc(1, sizeof *r);
 	const char *pw = getenv("JOBFS_REDIS_PASSWORD");
@@ -1705,6 +1919,8 @@ rstore_start(struct server *srv)
 	ev_timer_init(&r->reask, reask_cb, 1.0, 1.0);
 	r->reask.data = r;
 	ev_timer_start(loop, &r->reask);
+	ev_timer_init(&r->workers, workers_cb, 0.25, 0.);
+	r->workers.data = r;
 	rs_connect(r);
 }
 
@@ -1784,6 +2000,7 @@ rstore_close(struct server *srv)
 	ev_timer_stop(loop, &r->hello);
 	ev_timer_stop(loop, &r->reap);
 	ev_timer_stop(loop, &r->reask);
+	ev_timer_stop(loop, &r->workers);
 	if (r->cmd != NULL)
 		redisAsyncFree(r->cmd);
 	if (r->sub != NULL)

@@ -121,10 +121,11 @@ lines() {
 	run rcli FUNCTION LIST LIBRARYNAME jobfs_1
 	[ "$status" -eq 0 ]
 	local f
-	for f in hello submit dispatch complete partial requeue end forget watch worker leases pin reap; do
+	for f in hello submit dispatch complete partial requeue end forget watch worker leases pin reap \
+		list workers_put workers; do
 		echo "$output" | grep -qx "jobfs_$f"
 	done
-	[ "$(echo "$output" | grep -cx 'jobfs_[a-z]*')" -eq 13 ]
+	[ "$(echo "$output" | grep -cx 'jobfs_[a-z_]*')" -eq 16 ]
 	echo "$output" | grep -qx no-cluster
 	# Loading again replaces it (the daemon loads it on every connection).
 	redis_load_functions
@@ -901,4 +902,26 @@ after_ms() {
 	[ "$(fc worker 1 echo -1)" = 0 ]
 	[ "$(fc reap 1 600000 100000)" = "$(lines 0 0 0 0 0 0 0)" ]
 	[ "$(rcli EXISTS $P:t:echo $P:types $P:j:life $P:p:life)" = 0 ]
+}
+
+@test "list: every job in submission order; a type's queue in dispatch order, targeted ones merged" {
+	submit 1 "lo t 0" "hi t 5" "tg t 3 - 0 bee" >/dev/null
+	[ "$(rcli FCALL jobfs_list 0 "$P" 1 all - 10 | tr '\n' ' ')" = "lo hi tg " ]
+	[ "$(rcli FCALL jobfs_list 0 "$P" 1 queue t 10 | tr '\n' ' ')" = "hi tg lo " ]
+	[ "$(rcli FCALL jobfs_list 0 "$P" 1 queue t 2 | tr '\n' ' ')" = "hi tg " ]
+	run rcli FCALL jobfs_list 0 "$P" 1 nonsense - 10
+	[[ "$output" == *"ERR jobfs"* ]]
+}
+
+@test "workers_put / workers: each daemon's lines, a dead daemon's dropped" {
+	rcli FCALL jobfs_hello 0 "$P" 0 "h 1 0 v" 60000 >/dev/null
+	rcli FCALL jobfs_hello 0 "$P" 0 "h 2 0 v" 60000 >/dev/null
+	rcli FCALL jobfs_workers_put 0 "$P" 1 t 'a@1 idle' >/dev/null
+	rcli FCALL jobfs_workers_put 0 "$P" 2 t 'b@2 busy 7' >/dev/null
+	[ "$(rcli FCALL jobfs_workers 0 "$P" 1 t | sort | tr '\n' ' ')" = "a@1 idle b@2 busy 7 " ]
+	rcli DEL "$P:hb:2" >/dev/null
+	[ "$(rcli FCALL jobfs_workers 0 "$P" 1 t | tr '\n' ' ')" = "a@1 idle " ]
+	[ -z "$(rcli HGET "$P:wk:t" 2)" ]
+	rcli FCALL jobfs_workers_put 0 "$P" 1 t '' >/dev/null
+	[ -z "$(rcli FCALL jobfs_workers 0 "$P" 1 t)" ]
 }
