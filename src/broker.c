@@ -1624,16 +1624,28 @@ shared_unrun(struct broker *b, struct job *j)
 	job_forget(b, j);
 }
 
-/* broker_idle_each: t's workers with free slots, longest idle first. */
+/* broker_idle_each: t's workers with free slots, longest idle first; a
+ * paused type has none, and a limited one (issue 13: per daemon in
+ * cluster mode) only as many slots as its limit leaves. */
 void
 broker_idle_each(struct broker *b, struct jtype *t, broker_idle_cb *cb, void *ctx)
 {
 	struct worker *w, *next;
+	uint64_t left = t->limit > 0 ? (t->nrunning < t->limit ? t->limit - t->nrunning : 0) :
+	    UINT64_MAX;
+	unsigned n;
 
 	(void)b;
-	for (w = TAILQ_FIRST(&t->idle); w != NULL; w = next) {
+	if (t->paused)
+		return;
+	for (w = TAILQ_FIRST(&t->idle); w != NULL && left > 0; w = next) {
 		next = TAILQ_NEXT(w, idle_entry);
-		if (worker_free_slots(w) > 0 && !cb(ctx, w, worker_free_slots(w)))
+		if ((n = worker_free_slots(w)) == 0)
+			continue;
+		if (n > left)
+			n = (unsigned)left;
+		left -= n;
+		if (!cb(ctx, w, n))
 			break;
 	}
 }
@@ -2043,6 +2055,11 @@ type_fill(struct broker *b, struct jtype *t)
 {
 	struct worker *w, *next;
 
+	if (broker_shared(b)) {   /* the queue is the backend's: ask it */
+		if (TAILQ_FIRST(&t->idle) != NULL && type_may_dispatch(t))
+			b->be.want(b->be.ctx, t);
+		return;
+	}
 	for (w = TAILQ_FIRST(&t->idle); w != NULL && t->nqueued > 0 &&
 	    type_may_dispatch(t); w = next) {
 		next = TAILQ_NEXT(w, idle_entry);
@@ -2551,7 +2568,7 @@ broker_kick(struct broker *b, struct job *j)
 {
 	struct job_life *L;
 
-	if (j->state != JOB_FAILED)
+	if (j->state != JOB_FAILED || j->shared)   /* (cluster mode: not yet) */
 		return BERR_STATE;
 	dead_remove(b, j);
 	L = life_get(j);
@@ -2577,7 +2594,7 @@ broker_kick_type(struct broker *b, struct jtype *t)
 	struct job *j;
 	size_t n = 0;
 
-	while ((j = TAILQ_FIRST(&t->dead)) != NULL) {
+	while ((j = TAILQ_FIRST(&t->dead)) != NULL && !j->shared) {
 		broker_kick(b, j);
 		n++;
 	}
@@ -2626,6 +2643,11 @@ limit_ok(struct broker *b, int64_t limit, bool keep)
 static bool
 retries_ok(struct broker *b, int64_t retries, int64_t backoff)
 {
+	if (broker_shared(b) && (retries > 0 || backoff > 0)) {
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "retries and backoff are not available in cluster mode (--redis)");
+		return false;
+	}
 	if (retries < -1 || retries > LIFE_RETRIES_MAX) {
 		snprintf(b->err_detail, sizeof b->err_detail,
 		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);

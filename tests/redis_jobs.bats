@@ -255,3 +255,30 @@ round_trip() {
 	[ "$(line Q 4 | jq -r .status)" = done ]
 	round_trip
 }
+
+@test "pause and limit hold back one daemon's workers; default retries are refused" {
+	start_node C
+	use_node B
+	[ "$(request '{"type":"pause","job_type":"pz"}' | jq -c .paused)" = true ]
+	join_worker WB pz
+	use_node A
+	conn_open M
+	send M '{"type":"job","job_type":"pz","id":"p1","body":1}'
+	settle M
+	# B's worker is paused; a worker on C, not paused there, takes it.
+	use_node C
+	join_worker WC pz
+	wait_jobs WC 1
+	[ "$(jobs_of WB)" = "" ]
+	send WC '{"type":"response","body":"c"}'
+	wait_until 10 st_is p1 done
+	use_node B
+	[ "$(request '{"type":"resume","job_type":"pz"}' | jq -c .paused)" = false ]
+	use_node A
+	send M '{"type":"job","job_type":"pz","id":"p2","body":2}'
+	wait_until 10 st_is p2 running
+	use_node B
+	run request '{"type":"configure","job_type":"pz","retries":2}'
+	[[ "$output" == *"cluster mode"* ]]
+	round_trip
+}
