@@ -65,6 +65,7 @@ struct arg {
 /* An outbox entry: one function call, its arguments after P and N. */
 struct rcmd {
 	TAILQ_ENTRY(rcmd) entry;
+	struct rstore *r;
 	uint64_t     seq;
 	enum rkind   kind;
 	struct arg  *args;
@@ -73,6 +74,7 @@ struct rcmd {
 	size_t       njobs;
 	size_t       bytes;
 	bool         sent;
+	bool         resent;        /* sent again after a reconnect */
 };
 TAILQ_HEAD(rcmd_list, rcmd);
 
@@ -307,6 +309,7 @@ arg_add(struct rcmd *c, const char *p, size_t len, bool copy)
 	}
 	c->args[c->nargs++] = (struct arg){ p, len, copy };
 	c->bytes += len;
+	c->r->outbox_bytes += len;   /* (rcmd_free takes it back) */
 }
 
 static void
@@ -365,6 +368,7 @@ rs_batch(struct rstore *r, enum rkind k, struct job *j)
 	if (c == NULL || c->kind != k || c->sent ||
 	    c->njobs >= (k == RK_FORGET || k == RK_WORKER || k == RK_PIN ? 1 : BATCH_MAX)) {
 		c = xcalloc(1, sizeof *c);
+		c->r = r;
 		c->kind = k;
 		c->seq = ++r->next_seq;
 		TAILQ_INSERT_TAIL(&r->outbox, c, entry);
@@ -377,10 +381,11 @@ rs_batch(struct rstore *r, enum rkind k, struct job *j)
 	return c;
 }
 
+/* rs_account: past BACKLOG_MAX bytes waiting for Redis, submissions are
+ * refused (cmd_reply takes them again below half of it). */
 static void
-rs_account(struct rstore *r, size_t before, struct rcmd *c)
+rs_account(struct rstore *r)
 {
-	r->outbox_bytes += c->bytes - before;
 	if (r->outbox_bytes > BACKLOG_MAX && broker_store_error(r->b) == 0) {
 		snprintf(r->reason, sizeof r->reason,
 		    "redis: %zu bytes wait to be written to Redis (the limit)", r->outbox_bytes);
@@ -442,19 +447,30 @@ state_of(const char *s)
 	return JOB_CANCELLED;
 }
 
+static void fetch(struct rstore *, int, enum job_state, const char *, const char *);
+
+/* stash_apply: a submission was answered: an ending that came first is
+ * applied now if it was accepted (apply), else dropped. */
 static void
-stash_apply(struct rstore *r, struct job *j)
+stash_apply(struct rstore *r, struct job *j, bool apply)
 {
 	struct stash *s;
 
+	if (r->stash == NULL)
+		return;
 	HASH_FIND_STR(r->stash, j->key, s);
 	if (s == NULL)
 		return;
 	HASH_DEL(r->stash, s);
-	broker_be_finished(r->b, j, s->state, s->result, s->len);
+	if (apply && s->len == 1 && s->result[0] == '-')
+		fetch(r, 'f', s->state, j->key, NULL);   /* too big for the event */
+	else if (apply)
+		broker_be_finished(r->b, j, s->state, s->result, s->len);
 	free(s->result);
 	free(s);
 }
+
+static void resync_one(struct rstore *, struct job *);
 
 static void
 verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
@@ -469,8 +485,10 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 		if (c->kind == RK_SUBMIT) {
 			snprintf(r->b->err_detail, sizeof r->b->err_detail, "redis: %s", x->str);
 			for (i = 0; i < c->njobs; i++)
-				if (c->jobs[i] != NULL)
+				if (c->jobs[i] != NULL) {
+					stash_apply(r, c->jobs[i], false);
 					broker_be_accepted(r->b, c->jobs[i], BERR_UNAVAILABLE);
+				}
 		}
 		return;
 	}
@@ -490,8 +508,11 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 		case RK_SUBMIT:
 			if (reply_str(v, "ok")) {
 				broker_be_accepted(r->b, j, BERR_OK);
-				stash_apply(r, j);
+				stash_apply(r, j, true);
+				if (c->resent)   /* it may have ended while the link was down */
+					resync_one(r, j);
 			} else {
+				stash_apply(r, j, false);
 				snprintf(r->b->err_detail, sizeof r->b->err_detail,
 				    "id %s is in use by an unfinished job", job_idjson(j));
 				broker_be_accepted(r->b, j, BERR_ID_EXISTS);
@@ -516,6 +537,21 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 				rs_want(r, c->jobs[i]->type);
 }
 
+/* transient: an error reply that says "not now" rather than "never". */
+static bool
+transient(const char *err)
+{
+	static const char *const now[] = {
+		"OOM", "READONLY", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS", NULL,
+	};
+	size_t i;
+
+	for (i = 0; now[i] != NULL; i++)
+		if (strncmp(err, now[i], strlen(now[i])) == 0)
+			return true;
+	return false;
+}
+
 /* cmd_reply: an outbox entry's answer (NULL: the link went; it stays to be
  * sent again). */
 static void
@@ -527,6 +563,13 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
+	if (x->type == REDIS_REPLY_ERROR && c->kind != RK_SUBMIT && transient(x->str)) {
+		/* Redis cannot take it now (out of memory, a replica, busy,
+		 * loading): it stays, to be sent again after a reconnect */
+		rs_log_error(r, kind_fn[c->kind], x->str);
+		rs_teardown(r, x->str);
+		return;
+	}
 	TAILQ_REMOVE(&r->outbox, c, entry);
 	verdicts(r, c, x);
 	if (c->seq > broker_durable(r->b))
@@ -583,7 +626,6 @@ rs_submit(void *ctx, struct job *j)
 {
 	struct rstore *r = ctx;
 	struct rcmd *c = rs_batch(r, RK_SUBMIT, j);
-	size_t before = c->bytes;
 	char p16[17], flags[8], src[64];
 
 	redis_prio16(j->priority, p16);
@@ -600,7 +642,7 @@ rs_submit(void *ctx, struct job *j)
 	arg_str(c, job_target(j) != NULL ? job_target(j) : "");
 	arg_str(c, src);
 	arg_str(c, j->owner != NULL ? j->owner : "");
-	rs_account(r, before, c);
+	rs_account(r);
 }
 
 static void
@@ -608,13 +650,12 @@ rs_complete(void *ctx, struct job *j, enum job_state why)
 {
 	struct rstore *r = ctx;
 	struct rcmd *c = rs_batch(r, RK_COMPLETE, NULL);
-	size_t before = c->bytes;
 
 	arg_str(c, j->key);
 	arg_u64(c, job_att(j));
 	arg_str(c, why == JOB_DONE ? "done" : "failed");
 	arg_add(c, j->result != NULL ? j->result : "", j->result_len, true);
-	rs_account(r, before, c);
+	rs_account(r);
 }
 
 static void
@@ -622,7 +663,6 @@ rs_partial(void *ctx, struct job *j, const char *body, size_t len)
 {
 	struct rstore *r = ctx;
 	struct rcmd *c = rs_batch(r, RK_PARTIAL, NULL);
-	size_t before = c->bytes;
 	const struct buf *p = job_partials(j);
 	uint64_t idx = 0;
 	size_t k;
@@ -635,7 +675,7 @@ rs_partial(void *ctx, struct job *j, const char *body, size_t len)
 	arg_u64(c, job_att(j));
 	arg_u64(c, idx);
 	arg_add(c, body, len, true);
-	rs_account(r, before, c);
+	rs_account(r);
 }
 
 static void
@@ -695,7 +735,7 @@ rs_forget(void *ctx, struct job *j)
 
 struct rlookup {
 	struct rstore *r;
-	void         (*cb)(void *, struct job *, int);
+	void         (*cb)(void *, struct job *, int);  /* NULL: a resync */
 	void          *cbctx;
 	char           key[];
 };
@@ -726,18 +766,29 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	(void)ac;
 	if (x == NULL || r->closing) {   /* (at exit too: the asker frees its record) */
-		q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
+		if (q->cb != NULL)
+			q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
 		free(q);
 		return;
 	}
 	if (x->type == REDIS_REPLY_ERROR) {
 		rs_log_error(r, "jobfs_watch", x->str);
-		q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
+		if (q->cb != NULL)
+			q->cb(q->cbctx, NULL, BERR_UNAVAILABLE);
 		free(q);
 		return;
 	}
-	if (x->type != REDIS_REPLY_ARRAY || (j = broker_find(r->b, q->key)) != NULL) {
-		q->cb(q->cbctx, j, BERR_OK);
+	j = broker_find(r->b, q->key);
+	if (q->cb == NULL && x->type != REDIS_REPLY_ARRAY && j != NULL && !JOB_FINISHED(j) &&
+	    j->worker == NULL) {
+		/* gone from Redis while this daemon was away (forgotten) */
+		broker_be_forget(r->b, j);
+		free(q);
+		return;
+	}
+	if (x->type != REDIS_REPLY_ARRAY || (j != NULL && q->cb != NULL)) {
+		if (q->cb != NULL)
+			q->cb(q->cbctx, j, BERR_OK);
 		free(q);
 		return;
 	}
@@ -796,11 +847,67 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 	rq.notify = strchr(flags, 'n') != NULL;
 	rq.partials = parts.data != NULL ? buf_head(&parts) : NULL;
 	rq.partials_len = buf_used(&parts);
-	if (rq.type != NULL && type_name_valid(rq.type, strlen(rq.type)) && rq.body != NULL)
+	if (q->cb == NULL) {
+		/* A resync: what the job became while this daemon was away. */
+		if (j != NULL && !JOB_FINISHED(j) && j->worker == NULL) {
+			if (rq.state == JOB_RUNNING && rq.worker_name != NULL)
+				broker_be_running(r->b, j, rq.worker_name);
+			else if (rq.state >= JOB_DONE) {
+				if (rq.worker_name != NULL)
+					broker_be_running(r->b, j, rq.worker_name);
+				broker_be_finished(r->b, j, rq.state, rq.result, rq.result_len);
+			}
+		}
+	} else if (rq.type != NULL && type_name_valid(rq.type, strlen(rq.type)) &&
+	    rq.body != NULL)
 		j = broker_be_view(r->b, &rq);
 	buf_free(&parts);
-	q->cb(q->cbctx, j, BERR_OK);
+	if (q->cb != NULL)
+		q->cb(q->cbctx, j, BERR_OK);
 	free(q);
+}
+
+/* resync_one: look at j again (see resync); also for a submission sent
+ * again after a reconnect, which may have ended meanwhile. */
+static void
+resync_one(struct rstore *r, struct job *j)
+{
+	struct rlookup *q = xcalloc(1, sizeof *q + strlen(j->key) + 1);
+
+	q->r = r;
+	strcpy(q->key, j->key);
+	if (redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
+	    r->prefix, r->nstr, j->key) != REDIS_OK)
+		free(q);
+}
+
+/*
+ * resync: pub/sub is at most once, so events published while this daemon
+ * was away (Redis restarted, a link dropped, this daemon taken for dead)
+ * are lost.  Once it is back (subscribed again), every unfinished job
+ * known here that no local worker runs is looked at again (jobfs_watch,
+ * which also names this daemon among its watchers), and what it became
+ * meanwhile is applied: a master waiting for its job hears its ending.
+ * One call per such job, pipelined.
+ */
+static void
+resync(struct rstore *r)
+{
+	struct job_cursor c = { 0 };
+	struct job *j;
+	size_t n = 0;
+
+	broker_cursor_open(r->b, &c);
+	while ((j = broker_cursor_job(&c)) != NULL) {
+		broker_cursor_advance(&c);
+		if (!j->shared || JOB_FINISHED(j) || j->pending || j->worker != NULL)
+			continue;
+		resync_one(r, j);
+		n++;
+	}
+	broker_cursor_close(r->b, &c);
+	if (n > 0)
+		log_info("redis: %zu unfinished job(s) looked at again after the outage", n);
 }
 
 static void
@@ -818,8 +925,11 @@ rs_lookup(void *ctx, const char *key, void (*cb)(void *, struct job *, int), voi
 	q->cb = cb;
 	q->cbctx = cbctx;
 	strcpy(q->key, key);
-	redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
-	    r->prefix, r->nstr, key);
+	if (redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
+	    r->prefix, r->nstr, key) != REDIS_OK) {
+		free(q);
+		cb(cbctx, NULL, BERR_UNAVAILABLE);
+	}
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -938,14 +1048,10 @@ disp_reply(redisAsyncContext *ac, void *reply, void *priv)
 			};
 			struct worker *w = widx >= 1 && (size_t)widx <= d->nw ? d->w[widx - 1] : NULL;
 
+			/* an integer id's JSON is its key; every other job has its
+			 * id's JSON in "id" (NULL would quote the key: job_alloc) */
 			if (strchr(flags, 'i') != NULL)
 				rq.idjson = rq.key;
-			else if (rq.idjson == NULL) {
-				/* a string id: its JSON is the key quoted (no escapes
-				 * needed only for assigned ids; the daemon always sends
-				 * idjson for others) */
-				rq.idjson = NULL;
-			}
 			rq.body = rq.body_len > 0 ? rq.body : "null";
 			if (rq.body_len == 0)
 				rq.body_len = 4;
@@ -968,8 +1074,8 @@ rs_dispatch(struct rstore *r, struct rtype *t)
 {
 	struct jtype *jt = broker_type(r->b, t->name, false);
 	struct rdisp *d;
-	const char *argv[5 + 512];
-	size_t lens[5 + 512];
+	const char *argv[6 + 2 * 256];   /* FCALL ... T, then 256 name/slots pairs */
+	size_t lens[6 + 2 * 256];
 	char strs[12 * 256];
 	size_t i;
 
@@ -1094,6 +1200,7 @@ rs_query(void *ctx, const char *what, const char *arg,
 {
 	struct rstore *r = ctx;
 	struct rquery *q;
+	int rc;
 
 	if (!r->up) {
 		cb(cbctx, "", 0, BERR_UNAVAILABLE);
@@ -1105,18 +1212,22 @@ rs_query(void *ctx, const char *what, const char *arg,
 	q->cb = cb;
 	q->cbctx = cbctx;
 	if (strcmp(what, "stats") == 0)
-		redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:stats", r->prefix);
+		rc = redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:stats", r->prefix);
 	else if (strcmp(what, "type_stats") == 0)
-		redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:t:%s", r->prefix, arg);
+		rc = redisAsyncCommand(r->cmd, query_reply, q, "HGETALL %s:t:%s", r->prefix, arg);
 	else if (strcmp(what, "queue") == 0)
-		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_list 0 %s %s queue %s 100000",
-		    r->prefix, r->nstr, arg);
+		rc = redisAsyncCommand(r->cmd, query_reply, q,
+		    "FCALL jobfs_list 0 %s %s queue %s 100000", r->prefix, r->nstr, arg);
 	else if (strcmp(what, "jobs") == 0)
-		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_list 0 %s %s all - 100000",
-		    r->prefix, r->nstr);
+		rc = redisAsyncCommand(r->cmd, query_reply, q,
+		    "FCALL jobfs_list 0 %s %s all - 100000", r->prefix, r->nstr);
 	else
-		redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_workers 0 %s %s %s",
+		rc = redisAsyncCommand(r->cmd, query_reply, q, "FCALL jobfs_workers 0 %s %s %s",
 		    r->prefix, r->nstr, arg);
+	if (rc != REDIS_OK) {
+		free(q);
+		cb(cbctx, "", 0, BERR_UNAVAILABLE);
+	}
 }
 
 /*
@@ -1286,11 +1397,10 @@ fetch(struct rstore *r, int what, enum job_state st, const char *key, const char
 	f->state = st;
 	strcpy(f->key, key);
 	snprintf(k, sizeof k, "%s:%s:%s", r->prefix, what == 'f' ? "j" : "p", key);
-	if (what == 'f')
-		redisAsyncCommand(r->cmd, fetch_reply, f, "HGET %s r", k);
-	else
-		redisAsyncCommand(r->cmd, fetch_reply, f, "LINDEX %s %lld", k,
-		    strtoll(idx, NULL, 10) - 1);
+	if ((what == 'f' ? redisAsyncCommand(r->cmd, fetch_reply, f, "HGET %s r", k) :
+	    redisAsyncCommand(r->cmd, fetch_reply, f, "LINDEX %s %lld", k,
+	    strtoll(idx, NULL, 10) - 1)) != REDIS_OK)
+		free(f);
 }
 
 static void
@@ -1449,6 +1559,7 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 					    r->url.port, r->nstr + 0);
 				r->down_since = 0;
 				broker_types_each(r->b, reask_type, r);
+				resync(r);
 			}
 		}
 		return;
@@ -1522,13 +1633,31 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->hello_ok = rs_now(r);
 	n = (uint64_t)rnum(x->element[0]);
 	if (n != r->n) {
-		if (r->n != 0)
+		if (r->n != 0) {
+			struct job_cursor cur = { 0 };
+			struct job *j;
+
 			log_warn("redis: this daemon (%" PRIu64 ") was taken for dead while away: "
 			    "now daemon %" PRIu64 "; jobs its workers ran were given to others",
 			    r->n, n);
+			/* Their leases went: what the workers answer now is late. */
+			broker_cursor_open(r->b, &cur);
+			while ((j = broker_cursor_job(&cur)) != NULL) {
+				broker_cursor_advance(&cur);
+				if (j->shared && j->state == JOB_RUNNING && j->worker != NULL)
+					broker_be_lost(r->b, j);
+			}
+			broker_cursor_close(r->b, &cur);
+		}
 		r->n = n;
 		snprintf(r->nstr, sizeof r->nstr, "%" PRIu64, n);
 		snprintf(r->b->id_suffix, sizeof r->b->id_suffix, ".%" PRIu64, n);
+		if (!first && r->cmd_ok) {
+			/* (the loop stalled past the lease): subscribe as the new
+			 * number, and look at every job again */
+			rs_teardown(r, "this daemon was taken for dead");
+			return;
+		}
 	}
 	if (!first || r->cmd_ok)
 		return;
@@ -1538,6 +1667,7 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 	redisAsyncCommand(r->cmd, leases_reply, NULL, "FCALL jobfs_leases 0 %s %s",
 	    r->prefix, r->nstr);
 	TAILQ_FOREACH(c, &r->outbox, entry) {
+		c->resent = c->sent;
 		c->sent = false;
 		rs_send(r, c);
 	}
@@ -1805,7 +1935,7 @@ reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	ev_timer_set(w, 0.5, 0.4 + 0.2 * (rand() / (double)RAND_MAX));
+	w->repeat = 0.4 + 0.2 * (rand() / (double)RAND_MAX);   /* jitter */
 	ev_timer_again(r->srv->loop, w);
 	if (!r->up || rs_now(r) - r->up_since < r->lease_ms / 1000.0 + 1.0)
 		return;

@@ -27,6 +27,10 @@ redis_kill9() {
 	REDIS_PID=
 }
 
+st_is() {
+	[ "$(rcli HGET "$(rkey "j:$1")" st)" = "$2" ]
+}
+
 # acks NAME: how many {"ok":true} NAME received.
 acks() {
 	grep -c '"ok":true' "$(conn_file "$1")"
@@ -116,5 +120,28 @@ acks_are() {
 	wait_lines M 2
 	[ "$(line M 1 | jq -r .error)" = invalid_json ]
 	[ "$(line M 2 | jq -r .error)" = invalid_type ]
+	round_trip
+}
+
+@test "an ending published while a daemon's subscription was down still reaches its master" {
+	NODE_LEASE=5000 start_node A
+	NODE_LEASE=5000 start_node B
+	use_node B
+	join_worker W rs
+	use_node A
+	conn_open M
+	send M '{"type":"job","job_type":"rs","id":"x1","body":1}'
+	wait_jobs W 1
+	# A is frozen and Redis drops its subscription: the ending B's worker
+	# makes now is published to nobody (pub/sub keeps nothing).
+	kill -STOP "${NODE_PID[A]}"
+	rcli CLIENT KILL TYPE pubsub >/dev/null
+	send W '{"type":"response","body":"done while away"}'
+	wait_until 10 st_is x1 done || { kill -CONT "${NODE_PID[A]}"; false; }
+	kill -CONT "${NODE_PID[A]}"
+	# Back, A looks at its unfinished jobs again.
+	wait_lines M 1 15
+	same_json "$(line M 1)" '{"id":"x1","body":"done while away"}'
+	grep -q 'looked at again' "$(node_log A)"
 	round_trip
 }
