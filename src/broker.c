@@ -1275,8 +1275,9 @@ broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
 /* Partial results kept for the tree, per job, at most this many bytes. */
 #define PARTIALS_MAX (16u * 1024 * 1024)
 
-void
-broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
+/* partial_keep: a partial result kept (within PARTIALS_MAX) and told. */
+static void
+partial_keep(struct broker *b, struct job *j, const char *body, size_t len)
 {
 	b->stats.partials++;
 	if (j->ext == NULL)
@@ -1286,6 +1287,12 @@ broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
 		buf_append(&j->ext->partials, "\n", 1);
 	}
 	emit_job_partial(b, j, body, len);
+}
+
+void
+broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
+{
+	partial_keep(b, j, body, len);
 	if (j->shared && j->worker != NULL)
 		b->be.partial(b->be.ctx, j, body, len);
 }
@@ -1676,6 +1683,48 @@ broker_be_accepted(struct broker *b, struct job *j, int berr)
 }
 
 /*
+ * shared_copy: a local copy of a job the backend holds (r), queued as far
+ * as this daemon knows, in the table and announced (job_submitted): for a
+ * worker here to run it, or for a face to look at it.
+ */
+static struct job *
+shared_copy(struct broker *b, struct jtype *t, const struct restore_req *r)
+{
+	struct submit_req sr = {
+		.type = r->type, .key = r->key, .idjson = r->idjson,
+		.body = r->body, .body_len = r->body_len,
+	};
+	struct job *j = job_alloc(b, &sr);
+
+	j->type = t;
+	type_ref(t);
+	j->priority = r->priority;
+	j->seq = (uint32_t)b->next_seq++;
+	j->refs = 1;
+	j->shared = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
+	j->submitted = r->submitted > 0 ? r->submitted : ev_now(b->loop);
+	j->started = j->finished = -1;
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
+	if (r->target != NULL || r->partials_len > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		if (r->partials_len > 0)
+			buf_append(&j->ext->partials, r->partials, r->partials_len);
+	}
+	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+	b->stats.body_bytes += j->body_len;
+	j->state = JOB_QUEUED;
+	b->stats.queued++;
+	emit_job_submitted(b, j);
+	return j;
+}
+
+/*
  * broker_be_dispatch: the backend leased job r (attempt att) to worker w.
  * The copy submitted here is used if there is one; else one is made.
  * NULL if w cannot take it (gone, full, holding the key stale, or the key
@@ -1686,10 +1735,6 @@ struct job *
 broker_be_dispatch(struct broker *b, struct worker *w, const struct restore_req *r,
     uint32_t att)
 {
-	struct submit_req sr = {
-		.type = r->type, .key = r->key, .idjson = r->idjson,
-		.body = r->body, .body_len = r->body_len,
-	};
 	struct job *j;
 
 	if (w->face == NULL || w->type == NULL || worker_free_slots(w) == 0 ||
@@ -1703,31 +1748,8 @@ broker_be_dispatch(struct broker *b, struct worker *w, const struct restore_req 
 	}
 	if (j != NULL && (j->state != JOB_QUEUED || !j->shared))
 		return NULL;
-	if (j == NULL) {
-		j = job_alloc(b, &sr);
-		j->type = w->type;
-		type_ref(w->type);
-		j->priority = r->priority;
-		j->seq = (uint32_t)b->next_seq++;
-		j->refs = 1;
-		j->shared = 1;
-		j->detach = r->detach;
-		j->stream = r->stream;
-		j->notify = r->notify;
-		j->submitted = r->submitted > 0 ? r->submitted : ev_now(b->loop);
-		j->started = j->finished = -1;
-		j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
-		if (r->target != NULL) {
-			j->ext = xcalloc(1, sizeof *j->ext);
-			j->ext->target = xstrdup(r->target);
-		}
-		jobtab_add(&b->jobs, j);
-		TAILQ_INSERT_TAIL(&b->all, j, all_entry);
-		b->stats.body_bytes += j->body_len;
-		j->state = JOB_QUEUED;
-		b->stats.queued++;
-		emit_job_submitted(b, j);
-	}
+	if (j == NULL)
+		j = shared_copy(b, w->type, r);
 	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
 	job_att(j) = att;
 	job_start(b, j, w);
@@ -1756,16 +1778,8 @@ broker_be_running(struct broker *b, struct job *j, const char *worker)
 void
 broker_be_partial(struct broker *b, struct job *j, const char *body, size_t len)
 {
-	if (JOB_FINISHED(j))
-		return;
-	b->stats.partials++;
-	if (j->ext == NULL)
-		j->ext = xcalloc(1, sizeof *j->ext);
-	if (buf_used(&j->ext->partials) + len + 1 <= PARTIALS_MAX) {
-		buf_append(&j->ext->partials, body, len);
-		buf_append(&j->ext->partials, "\n", 1);
-	}
-	emit_job_partial(b, j, body, len);
+	if (!JOB_FINISHED(j))
+		partial_keep(b, j, body, len);
 }
 
 /* broker_be_finished: the job ended elsewhere (a worker on another daemon
@@ -1840,42 +1854,11 @@ void broker_master_release(struct master *m) { master_unref(m); }
 struct job *
 broker_be_view(struct broker *b, const struct restore_req *r)
 {
-	struct submit_req sr = {
-		.type = r->type, .key = r->key, .idjson = r->idjson,
-		.body = r->body, .body_len = r->body_len,
-	};
-	struct jtype *t;
 	struct job *j;
 
 	if ((j = broker_find(b, r->key)) != NULL)
 		return j;
-	t = broker_type(b, r->type, true);
-	j = job_alloc(b, &sr);
-	j->type = t;
-	type_ref(t);
-	j->priority = r->priority;
-	j->seq = (uint32_t)b->next_seq++;
-	j->refs = 1;
-	j->shared = 1;
-	j->detach = r->detach;
-	j->stream = r->stream;
-	j->notify = r->notify;
-	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
-	j->submitted = r->submitted > 0 ? r->submitted : ev_now(b->loop);
-	j->started = j->finished = -1;
-	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
-	if (r->target != NULL || r->partials_len > 0) {
-		j->ext = xcalloc(1, sizeof *j->ext);
-		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
-		if (r->partials_len > 0)
-			buf_append(&j->ext->partials, r->partials, r->partials_len);
-	}
-	jobtab_add(&b->jobs, j);
-	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
-	b->stats.body_bytes += j->body_len;
-	j->state = JOB_QUEUED;
-	b->stats.queued++;
-	emit_job_submitted(b, j);
+	j = shared_copy(b, broker_type(b, r->type, true), r);
 	if (r->worker_name != NULL && (r->state == JOB_RUNNING || r->state >= JOB_DONE))
 		broker_be_running(b, j, r->worker_name);
 	if (r->state >= JOB_DONE)

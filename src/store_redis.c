@@ -579,24 +579,35 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 		broker_store_set_error(r->b, r->up ? 0 : ENOTCONN, r->reason);
 }
 
+/* fcall_argv: an outbox entry as a command: FCALL FN 0 P N ARGS...; the
+ * caller frees *argv and *lens.  Made at each send: N may have changed. */
+static size_t
+fcall_argv(const struct rstore *r, const struct rcmd *c, const char ***argv, size_t **lens)
+{
+	size_t n = c->nargs + 5, i;
+
+	*argv = xmalloc(n * sizeof **argv);
+	*lens = xmalloc(n * sizeof **lens);
+	(*argv)[0] = "FCALL";
+	(*argv)[1] = kind_fn[c->kind];
+	(*argv)[2] = "0";
+	(*argv)[3] = r->prefix;
+	(*argv)[4] = r->nstr;
+	for (i = 0; i < 5; i++)
+		(*lens)[i] = strlen((*argv)[i]);
+	for (i = 0; i < c->nargs; i++) {
+		(*argv)[5 + i] = c->args[i].p;
+		(*lens)[5 + i] = c->args[i].len;
+	}
+	return n;
+}
+
 static void
 rs_send(struct rstore *r, struct rcmd *c)
 {
-	size_t n = c->nargs + 5, i;
-	const char **argv = xmalloc(n * sizeof *argv);
-	size_t *lens = xmalloc(n * sizeof *lens);
+	const char **argv;
+	size_t *lens, n = fcall_argv(r, c, &argv, &lens);
 
-	argv[0] = "FCALL";
-	argv[1] = kind_fn[c->kind];
-	argv[2] = "0";
-	argv[3] = r->prefix;
-	argv[4] = r->nstr;
-	for (i = 0; i < 5; i++)
-		lens[i] = strlen(argv[i]);
-	for (i = 0; i < c->nargs; i++) {
-		argv[5 + i] = c->args[i].p;
-		lens[5 + i] = c->args[i].len;
-	}
 	if (redisAsyncCommandArgv(r->cmd, cmd_reply, c, (int)n, argv, lens) == REDIS_OK)
 		c->sent = true;
 	free(argv);
@@ -2082,21 +2093,9 @@ goodbye(struct rstore *r)
 	if (r->url.db != 0)
 		redisAppendCommand(c, "SELECT %d", r->url.db), n++;
 	TAILQ_FOREACH(e, &r->outbox, entry) {
-		size_t argc = e->nargs + 5;
-		const char **argv = xmalloc(argc * sizeof *argv);
-		size_t *lens = xmalloc(argc * sizeof *lens);
+		const char **argv;
+		size_t *lens, argc = fcall_argv(r, e, &argv, &lens);
 
-		argv[0] = "FCALL";
-		argv[1] = kind_fn[e->kind];
-		argv[2] = "0";
-		argv[3] = r->prefix;
-		argv[4] = r->nstr;
-		for (i = 0; i < 5; i++)
-			lens[i] = strlen(argv[i]);
-		for (i = 0; i < e->nargs; i++) {
-			argv[5 + i] = e->args[i].p;
-			lens[5 + i] = e->args[i].len;
-		}
 		redisAppendCommandArgv(c, (int)argc, argv, lens);
 		n++;
 		free(argv);

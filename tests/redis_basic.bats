@@ -15,20 +15,7 @@ setup() {
 	redis_start
 }
 
-# lines_in FILE N: FILE has N lines.
-lines_in() {
-	[ "$(wc -l <"$1" 2>/dev/null)" = "$2" ]
-}
 
-# round_trip NODE_M NODE_W: a fresh job submitted on one daemon and
-# answered by a worker on the other.
-round_trip() {
-	local out
-	on "$2" "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	out=$(on "$1" timeout 20 "$JOBCTL" submit rt '{"fresh":true}')
-	[ "$out" = '{"fresh":true}' ]
-}
 
 @test "a seed master on one daemon, a seed worker on another: the frames of gloom.txt" {
 	start_node A

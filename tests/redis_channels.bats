@@ -15,16 +15,7 @@ setup() {
 	redis_start
 }
 
-# lines_in FILE N: FILE has N lines or more.
-lines_in() {
-	[ "$(wc -l <"$1" 2>/dev/null)" -ge "$2" ]
-}
 
-round_trip() {
-	on B "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	[ "$(on A timeout 20 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
-}
 
 @test "a subscriber on one daemon gets what is published on others, by TCP and in the tree" {
 	start_node A

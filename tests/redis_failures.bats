@@ -14,11 +14,6 @@ setup() {
 	redis_start
 }
 
-round_trip() {
-	on B "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	[ "$(on A timeout 30 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
-}
 
 # redis_kill9: Redis dies at once (SIGKILL), then starts again on its AOF.
 redis_kill9() {
@@ -27,9 +22,6 @@ redis_kill9() {
 	REDIS_PID=
 }
 
-st_is() {
-	[ "$(rcli HGET "$(rkey "j:$1")" st)" = "$2" ]
-}
 
 # acks NAME: how many {"ok":true} NAME received.
 acks() {

@@ -16,26 +16,13 @@ setup() {
 	start_node B
 }
 
-# st ID: the job's state in Redis.
-st() {
-	rcli HGET "$(rkey "j:$1")" st
-}
 
-st_is() {
-	[ "$(st "$1")" = "$2" ]
-}
 
 # has_reply NAME: NAME received a frame besides settle's pongs.
 has_reply() {
 	[ -n "$(received "$1")" ]
 }
 
-# round_trip: a fresh job from A answered by a worker on B.
-round_trip() {
-	on B "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	[ "$(on A timeout 20 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
-}
 
 @test "stream partials and the running notice reach a master on another daemon, in order" {
 	use_node B

@@ -17,15 +17,7 @@ setup() {
 	start_node C
 }
 
-st_is() {
-	[ "$(rcli HGET "$(rkey "j:$1")" st)" = "$2" ]
-}
 
-round_trip() {
-	on C "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	[ "$(on A timeout 20 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
-}
 
 @test "kill -9 of a daemon whose worker holds a job: the job runs on another daemon, once, with one loss" {
 	use_node B
@@ -50,7 +42,7 @@ round_trip() {
 	grep -q 'lost their lease' "$(node_log A)" "$(node_log C)"
 	# The dead daemon is gone from Redis once reclaimed.
 	wait_until 10 test -z "$(rcli HGET "$(rkey daemons)" 2)"
-	round_trip
+	round_trip A C
 }
 
 @test "a dead daemon's masters' queued jobs are cancelled after its lease; detached ones stay" {
@@ -66,7 +58,7 @@ round_trip() {
 	on C "$JOBCTL" work q -- cat >/dev/null 2>&1 &
 	BG_PIDS+=("$!")
 	wait_until 20 st_is keep done
-	round_trip
+	round_trip A C
 }
 
 @test "kills at random moments under load: every job ends exactly once" {
@@ -94,5 +86,5 @@ round_trip() {
 		[ "$(jq -c 'select(.body == (.id | split("-")[1] | tonumber))' <<<"$out" | wc -l)" = 60 ]
 		start_node B
 	done
-	round_trip
+	round_trip A C
 }

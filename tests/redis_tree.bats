@@ -27,11 +27,6 @@ submit_in() {
 	echo "$id"
 }
 
-round_trip() {
-	on B "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
-	BG_PIDS+=("$!")
-	[ "$(on A timeout 20 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
-}
 
 @test "a job written in A's tree is listed, read and waited for in B's" {
 	local id a b

@@ -17,6 +17,8 @@
 #   stop_node A                     SIGTERM; fails unless it exits 0 with a
 #                                   clean sanitizer report
 #   cluster_teardown                everything the test started, then Redis
+#   round_trip [M W]                a fresh job from M answered on W (A, B)
+#   st ID, st_is ID STATE           a job's state in Redis
 #
 # A node's log is $BATS_TEST_TMPDIR/node-A.log.
 
@@ -144,4 +146,27 @@ teardown() {
 # rkey SUFFIX: a key of this test's cluster, e.g. $(rkey j:ID).
 rkey() {
 	echo "t$BATS_TEST_NUMBER:$1"
+}
+
+# round_trip [M W]: a fresh job submitted on node M (default A) and answered
+# by a worker on node W (default B): the cluster still works.
+round_trip() {
+	local m=${1:-A} w=${2:-B}
+	on "$w" "$JOBCTL" work rt -- cat >/dev/null 2>&1 &
+	BG_PIDS+=("$!")
+	[ "$(on "$m" timeout 30 "$JOBCTL" submit rt '{"fresh":true}')" = '{"fresh":true}' ]
+}
+
+# st ID: the job's state in Redis; st_is ID STATE (for wait_until).
+st() {
+	rcli HGET "$(rkey "j:$1")" st
+}
+
+st_is() {
+	[ "$(st "$1")" = "$2" ]
+}
+
+# lines_in FILE N: FILE has N lines or more.
+lines_in() {
+	[ "$(wc -l <"$1" 2>/dev/null)" -ge "$2" ]
 }
