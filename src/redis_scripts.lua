@@ -61,6 +61,11 @@ local TYPES_MAX = 50         -- reap: empty types removed per call
 -- Per call state, set by begin().
 local P, N, SELF, NOW, NOWS
 local seen
+-- Counter deltas of the call (P:t:T, P:stats), written once each when it
+-- returns (flush_incr): one HINCRBY per counter per call, not per job.
+local acc, acc_keys
+-- Jobs read in pass 1 (chk_job), handed to pass 2 once (take_job).
+local jcache
 
 local function begin(args, skip_self)
 	P = args[1]
@@ -71,6 +76,28 @@ local function begin(args, skip_self)
 	NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	NOWS = string.format('%d', NOW)
 	seen = {}
+	acc, acc_keys = {}, {}
+	jcache = {}
+end
+
+-- incr(key, field, delta): a counter moves (see acc).
+local function incr(k, f, d)
+	local t = acc[k]
+	if not t then
+		t = {}
+		acc[k] = t
+		acc_keys[#acc_keys + 1] = k
+	end
+	t[f] = (t[f] or 0) + d
+end
+
+local function flush_incr()
+	for _, k in ipairs(acc_keys) do
+		for f, d in pairs(acc[k]) do
+			if d ~= 0 then redis.call('HINCRBY', k, f, d) end
+		end
+	end
+	acc, acc_keys = {}, {}
 end
 
 local function fail(msg)
@@ -151,8 +178,7 @@ end
 -- job(key): the fields of P:j:KEY that the functions use, nil if no job.
 local F = { 't', 'tg', 'o', 'd', 'st', 'att', 'm', 'fl', 'wd', 'fd', 'fa', 'ls',
 	'np', 'pb', 'id', 'b', 'pr', 'to', 'sub', 'ow', 'src' }
-local function job(key)
-	local v = redis.call('HMGET', kj(key), unpack(F))
+local function job_of(v)
 	if not v[5] then return nil end
 	local j = {}
 	for i, f in ipairs(F) do
@@ -163,11 +189,40 @@ local function job(key)
 	return j
 end
 
+local function job(key)
+	return job_of(redis.call('HMGET', kj(key), unpack(F)))
+end
+
+-- job_p(key): job(key), but 'bad' if P:j:KEY is not a hash (no raise).
+local function job_p(key)
+	local v = redis.pcall('HMGET', kj(key), unpack(F))
+	if type(v) == 'table' and v.err then return 'bad' end
+	return job_of(v)
+end
+
+-- take_job(key): the job as pass 1 read it (chk_job), once; after that,
+-- or for a key pass 1 did not read, as it is now.
+local function take_job(key)
+	local j = jcache[key]
+	jcache[key] = nil
+	if j == nil then return job(key) end
+	if j == false then return nil end
+	return j
+end
+
 -- chk_job(key): pass 1 for every key that writes about this job may touch.
 local function chk_job(key)
-	chk(kj(key), 'hash')
-	chk(kp(key), 'list')
-	local v = redis.call('HMGET', kj(key), 't', 'tg', 'o', 'd')
+	local jk = kj(key)
+	-- The read pass 2 needs anyway is the type check: a key of another
+	-- type answers it with an error (then TYPE names what it holds).
+	-- (P:p:KEY is checked where it is written: partial.)
+	local v = redis.pcall('HMGET', jk, unpack(F))
+	if type(v) == 'table' and v.err then
+		fail('WRONGTYPE jobfs: ' .. jk .. ' holds a ' .. redis.call('TYPE', jk)['ok'] ..
+			', expected hash')
+	end
+	seen[jk .. '\0hash'] = true
+	jcache[key] = job_of(v) or false
 	local T, tg, o, d = v[1], v[2], v[3], v[4]
 	if T then
 		chk(kq(T, tg or ''), 'zset')
@@ -241,12 +296,12 @@ local function finish(key, j, state, r, fd, fa)
 	else
 		redis.call('HSET', jk, 'st', state, 'r', r, 'fin', NOWS)
 	end
-	if j.o then redis.call('SREM', P .. ':own:' .. j.o, key) end
-	redis.call('ZREM', P .. ':dl', key)
+	if j.o and has(j.fl, 'o') then redis.call('SREM', P .. ':own:' .. j.o, key) end
+	if j.to and j.to ~= '0' then redis.call('ZREM', P .. ':dl', key) end
 	redis.call('ZADD', P .. ':done', NOW, key)
-	redis.call('HINCRBY', kt(j.t), state, 1)
-	redis.call('HINCRBY', kt(j.t), 'kept', 1)
-	redis.call('HINCRBY', P .. ':stats', state, 1)
+	incr(kt(j.t), state, 1)
+	incr(kt(j.t), 'kept', 1)
+	incr(P .. ':stats', state, 1)
 	publish_ev(j.o, j.wd, 'f ' .. state .. ' ' .. kl(key) .. ' ' .. ev(r))
 end
 
@@ -260,13 +315,13 @@ local function end_job(key, j, why)
 		if j.tg ~= '' and redis.call('ZCARD', q) == 0 then
 			redis.call('SREM', ktg(j.t), j.tg)
 		end
-		redis.call('HINCRBY', tk, 'queued', -1)
+		incr(tk, 'queued', -1)
 	else
 		if j.d then
 			redis.call('SREM', P .. ':run:' .. j.d, key)
 			redis.call('PUBLISH', P .. ':d:' .. j.d, 'c ' .. (j.att or '0') .. ' ' .. kl(key))
 		end
-		redis.call('HINCRBY', tk, 'running', -1)
+		incr(tk, 'running', -1)
 		redis.call('HDEL', kj(key), 'd')
 	end
 	finish(key, j, why, '')
@@ -281,7 +336,7 @@ local function requeue_job(key, j, lost)
 	if lost then
 		local ls = redis.call('HINCRBY', jk, 'ls', 1)
 		if ls > 3 then
-			redis.call('HINCRBY', tk, 'running', -1)
+			incr(tk, 'running', -1)
 			finish(key, j, 'failed', '{"error":"lost","losses":' .. string.format('%d', ls) .. '}',
 				j.d, j.att)
 			redis.call('HSET', jk, 'wd', '')
@@ -291,11 +346,11 @@ local function requeue_job(key, j, lost)
 	redis.call('HSET', jk, 'st', 'queued')
 	redis.call('ZADD', kq(j.t, j.tg), 0, j.m)
 	if j.tg ~= '' then redis.call('SADD', ktg(j.t), j.tg) end
-	redis.call('HINCRBY', tk, 'running', -1)
-	redis.call('HINCRBY', tk, 'queued', 1)
+	incr(tk, 'running', -1)
+	incr(tk, 'queued', 1)
 	if lost then
-		redis.call('HINCRBY', tk, 'requeued', 1)
-		redis.call('HINCRBY', P .. ':stats', 'requeued', 1)
+		incr(tk, 'requeued', 1)
+		incr(P .. ':stats', 'requeued', 1)
 	end
 	wake(j.t, 1, j.tg ~= '')
 	return 'ok'
@@ -307,7 +362,7 @@ local function drop(key, j)
 	redis.call('ZREM', P .. ':all', key)
 	redis.call('ZREM', P .. ':done', key)
 	redis.call('ZREM', P .. ':dl', key)
-	redis.call('HINCRBY', kt(j.t), 'kept', -1)
+	incr(kt(j.t), 'kept', -1)
 end
 
 -- add_type: T is listed in P:types; a new type is announced.
@@ -381,7 +436,7 @@ local function f_submit(args)
 		local key, p16, T, idj, body = args[b], args[b + 1], args[b + 2], args[b + 3], args[b + 4]
 		local pr, fl, to, tg, src, ow = args[b + 5], args[b + 6], args[b + 7], args[b + 8],
 			args[b + 9], args[b + 10]
-		local j = job(key)
+		local j = take_job(key)
 		local verdict
 		if j then
 			if j.src == src then
@@ -396,20 +451,25 @@ local function f_submit(args)
 			local seq = redis.call('INCR', P .. ':seq')
 			local m = p16 .. string.format('%016x', seq) .. key
 			local jk = kj(key)
-			redis.call('HSET', jk, 't', T, 'b', body, 'pr', pr, 'm', m, 'st', 'queued',
-				'fl', fl, 'to', to, 'tg', tg, 'o', N, 'src', src, 'ow', ow, 'sub', NOWS,
-				'ls', 0, 'att', 0, 'np', 0, 'pb', 0)
-			if idj ~= '' then redis.call('HSET', jk, 'id', idj) end
+			if idj ~= '' then
+				redis.call('HSET', jk, 't', T, 'b', body, 'pr', pr, 'm', m, 'st', 'queued',
+					'fl', fl, 'to', to, 'tg', tg, 'o', N, 'src', src, 'ow', ow, 'sub', NOWS,
+					'ls', 0, 'att', 0, 'np', 0, 'pb', 0, 'id', idj)
+			else
+				redis.call('HSET', jk, 't', T, 'b', body, 'pr', pr, 'm', m, 'st', 'queued',
+					'fl', fl, 'to', to, 'tg', tg, 'o', N, 'src', src, 'ow', ow, 'sub', NOWS,
+					'ls', 0, 'att', 0, 'np', 0, 'pb', 0)
+			end
 			redis.call('ZADD', kq(T, tg), 0, m)
 			if tg ~= '' then redis.call('SADD', ktg(T), tg) end
 			redis.call('ZADD', P .. ':all', seq, key)
 			local tms = tonumber(to)
 			if tms > 0 then redis.call('ZADD', P .. ':dl', NOW + tms, key) end
 			if has(fl, 'o') then redis.call('SADD', P .. ':own:' .. N, key) end
-			add_type(T)
-			redis.call('HINCRBY', kt(T), 'queued', 1)
-			redis.call('HINCRBY', kt(T), 'submitted', 1)
-			redis.call('HINCRBY', P .. ':stats', 'submitted', 1)
+			if not woken[T] then add_type(T) end   -- (once a call per type)
+			incr(kt(T), 'queued', 1)
+			incr(kt(T), 'submitted', 1)
+			incr(P .. ':stats', 'submitted', 1)
 			if not woken[T] then
 				woken[T] = 0
 				order[#order + 1] = T
@@ -442,69 +502,75 @@ local function f_dispatch(args)
 		s = int_arg(s, 'slots')
 		if s < 0 then fail('ERR jobfs: dispatch: negative slots') end
 		total = total + s
-		local qt = kq(T, w)
-		chk(qt, 'zset')
-		if s > 0 then
-			for _, m in ipairs(redis.call('ZRANGE', qt, 0, s - 1)) do
-				chk(kj(string.sub(m, 33)), 'hash')
-			end
-		end
+		chk(kq(T, w), 'zset')
 	end
-	if total > 0 then
-		for _, m in ipairs(redis.call('ZRANGE', q, 0, total - 1)) do
-			chk(kj(string.sub(m, 33)), 'hash')
-		end
-	end
-	-- pass 2
-	local out, given, stop = {}, 0, false
+	-- Workers with jobs targeted at them (P:tg:T): their queue is merged
+	-- with the type's by member; the others take from the type's queue
+	-- with one read and one removal per worker.
+	local targeted = {}
+	for _, w in ipairs(redis.call('SMEMBERS', ktg(T))) do targeted[w] = true end
+	-- pass 2.  A queue entry whose job is gone, not queued, of another
+	-- entry, or not a hash (planted by hand) is dropped as it is met.
+	local out, given = {}, 0
 	local tk = kt(T)
+	local runk = P .. ':run:' .. N
+	-- give: the job of member m (already out of its queue) to worker w,
+	-- pair i; false if m is not a queued job's entry.
+	local function give(i, w, m)
+		local key = string.sub(m, 33)
+		local j = job_p(key)
+		if j == 'bad' or not j or j.st ~= 'queued' or j.m ~= m then return false end
+		local jk = kj(key)
+		local att = string.format('%d', redis.call('HINCRBY', jk, 'att', 1))
+		local wk = w .. '@' .. N
+		redis.call('HSET', jk, 'st', 'running', 'd', N, 'wk', wk, 'sta', NOWS)
+		redis.call('SADD', runk, key)
+		incr(tk, 'queued', -1)
+		incr(tk, 'running', 1)
+		if has(j.fl, 'n') or j.wd ~= '' then
+			publish_ev(j.o, j.wd, 'r ' .. kl(key) .. ' ' .. wk)
+		end
+		local idj = j.id or ''
+		if has(j.fl, 'i') then idj = '' end
+		local rec = { string.format('%d', i + 1), key, att, idj, j.b or '', j.pr or '0',
+			j.fl or '', j.to or '0', j.tg, j.o or '', j.sub or '0', j.ls or '0',
+			j.ow or '', '0' }
+		for _, v in ipairs(rec) do out[#out + 1] = v end
+		given = given + 1
+		return true
+	end
 	for i = 0, np - 1 do
 		local w, s = args[4 + 2 * i], tonumber(args[5 + 2 * i])
-		local qt = kq(T, w)
 		local n = 0
-		while n < s do
-			local a = redis.call('ZRANGE', q, 0, 0)[1]
-			local b = redis.call('ZRANGE', qt, 0, 0)[1]
-			local m, from
-			if a and (not b or mless(a, b)) then
-				m, from = a, q
-			elseif b then
-				m, from = b, qt
-			else
-				break
-			end
-			local key = string.sub(m, 33)
-			if not soft_ok(kj(key), 'hash') then
-				stop = true
-				break
-			end
-			redis.call('ZREM', from, m)
-			if from == qt and redis.call('ZCARD', qt) == 0 then
-				redis.call('SREM', ktg(T), w)
-			end
-			local j = job(key)
-			if j and j.st == 'queued' and j.m == m then
-				local jk = kj(key)
-				local att = string.format('%d', redis.call('HINCRBY', jk, 'att', 1))
-				local wk = w .. '@' .. N
-				redis.call('HSET', jk, 'st', 'running', 'd', N, 'wk', wk, 'sta', NOWS)
-				redis.call('SADD', P .. ':run:' .. N, key)
-				redis.call('HINCRBY', tk, 'queued', -1)
-				redis.call('HINCRBY', tk, 'running', 1)
-				if has(j.fl, 'n') or j.wd ~= '' then
-					publish_ev(j.o, j.wd, 'r ' .. kl(key) .. ' ' .. wk)
+		if targeted[w] then
+			local qt = kq(T, w)
+			while n < s do
+				local a = redis.call('ZRANGE', q, 0, 0)[1]
+				local b = redis.call('ZRANGE', qt, 0, 0)[1]
+				local m, from
+				if a and (not b or mless(a, b)) then
+					m, from = a, q
+				elseif b then
+					m, from = b, qt
+				else
+					break
 				end
-				local idj = j.id or ''
-				if has(j.fl, 'i') then idj = '' end
-				local rec = { string.format('%d', i + 1), key, att, idj, j.b or '', j.pr or '0',
-					j.fl or '', j.to or '0', j.tg, j.o or '', j.sub or '0', j.ls or '0',
-					j.ow or '', '0' }
-				for _, v in ipairs(rec) do out[#out + 1] = v end
-				n = n + 1
-				given = given + 1
+				redis.call('ZREM', from, m)
+				if from == qt and redis.call('ZCARD', qt) == 0 then
+					redis.call('SREM', ktg(T), w)
+				end
+				if give(i, w, m) then n = n + 1 end
+			end
+		else
+			while n < s do
+				local ms = redis.call('ZRANGE', q, 0, s - n - 1)
+				if #ms == 0 then break end
+				redis.call('ZREM', q, unpack(ms))
+				for _, m in ipairs(ms) do
+					if give(i, w, m) then n = n + 1 end
+				end
 			end
 		end
-		if stop then break end
 	end
 	if given < total then
 		redis.call('ZADD', kidle(T), NOW, N)
@@ -535,11 +601,11 @@ local function f_complete(args)
 		local b = 3 + g * 4
 		local key, att, st, r = args[b], string.format('%d', tonumber(args[b + 1])),
 			args[b + 2], args[b + 3]
-		local j = job(key)
+		local j = take_job(key)
 		if leased(j, att) then
 			redis.call('HDEL', kj(key), 'd')
 			redis.call('SREM', P .. ':run:' .. N, key)
-			redis.call('HINCRBY', kt(j.t), 'running', -1)
+			incr(kt(j.t), 'running', -1)
 			finish(key, j, st, r, N, att)
 			redis.call('HSET', kj(key), 'wd', '')
 			out[#out + 1] = 'ok'
@@ -560,6 +626,7 @@ local function f_partial(args)
 		local b = 3 + g * 4
 		int_arg(args[b + 1], 'att')
 		int_arg(args[b + 2], 'idx')
+		chk(kp(args[b]), 'list')
 		chk_job(args[b])
 	end
 	-- pass 2
@@ -568,7 +635,7 @@ local function f_partial(args)
 		local b = 3 + g * 4
 		local key, att, idx, body = args[b], string.format('%d', tonumber(args[b + 1])),
 			tonumber(args[b + 2]), args[b + 3]
-		local j = job(key)
+		local j = take_job(key)
 		if not leased(j, att) then
 			out[#out + 1] = 'late'
 		elseif idx <= tonumber(j.np or '0') then
@@ -579,7 +646,7 @@ local function f_partial(args)
 			redis.call('RPUSH', kp(key), body)
 			redis.call('HINCRBY', kj(key), 'np', 1)
 			redis.call('HINCRBY', kj(key), 'pb', #body)
-			redis.call('HINCRBY', P .. ':stats', 'partials', 1)
+			incr(P .. ':stats', 'partials', 1)
 			publish_ev(j.o, j.wd, 'p ' .. string.format('%d', idx) .. ' ' .. kl(key) .. ' ' .. ev(body))
 			out[#out + 1] = 'ok'
 		end
@@ -602,7 +669,7 @@ local function f_requeue(args)
 	for g = 0, ng - 1 do
 		local b = 3 + g * 3
 		local key, att, lost = args[b], string.format('%d', tonumber(args[b + 1])), args[b + 2]
-		local j = job(key)
+		local j = take_job(key)
 		if leased(j, att) then
 			out[#out + 1] = requeue_job(key, j, lost == '1')
 		else
@@ -629,7 +696,7 @@ local function f_end(args)
 	for g = 0, ng - 1 do
 		local b = 3 + g * 3
 		local key, why, ifq = args[b], args[b + 1], args[b + 2]
-		local j = job(key)
+		local j = take_job(key)
 		if not j then
 			out[#out + 1] = 'unknown'
 		elseif finished(j.st) then
@@ -660,8 +727,9 @@ local function f_forget(args)
 	if not key then fail('ERR jobfs: forget takes a key') end
 	chk_glob()
 	chk_job(key)
+	chk(kp(key), 'list')
 	-- pass 2
-	local j = job(key)
+	local j = take_job(key)
 	if not j then return 'unknown' end
 	forget_job(key, j)
 	return 'ok'
@@ -762,8 +830,8 @@ local function f_reap(args)
 			if redis.call('SCARD', run) > DEAD_RUN_MAX or redis.call('SCARD', own) > DEAD_OWN_MAX then
 				more = 1
 			end
-			for _, k in ipairs(runs) do chk_job(k) end
-			for _, k in ipairs(owns) do chk_job(k) end
+			for _, k in ipairs(runs) do chk_job(k); chk(kp(k), 'list') end
+			for _, k in ipairs(owns) do chk_job(k); chk(kp(k), 'list') end
 			local wns = redis.call('HGETALL', wn)
 			for w = 1, #wns, 2 do
 				chk(kt(wns[w]), 'hash')
@@ -774,7 +842,7 @@ local function f_reap(args)
 	end
 	-- 2. deadlines due
 	local due = redis.call('ZRANGEBYSCORE', P .. ':dl', '-inf', NOW, 'LIMIT', 0, TIMEOUT_MAX)
-	for _, k in ipairs(due) do chk_job(k) end
+	for _, k in ipairs(due) do chk_job(k); chk(kp(k), 'list') end
 	if #due == TIMEOUT_MAX and redis.call('ZCOUNT', P .. ':dl', '-inf', NOW) > TIMEOUT_MAX then
 		more = 1
 	end
@@ -790,7 +858,10 @@ local function f_reap(args)
 	if over1 > n1 then n1 = over1 end
 	if n1 > RETAIN_MAX then n1 = RETAIN_MAX end
 	if n1 > 0 then
-		for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, n1 - 1)) do chk_job(k) end
+		for _, k in ipairs(redis.call('ZRANGE', P .. ':done', 0, n1 - 1)) do
+			chk_job(k)
+			chk(kp(k), 'list')
+		end
 	end
 
 	-- pass 2 (SELF is nil: events and wake-ups skip nobody, see the top)
@@ -860,6 +931,7 @@ local function f_reap(args)
 	-- 4. types with nothing queued, running, working or kept, not pinned
 	local gone = 0
 	for _, T in ipairs(types) do
+		flush_incr()   -- (the counters as steps 1-3 left them)
 		local v = redis.call('HMGET', kt(T), 'queued', 'running', 'workers', 'kept', 'pinned')
 		local empty = true
 		for i = 1, 4 do
@@ -891,7 +963,10 @@ local function wrap(fn, skip_self)
 		end
 		begin(args, skip_self)
 		local ok, res = pcall(fn, args)
-		if ok then return res end
+		if ok then
+			flush_incr()
+			return res
+		end
 		if type(res) == 'table' and res.jobfs then return redis.error_reply(res.jobfs) end
 		error(res, 0)
 	end
