@@ -184,6 +184,14 @@ broker_store_set_error(struct broker *b, int err, const char *reason)
 		log_err("store: %s: refusing submissions", reason != NULL ? reason : "error");
 	else if (err == 0 && b->store_err != 0)
 		log_info("%s", "store: writable again: taking submissions");
+	broker_store_set_error_quietly(b, err, reason);
+}
+
+/* broker_store_set_error_quietly: the same, for a store that logs its
+ * state itself (cluster mode: connecting, lost, back). */
+void
+broker_store_set_error_quietly(struct broker *b, int err, const char *reason)
+{
 	b->store_err = err;
 	snprintf(b->store_reason, sizeof b->store_reason, "%s",
 	    err != 0 && reason != NULL ? reason : "");

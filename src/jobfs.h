@@ -617,6 +617,7 @@ static inline bool broker_held(const struct broker *b) { return b->mark > b->dur
 void  broker_store_mark(struct broker *, uint64_t mark);
 void  broker_store_durable(struct broker *, uint64_t mark);
 void  broker_store_set_error(struct broker *, int err, const char *reason);
+void  broker_store_set_error_quietly(struct broker *, int err, const char *reason);
 int   broker_store_error(const struct broker *);
 const char *broker_store_reason(const struct broker *);
 void  broker_shutdown(struct broker *);

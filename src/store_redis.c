@@ -288,7 +288,7 @@ static void
 rs_unavailable(struct rstore *r, const char *why)
 {
 	snprintf(r->reason, sizeof r->reason, "redis %s:%d: %s", r->url.host, r->url.port, why);
-	broker_store_set_error(r->b, ENOTCONN, r->reason);
+	broker_store_set_error_quietly(r->b, ENOTCONN, r->reason);
 }
 
 /* ------------------------------------------------------------ the outbox */
@@ -1561,7 +1561,7 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 			if (r->cmd_ok && !r->up) {
 				r->up = true;
 				r->up_since = rs_now(r);
-				broker_store_set_error(r->b, 0, NULL);
+				broker_store_set_error_quietly(r->b, 0, NULL);
 				if (r->down_since > 0)
 					log_warn("redis %s:%d: back after %.1f s", r->url.host,
 					    r->url.port, r->up_since - r->down_since);
