@@ -269,6 +269,8 @@ wreq_free(struct wreq *r)
 	}
 	ev_io_stop(w->srv->loop, &r->watch);
 	ev_timer_stop(w->srv->loop, &r->timer);
+	if (r->ask != NULL)
+		web_ask_gone(r);   /* its lookup answers nobody now */
 	r->job = NULL;
 	if (j != NULL) {
 		/* A route's job has nobody else to answer to. */

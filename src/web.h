@@ -42,6 +42,7 @@ enum wr_wait {
 	WAIT_JOB,      /* GET /jobs/ID/response: until the job ends */
 	WAIT_DURABLE,  /* an answer ready, held until broker_durable >= mark */
 	WAIT_ROUTE,    /* a Tempest route: until its worker answers */
+	WAIT_LOOKUP,   /* cluster mode: another daemon's job, asked of Redis */
 };
 
 enum wr_stream {
@@ -82,6 +83,7 @@ struct wreq {
 	ev_timer                timer;      /* routes: --http-timeout */
 	TAILQ_ENTRY(wreq)       entry;      /* web->parked or web->streams */
 	bool                    listed;
+	struct web_ask         *ask;        /* WAIT_LOOKUP: its pending lookup */
 };
 TAILQ_HEAD(wreq_list, wreq);
 
@@ -140,6 +142,7 @@ void web_error(struct wreq *, unsigned status, const char *code,
     const char *idjson, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void web_gate(struct wreq *);
 void web_park(struct wreq *, enum wr_wait);
+void web_ask_gone(struct wreq *);   /* web_rest.c: cluster lookups */
 void web_unpark(struct wreq *);
 void web_wake(struct wreq *);
 void web_stream_start(struct wreq *, enum wr_stream, const char *ctype);

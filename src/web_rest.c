@@ -213,8 +213,56 @@ rest_job_finished(struct web *w, struct job *j)
 /* The paths below /jobs/ID: the job itself, or one of these. */
 enum job_path { JP_JOB, JP_RESPONSE, JP_BODY, JP_CANCEL };
 
+static void jobs_path_found(struct wreq *, const char *, bool asked);
+
+/*
+ * Cluster mode: /jobs/ID of a job this daemon does not know may be another
+ * daemon's: the request waits (WAIT_LOOKUP) while Redis is asked
+ * (broker_lookup, which makes a local view of it), then is answered as if
+ * it had been known.  A client that goes meanwhile leaves the record
+ * behind for the answer to free (web_ask_gone).
+ */
+struct web_ask {
+	struct wreq *r;          /* NULL once the request went */
+	char         rest[];
+};
+
+void
+web_ask_gone(struct wreq *r)
+{
+	r->ask->r = NULL;
+	r->ask = NULL;
+}
+
+static void
+ask_found(void *ctx, struct job *j, int berr)
+{
+	struct web_ask *a = ctx;
+	struct wreq *r = a->r;
+
+	(void)j;
+	if (r != NULL) {
+		r->ask = NULL;
+		web_unpark(r);
+		if (berr != BERR_OK)
+			web_error(r, 503, "unavailable", NULL, "%s",
+			    broker_store_reason(&r->web->srv->broker));
+		else
+			jobs_path_found(r, a->rest, true);
+		if (r->wait == WAIT_NONE)
+			web_wake(r);   /* answered: resume (a long poll stays parked) */
+	}
+	free(a);
+}
+
 static void
 jobs_path(struct wreq *r, const char *rest)
+{
+	jobs_path_found(r, rest, false);
+}
+
+static void
+jobs_path_found(struct wreq *r, const char *rest, bool asked)
 {
 	static const struct { const char *suffix; enum job_path what; const char *allow; } sub[] = {
 		{ "/response", JP_RESPONSE, "GET" },
@@ -239,6 +287,17 @@ jobs_path(struct wreq *r, const char *rest)
 	}
 	key = xstrndup(rest, n);
 	j = broker_find(b, key);
+	if (j == NULL && !asked && broker_shared(b)) {
+		struct web_ask *a = xmalloc(sizeof *a + strlen(rest) + 1);
+
+		a->r = r;
+		strcpy(a->rest, rest);
+		r->ask = a;
+		web_park(r, WAIT_LOOKUP);
+		broker_lookup(b, key, ask_found, a);
+		free(key);
+		return;
+	}
 	if (what == JP_JOB ? !method_is(r, "GET") && !method_is(r, "DELETE") :
 	    !method_is(r, allow)) {
 		not_allowed(r, allow);

@@ -99,3 +99,26 @@ submit_in() {
 	grep -qx 'cluster_submitted 4' "$b/stats"
 	round_trip
 }
+
+@test "the web face on one daemon shows and waits for another daemon's jobs" {
+	local hp out
+	hp=$(random_port)
+	start_node C --http "127.0.0.1:$hp"
+	use_node A
+	conn_open M
+	send M '{"action":"submit","type":"web","id":"w1","body":{"x":1}}' \
+		'{"action":"submit","type":"web","id":"w2","body":2}'
+	wait_lines M 2
+	# C never held either: it asks Redis.
+	out=$(curl -s --max-time 20 "http://127.0.0.1:$hp/jobs/w1")
+	[ "$(jq -r .status <<<"$out")" = queued ]
+	[ "$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hp/jobs/nope")" = 404 ]
+	curl -s --max-time 20 "http://127.0.0.1:$hp/jobs/w1/response" >"$BATS_TEST_TMPDIR/resp" &
+	local cpid=$!
+	on B "$JOBCTL" work web -- cat >/dev/null 2>&1 &
+	BG_PIDS+=("$!")
+	wait "$cpid"
+	same_json "$(cat "$BATS_TEST_TMPDIR/resp")" '{"x":1}'
+	wait_until 10 st_is w2 done
+	round_trip
+}
