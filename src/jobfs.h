@@ -760,6 +760,9 @@ json_t *broker_type_settings(const struct jtype *);
  *   end       j was ended here (cancel, timeout); if_queued: only if it is
  *             still queued (its master went)
  *   forget    j was removed here (rmdir): everywhere
+ *   pin       t was made (or unmade) in the tree: listed in every tree
+ *   lookup    a job not known here, for a face (broker_lookup)
+ *   query     the cluster's counters, queues, workers, jobs (broker_query)
  *
  * A job's attempt number (the backend's lease token) lives in heap_index,
  * which a shared job never uses.

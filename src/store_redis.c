@@ -45,7 +45,6 @@ extern unsigned char redis_scripts_lua[];
 extern unsigned int redis_scripts_lua_len;
 
 #define BATCH_MAX      128          /* jobs per call */
-#define INLINE_MAX     8192         /* bigger results come by HGET */
 #define BACKLOG_MAX    (64u << 20)  /* outbox bytes before submissions are refused */
 #define CONNECT_TIMEOUT 2.0
 

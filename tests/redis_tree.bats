@@ -17,6 +17,13 @@ setup() {
 	start_node B --mount
 }
 
+# reading PID FILE: the cat that PID (a timeout) runs has FILE open.
+reading() {
+	local p
+	p=$(pgrep -P "$1" cat) || return 1
+	ls -l "/proc/$p/fd" 2>/dev/null | grep -qF "$2"
+}
+
 # submit_in NODE TYPE BODY: a job written in NODE's tree; prints its id.
 submit_in() {
 	local fd id
@@ -43,7 +50,7 @@ submit_in() {
 	# A reader in B waits for it; a worker on B answers it.
 	timeout 20 cat "$b/jobs/$id/response" >"$BATS_TEST_TMPDIR/resp" &
 	local rpid=$!
-	sleep 0.2
+	wait_until 10 reading "$rpid" "$b/jobs/$id/response"
 	on B "$JOBCTL" work echo -- cat >/dev/null 2>&1 &
 	BG_PIDS+=("$!")
 	wait "$rpid"
