@@ -171,10 +171,15 @@ except OSError as e:
 	touch "$MNT/channels/p"
 	[ "$(gloom nonblock "$MNT/channels/p")" = EAGAIN ]
 	[ "$(gloom poll "$MNT/channels/p" 0.3)" = timeout ]
-	( sleep 0.5; echo '{"x":1}' >"$MNT/channels/p" ) &
-	local wpid=$!
-	[ "$(gloom poll "$MNT/channels/p" 10)" = ready ]
-	wait "$wpid"
+	# A reader hears what is published once it has the file open: publish
+	# only then, while it waits in poll.
+	local opened=$BATS_TEST_TMPDIR/opened
+	gloom poll "$MNT/channels/p" 30 "$opened" >"$BATS_TEST_TMPDIR/poll.out" &
+	local ppid=$!
+	wait_until 10 test -e "$opened"
+	echo '{"x":1}' >"$MNT/channels/p"
+	wait "$ppid"
+	[ "$(cat "$BATS_TEST_TMPDIR/poll.out")" = ready ]
 }
 
 @test "a mount point that does not exist makes jobfs exit with status 3" {

@@ -18,7 +18,8 @@
 #   gloom cancel ID                 cancel job ID; print the frame that answers
 #   gloom subscribe CHANNEL COUNT   print COUNT messages of CHANNEL
 #   gloom publish CHANNEL BODY      publish BODY (a JSON text)
-#   gloom poll FILE SECONDS         print "ready" or "timeout": select(2) on FILE
+#   gloom poll FILE SECONDS [OPENED] print "ready" or "timeout": select(2) on FILE
+#                                   (creates the file OPENED once FILE is open)
 #   gloom nonblock FILE             one O_NONBLOCK read: print the bytes or EAGAIN
 
 GLOOM_PY=$(cat <<'PY'
@@ -143,6 +144,8 @@ elif cmd == "publish":
     recv(s)
 elif cmd == "poll":
     fd = os.open(sys.argv[2], os.O_RDONLY)
+    if len(sys.argv) > 4:
+        open(sys.argv[4], "w").close()  # the file is open: tell the test
     r, _, _ = select.select([fd], [], [], float(sys.argv[3]))
     out("ready" if r else "timeout")
 elif cmd == "nonblock":
