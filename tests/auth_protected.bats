@@ -72,7 +72,7 @@ from_ns() {
 @test "with --auth the non-loopback peer is served once it gives a token" {
 	make_peer_ns
 	start_auth_daemon --listen 0.0.0.0
-	! grep -q 'without --auth' "$DAEMON_LOG"
+	run ! grep -q 'without --auth' "$DAEMON_LOG"
 	run from_ns env -u JOBFS_TOKEN timeout 10 "$JOBCTL" -H "$HOST_IP" stats
 	[[ "$output" == *auth_required* ]]
 	bg from_ns env JOBFS_TOKEN="$TOK_WK" "$JOBCTL" -H "$HOST_IP" work far -- cat

@@ -53,8 +53,8 @@ load 'helpers/auth'
 	[ "$(line M 3 | jq -r .error)" = auth_failed ]
 	wait_until 10 conn_gone M
 	grep -q '127.0.0.1:[0-9]*: authentication failed (3 of 3)' "$DAEMON_LOG"
-	! grep -q 'wrong-token' "$DAEMON_LOG"
-	! grep -q "$TOK_ALICE" "$DAEMON_LOG"
+	run ! grep -q 'wrong-token' "$DAEMON_LOG"
+	run ! grep -qF "$TOK_ALICE" "$DAEMON_LOG"
 	auth_healthy
 }
 
@@ -124,6 +124,6 @@ load 'helpers/auth'
 	body=$(sed -n '/^auth_check(/,/^}/p' "$src")
 	grep -q 'CRYPTO_memcmp' <<<"$body"
 	grep -q 'auth_hash(token' <<<"$body"
-	! grep -qE '\b(strcmp|memcmp|strncmp)\(' <<<"$body"
+	run ! grep -qE '\b(strcmp|memcmp|strncmp)\(' <<<"$body"
 	! grep -qE '\b(break|return)\b.*;' <<<"$(sed -n '/for (i = 0; i < table->n/,/^	}/p' <<<"$body")"
 }

@@ -21,8 +21,11 @@ teardown() {
 	[ "$(findmnt -n -o FSTYPE "$MNT")" = fuse.jobfs ]
 	[ "$(findmnt -n -o SOURCE "$MNT")" = jobfs ]
 	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs stats types " ]
-	[ -d "$MNT/types" ] && [ -d "$MNT/jobs" ] && [ -d "$MNT/channels" ]
-	[ -f "$MNT/README" ] && [ -f "$MNT/stats" ]
+	[ -d "$MNT/types" ]
+	[ -d "$MNT/jobs" ]
+	[ -d "$MNT/channels" ]
+	[ -f "$MNT/README" ]
+	[ -f "$MNT/stats" ]
 }
 
 @test "README explains every file of the tree" {

@@ -79,7 +79,10 @@ acks_are() {
 	kill -0 "${BG_PIDS[-1]}"
 	# The password from the environment, kept out of ps.
 	JOBFS_REDIS_PASSWORD=s3cret start_node A
-	! ps -o args= -p "${NODE_PID[A]}" | grep -q s3cret
+	run ps -o args= -p "${NODE_PID[A]}"
+	[ "$status" = 0 ]
+	[[ "$output" == *jobfs* ]]
+	[[ "$output" != *s3cret* ]]
 	round_trip
 }
 

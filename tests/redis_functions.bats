@@ -138,7 +138,8 @@ lines() {
 	[ "$(rcli GET $P:hb:1)" = 'host-a 101 1700000000 1.0' ]
 	local ttl
 	ttl=$(rcli PTTL $P:hb:1)
-	[ "$ttl" -gt 0 ] && [ "$ttl" -le 5000 ]
+	[ "$ttl" -gt 0 ]
+	[ "$ttl" -le 5000 ]
 
 	run fc hello 0 'host-b 102 1700000000 1.0' 5000
 	[ "$output" = "$(lines 2 1)" ]
@@ -311,8 +312,10 @@ lines() {
 	submit 1 "b" "c"
 	mapfile -t lines < <(fc dispatch 2 echo w1 0 w2 1 w3 1)
 	[ "${#lines[@]}" -eq 28 ]
-	[ "${lines[0]}" = 2 ] && [ "${lines[1]}" = b ]
-	[ "${lines[14]}" = 3 ] && [ "${lines[15]}" = c ]
+	[ "${lines[0]}" = 2 ]
+	[ "${lines[1]}" = b ]
+	[ "${lines[14]}" = 3 ]
+	[ "${lines[15]}" = c ]
 	[ "$(rcli ZSCORE $P:idle:echo 2)" = '' ]
 	# Without n and watchers: no r event.
 	[ "$(ev_on d:1)" = 'r 1 a w1@2' ]

@@ -40,7 +40,7 @@ dead_mount() {
 	assert_tree_healthy
 	stop_daemon
 	# Nothing dead was left under the new mount.
-	! mountpoint -q "$MNT"
+	run ! mountpoint -q "$MNT"
 	run ls "$MNT"
 	[ "$status" = 0 ]
 	[ -z "$output" ]
@@ -58,7 +58,7 @@ dead_mount() {
 	wait_until 10 test -e "$MNT/README"
 	assert_tree_healthy
 	stop_daemon
-	! mountpoint -q "$MNT"
+	run ! mountpoint -q "$MNT"
 	run ls "$MNT"
 	[ "$status" = 0 ]
 }

@@ -40,7 +40,9 @@ feed() {
 	held=$(daemon_stat .types.held.queued)
 	workers=$(daemon_stat .workers)
 	dash_workers=$(daemon_stat .types.dash.workers)
-	[ "$held" = 3 ] && [ "$workers" = 1 ] && [ "$dash_workers" = 1 ]
+	[ "$held" = 3 ]
+	[ "$workers" = 1 ]
+	[ "$dash_workers" = 1 ]
 	art=$JOBFS_BIN/artifacts
 	mkdir -p "$art"
 	rm -f "$art/dashboard.png"

@@ -37,8 +37,11 @@ metric() {
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_retried_total counter$'
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_delayed gauge$'
 	[ "$(metric jobfs_http_requests_total)" -ge 8 ]
-	# Every sample line is NAME[{LABELS}] NUMBER.
-	! hcurl "$H/metrics" | grep -v '^#' | grep -vE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$'
+	# Every sample line is NAME[{LABELS}] NUMBER, NAME as Prometheus spells one.
+	local bad
+	bad=$(hcurl "$H/metrics" | grep -v '^#' |
+		grep -vE '^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [0-9.e+-]+$' || true)
+	[ -z "$bad" ]
 	[ "$(hstatus -X POST "$H/metrics")" = 405 ]
 	other_clients_ok
 }

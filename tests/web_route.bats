@@ -48,7 +48,7 @@ peer() {
 	grep -q '^HTTP/1.1 207' "$d/out"
 	grep -qi '^Transfer-Encoding: chunked' "$d/out"
 	grep -q '^X-Stream: yes' "$d/out"
-	! grep -q '^second' "$d/out"
+	run ! grep -q '^second' "$d/out"
 	touch "$d/go"
 	wait_until 10 grep -q '^last' "$d/out"
 	[ "$(sed -n '/^\r$/,$p' "$d/out" | tail -n +2)" = $'first\nsecond\nlast' ]

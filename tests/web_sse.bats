@@ -69,7 +69,7 @@ sse_data() {
 	# The stats event carries the daemon's counters, per type too.
 	[ "$(grep -A1 '^event: stats' "$ev" | sed -n 's/^data: //p' | tail -n1 | jq -c '.types.flow.done')" -ge 3 ]
 	# ?jobs=failed: no job events but failures.
-	! grep -q '^event: submitted' "$BATS_TEST_TMPDIR/evf"
+	run ! grep -q '^event: submitted' "$BATS_TEST_TMPDIR/evf"
 	wait_until 10 bash -c "grep -A1 '^event: finished' '$BATS_TEST_TMPDIR/evf' | grep -q '\"state\":\"timeout\"'"
 	[ "$(hstatus "$H/events?jobs=some")" = 400 ]
 	other_clients_ok

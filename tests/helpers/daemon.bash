@@ -7,6 +7,9 @@
 # with SIGTERM, unmounts any tree, and fails the test if the daemon did not
 # exit cleanly or a sanitizer reported anything in its log.
 
+# Tests use `run ! cmd` (a `! cmd` before a test's last line never fails it).
+bats_require_minimum_version 1.5.0
+
 JOBFS_BIN=${JOBFS_BIN:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)/build}
 JOBFS=$JOBFS_BIN/jobfs
 JOBCTL=$JOBFS_BIN/jobctl
