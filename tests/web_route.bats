@@ -70,22 +70,29 @@ peer() {
 	run hcurl -w ' %{http_code}' "$H/r/x"
 	[[ "$output" == *'"error":"timeout"'*'--http-timeout'*' 503' ]]
 	[ "$(daemon_stat '.types.r | [.queued,.cancelled]')" = '[0,1]' ]
+	# Each worker has joined before its request (the timeout is 1 s).
 	peer answer "$JOBFS_WORKER_PORT" bad '{"nope":1}' 1 &
 	BG_PIDS+=("$!")
+	wait_until 20 stat_is .types.bad.workers 1
 	run hcurl -w ' %{http_code}' "$H/bad/x"
 	[[ "$output" == *'"error":"invalid_type"'*'wrong shape'*' 502' ]]
+	wait_until 20 stat_is '.types.bad.workers // 0' 0
 	peer answer "$JOBFS_WORKER_PORT" bad '[700, {}, "x"]' 1 &
 	BG_PIDS+=("$!")
+	wait_until 20 stat_is .types.bad.workers 1
 	run hcurl -w ' %{http_code}' "$H/bad/y"
 	[[ "$output" == *'status must be'*' 502' ]]
 	# A worker lost four times fails the job.
 	for i in 1 2 3 4; do
 		(printf '%s\n' '{"type":"join","job_type":"fail"}' | "$JOBCTL" raw --worker -n 1 -t 5000 >/dev/null) &
 	done
+	wait_until 20 stat_is .types.fail.workers 4
 	run hcurl -w ' %{http_code}' "$H/fail/x"
 	[[ "$output" == *'"error":"job_failed"'*' 502' ]]
 	# A failing command under jobctl work: its report is not an answer.
+	wait_until 20 stat_is '.types.bad.workers // 0' 0
 	bg "$JOBCTL" work bad -- false
+	wait_until 20 stat_is .types.bad.workers 1
 	run hcurl -w ' %{http_code}' "$H/bad/z"
 	[[ "$output" == *' 502' ]]
 	other_clients_ok
