@@ -27,16 +27,18 @@ HTTP    ?= 9997
 DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
        uthash-dev bats jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev
-# The web face (issue 10): libmicrohttpd parses HTTP; xxd embeds the dashboard
+# The web face: libmicrohttpd parses HTTP; xxd embeds the dashboard
 # page; curl and chromium drive the tests (tests/web_*.bats).
 DEPS += libmicrohttpd-dev xxd curl chromium
-# Issue 12: tokens are kept hashed (SHA-256, compared with CRYPTO_memcmp) and
+# Tokens are kept hashed (SHA-256, compared with CRYPTO_memcmp) and
 # both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
 # certificates, and ip(8) the network namespace of the protected-mode tests.
 DEPS += libssl-dev openssl iproute2
-# Issue 11: cluster mode talks to Redis through hiredis (its libev adapter);
+# Cluster mode talks to Redis through hiredis (its libev adapter);
 # the tests start a real redis-server.
 DEPS += libhiredis-dev redis-server
+# tests/run runs several bats tests at once; bats needs GNU parallel for it.
+DEPS += parallel
 
 PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
