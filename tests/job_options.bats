@@ -106,16 +106,16 @@ now_ms() {
 
 @test "timeout counts from submission, not from dispatch" {
 	conn_open M
-	send M '{"type":"job","job_type":"late","id":1,"body":0,"timeout":400}'
-	sleep 0.25
+	send M '{"type":"job","job_type":"late","id":1,"body":0,"timeout":4000}'
+	sleep 1
 	conn_open W --worker
 	send W '{"type":"join","job_type":"late"}'
 	wait_frame W '.type == "job"'
 	wait_frame M "$ENDING"
 	[ "$(frames M)" = '{"error":"timeout","reason":"1","id":1}' ]
-	# By the daemon's own clock: dispatched at least 250 ms after submission,
-	# and ended less than the 400 ms timeout after dispatch.
-	status_json 1 | jq -e '(.started - .submitted >= 0.24) and (.finished - .started < 0.4)'
+	# By the daemon's own clock: dispatched at least 1 s after submission,
+	# and ended less than the 4 s timeout after dispatch.
+	status_json 1 | jq -e '(.started - .submitted >= 0.99) and (.finished - .started < 4)'
 }
 
 @test "timeout must be a non-negative integer; 0 means none" {
@@ -173,11 +173,11 @@ now_ms() {
 
 @test "a detached job times out even with no master to tell" {
 	conn_open M
-	send M '{"type":"job","job_type":"det","id":"x","body":1,"detach":true,"timeout":300}'
+	send M '{"type":"job","job_type":"det","id":"x","body":1,"detach":true,"timeout":3000}'
 	settle M
 	conn_kill M
 	[ "$(job_status '"x"')" = queued ]
-	wait_until 5 status_is '"x"' timeout
+	wait_until 20 status_is '"x"' timeout
 }
 
 # ----------------------------------------------------------------- notify

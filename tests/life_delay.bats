@@ -36,10 +36,12 @@ setup() {
 	send W '{"type":"join","job_type":"t","capacity":10}'
 	settle W
 	conn_open M
+	# Due 2 s from now, so that all three are still delayed when they arrive
+	# on a loaded machine (else they would queue at once, in arrival order).
 	now=$(date +%s%3N)
-	send M "{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"c\",\"body\":3,\"at\":$((now + 300))}" \
-		"{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"b\",\"body\":2,\"at\":$((now + 200))}" \
-		"{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"a\",\"body\":1,\"at\":$((now + 100))}" \
+	send M "{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"c\",\"body\":3,\"at\":$((now + 2200))}" \
+		"{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"b\",\"body\":2,\"at\":$((now + 2100))}" \
+		"{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"a\",\"body\":1,\"at\":$((now + 2000))}" \
 		"{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"p\",\"body\":0,\"at\":1}"
 	wait_jobs W 4
 	[ "$(jobs_of W | jq -r .id | tr '\n' ' ')" = "p a b c " ]
