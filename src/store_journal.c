@@ -1112,6 +1112,7 @@ compact(struct store *s)
 	    "about %" PRIu64 " live", s->opt.dir, st.disk_bytes, st.segments,
 	    s->live_bytes);
 	s->drop_segno = journal_rotate(s->j);
+	journal_crash_mark(s->j, journal_appended_lsn(s->j));
 	memset(&r, 0, sizeof r);
 	r.kind = SJ_SNAPSHOT;
 	r.next_seq = s->b->next_seq;
