@@ -51,10 +51,17 @@
  * starts a new segment, but only once everything written to the current one
  * is synced: batches wait in memory meanwhile.  So nothing reaches segment
  * N+1 before segment N is whole on disk, and a crash can tear only the last
- * segment.  journal_drop_before(S) deletes segments older than S once every
- * record appended before the call is synced.  These two syncs happen in
- * every mode, NEVER included: they are once per segment, and skipping them
- * could lose a whole segment rather than the last moments.
+ * segment.  A new segment's directory entry is synced with the first sync
+ * after it is created (that sync also carries the directory's fsync).
+ * journal_drop_before(S) deletes segments older than S, oldest first, once
+ * every record appended before the call is synced, and so S's directory
+ * entry too; a later sync of the directory makes the unlinks durable (an
+ * unlink lost to a power cut brings back a segment that what the caller
+ * wrote into S supersedes).  These syncs happen in every mode, NEVER
+ * included: they are once per segment, and skipping them could lose a
+ * whole segment rather than the last moments.  DIR itself, when
+ * journal_open creates it, is made durable by an fsync of the directory
+ * that holds it.
  *
  * Replay.  Every record of every segment, in order.  A bad record (length
  * past the end, CRC mismatch) after which no good record follows in the last
@@ -68,9 +75,9 @@
  * repair lasts) and counted.
  *
  * Crash points (crash.c, a test seam: JOBFS_CRASH_AT=POINT:N).  Creating
- * DIR: datadir-mkdir (DIR made), datadir-lock (the lock file written),
- * datadir-segment (the first segment's header written, not synced).
- * A rotation: rotate-created (the new segment's header
+ * DIR: datadir-mkdir (DIR made, its parent not synced), datadir-lock (the
+ * lock file written), datadir-segment (the first segment's header written,
+ * not synced).  A rotation: rotate-created (the new segment's header
  * written), rotate-written (the first records written to it, not synced).
  * A compaction (while a drop waits): compact-rotated (its segment
  * created), compact-record (the snapshot's write cut after its Nth record,
@@ -92,6 +99,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -720,6 +728,8 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * for the next journal_flush, and return its LSN.  Returns 0 with errno
  * EMSGSIZE (payload over JOURNAL_MAX_RECORD), ENOBUFS (opts.max_backlog
  * bytes already wait, as while the disk is failing) or EINVAL (kind 0).
+ * A record with an empty payload is taken past opts.max_backlog (9 bytes:
+ * what a caller uses to close for sure what it began).
  */
 uint64_t
 journal_append(struct journal *j, uint8_t kind, const struct iovec *iov,
@@ -741,7 +751,7 @@ journal_append(struct journal *j, uint8_t kind, const struct iovec *iov,
 		return 0;
 	}
 	pending = j->len - (size_t)(j->written_off - j->buf_off);
-	if (pending + RH + n > j->opt.max_backlog) {
+	if (n > 0 && pending + RH + n > j->opt.max_backlog) {
 		errno = ENOBUFS;
 		return 0;
 	}
@@ -936,6 +946,23 @@ list_segments(struct journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* sync_parent: fsync the directory that holds path (just created). */
+static int
+sync_parent(const char *path)
+{
+	char *copy = xstrdup(path);
+	int fd, e = 0;
+
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	errno = e;
+	return e != 0 ? -1 : 0;
+}
+
 /*
  * journal_open: create DIR if needed, lock it, list its segments.  Call
  * journal_replay next, before appending.  NULL on failure with a message in
@@ -964,10 +991,14 @@ journal_open(struct ev_loop *loop, const char *dir,
 	j->backoff = RETRY_FIRST;
 
 	crash_init();
-	if (mkdir(dir, 0755) == 0)
+	if (mkdir(dir, 0755) == 0) {
 		crash_point("datadir-mkdir");
-	else if (errno != EEXIST)
+		/* DIR's own entry, or a power cut could lose it all. */
+		if (sync_parent(dir) < 0)
+			goto syserr;
+	} else if (errno != EEXIST) {
 		goto syserr;
+	}
 	if ((j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto syserr;
 	j->lockfd = openat(j->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
