@@ -51,10 +51,17 @@
  * starts a new segment, but only once everything written to the current one
  * is synced: batches wait in memory meanwhile.  So nothing reaches segment
  * N+1 before segment N is whole on disk, and a crash can tear only the last
- * segment.  journal_drop_before(S) deletes segments older than S once every
- * record appended before the call is synced.  These two syncs happen in
- * every mode, NEVER included: they are once per segment, and skipping them
- * could lose a whole segment rather than the last moments.
+ * segment.  A new segment's directory entry is synced with the first sync
+ * after it is created (that sync also carries the directory's fsync).
+ * journal_drop_before(S) deletes segments older than S, oldest first, once
+ * every record appended before the call is synced, and so S's directory
+ * entry too; a later sync of the directory makes the unlinks durable (an
+ * unlink lost to a power cut brings back a segment that what the caller
+ * wrote into S supersedes).  These syncs happen in every mode, NEVER
+ * included: they are once per segment, and skipping them could lose a
+ * whole segment rather than the last moments.  DIR itself, when
+ * journal_open creates it, is made durable by an fsync of the directory
+ * that holds it.
  *
  * Replay.  Every record of every segment, in order.  A bad record (length
  * past the end, CRC mismatch) after which no good record follows in the last
@@ -67,6 +74,20 @@
  * length and CRC check out, is turned into a padding record in place (so the
  * repair lasts) and counted.
  *
+ * Crash points (crash.c, a test seam: JOBFS_CRASH_AT=POINT:N).  Creating
+ * DIR: datadir-mkdir (DIR made, its parent not synced), datadir-lock (the
+ * lock file written), datadir-segment (the first segment's header written,
+ * not synced).  A rotation: rotate-created (the new segment's header
+ * written), rotate-written (the first records written to it, not synced).
+ * A compaction (while a drop waits): compact-rotated (its segment
+ * created), compact-record (the snapshot's write cut after its Nth record,
+ * half the next one written; journal_crash_mark says where the snapshot
+ * starts), compact-written (the snapshot written, not synced),
+ * compact-fdatasync (on the sync thread: its data synced, the directory
+ * not yet), compact-durable (both synced, nothing unlinked),
+ * compact-unlink (after the Nth unlink of an old segment), compact-dropped
+ * (every old segment unlinked, the directory not synced).
+ *
  * Disk failures.  ENOSPC, EIO and the like on write or sync put the journal
  * in a failed state (journal_error() returns the errno): the durable LSN does
  * not move, the file is cut back to the last good offset, appends still
@@ -78,6 +99,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +131,7 @@ struct sync_req {
 	int  fd;
 	int  dirfd;
 	bool dir;        /* also fsync the directory */
+	bool snap;       /* it covers a compaction's snapshot (crash points) */
 };
 
 struct journal {
@@ -138,6 +161,8 @@ struct journal {
 	uint64_t             buf_off;
 
 	bool                 rotate_wanted;
+	bool                 fresh_seg;    /* rotated to; nothing written yet (crash points) */
+	uint64_t             snap_from;    /* a snapshot's records start here (crash points) */
 	bool                 dir_dirty;    /* an entry changed since the last dir fsync */
 	bool                 drop_pending;
 	uint64_t             drop_segno, drop_lsn;
@@ -225,6 +250,15 @@ lsn_at(const struct journal *j, uint64_t off)
 	return j->base_lsn + off - HDR;
 }
 
+/* snap_written: a drop waits (a compaction is under way) and the records
+ * it waits for, the snapshot, are all written to the segment they go to. */
+static bool
+snap_written(const struct journal *j)
+{
+	return j->drop_pending && j->segno >= j->drop_segno &&
+	    lsn_at(j, j->written_off) >= j->drop_lsn;
+}
+
 static void
 seg_header(uint8_t *h, uint64_t segno, uint64_t base, uint32_t flags)
 {
@@ -291,6 +325,8 @@ sync_main(void *arg)
 		if ((journal_fdatasync_hook ? journal_fdatasync_hook(r.fd) :
 		    fdatasync(r.fd)) < 0)
 			e = errno;
+		if (e == 0 && r.snap)
+			crash_point("compact-fdatasync");
 		if (e == 0 && r.dir && fsync(r.dirfd) < 0)
 			e = errno;
 
@@ -345,6 +381,7 @@ submit(struct journal *j, bool retry)
 	j->req.fd = j->fd;
 	j->req.dirfd = j->dirfd;
 	j->req.dir = j->dir_dirty;
+	j->req.snap = snap_written(j);
 	j->req_ready = true;
 	pthread_cond_signal(&j->cv);
 	pthread_mutex_unlock(&j->mu);
@@ -387,6 +424,37 @@ fail(struct journal *j, int e, const char *what)
 }
 
 /*
+ * crash_mid_write: the crash point compact-record:N, as a kill -9 in the
+ * middle of the write that holds a compaction's snapshot: write the
+ * pending records one at a time, and after the Nth of the snapshot (from
+ * journal_crash_mark's LSN on) write half of the next and die.  Returns if
+ * the write holds fewer.
+ */
+static void
+crash_mid_write(struct journal *j, size_t at, size_t n)
+{
+	const uint8_t *p = j->data + at;
+	uint64_t off = j->written_off;
+	size_t o = 0;
+
+	while (o + RH <= n) {
+		size_t rl = RH + get32(p + o);
+		bool mine = lsn_at(j, off + o) >= j->snap_from;
+
+		if (rl > n - o || pwrite_all(j->fd, p + o, rl, off + o) < 0)
+			return;
+		o += rl;
+		if (mine && crash_due("compact-record")) {
+			if (o + RH <= n && pwrite_all(j->fd, p + o,
+			    (RH + get32(p + o)) / 2, off + o) < 0) {
+				/* dying anyway */
+			}
+			crash_now("compact-record");
+		}
+	}
+}
+
+/*
  * write_pending: write every pending byte at written_off with one pwrite
  * (more only if the kernel writes short).  On failure the file is cut back
  * to where it was, and the bytes stay pending.
@@ -396,10 +464,13 @@ write_pending(struct journal *j)
 {
 	size_t at = (size_t)(j->written_off - j->buf_off);
 	size_t n = j->len - at;
+	bool snap_before = snap_written(j);
 	int r;
 
 	if (n == 0)
 		return 0;
+	if (j->drop_pending && !snap_before && crash_armed("compact-record"))
+		crash_mid_write(j, at, n);
 	r = pwrite_all(j->fd, j->data + at, n, j->written_off);
 	if (r < 0) {
 		if (ftruncate(j->fd, (off_t)j->written_off) < 0) {
@@ -411,6 +482,12 @@ write_pending(struct journal *j)
 	if (j->opt.sync == JOURNAL_SYNC_NEVER) {
 		j->len = 0;
 		j->buf_off = j->written_off;
+	}
+	if (!snap_before && snap_written(j))
+		crash_point("compact-written");
+	if (j->fresh_seg) {
+		j->fresh_seg = false;
+		crash_point("rotate-written");
 	}
 	if (j->written_off >= j->opt.segment_bytes)
 		j->rotate_wanted = true;
@@ -439,6 +516,8 @@ do_rotate(struct journal *j)
 		unlinkat(j->dirfd, name, 0);
 		return r;
 	}
+	crash_point(j->drop_pending ? "compact-rotated" : "rotate-created");
+	j->fresh_seg = !j->drop_pending;
 	close(j->fd);
 	j->segs[j->nsegs - 1].size = j->written_off;
 	j->old_bytes += j->written_off;
@@ -473,12 +552,14 @@ do_drop(struct journal *j)
 			}
 			j->old_bytes -= j->segs[i].size;
 			j->dir_dirty = true;
+			crash_point("compact-unlink");
 		} else {
 			j->segs[keep++] = j->segs[i];
 		}
 	}
 	j->nsegs = keep;
 	j->drop_pending = false;
+	crash_point("compact-dropped");
 }
 
 /*
@@ -560,8 +641,10 @@ sync_done(struct journal *j, int e, uint64_t us)
 	if (j->closing)
 		return;
 	if (j->drop_pending && j->segno >= j->drop_segno &&
-	    lsn_at(j, j->synced_off) >= j->drop_lsn)
+	    lsn_at(j, j->synced_off) >= j->drop_lsn) {
+		crash_point("compact-durable");
 		do_drop(j);
+	}
 	if (j->err == 0 && j->rotate_wanted && j->written_off == j->synced_off) {
 		int r = do_rotate(j);
 
@@ -645,6 +728,8 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * for the next journal_flush, and return its LSN.  Returns 0 with errno
  * EMSGSIZE (payload over JOURNAL_MAX_RECORD), ENOBUFS (opts.max_backlog
  * bytes already wait, as while the disk is failing) or EINVAL (kind 0).
+ * A record with an empty payload is taken past opts.max_backlog (9 bytes:
+ * what a caller uses to close for sure what it began).
  */
 uint64_t
 journal_append(struct journal *j, uint8_t kind, const struct iovec *iov,
@@ -666,7 +751,7 @@ journal_append(struct journal *j, uint8_t kind, const struct iovec *iov,
 		return 0;
 	}
 	pending = j->len - (size_t)(j->written_off - j->buf_off);
-	if (pending + RH + n > j->opt.max_backlog) {
+	if (n > 0 && pending + RH + n > j->opt.max_backlog) {
 		errno = ENOBUFS;
 		return 0;
 	}
@@ -774,12 +859,21 @@ journal_drop_before(struct journal *j, uint64_t segno)
 	j->drop_lsn = journal_appended_lsn(j);
 	j->drop_pending = true;
 	if (j->segno >= segno && lsn_at(j, j->synced_off) >= j->drop_lsn) {
+		crash_point("compact-durable");
 		do_drop(j);
 		maybe_sync(j, false);
 		return 0;
 	}
 	maybe_sync(j, true);
 	return 1;
+}
+
+/* journal_crash_mark: for the crash point compact-record, the records of
+ * a compaction's snapshot start at lsn (journal_appended_lsn before it). */
+void
+journal_crash_mark(struct journal *j, uint64_t lsn)
+{
+	j->snap_from = lsn;
 }
 
 void
@@ -852,6 +946,23 @@ list_segments(struct journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* sync_parent: fsync the directory that holds path (just created). */
+static int
+sync_parent(const char *path)
+{
+	char *copy = xstrdup(path);
+	int fd, e = 0;
+
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	errno = e;
+	return e != 0 ? -1 : 0;
+}
+
 /*
  * journal_open: create DIR if needed, lock it, list its segments.  Call
  * journal_replay next, before appending.  NULL on failure with a message in
@@ -879,8 +990,15 @@ journal_open(struct ev_loop *loop, const char *dir,
 	j->fd = j->dirfd = j->lockfd = -1;
 	j->backoff = RETRY_FIRST;
 
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+	crash_init();
+	if (mkdir(dir, 0755) == 0) {
+		crash_point("datadir-mkdir");
+		/* DIR's own entry, or a power cut could lose it all. */
+		if (sync_parent(dir) < 0)
+			goto syserr;
+	} else if (errno != EEXIST) {
 		goto syserr;
+	}
 	if ((j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto syserr;
 	j->lockfd = openat(j->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -903,6 +1021,7 @@ journal_open(struct ev_loop *loop, const char *dir,
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)j->pid);
 	if (ftruncate(j->lockfd, 0) < 0 || pwrite_all(j->lockfd, pid, (size_t)n, 0) < 0)
 		goto syserr;
+	crash_point("datadir-lock");
 	if (list_segments(j, err, errlen) < 0) {
 		e = errno;
 		journal_close(j);
@@ -1251,6 +1370,7 @@ journal_replay(struct journal *j, journal_replay_cb *cb, void *ctx,
 				close(fd);
 			return -1;
 		}
+		crash_point("datadir-segment");
 		j->segs = xrealloc(j->segs, sizeof *j->segs);
 		j->segs[0] = (struct seg){ segno, HDR };
 		j->nsegs = keep = 1;

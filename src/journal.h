@@ -23,6 +23,16 @@
 uint32_t crc32c(uint32_t crc, const void *, size_t);
 uint32_t crc32c_soft(uint32_t crc, const void *, size_t);  /* tables only */
 
+/* ----------------------------------------------------------------- crash.c */
+
+/* Crash points (a test seam): JOBFS_CRASH_AT=POINT:N makes the process
+ * _exit(137) at the Nth pass through POINT.  See crash.c. */
+void crash_init(void);
+bool crash_armed(const char *point);
+bool crash_due(const char *point);
+void crash_now(const char *point) __attribute__((noreturn));
+void crash_point(const char *point);
+
 /* --------------------------------------------------------------- journal.c */
 
 struct journal;
@@ -96,6 +106,7 @@ uint64_t journal_appended_lsn(const struct journal *);
 int      journal_error(const struct journal *);
 uint64_t journal_rotate(struct journal *);
 int      journal_drop_before(struct journal *, uint64_t segno);
+void     journal_crash_mark(struct journal *, uint64_t lsn);   /* crash points */
 void     journal_stats(const struct journal *, struct journal_stats *);
 int      journal_close(struct journal *);
 

@@ -401,7 +401,7 @@ open_store(struct server *srv, const struct options *opt)
 	if (srv->store != NULL)
 		return 0;
 	if (errno == EWOULDBLOCK) {
-		log_err("cannot use --data %s", err);
+		log_err("cannot use --data: %s", err);
 		return EXIT_LOCKED;
 	}
 	log_err("cannot start from --data %s: %s", opt->data_dir, err);

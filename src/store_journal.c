@@ -15,9 +15,12 @@
  *   PARTIAL   key, body
  *   FINISH    u8 state, f64 finished, key, result
  *   FORGET    key
- *   SNAPSHOT  u64 next_seq
+ *   SNAPSHOT  u64 next_seq (read only: journals written before SNAP_BEGIN)
  *   TYPE      u8 paused, u32 limit, i32 retries, i64 backoff_ms, key (the
  *             type's name)
+ *   SNAP_BEGIN  u64 next_seq
+ *   SNAP_END    u64 records (how many between it and its SNAP_BEGIN)
+ *   SNAP_ABORT  nothing
  *
  * The job lifecycle (issue 13) added TYPE and, at the end of JOB after
  * the owner, one more string, life (the job's retries, delay, attempts,
@@ -40,14 +43,41 @@
  * far).
  *
  * Compaction.  When the segments hold more than the live state by half a
- * segment: S = journal_rotate(), a SNAPSHOT record ("forget every
- * job") then one JOB record per job in the table, then
- * journal_drop_before(S).  A crash between the rotation and the drop leaves
- * the old segments and the snapshot: replay reads the old records, the
- * SNAPSHOT clears them and the JOB records put back exactly the live state.
- * A crash in the middle of the snapshot leaves it torn at the tail (cut at
- * start) or whole; either way nothing of it is acknowledged yet, and the
- * old segments are still there, since the drop waits for the sync.
+ * segment: S = journal_rotate(), then in one loop turn SNAP_BEGIN, one
+ * TYPE record per configured type and one JOB record per job in the
+ * table, SNAP_END (with the count of records between), then
+ * journal_drop_before(S).  The journal writes them into S in one piece
+ * after the old segments are synced, and unlinks the old segments only
+ * once S's records up to SNAP_END are synced and S's directory entry too
+ * (journal.c, in every --sync mode: with --sync never a kill -9 keeps the
+ * page cache, so what counts there is that the unlinks come after the
+ * whole snapshot is written, which they do).
+ *
+ * A compaction is atomic as a whole.  Replay reads every segment in order;
+ * SNAP_BEGIN starts a state on the side that the snapshot's records build,
+ * and only SNAP_END makes it the state (everything before is forgotten).
+ * So:
+ *   - a crash before SNAP_END is written (or before it is durable, with a
+ *     power cut) leaves the old segments whole and the snapshot torn at
+ *     the tail of the last segment: the journal cuts the torn record (and
+ *     logs "torn tail cut"), replay finds no SNAP_END, drops the side
+ *     state and keeps what the old segments said, and the store appends
+ *     SNAP_ABORT before any other record, so that what it writes next in
+ *     S is not read as part of the snapshot by a later replay either;
+ *   - a crash after SNAP_END is durable, before or between the unlinks,
+ *     leaves the snapshot and some old segments (always the newest ones:
+ *     they are unlinked oldest first): replay reads them, then the whole
+ *     snapshot replaces what they made;
+ *   - records after SNAP_END (later turns, in S) apply to that state;
+ *   - a snapshot with fewer records than its SNAP_END says (--repair
+ *     dropped some, as after a power cut that wrote its end but not all
+ *     of it) replaces nothing: it is ignored if anything came before it,
+ *     and read as it is only if nothing did (its old segments are gone).
+ * A record of the snapshot that the journal could not take (its memory
+ * backlog full) makes the compaction end with SNAP_ABORT (which the
+ * journal always takes) instead of SNAP_END, and drop nothing.  Journals
+ * written before SNAP_BEGIN hold SNAPSHOT records: read as they were
+ * meant, forgetting every job at once.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -192,7 +222,13 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_str(b, r->key);
 		break;
 	case SJ_SNAPSHOT:
+	case SJ_SNAP_BEGIN:
 		put_u64(b, r->next_seq);
+		break;
+	case SJ_SNAP_END:
+		put_u64(b, r->records);
+		break;
+	case SJ_SNAP_ABORT:
 		break;
 	}
 }
@@ -343,8 +379,14 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->key = get_str(&d);
 		break;
 	case SJ_SNAPSHOT:
+	case SJ_SNAP_BEGIN:
 		r->next_seq = get_u64(&d);
 		return d.bad || d.off != d.len ? -1 : 0;
+	case SJ_SNAP_END:
+		r->records = get_u64(&d);
+		return d.bad || d.off != d.len ? -1 : 0;
+	case SJ_SNAP_ABORT:
+		return len != 0 ? -1 : 0;
 	default:
 		return -1;
 	}
@@ -394,6 +436,11 @@ struct sj_state {
 	uint64_t     next_seq;
 	uint64_t     ignored;   /* records about jobs the state does not hold */
 	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
+	/* A snapshot being read: its records build this state on the side,
+	 * which replaces the state at SNAP_END; nothing of it counts before. */
+	struct sj_state *snap;
+	uint64_t     snap_records;   /* records since its SNAP_BEGIN */
+	uint64_t     snaps_short;    /* with fewer records than its end said */
 };
 
 static char *
@@ -539,8 +586,45 @@ sj_state_free(struct sj_state *s)
 {
 	if (s == NULL)
 		return;
+	sj_state_free(s->snap);
 	state_clear(s);
 	free(s);
+}
+
+/* state_take: s becomes what the snapshot read on the side made (its
+ * jobs, types and next sequence number), and the side state goes. */
+static void
+state_take(struct sj_state *s)
+{
+	struct sj_state *n = s->snap;
+
+	state_clear(s);
+	s->slots = n->slots;
+	s->cap = n->cap;
+	s->count = n->count;
+	s->tombs = n->tombs;
+	s->types = n->types;
+	s->next_seq = n->next_seq;
+	s->ignored += n->ignored;
+	free(n);
+	s->snap = NULL;
+}
+
+uint64_t
+sj_state_short(const struct sj_state *s)
+{
+	return s->snaps_short;
+}
+
+bool
+sj_state_drop_torn(struct sj_state *s, uint64_t *records)
+{
+	*records = s->snap_records;
+	if (s->snap == NULL)
+		return false;
+	sj_state_free(s->snap);
+	s->snap = NULL;
+	return true;
 }
 
 size_t
@@ -587,6 +671,43 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 	struct rslot *sl;
 	uint32_t h;
 
+	switch (r->kind) {
+	case SJ_SNAP_BEGIN:
+		/* (A snapshot still open never ended: SNAP_ABORT was lost.) */
+		sj_state_free(s->snap);
+		s->snap = sj_state_new();
+		s->snap->next_seq = r->next_seq;
+		s->snap_records = 0;
+		return 0;
+	case SJ_SNAP_END:
+		if (s->snap == NULL) {
+			s->ignored++;
+			return 0;
+		}
+		if (r->records != s->snap_records) {
+			/* Records of it were dropped by --repair (or lost to a
+			 * power cut before it was durable): it replaces no state,
+			 * only stands in for none. */
+			s->snaps_short++;
+			if (s->count > 0 || s->types != NULL) {
+				sj_state_free(s->snap);
+				s->snap = NULL;
+				return 0;
+			}
+		}
+		state_take(s);
+		return 0;
+	case SJ_SNAP_ABORT:
+		sj_state_free(s->snap);
+		s->snap = NULL;
+		return 0;
+	default:
+		break;
+	}
+	if (s->snap != NULL) {
+		s->snap_records++;
+		return sj_state_apply(s->snap, r);
+	}
 	if (r->kind == SJ_SNAPSHOT) {
 		state_clear(s);
 		s->next_seq = r->next_seq;
@@ -1105,19 +1226,24 @@ compact(struct store *s)
 	struct sj_rec r;
 	struct job *j;
 	struct journal_stats st;
-	uint64_t snap;
+	uint64_t snap, lost = s->lost_appends, recs;
 
 	journal_stats(s->j, &st);
 	log_debug("journal: %s: compacting %" PRIu64 " bytes in %u segments, "
 	    "about %" PRIu64 " live", s->opt.dir, st.disk_bytes, st.segments,
 	    s->live_bytes);
 	s->drop_segno = journal_rotate(s->j);
+	journal_crash_mark(s->j, journal_appended_lsn(s->j));
 	memset(&r, 0, sizeof r);
-	r.kind = SJ_SNAPSHOT;
+	r.kind = SJ_SNAP_BEGIN;
 	r.next_seq = s->b->next_seq;
 	s->need_snapshot = false;
 	append(s, &r);
+	if (s->lost_appends != lost)
+		return;      /* not begun: need_snapshot again, for a later turn */
 	snap = REC_BYTES(buf_used(&s->scratch));   /* (types' records: a few) */
+	journal_stats(s->j, &st);
+	recs = st.records;
 	broker_types_each(s->b, type_rec_append, s);
 	broker_cursor_open(s->b, &cur);
 	while ((j = broker_cursor_job(&cur)) != NULL) {
@@ -1127,6 +1253,21 @@ compact(struct store *s)
 		broker_cursor_advance(&cur);
 	}
 	broker_cursor_close(s->b, &cur);
+	journal_stats(s->j, &st);
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_SNAP_END;
+	r.records = st.records - recs;
+	if (s->lost_appends == lost)
+		append(s, &r);
+	if (s->lost_appends != lost) {
+		/* A record of it could not be kept: it must never count, and
+		 * the old segments stay.  (The journal always takes this one.) */
+		memset(&r, 0, sizeof r);
+		r.kind = SJ_SNAP_ABORT;
+		append(s, &r);
+		return;
+	}
+	snap += REC_BYTES(buf_used(&s->scratch));
 	/* The live state is what the snapshot took, exactly: job_live_bytes
 	 * leaves out what changes (a worker's name, a job's life), so counted
 	 * job by job the sum drifts below it, and compaction would come back
@@ -1316,6 +1457,7 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	struct restore_ctx rsc = { .s = s };
 	struct broker_listener l = store_listener;
 	double t0 = now_wall();
+	uint64_t torn;
 	int e;
 
 	s->srv = srv;
@@ -1328,6 +1470,21 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 		errno = EINVAL;
 		goto fail;
 	}
+	if (sj_state_drop_torn(rpc.st, &torn)) {
+		struct sj_rec r = { .kind = SJ_SNAP_ABORT };
+
+		log_warn("journal: %s: a compaction's snapshot that a crash cut "
+		    "short (%" PRIu64 " records of it) ignored: the segments "
+		    "before it hold the jobs", s->opt.dir, torn);
+		/* Before any other record: what follows it is not the
+		 * snapshot's, for every later replay too. */
+		append(s, &r);
+	}
+	if (sj_state_short(rpc.st) > 0)
+		log_warn("journal: %s: %" PRIu64 " snapshots had fewer records "
+		    "than their end said: each ignored where the segments before "
+		    "it held jobs, else read without the missing ones",
+		    s->opt.dir, sj_state_short(rpc.st));
 	l.ctx = s;
 	broker_store_listen(s->b, &l);
 	/* Types' settings first: a paused type's jobs come back paused. */

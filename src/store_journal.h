@@ -22,8 +22,12 @@ enum sj_kind {
 	SJ_PARTIAL,      /* one more partial result (body) */
 	SJ_FINISH,       /* it ended: state, finished, result */
 	SJ_FORGET,       /* it left the table */
-	SJ_SNAPSHOT,     /* forget everything: the whole live state follows */
+	SJ_SNAPSHOT,     /* forget everything at once (journals of before
+	                    SNAP_BEGIN: read, never written) */
 	SJ_TYPE,         /* a type's settings: paused, limit, default retries */
+	SJ_SNAP_BEGIN,   /* a snapshot: the whole live state follows ... */
+	SJ_SNAP_END,     /* ... and is complete: it replaces what came before */
+	SJ_SNAP_ABORT,   /* the snapshot begun before will never end: ignore it */
 };
 
 /* A string of a record: p NULL means absent.  Decoded strings point into
@@ -53,7 +57,8 @@ struct sj_rec {
 	double        submitted;    /* JOB */
 	double        started;      /* JOB, DISPATCH */
 	double        finished;     /* JOB, FINISH */
-	uint64_t      next_seq;     /* SNAPSHOT */
+	uint64_t      next_seq;     /* SNAPSHOT, SNAP_BEGIN */
+	uint64_t      records;      /* SNAP_END: records since SNAP_BEGIN */
 	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
 	                               absent in records written before it */
 	/* the job lifecycle (issue 13) */
@@ -90,6 +95,14 @@ void  sj_state_free(struct sj_state *);
 size_t sj_state_count(const struct sj_state *);
 uint64_t sj_state_next_seq(const struct sj_state *);
 uint64_t sj_state_ignored(const struct sj_state *);  /* records about unknown jobs */
+/* sj_state_short: snapshots with fewer records than their end said (only
+ * after --repair dropped some): ignored, unless nothing came before. */
+uint64_t sj_state_short(const struct sj_state *);
+/* sj_state_drop_torn: after the last record: a snapshot begun and never
+ * ended (a crash cut it short) is dropped, and the state stays what the
+ * records before it made.  True if there was one; *records: how many of
+ * its records were read. */
+bool  sj_state_drop_torn(struct sj_state *, uint64_t *records);
 /* After sj_state_each: jobs that were running, queued again / failed. */
 void  sj_state_running(const struct sj_state *, uint64_t *requeued, uint64_t *failed);
 

@@ -138,7 +138,7 @@ served_ids() {
 	start_durable
 	run timeout 20 "$JOBFS" -f --master-port 0 --worker-port 0 --data "$DATA"
 	[ "$status" = 5 ]
-	[[ "$output" == *"$DATA is in use by another jobfs (pid $DAEMON_PID)"* ]]
+	[[ "$output" == *"cannot use --data: $DATA is in use by another jobfs (pid $DAEMON_PID)"* ]]
 	# The first one goes on.
 	conn_open M
 	send M '{"action":"submit","id":"x","type":"t","body":1}'

@@ -4,6 +4,7 @@
  * a round trip through a real journal in a temporary directory.  TAP.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,48 @@ collect(void *ctx, const struct restore_req *q, bool was_running)
 	return 0;
 }
 
+/* snap_rec: a record of kind BEGIN (n: next_seq), END (n: records) or ABORT. */
+static struct sj_rec
+snap_rec(enum sj_kind kind, uint64_t n)
+{
+	struct sj_rec r;
+
+	memset(&r, 0, sizeof r);
+	r.kind = kind;
+	r.next_seq = kind == SJ_SNAP_BEGIN ? n : 0;
+	r.records = kind == SJ_SNAP_END ? n : 0;
+	return r;
+}
+
+/* has: the state holds a job of that key (and no other job than expected
+ * in count). */
+static bool
+has(struct sj_state *s, const char *key)
+{
+	struct seen seen;
+
+	memset(&seen, 0, sizeof seen);
+	sj_state_each(s, 100.0, collect, &seen);
+	for (int i = 0; i < seen.n; i++)
+		if (strcmp(seen.keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* append_rec: r into the journal, encoded. */
+static void
+append_rec(struct journal *j, const struct sj_rec *r)
+{
+	struct buf b = { 0 };
+	struct iovec iov;
+
+	sj_encode(r, &b);
+	iov.iov_base = buf_head(&b);
+	iov.iov_len = buf_used(&b);
+	journal_append(j, (uint8_t)r->kind, &iov, 1);
+	buf_free(&b);
+}
+
 static int
 replay_cb(void *ctx, uint8_t kind, const void *p, uint32_t len)
 {
@@ -107,7 +150,7 @@ main(void)
 	struct seen seen;
 	bool all;
 
-	plan(27);
+	plan(35);
 
 	/* 1-4: a whole job round-trips, absent strings stay absent. */
 	r = job_rec("k1", -5, 7, "{\"a\":1}");
@@ -380,6 +423,176 @@ main(void)
 		    "replay gives back the 666 jobs not forgotten (%zu)",
 		    sj_state_count(s));
 		ok(sj_state_next_seq(s) == 1000, "and the next sequence number");
+		if (j != NULL)
+			journal_close(j);
+		sj_state_free(s);
+		{
+			char cmd[300];
+
+			snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+			if (system(cmd) != 0)
+				diag("could not remove %s", dir);
+		}
+	}
+
+	/* 28: the snapshot's records round-trip; an abort has no payload. */
+	{
+		bool good = true;
+		enum sj_kind k[3] = { SJ_SNAP_BEGIN, SJ_SNAP_END, SJ_SNAP_ABORT };
+
+		for (int i = 0; i < 3; i++) {
+			r = snap_rec(k[i], 1ull << 33);
+			sj_encode(&r, &b);
+			good = good && sj_decode(k[i], buf_head(&b),
+			    (uint32_t)buf_used(&b), &d) == 0 &&
+			    d.next_seq == r.next_seq && d.records == r.records;
+			good = good && (buf_used(&b) == 0) == (k[i] == SJ_SNAP_ABORT);
+			buf_free(&b);
+		}
+		ok(good, "snapshot begin, end and abort round-trip");
+	}
+
+	/* 29-31: a snapshot counts only at its end. */
+	s = sj_state_new();
+	r = job_rec("a", 0, 1, "1");
+	apply(s, &r);
+	r = job_rec("b", 0, 2, "2");
+	apply(s, &r);
+	r = snap_rec(SJ_SNAP_BEGIN, 90);
+	apply(s, &r);
+	r = job_rec("a", 0, 1, "1");
+	apply(s, &r);
+	ok(sj_state_count(s) == 2 && has(s, "b") && sj_state_next_seq(s) == 3,
+	    "while a snapshot is read, the state is what came before it");
+	{
+		uint64_t n = 0;
+		bool dropped = sj_state_drop_torn(s, &n);
+
+		ok(dropped && n == 1 && sj_state_count(s) == 2 &&
+		    has(s, "a") && has(s, "b"),
+		    "a snapshot without its end (torn) is dropped: the jobs before "
+		    "it stay (%" PRIu64 " record of it read)", n);
+	}
+	r = snap_rec(SJ_SNAP_BEGIN, 90);
+	apply(s, &r);
+	r = job_rec("a", 0, 1, "1");
+	apply(s, &r);
+	r = snap_rec(SJ_SNAP_END, 1);
+	apply(s, &r);
+	ok(sj_state_count(s) == 1 && has(s, "a") && !has(s, "b") &&
+	    sj_state_next_seq(s) == 90 && sj_state_short(s) == 0,
+	    "a whole snapshot replaces the state: b, not in it, is gone");
+
+	/* 32: what follows the end, in the same segment, applies to it. */
+	r = job_rec("c", 0, 95, "3");
+	apply(s, &r);
+	memset(&r, 0, sizeof r);
+	r.kind = SJ_FINISH;
+	r.key = S("a");
+	r.state = JOB_CANCELLED;
+	apply(s, &r);
+	{
+		uint64_t n;
+
+		memset(&seen, 0, sizeof seen);
+		sj_state_each(s, 100.0, collect, &seen);
+		ok(!sj_state_drop_torn(s, &n) && seen.n == 2 &&
+		    seen.state[0] == JOB_CANCELLED && strcmp(seen.keys[1], "c") == 0 &&
+		    sj_state_next_seq(s) == 96,
+		    "records after a snapshot's end change the state it made");
+	}
+
+	/* 33: an abort drops the open snapshot; later records count. */
+	r = snap_rec(SJ_SNAP_BEGIN, 200);
+	apply(s, &r);
+	r = job_rec("x", 0, 150, "x");
+	apply(s, &r);
+	r = snap_rec(SJ_SNAP_ABORT, 0);
+	apply(s, &r);
+	r = job_rec("d", 0, 160, "4");
+	apply(s, &r);
+	{
+		uint64_t n;
+
+		ok(!sj_state_drop_torn(s, &n) && sj_state_count(s) == 3 &&
+		    has(s, "d") && !has(s, "x") && sj_state_next_seq(s) == 161,
+		    "an abort drops the snapshot begun before; what follows counts");
+	}
+
+	/* 34: a snapshot missing records (its end says 2, 1 was read) replaces
+	 * nothing that came before it; where nothing did, it is read. */
+	r = snap_rec(SJ_SNAP_BEGIN, 300);
+	apply(s, &r);
+	r = job_rec("y", 0, 250, "y");
+	apply(s, &r);
+	r = snap_rec(SJ_SNAP_END, 2);
+	apply(s, &r);
+	all = sj_state_count(s) == 3 && !has(s, "y") && sj_state_short(s) == 1;
+	sj_state_free(s);
+	s = sj_state_new();
+	r = snap_rec(SJ_SNAP_BEGIN, 300);
+	apply(s, &r);
+	r = job_rec("y", 0, 250, "y");
+	apply(s, &r);
+	r = snap_rec(SJ_SNAP_END, 2);
+	apply(s, &r);
+	ok(all && sj_state_count(s) == 1 && has(s, "y") && sj_state_short(s) == 1,
+	    "a snapshot missing records replaces no state; alone, it is read");
+	sj_state_free(s);
+
+	/* 35: through a real journal: old jobs, then a snapshot cut in its
+	 * middle (a crash while it was written): replay keeps the old jobs. */
+	{
+		char dir[] = "/tmp/test_sj.XXXXXX", err[256], seg[300];
+		struct journal_opts o = { .sync = JOURNAL_SYNC_ALWAYS };
+		struct ev_loop *loop = ev_default_loop(0);
+		struct journal_stats st;
+		struct journal *j;
+		uint64_t torn = 0, cut;
+		bool good = false;
+
+		if (mkdtemp(dir) == NULL)
+			return 1;
+		j = journal_open(loop, dir, &o, err, sizeof err);
+		if (j != NULL && journal_replay(j, NULL, NULL, NULL, err,
+		    sizeof err) == 0) {
+			for (int i = 0; i < 100; i++) {
+				char key[16];
+
+				snprintf(key, sizeof key, "old%d", i);
+				r = job_rec(key, 0, (uint32_t)i, "{\"old\":1}");
+				append_rec(j, &r);
+			}
+			journal_flush(j);
+			journal_stats(j, &st);
+			cut = st.cur_bytes;     /* where the snapshot starts */
+			r = snap_rec(SJ_SNAP_BEGIN, 100);
+			append_rec(j, &r);
+			for (int i = 0; i < 60; i++) {
+				char key[16];
+
+				snprintf(key, sizeof key, "old%d", i);
+				r = job_rec(key, 0, (uint32_t)i, "{\"old\":1}");
+				append_rec(j, &r);
+			}
+			r = snap_rec(SJ_SNAP_END, 60);
+			append_rec(j, &r);
+			journal_flush(j);
+			journal_stats(j, &st);
+			/* Cut it two thirds in, in the middle of a record. */
+			cut += (st.cur_bytes - cut) * 2 / 3;
+			snprintf(seg, sizeof seg, "%s/%016" PRIx64 ".log", dir,
+			    st.cur_segno);
+			good = journal_close(j) == 0 && truncate(seg, (off_t)cut) == 0;
+		}
+		s = sj_state_new();
+		j = good ? journal_open(loop, dir, &o, err, sizeof err) : NULL;
+		good = j != NULL && journal_replay(j, replay_cb, s, NULL, err,
+		    sizeof err) == 0 && sj_state_drop_torn(s, &torn) &&
+		    sj_state_count(s) == 100;
+		ok(good, "a snapshot cut in its middle on disk is ignored: the 100 "
+		    "jobs before it come back (%zu; %" PRIu64 " records of it read)",
+		    sj_state_count(s), torn);
 		if (j != NULL)
 			journal_close(j);
 		sj_state_free(s);
