@@ -633,9 +633,19 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	return j;
 }
 
+/* same_owner: a and b are the same submitter's (both none: no --auth, or
+ * the tree's). */
+static bool
+same_owner(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
 /*
  * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
- * job; BERR_FULL if it would pass --max-jobs or --max-memory.
+ * job, or a finished one of another owner (with --auth, an id is its
+ * owner's until retention drops the job: no one else takes it over);
+ * BERR_FULL if it would pass --max-jobs or --max-memory.
  */
 int
 broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
@@ -647,7 +657,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	if (b->store_err != 0)
 		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
-		if (!JOB_FINISHED(old))
+		if (!JOB_FINISHED(old) || !same_owner(old->owner, r->owner))
 			return BERR_ID_EXISTS;
 	}
 	if ((rc = life_check(b, r)) != BERR_OK)
