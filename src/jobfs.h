@@ -865,6 +865,7 @@ void    tls_reload(struct server *);
 void    tls_server_free(struct server *);
 int     tls_conn_new(struct conn *);
 void    tls_conn_free(struct conn *);
+void    tls_refuse(int fd, const char *code);
 ssize_t conn_sock_read(struct conn *, void *, size_t);
 ssize_t conn_sock_write(struct conn *, const void *, size_t);
 bool    tls_pending(const struct conn *);
@@ -996,7 +997,7 @@ bool conn_backlogged(const struct conn *);
 bool conn_defer_ending(struct conn *, struct job *);
 void conn_drop(struct conn *, bool discard, const char *why, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void conn_refuse(int fd, const char *code, const char *reason);
+void conn_refuse(struct server *, int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
 
@@ -1084,6 +1085,7 @@ struct options {
 	double      auth_timeout;   /* seconds to authenticate */
 	unsigned    max_unauth_frames; /* frames before auth */
 	const char *tls_cert, *tls_key, *tls_ca;
+	double      tls_handshake_timeout; /* seconds to finish the handshake; 0: none */
 	bool        group_set;      /* --group or -o group=: the tree's group */
 	gid_t       group_gid;
 	double      dead_keep;      /* --dead-keep seconds */
@@ -1152,6 +1154,7 @@ struct server {
 	uint64_t          auth_failures, refused_protected, refused_per_addr, refused_unauth;
 	uint64_t          dropped_unauthed; /* timed out or over --max-unauth-frames */
 	struct tls_server *tls;           /* NULL: plain TCP */
+	uint64_t          tls_handshake_timeouts; /* closed by --tls-handshake-timeout */
 };
 
 int  server_start(struct server *, const struct options *);
