@@ -19,7 +19,6 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
 #define ACCEPT_DELAY_MAX 1.0
-#define REFUSE_LOG_EVERY 10.0   /* seconds between logs of refusals */
 
 static void
 accept_watchers(struct server *srv, bool on)
@@ -45,20 +44,16 @@ accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	accept_watchers(srv, true);
 }
 
-/* refused_log: log a refusal at most once per REFUSE_LOG_EVERY seconds,
+/* refused_log: log a refusal at most once per log_interval() seconds,
  * with the count since the last line. */
 static void
 refused_log(struct server *srv, const char *what)
 {
-	double now = ev_now(srv->loop);
-
-	srv->emfile_shed++;
-	if (srv->emfile_logged != 0 && now - srv->emfile_logged < REFUSE_LOG_EVERY)
+	if (!log_limit_take(&srv->refused_log, ev_now(srv->loop), 1))
 		return;
 	log_warn("%s: %" PRIu64 " connection(s) refused since the last such line",
-	    what, srv->emfile_shed);
-	srv->emfile_logged = now;
-	srv->emfile_shed = 0;
+	    what, srv->refused_log.missed + 1);
+	srv->refused_log.missed = 0;
 }
 
 /*
