@@ -1547,8 +1547,9 @@ on_accepted(void *ctx, struct job *j, int berr)
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, job_idjson(j));
 	} else if (berr == BERR_ID_EXISTS)
-		conn_send_error(c, "id_exists", job_idjson(j),
-		    "id %s is in use by an unfinished job", job_idjson(j));
+		conn_send_error(c, "id_exists", job_idjson(j), "id %s is in use by "
+		    "an unfinished job%s", job_idjson(j),
+		    auth_enabled() ? ", or by another name's finished one" : "");
 	else
 		conn_send_error(c, "unavailable", job_idjson(j), "%s", srv->broker.err_detail);
 }
