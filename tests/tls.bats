@@ -159,6 +159,9 @@ start_tls_daemon() {
 
 @test "every handshake has a deadline: peers that stall it (nothing sent, half a ClientHello) are closed" {
 	start_tls_daemon --tls-handshake-timeout 2
+	conn_open M
+	send M '{"type":"ping"}'
+	wait_lines M 1
 	mkdir -p "$BATS_TEST_TMPDIR/none" "$BATS_TEST_TMPDIR/half"
 	# Each helper ends once the daemon has closed all its connections.
 	bg python3 "$TLS_PEER" stall "$JOBFS_MASTER_PORT" 5 none "$BATS_TEST_TMPDIR/none"
@@ -169,6 +172,10 @@ start_tls_daemon() {
 	[ "$(cat "$BATS_TEST_TMPDIR/half/open")" = 0 ]
 	[ "$(daemon_stat .tls_handshake_timeouts)" = 10 ]
 	[ "$(grep -c 'TLS handshake not finished in time' "$DAEMON_LOG")" = 10 ]
+	# A connection whose handshake finished is not bound by the deadline.
+	send M '{"type":"ping"}'
+	wait_lines M 2
+	conn_alive M
 	assert_daemon_healthy
 }
 
