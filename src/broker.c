@@ -2474,15 +2474,25 @@ fail_log_flush(struct broker *b, struct jtype *t)
 		fail_log_summary(b, t->fail_log);
 }
 
-/* log_failed_attempt: attempt n of j failed with error (JSON text); then
- * says what comes next.  Logged, or counted for its type's summary. */
+/*
+ * log_failed_attempt: attempt n of j failed with error (JSON text, as the
+ * worker wrote it: its first 100 bytes, line breaks and other controls
+ * made spaces, so that it cannot forge log lines); then says what comes
+ * next.  Logged, or counted for its type's summary.
+ */
 static void
 log_failed_attempt(struct broker *b, struct job *j, unsigned n,
     const char *error, const char *then)
 {
 	struct fail_log *f = j->type->fail_log;
-	double now = ev_now(b->loop);
+	ev_timer *t = &b->fail_log_timer;
+	double now = ev_now(b->loop), left;
+	char e[101];
+	size_t i;
 
+	for (i = 0; i < sizeof e - 1 && error[i] != '\0'; i++)
+		e[i] = (unsigned char)error[i] < 0x20 ? ' ' : error[i];
+	e[i] = '\0';
 	if (f == NULL) {
 		f = j->type->fail_log = xcalloc(1, sizeof *f);
 		f->type = j->type;
@@ -2490,17 +2500,18 @@ log_failed_attempt(struct broker *b, struct job *j, unsigned n,
 	if (f->lim.missed > 0 && now - f->lim.start >= log_interval())
 		fail_log_summary(b, f);   /* its window is over: before the next */
 	if (log_limit_take(&f->lim, now, FAIL_LOG_BURST)) {
-		log_info("job %s: attempt %u failed: %.100s: %s", j->key, n, error, then);
+		log_info("job %s: attempt %u failed: %s: %s", j->key, n, e, then);
 		return;
 	}
-	snprintf(f->last, sizeof f->last, "job %.60s attempt %u: %.100s", j->key,
-	    n, error);
+	snprintf(f->last, sizeof f->last, "job %.60s attempt %u: %s", j->key, n, e);
 	if (f->lim.missed > 1)
 		return;
 	TAILQ_INSERT_TAIL(&b->fail_logs, f, entry);
-	if (!ev_is_active(&b->fail_log_timer)) {
-		ev_timer_set(&b->fail_log_timer, f->lim.start + log_interval() - now, 0.);
-		ev_timer_start(b->loop, &b->fail_log_timer);
+	left = f->lim.start + log_interval() - now;
+	if (!ev_is_active(t) || ev_timer_remaining(b->loop, t) > left) {
+		ev_timer_stop(b->loop, t);
+		ev_timer_set(t, left, 0.);
+		ev_timer_start(b->loop, t);
 	}
 }
 
