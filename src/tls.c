@@ -220,7 +220,7 @@ tls_conn_free(struct conn *c)
 }
 
 /*
- * tls_check_peer: once the handshake is done (its deadline passed): with
+ * tls_check_peer: once the handshake is done (its deadline lifted): with
  * --auth, a verified client certificate whose subject CN is a name in the
  * token file makes the connection that name's, as its token would.
  */
