@@ -157,21 +157,22 @@ start_tls_daemon() {
 	assert_daemon_healthy
 }
 
-@test "every handshake has a deadline: peers that stall it (nothing sent, half a ClientHello) are closed" {
+@test "every handshake has a deadline: peers that stall it (nothing sent, half a ClientHello, a trickle) are closed" {
 	start_tls_daemon --tls-handshake-timeout 2
 	conn_open M
 	send M '{"type":"ping"}'
 	wait_lines M 1
-	mkdir -p "$BATS_TEST_TMPDIR/none" "$BATS_TEST_TMPDIR/half"
 	# Each helper ends once the daemon has closed all its connections.
-	bg python3 "$TLS_PEER" stall "$JOBFS_MASTER_PORT" 5 none "$BATS_TEST_TMPDIR/none"
-	bg python3 "$TLS_PEER" stall "$JOBFS_WORKER_PORT" 5 half "$BATS_TEST_TMPDIR/half"
-	wait_until 60 test -s "$BATS_TEST_TMPDIR/none/open"
-	wait_until 60 test -s "$BATS_TEST_TMPDIR/half/open"
-	[ "$(cat "$BATS_TEST_TMPDIR/none/open")" = 0 ]
-	[ "$(cat "$BATS_TEST_TMPDIR/half/open")" = 0 ]
-	[ "$(daemon_stat .tls_handshake_timeouts)" = 10 ]
-	[ "$(grep -c 'TLS handshake not finished in time' "$DAEMON_LOG")" = 10 ]
+	for how in none half trickle; do
+		mkdir -p "$BATS_TEST_TMPDIR/$how"
+		bg python3 "$TLS_PEER" stall "$JOBFS_MASTER_PORT" 4 "$how" "$BATS_TEST_TMPDIR/$how"
+	done
+	for how in none half trickle; do
+		wait_until 60 test -s "$BATS_TEST_TMPDIR/$how/open"
+		[ "$(cat "$BATS_TEST_TMPDIR/$how/open")" = 0 ]
+	done
+	[ "$(daemon_stat .tls_handshake_timeouts)" = 12 ]
+	[ "$(grep -c 'TLS handshake not finished in time' "$DAEMON_LOG")" = 12 ]
 	# A connection whose handshake finished is not bound by the deadline.
 	send M '{"type":"ping"}'
 	wait_lines M 2

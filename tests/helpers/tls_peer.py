@@ -4,8 +4,9 @@ outside client.
 
   stall PORT N HOW DIR
       Open N connections to PORT and stall their handshakes: HOW is
-      "none" (send nothing) or "half" (send the first half of a real
-      ClientHello).  Write DIR/ready once all are open, then wait, reading,
+      "none" (send nothing), "half" (send the first half of a real
+      ClientHello) or "trickle" (send it a byte every 200 ms, never all
+      of it).  Write DIR/ready once all are open, then wait, reading,
       until the daemon has closed every one (EOF or reset) or DIR/go
       exists; write to DIR/open how many the daemon left open, and exit.
   connect PORT CA [CERT KEY]
@@ -46,6 +47,7 @@ def stall(port, n, how, d):
     with open(os.path.join(d, "ready"), "w") as f:
         f.write("%d\n" % len(socks))
     go = os.path.join(d, "go")
+    sent, last = 0, time.monotonic()
     while socks and not os.path.exists(go):
         readable, _, _ = select.select(socks, [], [], 0.1)
         for s in readable:
@@ -56,6 +58,13 @@ def stall(port, n, how, d):
             if not data:
                 socks.remove(s)
                 s.close()
+        if how == "trickle" and time.monotonic() - last >= 0.2 and sent < len(hello) - 1:
+            for s in socks:
+                try:
+                    s.send(hello[sent:sent + 1])
+                except OSError:
+                    pass
+            sent, last = sent + 1, time.monotonic()
     with open(os.path.join(d, "open"), "w") as f:
         f.write("%d\n" % len(socks))
 
