@@ -63,6 +63,9 @@ static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 static void job_forget(struct broker *, struct job *);
 static void shared_unrun(struct broker *, struct job *);
+static void fail_log_summary(struct broker *, struct fail_log *);
+static void fail_log_flush(struct broker *, struct jtype *);
+static void fail_log_cb(struct ev_loop *, ev_timer *, int);
 
 static const char *const state_names[] = {
 	"queued", "running", "done", "failed", "cancelled", "timeout",
@@ -269,6 +272,7 @@ broker_type_unref(struct broker *b, struct jtype *t)
 		return;
 	HASH_DEL(b->types, t);
 	emit_type_removed(b, t);
+	fail_log_flush(b, t);
 	type_free(t);
 }
 
@@ -285,6 +289,7 @@ type_free(struct jtype *t)
 		free(tg);
 	}
 	heap_free(&t->queue);
+	free(t->fail_log);
 	free(t->name);
 	free(t);
 }
@@ -633,9 +638,19 @@ job_alloc(struct broker *b, const struct submit_req *r)
 	return j;
 }
 
+/* same_owner: a and b are the same submitter's (both none: no --auth, or
+ * the tree's). */
+static bool
+same_owner(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
 /*
  * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
- * job; BERR_FULL if it would pass --max-jobs or --max-memory.
+ * job, or a finished one of another owner (with --auth, an id is its
+ * owner's until retention drops the job: no one else takes it over);
+ * BERR_FULL if it would pass --max-jobs or --max-memory.
  */
 int
 broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
@@ -647,7 +662,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	if (b->store_err != 0)
 		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
-		if (!JOB_FINISHED(old))
+		if (!JOB_FINISHED(old) || !same_owner(old->owner, r->owner))
 			return BERR_ID_EXISTS;
 	}
 	if ((rc = life_check(b, r)) != BERR_OK)
@@ -1588,6 +1603,9 @@ broker_shutdown(struct broker *b)
 
 	ev_timer_stop(b->loop, &b->retention);
 	ev_timer_stop(b->loop, &b->delay_timer);
+	ev_timer_stop(b->loop, &b->fail_log_timer);
+	while (!TAILQ_EMPTY(&b->fail_logs))   /* what was counted, said */
+		fail_log_summary(b, TAILQ_FIRST(&b->fail_logs));
 	delay_free(&b->delays);
 	deps_free(b);
 	while ((j = jobtab_next(&b->jobs, &pos)) != NULL) {
@@ -1924,6 +1942,9 @@ broker_life_init(struct broker *b, double dead_keep, size_t dead_max)
 		TAILQ_INIT(&b->dead);
 		ev_init(&b->delay_timer, delay_cb);
 		b->delay_timer.data = b;
+		TAILQ_INIT(&b->fail_logs);
+		ev_init(&b->fail_log_timer, fail_log_cb);
+		b->fail_log_timer.data = b;
 	}
 }
 
@@ -2396,6 +2417,105 @@ life_submit(struct broker *b, struct job *j, const struct submit_req *r)
 /* ------------------------------------------------ failures and retries */
 
 /*
+ * The failures' log.  A flood of failing jobs must not flood the log: a
+ * type's first FAIL_LOG_BURST failed attempts of a window of
+ * log_interval() seconds are logged one by one, the rest only counted;
+ * when the window is over (fail_log_cb, or the type's next failure, or
+ * the type going) one line says how many more failed, and the last one.
+ */
+#define FAIL_LOG_BURST 5
+
+struct fail_log {
+	struct log_limit      lim;
+	struct jtype         *type;
+	TAILQ_ENTRY(fail_log) entry;      /* on b->fail_logs while lim.missed > 0 */
+	char                  last[192];  /* the last one counted: job and error */
+};
+
+/* fail_log_summary: the one line for the failures f counted. */
+static void
+fail_log_summary(struct broker *b, struct fail_log *f)
+{
+	log_info("type %s: %" PRIu64 " more failed attempt(s) in the last %g s "
+	    "(last: %s)", f->type->name, f->lim.missed, log_interval(), f->last);
+	f->lim.missed = 0;
+	TAILQ_REMOVE(&b->fail_logs, f, entry);
+}
+
+/* fail_log_cb: the summaries of the windows that are over; the timer is
+ * set again for the first window still open. */
+static void
+fail_log_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+	struct fail_log *f, *next;
+	double now = ev_now(loop), end, first = 0;
+
+	(void)revents;
+	for (f = TAILQ_FIRST(&b->fail_logs); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		end = f->lim.start + log_interval();
+		if (end <= now + 0.001)
+			fail_log_summary(b, f);
+		else if (first == 0 || end < first)
+			first = end;
+	}
+	if (first > 0) {
+		ev_timer_set(w, first - now, 0.);
+		ev_timer_start(loop, w);
+	}
+}
+
+/* fail_log_flush: t goes (or the daemon does): its summary now. */
+static void
+fail_log_flush(struct broker *b, struct jtype *t)
+{
+	if (t->fail_log != NULL && t->fail_log->lim.missed > 0)
+		fail_log_summary(b, t->fail_log);
+}
+
+/*
+ * log_failed_attempt: attempt n of j failed with error (JSON text, as the
+ * worker wrote it: its first 100 bytes, line breaks and other controls
+ * made spaces, so that it cannot forge log lines); then says what comes
+ * next.  Logged, or counted for its type's summary.
+ */
+static void
+log_failed_attempt(struct broker *b, struct job *j, unsigned n,
+    const char *error, const char *then)
+{
+	struct fail_log *f = j->type->fail_log;
+	ev_timer *t = &b->fail_log_timer;
+	double now = ev_now(b->loop), left;
+	char e[101];
+	size_t i;
+
+	for (i = 0; i < sizeof e - 1 && error[i] != '\0'; i++)
+		e[i] = (unsigned char)error[i] < 0x20 ? ' ' : error[i];
+	e[i] = '\0';
+	if (f == NULL) {
+		f = j->type->fail_log = xcalloc(1, sizeof *f);
+		f->type = j->type;
+	}
+	if (f->lim.missed > 0 && now - f->lim.start >= log_interval())
+		fail_log_summary(b, f);   /* its window is over: before the next */
+	if (log_limit_take(&f->lim, now, FAIL_LOG_BURST)) {
+		log_info("job %s: attempt %u failed: %s: %s", j->key, n, e, then);
+		return;
+	}
+	snprintf(f->last, sizeof f->last, "job %.60s attempt %u: %s", j->key, n, e);
+	if (f->lim.missed > 1)
+		return;
+	TAILQ_INSERT_TAIL(&b->fail_logs, f, entry);
+	left = f->lim.start + log_interval() - now;
+	if (!ev_is_active(t) || ev_timer_remaining(b->loop, t) > left) {
+		ev_timer_stop(b->loop, t);
+		ev_timer_set(t, left, 0.);
+		ev_timer_start(b->loop, t);
+	}
+}
+
+/*
  * life_failed_attempt: the attempt under way failed (error: JSON text):
  * retried after its backoff while it has retries left, else the job fails
  * (the dead set).  j is off its worker already (state still running).
@@ -2405,6 +2525,7 @@ life_failed_attempt(struct broker *b, struct job *j, const char *error)
 {
 	struct job_life *L = life_get(j);
 	int32_t retries = job_retries(j);
+	char then[64];
 	double wait;
 
 	life_attempt_end(j, error, now_wall());
@@ -2412,14 +2533,15 @@ life_failed_attempt(struct broker *b, struct job *j, const char *error)
 	L->error = xstrdup(error);
 	L->failures++;
 	if (L->failures > (unsigned)(retries > 0 ? retries : 0)) {
-		log_info("job %s: attempt %u failed: no retries left", j->key, L->failures);
+		log_failed_attempt(b, j, L->failures, error, "no retries left");
 		emit_job_changed(b, j);   /* its attempts and error, for the store */
 		job_finish(b, j, JOB_FAILED);
 		return;
 	}
 	wait = backoff_ms(j, L->failures);
-	log_info("job %s: attempt %u failed: retry %u of %d in %.0f ms", j->key,
-	    L->failures, L->failures, retries, wait);
+	snprintf(then, sizeof then, "retry %u of %d in %.0f ms", L->failures,
+	    retries, wait);
+	log_failed_attempt(b, j, L->failures, error, then);
 	L->due = now_wall() + wait / 1000.0;
 	j->state = JOB_QUEUED;
 	j->type->nretried++;
@@ -2437,7 +2559,7 @@ life_retry_on_loss(struct broker *b, struct job *j, struct worker *w)
 		life_attempt_end(j, "\"worker lost\"", now_wall());
 		return false;
 	}
-	log_info("job %s: worker %s lost it", j->key, w->name);
+	(void)w;   /* its failed attempt's line says "worker lost" */
 	life_failed_attempt(b, j, "\"worker lost\"");
 	return true;
 }

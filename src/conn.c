@@ -354,15 +354,19 @@ conn_drop(struct conn *c, bool discard, const char *why, const char *code,
  * conn_refuse: one error frame to a socket that gets no connection (over
  * --max-conns, out of descriptors), then close it.  A fresh socket's send
  * buffer is empty, so the one non-blocking write takes the whole frame.
+ * On a TLS port the client could not read a plain frame: it gets a TLS
+ * alert instead (tls_refuse), and the log says why.
  */
 void
-conn_refuse(int fd, const char *code, const char *reason)
+conn_refuse(struct server *srv, int fd, const char *code, const char *reason)
 {
 	char frame[512];
 	int n = snprintf(frame + FRAME_HEADER, sizeof frame - FRAME_HEADER,
 	    "{\"error\":\"%s\",\"reason\":\"%s\"}", code, reason);
 
-	if (n > 0 && (size_t)n < sizeof frame - FRAME_HEADER) {
+	if (srv->tls != NULL)
+		tls_refuse(fd, code);
+	else if (n > 0 && (size_t)n < sizeof frame - FRAME_HEADER) {
 		frame_put_len(frame, (uint32_t)n);
 		if (write(fd, frame, FRAME_HEADER + (size_t)n) < 0)
 			(void)0;  /* the peer is refused either way */

@@ -130,6 +130,7 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 	unsigned char addr[16];
 	SSL *ssl;
 	long v;
+	int alert;
 
 	if (ctx == NULL)
 		return -1;
@@ -150,13 +151,21 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 	errno = 0;
 	if (SSL_connect(ssl) != 1) {
 		v = SSL_get_verify_result(ssl);
+		alert = ERR_GET_REASON(ERR_peek_error());
 		if (v != X509_V_OK)
 			snprintf(err, errlen, "TLS handshake with %s failed: the "
 			    "daemon's certificate: %s", ctl->host,
 			    X509_verify_cert_error_string(v));
 		else
 			snprintf(err, errlen, "TLS handshake with %s failed: %s "
-			    "(does that port serve TLS?)", ctl->host, tls_error());
+			    "(%s)", ctl->host, tls_error(),
+			    /* the alerts of a daemon that refuses a connection */
+			    alert == SSL_R_TLSV1_ALERT_INTERNAL_ERROR ? "the daemon "
+			    "refused the connection: too many connections, its log "
+			    "says which limit" : alert == SSL_R_TLSV1_ALERT_ACCESS_DENIED ?
+			    "the daemon refused the connection: it serves this "
+			    "address only with --auth or --insecure" :
+			    "does that port serve TLS?");
 		SSL_free(ssl);
 		return -1;
 	}

@@ -102,6 +102,20 @@ void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 #define log_info(...)  log_msg(LVL_INFO, __VA_ARGS__)
 #define log_debug(...) do { if (log_level() >= LVL_DEBUG) log_msg(LVL_DEBUG, __VA_ARGS__); } while (0)
 
+/*
+ * A kind of line that may come in floods (a refused connection, a failed
+ * attempt) goes through a struct log_limit: the first `burst` lines of
+ * each window of log_interval() seconds are logged, the others only
+ * counted, and the caller logs that count in one summary line.
+ */
+struct log_limit {
+	double   start;   /* when the window began; 0: none yet */
+	unsigned logged;  /* lines logged in it */
+	uint64_t missed;  /* lines counted, not logged, since the last summary */
+};
+double log_interval(void);   /* 10 s; tests: $JOBFS_LOG_INTERVAL */
+bool   log_limit_take(struct log_limit *, double now, unsigned burst);
+
 /* ----------------------------------------------------------------- frame.c */
 
 /* The wire framing: a 4-byte big-endian length, then that many bytes. */
@@ -385,6 +399,7 @@ struct jtype {
 	int64_t        backoff_ms;    /* default base backoff; 0: LIFE_BACKOFF_MS */
 	struct job_list dead;         /* its dead jobs, oldest first (life->type_dead) */
 	uint64_t       ndead, ndelayed, nwaiting, nretried, nkicked;
+	struct fail_log *fail_log;    /* its failed attempts' log lines; NULL: none yet */
 };
 
 /* What a submitter asks for; broker_submit() copies what it keeps. */
@@ -574,6 +589,8 @@ struct broker {
 	struct dep        *deps;         /* waiting jobs, by the key they wait for */
 	char               err_detail[ID_MAX + 64];  /* of the last BERR_* */
 	size_t             npaused;      /* paused types */
+	TAILQ_HEAD(, fail_log) fail_logs; /* types with failures counted, not logged */
+	ev_timer           fail_log_timer; /* the end of their windows */
 	/* cluster mode (issue 11) */
 	struct broker_backend {
 		void *ctx;
@@ -865,6 +882,7 @@ void    tls_reload(struct server *);
 void    tls_server_free(struct server *);
 int     tls_conn_new(struct conn *);
 void    tls_conn_free(struct conn *);
+void    tls_refuse(int fd, const char *code);
 ssize_t conn_sock_read(struct conn *, void *, size_t);
 ssize_t conn_sock_write(struct conn *, const void *, size_t);
 bool    tls_pending(const struct conn *);
@@ -996,7 +1014,7 @@ bool conn_backlogged(const struct conn *);
 bool conn_defer_ending(struct conn *, struct job *);
 void conn_drop(struct conn *, bool discard, const char *why, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void conn_refuse(int fd, const char *code, const char *reason);
+void conn_refuse(struct server *, int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
 
@@ -1084,6 +1102,7 @@ struct options {
 	double      auth_timeout;   /* seconds to authenticate */
 	unsigned    max_unauth_frames; /* frames before auth */
 	const char *tls_cert, *tls_key, *tls_ca;
+	double      tls_handshake_timeout; /* seconds to finish the handshake; 0: none */
 	bool        group_set;      /* --group or -o group=: the tree's group */
 	gid_t       group_gid;
 	double      dead_keep;      /* --dead-keep seconds */
@@ -1120,8 +1139,7 @@ struct server {
 	ev_io             master_io, worker_io;
 	ev_timer          accept_backoff; /* accepting paused: out of descriptors */
 	double            accept_delay;   /* the next pause, seconds */
-	double            emfile_logged;  /* when "too many open files" was last logged */
-	uint64_t          emfile_shed;    /* connections shed since then */
+	struct log_limit  refused_log;    /* lines of refused connections */
 	int               spare_fd;       /* /dev/null, closed to shed at EMFILE */
 	size_t            in_total;       /* sum of conn->in_counted */
 	ev_signal         sigint, sigterm;
@@ -1152,6 +1170,7 @@ struct server {
 	uint64_t          auth_failures, refused_protected, refused_per_addr, refused_unauth;
 	uint64_t          dropped_unauthed; /* timed out or over --max-unauth-frames */
 	struct tls_server *tls;           /* NULL: plain TCP */
+	uint64_t          tls_handshake_timeouts; /* closed by --tls-handshake-timeout */
 };
 
 int  server_start(struct server *, const struct options *);

@@ -10,8 +10,11 @@
 
 #include "jobfs.h"
 
-static int  log_threshold = LVL_INFO;
-static bool log_syslog;
+#define LOG_INTERVAL 10.0    /* seconds: the window of a struct log_limit */
+
+static int    log_threshold = LVL_INFO;
+static bool   log_syslog;
+static double log_window = LOG_INTERVAL;
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -19,8 +22,39 @@ static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 void
 log_init(int level, bool to_syslog)
 {
+	const char *w = getenv("JOBFS_LOG_INTERVAL");  /* tests: short windows */
+
 	log_threshold = level;
 	log_set_syslog(to_syslog);
+	if (w != NULL && strtod(w, NULL) > 0)
+		log_window = strtod(w, NULL);
+}
+
+/* log_interval: the seconds of a struct log_limit's window. */
+double
+log_interval(void)
+{
+	return log_window;
+}
+
+/*
+ * log_limit_take: a line of l's kind is due at now: true to log it (one
+ * of the first burst of its window), false if it only counts (missed).
+ * A window begins with the first line after the last one ended.
+ */
+bool
+log_limit_take(struct log_limit *l, double now, unsigned burst)
+{
+	if (l->start == 0 || now - l->start >= log_window) {
+		l->start = now;
+		l->logged = 0;
+	}
+	if (l->logged < burst) {
+		l->logged++;
+		return true;
+	}
+	l->missed++;
+	return false;
 }
 
 void

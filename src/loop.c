@@ -19,7 +19,6 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_DELAY_MIN 0.1    /* seconds accepting pauses when out of fds */
 #define ACCEPT_DELAY_MAX 1.0
-#define REFUSE_LOG_EVERY 10.0   /* seconds between logs of refusals */
 
 static void
 accept_watchers(struct server *srv, bool on)
@@ -45,20 +44,16 @@ accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	accept_watchers(srv, true);
 }
 
-/* refused_log: log a refusal at most once per REFUSE_LOG_EVERY seconds,
+/* refused_log: log a refusal at most once per log_interval() seconds,
  * with the count since the last line. */
 static void
 refused_log(struct server *srv, const char *what)
 {
-	double now = ev_now(srv->loop);
-
-	srv->emfile_shed++;
-	if (srv->emfile_logged != 0 && now - srv->emfile_logged < REFUSE_LOG_EVERY)
+	if (!log_limit_take(&srv->refused_log, ev_now(srv->loop), 1))
 		return;
 	log_warn("%s: %" PRIu64 " connection(s) refused since the last such line",
-	    what, srv->emfile_shed);
-	srv->emfile_logged = now;
-	srv->emfile_shed = 0;
+	    what, srv->refused_log.missed + 1);
+	srv->refused_log.missed = 0;
 }
 
 /*
@@ -78,7 +73,7 @@ accept_out_of_fds(struct server *srv, ev_io *w, int err)
 		srv->spare_fd = -1;
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0)
-			conn_refuse(fd, "full", "too many open files");
+			conn_refuse(srv, fd, "full", "too many open files");
 		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	srv->refused_conns++;
@@ -115,7 +110,7 @@ accept_allowed(struct server *srv, int fd)
 	if (!loopback && !auth_enabled() && !srv->opt.insecure &&
 	    srv->opt.tls_ca == NULL) {
 		srv->refused_protected++;
-		conn_refuse(fd, "auth_required", "jobfs serves only loopback peers "
+		conn_refuse(srv, fd, "auth_required", "jobfs serves only loopback peers "
 		    "without tokens: start it with --auth FILE (tokens) or "
 		    "--insecure (anyone who can reach the port may do anything)");
 		refused_log(srv, "protected mode: a non-loopback peer without --auth");
@@ -125,7 +120,7 @@ accept_allowed(struct server *srv, int fd)
 		per_addr = loopback ? 0 : CONNS_PER_ADDR_DEFAULT;
 	if (per_addr > 0 && auth_peer_count(addr) >= per_addr) {
 		srv->refused_per_addr++;
-		conn_refuse(fd, "full", "too many connections from this address "
+		conn_refuse(srv, fd, "full", "too many connections from this address "
 		    "(--max-conns-per-addr)");
 		refused_log(srv, "over --max-conns-per-addr");
 		return false;
@@ -162,7 +157,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		srv->accept_delay = ACCEPT_DELAY_MIN;
 		if (srv->nconns >= srv->opt.max_conns) {
 			srv->refused_conns++;
-			conn_refuse(fd, "full", "too many connections (--max-conns)");
+			conn_refuse(srv, fd, "full", "too many connections (--max-conns)");
 			refused_log(srv, "over --max-conns");
 			continue;
 		}
@@ -442,6 +437,9 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 		json_object_set_new(o, "refused_unauthenticated", json_integer((json_int_t)srv->refused_unauth));
 		json_object_set_new(o, "dropped_unauthenticated", json_integer((json_int_t)srv->dropped_unauthed));
 	}
+	if (srv->tls != NULL)
+		json_object_set_new(o, "tls_handshake_timeouts",
+		    json_integer((json_int_t)srv->tls_handshake_timeouts));
 	/* the job lifecycle (issue 13) */
 	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "retried", (json_int_t)s->retried, "dead", (json_int_t)srv->broker.ndead,

@@ -65,6 +65,8 @@ usage(FILE *f)
 	    "  --tls-cert FILE      serve both ports over TLS with this certificate (PEM)\n"
 	    "  --tls-key FILE       and this private key\n"
 	    "  --tls-ca FILE        ask for client certificates signed by these CAs\n"
+	    "  --tls-handshake-timeout SECONDS  time to finish the TLS handshake;\n"
+	    "                       0: none (default 10)\n"
 	    "  --group NAME         the tree: NAME's members submit and read, others nothing\n"
 	    "  -f                   stay in the foreground\n"
 	    "  -o OPTS              FUSE mount options (allow_other, ...)\n"
@@ -175,7 +177,8 @@ parse_options(int argc, char **argv, struct options *o)
 	enum { O_MPORT = 256, O_WPORT, O_LISTEN, O_MAXFRAME, O_KEEP, O_KEEPMAX,
 	    O_MAXJOBS, O_MAXMEM, O_MAXCONNS, O_MAXINPUT, O_FRAMETIMEOUT, O_DATADIR,
 	    O_SYNCMODE, O_REPAIR, O_AUTH, O_INSECURE, O_PERADDR, O_MAXUNAUTH,
-	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_GROUP,
+	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSTIMEOUT,
+	    O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
 	    O_HTTPIDLE, O_REDIS, O_REDISPREFIX, O_REDISLEASE };
 	static const struct option longopts[] = {
@@ -210,6 +213,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "tls-cert",    required_argument, NULL, O_TLSCERT },
 		{ "tls-key",     required_argument, NULL, O_TLSKEY },
 		{ "tls-ca",      required_argument, NULL, O_TLSCA },
+		{ "tls-handshake-timeout", required_argument, NULL, O_TLSTIMEOUT },
 		{ "group",       required_argument, NULL, O_GROUP },
 		{ "dead-keep",   required_argument, NULL, O_DEADKEEP },
 		{ "dead-max",    required_argument, NULL, O_DEADMAX },
@@ -243,6 +247,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_unauth = 64;
 	o->auth_timeout = 10;
 	o->max_unauth_frames = 8;
+	o->tls_handshake_timeout = 10;
 	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
 	while ((ch = getopt_long(argc, argv, "fo:vqVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -294,6 +299,10 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_TLSCERT:  o->tls_cert = optarg; break;
 		case O_TLSKEY:   o->tls_key = optarg; break;
 		case O_TLSCA:    o->tls_ca = optarg; break;
+		case O_TLSTIMEOUT:
+			o->tls_handshake_timeout = parse_num(optarg, "--tls-handshake-timeout",
+			    0, 86400);
+			break;
 		case O_GROUP:    parse_group(optarg, o); break;
 		case 'f': o->foreground = true; break;
 		case 'o': o->mount_opts = optarg; break;

@@ -510,8 +510,11 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
 		return;
 	case BERR_ID_EXISTS:
-		conn_send_error(c, "id_exists", ctx->idjson,
-		    "id %s is in use by an unfinished job", ctx->idjson);
+		/* With --auth, it may be another name's finished job: the
+		 * reason says no more than that the id is taken. */
+		conn_send_error(c, "id_exists", ctx->idjson, "id %s is in use by an "
+		    "unfinished job%s", ctx->idjson,
+		    auth_enabled() ? ", or by another name's finished one" : "");
 		return;
 	case BERR_UNAVAILABLE:
 		conn_send_error(c, "unavailable", ctx->idjson, "%s", broker_store_reason(b));
@@ -1544,8 +1547,9 @@ on_accepted(void *ctx, struct job *j, int berr)
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, job_idjson(j));
 	} else if (berr == BERR_ID_EXISTS)
-		conn_send_error(c, "id_exists", job_idjson(j),
-		    "id %s is in use by an unfinished job", job_idjson(j));
+		conn_send_error(c, "id_exists", job_idjson(j), "id %s is in use by "
+		    "an unfinished job%s", job_idjson(j),
+		    auth_enabled() ? ", or by another name's finished one" : "");
 	else
 		conn_send_error(c, "unavailable", job_idjson(j), "%s", srv->broker.err_detail);
 }

@@ -441,7 +441,8 @@ local function f_submit(args)
 		if j then
 			if j.src == src then
 				verdict = 'ok'
-			elseif not finished(j.st) then
+			elseif not finished(j.st) or (j.ow or '') ~= ow then
+				-- unfinished, or another owner's (--auth): not taken over
 				verdict = 'exists'
 			else
 				drop(key, j)

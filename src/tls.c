@@ -17,7 +17,15 @@
  *
  * A client that speaks plain frames to a TLS port is told so in a plain
  * frame (tls_required) and closed, instead of failing in the handshake
- * with nothing it can read.
+ * with nothing it can read.  The other way round, a TLS client refused
+ * before it has a connection (a limit, protected mode) gets a TLS alert
+ * (tls_refuse), never a plain frame its TLS stack would take for a
+ * "wrong version number".
+ *
+ * Every handshake has --tls-handshake-timeout seconds to finish, whatever
+ * the auth mode: a peer that sends nothing, or half a ClientHello, would
+ * otherwise hold its connection (and a place in its address's count)
+ * forever.
  *
  * Why OpenSSL: it is on every Debian machine, well kept, and gives the
  * one loop non-blocking reads and writes on a plain socket; the web face's
@@ -40,11 +48,13 @@ struct tls_server {
 };
 
 struct tls_conn {
-	SSL  *ssl;
-	bool  sniffed;            /* the first byte was looked at */
-	bool  checked;            /* the peer's certificate was looked at */
-	bool  read_wants_write;
-	bool  write_wants_read;
+	SSL     *ssl;
+	bool     sniffed;         /* the first byte was looked at */
+	bool     checked;         /* the handshake is done, the peer's
+	                             certificate looked at */
+	bool     read_wants_write;
+	bool     write_wants_read;
+	ev_timer handshake;       /* --tls-handshake-timeout */
 };
 
 /* tls_errors: OpenSSL's queued errors as one line (and the queue emptied). */
@@ -152,11 +162,26 @@ tls_server_free(struct server *srv)
 	srv->tls = NULL;
 }
 
-/* tls_conn_new: c speaks TLS (the server's is on).  -1: no memory. */
+/* tls_handshake_timeout_cb: the handshake did not finish in time: the
+ * connection goes (no frame: there is no TLS session to send it in). */
+static void
+tls_handshake_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	c->srv->tls_handshake_timeouts++;
+	conn_close(c, "TLS handshake not finished in time (--tls-handshake-timeout)");
+}
+
+/* tls_conn_new: c speaks TLS (the server's is on); its handshake's
+ * deadline starts.  -1: no memory. */
 int
 tls_conn_new(struct conn *c)
 {
 	struct tls_conn *t;
+	double timeout = c->srv->opt.tls_handshake_timeout;
 
 	if (c->srv->tls == NULL)
 		return 0;
@@ -169,6 +194,10 @@ tls_conn_new(struct conn *c)
 		return -1;
 	}
 	SSL_set_accept_state(t->ssl);
+	ev_timer_init(&t->handshake, tls_handshake_timeout_cb, timeout, 0.);
+	t->handshake.data = c;
+	if (timeout > 0)
+		ev_timer_start(c->srv->loop, &t->handshake);
 	c->tls = t;
 	return 0;
 }
@@ -181,6 +210,7 @@ tls_conn_free(struct conn *c)
 
 	if (t == NULL)
 		return;
+	ev_timer_stop(c->srv->loop, &t->handshake);
 	if (SSL_is_init_finished(t->ssl))
 		SSL_shutdown(t->ssl);
 	ERR_clear_error();
@@ -190,9 +220,9 @@ tls_conn_free(struct conn *c)
 }
 
 /*
- * tls_check_peer: once the handshake is done: with --auth, a verified
- * client certificate whose subject CN is a name in the token file makes
- * the connection that name's, as its token would.
+ * tls_check_peer: once the handshake is done (its deadline lifted): with
+ * --auth, a verified client certificate whose subject CN is a name in the
+ * token file makes the connection that name's, as its token would.
  */
 static void
 tls_check_peer(struct conn *c)
@@ -204,6 +234,7 @@ tls_check_peer(struct conn *c)
 	int n;
 
 	t->checked = true;
+	ev_timer_stop(c->srv->loop, &t->handshake);
 	if ((peer = SSL_get1_peer_certificate(t->ssl)) == NULL)
 		return;
 	n = X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName,
@@ -245,6 +276,32 @@ tls_sniff(struct conn *c)
 	log_warn("%s: a plain-text client on a TLS port: closing it", c->peer);
 	errno = EPROTO;
 	return -1;
+}
+
+/*
+ * tls_refuse: a TLS client that gets no connection (over --max-conns or
+ * --max-conns-per-addr, out of descriptors, protected mode) is told so
+ * with a fatal alert record, which needs no handshake and no state:
+ * access_denied for auth_required, else internal_error (TLS has no
+ * "busy").  What the client sent already (its ClientHello) is read
+ * first and the alert ends with a FIN, so that closing does not send a
+ * reset that could discard the alert before the client reads it.  The
+ * caller closes fd.
+ */
+void
+tls_refuse(int fd, const char *code)
+{
+	/* content type alert, record version TLS 1.2, length 2, fatal, what */
+	unsigned char alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02,
+	    strcmp(code, "auth_required") == 0 ? 49 : 80 };
+	char sink[4096];
+	int i;
+
+	for (i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+		;
+	if (write(fd, alert, sizeof alert) < 0)
+		(void)0;   /* the peer is refused either way */
+	shutdown(fd, SHUT_WR);
 }
 
 /* conn_sock_read: read(2), or SSL_read.  0: the peer closed; -1 with

@@ -85,3 +85,35 @@ load 'helpers/auth'
 	[ "$(frames M '.id == "held"' | wc -l)" = 1 ]
 	assert_daemon_healthy
 }
+
+@test "an id that another name's finished job keeps gets id_exists: its owner's status and wait still answer it" {
+	start_auth_daemon
+	conn_open W --worker
+	send W "$(auth_frame wk)" '{"type":"join","job_type":"ids"}'
+	wait_lines W 1
+	conn_open A
+	send A "$(auth_frame alice)" '{"type":"job","job_type":"ids","id":"same","body":"a"}'
+	wait_frame W '.type == "job" and .id == "same"'
+	send W '{"type":"response","body":"alice-result"}'
+	wait_frame A '.id == "same" and .body == "alice-result"'
+	[ "$(as alice job_status '"same"')" = done ]
+	# bob submits the same id: refused, and told nothing of alice's job.
+	conn_open B
+	send B "$(auth_frame bob)" '{"type":"job","job_type":"ids","id":"same","body":"b"}'
+	wait_frame B '.error == "id_exists" and .id == "same"'
+	settle B W
+	[ "$(count B 'has("body")')" = 0 ]
+	[[ "$(frames B '.error == "id_exists"')" != *alice* ]]
+	[ "$(count W '.type == "job"')" = 1 ]
+	# alice's status and wait still answer her job, not bob's.
+	[ "$(as alice job_status '"same"')" = done ]
+	[ "$(as alice status_json '"same"' | jq -r .owner)" = alice ]
+	[ "$(as alice request '{"type":"wait","id":"same"}' | jq -c .body)" = '"alice-result"' ]
+	[ "$(as bob job_status '"same"')" = unknown_id ]
+	# alice may use her own finished job's id again.
+	send A '{"type":"job","job_type":"ids","id":"same","body":"again"}'
+	wait_frame W '.type == "job" and .body == "again"'
+	send W '{"type":"response","body":"second"}'
+	wait_frame A '.id == "same" and .body == "second"'
+	auth_healthy
+}

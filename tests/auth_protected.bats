@@ -106,3 +106,31 @@ from_ns() {
 	chmod +x "$BATS_TEST_TMPDIR/jt"
 	JOBCTL=$BATS_TEST_TMPDIR/jt auth_healthy
 }
+
+@test "protected mode on a TLS port: the non-loopback TLS client gets an access_denied alert, not a plain frame" {
+	command -v openssl >/dev/null || skip "no openssl(1)"
+	make_peer_ns
+	local c=$BATS_TEST_TMPDIR/certs
+	mkdir -p "$c"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$c/ca.key" -out "$c/ca.pem" \
+		-days 2 -subj "/CN=jobfs CA" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout "$c/key.pem" -out "$c/cert.csr" \
+		-subj "/CN=$HOST_IP" 2>/dev/null
+	printf 'subjectAltName=IP:%s,IP:127.0.0.1\n' "$HOST_IP" >"$c/san.ext"
+	openssl x509 -req -in "$c/cert.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" \
+		-CAcreateserial -days 2 -extfile "$c/san.ext" -out "$c/cert.pem" 2>/dev/null
+	start_daemon --listen 0.0.0.0 --tls-cert "$c/cert.pem" --tls-key "$c/key.pem"
+	run from_ns timeout 10 openssl s_client -connect "$HOST_IP:$JOBFS_MASTER_PORT" \
+		-CAfile "$c/ca.pem" </dev/null
+	[ "$status" -ne 0 ]
+	[[ "$output" == *'alert access denied'* ]]
+	[[ "$output" != *'wrong version number'* ]]
+	run from_ns timeout 10 "$JOBCTL" -H "$HOST_IP" --tls --ca "$c/ca.pem" stats
+	[ "$status" = 3 ]
+	[[ "$output" == *'refused the connection: it serves this address only with --auth or --insecure'* ]]
+	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$JOBCTL" "$c/ca.pem" >"$BATS_TEST_TMPDIR/jt"
+	chmod +x "$BATS_TEST_TMPDIR/jt"
+	JOBCTL=$BATS_TEST_TMPDIR/jt
+	[ "$(daemon_stat .refused_protected)" = 2 ]
+	assert_daemon_healthy
+}

@@ -2,8 +2,10 @@
 # tls.bats — issue 12: both TCP ports over TLS (--tls-cert, --tls-key),
 # client certificates (--tls-ca) standing for token names, a plain client
 # on a TLS port and a TLS client on a plain port (a clear error, no
-# crash), and certificates reloaded on SIGHUP.  The certificates are made
-# here with openssl req.
+# crash), and certificates reloaded on SIGHUP.  Stalled handshakes are
+# closed by --tls-handshake-timeout, and a TLS client refused by a limit
+# gets a TLS alert (checked with openssl s_client and Python's ssl).  The
+# certificates are made here with openssl req.
 
 load 'helpers/daemon'
 load 'helpers/frames'
@@ -36,6 +38,13 @@ setup() {
 	TLS_JOBCTL=$BATS_TEST_TMPDIR/jobctl-tls
 	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$PLAIN_JOBCTL" "$C/ca.pem" >"$TLS_JOBCTL"
 	chmod +x "$TLS_JOBCTL"
+}
+
+TLS_PEER=$BATS_TEST_DIRNAME/helpers/tls_peer.py
+
+# closed_by_peer N: the daemon has seen N connections closed by their peer.
+closed_by_peer() {
+	[ "$(grep -c 'closed: peer closed' "$DAEMON_LOG")" -ge "$1" ]
 }
 
 start_tls_daemon() {
@@ -150,5 +159,61 @@ start_tls_daemon() {
 	JOBCTL=$BATS_TEST_TMPDIR/jobctl-ca2
 	printf '#!/bin/sh\nexec "%s" --tls --ca "%s" "$@"\n' "$PLAIN_JOBCTL" "$C/ca2.pem" >"$JOBCTL"
 	chmod +x "$JOBCTL"
+	assert_daemon_healthy
+}
+
+@test "every handshake has a deadline: peers that stall it (nothing sent, half a ClientHello, a trickle) are closed" {
+	start_tls_daemon --tls-handshake-timeout 2
+	conn_open M
+	send M '{"type":"ping"}'
+	wait_lines M 1
+	# Each helper ends once the daemon has closed all its connections.
+	for how in none half trickle; do
+		mkdir -p "$BATS_TEST_TMPDIR/$how"
+		bg python3 "$TLS_PEER" stall "$JOBFS_MASTER_PORT" 4 "$how" "$BATS_TEST_TMPDIR/$how"
+	done
+	for how in none half trickle; do
+		wait_until 60 test -s "$BATS_TEST_TMPDIR/$how/open"
+		[ "$(cat "$BATS_TEST_TMPDIR/$how/open")" = 0 ]
+	done
+	[ "$(daemon_stat .tls_handshake_timeouts)" = 12 ]
+	[ "$(grep -c 'TLS handshake not finished in time' "$DAEMON_LOG")" = 12 ]
+	# A connection whose handshake finished is not bound by the deadline.
+	send M '{"type":"ping"}'
+	wait_lines M 2
+	conn_alive M
+	assert_daemon_healthy
+}
+
+@test "past --max-conns-per-addr a TLS client gets a TLS alert, not a plain frame; then clients get in again" {
+	make_cert cl cl ca
+	start_tls_daemon --tls-ca "$C/ca.pem" --max-conns-per-addr 3 --tls-handshake-timeout 600
+	JOBCTL=$BATS_TEST_TMPDIR/jobctl-mtls
+	printf '#!/bin/sh\nexec "%s" --ca "%s" --cert "%s" --key "%s" "$@"\n' "$PLAIN_JOBCTL" \
+		"$C/ca.pem" "$C/cl.pem" "$C/cl.key" >"$JOBCTL"
+	chmod +x "$JOBCTL"
+	# Three stalled handshakes take the address's places.
+	hold=$BATS_TEST_TMPDIR/hold
+	mkdir -p "$hold"
+	bg python3 "$TLS_PEER" stall "$JOBFS_MASTER_PORT" 3 half "$hold"
+	wait_until 30 test -s "$hold/ready"
+	run openssl s_client -connect "127.0.0.1:$JOBFS_MASTER_PORT" -CAfile "$C/ca.pem" \
+		-cert "$C/cl.pem" -key "$C/cl.key" </dev/null
+	[ "$status" -ne 0 ]
+	[[ "$output" == *'alert internal error'* ]]
+	[[ "$output" != *'wrong version number'* ]]
+	run python3 "$TLS_PEER" connect "$JOBFS_WORKER_PORT" "$C/ca.pem" "$C/cl.pem" "$C/cl.key"
+	[[ "$output" == TLSV1_ALERT_INTERNAL_ERROR:* ]]
+	run "$JOBCTL" stats
+	[ "$status" = 3 ]
+	[[ "$output" == *'alert internal error'*'refused the connection: too many connections'* ]]
+	grep -q 'over --max-conns-per-addr' "$DAEMON_LOG"
+	# The stalled ones were held all along; once they go, clients get in.
+	touch "$hold/go"
+	wait_until 30 test -s "$hold/open"
+	[ "$(cat "$hold/open")" = 3 ]
+	wait_until 30 closed_by_peer 3
+	[ "$(daemon_stat .refused_per_addr)" = 3 ]
+	[ "$(daemon_stat .tls_handshake_timeouts)" = 0 ]
 	assert_daemon_healthy
 }
