@@ -51,6 +51,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1354,6 +1357,13 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	else if (opt->repair)
 		log_info("journal: %s: --repair: nothing was damaged", s->opt.dir);
 	sj_state_free(rpc.st);
+#ifdef __GLIBC__
+	/* The replayed state was as large as the jobs it became, and lies
+	 * below them in the heap: glibc keeps such free pages resident
+	 * (only the top of the heap shrinks by itself), which doubled the
+	 * daemon's memory after a restart.  Give them back. */
+	malloc_trim(0);
+#endif
 	return s;
 
 fail:
