@@ -1188,6 +1188,10 @@ store_flush(struct store *s)
 		if (e == 0)
 			log_info("journal: %s: taking writes again", s->opt.dir);
 	}
+	/* What the journal had not written or synced may never be: what
+	 * waits for it is answered now rather than when the disk works. */
+	if (journal_error(s->j) != 0)
+		broker_store_failed(s->b);
 }
 
 void
