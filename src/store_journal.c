@@ -1174,6 +1174,8 @@ store_flush(struct store *s)
 {
 	int e;
 
+	if (journal_renewed(s->j))
+		s->need_snapshot = true;   /* a new DIR: the old records are gone */
 	maybe_compact(s);
 	journal_flush(s->j);
 	e = journal_error(s->j);
@@ -1183,7 +1185,8 @@ store_flush(struct store *s)
 		char why[128];
 
 		s->err = e;
-		snprintf(why, sizeof why, "journal: %s", strerror(e));
+		snprintf(why, sizeof why, "journal: %s%s", strerror(e),
+		    e == ENOENT ? " (the data directory was deleted)" : "");
 		broker_store_set_error(s->b, e, e != 0 ? why : NULL);
 		if (e == 0)
 			log_info("journal: %s: taking writes again", s->opt.dir);

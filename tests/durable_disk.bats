@@ -257,3 +257,41 @@ except BlockingIOError:
 	[ "$(daemon_stat .retained)" -le 1000 ]
 	assert_daemon_healthy
 }
+
+@test "a deleted data directory: refused and said once in the log; once it is made again, every job is written into it" {
+	local i
+	start_durable
+	conn_open M
+	send M '{"action":"submit","id":"before","type":"t","detach":true,"body":1}'
+	wait_lines M 1
+	[ "$(line M 1 | jq -r .ok)" = true ]
+	rm -rf "$DATA"
+	# The next submission finds it gone: refused, as are those after it.
+	send M '{"action":"submit","id":"lost","type":"t","detach":true,"body":2}'
+	settle M
+	is_error "$(received M | sed -n 2p)" unavailable '"lost"'
+	received M | sed -n 2p | grep -q 'data directory was deleted'
+	wait_until 10 grep -q 'the data directory was deleted while in use' "$DAEMON_LOG"
+	grep 'was deleted while in use' "$DAEMON_LOG" | grep -q 'mkdir'
+	for i in 1 2 3; do
+		send M "{\"action\":\"submit\",\"id\":\"refused$i\",\"type\":\"t\",\"detach\":true,\"body\":$i}"
+		settle M
+		is_error "$(received M | tail -n 1)" unavailable "\"refused$i\""
+	done
+	[ "$(job_status '"before"')" = queued ]
+	# It comes back: the journal writes every job into it by itself.
+	mkdir "$DATA"
+	wait_until 30 grep -q 'the data directory is back' "$DAEMON_LOG"
+	wait_until 30 stat_is .journal_error 0
+	[ -s "$DATA/lock" ]
+	[ "$(submit_acked '"after"' t 3 ',"detach":true' | jq -r .ok)" = true ]
+	# Said once, not at every retry.
+	[ "$(grep -c 'was deleted while in use' "$DAEMON_LOG")" = 1 ]
+	crash_daemon
+	start_durable
+	[ "$(job_status '"before"')" = queued ]
+	[ "$(job_status '"after"')" = queued ]
+	[ "$(job_status '"lost"')" = unknown_id ]
+	[ "$(job_status '"refused1"')" = unknown_id ]
+	assert_daemon_healthy
+}
