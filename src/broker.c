@@ -190,12 +190,45 @@ broker_store_set_error(struct broker *b, int err, const char *reason)
 	broker_store_set_error_quietly(b, err, reason);
 }
 
+/* broker_store_failed: see jobfs.h ("The durability gate"). */
+void
+broker_store_failed(struct broker *b)
+{
+	if (b->store_err == 0 || b->store_down)
+		return;
+	b->store_down = true;
+	for (unsigned i = 0; i < b->nlisteners; i++)
+		if (b->listeners[i].store_failed != NULL)
+			b->listeners[i].store_failed(b->listeners[i].ctx);
+}
+
+/*
+ * broker_withdraw: a submission the store could not keep is undone: its
+ * master lets go of it first (it hears only the refusal the face sends),
+ * then it ends cancelled and is forgotten, as a job the backend refused.
+ */
+void
+broker_withdraw(struct broker *b, struct job *j)
+{
+	if (j->master != NULL) {
+		TAILQ_REMOVE(&j->master->owned, j, master_entry);
+		master_unref(j->master);
+		j->master = NULL;
+	}
+	if (!JOB_FINISHED(j))
+		job_finish(b, j, JOB_CANCELLED);
+	if (broker_find(b, j->key) == j)
+		job_forget(b, j);
+}
+
 /* broker_store_set_error_quietly: the same, for a store that logs its
  * state itself (cluster mode: connecting, lost, back). */
 void
 broker_store_set_error_quietly(struct broker *b, int err, const char *reason)
 {
 	b->store_err = err;
+	if (err == 0)
+		b->store_down = false;
 	snprintf(b->store_reason, sizeof b->store_reason, "%s",
 	    err != 0 && reason != NULL ? reason : "");
 }

@@ -137,6 +137,49 @@ conn_hold(struct conn *c, size_t start)
 	}
 }
 
+/* hsub_prune: forget the held submissions the store made durable (or
+ * all of them: durable UINT64_MAX). */
+static void
+hsub_prune(struct conn *c, uint64_t durable)
+{
+	while (c->hsub_head < c->hsub_len && c->hsubs[c->hsub_head].mark <= durable)
+		job_unref(&c->srv->broker, c->hsubs[c->hsub_head++].job);
+	if (c->hsub_head == c->hsub_len)
+		c->hsub_head = c->hsub_len = 0;
+}
+
+/*
+ * conn_hold_submit: job j was just submitted on c, its acknowledgement
+ * (if any) appended from plain_start (an offset in out) on: while the
+ * store holds it, note it, so that a store failure can refuse it instead.
+ */
+void
+conn_hold_submit(struct conn *c, struct job *j, size_t plain_start)
+{
+	struct held_submit *h;
+
+	if (!broker_gated(&c->srv->broker) || c->role != ROLE_MASTER)
+		return;
+	if (c->hsub_len == c->hsub_cap) {
+		if (c->hsub_head > 0) {
+			memmove(c->hsubs, c->hsubs + c->hsub_head,
+			    (c->hsub_len - c->hsub_head) * sizeof *c->hsubs);
+			c->hsub_len -= c->hsub_head;
+			c->hsub_head = 0;
+		}
+		if (c->hsub_len == c->hsub_cap) {
+			c->hsub_cap = c->hsub_cap ? 2 * c->hsub_cap : 8;
+			c->hsubs = xrealloc(c->hsubs, c->hsub_cap * sizeof *c->hsubs);
+		}
+	}
+	h = &c->hsubs[c->hsub_len++];
+	h->plain = c->out_plain_done + plain_start;
+	h->len = (uint32_t)(buf_used(&c->out) - plain_start);
+	h->mark = broker_mark(&c->srv->broker);
+	h->job = j;
+	job_ref(j);
+}
+
 /* conn_writable: the bytes of out that may be written now. */
 static size_t
 conn_writable(struct conn *c)
@@ -144,6 +187,7 @@ conn_writable(struct conn *c)
 	uint64_t durable = broker_durable(&c->srv->broker);
 	size_t used = conn_out_used(c);
 
+	hsub_prune(c, durable);
 	if (c->hold_len == c->hold_head)
 		return used;
 	while (c->hold_head < c->hold_len && c->holds[c->hold_head].mark <= durable)
@@ -169,6 +213,65 @@ conn_release_held(struct server *srv, uint64_t durable)
 		next = TAILQ_NEXT(c, held_entry);
 		if (c->holds[c->hold_head].mark <= durable)
 			conn_mark_pending(c);
+	}
+}
+
+/*
+ * refuse_at: replace the len plain bytes at offset at of out (an
+ * acknowledgement, or nothing) with an "unavailable" refusal for idjson;
+ * the blobs queued after it move with the bytes.
+ */
+static void
+refuse_at(struct conn *c, size_t at, size_t len, const char *idjson)
+{
+	struct buf tail = { 0 };
+	size_t before, added;
+
+	buf_append(&tail, buf_head(&c->out) + at + len, buf_used(&c->out) - at - len);
+	c->out.len = c->out.off + at;
+	before = buf_used(&c->out);
+	conn_send_error(c, "unavailable", idjson, "%s",
+	    broker_store_reason(&c->srv->broker));
+	added = buf_used(&c->out) - before;
+	buf_append(&c->out, buf_head(&tail), buf_used(&tail));
+	buf_free(&tail);
+	for (size_t ri = c->ref_head; ri < c->ref_len; ri++)
+		if (c->refs[ri].plain_at > c->out_plain_done + at)
+			c->refs[ri].plain_at = c->refs[ri].plain_at + added - len;
+}
+
+/*
+ * conn_fail_held: the store failed (broker_store_failed): on every
+ * connection, each submission it has not made durable is refused with
+ * "unavailable" where its acknowledgement stood (the seed dialect, which
+ * acknowledges nothing, gets the refusal in the same place) and
+ * withdrawn; what else was held goes out.  The refusals are made last to
+ * first, so that each splice leaves the places of those before it.  A job
+ * that has ended meanwhile keeps its acknowledgement: its result follows.
+ */
+void
+conn_fail_held(struct server *srv)
+{
+	uint64_t durable = broker_durable(&srv->broker);
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &srv->conns, all_entry) {
+		for (size_t i = c->hsub_len; i-- > c->hsub_head;) {
+			struct held_submit *h = &c->hsubs[i];
+
+			if (h->mark > durable && !JOB_FINISHED(h->job) &&
+			    h->plain >= c->out_plain_done &&
+			    !(c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))) {
+				refuse_at(c, (size_t)(h->plain - c->out_plain_done),
+				    h->len, job_idjson(h->job));
+				broker_withdraw(&srv->broker, h->job);
+			}
+		}
+		hsub_prune(c, UINT64_MAX);
+		if (c->flags & CONN_HELD) {
+			conn_unhold(c);
+			conn_mark_pending(c);
+		}
 	}
 }
 
@@ -203,6 +306,7 @@ conn_release(struct conn *c)
 	chan_unsubscribe_all(srv, c);
 	while (c->def_head < c->def_len)
 		job_unref(&srv->broker, c->deferred[c->def_head++]);
+	hsub_prune(c, UINT64_MAX);
 	free(c->deferred);
 	c->deferred = NULL;
 	c->def_head = c->def_len = c->def_cap = 0;
@@ -260,6 +364,7 @@ conn_reap(struct server *srv)
 			blob_unref(c->refs[c->ref_head++].blob);
 		free(c->refs);
 		free(c->holds);
+		free(c->hsubs);
 		free(c);
 	}
 }
@@ -511,7 +616,7 @@ conn_frame_end(struct conn *c, size_t start)
 		if (c->worker != NULL)  /* it takes no job until it drains */
 			broker_worker_block(&c->srv->broker, c->worker, true);
 	}
-	if (broker_held(&c->srv->broker) && c->role == ROLE_MASTER &&
+	if (broker_gated(&c->srv->broker) && c->role == ROLE_MASTER &&
 	    !(sending_refusal && c->hold_head == c->hold_len))
 		conn_hold(c, start);
 	conn_mark_pending(c);
@@ -523,7 +628,7 @@ void
 conn_frame_end_ack(struct conn *c, size_t start)
 {
 	conn_frame_end(c, start);
-	if (broker_held(&c->srv->broker) && c->role != ROLE_MASTER)
+	if (broker_gated(&c->srv->broker) && c->role != ROLE_MASTER)
 		conn_hold(c, start);
 }
 

@@ -506,6 +506,8 @@ struct broker_listener {
 	                                   answer to a BERR_PENDING submission: 0, or
 	                                   BERR_ID_EXISTS / BERR_UNAVAILABLE (then the
 	                                   job is forgotten right after) */
+	void (*store_failed)(void *ctx);   /* broker_store_failed: answer what
+	                                   waits for the store (see there) */
 };
 #define BROKER_LISTENERS_MAX 8
 
@@ -576,6 +578,8 @@ struct broker {
 	uint64_t           durable;      /* the store's last durable record */
 	int                store_err;    /* the store cannot take writes: errno */
 	char               store_reason[128];
+	bool               store_down;   /* broker_store_failed: nothing waits
+	                                    for the store until it takes writes */
 	/* the job lifecycle (issue 13) */
 	struct delay_heap {
 		struct job **items;
@@ -627,10 +631,20 @@ int   broker_restore(struct broker *, const struct restore_req *);
  * emits durable to every listener); broker_store_set_error(b, errno,
  * reason) says it cannot take writes (0: it can again), and while it
  * cannot, submissions are refused with BERR_UNAVAILABLE.
+ *
+ * broker_store_failed (after broker_store_set_error): the store cannot say
+ * when what it holds becomes durable (a full disk, a deleted directory).
+ * Faces answer at once what they held for it: an acknowledgement of a
+ * submission not yet durable becomes an "unavailable" refusal and its job
+ * is withdrawn (broker_withdraw), everything else goes out, and nothing is
+ * held (broker_gated false) until the store takes writes again.
  */
 static inline uint64_t broker_mark(const struct broker *b) { return b->mark; }
 static inline uint64_t broker_durable(const struct broker *b) { return b->durable; }
 static inline bool broker_held(const struct broker *b) { return b->mark > b->durable; }
+static inline bool broker_gated(const struct broker *b) { return broker_held(b) && !b->store_down; }
+void  broker_store_failed(struct broker *);
+void  broker_withdraw(struct broker *, struct job *);
 void  broker_store_mark(struct broker *, uint64_t mark);
 void  broker_store_durable(struct broker *, uint64_t mark);
 void  broker_store_set_error(struct broker *, int err, const char *reason);
@@ -911,6 +925,20 @@ struct out_hold {
 	uint64_t mark;
 };
 
+/*
+ * A submission whose acknowledgement waits for the store: the ack's plain
+ * bytes [plain, plain + len) of the stream of c->out (len 0 in the seed
+ * dialect, which acknowledges nothing), the mark it waits for, and the
+ * job (a job_ref).  If the store fails first, the ack becomes a refusal
+ * and the job is withdrawn (conn_fail_held).
+ */
+struct held_submit {
+	uint64_t    plain;
+	uint64_t    mark;
+	uint32_t    len;
+	struct job *job;
+};
+
 struct sub;  /* chan.c: one subscription */
 
 /*
@@ -948,6 +976,9 @@ struct conn {
 	struct out_hold *holds;        /* acknowledgements not yet durable,
 	                                  oldest at hold_head */
 	size_t           hold_head, hold_len, hold_cap;
+	struct held_submit *hsubs;     /* submissions not yet durable, oldest
+	                                  at hsub_head */
+	size_t           hsub_head, hsub_len, hsub_cap;
 
 	/* the core's handle on this peer, by role */
 	struct master   *master;
@@ -1010,6 +1041,8 @@ void conn_out_take(struct conn *, struct buf *dst);
 void conn_frame_end(struct conn *, size_t start);
 void conn_frame_end_ack(struct conn *, size_t start);
 void conn_release_held(struct server *, uint64_t durable);
+void conn_hold_submit(struct conn *, struct job *, size_t plain_start);
+void conn_fail_held(struct server *);
 bool conn_backlogged(const struct conn *);
 bool conn_defer_ending(struct conn *, struct job *);
 void conn_drop(struct conn *, bool discard, const char *why, const char *code,

@@ -94,6 +94,17 @@
  * queue in memory (up to opts.max_backlog), and a timer retries with backoff
  * (50 ms doubling to 2 s) a write and a sync; the failed state clears when
  * both succeed.
+ *
+ * A deleted directory.  Writes to a segment that was deleted (rm -rf DIR
+ * under a running daemon) succeed and keep nothing, so before the durable
+ * LSN moves the journal checks that the current segment still has a name
+ * (one fstat per sync, or per write where durable means written); a new
+ * segment that cannot be created for ENOENT says the same.  Then the
+ * journal is failed with ENOENT, logs once what happened and what to do,
+ * and retry_cb looks for DIR again: once it is back (mkdir), the journal
+ * locks it, starts a segment there (flagged not to be checked against the
+ * missing ones before it) holding what was not yet durable, and
+ * journal_renewed() tells the caller to write its whole state again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -138,6 +149,7 @@ struct journal {
 	struct ev_loop      *loop;
 	struct journal_opts  opt;
 	char                *dir;
+	char                *abs_dir;      /* dir from /: found again after a chdir */
 	int                  dirfd;
 	int                  lockfd;
 	bool                 replayed;
@@ -168,6 +180,9 @@ struct journal {
 	uint64_t             drop_segno, drop_lsn;
 
 	uint64_t             durable_lsn;
+	bool                 gone;         /* the current segment was deleted */
+	bool                 renewed;      /* started again in a new DIR */
+	int                  gone_err;     /* why DIR could not be taken back (logged) */
 	int                  err;
 	double               backoff;
 	ev_timer             retry;
@@ -408,11 +423,32 @@ notify_durable(struct journal *j)
 	}
 }
 
-/* fail: enter (or stay in) the failed state and arm the retry timer. */
+/* seg_unlinked: the current segment has no name any more (deleted). */
+static bool
+seg_unlinked(const struct journal *j)
+{
+	struct stat st;
+
+	return fstat(j->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/*
+ * fail: enter (or stay in) the failed state and arm the retry timer.
+ * ENOENT means DIR was deleted (a segment lost its name, or a new one
+ * cannot be created): said once, with what to do.
+ */
 static void
 fail(struct journal *j, int e, const char *what)
 {
-	if (j->err == 0)
+	if (e == ENOENT && !j->gone) {
+		j->gone = true;
+		j->gone_err = 0;
+		log_err("journal: %s: the data directory was deleted while in "
+		    "use (%s: %s): the jobs are in memory only and submissions "
+		    "are refused; create the directory again (mkdir) and jobfs "
+		    "writes every job into it, or stop jobfs (its jobs are then "
+		    "lost)", j->dir, what, strerror(e));
+	} else if (j->err == 0)
 		log_warn("journal: %s: %s: %s; retrying until it succeeds",
 		    j->dir, what, strerror(e));
 	j->err = e;
@@ -603,6 +639,8 @@ static void
 sync_done(struct journal *j, int e, uint64_t us)
 {
 	j->busy = false;
+	if (e == 0 && !j->closing && seg_unlinked(j))
+		e = ENOENT;    /* synced into a deleted file: nothing kept */
 	if (e != 0) {
 		if (j->req_dir)
 			j->dir_dirty = true;
@@ -615,7 +653,7 @@ sync_done(struct journal *j, int e, uint64_t us)
 			}
 			j->written_off = j->synced_off;
 		}
-		fail(j, e, "fdatasync");
+		fail(j, e, e == ENOENT ? "segment" : "fdatasync");
 		return;
 	}
 	j->syncs++;
@@ -688,6 +726,78 @@ interval_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /*
+ * take_dir_back: DIR was deleted; if it is there again, lock it and start
+ * a segment in it that holds what is in memory (from buf_off on, at the
+ * same LSNs), flagged not to be checked against segments before it (they
+ * are gone).  0, or -errno (-ENOENT: not there yet; -EWOULDBLOCK: another
+ * process holds it).
+ */
+static int
+take_dir_back(struct journal *j)
+{
+	char name[32], pid[32];
+	uint8_t h[HDR];
+	struct stat a, b;
+	uint64_t segno = j->segno + 1, base = lsn_at(j, j->buf_off);
+	int dfd, lfd = -1, fd = -1, e, n;
+
+	if ((dfd = open(j->abs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((lfd = openat(dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		goto syserr;
+	if (fstat(lfd, &a) == 0 && fstat(j->lockfd, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		close(lfd);    /* the same lock file, which this process holds */
+		lfd = j->lockfd;
+	} else if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+		goto syserr;
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(lfd, 0) < 0 || pwrite_all(lfd, pid, (size_t)n, 0) < 0)
+		goto syserr;
+	seg_name(name, sizeof name, segno);
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto syserr;
+	seg_header(h, segno, base, SEG_NOCHECK);
+	if ((e = pwrite_all(fd, h, HDR, 0)) < 0) {
+		errno = -e;
+		goto syserr;
+	}
+	close(j->fd);
+	close(j->dirfd);
+	if (lfd != j->lockfd)
+		close(j->lockfd);
+	j->fd = fd;
+	j->dirfd = dfd;
+	j->lockfd = lfd;
+	j->segs = xrealloc(j->segs, sizeof *j->segs);
+	j->segs[0] = (struct seg){ segno, HDR };
+	j->nsegs = 1;
+	j->old_bytes = 0;
+	j->segno = segno;
+	j->base_lsn = base;
+	j->written_off = j->synced_off = j->buf_off = HDR;
+	j->rotate_wanted = j->drop_pending = false;
+	j->dir_dirty = true;
+	j->gone = false;
+	j->renewed = true;
+	log_info("journal: %s: the data directory is back: writing every job "
+	    "into it again", j->dir);
+	return 0;
+
+syserr:
+	e = errno;
+	if (fd >= 0) {
+		close(fd);
+		unlinkat(dfd, name, 0);
+	}
+	if (lfd >= 0 && lfd != j->lockfd)
+		close(lfd);
+	close(dfd);
+	return -e;
+}
+
+/*
  * retry_cb: in the failed state, try again: cut the file to what was
  * written, start the pending new segment, write, and sync (in every mode);
  * the sync's success clears the failed state.
@@ -703,6 +813,15 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (j->busy) {
 		ev_timer_set(&j->retry, j->backoff, 0.);
 		ev_timer_start(j->loop, &j->retry);
+		return;
+	}
+	if (j->gone && (r = take_dir_back(j)) < 0) {
+		if (r != -ENOENT && r != j->gone_err) {
+			log_warn("journal: %s: cannot use the data directory again: "
+			    "%s", j->dir, strerror(-r));
+			j->gone_err = r;
+		}
+		fail(j, ENOENT, "new segment");
 		return;
 	}
 	if (ftruncate(j->fd, (off_t)j->written_off) < 0) {
@@ -805,6 +924,13 @@ journal_flush(struct journal *j)
 		fail(j, -r, "write");
 		return;
 	}
+	if (j->opt.sync != JOURNAL_SYNC_ALWAYS && seg_unlinked(j)) {
+		/* Durable would mean written: not into a deleted file. */
+		if (j->opt.sync == JOURNAL_SYNC_INTERVAL)
+			j->written_off = j->synced_off;
+		fail(j, ENOENT, "segment");
+		return;
+	}
 	maybe_sync(j, false);
 	notify_durable(j);
 }
@@ -819,6 +945,18 @@ uint64_t
 journal_appended_lsn(const struct journal *j)
 {
 	return j->base_lsn + (j->buf_off - HDR) + j->len;
+}
+
+/* journal_renewed: true once after the journal started again in a DIR
+ * that had been deleted: the caller writes its whole state again, since
+ * the records before are gone. */
+bool
+journal_renewed(struct journal *j)
+{
+	bool r = j->renewed;
+
+	j->renewed = false;
+	return r;
 }
 
 /* journal_error: 0, or the errno that put the journal in the failed state. */
@@ -1000,6 +1138,8 @@ journal_open(struct ev_loop *loop, const char *dir,
 		goto syserr;
 	}
 	if ((j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		goto syserr;
+	if ((j->abs_dir = realpath(dir, NULL)) == NULL)
 		goto syserr;
 	j->lockfd = openat(j->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (j->lockfd < 0)
@@ -1435,6 +1575,9 @@ journal_close(struct journal *j)
 		if (rc < 0)
 			log_err("journal: %s: records lost at close: %s", j->dir,
 			    strerror(-rc));
+		else if (j->gone)
+			log_err("journal: %s: records lost at close: the data "
+			    "directory was deleted", j->dir);
 	}
 	if (j->inited) {
 		ev_ref(j->loop);
@@ -1452,6 +1595,7 @@ journal_close(struct journal *j)
 		close(j->lockfd);    /* releases the lock */
 	free(j->segs);
 	free(j->data);
+	free(j->abs_dir);
 	free(j->dir);
 	free(j);
 	return rc;

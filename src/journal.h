@@ -104,6 +104,7 @@ void     journal_flush(struct journal *);
 uint64_t journal_durable_lsn(const struct journal *);
 uint64_t journal_appended_lsn(const struct journal *);
 int      journal_error(const struct journal *);
+bool     journal_renewed(struct journal *);
 uint64_t journal_rotate(struct journal *);
 int      journal_drop_before(struct journal *, uint64_t segno);
 void     journal_crash_mark(struct journal *, uint64_t lsn);   /* crash points */

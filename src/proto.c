@@ -459,7 +459,8 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	const char *after[LIFE_AFTER_MAX];
 	struct submit_req req = { 0 };
 	struct broker *b = &c->srv->broker;
-	size_t tlen, i;
+	struct job *j = NULL;
+	size_t tlen, i, plain;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -506,7 +507,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 			return;
 		}
 	}
-	switch (broker_submit(b, &req, NULL)) {
+	switch (broker_submit(b, &req, &j)) {
 	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
 		return;
 	case BERR_ID_EXISTS:
@@ -540,8 +541,11 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	}
 	/* The job may be on its way to a worker; its result cannot come
 	 * before this acknowledgement, which goes out first. */
+	plain = buf_used(&c->out);
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, ctx->idjson);
+	if (j != NULL)
+		conn_hold_submit(c, j, plain);
 }
 
 /*
@@ -1554,6 +1558,13 @@ on_accepted(void *ctx, struct job *j, int berr)
 		conn_send_error(c, "unavailable", job_idjson(j), "%s", srv->broker.err_detail);
 }
 
+/* on_store_failed: what waits for the store is answered now. */
+static void
+on_store_failed(void *ctx)
+{
+	conn_fail_held(ctx);
+}
+
 /* on_durable: acknowledgements held for the store may go out now. */
 static void
 on_durable(void *ctx, uint64_t mark)
@@ -1577,5 +1588,6 @@ proto_init(struct server *srv)
 	mine.ctx = srv;
 	mine.durable = on_durable;
 	mine.job_accepted = on_accepted;
+	mine.store_failed = on_store_failed;
 	broker_listen(&srv->broker, &mine);
 }

@@ -81,6 +81,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1312,6 +1315,8 @@ store_flush(struct store *s)
 {
 	int e;
 
+	if (journal_renewed(s->j))
+		s->need_snapshot = true;   /* a new DIR: the old records are gone */
 	maybe_compact(s);
 	journal_flush(s->j);
 	e = journal_error(s->j);
@@ -1321,11 +1326,16 @@ store_flush(struct store *s)
 		char why[128];
 
 		s->err = e;
-		snprintf(why, sizeof why, "journal: %s", strerror(e));
+		snprintf(why, sizeof why, "journal: %s%s", strerror(e),
+		    e == ENOENT ? " (the data directory was deleted)" : "");
 		broker_store_set_error(s->b, e, e != 0 ? why : NULL);
 		if (e == 0)
 			log_info("journal: %s: taking writes again", s->opt.dir);
 	}
+	/* What the journal had not written or synced may never be: what
+	 * waits for it is answered now rather than when the disk works. */
+	if (journal_error(s->j) != 0)
+		broker_store_failed(s->b);
 }
 
 void
@@ -1511,6 +1521,13 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	else if (opt->repair)
 		log_info("journal: %s: --repair: nothing was damaged", s->opt.dir);
 	sj_state_free(rpc.st);
+#ifdef __GLIBC__
+	/* The replayed state was as large as the jobs it became, and lies
+	 * below them in the heap: glibc keeps such free pages resident
+	 * (only the top of the heap shrinks by itself), which doubled the
+	 * daemon's memory after a restart.  Give them back. */
+	malloc_trim(0);
+#endif
 	return s;
 
 fail:

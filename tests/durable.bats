@@ -187,3 +187,22 @@ served_ids() {
 	grep -qE '^journal_syncs [1-9][0-9]*$' "$MNT/stats"
 	assert_daemon_healthy
 }
+
+@test "a restart with 100000 queued jobs takes no more memory than the daemon had before it" {
+	local before after n=100000
+	asan_build && skip "ASan's quarantine and shadow blur RSS"
+	start_durable --sync never
+	seq 1 "$n" | awk '{ printf "{\"action\":\"submit\",\"id\":\"q%d\",\"type\":\"t\",\"detach\":true,\"body\":{\"pad\":\"%0100d\"}}\n", $1, $1 }' |
+		"$JOBCTL" raw -n "$n" -t 120000 | grep -c '"ok":true' >"$BATS_TEST_TMPDIR/acks"
+	[ "$(cat "$BATS_TEST_TMPDIR/acks")" = "$n" ]
+	[ "$(daemon_stat .queued)" = "$n" ]
+	before=$(rss_kb)
+	crash_daemon
+	start_durable --sync never
+	[ "$(daemon_stat .queued)" = "$n" ]
+	after=$(rss_kb)
+	echo "# RSS before the restart $((before / 1024)) MiB, after replay $((after / 1024)) MiB" >&3
+	[ "$after" -le $((before * 13 / 10)) ]
+	[ "$(submit_acked '"fresh"' t 1 | jq -r .ok)" = true ]
+	assert_daemon_healthy
+}

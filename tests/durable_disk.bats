@@ -41,7 +41,7 @@ acked_or_failing() {
 
 # submit_until_failing: submit, each from its own master F1, F2, ..., until
 # the journal cannot write; FAILED_AT is the number of the submission it
-# could not write, which is not acknowledged (held).
+# could not write, which is refused ("unavailable").
 submit_until_failing() {
 	local i
 	for ((i = 1; i <= 200; i++)); do
@@ -52,6 +52,80 @@ submit_until_failing() {
 	done
 	journal_failing
 	FAILED_AT=$i
+}
+
+# submit_until_refused DIALECT: on one master M, 3000-byte submissions in
+# DIALECT (action or seed), each followed by a ping that must be answered,
+# until one is refused; REFUSED is its id, ROUNDS the number sent.
+submit_until_refused() {
+	local i body
+	body=$(head -c 3000 /dev/zero | tr '\0' x)
+	for ((i = 1; i <= 200; i++)); do
+		if [ "$1" = action ]; then
+			send M "{\"action\":\"submit\",\"id\":\"full$i\",\"type\":\"t\",\"detach\":true,\"body\":\"$body\"}"
+		else
+			send M "{\"type\":\"job\",\"job_type\":\"t\",\"id\":\"full$i\",\"body\":\"$body\"}"
+		fi
+		settle M
+		REFUSED=$(received M | jq -r 'select(.error != null) | .id')
+		ROUNDS=$i
+		[ -z "$REFUSED" ] || return 0
+	done
+	echo "no submission was refused" >&2
+	return 1
+}
+
+# full_disk_in_flight DIALECT: the submission in flight when the disk
+# fills is refused with "unavailable" at once, later frames on its
+# connection are answered, and once space returns nothing acknowledged is
+# lost, nor is the refused job there.
+full_disk_in_flight() {
+	local i acked
+	SMALL=$BATS_TEST_TMPDIR/small
+	mkdir -p "$SMALL"
+	mount -t tmpfs -o size=2m tmpfs "$SMALL"
+	DATA=$SMALL/data
+	start_durable
+	conn_open M
+	if [ "$1" = action ]; then
+		send M '{"action":"submit","id":"before","type":"t","detach":true,"body":1}'
+		wait_lines M 1
+	fi
+	fill_disk
+	submit_until_refused "$1"
+	echo "# submission $ROUNDS was refused" >&3
+	is_error "$(received M | grep '"error"')" unavailable "\"$REFUSED\""
+	received M | grep -q 'journal: No space left on device'
+	# Later frames on the same connection are answered.
+	settle M
+	# The refused job is not there; the others are.
+	[ "$(job_status "\"$REFUSED\"")" = unknown_id ]
+	for ((i = 1; i < ROUNDS; i++)); do
+		[ "$(job_status "\"full$i\"")" = queued ]
+	done
+	# Space returns: the journal writes again, submissions are taken.
+	rm -f "$SMALL/fill"
+	wait_until 30 stat_is .journal_error 0
+	[ "$(submit_acked '"after"' t 2 ',"detach":true' | jq -r .ok)" = true ]
+	if [ "$1" = action ]; then
+		acked=$(received M | jq -r 'select(.ok == true) | .id')
+		[ "$(echo $acked | wc -w)" = "$ROUNDS" ]   # "before" and all but one
+		crash_daemon
+		start_durable
+		for i in $acked after; do
+			[ "$(job_status "\"$i\"")" = queued ] || { echo "$i lost" >&2; return 1; }
+		done
+		[ "$(job_status "\"$REFUSED\"")" = unknown_id ]
+	fi
+	assert_daemon_healthy
+}
+
+@test "a full disk: the submission in flight is refused at once, later frames on its connection answered (later dialect)" {
+	full_disk_in_flight action
+}
+
+@test "a full disk: the submission in flight is refused at once, later frames on its connection answered (seed dialect)" {
+	full_disk_in_flight seed
 }
 
 # read_nonblock FILE: what one O_NONBLOCK read of FILE gives, or EAGAIN.
@@ -67,7 +141,7 @@ except BlockingIOError:
 }
 
 @test "a full disk: unavailable and ENOSPC, nothing acknowledged lost, writes again once space returns" {
-	local i acked held
+	local i acked refused
 	SMALL=$BATS_TEST_TMPDIR/small
 	mkdir -p "$SMALL"
 	mount -t tmpfs -o size=2m tmpfs "$SMALL"
@@ -79,9 +153,11 @@ except BlockingIOError:
 	wait_lines M 1
 	fill_disk
 	submit_until_failing
-	held=F$FAILED_AT
+	refused=F$FAILED_AT
 	i=$FAILED_AT
 	echo "# the journal failed at submission $i" >&3
+	# The submission it could not write is refused, not kept waiting.
+	is_error "$(line "$refused" 1)" unavailable "\"full$i\""
 	# Later submissions are refused at once, naming the cause.
 	conn_open U
 	send U '{"action":"submit","id":"refused","type":"t","body":2}'
@@ -93,12 +169,9 @@ except BlockingIOError:
 	[ "$status" != 0 ]
 	[[ "$output" == *"No space left on device"* ]]
 	[ "$(cat "$MNT/jobs/before/status")" = queued ]
-	# Space returns: the journal writes again by itself, and the held
-	# acknowledgement goes out.
+	# Space returns: the journal writes again by itself.
 	rm -f "$SMALL/fill"
 	wait_until 30 bash -c "grep -qx 'journal_error 0' '$MNT/stats'"
-	wait_lines "$held" 1 20
-	[ "$(line "$held" 1 | jq -r .ok)" = true ]
 	send M '{"action":"submit","id":"after","type":"t","body":2}'
 	wait_lines M 2
 	[ "$(line M 2 | jq -r .ok)" = true ]
@@ -111,6 +184,7 @@ except BlockingIOError:
 		[ "$(job_status "\"$i\"")" = queued ] || { echo "$i lost" >&2; return 1; }
 	done
 	[ "$(job_status '"refused"')" = unknown_id ]
+	[ "$(job_status "\"full$FAILED_AT\"")" = unknown_id ]
 	assert_daemon_healthy
 }
 
@@ -199,5 +273,43 @@ dir_within() {
 	start_durable --keep 1 --keep-max 1000
 	[ "$(daemon_stat .queued)" = 0 ]
 	[ "$(daemon_stat .retained)" -le 1000 ]
+	assert_daemon_healthy
+}
+
+@test "a deleted data directory: refused and said once in the log; once it is made again, every job is written into it" {
+	local i
+	start_durable
+	conn_open M
+	send M '{"action":"submit","id":"before","type":"t","detach":true,"body":1}'
+	wait_lines M 1
+	[ "$(line M 1 | jq -r .ok)" = true ]
+	rm -rf "$DATA"
+	# The next submission finds it gone: refused, as are those after it.
+	send M '{"action":"submit","id":"lost","type":"t","detach":true,"body":2}'
+	settle M
+	is_error "$(received M | sed -n 2p)" unavailable '"lost"'
+	received M | sed -n 2p | grep -q 'data directory was deleted'
+	wait_until 10 grep -q 'the data directory was deleted while in use' "$DAEMON_LOG"
+	grep 'was deleted while in use' "$DAEMON_LOG" | grep -q 'mkdir'
+	for i in 1 2 3; do
+		send M "{\"action\":\"submit\",\"id\":\"refused$i\",\"type\":\"t\",\"detach\":true,\"body\":$i}"
+		settle M
+		is_error "$(received M | tail -n 1)" unavailable "\"refused$i\""
+	done
+	[ "$(job_status '"before"')" = queued ]
+	# It comes back: the journal writes every job into it by itself.
+	mkdir "$DATA"
+	wait_until 30 grep -q 'the data directory is back' "$DAEMON_LOG"
+	wait_until 30 stat_is .journal_error 0
+	[ -s "$DATA/lock" ]
+	[ "$(submit_acked '"after"' t 3 ',"detach":true' | jq -r .ok)" = true ]
+	# Said once, not at every retry.
+	[ "$(grep -c 'was deleted while in use' "$DAEMON_LOG")" = 1 ]
+	crash_daemon
+	start_durable
+	[ "$(job_status '"before"')" = queued ]
+	[ "$(job_status '"after"')" = queued ]
+	[ "$(job_status '"lost"')" = unknown_id ]
+	[ "$(job_status '"refused1"')" = unknown_id ]
 	assert_daemon_healthy
 }
