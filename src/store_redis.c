@@ -582,9 +582,12 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
-	if (x->type == REDIS_REPLY_ERROR && c->kind != RK_SUBMIT && transient(x->str)) {
+	if (x->type == REDIS_REPLY_ERROR && ((c->kind != RK_SUBMIT && transient(x->str)) ||
+	    strncmp(x->str, "ERR Function not found", 22) == 0)) {
 		/* Redis cannot take it now (out of memory, a replica, busy,
-		 * loading): it stays, to be sent again after a reconnect */
+		 * loading), or lost the function library (FUNCTION FLUSH): it
+		 * stays, to be sent again after a reconnect, which loads the
+		 * library first */
 		rs_log_error(r, kind_fn[c->kind], x->str);
 		rs_teardown(r, x->str);
 		return;

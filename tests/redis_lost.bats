@@ -5,7 +5,9 @@
 # epoch key P:epoch changed), registers again, and ends each job Redis no
 # longer has as failed, with a reason naming Redis: its master hears it,
 # a worker running it is told to cancel, a tree reader waiting for its
-# response gets EIO.  Each test ends with fresh jobs across daemons.
+# response gets EIO.  A library flushed alone (FUNCTION FLUSH) is loaded
+# again, and what waited for it is sent again.  Each test ends with fresh
+# jobs across daemons.
 
 load 'helpers/daemon'
 load 'helpers/frames'
@@ -150,5 +152,24 @@ reading() {
 	send W '{"type":"response","body":"r3 done"}'
 	wait_lines M 3 30
 	same_json "$(line M 3)" '{"id":"r3","body":"r3 done"}'
+	round_trip
+}
+
+@test "FUNCTION FLUSH under a running job: loaded again, and the result still reaches its master" {
+	# (a long lease: the result meets the missing library before a heartbeat does)
+	NODE_LEASE=10000 start_node A
+	NODE_LEASE=10000 start_node B
+	use_node B
+	join_worker W ff
+	use_node A
+	conn_open M
+	send M '{"type":"job","job_type":"ff","id":"f1","body":1}'
+	wait_jobs W 1 20
+	[ "$(rcli FUNCTION FLUSH)" = OK ]
+	send W '{"type":"response","body":"kept"}'
+	wait_lines M 1 30
+	same_json "$(line M 1)" '{"id":"f1","body":"kept"}'
+	st_is f1 done
+	grep -q 'jobfs_complete.*Function not found' "$(node_log B)"
 	round_trip
 }
