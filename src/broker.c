@@ -47,6 +47,7 @@ static void life_unwait(struct broker *, struct job *);
 static void life_attempt_begin(struct job *, double now);
 static void life_attempt_end(struct job *, const char *error, double now);
 static void life_free(struct job *);
+static struct job_life *life_get(struct job *);
 static void life_finished(struct broker *, struct job *);
 static void dead_add(struct broker *, struct job *);
 static void dead_remove(struct broker *, struct job *);
@@ -1923,6 +1924,38 @@ broker_be_view(struct broker *b, const struct restore_req *r)
 	if (r->state >= JOB_DONE)
 		broker_be_finished(b, j, r->state, r->result, r->result_len);
 	return j;
+}
+
+/*
+ * broker_be_gone: the backend lost j (cluster mode: Redis lost the
+ * cluster's data).  It ends failed here with reason: its result is
+ * {"error":"lost","reason":REASON}, its master's ending frame job_failed
+ * with that reason (job_end_reason), and a local worker running it is
+ * sent a cancel if it takes them, else its late answer is dropped, as for
+ * any job that ends under its worker.
+ */
+void
+broker_be_gone(struct broker *b, struct job *j, const char *reason)
+{
+	struct job_life *L;
+	json_t *o;
+	char *text;
+
+	if (JOB_FINISHED(j))
+		return;
+	o = json_pack("{s:s,s:s}", "error", "lost", "reason", reason);
+	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (text != NULL && j->result == NULL) {
+		j->result = blob_new(text, strlen(text))->data;
+		j->result_len = (uint32_t)strlen(text);
+	}
+	free(text);
+	L = life_get(j);
+	free(L->reason);
+	L->reason = xstrdup(reason);
+	log_debug("job %s: failed: %s", j->key, reason);
+	job_finish(b, j, JOB_FAILED);
 }
 
 /* broker_be_forget: the job was removed elsewhere (rmdir): here too. */

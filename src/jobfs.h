@@ -795,6 +795,9 @@ json_t *broker_type_settings(const struct jtype *);
  *   lookup    a job not known here, for a face (broker_lookup)
  *   query     the cluster's counters, queues, workers, jobs (broker_query)
  *
+ * Among the verdicts, broker_be_gone(j, reason) says the backend lost j
+ * (Redis lost the cluster's data): it ends failed here with that reason.
+ *
  * A job's attempt number (the backend's lease token) lives in heap_index,
  * which a shared job never uses.
  */
@@ -814,6 +817,7 @@ void  broker_be_partial(struct broker *, struct job *, const char *, size_t);
 void  broker_be_finished(struct broker *, struct job *, enum job_state,
     const char *result, size_t len);
 void  broker_be_lost(struct broker *, struct job *);
+void  broker_be_gone(struct broker *, struct job *, const char *reason);
 void  broker_be_forget(struct broker *, struct job *);
 struct job *broker_be_view(struct broker *, const struct restore_req *);
 /* broker_lookup: the job of key, here or (cluster mode) known to the

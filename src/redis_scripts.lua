@@ -380,16 +380,30 @@ end
 -------------------------------------------------------------------------------
 -- The functions.
 
--- jobfs_hello P N info lease_ms -> {N, fresh}
+-- jobfs_hello P N info lease_ms [epoch] -> {N, fresh, epoch}
+-- epoch: P:epoch as the caller last saw it ('' or absent: it saw none).
+-- The first hello on a Redis without P:epoch writes it (Redis's clock in
+-- microseconds): it names this set of the cluster's data.  A caller that
+-- saw another one lost its jobs with the data (FLUSHALL, or Redis
+-- restarted without persistence): it gets a new number, as a daemon taken
+-- for dead does (its old one may already be another daemon's), and tells
+-- by the epoch answered.
 local function f_hello(args)
-	local info, lease = args[3], args[4]
-	if not info or not lease then fail('ERR jobfs: hello takes info lease_ms') end
+	local info, lease, seen_epoch = args[3], args[4], args[5] or ''
+	if not info or not lease then fail('ERR jobfs: hello takes info lease_ms [epoch]') end
 	lease = int_arg(lease, 'lease_ms')
 	if lease <= 0 then fail('ERR jobfs: lease_ms must be positive') end
 	chk(P .. ':daemons', 'hash')
+	chk(P .. ':epoch', 'string')
 	local nd = chk_counter(P .. ':nd')
+	local epoch = redis.call('GET', P .. ':epoch')
+	local new_epoch = not epoch
+	if new_epoch then
+		local t = redis.call('TIME')
+		epoch = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+	end
 	local fresh = 0
-	if N == '0' then
+	if N == '0' or (seen_epoch ~= '' and seen_epoch ~= epoch) then
 		fresh = 1
 	else
 		local cur = redis.call('HGET', P .. ':daemons', N)
@@ -399,12 +413,13 @@ local function f_hello(args)
 	if fresh == 1 then id = string.format('%d', nd + 1) end
 	chk(P .. ':hb:' .. id, 'string')
 	-- pass 2
+	if new_epoch then redis.call('SET', P .. ':epoch', epoch) end
 	if fresh == 1 then
 		id = string.format('%d', redis.call('INCR', P .. ':nd'))
 	end
 	redis.call('HSET', P .. ':daemons', id, info)
 	redis.call('SET', P .. ':hb:' .. id, info, 'PX', lease)
-	return { tonumber(id), fresh }
+	return { tonumber(id), fresh, epoch }
 end
 
 -- jobfs_submit P N, groups of 11:
@@ -759,20 +774,38 @@ local function f_watch(args)
 	return out
 end
 
--- jobfs_worker P N T delta -> new workers count of T
+-- jobfs_worker P N T delta [set] -> new workers count of T
+-- With 'set', delta is daemon N's whole count of workers of T (what it
+-- says when it registers again after a reconnect): the counters move by
+-- the difference from what Redis held for N.
 local function f_worker(args)
-	local T, delta = args[3], args[4]
-	if not T or T == '' or not delta then fail('ERR jobfs: worker takes T delta') end
+	local T, delta, set = args[3], args[4], args[5]
+	if not T or T == '' or not delta or (set and set ~= 'set') then
+		fail('ERR jobfs: worker takes T delta [set]')
+	end
 	delta = int_arg(delta, 'delta')
 	chk(kt(T), 'hash')
 	chk(P .. ':wn:' .. N, 'hash')
 	chk(P .. ':types', 'set')
-	-- pass 2
+	local count
+	if set then
+		count = delta
+		if count < 0 then fail('ERR jobfs: worker: a negative count') end
+		local old = redis.call('HGET', P .. ':wn:' .. N, T)
+		if old and not string.match(old, '^%-?%d+$') then
+			fail('ERR jobfs: ' .. P .. ':wn:' .. N .. ' holds no integer for ' .. T)
+		end
+		delta = count - tonumber(old or '0')
+	end
+	-- pass 2 (a count of 0 that Redis already holds writes nothing)
+	if set and delta == 0 and count == 0 then
+		return tonumber(redis.call('HGET', kt(T), 'workers') or '0')
+	end
 	local n = redis.call('HINCRBY', kt(T), 'workers', delta)
 	if redis.call('HINCRBY', P .. ':wn:' .. N, T, delta) == 0 then
 		redis.call('HDEL', P .. ':wn:' .. N, T)
 	end
-	add_type(T)
+	if not set or count > 0 then add_type(T) end
 	return n
 end
 

@@ -25,6 +25,14 @@
  *
  * While Redis is away the broker refuses submissions (unavailable, EIO in
  * the tree); workers keep running, and their results wait in the outbox.
+ *
+ * Redis may also lose the cluster's data while the daemons run (FLUSHALL,
+ * or a restart without persistence).  The key P:epoch names the data set;
+ * every heartbeat compares it with the one this daemon saw.  A daemon that
+ * finds another registers again (a new number, its workers and mkdir'd
+ * types, through a reconnect) and looks at every unfinished job it knows,
+ * its workers' ones too: each that Redis no longer has ends failed with
+ * LOST_REASON (hello_reply, resync).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +55,9 @@ extern unsigned int redis_scripts_lua_len;
 #define BATCH_MAX      128          /* jobs per call */
 #define BACKLOG_MAX    (64u << 20)  /* outbox bytes before submissions are refused */
 #define CONNECT_TIMEOUT 2.0
+/* The error of a job that Redis lost with the cluster's data. */
+#define LOST_REASON    "Redis lost this job: the cluster's data was flushed, " \
+	"or Redis restarted without it"
 
 enum rkind { RK_SUBMIT, RK_COMPLETE, RK_PARTIAL, RK_REQUEUE, RK_END, RK_FORGET,
 	RK_WORKER, RK_PIN, RK_NKINDS };
@@ -85,6 +96,9 @@ struct rtype {
 	bool           held;        /* this store holds a reference on the jtype */
 	bool           inflight, again, wanted;
 	bool           wk_dirty;    /* its worker lines are to be written */
+	bool           counted;     /* workers of it were counted in Redis */
+	bool           listed;      /* in the answer types_reply reads */
+	uint64_t       heard;       /* types_asked when its last t+ or t- came */
 	struct rtype  *next_wanted;
 };
 
@@ -124,11 +138,17 @@ struct rstore {
 	uint64_t           errors_logged;
 	double             error_logged_at;
 	unsigned           chan_holds;
+	char               epoch[40];          /* P:epoch as last seen; "": none yet */
+	bool               lost;               /* the data was lost: resync ends what is gone */
+	size_t             lost_left;          /* that resync's lookups not yet answered */
+	size_t             lost_ended;         /* jobs it ended */
+	uint64_t           types_asked;        /* SMEMBERS P:types sent so far */
 };
 
 static void rs_teardown(struct rstore *, const char *why);
 static void rs_send(struct rstore *, struct rcmd *);
 static void rs_want(void *, struct jtype *);
+static void ask_types(struct rstore *);
 
 /* ----------------------------------------------------------- small bits */
 
@@ -469,7 +489,7 @@ stash_apply(struct rstore *r, struct job *j, bool apply)
 	free(s);
 }
 
-static void resync_one(struct rstore *, struct job *);
+static bool resync_one(struct rstore *, struct job *, bool);
 
 static void
 verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
@@ -509,7 +529,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 				broker_be_accepted(r->b, j, BERR_OK);
 				stash_apply(r, j, true);
 				if (c->resent)   /* it may have ended while the link was down */
-					resync_one(r, j);
+					resync_one(r, j, false);
 			} else {
 				stash_apply(r, j, false);
 				snprintf(r->b->err_detail, sizeof r->b->err_detail,
@@ -562,9 +582,12 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
-	if (x->type == REDIS_REPLY_ERROR && c->kind != RK_SUBMIT && transient(x->str)) {
+	if (x->type == REDIS_REPLY_ERROR && ((c->kind != RK_SUBMIT && transient(x->str)) ||
+	    strncmp(x->str, "ERR Function not found", 22) == 0)) {
 		/* Redis cannot take it now (out of memory, a replica, busy,
-		 * loading): it stays, to be sent again after a reconnect */
+		 * loading), or lost the function library (FUNCTION FLUSH): it
+		 * stays, to be sent again after a reconnect, which loads the
+		 * library first */
 		rs_log_error(r, kind_fn[c->kind], x->str);
 		rs_teardown(r, x->str);
 		return;
@@ -747,6 +770,7 @@ struct rlookup {
 	struct rstore *r;
 	void         (*cb)(void *, struct job *, int);  /* NULL: a resync */
 	void          *cbctx;
+	bool           lost;        /* a resync after the data was lost */
 	char           key[];
 };
 
@@ -760,8 +784,21 @@ strip_daemon(char *wk)
 		*at = '\0';
 }
 
+/* lost_done: the resync after the data was lost is over once each of
+ * its lookups was answered (lookup_reply counts them). */
 static void
-lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
+lost_done(struct rstore *r)
+{
+	if (!r->lost || r->lost_left > 0)
+		return;
+	r->lost = false;
+	log_warn("redis: %zu job(s) known here were lost by Redis with the cluster's data "
+	    "and ended failed", r->lost_ended);
+}
+
+/* lookup_apply: a jobfs_watch answer (lookup_reply); frees q. */
+static void
+lookup_apply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct rlookup *q = priv;
 	struct rstore *r = q->r;
@@ -789,6 +826,14 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	j = broker_find(r->b, q->key);
+	if (q->lost && x->type != REDIS_REPLY_ARRAY && j != NULL && !JOB_FINISHED(j)) {
+		/* lost with the cluster's data: its master hears why, and a
+		 * worker here running it is told to stop */
+		broker_be_gone(r->b, j, LOST_REASON);
+		r->lost_ended++;
+		free(q);
+		return;
+	}
 	if (q->cb == NULL && x->type != REDIS_REPLY_ARRAY && j != NULL && !JOB_FINISHED(j) &&
 	    j->worker == NULL) {
 		/* gone from Redis while this daemon was away (forgotten) */
@@ -877,18 +922,37 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 	free(q);
 }
 
-/* resync_one: look at j again (see resync); also for a submission sent
- * again after a reconnect, which may have ended meanwhile. */
 static void
-resync_one(struct rstore *r, struct job *j)
+lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct rlookup *q = priv;
+	struct rstore *r = q->r;
+	bool lost = q->lost && reply != NULL && !r->closing;
+
+	lookup_apply(ac, reply, q);
+	if (lost && r->lost_left > 0) {
+		r->lost_left--;
+		lost_done(r);
+	}
+}
+
+/* resync_one: look at j again (see resync); also for a submission sent
+ * again after a reconnect, which may have ended meanwhile.  lost: the
+ * cluster's data was lost, and j ends if Redis no longer has it. */
+static bool
+resync_one(struct rstore *r, struct job *j, bool lost)
 {
 	struct rlookup *q = xcalloc(1, sizeof *q + strlen(j->key) + 1);
 
 	q->r = r;
+	q->lost = lost;
 	strcpy(q->key, j->key);
 	if (redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
-	    r->prefix, r->nstr, j->key) != REDIS_OK)
+	    r->prefix, r->nstr, j->key) != REDIS_OK) {
 		free(q);
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -899,6 +963,12 @@ resync_one(struct rstore *r, struct job *j)
  * which also names this daemon among its watchers), and what it became
  * meanwhile is applied: a master waiting for its job hears its ending.
  * One call per such job, pipelined.
+ *
+ * After Redis lost the cluster's data (r->lost), the jobs local workers
+ * run are looked at too, and every job Redis no longer has ends failed
+ * (broker_be_gone).  r->lost stays set until every one of these calls is
+ * answered: a link lost meanwhile means a resync like it after the
+ * reconnect.
  */
 static void
 resync(struct rstore *r)
@@ -906,17 +976,22 @@ resync(struct rstore *r)
 	struct job_cursor c = { 0 };
 	struct job *j;
 	size_t n = 0;
+	bool lost = r->lost;
 
 	broker_cursor_open(r->b, &c);
 	while ((j = broker_cursor_job(&c)) != NULL) {
 		broker_cursor_advance(&c);
-		if (!j->shared || JOB_FINISHED(j) || j->pending || j->worker != NULL)
+		if (!j->shared || JOB_FINISHED(j) || j->pending || (j->worker != NULL && !lost))
 			continue;
-		resync_one(r, j);
-		n++;
+		if (resync_one(r, j, lost))
+			n++;
 	}
 	broker_cursor_close(r->b, &c);
-	if (n > 0)
+	if (lost) {
+		r->lost_left = n;
+		r->lost_ended = 0;
+		lost_done(r);
+	} else if (n > 0)
 		log_info("redis: %zu unfinished job(s) looked at again after the outage", n);
 }
 
@@ -930,7 +1005,7 @@ rs_lookup(void *ctx, const char *key, void (*cb)(void *, struct job *, int), voi
 		cb(cbctx, NULL, BERR_UNAVAILABLE);
 		return;
 	}
-	q = xmalloc(sizeof *q + strlen(key) + 1);
+	q = xcalloc(1, sizeof *q + strlen(key) + 1);
 	q->r = r;
 	q->cb = cb;
 	q->cbctx = cbctx;
@@ -1531,11 +1606,11 @@ on_broadcast(struct rstore *r, const char *p, size_t len)
 		return;
 	memcpy(name, p + 3, len - 3);
 	name[len - 3] = '\0';
-	if (strncmp(p, "t+ ", 3) == 0)
-		type_listed(r, name, true);
-	else if (strncmp(p, "t- ", 3) == 0)
-		type_listed(r, name, false);
-	else if (strncmp(p, "d- ", 3) == 0)
+	if ((strncmp(p, "t+ ", 3) == 0 || strncmp(p, "t- ", 3) == 0) &&
+	    type_name_valid(name, strlen(name))) {
+		rtype_get(r, name)->heard = r->types_asked;   /* (see types_reply) */
+		type_listed(r, name, p[1] == '+');
+	} else if (strncmp(p, "d- ", 3) == 0)
 		log_info("redis: daemon %s was taken for dead; its jobs were reclaimed", name);
 }
 
@@ -1568,6 +1643,7 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 					log_info("redis %s:%d: connected, daemon %s", r->url.host,
 					    r->url.port, r->nstr + 0);
 				r->down_since = 0;
+				ask_types(r);
 				broker_types_each(r->b, reask_type, r);
 				resync(r);
 			}
@@ -1617,33 +1693,48 @@ sub_start(struct rstore *r)
 	redisAsyncCommand(r->sub, sub_msg, NULL, "SUBSCRIBE %s %s", d, xch);
 }
 
-static void types_reply(redisAsyncContext *, void *, void *);
 static void leases_reply(redisAsyncContext *, void *, void *);
+static void reregister(struct rstore *);
 
-/* hello_reply: this daemon's number; the first answer on a connection
- * starts the rest (subscriber, outbox, the types' list, leases). */
+/* hello_reply: this daemon's number, and the epoch of the data (a new one:
+ * Redis lost the data); the first answer on a connection starts the rest
+ * (leases, the outbox, registration, the subscriber). */
 static void
 hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct rstore *r = ac->data;
 	redisReply *x = reply;
-	bool first = priv != NULL;
+	bool first = priv != NULL, lost = false;
 	uint64_t n;
 	struct rcmd *c;
+	const char *epoch;
+	size_t elen;
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
 	r->hello_out = false;
-	if (x->type != REDIS_REPLY_ARRAY || x->elements < 2) {
+	if (x->type != REDIS_REPLY_ARRAY || x->elements < 3) {
 		rs_log_error(r, "jobfs_hello", x->type == REDIS_REPLY_ERROR ? x->str :
-		    "an answer that is not an array");
+		    "an answer that is not an array of 3");
 		rs_teardown(r, x->type == REDIS_REPLY_ERROR ? x->str : "a bad answer");
 		return;
 	}
 	r->hello_ok = rs_now(r);
 	n = (uint64_t)rnum(x->element[0]);
+	epoch = rstr(x->element[2], &elen);
+	if (elen > 0 && elen < sizeof r->epoch) {
+		lost = r->epoch[0] != '\0' && strcmp(epoch, r->epoch) != 0;
+		memcpy(r->epoch, epoch, elen + 1);
+	}
+	if (lost) {
+		log_err("redis %s:%d: the cluster's data is gone from Redis (flushed, or "
+		    "restarted without persistence): the jobs it no longer has end failed; "
+		    "this daemon (was %" PRIu64 ", now %" PRIu64 ") registers again",
+		    r->url.host, r->url.port, r->n, n);
+		r->lost = true;   /* the next resync ends what Redis no longer has */
+	}
 	if (n != r->n) {
-		if (r->n != 0) {
+		if (r->n != 0 && !lost) {
 			struct job_cursor cur = { 0 };
 			struct job *j;
 
@@ -1662,40 +1753,77 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 		r->n = n;
 		snprintf(r->nstr, sizeof r->nstr, "%" PRIu64, n);
 		snprintf(r->b->id_suffix, sizeof r->b->id_suffix, ".%" PRIu64, n);
-		if (!first && r->cmd_ok) {
+		if (!first && r->cmd_ok && !lost) {
 			/* (the loop stalled past the lease): subscribe as the new
 			 * number, and look at every job again */
 			rs_teardown(r, "this daemon was taken for dead");
 			return;
 		}
 	}
+	if (lost && !first && r->cmd_ok) {
+		/* register again and look at every job, as after an outage */
+		rs_teardown(r, "Redis lost the cluster's data");
+		return;
+	}
 	if (!first || r->cmd_ok)
 		return;
 	r->cmd_ok = true;
 	broker_types_each(r->b, wk_mark, r);   /* Redis may have lost them */
-	redisAsyncCommand(r->cmd, types_reply, NULL, "SMEMBERS %s:types", r->prefix);
 	redisAsyncCommand(r->cmd, leases_reply, NULL, "FCALL jobfs_leases 0 %s %s",
 	    r->prefix, r->nstr);
 	TAILQ_FOREACH(c, &r->outbox, entry) {
 		c->resent = c->sent;
 		c->sent = false;
-		rs_send(r, c);
 	}
+	reregister(r);
+	TAILQ_FOREACH(c, &r->outbox, entry)
+		rs_send(r, c);
 	sub_start(r);
 }
 
+/*
+ * types_reply: the cluster's types (SMEMBERS P:types, asked once
+ * subscribed): each is held here, and a type held here that Redis no
+ * longer lists is let go (its t- was published while this daemon was
+ * away, or Redis lost it with the data).  A type whose t+ or t- came after
+ * the question is left as that event put it.
+ */
 static void
 types_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct rstore *r = ac->data;
 	redisReply *x = reply;
+	uint64_t asked = (uint64_t)(uintptr_t)priv;
+	struct rtype *t, *tmp;
 	size_t i;
 
-	(void)priv;
-	if (x == NULL || r == NULL || r->closing || x->type != REDIS_REPLY_ARRAY)
+	if (x == NULL || r == NULL || r->closing || x->type != REDIS_REPLY_ARRAY ||
+	    asked != r->types_asked)
 		return;
-	for (i = 0; i < x->elements; i++)
-		type_listed(r, rstr(x->element[i], NULL), true);
+	HASH_ITER(hh, r->types, t, tmp)
+		t->listed = false;
+	for (i = 0; i < x->elements; i++) {
+		const char *name = rstr(x->element[i], NULL);
+
+		if (!type_name_valid(name, strlen(name)))
+			continue;
+		t = rtype_get(r, name);
+		t->listed = true;
+		if (t->heard != asked)
+			type_listed(r, name, true);
+	}
+	HASH_ITER(hh, r->types, t, tmp)
+		if (t->held && !t->listed && t->heard != asked)
+			type_listed(r, t->name, false);
+}
+
+/* ask_types: SMEMBERS P:types (types_reply). */
+static void
+ask_types(struct rstore *r)
+{
+	r->types_asked++;
+	redisAsyncCommand(r->cmd, types_reply, (void *)(uintptr_t)r->types_asked,
+	    "SMEMBERS %s:types", r->prefix);
 }
 
 /* leases_reply: jobs Redis says run here; one no local worker runs (a
@@ -1751,7 +1879,8 @@ send_hello(struct rstore *r, bool first)
 	    JOBFS_VERSION);
 	snprintf(lease, sizeof lease, "%d", r->lease_ms);
 	redisAsyncCommand(r->cmd, hello_reply, first ? (void *)r : NULL,
-	    "FCALL jobfs_hello 0 %s %s %s %s", r->prefix, r->n ? r->nstr : "0", info, lease);
+	    "FCALL jobfs_hello 0 %s %s %s %s %s", r->prefix, r->n ? r->nstr : "0", info, lease,
+	    r->epoch);
 	r->hello_out = true;
 }
 
@@ -1962,8 +2091,45 @@ count_worker(struct rstore *r, struct jtype *t, int delta)
 {
 	struct rcmd *c = rs_batch(r, RK_WORKER, NULL);
 
+	rtype_get(r, t->name)->counted = true;
 	arg_str(c, t->name);
 	arg_i64(c, delta);
+}
+
+static bool
+repin(void *ctx, struct jtype *jt)
+{
+	if (jt->pinned)
+		rs_pin(ctx, jt, true);
+	return true;
+}
+
+/*
+ * reregister: on every (re)connection, after what the outbox holds, this
+ * daemon says again what it has: its number of workers of each type it
+ * counted (absolute, so that a count sent twice over a reconnect, or lost
+ * with the data, is right again) and the types made in its tree.  The
+ * lease is the hello's; idle workers ask for jobs once subscribed.
+ */
+static void
+reregister(struct rstore *r)
+{
+	struct rtype *t, *tmp;
+	struct jtype *jt;
+	struct rcmd *c;
+
+	HASH_ITER(hh, r->types, t, tmp) {
+		if (!t->counted)
+			continue;
+		jt = broker_type(r->b, t->name, false);
+		c = rs_batch(r, RK_WORKER, NULL);
+		arg_str(c, t->name);
+		arg_u64(c, jt != NULL ? jt->nworkers : 0);
+		arg_str(c, "set");
+		if (jt == NULL || jt->nworkers == 0)
+			t->counted = false;
+	}
+	broker_types_each(r->b, repin, r);
 }
 
 static void

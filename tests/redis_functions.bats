@@ -117,6 +117,12 @@ lines() {
 	printf '%s\n' "$@"
 }
 
+# hello N INFO LEASE [EPOCH]: jobfs_hello's number and fresh flag, a line
+# each (without the epoch it answers last).
+hello() {
+	fc hello "$@" | head -n 2
+}
+
 @test "the library loads as jobfs_1 with every function of the contract" {
 	run rcli FUNCTION LIST LIBRARYNAME jobfs_1
 	[ "$status" -eq 0 ]
@@ -132,7 +138,7 @@ lines() {
 }
 
 @test "hello: a new daemon gets a number, a known one keeps it, a dead or unknown one gets a new one" {
-	run fc hello 0 'host-a 101 1700000000 1.0' 5000
+	run hello 0 'host-a 101 1700000000 1.0' 5000
 	[ "$output" = "$(lines 1 1)" ]
 	[ "$(rcli HGET $P:daemons 1)" = 'host-a 101 1700000000 1.0' ]
 	[ "$(rcli GET $P:hb:1)" = 'host-a 101 1700000000 1.0' ]
@@ -141,23 +147,44 @@ lines() {
 	[ "$ttl" -gt 0 ]
 	[ "$ttl" -le 5000 ]
 
-	run fc hello 0 'host-b 102 1700000000 1.0' 5000
+	run hello 0 'host-b 102 1700000000 1.0' 5000
 	[ "$output" = "$(lines 2 1)" ]
 	# Known: same number, info and lease refreshed.
-	run fc hello 1 'host-a 101 1700000001 1.0' 60000
+	run hello 1 'host-a 101 1700000001 1.0' 60000
 	[ "$output" = "$(lines 1 0)" ]
 	[ "$(rcli HGET $P:daemons 1)" = 'host-a 101 1700000001 1.0' ]
 	[ "$(rcli PTTL $P:hb:1)" -gt 5000 ]
 	# A number this Redis never gave (e.g. after a wipe): a fresh one.
-	run fc hello 9 'host-c 103 1700000000 1.0' 5000
+	run hello 9 'host-c 103 1700000000 1.0' 5000
 	[ "$output" = "$(lines 3 1)" ]
 	[ -z "$(rcli HGET $P:daemons 9)" ]
 	# Dead (being reclaimed): a fresh one; the dead record is left to the reaper.
 	rcli HSET $P:daemons 2 dead
-	run fc hello 2 'host-b 102 1700000000 1.0' 5000
+	run hello 2 'host-b 102 1700000000 1.0' 5000
 	[ "$output" = "$(lines 4 1)" ]
 	[ "$(rcli HGET $P:daemons 2)" = dead ]
 	[ "$(rcli GET $P:nd)" = 4 ]
+}
+
+@test "hello: the first writes P:epoch; one that saw another (the data was lost) gets a new number" {
+	local e e2
+	run fc hello 0 'host-a 1 0 v' 5000
+	e=$(rcli GET $P:epoch)
+	[ -n "$e" ]
+	[ "$output" = "$(lines 1 1 "$e")" ]
+	# The epoch it saw: a known daemon keeps its number.
+	[ "$(fc hello 1 'host-a 1 0 v' 5000 "$e")" = "$(lines 1 0 "$e")" ]
+	# The data goes; another daemon says hello first and is number 1.
+	rcli FLUSHALL >/dev/null
+	run fc hello 0 'host-b 2 0 v' 5000
+	e2=$(rcli GET $P:epoch)
+	[ -n "$e2" ]
+	[ "$e2" != "$e" ]
+	[ "$output" = "$(lines 1 1 "$e2")" ]
+	# Number 1 of the old data is not number 1 of the new one.
+	[ "$(fc hello 1 'host-a 1 0 v' 5000 "$e")" = "$(lines 2 1 "$e2")" ]
+	[ "$(rcli HGET $P:daemons 1)" = 'host-b 2 0 v' ]
+	[ "$(rcli GET $P:epoch)" = "$e2" ]
 }
 
 @test "submit: ok writes the job, its member, counters and t+; exists; a re-send answers ok and writes nothing" {
@@ -624,6 +651,27 @@ lines() {
 	[ "$(ev_on x)" = 't+ echo' ]
 }
 
+@test "worker set: a daemon's whole count replaces what Redis held for it" {
+	[ "$(fc worker 1 echo 2)" = 2 ]
+	[ "$(fc worker 2 echo 1)" = 3 ]
+	# A +1 counted twice (sent again over a reconnect): the count mends it.
+	fc worker 1 echo 1 >/dev/null
+	[ "$(fc worker 1 echo 2 set)" = 3 ]
+	[ "$(rcli HGET $P:wn:1 echo)" = 2 ]
+	# After the data was lost: counted from nothing, the type listed again.
+	rcli FLUSHALL >/dev/null
+	[ "$(fc worker 1 echo 2 set)" = 2 ]
+	[ "$(rcli SISMEMBER $P:types echo)" = 1 ]
+	# A count of 0 that Redis already holds writes nothing.
+	[ "$(fc worker 1 other 0 set)" = 0 ]
+	[ "$(rcli EXISTS $P:t:other $P:wn:1)" = 1 ]
+	[ "$(rcli SISMEMBER $P:types other)" = 0 ]
+	run fc worker 1 echo -1 set
+	[[ "$output" == *"negative count"* ]]
+	run fc worker 1 echo 1 sett
+	[[ "$output" == *"worker takes T delta [set]"* ]]
+}
+
 @test "pin: a pinned empty type stays; unpinned, the reaper removes it (t-)" {
 	[ "$(fc pin 1 keep on)" = ok ]
 	[ "$(tstat keep pinned)" = 1 ]
@@ -661,8 +709,8 @@ after_ms() {
 }
 
 @test "reap: a daemon whose heartbeat expired loses its leases, its owned queued jobs, its workers, then itself" {
-	[ "$(fc hello 0 'host-a 1 0 v' 60000)" = "$(lines 1 1)" ]
-	[ "$(fc hello 0 'host-b 2 0 v' 300)" = "$(lines 2 1)" ]
+	[ "$(hello 0 'host-a 1 0 v' 60000)" = "$(lines 1 1)" ]
+	[ "$(hello 0 'host-b 2 0 v' 300)" = "$(lines 2 1)" ]
 	fc worker 2 echo 3 >/dev/null
 	fc worker 1 echo 1 >/dev/null
 	fc worker 2 other 1 >/dev/null
@@ -708,7 +756,7 @@ after_ms() {
 	[ "$output" = "$(lines 0 0 0 0 0 0 0)" ]
 	[ "$(fc complete 1 own2r 1 done 1)" = ok ]
 	# A daemon that comes back under its old number gets a new one.
-	[ "$(fc hello 2 'host-b 2 0 v' 5000)" = "$(lines 3 1)" ]
+	[ "$(hello 2 'host-b 2 0 v' 5000)" = "$(lines 3 1)" ]
 }
 
 @test "reap: the 4th loss fails the job, and the reaper's events reach the caller too" {
@@ -894,7 +942,7 @@ after_ms() {
 }
 
 @test "one job's whole life through the functions, after which the type is gone" {
-	[ "$(fc hello 0 h 5000)" = "$(lines 1 1)" ]
+	[ "$(hello 0 h 5000)" = "$(lines 1 1)" ]
 	[ "$(fc worker 1 echo 1)" = 1 ]
 	[ "$(submit 1 "life echo 0 sn")" = ok ]
 	[ "$(dispatch_keys 1 echo w 1)" = 'life ' ]
