@@ -2,38 +2,193 @@
  * web_metrics.c — GET /metrics in the Prometheus text exposition format
  * (version 0.0.4): the daemon's counters and gauges (those of `stats`),
  * per type the queued, running and worker gauges and the job counters,
- * a histogram of job run time per type, and the web face's own counters.
+ * a histogram of job run time per type, the web face's own counters and
+ * the process's figures that every exporter shows.  Every family has its
+ * HELP and TYPE, and names follow Prometheus's conventions: base units
+ * in the name (_seconds, _bytes), counters ending in _total.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "web.h"
 
 static const double bounds[WEB_HIST_N] = WEB_HIST_BOUNDS;
 
-/* Counters among the daemon's stats; any other number is a gauge. */
-static const char *const counters[] = {
-	"submitted", "done", "failed", "cancelled", "timeout", "requeued",
-	"partials", "frames_in", "frames_out", "bad_frames", "slow_clients_dropped",
-	"connections_refused", "input_dropped", "frame_timeouts", "partials_dropped",
-	"messages_published", "messages_delivered", "messages_dropped", "refused_full",
-	"retried", "kicked", "fails",  /* the job lifecycle */
-	NULL,
+/*
+ * A figure of `stats` (or of its "http" object) as a metric: the figure's
+ * name there, the metric's, the label that tells it from others of the
+ * same metric (entries of one metric follow each other: one family), a
+ * counter or a gauge, a scale (0: the number as it is; the journal keeps
+ * microseconds, shown as seconds) and the help text.  A figure that stats
+ * does not show (the journal's without --data, the guards' before any is
+ * in use) is left out.
+ */
+struct figure {
+	const char *key, *name, *label;
+	bool        counter;
+	double      scale;
+	const char *help;
 };
 
-static bool
-is_counter(const char *k)
-{
-	size_t i;
+static const struct figure daemon_figures[] = {
+	{ "uptime", "jobfs_uptime_seconds", NULL, false, 0,
+	  "Seconds since the daemon started." },
+	{ "submitted", "jobfs_submitted_total", NULL, true, 0, "Jobs submitted." },
+	{ "queued", "jobfs_queued", NULL, false, 0, "Jobs queued for a worker." },
+	{ "running", "jobfs_running", NULL, false, 0, "Jobs running on a worker." },
+	{ "done", "jobfs_done_total", NULL, true, 0, "Jobs ended with a result." },
+	{ "failed", "jobfs_failed_total", NULL, true, 0,
+	  "Jobs ended as failed (no retry left)." },
+	{ "cancelled", "jobfs_cancelled_total", NULL, true, 0, "Jobs cancelled." },
+	{ "timeout", "jobfs_timeout_total", NULL, true, 0,
+	  "Jobs ended by their timeout." },
+	{ "requeued", "jobfs_requeued_total", NULL, true, 0,
+	  "Jobs queued again after their worker went away." },
+	{ "retained", "jobfs_retained", NULL, false, 0,
+	  "Finished jobs kept for their results to be read." },
+	{ "retained_bytes", "jobfs_retained_bytes", NULL, false, 0,
+	  "Bytes held by the finished jobs kept." },
+	{ "keep_bytes", "jobfs_keep_bytes", NULL, false, 0,
+	  "Bytes the finished jobs kept may hold (--keep-bytes)." },
+	{ "results_dropped", "jobfs_results_dropped_total", NULL, true, 0,
+	  "Finished jobs forgotten early to stay within the bytes kept." },
+	{ "partials", "jobfs_partials_total", NULL, true, 0,
+	  "Partial results received from workers." },
+	{ "connections", "jobfs_connections", NULL, false, 0,
+	  "Connections open on the TCP ports." },
+	{ "masters", "jobfs_masters", NULL, false, 0,
+	  "Connections open on the master port." },
+	{ "workers", "jobfs_workers", NULL, false, 0, "Workers joined." },
+	{ "frames_in", "jobfs_frames_in_total", NULL, true, 0,
+	  "Frames received on the TCP ports." },
+	{ "frames_out", "jobfs_frames_out_total", NULL, true, 0,
+	  "Frames sent on the TCP ports." },
+	{ "bad_frames", "jobfs_bad_frames_total", NULL, true, 0,
+	  "Frames refused as malformed." },
+	{ "slow_clients_dropped", "jobfs_slow_clients_dropped_total", NULL, true, 0,
+	  "Connections closed for leaving too much output unread." },
+	{ "connections_refused", "jobfs_connections_refused_total", NULL, true, 0,
+	  "Connections refused over --max-conns." },
+	{ "input_dropped", "jobfs_input_dropped_total", NULL, true, 0,
+	  "Connections closed for buffering input over --max-input." },
+	{ "frame_timeouts", "jobfs_frame_timeouts_total", NULL, true, 0,
+	  "Connections closed for a frame not whole within --frame-timeout." },
+	{ "partials_dropped", "jobfs_partials_dropped_total", NULL, true, 0,
+	  "Partial results a slow streaming master missed." },
+	{ "channels", "jobfs_channels", NULL, false, 0, "Channels with subscribers." },
+	{ "messages_published", "jobfs_messages_published_total", NULL, true, 0,
+	  "Messages published to channels." },
+	{ "messages_delivered", "jobfs_messages_delivered_total", NULL, true, 0,
+	  "Messages delivered to subscribers." },
+	{ "messages_dropped", "jobfs_messages_dropped_total", NULL, true, 0,
+	  "Messages slow subscribers missed." },
+	{ "body_bytes", "jobfs_body_bytes", NULL, false, 0,
+	  "Bytes of bodies held by unfinished jobs." },
+	{ "refused_full", "jobfs_refused_full_total", NULL, true, 0,
+	  "Submissions refused as full (--max-jobs, --max-memory)." },
+	{ "auth_failures", "jobfs_auth_failures_total", NULL, true, 0,
+	  "Authentications refused." },
+	{ "refused_protected", "jobfs_refused_protected_total", NULL, true, 0,
+	  "Connections from beyond loopback refused in protected mode." },
+	{ "refused_per_addr", "jobfs_refused_per_addr_total", NULL, true, 0,
+	  "Connections refused over --max-conns-per-addr." },
+	{ "refused_unauthenticated", "jobfs_refused_unauthenticated_total", NULL, true, 0,
+	  "Connections past --max-unauth (the oldest unauthenticated one goes)." },
+	{ "dropped_unauthenticated", "jobfs_dropped_unauthenticated_total", NULL, true, 0,
+	  "Unauthenticated connections closed (--max-unauth, --auth-timeout, "
+	  "--max-unauth-frames)." },
+	{ "tls_handshake_timeouts", "jobfs_tls_handshake_timeouts_total", NULL, true, 0,
+	  "Connections closed for a TLS handshake not done in time." },
+	{ "retried", "jobfs_retried_total", NULL, true, 0,
+	  "Failed attempts queued again for a retry." },
+	{ "dead", "jobfs_dead", NULL, false, 0,
+	  "Dead jobs kept (failed with no retry left)." },
+	{ "delayed", "jobfs_delayed", NULL, false, 0,
+	  "Jobs waiting for their time to be queued." },
+	{ "waiting", "jobfs_waiting", NULL, false, 0,
+	  "Jobs waiting for the jobs they run after." },
+	{ "paused", "jobfs_paused", NULL, false, 0, "Types paused." },
+	{ "kicked", "jobfs_kicked_total", NULL, true, 0, "Dead jobs queued again." },
+	{ "fails", "jobfs_fails_total", NULL, true, 0,
+	  "Attempts that workers reported as failed." },
+	{ "journal_bytes", "jobfs_journal_bytes", NULL, false, 0,
+	  "Bytes of the journal's segments on disk." },
+	{ "journal_segments", "jobfs_journal_segments", NULL, false, 0,
+	  "Segment files of the journal." },
+	{ "journal_live_bytes", "jobfs_journal_live_bytes", NULL, false, 0,
+	  "Bytes of the journal's records still needed." },
+	{ "journal_records", "jobfs_journal_records_total", NULL, true, 0,
+	  "Records appended to the journal." },
+	{ "journal_syncs", "jobfs_journal_syncs_total", NULL, true, 0,
+	  "Syncs of the journal to disk." },
+	{ "journal_sync_last_us", "jobfs_journal_sync_last_seconds", NULL, false, 1e-6,
+	  "Seconds the journal's last sync took." },
+	{ "journal_sync_max_us", "jobfs_journal_sync_max_seconds", NULL, false, 1e-6,
+	  "Seconds the journal's longest sync took." },
+	{ "journal_compactions", "jobfs_journal_compactions_total", NULL, true, 0,
+	  "Compactions of the journal." },
+	{ "journal_backlog_bytes", "jobfs_journal_backlog_bytes", NULL, false, 0,
+	  "Bytes appended to the journal, not yet written." },
+	{ "journal_error", "jobfs_journal_error", NULL, false, 0,
+	  "The journal's error (an errno), 0 when well." },
+	{ "ntypes", "jobfs_ntypes", NULL, false, 0, "Job types." },
+	{ NULL, NULL, NULL, false, 0, NULL },
+};
 
-	for (i = 0; counters[i] != NULL; i++)
-		if (strcmp(counters[i], k) == 0)
-			return true;
-	return false;
-}
+static const struct figure http_figures[] = {
+	{ "requests", "jobfs_http_requests_total", NULL, true, 0,
+	  "HTTP requests received." },
+	{ "connections", "jobfs_http_connections", NULL, false, 0,
+	  "HTTP connections open." },
+	{ "connections_refused", "jobfs_http_connections_refused_total", NULL, true, 0,
+	  "HTTP connections refused over --http-max-conn." },
+	{ "responses_2xx", "jobfs_http_responses_total", "code=\"2xx\"", true, 0,
+	  "HTTP responses, by the class of their status code." },
+	{ "responses_4xx", "jobfs_http_responses_total", "code=\"4xx\"", true, 0, NULL },
+	{ "responses_5xx", "jobfs_http_responses_total", "code=\"5xx\"", true, 0, NULL },
+	{ "streams", "jobfs_http_streams", NULL, false, 0,
+	  "Event streams open (/sub and /events)." },
+	{ "events_sent", "jobfs_http_events_sent_total", NULL, true, 0,
+	  "Events sent on event streams." },
+	{ "events_missed", "jobfs_http_events_missed_total", NULL, true, 0,
+	  "Events slow event streams missed." },
+	{ "streams_full", "jobfs_http_streams_full", NULL, false, 0,
+	  "Event streams missing events now." },
+	{ "stream_queued_bytes", "jobfs_http_stream_queued_bytes", NULL, false, 0,
+	  "Bytes queued unread, summed over the event streams." },
+	{ "event_bytes", "jobfs_http_event_bytes", NULL, false, 0,
+	  "Bytes of the encoded events the streams' queues hold." },
+	{ "routed", "jobfs_http_routed_total", NULL, true, 0,
+	  "Requests handed to workers by --http-route." },
+	{ "route_timeouts", "jobfs_http_route_timeouts_total", NULL, true, 0,
+	  "Routed requests no worker took within --http-timeout." },
+	{ "waiting", "jobfs_http_waiting", NULL, false, 0,
+	  "Requests waiting (long polls, routes, answers held for the store)." },
+	{ "unauthenticated", "jobfs_http_unauthenticated", NULL, false, 0,
+	  "HTTP connections open and not yet authenticated." },
+	{ "unauth_dropped", "jobfs_http_unauth_dropped_total", NULL, true, 0,
+	  "Unauthenticated HTTP connections closed over --http-max-unauth." },
+	{ "header_timeouts", "jobfs_http_header_timeouts_total", NULL, true, 0,
+	  "HTTP connections closed for a request not whole in time." },
+	{ "refused_per_addr", "jobfs_http_refused_per_addr_total", NULL, true, 0,
+	  "HTTP connections refused over the per-address limit." },
+	{ "refused_host", "jobfs_http_refused_host_total", NULL, true, 0,
+	  "HTTP requests refused for their Host header." },
+	{ "refused_cross_site", "jobfs_http_refused_cross_site_total", NULL, true, 0,
+	  "HTTP requests refused as cross-site." },
+	{ "input_bytes", "jobfs_http_input_bytes", NULL, false, 0,
+	  "Bytes of request bodies held now." },
+	{ "input_refused", "jobfs_http_input_refused_total", NULL, true, 0,
+	  "HTTP requests refused for the bytes their bodies would hold." },
+	{ NULL, NULL, NULL, false, 0, NULL },
+};
 
 /* metrics_job_finished: a job that ran to a result adds its run time. */
 void
@@ -123,13 +278,165 @@ line(struct buf *b, const char *fmt, ...)
 	buf_append_str(b, tmp);
 }
 
+/*
+ * figures: the figures of obj (the daemon's stats, or their "http" object)
+ * as the table says, in the table's order so that each family's samples
+ * follow its HELP and TYPE.  A number the table does not know is shown as
+ * a gauge prefix + its name, with a help that says no more, rather than
+ * not at all: a figure added to stats is never lost.
+ */
 static void
-number(struct buf *b, json_t *v)
+figures(struct buf *b, const struct figure *tab, json_t *obj, const char *prefix)
 {
-	if (json_is_integer(v))
-		line(b, " %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
-	else
+	const struct figure *f;
+	const char *family = NULL, *k;
+	json_t *v;
+
+	for (f = tab; f->key != NULL; f++) {
+		v = json_object_get(obj, f->key);
+		if (!json_is_number(v))
+			continue;
+		if (family == NULL || strcmp(family, f->name) != 0) {
+			line(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
+			    f->name, f->counter ? "counter" : "gauge");
+			family = f->name;
+		}
+		buf_append_str(b, f->name);
+		if (f->label != NULL)
+			line(b, "{%s}", f->label);
+		if (f->scale != 0)
+			line(b, " %.9g\n", json_number_value(v) * f->scale);
+		else if (json_is_integer(v))
+			line(b, " %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
+		else
+			line(b, " %.17g\n", json_number_value(v));
+	}
+	json_object_foreach(obj, k, v) {
+		if (!json_is_number(v))
+			continue;
+		for (f = tab; f->key != NULL; f++)
+			if (strcmp(f->key, k) == 0)
+				break;
+		if (f->key != NULL)
+			continue;
+		line(b, "# HELP %s%s The stats figure %s.\n# TYPE %s%s gauge\n%s%s",
+		    prefix, k, k, prefix, k, prefix, k);
 		line(b, " %.17g\n", json_number_value(v));
+	}
+}
+
+/* proc_stat: fields 14 (utime), 15 (stime), 22 (starttime, in clock ticks
+ * since boot), 23 (vsize, bytes) and 24 (rss, pages) of /proc/self/stat;
+ * false if it cannot be read. */
+static bool
+proc_stat(unsigned long long *utime, unsigned long long *stime,
+    unsigned long long *start, unsigned long long *vsize, long long *rss)
+{
+	char s[1024], *p;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, s, sizeof s - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	s[n] = '\0';
+	/* The command name, field 2, is in parentheses and may hold any
+	 * byte: the fields that follow start after its last ')'. */
+	if ((p = strrchr(s, ')')) == NULL)
+		return false;
+	return sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu"
+	    " %*d %*d %*d %*d %*d %*d %llu %llu %lld", utime, stime, start, vsize,
+	    rss) == 5;
+}
+
+/* boot_time: the btime line of /proc/stat, seconds since the epoch at
+ * boot; 0 if it cannot be read.  Read once: it does not change. */
+static double
+boot_time(void)
+{
+	static double btime = -1;
+	char l[256];
+	FILE *f;
+
+	if (btime >= 0)
+		return btime;
+	btime = 0;
+	if ((f = fopen("/proc/stat", "re")) == NULL)
+		return btime;
+	/* A long line (intr) comes in pieces, none of which starts so. */
+	while (fgets(l, sizeof l, f) != NULL)
+		if (strncmp(l, "btime ", 6) == 0) {
+			btime = strtod(l + 6, NULL);
+			break;
+		}
+	fclose(f);
+	return btime;
+}
+
+/* open_fds: descriptors open in this process (the directory's own, open
+ * while it is read, not counted); -1 if /proc/self/fd cannot be read. */
+static long
+open_fds(void)
+{
+	struct dirent *e;
+	long n = 0;
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n > 0 ? n - 1 : 0;
+}
+
+/*
+ * process_metrics: the process's figures under the names Prometheus's
+ * client libraries give them (process_*), so that the dashboards and
+ * alerts written for any exporter read jobfs too.  A figure that cannot
+ * be read (no /proc) is left out.
+ */
+static void
+process_metrics(struct buf *b)
+{
+	unsigned long long ut, st, start, vsize;
+	long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE), fds;
+	double btime = boot_time();
+	struct rlimit rl;
+	long long rss;
+
+	if (tck > 0 && page > 0 && proc_stat(&ut, &st, &start, &vsize, &rss)) {
+		line(b, "# HELP process_cpu_seconds_total Total user and system CPU "
+		    "time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n"
+		    "process_cpu_seconds_total %.2f\n", (double)(ut + st) / (double)tck);
+		if (btime > 0)
+			line(b, "# HELP process_start_time_seconds Start time of the "
+			    "process since unix epoch in seconds.\n"
+			    "# TYPE process_start_time_seconds gauge\n"
+			    "process_start_time_seconds %.2f\n",
+			    btime + (double)start / (double)tck);
+		line(b, "# HELP process_virtual_memory_bytes Virtual memory size in "
+		    "bytes.\n# TYPE process_virtual_memory_bytes gauge\n"
+		    "process_virtual_memory_bytes %llu\n", vsize);
+		line(b, "# HELP process_resident_memory_bytes Resident memory size "
+		    "in bytes.\n# TYPE process_resident_memory_bytes gauge\n"
+		    "process_resident_memory_bytes %lld\n", rss * page);
+	}
+	if ((fds = open_fds()) >= 0)
+		line(b, "# HELP process_open_fds Number of open file descriptors.\n"
+		    "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n", fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		buf_append_str(b, "# HELP process_max_fds Maximum number of open file "
+		    "descriptors.\n# TYPE process_max_fds gauge\n");
+		if (rl.rlim_cur == RLIM_INFINITY)
+			buf_append_str(b, "process_max_fds +Inf\n");
+		else
+			line(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	}
 }
 
 struct type_walk {
@@ -179,23 +486,12 @@ metrics_serve(struct wreq *r)
 	};
 	struct web *w = r->web;
 	struct buf b = { 0 };
-	json_t *st = server_stats(w->srv, NULL, 0), *hs, *v;
-	const char *k;
+	json_t *st = server_stats(w->srv, NULL, 0), *hs;
 	struct web_hist *h, *tmp;
 	struct type_walk x = { &b, NULL, 0 };
 	size_t i;
 
-	json_object_foreach(st, k, v) {
-		bool c;
-
-		if (!json_is_number(v))
-			continue;
-		c = is_counter(k);
-		line(&b, "# TYPE jobfs_%s%s %s\n", k, c ? "_total" : "",
-		    c ? "counter" : "gauge");
-		line(&b, "jobfs_%s%s", k, c ? "_total" : "");
-		number(&b, v);
-	}
+	figures(&b, daemon_figures, st, "jobfs_");
 	json_decref(st);
 	for (i = 0; i < sizeof per_type / sizeof per_type[0]; i++) {
 		line(&b, "# HELP %s %s\n# TYPE %s %s\n", per_type[i].name,
@@ -224,16 +520,9 @@ metrics_serve(struct wreq *r)
 		line(&b, "\"} %" PRIu64 "\n", h->count);
 	}
 	hs = web_stats(w);
-	json_object_foreach(hs, k, v) {
-		bool c = strcmp(k, "connections") != 0 && strcmp(k, "streams") != 0 &&
-		    strcmp(k, "waiting") != 0;
-
-		line(&b, "# TYPE jobfs_http_%s%s %s\n", k, c ? "_total" : "",
-		    c ? "counter" : "gauge");
-		line(&b, "jobfs_http_%s%s", k, c ? "_total" : "");
-		number(&b, v);
-	}
+	figures(&b, http_figures, hs, "jobfs_http_");
 	json_decref(hs);
+	process_metrics(&b);
 	web_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    buf_head(&b), buf_used(&b));
 	buf_free(&b);
