@@ -39,6 +39,8 @@ DEPS += libssl-dev openssl iproute2
 DEPS += libhiredis-dev redis-server
 # tests/run runs several bats tests at once; bats needs GNU parallel for it.
 DEPS += parallel
+# promtool(1), of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
+DEPS += prometheus
 
 PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
