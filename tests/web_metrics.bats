@@ -34,10 +34,10 @@ need_promtool() {
 @test "GET /metrics: daemon counters, per-type figures and a run-time histogram" {
 	bg "$JOBCTL" work m -- cat
 	for i in 1 2 3; do
-		id=$(hcurl -X POST --data "$i" "$H/types/m/jobs" | jq -r .id)
+		id=$(hcurl --json "$i" "$H/types/m/jobs" | jq -r .id)
 		hcurl "$H/jobs/$id/response" >/dev/null
 	done
-	hcurl -X POST --data 1 "$H/types/idle/jobs" >/dev/null
+	hcurl --json 1 "$H/types/idle/jobs" >/dev/null
 	run hcurl -i "$H/metrics"
 	[[ "$output" == *"Content-Type: text/plain; version=0.0.4"* ]]
 	[ "$(metric jobfs_submitted_total)" = 4 ]
@@ -63,7 +63,7 @@ need_promtool() {
 }
 
 @test "type names are escaped in labels" {
-	hcurl -X POST --data 1 "$H/types/a%22b%5Cc/jobs" >/dev/null
+	hcurl --json 1 "$H/types/a%22b%5Cc/jobs" >/dev/null
 	hcurl "$H/metrics" | grep -qF 'jobfs_type_queued{type="a\"b\\c"} 1'
 	other_clients_ok
 }
@@ -104,16 +104,16 @@ need_promtool() {
 	bg curl -sN --max-time 120 -o /dev/null "$H/sub/c"
 	wait_until 30 http_stat_is .http.streams 2
 	# done
-	id=$(hcurl -X POST --data 1 "$H/types/m/jobs" | jq -r .id)
+	id=$(hcurl --json 1 "$H/types/m/jobs" | jq -r .id)
 	[ "$(hcurl "$H/jobs/$id/response")" = 1 ]
 	# retried once, then failed and dead
 	run "$JOBCTL" submit --retries 1 --backoff 1 f 1
 	[ "$status" -eq 1 ]
 	# cancelled
-	id=$(hcurl -X POST --data 1 "$H/types/idle/jobs" | jq -r .id)
+	id=$(hcurl --json 1 "$H/types/idle/jobs" | jq -r .id)
 	[ "$(hstatus -X POST "$H/jobs/$id/cancel")" = 200 ]
 	# timed out
-	hcurl -X POST --data 1 "$H/types/idle/jobs?timeout=50" >/dev/null
+	hcurl --json 1 "$H/types/idle/jobs?timeout=50" >/dev/null
 	# delayed
 	bg "$JOBCTL" submit --detach --delay 600000 m 1
 	# a routed request (a job done too), and a 404
@@ -122,7 +122,7 @@ need_promtool() {
 	# a message to the channel's stream and to a TCP subscriber
 	bg "$JOBCTL" subscribe c
 	wait_until 30 stat_is .channels 1
-	[ "$(hcurl -X POST --data '{"n":1}' "$H/pub/c" | jq .delivered)" -ge 2 ]
+	[ "$(hcurl --json '{"n":1}' "$H/pub/c" | jq .delivered)" -ge 2 ]
 	wait_until 30 stat_is .timeout 1
 	wait_until 30 stat_is .delayed 1
 	stat_is .done 2
