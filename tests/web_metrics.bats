@@ -24,6 +24,35 @@ http_connections_at_least() {
 	[ "$(http_stat .connections)" -ge "$1" ]
 }
 
+# exposition_errors FILE: what breaks the text format's rules in FILE, as
+# read without promtool: a family's HELP and TYPE once each, HELP first,
+# before its samples, which follow each other; a counter's name ends in
+# _total.
+exposition_errors() {
+	awk '
+	/^# HELP / { if (help[$3]++) print "two HELPs: " $3; next }
+	/^# TYPE / {
+		if (type[$3]++) print "two TYPEs: " $3
+		if (!help[$3]) print "TYPE before HELP: " $3
+		if ($4 == "counter" && $3 !~ /_total$/) print "a counter without _total: " $3
+		kind[$3] = $4
+		next
+	}
+	/^#/ { next }
+	{
+		f = $1
+		sub(/\{.*/, "", f)
+		if (!(f in kind)) {
+			h = f
+			sub(/_(bucket|sum|count)$/, "", h)
+			if (kind[h] == "histogram") f = h
+		}
+		if (!(f in kind)) print "no TYPE: " $1
+		else if (f != last && seen[f]++) print "family split: " f
+		last = f
+	}' "$1"
+}
+
 # need_promtool: skip unless promtool(1) (Debian package prometheus, which
 # make test installs) is here.
 need_promtool() {
@@ -58,6 +87,10 @@ need_promtool() {
 	bad=$(hcurl "$H/metrics" | grep -v '^#' |
 		grep -vE '^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([0-9.e+-]+|\+Inf)$' || true)
 	[ -z "$bad" ]
+	hcurl "$H/metrics" >"$BATS_TEST_TMPDIR/metrics"
+	run exposition_errors "$BATS_TEST_TMPDIR/metrics"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	[ "$(hstatus -X POST "$H/metrics")" = 405 ]
 	other_clients_ok
 }
