@@ -28,9 +28,11 @@ setup() {
 	bg "$JOBCTL" work both -- cat
 	[ "$(hcurl "$H/jobs/$id/response")" = '{"via":"tree"}' ]
 	[ "$(cat "$MNT/jobs/h1/response")" = '{"via":"http"}' ]
-	# DELETE is rmdir: gone from the tree too.
+	# DELETE is rmdir: gone from the tree too, once the notify thread has
+	# told the kernel (it does so after the answer, not before).
 	hcurl -X DELETE "$H/jobs/h1" >/dev/null
-	[ ! -e "$MNT/jobs/h1" ]
+	[ "$(hcurl -o /dev/null -w '%{http_code}' "$H/jobs/h1")" = 404 ]
+	wait_until 10 test ! -e "$MNT/jobs/h1"
 	other_clients_ok
 }
 
