@@ -5,6 +5,7 @@
 #                   mounted on $(MNT) (/mnt/jobs as root; else $XDG_RUNTIME_DIR/jobs, or
 #                   build/mnt without it), its jobs kept in $(DATA), its web face
 #                   (dashboard) on port $(HTTP)
+#   make deb        build build/jobfs_$(VERSION)_ARCH.deb (debian/) and check it with lintian
 #   make test       install the missing packages of $(DEPS) (the test kit too), run the
 #                   suite and the C unit tests, then again under ASan+UBSan, then each
 #                   fuzzer for $(FUZZ_TEST_SECONDS) s
@@ -36,13 +37,15 @@ HTTP    ?= 9997
 # OpenSSL; cluster mode talks to Redis through hiredis (its libev adapter).
 RUN_DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
            uthash-dev libmicrohttpd-dev xxd libssl-dev libhiredis-dev
+# `make deb` builds the package with these (and checks it with lintian).
+DEB_DEPS = debhelper dpkg-dev fakeroot lintian
 # Everything `make test` needs beyond: bats (with GNU parallel, which runs
 # several tests at once), jq, python3, mandoc (the man pages' lint), procps,
 # psmisc and util-linux; clang for the fuzzers; curl and chromium drive
 # the web tests; openssl(1) makes the tests' certificates, ip(8) the
 # network namespace of the protected-mode tests; the tests start a real
-# redis-server.
-DEPS = $(RUN_DEPS) \
+# redis-server; tests/deb.bats builds and installs the package.
+DEPS = $(RUN_DEPS) $(DEB_DEPS) \
        bats parallel jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev curl chromium openssl iproute2 redis-server
 
@@ -146,12 +149,15 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-# Install whatever of $(DEPS) is missing: the build and the tests.
+# Install whatever of $(DEPS) is missing: the build, the tests, the package.
 deps:
 	@$(call install-missing,$(DEPS))
 
 run-deps:
 	@$(call install-missing,$(RUN_DEPS))
+
+deb-deps:
+	@$(call install-missing,$(RUN_DEPS) $(DEB_DEPS))
 
 run: run-deps
 	@$(MAKE) --no-print-directory all
@@ -212,6 +218,33 @@ install: all
 	    -e "s|@FUSERMOUNT@|$$(command -v fusermount3 || echo /usr/bin/fusermount3)|g" \
 	    dist/jobfs.service.in >$(B)/jobfs.service
 	install -m 644 $(B)/jobfs.service $(DESTDIR)$(UNITDIR)/jobfs.service
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 dist/bash-completion/jobfs dist/bash-completion/jobctl \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+
+# The Debian package (debian/), built by dpkg-buildpackage in a copy of
+# the tree under $(B)/deb (so that the tree stays clean), then checked by
+# lintian: any error fails the target.  Rebuilt only when a source is newer.
+VERSION  = $(shell sed -n 's/^\#define JOBFS_VERSION "\(.*\)"/\1/p' src/jobfs.h)
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB      = $(B)/jobfs_$(VERSION)_$(DEB_ARCH).deb
+DEB_SRCS = Makefile README.md $(wildcard src/* mount-helper/* man/* dist/* dist/*/* debian/* debian/*/*)
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(DEB): $(DEB_SRCS)
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog is at $$v, src/jobfs.h at $(VERSION)"; exit 1; }
+	rm -rf $(B)/deb
+	mkdir -p $(B)/deb/jobfs-$(VERSION)
+	tar -cf - Makefile README.md src mount-helper man dist debian | \
+		tar -C $(B)/deb/jobfs-$(VERSION) -xf -
+	cd $(B)/deb/jobfs-$(VERSION) && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian $(B)/deb/jobfs_$(VERSION)_$(DEB_ARCH).deb
+	cp $(B)/deb/jobfs_$(VERSION)_$(DEB_ARCH).deb $@
+	@echo "jobfs: $@ ($$(stat -c %s $@) bytes)"
 
 lint-man:
 	mandoc -Tlint -W warning man/*.[1-8]
@@ -220,5 +253,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run-deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean
