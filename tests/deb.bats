@@ -134,8 +134,8 @@ worker_joined() {
 	[ "$(stat -c %U:%a /var/lib/jobfs)" = jobfs:750 ]
 	grep -qx /etc/default/jobfs /var/lib/dpkg/info/jobfs.conffiles
 	[ -x /sbin/mount.fuse.jobfs ]
-	[ -f /usr/share/bash-completion/completions/jobctl ]
-	[ -f /usr/share/bash-completion/completions/jobfs ]
+	bash -n /usr/share/bash-completion/completions/jobctl
+	bash -n /usr/share/bash-completion/completions/jobfs
 
 	# Free ports through the defaults file; installing the package again
 	# (an upgrade to the same version) keeps the administrator's change.
@@ -210,12 +210,38 @@ worker_joined() {
 	wait_until 30 as_jobfs grep -qx done "$TREE/jobs/$id/status"
 	[ "$(as_jobfs cat "$TREE/jobs/$id/response")" = '"THROUGH THE TREE"' ]
 	# ... and one through TCP, with the packaged jobctl.
-	run /usr/bin/jobctl -m "$mp" submit debtest '"over tcp"'
+	run timeout 30 /usr/bin/jobctl -m "$mp" submit debtest '"over tcp"'
 	[ "$status" -eq 0 ]
 	[ "$output" = '"OVER TCP"' ]
 
-	# Stop both (teardown checks the daemon's clean exit), then purge.
+	# A conf may name another user; a conf missing its command is refused
+	# with status 2, which the unit does not restart.
+	[ "$(unit_key "$wunit" RestartPreventExitStatus)" = 2 ]
+	printf 'TYPE=debtest\n' >/etc/jobfs/workers/debtest-bad.conf
+	run /usr/libexec/jobfs/jobfs-worker debtest-bad
+	rm /etc/jobfs/workers/debtest-bad.conf
+	[ "$status" -eq 2 ]
+	[[ $output == *"no COMMAND"* ]]
 	cat "$BATS_TEST_TMPDIR/worker.log"
+	kill -TERM "$WORKER_PID"
+	wait "$WORKER_PID" || true
+	WORKER_PID=
+	cat >"$CONF" <<-EOF
+		TYPE=debtest
+		COMMAND="rev"
+		USER=nobody
+		JOBCTL_OPTS="-w $wp"
+	EOF
+	"${wcmd[@]}" >"$BATS_TEST_TMPDIR/worker.log" 2>&1 &
+	WORKER_PID=$!
+	# (the submit below waits for it, should the daemon still count the
+	# first worker)
+	wait_until 30 process_user "$WORKER_PID" nobody
+	run timeout 30 /usr/bin/jobctl -m "$mp" submit debtest '"abc"'
+	[ "$status" -eq 0 ]
+	[ "$output" = '"cba"' ]
+
+	# Stop both (teardown checks the daemon's clean exit), then purge.
 	kill -TERM "$WORKER_PID"
 	wait "$WORKER_PID" || true
 	WORKER_PID=
