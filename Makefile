@@ -1,10 +1,14 @@
 # jobfs — job distribution daemon with a FUSE face.
 #
 #   make            build build/jobfs, build/jobctl, build/mount.jobfs
-#   make run        install missing packages, build, run the daemon mounted on $(MNT),
-#                   its jobs kept in $(DATA), its web face (dashboard) on port $(HTTP)
-#   make test       install missing packages, run the suite and the C unit tests, then
-#                   again under ASan+UBSan, then each fuzzer for $(FUZZ_TEST_SECONDS) s
+#   make run        install the missing packages of $(RUN_DEPS) only, build, run the daemon
+#                   mounted on $(MNT) (/mnt/jobs as root; else $XDG_RUNTIME_DIR/jobs, or
+#                   build/mnt without it), its jobs kept in $(DATA), its web face
+#                   (dashboard) on port $(HTTP)
+#   make deb        build build/jobfs_$(VERSION)_ARCH.deb (debian/) and check it with lintian
+#   make test       install the missing packages of $(DEPS) (the test kit too), run the
+#                   suite and the C unit tests, then again under ASan+UBSan, then each
+#                   fuzzer for $(FUZZ_TEST_SECONDS) s
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
@@ -15,7 +19,11 @@
 PREFIX  ?= /usr/local
 SBINDIR ?= /sbin
 MANDIR  ?= $(PREFIX)/share/man
-MNT     ?= /mnt/jobs
+# make run mounts the tree here: /mnt/jobs as root, else a directory the
+# user owns ($XDG_RUNTIME_DIR/jobs when set, else build/mnt).
+MNT     ?= $(shell if [ "$$(id -u)" = 0 ]; then echo /mnt/jobs; \
+		elif [ -n "$$XDG_RUNTIME_DIR" ] && [ -d "$$XDG_RUNTIME_DIR" ]; then \
+		echo "$$XDG_RUNTIME_DIR/jobs"; else echo $(CURDIR)/$(B)/mnt; fi)
 UNITDIR ?= /etc/systemd/system
 # make run keeps jobs here: /var/lib/jobfs as root, else under the build tree.
 DATA    ?= $(shell [ "$$(id -u)" = 0 ] && echo /var/lib/jobfs || echo $(CURDIR)/$(B)/data)
@@ -23,24 +31,25 @@ B       ?= build
 # make run serves HTTP (REST, SSE, metrics, the dashboard) on this port.
 HTTP    ?= 9997
 
-# Debian packages the build, the tests and `make run` need.
-DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
-       uthash-dev bats jq python3 mandoc procps psmisc util-linux \
-       clang libclang-rt-14-dev
-# The web face: libmicrohttpd parses HTTP; xxd embeds the dashboard
-# page; curl and chromium drive the tests (tests/web_*.bats).
-DEPS += libmicrohttpd-dev xxd curl chromium
-# Tokens are kept hashed (SHA-256, compared with CRYPTO_memcmp) and
-# both TCP ports speak TLS through OpenSSL; openssl(1) makes the tests'
-# certificates, and ip(8) the network namespace of the protected-mode tests.
-DEPS += libssl-dev openssl iproute2
-# Cluster mode talks to Redis through hiredis (its libev adapter);
-# the tests start a real redis-server.
-DEPS += libhiredis-dev redis-server
-# tests/run runs several bats tests at once; bats needs GNU parallel for it.
-DEPS += parallel
-# promtool(1), of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
-DEPS += prometheus
+# Debian packages `make run` needs: the build and FUSE, nothing else.
+# libmicrohttpd parses HTTP (the web face) and xxd embeds the dashboard
+# page; tokens are kept hashed and both TCP ports speak TLS through
+# OpenSSL; cluster mode talks to Redis through hiredis (its libev adapter).
+RUN_DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
+           uthash-dev libmicrohttpd-dev xxd libssl-dev libhiredis-dev
+# `make deb` builds the package with these (and checks it with lintian).
+DEB_DEPS = debhelper dpkg-dev fakeroot lintian
+# Everything `make test` needs beyond: bats (with GNU parallel, which runs
+# several tests at once), jq, python3, mandoc (the man pages' lint), procps,
+# psmisc and util-linux; clang for the fuzzers; curl and chromium drive
+# the web tests; openssl(1) makes the tests' certificates, ip(8) the
+# network namespace of the protected-mode tests; the tests start a real
+# redis-server; tests/deb.bats builds and installs the package; promtool(1),
+# of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
+DEPS = $(RUN_DEPS) $(DEB_DEPS) \
+       bats parallel jq python3 mandoc procps psmisc util-linux \
+       clang libclang-rt-14-dev curl chromium openssl iproute2 redis-server \
+       prometheus
 
 PKGS   = jansson fuse3 openssl libmicrohttpd
 CFLAGS ?= -O2 -g
@@ -130,19 +139,32 @@ fuzz-build:
 	@$(MAKE) --no-print-directory B=build/fuzz CC=$(FUZZ_CC) \
 		CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" fuzz-bins
 
-# Install whatever of $(DEPS) is missing (needs root or sudo).
-deps:
-	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
-	fi
+# install-missing PACKAGES: apt-get install those not installed yet (as
+# root, or through sudo).
+define install-missing
+missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+	echo "installing:" $$missing; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+fi
+endef
 
-run: deps
+# Install whatever of $(DEPS) is missing: the build, the tests, the package.
+deps:
+	@$(call install-missing,$(DEPS))
+
+run-deps:
+	@$(call install-missing,$(RUN_DEPS))
+
+deb-deps:
+	@$(call install-missing,$(RUN_DEPS) $(DEB_DEPS))
+
+run: run-deps
 	@$(MAKE) --no-print-directory all
 	mkdir -p $(MNT)
+	@echo "jobfs: tree on $(MNT), jobs kept in $(DATA)"
 	@echo "jobfs: dashboard at http://127.0.0.1:$(HTTP)/"
 	$(B)/jobfs -f --data $(DATA) --http $(HTTP) $(JOBFS_OPTS) $(MNT)
 
@@ -198,6 +220,33 @@ install: all
 	    -e "s|@FUSERMOUNT@|$$(command -v fusermount3 || echo /usr/bin/fusermount3)|g" \
 	    dist/jobfs.service.in >$(B)/jobfs.service
 	install -m 644 $(B)/jobfs.service $(DESTDIR)$(UNITDIR)/jobfs.service
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 dist/bash-completion/jobfs dist/bash-completion/jobctl \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+
+# The Debian package (debian/), built by dpkg-buildpackage in a copy of
+# the tree under $(B)/deb (so that the tree stays clean), then checked by
+# lintian: any error fails the target.  Rebuilt only when a source is newer.
+VERSION  = $(shell sed -n 's/^\#define JOBFS_VERSION "\(.*\)"/\1/p' src/jobfs.h)
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB      = $(B)/jobfs_$(VERSION)_$(DEB_ARCH).deb
+DEB_SRCS = Makefile README.md $(wildcard src/* mount-helper/* man/* dist/* dist/*/* debian/* debian/*/*)
+
+deb: deb-deps
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(DEB): $(DEB_SRCS)
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog is at $$v, src/jobfs.h at $(VERSION)"; exit 1; }
+	rm -rf $(B)/deb
+	mkdir -p $(B)/deb/jobfs-$(VERSION)
+	tar -cf - Makefile README.md src mount-helper man dist debian | \
+		tar -C $(B)/deb/jobfs-$(VERSION) -xf -
+	cd $(B)/deb/jobfs-$(VERSION) && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian $(B)/deb/jobfs_$(VERSION)_$(DEB_ARCH).deb
+	cp $(B)/deb/jobfs_$(VERSION)_$(DEB_ARCH).deb $@
+	@echo "jobfs: $@ ($$(stat -c %s $@) bytes)"
 
 lint-man:
 	mandoc -Tlint -W warning man/*.[1-8]
@@ -206,5 +255,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

@@ -41,8 +41,11 @@ teardown() {
 	return "$status"
 }
 
-# link_helper: make mount(8) find this build's helper.
+# link_helper: make mount(8) find this build's helper.  deb.bats installs
+# a package that ships $HELPER: the lock keeps the two apart.
 link_helper() {
+	exec {HELPER_LOCK}>"$BATS_RUN_TMPDIR/sbin-helper.lock"
+	flock -w 600 "$HELPER_LOCK" || skip "$HELPER is held by another test"
 	if [ -e "$HELPER" ] || [ -L "$HELPER" ]; then
 		[ "$(readlink "$HELPER")" = "$JOBFS_BIN/mount.jobfs" ] ||
 			skip "$HELPER exists and is not this build's; not replacing it"
