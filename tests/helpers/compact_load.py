@@ -30,44 +30,12 @@ JSON, the later dialect (each request acknowledged).
 """
 import json
 import os
-import socket
-import struct
 import sys
 import threading
 
 
-def frame(obj):
-    data = json.dumps(obj, separators=(",", ":")).encode()
-    return struct.pack(">I", len(data)) + data
-
-
-def recv_exact(sock, n):
-    buf = bytearray()
-    while len(buf) < n:
-        try:
-            chunk = sock.recv(n - len(buf))
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
-
-
-def read_frame(sock):
-    head = recv_exact(sock, 4)
-    if head is None:
-        return None
-    data = recv_exact(sock, struct.unpack(">I", head)[0])
-    if data is None:
-        return None
-    return json.loads(data)
-
-
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
+# The framing is durable_load.py's (beside this file, so on sys.path).
+from durable_load import connect, frame, read_frame, recv_exact  # noqa: F401
 
 
 def submit_all(port, reqs, out, window=256):
