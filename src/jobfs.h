@@ -162,6 +162,8 @@ int  net_nonblock(int fd);
 void net_nodelay(int fd);
 void net_peer_name(int fd, char *out, size_t len);
 bool net_peer_addr(int fd, char *out, size_t len);  /* true: a loopback peer */
+struct sockaddr;
+bool net_addr_str(const struct sockaddr *, char *out, size_t len); /* true: loopback */
 int  net_local_port(int fd);
 
 /* ------------------------------------------------------------------ heap.c */
@@ -854,6 +856,9 @@ void     auth_free(void);
 unsigned auth_peer_count(const char *addr);
 void     auth_peer_add(const char *addr);
 void     auth_peer_del(const char *addr);
+/* Connections a peer address may hold by default (--max-conns-per-addr),
+ * TCP and HTTP together: loopback peers are counted only when it is given. */
+#define CONNS_PER_ADDR_DEFAULT 256
 
 /* ------------------------------------------------------------------- tls.c */
 
