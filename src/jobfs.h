@@ -1080,6 +1080,10 @@ struct options {
 	double      http_timeout;   /* seconds a route waits for a worker */
 	size_t      http_max_conn;  /* HTTP connections at once */
 	double      http_idle;      /* seconds an HTTP connection may idle */
+	const char **http_hosts;    /* --http-host NAME, each: Host names served */
+	size_t      nhttp_hosts;
+	double      http_header_timeout; /* seconds an unauthenticated request may take to arrive */
+	size_t      http_max_unauth; /* HTTP connections not yet authenticated */
 	/* issue 12: who may do what */
 	const char *auth_file;      /* --auth: the token file; NULL: no tokens */
 	bool        insecure;       /* --insecure: serve non-loopback peers without --auth */

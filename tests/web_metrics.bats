@@ -18,10 +18,10 @@ metric() {
 @test "GET /metrics: daemon counters, per-type figures and a run-time histogram" {
 	bg "$JOBCTL" work m -- cat
 	for i in 1 2 3; do
-		id=$(hcurl -X POST --data "$i" "$H/types/m/jobs" | jq -r .id)
+		id=$(hcurl --json "$i" "$H/types/m/jobs" | jq -r .id)
 		hcurl "$H/jobs/$id/response" >/dev/null
 	done
-	hcurl -X POST --data 1 "$H/types/idle/jobs" >/dev/null
+	hcurl --json 1 "$H/types/idle/jobs" >/dev/null
 	run hcurl -i "$H/metrics"
 	[[ "$output" == *"Content-Type: text/plain; version=0.0.4"* ]]
 	[ "$(metric jobfs_submitted_total)" = 4 ]
@@ -44,7 +44,7 @@ metric() {
 }
 
 @test "type names are escaped in labels" {
-	hcurl -X POST --data 1 "$H/types/a%22b%5Cc/jobs" >/dev/null
+	hcurl --json 1 "$H/types/a%22b%5Cc/jobs" >/dev/null
 	hcurl "$H/metrics" | grep -qF 'jobfs_type_queued{type="a\"b\\c"} 1'
 	other_clients_ok
 }

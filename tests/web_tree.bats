@@ -17,7 +17,7 @@ setup() {
 }
 
 @test "a job submitted over HTTP is in the tree; one written to a queue is served over HTTP" {
-	hcurl -X POST --data '{"via":"http"}' "$H/types/both/jobs?id=h1" >/dev/null
+	hcurl --json '{"via":"http"}' "$H/types/both/jobs?id=h1" >/dev/null
 	[ "$(cat "$MNT/jobs/h1/body")" = '{"via":"http"}' ]
 	[ "$(cat "$MNT/jobs/h1/status")" = queued ]
 	exec 8<>"$MNT/types/both/queue"
