@@ -269,7 +269,8 @@ Promise.allSettled([
 </script>
 HTML
 	port=$(random_port)
-	bg python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site"
+	bg python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site" \
+		2>"$BATS_TEST_TMPDIR/site.log"
 	wait_for_port "$port"
 	run python3 "$BATS_TEST_DIRNAME/helpers/cdp.py" "$CHROMIUM" \
 		"http://127.0.0.1:$port/evil.html" 'wait:window.done === true'

@@ -48,7 +48,8 @@ raw_http() {
 }
 
 @test "connections over --http-max-conn are closed at once; the others are served" {
-	start_web --http-max-conn 3
+	# No --http-header-timeout: the three may wait as long as the test does.
+	start_web --http-max-conn 3 --http-header-timeout 0
 	# Nothing else open (start_web's probe of the port, say) before the three.
 	wait_until 10 http_stat_is .http.connections 1
 	exec 4<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
