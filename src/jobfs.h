@@ -1082,7 +1082,8 @@ struct options {
 	double      http_idle;      /* seconds an HTTP connection may idle */
 	const char **http_hosts;    /* --http-host NAME, each: Host names served */
 	size_t      nhttp_hosts;
-	double      http_header_timeout; /* seconds an unauthenticated request may take to arrive */
+	double      http_header_timeout; /* seconds an unauthenticated request
+	                                    may take to arrive */
 	size_t      http_max_unauth; /* HTTP connections not yet authenticated */
 	/* issue 12: who may do what */
 	const char *auth_file;      /* --auth: the token file; NULL: no tokens */

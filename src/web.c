@@ -562,7 +562,8 @@ host_ok(struct web *w, const char *host)
 	if (host == NULL || w->any_host)
 		return true;
 	if (host[0] == '[') {
-		if ((end = strchr(host, ']')) == NULL || (end[1] != '\0' && end[1] != ':'))
+		if ((end = strchr(host, ']')) == NULL ||
+		    (end[1] != '\0' && end[1] != ':'))
 			return false;
 		n = (size_t)(end - host - 1);
 		if (n >= sizeof name)
@@ -606,10 +607,12 @@ safe_method(const char *m)
 static bool
 cross_site(struct wreq *r)
 {
-	const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
-	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
-	const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	const char *rest = NULL;
+	const char *origin, *site, *host, *rest = NULL;
+
+	origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+	site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
 
 	if (site != NULL && strcasecmp(site, "same-origin") != 0 &&
 	    strcasecmp(site, "none") != 0)
@@ -693,7 +696,8 @@ head_gate(struct wreq *r)
 			    "change anything");
 			return false;
 		}
-		if ((ct != NULL || len > 0 || te != NULL) && (ct == NULL || !json_ctype(ct))) {
+		if ((ct != NULL || len > 0 || te != NULL) &&
+		    (ct == NULL || !json_ctype(ct))) {
 			w->refused_cross_site++;
 			web_error(r, 415, "unsupported_media_type", NULL, "a request "
 			    "body must be sent as Content-Type: application/json");
