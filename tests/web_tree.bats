@@ -28,9 +28,10 @@ setup() {
 	bg "$JOBCTL" work both -- cat
 	[ "$(hcurl "$H/jobs/$id/response")" = '{"via":"tree"}' ]
 	[ "$(cat "$MNT/jobs/h1/response")" = '{"via":"http"}' ]
-	# DELETE is rmdir: gone from the tree too.
-	hcurl -X DELETE "$H/jobs/h1" >/dev/null
-	[ ! -e "$MNT/jobs/h1" ]
+	# DELETE is rmdir: gone from the tree too (the kernel is told by the
+	# notify thread, a moment after the answer).
+	[ "$(hcurl -X DELETE "$H/jobs/h1" | jq -c .forgotten)" = true ]
+	wait_until 10 test ! -e "$MNT/jobs/h1"
 	other_clients_ok
 }
 
