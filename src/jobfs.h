@@ -176,6 +176,8 @@ int  net_nonblock(int fd);
 void net_nodelay(int fd);
 void net_peer_name(int fd, char *out, size_t len);
 bool net_peer_addr(int fd, char *out, size_t len);  /* true: a loopback peer */
+struct sockaddr;
+bool net_addr_str(const struct sockaddr *, char *out, size_t len); /* true: loopback */
 int  net_local_port(int fd);
 
 /* ------------------------------------------------------------------ heap.c */
@@ -889,6 +891,9 @@ void     auth_free(void);
 unsigned auth_peer_count(const char *addr);
 void     auth_peer_add(const char *addr);
 void     auth_peer_del(const char *addr);
+/* Connections a peer address may hold by default (--max-conns-per-addr),
+ * TCP and HTTP together: loopback peers are counted only when it is given. */
+#define CONNS_PER_ADDR_DEFAULT 256
 
 /* ------------------------------------------------------------------- tls.c */
 
@@ -1130,6 +1135,11 @@ struct options {
 	double      http_timeout;   /* seconds a route waits for a worker */
 	size_t      http_max_conn;  /* HTTP connections at once */
 	double      http_idle;      /* seconds an HTTP connection may idle */
+	const char **http_hosts;    /* --http-host NAME, each: Host names served */
+	size_t      nhttp_hosts;
+	double      http_header_timeout; /* seconds an unauthenticated request
+	                                    may take to arrive */
+	size_t      http_max_unauth; /* HTTP connections not yet authenticated */
 	/* issue 12: who may do what */
 	const char *auth_file;      /* --auth: the token file; NULL: no tokens */
 	bool        insecure;       /* --insecure: serve non-loopback peers without --auth */

@@ -88,10 +88,6 @@ accept_out_of_fds(struct server *srv, ev_io *w, int err)
 		srv->accept_delay = ACCEPT_DELAY_MAX;
 }
 
-/* Connections a peer address may hold by default (--max-conns-per-addr):
- * loopback peers are counted only when the option is given. */
-#define CONNS_PER_ADDR_DEFAULT 256
-
 /*
  * accept_allowed: who may connect (issue 12), judged before the connection
  * costs anything.  Protected mode: without --auth (and without --insecure

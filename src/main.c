@@ -55,6 +55,12 @@ usage(FILE *f)
 	    "  --http-timeout SECONDS    a route waits this long for a worker (default 30)\n"
 	    "  --http-max-conn N    HTTP connections at once (default 1000)\n"
 	    "  --http-idle SECONDS  an idle HTTP connection is closed after (default 60)\n"
+	    "  --http-host NAME     a Host name HTTP answers besides addresses, localhost\n"
+	    "                       and the host's name (repeatable; * for any)\n"
+	    "  --http-header-timeout SECONDS  time an unauthenticated HTTP request may\n"
+	    "                       take to arrive (default 10; 0: none)\n"
+	    "  --http-max-unauth N  HTTP connections not yet authenticated; past it the\n"
+	    "                       oldest is closed (default 64)\n"
 	    "  --auth FILE          clients need a token of FILE (NAME ROLE... TOKEN lines)\n"
 	    "  --insecure           serve peers beyond loopback without --auth\n"
 	    "  --max-conns-per-addr N  connections per peer address (default 256,\n"
@@ -122,6 +128,20 @@ parse_route(const char *s, struct options *o)
 	o->http_routes[o->nhttp_routes++] = s;
 }
 
+/* parse_http_host: --http-host NAME: a host name (no port, no spaces), or *. */
+static void
+parse_http_host(const char *s, struct options *o)
+{
+	if (*s == '\0' || strlen(s) > 253 || strpbrk(s, " \t/:@") != NULL) {
+		fprintf(stderr, "jobfs: bad --http-host: %s (expected a host name, "
+		    "without a port, or *)\n", s);
+		exit(EXIT_USAGE);
+	}
+	o->http_hosts = xrealloc(o->http_hosts,
+	    (o->nhttp_hosts + 1) * sizeof *o->http_hosts);
+	o->http_hosts[o->nhttp_hosts++] = s;
+}
+
 /* parse_group: --group NAME (or a number): the tree's group (node_mode). */
 static void
 parse_group(const char *name, struct options *o)
@@ -180,7 +200,8 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_AUTHTIMEOUT, O_UNAUTHFRAMES, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSTIMEOUT,
 	    O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
-	    O_HTTPIDLE, O_REDIS, O_REDISPREFIX, O_REDISLEASE };
+	    O_HTTPIDLE, O_HTTPHOST, O_HTTPHEADERTIMEOUT, O_HTTPMAXUNAUTH, O_REDIS,
+	    O_REDISPREFIX, O_REDISLEASE };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -204,6 +225,9 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "http-timeout", required_argument, NULL, O_HTTPTIMEOUT },
 		{ "http-max-conn", required_argument, NULL, O_HTTPMAXCONN },
 		{ "http-idle",   required_argument, NULL, O_HTTPIDLE },
+		{ "http-host",   required_argument, NULL, O_HTTPHOST },
+		{ "http-header-timeout", required_argument, NULL, O_HTTPHEADERTIMEOUT },
+		{ "http-max-unauth", required_argument, NULL, O_HTTPMAXUNAUTH },
 		{ "auth",        required_argument, NULL, O_AUTH },
 		{ "insecure",    no_argument,       NULL, O_INSECURE },
 		{ "max-conns-per-addr", required_argument, NULL, O_PERADDR },
@@ -244,6 +268,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->http_timeout = 30;
 	o->http_max_conn = 1000;
 	o->http_idle = 60;
+	o->http_header_timeout = 10;
+	o->http_max_unauth = 64;
 	o->max_unauth = 64;
 	o->auth_timeout = 10;
 	o->max_unauth_frames = 8;
@@ -283,6 +309,13 @@ parse_options(int argc, char **argv, struct options *o)
 			o->http_max_conn = parse_num(optarg, "--http-max-conn", 1, 1000000);
 			break;
 		case O_HTTPIDLE: o->http_idle = parse_num(optarg, "--http-idle", 0, 86400); break;
+		case O_HTTPHOST: parse_http_host(optarg, o); break;
+		case O_HTTPHEADERTIMEOUT:
+			o->http_header_timeout = parse_num(optarg, "--http-header-timeout", 0, 86400);
+			break;
+		case O_HTTPMAXUNAUTH:
+			o->http_max_unauth = parse_num(optarg, "--http-max-unauth", 1, 1LL << 30);
+			break;
 		case O_AUTH:     o->auth_file = optarg; break;
 		case O_INSECURE: o->insecure = true; break;
 		case O_PERADDR:
@@ -464,6 +497,7 @@ main(int argc, char **argv)
 	server_run(&srv);
 	server_stop(&srv);
 	free(opt.http_routes);
+	free(opt.http_hosts);
 	auth_free();
 	log_info("exited cleanly");
 	return 0;

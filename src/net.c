@@ -127,27 +127,23 @@ net_peer_name(int fd, char *out, size_t len)
 }
 
 /*
- * net_peer_addr: the other end's address without its port (an IPv4 peer
- * of an IPv6 socket as plain IPv4), for counting connections per address;
- * true if it is a loopback address (127.0.0.0/8, ::1).
+ * net_addr_str: an address without its port (an IPv4 address mapped into
+ * IPv6 as plain IPv4), for counting connections per address; true if it
+ * is a loopback address (127.0.0.0/8, ::1) or a local socket.
  */
 bool
-net_peer_addr(int fd, char *out, size_t len)
+net_addr_str(const struct sockaddr *sa, char *out, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
 	static const unsigned char v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 
 	snprintf(out, len, "?");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return false;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
 		inet_ntop(AF_INET, &s->sin_addr, out, len);
 		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
 	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
 		const unsigned char *a = s->sin6_addr.s6_addr;
 		if (memcmp(a, v4mapped, 12) == 0) {
 			inet_ntop(AF_INET, a + 12, out, len);
@@ -156,7 +152,20 @@ net_peer_addr(int fd, char *out, size_t len)
 		inet_ntop(AF_INET6, &s->sin6_addr, out, len);
 		return IN6_IS_ADDR_LOOPBACK(&s->sin6_addr);
 	}
-	return ss.ss_family == AF_UNIX;
+	return sa->sa_family == AF_UNIX;
+}
+
+/* net_peer_addr: net_addr_str of the other end of fd. */
+bool
+net_peer_addr(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	snprintf(out, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return false;
+	return net_addr_str((struct sockaddr *)&ss, out, len);
 }
 
 int

@@ -15,7 +15,15 @@
  * listener (broker_listen); a request keeps a job only with a job_ref.
  * An answer that reports a submission or a result is held, like the TCP
  * face's acknowledgements, until the store made it durable (web_gate).
+ *
+ * What a stranger can cost is bounded before the request is read: a
+ * request's head is judged as soon as it is in (head_gate: Host, token,
+ * cross-site, content type, announced length), so a refused body is
+ * never read; the bodies being received count in --max-input with the TCP
+ * ports' unfinished frames; and a connection that has not authenticated
+ * has a deadline and a place in a bounded queue (see "connections").
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,6 +43,7 @@ status_phrase_code(unsigned status)
 	case 404: return "not_found";
 	case 405: return "method_not_allowed";
 	case 413: return "frame_too_large";
+	case 415: return "unsupported_media_type";
 	default:  return "error";
 	}
 }
@@ -246,6 +255,124 @@ web_stream_append(struct wreq *r, const char *p, size_t n)
 	}
 }
 
+/* ---------------------------------------------------------- connections */
+
+/*
+ * A connection is unauthenticated from its accept until a request on it
+ * passes head_gate with an admin token (without --auth: until any request
+ * passes it).  Until then it is on web->unauthed, oldest first, and its
+ * deadline runs: the request, head and body, must be in within
+ * --http-header-timeout, whatever it trickles (MHD's own timeout,
+ * --http-idle, restarts at every byte).  Past --http-max-unauth the
+ * oldest is dropped for a newcomer, as on the TCP ports: a client that
+ * sends its request at once is never the oldest.  A connection kept alive
+ * after a request without a token (a route's, with --auth) goes back on
+ * the list for its next request.
+ *
+ * Dropping is a shutdown(2) of the socket: MHD sees the end at its next
+ * read and closes the connection itself, with its usual callbacks.
+ */
+static unsigned nconns;
+
+static void
+wconn_unlist(struct wconn *wc)
+{
+	struct web *w = wc->web;
+
+	ev_timer_stop(w->srv->loop, &wc->deadline);
+	if (!wc->listed)
+		return;
+	TAILQ_REMOVE(&w->unauthed, wc, entry);
+	wc->listed = false;
+	w->nunauthed--;
+}
+
+static void
+wconn_drop(struct wconn *wc, const char *why)
+{
+	wconn_unlist(wc);
+	if (wc->dropped)
+		return;
+	wc->dropped = true;
+	log_debug("http: %s dropped: %s", wc->addr, why);
+	shutdown(wc->fd, SHUT_RDWR);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct wconn *wc = t->data;
+
+	(void)loop;
+	(void)revents;
+	wc->web->header_timeouts++;
+	wconn_drop(wc, "no whole request within --http-header-timeout");
+}
+
+/* wconn_list: wc waits for a request, unauthenticated: the newest. */
+static void
+wconn_list(struct wconn *wc)
+{
+	struct web *w = wc->web;
+	double t = w->srv->opt.http_header_timeout;
+
+	if (wc->dropped || wc->authed)
+		return;
+	wconn_unlist(wc);
+	if (w->nunauthed >= w->srv->opt.http_max_unauth) {
+		w->unauth_dropped++;
+		wconn_drop(TAILQ_FIRST(&w->unauthed), "the oldest of "
+		    "--http-max-unauth unauthenticated connections");
+	}
+	TAILQ_INSERT_TAIL(&w->unauthed, wc, entry);
+	wc->listed = true;
+	w->nunauthed++;
+	if (t > 0) {
+		ev_timer_set(&wc->deadline, t, 0.);
+		ev_timer_start(w->srv->loop, &wc->deadline);
+	}
+}
+
+/* wconn_authed: a request on wc passed with a token: no more limits. */
+static void
+wconn_authed(struct wconn *wc)
+{
+	wconn_unlist(wc);
+	wc->authed = true;
+}
+
+/*
+ * body_count: r's body is to hold up to total bytes: count them in
+ * srv->in_total, which --max-input bounds for the TCP ports' unfinished
+ * frames and these bodies together; false (nothing counted) if that
+ * would pass it.
+ */
+static bool
+body_count(struct wreq *r, size_t total)
+{
+	struct web *w = r->web;
+	struct server *srv = w->srv;
+
+	if (total <= r->counted)
+		return true;
+	if (srv->in_total - r->counted + total > srv->opt.max_input)
+		return false;
+	srv->in_total += total - r->counted;
+	w->input_bytes += total - r->counted;
+	r->counted = total;
+	return true;
+}
+
+/* body_release: r's body is used (or refused): free it and its count. */
+static void
+body_release(struct wreq *r)
+{
+	r->web->srv->in_total -= r->counted;
+	r->web->input_bytes -= r->counted;
+	r->counted = 0;
+	buf_free(&r->body);
+}
+
 /* --------------------------------------------------------- MHD callbacks */
 
 static void
@@ -278,7 +405,7 @@ wreq_free(struct wreq *r)
 			broker_end(b, j, JOB_CANCELLED);
 		job_unref(b, j);
 	}
-	buf_free(&r->body);
+	body_release(r);
 	buf_free(&r->resp);
 	buf_free(&r->out);
 	json_decref(r->headers);
@@ -296,9 +423,14 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)cls;
 	(void)c;
-	(void)toe;
-	if (r != NULL)
+	if (r != NULL) {
+		/* Kept alive without a token: the next request has its deadline
+		 * and its place among the unauthenticated again. */
+		if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->wc != NULL &&
+		    !r->wc->authed)
+			wconn_list(r->wc);
 		wreq_free(r);
+	}
 	*con_cls = NULL;
 }
 
@@ -410,12 +542,126 @@ allowed(struct wreq *r, bool route)
 	return ok;
 }
 
-/* dispatch: the whole request is in: answer, park or stream it. */
-static void
-dispatch(struct wreq *r)
+/*
+ * host_ok: the Host header names this daemon, so that a page whose name
+ * an attacker made resolve to it (DNS rebinding) is refused.  Any address
+ * literal is one (a browser sends one only to that address), and so are
+ * localhost and names below .localhost (which browsers resolve to
+ * loopback themselves), the host's name, and the names of --http-host
+ * ('*': any).  No Host at all (HTTP/1.0) is not a browser's.
+ */
+static bool
+host_ok(struct web *w, const char *host)
 {
-	const struct web_route *rt;
-	const char *path = r->url;
+	const struct options *o = &w->srv->opt;
+	unsigned char a[sizeof(struct in6_addr)];
+	char name[256];
+	const char *end;
+	size_t n, i;
+
+	if (host == NULL || w->any_host)
+		return true;
+	if (host[0] == '[') {
+		if ((end = strchr(host, ']')) == NULL ||
+		    (end[1] != '\0' && end[1] != ':'))
+			return false;
+		n = (size_t)(end - host - 1);
+		if (n >= sizeof name)
+			return false;
+		memcpy(name, host + 1, n);
+		name[n] = '\0';
+		return inet_pton(AF_INET6, name, a) == 1;
+	}
+	end = strchr(host, ':');
+	n = end != NULL ? (size_t)(end - host) : strlen(host);
+	if (n > 0 && host[n - 1] == '.')
+		n--;  /* the root's dot */
+	if (n == 0 || n >= sizeof name)
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (inet_pton(AF_INET, name, a) == 1 || strcasecmp(name, "localhost") == 0 ||
+	    (n > 10 && strcasecmp(name + n - 10, ".localhost") == 0) ||
+	    strcasecmp(name, w->hostname) == 0)
+		return true;
+	for (i = 0; i < o->nhttp_hosts; i++)
+		if (strcasecmp(name, o->http_hosts[i]) == 0)
+			return true;
+	return false;
+}
+
+/* safe_method: one that changes nothing (RFC 9110's safe methods). */
+static bool
+safe_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0;
+}
+
+/*
+ * cross_site: a browser sent this request for a page of another origin:
+ * its Origin is not http(s)://HOST of this very request, or its
+ * Sec-Fetch-Site says so.  Either header is a browser's, absent from
+ * curl's and programs' requests.
+ */
+static bool
+cross_site(struct wreq *r)
+{
+	const char *origin, *site, *host, *rest = NULL;
+
+	origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+	site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
+
+	if (site != NULL && strcasecmp(site, "same-origin") != 0 &&
+	    strcasecmp(site, "none") != 0)
+		return true;
+	if (origin == NULL)
+		return false;
+	if (strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	return rest == NULL || host == NULL || strcasecmp(rest, host) != 0;
+}
+
+/* json_ctype: Content-Type is application/json (parameters aside). */
+static bool
+json_ctype(const char *ct)
+{
+	ct += strspn(ct, " \t");
+	return strncasecmp(ct, "application/json", 16) == 0 &&
+	    (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ' || ct[16] == '\t');
+}
+
+/* refuse: r's answer is an error of head_gate's: the connection closes
+ * after it (MHD also reads no more of a body not yet read). */
+static void
+refuse(struct wreq *r)
+{
+	if (r->headers == NULL)
+		r->headers = json_object();
+	json_object_set_new(r->headers, "Connection", json_string("close"));
+}
+
+/*
+ * head_gate: the request's head is in, its body (if any) not yet read:
+ * judge all that can be judged now, so that a request refused costs no
+ * body.  For the daemon's own paths: the Host (421), then who may ask
+ * (allowed), then for a request that may change something, a browser's
+ * cross-site request (403) and a body that is not declared JSON (415: a
+ * page of another origin can send text/plain or a form without asking,
+ * not JSON); for every path, a body announced over --max-frame (413) or
+ * over what --max-input has left (503).  False: r holds the refusal.
+ */
+static bool
+head_gate(struct wreq *r)
+{
+	struct web *w = r->web;
+	const struct options *o = &w->srv->opt;
+	const char *path = r->url, *host, *cl, *ct, *te;
+	unsigned long long len = 0;
 	bool own;
 
 	own = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
@@ -423,13 +669,77 @@ dispatch(struct wreq *r)
 	    strcmp(path, "/events") == 0 || strncmp(path, "/types", 6) == 0 ||
 	    strncmp(path, "/jobs/", 6) == 0 || strncmp(path, "/sub/", 5) == 0 ||
 	    strncmp(path, "/pub/", 5) == 0;
-	rt = own ? NULL : route_find(r->web, path);
-	if (!allowed(r, rt != NULL))
-		return;
+	r->rt = own ? NULL : route_find(w, path);
+	host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
+	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (cl != NULL)
+		len = strtoull(cl, NULL, 10);
+	if (r->rt == NULL && !host_ok(w, host)) {
+		w->refused_host++;
+		web_error(r, 421, "unknown_host", NULL, "Host %s is not a name of "
+		    "this daemon (give it with --http-host)", host);
+		return false;
+	}
+	if (!allowed(r, r->rt != NULL))
+		return false;
+	if (r->rt == NULL && !safe_method(r->method)) {
+		if (cross_site(r)) {
+			w->refused_cross_site++;
+			web_error(r, 403, "forbidden", NULL, "a cross-site request "
+			    "(Origin or Sec-Fetch-Site is not this daemon's) may not "
+			    "change anything");
+			return false;
+		}
+		if ((ct != NULL || len > 0 || te != NULL) &&
+		    (ct == NULL || !json_ctype(ct))) {
+			w->refused_cross_site++;
+			web_error(r, 415, "unsupported_media_type", NULL, "a request "
+			    "body must be sent as Content-Type: application/json");
+			return false;
+		}
+	}
+	if (len > o->max_frame) {
+		web_error(r, 413, "frame_too_large", NULL,
+		    "the request body is over %zu bytes (--max-frame)", o->max_frame);
+		return false;
+	}
+	if (len > 0 && !body_count(r, (size_t)len)) {
+		w->input_refused++;
+		web_error(r, 503, "full", NULL, "request bodies and unfinished "
+		    "frames of all connections would pass %zu bytes (--max-input)",
+		    o->max_input);
+		return false;
+	}
+	if (r->wc != NULL && (!auth_enabled() || r->rt == NULL))
+		wconn_authed(r->wc);
+	return true;
+}
+
+/* dispatch: the whole request is in: answer, park or stream it. */
+static void
+dispatch(struct wreq *r)
+{
+	const struct web_route *rt = r->rt;
+	const char *path = r->url;
+
+	if (r->wc != NULL && !r->wc->authed)
+		wconn_unlist(r->wc);  /* in: its deadline is met */
 	if (r->too_big) {
 		web_error(r, 413, "frame_too_large", NULL,
 		    "the request body is over %zu bytes (--max-frame)",
 		    r->web->srv->opt.max_frame);
+		return;
+	}
+	if (r->over_input) {
+		web_error(r, 503, "full", NULL, "request bodies and unfinished "
+		    "frames of all connections would pass %zu bytes (--max-input)",
+		    r->web->srv->opt.max_input);
 		return;
 	}
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
@@ -464,10 +774,11 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct web *w = cls;
 	struct wreq *r = *con_cls;
-	const char *cl;
 
 	(void)version;
 	if (r == NULL) {
+		const union MHD_ConnectionInfo *ci;
+
 		r = xcalloc(1, sizeof *r);
 		r->web = w;
 		r->conn = c;
@@ -475,33 +786,46 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		r->url = xstrdup(url);
 		ev_init(&r->watch, watch_cb);
 		ev_init(&r->timer, NULL);
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		r->wc = ci != NULL ? ci->socket_context : NULL;
 		*con_cls = r;
 		w->requests++;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && strtoull(cl, NULL, 10) > w->srv->opt.max_frame) {
-			/* Refuse before reading it: MHD then closes. */
-			r->too_big = true;
-			dispatch(r);
+		if (!head_gate(r)) {
+			/* Refused before its body is read: MHD then closes. */
+			refuse(r);
 			return queue_answer(r);
 		}
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!r->too_big && buf_used(&r->body) + *upload_size > w->srv->opt.max_frame) {
+		size_t need = buf_used(&r->body) + *upload_size;
+
+		if (!r->too_big && !r->over_input && need > w->srv->opt.max_frame) {
 			r->too_big = true;
-			buf_free(&r->body);
-			memset(&r->body, 0, sizeof r->body);
+			body_release(r);
 		}
-		if (!r->too_big)
+		/* A body of unannounced length (chunked) is counted as its
+		 * buffer grows; an announced one was counted whole. */
+		if (!r->too_big && !r->over_input && need > r->body.cap &&
+		    !body_count(r, need > 2 * r->body.cap ? need : 2 * r->body.cap)) {
+			w->input_refused++;
+			r->over_input = true;
+			body_release(r);
+		}
+		if (!r->too_big && !r->over_input) {
+			if (r->body.cap == 0 && r->counted > 0)
+				buf_reserve(&r->body, r->counted);
 			buf_append(&r->body, upload, *upload_size);
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (r->gone)
 		return MHD_NO;
-	if (!r->ready && r->wait == WAIT_NONE)
+	if (!r->ready && r->wait == WAIT_NONE) {
 		dispatch(r);
+		body_release(r);  /* used: a submission or a route has copied it */
+	}
 	if (r->wait != WAIT_NONE) {
 		/* Parked: sleep until web_wake. */
 		if (!r->suspended) {
@@ -529,34 +853,66 @@ logger_cb(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", line);
 }
 
-static unsigned nconns;
-
+/* conn_notify_cb: a connection opens (its wconn, counted per address,
+ * unauthenticated) or closes. */
 static void
 conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
     enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
-	(void)c;
-	(void)socket_ctx;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	struct web *w = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct wconn *wc;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		nconns++;
-	else if (nconns > 0)
+		wc = xcalloc(1, sizeof *wc);
+		wc->web = w;
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		wc->fd = ci != NULL ? ci->connect_fd : -1;
+		net_peer_addr(wc->fd, wc->addr, sizeof wc->addr);
+		auth_peer_add(wc->addr);
+		ev_init(&wc->deadline, deadline_cb);
+		wc->deadline.data = wc;
+		*socket_ctx = wc;
+		wconn_list(wc);
+		return;
+	}
+	if (nconns > 0)
 		nconns--;
+	if ((wc = *socket_ctx) != NULL) {
+		wconn_unlist(wc);
+		auth_peer_del(wc->addr);
+		free(wc);
+		*socket_ctx = NULL;
+	}
 }
 
-/* accept_cb: over --http-max-conn a connection is closed at once. */
+/* accept_cb: over --http-max-conn, or over --max-conns-per-addr for the
+ * peer's address (TCP and HTTP connections together), a connection is
+ * closed at once. */
 static enum MHD_Result
 accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
 {
 	struct web *w = cls;
+	const struct options *o = &w->srv->opt;
+	char a[48];
+	size_t per_addr = o->max_conns_per_addr;
+	bool loopback = net_addr_str(addr, a, sizeof a);
 
-	(void)addr;
 	(void)len;
-	if (nconns < w->srv->opt.http_max_conn)
-		return MHD_YES;
-	w->conns_refused++;
-	log_debug("http: connection refused: %u open (--http-max-conn)", nconns);
-	return MHD_NO;
+	if (nconns >= o->http_max_conn) {
+		w->conns_refused++;
+		log_debug("http: connection refused: %u open (--http-max-conn)", nconns);
+		return MHD_NO;
+	}
+	if (!o->max_conns_per_addr_set)
+		per_addr = loopback ? 0 : CONNS_PER_ADDR_DEFAULT;
+	if (per_addr > 0 && auth_peer_count(a) >= per_addr) {
+		w->refused_per_addr++;
+		log_debug("http: connection from %s refused (--max-conns-per-addr)", a);
+		return MHD_NO;
+	}
+	return MHD_YES;
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -783,6 +1139,13 @@ web_start(struct server *srv)
 	w->srv = srv;
 	TAILQ_INIT(&w->parked);
 	TAILQ_INIT(&w->streams);
+	TAILQ_INIT(&w->unauthed);
+	if (gethostname(w->hostname, sizeof w->hostname) < 0)
+		w->hostname[0] = '\0';
+	w->hostname[sizeof w->hostname - 1] = '\0';
+	for (i = 0; i < o->nhttp_hosts; i++)
+		if (strcmp(o->http_hosts[i], "*") == 0)
+			w->any_host = true;
 	w->route_timeout = o->http_timeout;
 	w->idle = o->http_idle;
 	for (i = 0; i < o->nhttp_routes; i++) {

@@ -52,9 +52,31 @@ enum wr_stream {
 	STREAM_ROUTE,   /* a route answer streamed from partial results */
 };
 
+/*
+ * A connection, from accept to close (MHD's socket context).  Until a
+ * request on it passes the gate with a token (or any request does,
+ * without --auth) it is unauthenticated: on web->unauthed, oldest first,
+ * with a deadline for its request to arrive (web.c, "connections").
+ */
+struct wconn {
+	struct web             *web;
+	int                     fd;
+	char                    addr[48];   /* the peer's, for --max-conns-per-addr */
+	bool                    authed;
+	bool                    listed;     /* on web->unauthed */
+	bool                    dropped;    /* shut down by us: MHD closes it */
+	ev_timer                deadline;   /* --http-header-timeout */
+	TAILQ_ENTRY(wconn)      entry;
+};
+TAILQ_HEAD(wconn_list, wconn);
+
 struct wreq {
 	struct web             *web;
 	struct MHD_Connection  *conn;
+	struct wconn           *wc;
+	const struct web_route *rt;         /* a --http-route path: its route */
+	size_t                  counted;    /* of the body, in srv->in_total */
+	bool                    over_input; /* the body would pass --max-input */
 	char                   *method;
 	char                   *url;
 	struct buf              body;       /* the request body, up to --max-frame */
@@ -132,6 +154,14 @@ struct web {
 	uint64_t           events_sent, events_missed;
 	uint64_t           routed, route_timeouts;
 	uint64_t           conns_refused;
+	/* the guards before authentication (web.c) */
+	struct wconn_list  unauthed;    /* oldest first */
+	unsigned           nunauthed;
+	size_t             input_bytes; /* request bodies held, in srv->in_total */
+	bool               any_host;    /* --http-host '*' */
+	char               hostname[256];
+	uint64_t           refused_per_addr, unauth_dropped, header_timeouts;
+	uint64_t           refused_host, refused_cross_site, input_refused;
 };
 
 /* web.c */

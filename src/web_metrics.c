@@ -234,7 +234,7 @@ metrics_free(struct web *w)
 json_t *
 web_stats(struct web *w)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "requests", (json_int_t)w->requests,
 	    "connections", (json_int_t)web_connections(),
 	    "connections_refused", (json_int_t)w->conns_refused,
@@ -247,6 +247,18 @@ web_stats(struct web *w)
 	    "routed", (json_int_t)w->routed,
 	    "route_timeouts", (json_int_t)w->route_timeouts,
 	    "waiting", (json_int_t)w->nparked);
+
+	/* the guards before authentication */
+	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "unauthenticated", (json_int_t)w->nunauthed,
+	    "unauth_dropped", (json_int_t)w->unauth_dropped,
+	    "header_timeouts", (json_int_t)w->header_timeouts,
+	    "refused_per_addr", (json_int_t)w->refused_per_addr,
+	    "refused_host", (json_int_t)w->refused_host,
+	    "refused_cross_site", (json_int_t)w->refused_cross_site,
+	    "input_bytes", (json_int_t)w->input_bytes,
+	    "input_refused", (json_int_t)w->input_refused));
+	return o;
 }
 
 /* label: a label value, escaped (\\, \", \n). */

@@ -51,7 +51,7 @@ admin_round_trip() {
 	local id
 	as root "$JOBCTL" work art -- cat >/dev/null 2>&1 &
 	BG_PIDS+=("$!")
-	id=$(hcurl -H "Authorization: Bearer $TOK_ROOT" -X POST --data '{"ok":1}' "$H/types/art/jobs" | jq -r .id)
+	id=$(hcurl -H "Authorization: Bearer $TOK_ROOT" --json '{"ok":1}' "$H/types/art/jobs" | jq -r .id)
 	[ "$(hcurl -H "Authorization: Bearer $TOK_ROOT" "$H/jobs/$id/response")" = '{"ok":1}' ]
 	[ "$(as root "$JOBCTL" submit art '{"tcp":1}')" = '{"tcp":1}' ]
 }
@@ -65,7 +65,7 @@ admin_round_trip() {
 	[[ "$output" == *"401 Unauthorized"* ]]
 	[[ "$output" == *'WWW-Authenticate: Basic realm="jobfs"'* ]]
 	[[ "$output" == *'"error":"auth_required"'* ]]
-	[ "$(hstatus -X POST --data 1 "$H/types/x/jobs")" = 401 ]
+	[ "$(hstatus --json 1 "$H/types/x/jobs")" = 401 ]
 	[ "$(hstatus "$H/events")" = 401 ]
 	[ "$(hstatus -H 'Authorization: Bearer not-a-token-of-the-file' "$H/stats")" = 401 ]
 	run hcurl -w ' %{http_code}' -H "Authorization: Bearer $TOK_ALICE" "$H/stats"

@@ -3,8 +3,9 @@
 # headless Chromium, driven through the DevTools protocol by
 # helpers/cdp.py, loads the page while a worker runs jobs; the figures in
 # the rendered DOM match the daemon's stats, the throughput chart moves,
-# clicking a job id shows its body.  The screenshot is kept in
-# $JOBFS_BIN/artifacts/dashboard.png (docs/dashboard.png is a copy).
+# clicking a job id shows its body, and its cancel button cancels it.  The
+# screenshot is kept in $JOBFS_BIN/artifacts/dashboard.png
+# (docs/dashboard.png is a copy).
 
 load 'helpers/daemon'
 load 'helpers/web'
@@ -23,7 +24,7 @@ cdp() {
 # feed: a job for the worker every 20 ms, until teardown stops it.
 feed() {
 	local i=0
-	while curl -s -o /dev/null -X POST --data "$((i++))" "$H/types/dash/jobs"; do
+	while curl -s -o /dev/null --json "$((i++))" "$H/types/dash/jobs"; do
 		sleep 0.02
 	done
 }
@@ -32,7 +33,7 @@ feed() {
 	[ "$(hcurl "$H/" | head -c 15)" = '<!doctype html>' ]
 	hcurl -i "$H/" | grep -q 'Content-Type: text/html'
 	for i in 1 2 3; do
-		hcurl -X POST --data "{\"n\":\"h$i\"}" "$H/types/held/jobs?id=h$i" >/dev/null
+		hcurl --json "{\"n\":\"h$i\"}" "$H/types/held/jobs?id=h$i" >/dev/null
 	done
 	bg "$JOBCTL" work dash -- sh -c 'sleep 0.05; cat'
 	wait_until 10 stat_is .workers 1
@@ -61,11 +62,15 @@ feed() {
 		'wait:document.getElementById("job-status").textContent.includes("queued")' \
 		'wait:Number(document.getElementById("chart").dataset.points) >= 8' \
 		'eval:document.getElementById("chart").dataset.sum' \
-		"shot:$art/dashboard.png"
+		"shot:$art/dashboard.png" \
+		'click:#job-cancel' \
+		'wait:document.getElementById("job-status").textContent.includes("cancelled")'
 	echo "$output"
 	[ "$status" = 0 ]
 	[ "$(head -c 8 "$art/dashboard.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
-	# The figures still agree with the daemon's own (held jobs are not run).
-	[ "$(daemon_stat .types.held.queued)" = "$held" ]
+	# The figures still agree with the daemon's own (held jobs are not
+	# run); the cancel button, a POST from the daemon's own origin, ended h1.
+	[ "$(daemon_stat .types.held.queued)" = $((held - 1)) ]
+	[ "$(job_status '"h1"')" = cancelled ]
 	other_clients_ok
 }

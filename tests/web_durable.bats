@@ -34,7 +34,7 @@ teardown() {
 
 @test "a 201 waits until the submission is durable" {
 	touch "$GATE"
-	hcurl -w ' %{http_code}' -X POST --data '{"d":1}' "$H/types/d/jobs?id=d1" >"$BATS_TEST_TMPDIR/out" &
+	hcurl -w ' %{http_code}' --json '{"d":1}' "$H/types/d/jobs?id=d1" >"$BATS_TEST_TMPDIR/out" &
 	BG_PIDS+=("$!")
 	wait_until 10 http_stat_is .submitted 1
 	wait_until 10 http_stat_is .http.waiting 1
@@ -47,7 +47,7 @@ teardown() {
 }
 
 @test "a result is shown only once durable" {
-	hcurl -X POST --data '{"d":2}' "$H/types/d/jobs?id=d2" >/dev/null
+	hcurl --json '{"d":2}' "$H/types/d/jobs?id=d2" >/dev/null
 	hcurl -w ' %{http_code}' "$H/jobs/d2/response" >"$BATS_TEST_TMPDIR/out" &
 	BG_PIDS+=("$!")
 	wait_until 10 http_stat_is .http.waiting 1

@@ -20,12 +20,12 @@ raw_http() {
 @test "a body over --max-frame gets 413 frame_too_large, announced or chunked" {
 	start_web --max-frame 1024
 	head -c 3000 /dev/zero | tr '\0' 1 >"$BATS_TEST_TMPDIR/big"
-	run hcurl -w ' %{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$H/types/x/jobs"
+	run hcurl -w ' %{http_code}' --json @"$BATS_TEST_TMPDIR/big" "$H/types/x/jobs"
 	[[ "$output" == '{"error":"frame_too_large",'*' 413' ]]
 	run hcurl -w ' %{http_code}' -H 'Transfer-Encoding: chunked' \
-		--data-binary @"$BATS_TEST_TMPDIR/big" "$H/types/x/jobs"
+		--json @"$BATS_TEST_TMPDIR/big" "$H/types/x/jobs"
 	[[ "$output" == '{"error":"frame_too_large",'*' 413' ]]
-	run hcurl -w ' %{http_code}' --data-binary @"$BATS_TEST_TMPDIR/big" "$H/pub/c"
+	run hcurl -w ' %{http_code}' --json @"$BATS_TEST_TMPDIR/big" "$H/pub/c"
 	[[ "$output" == *' 413' ]]
 	[ "$(http_stat .submitted)" = 0 ]
 	other_clients_ok
@@ -42,13 +42,14 @@ raw_http() {
 	[[ "$output" == "HTTP/1.1 400"* ]]
 	run raw_http 'GET /stats HTTP/1.1\r\nNoHostHere\r\n\r\n'
 	[[ "$output" == "HTTP/1.1 400"* ]]
-	run raw_http 'GET /stats HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n'
+	run raw_http 'GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: nope\r\n\r\n'
 	[[ "$output" == "HTTP/1.1 400"* ]]
 	other_clients_ok
 }
 
 @test "connections over --http-max-conn are closed at once; the others are served" {
-	start_web --http-max-conn 3
+	# No --http-header-timeout: the three may wait as long as the test does.
+	start_web --http-max-conn 3 --http-header-timeout 0
 	# Nothing else open (start_web's probe of the port, say) before the three.
 	wait_until 10 http_stat_is .http.connections 1
 	exec 4<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
@@ -58,7 +59,7 @@ raw_http() {
 	[ "$status" -ne 0 ]
 	[ -z "$output" ]
 	# One of the three is still served.
-	printf 'GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&4
+	printf 'GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&4
 	run timeout 10 cat <&4
 	[[ "$output" == "HTTP/1.1 200"* ]]
 	[[ "$output" == *'"connections_refused":1'* ]]
@@ -87,10 +88,10 @@ raw_http() {
 	start_web --http-route /r=rt --http-idle 2
 	# mid-body
 	exec 4<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
-	printf 'POST /types/v/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a":' >&4
+	printf 'POST /types/v/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":' >&4
 	exec 4>&-
 	# while a long-poll waits
-	hcurl -X POST --data '{"v":1}' "$H/types/v/jobs?id=v1" >/dev/null
+	hcurl --json '{"v":1}' "$H/types/v/jobs?id=v1" >/dev/null
 	run curl -s --max-time 1 "$H/jobs/v1/response"
 	[ "$status" = 28 ]
 	# while a route waits for a worker: its job is cancelled (nobody to answer)

@@ -12,7 +12,7 @@ setup() {
 }
 
 @test "POST /types/T/jobs answers 201 with the id; a worker's result comes back on GET /jobs/ID/response" {
-	run hcurl -i -X POST --data '{"n":1}' "$H/types/echo/jobs?id=j1&priority=5"
+	run hcurl -i --json '{"n":1}' "$H/types/echo/jobs?id=j1&priority=5"
 	[[ "$output" == *"201 Created"* ]]
 	[[ "$output" == *"Location: /jobs/j1"* ]]
 	[ "$(tail -n1 <<<"$output")" = '{"id":"j1"}' ]
@@ -29,15 +29,15 @@ setup() {
 	[ "$(hcurl "$H/jobs/j1/response?wait=0")" = '{"n":1}' ]
 	[ "$(hcurl "$H/jobs/j1" | jq -r .status)" = done ]
 	# The broker assigns an id when none is given.
-	id=$(hcurl -X POST --data '"x"' "$H/types/echo/jobs" | jq -r .id)
+	id=$(hcurl --json '"x"' "$H/types/echo/jobs" | jq -r .id)
 	[ -n "$id" ]
 	[ "$(hcurl "$H/jobs/$id/response")" = '"x"' ]
 	other_clients_ok
 }
 
 @test "GET /types, /types/T and /stats report what the TCP stats request does" {
-	hcurl -X POST --data 1 "$H/types/a/jobs?id=q1" >/dev/null
-	hcurl -X POST --data 2 "$H/types/a/jobs?id=q2" >/dev/null
+	hcurl --json 1 "$H/types/a/jobs?id=q1" >/dev/null
+	hcurl --json 2 "$H/types/a/jobs?id=q2" >/dev/null
 	[ "$(hcurl "$H/types" | jq -c '.a | [.queued,.submitted]')" = '[2,2]' ]
 	[ "$(hcurl "$H/types/a" | jq -c '[.name,.queued,.queue_head]')" = '["a",2,["q1","q2"]]' ]
 	[ "$(hcurl "$H/stats" | jq -c '[.queued,.submitted]')" = "$(daemon_stat '| [.queued,.submitted]')" ]
@@ -46,7 +46,7 @@ setup() {
 }
 
 @test "a failed, cancelled or timed-out job answers 500, 409, 504 with its ending" {
-	hcurl -X POST --data 1 "$H/types/slow/jobs?id=c1" >/dev/null
+	hcurl --json 1 "$H/types/slow/jobs?id=c1" >/dev/null
 	hcurl "$H/jobs/c1/response" -o "$BATS_TEST_TMPDIR/c1" -w '%{http_code}' >"$BATS_TEST_TMPDIR/c1.code" &
 	BG_PIDS+=("$!")
 	wait_until 10 http_stat_is .http.waiting 1
@@ -56,11 +56,11 @@ setup() {
 	[ "$(jq -r .error "$BATS_TEST_TMPDIR/c1")" = cancelled ]
 	[ "$(hstatus "$H/jobs/c1")" = 404 ]
 	# timeout (the job's own, in ms)
-	hcurl -X POST --data 1 "$H/types/slow/jobs?id=t1&timeout=100" >/dev/null
+	hcurl --json 1 "$H/types/slow/jobs?id=t1&timeout=100" >/dev/null
 	run hcurl -w '%{http_code}' "$H/jobs/t1/response"
 	[[ "$output" == *'"error":"timeout"'*504 ]]
 	# failed: a worker lost four times
-	hcurl -X POST --data 1 "$H/types/lossy/jobs?id=f1" >/dev/null
+	hcurl --json 1 "$H/types/lossy/jobs?id=f1" >/dev/null
 	for i in 1 2 3 4; do
 		printf '%s\n' '{"type":"join","job_type":"lossy"}' | "$JOBCTL" raw --worker -n 1 -t 5000 >/dev/null
 	done
@@ -70,15 +70,15 @@ setup() {
 }
 
 @test "bad input: 400 invalid_json, 400 invalid_type, 404, 405, 409 id_exists, all JSON" {
-	run hcurl -w ' %{http_code}' -X POST --data 'nope' "$H/types/e/jobs"
+	run hcurl -w ' %{http_code}' --json 'nope' "$H/types/e/jobs"
 	[[ "$output" == *'"error":"invalid_json"'*' 400' ]]
 	run hcurl -w ' %{http_code}' -X POST "$H/types/e/jobs"
 	[[ "$output" == *'"error":"invalid_json"'*' 400' ]]
-	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?priority=high"
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?priority=high"
 	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
-	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?timeout=-1"
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?timeout=-1"
 	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
-	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/%2E%2E/jobs"
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/%2E%2E/jobs"
 	[[ "$output" == *'"error":"invalid_type"'*' 400' ]]
 	run hcurl -w ' %{http_code}' "$H/no/such/path"
 	[[ "$output" == *'"error":"not_found"'*' 404' ]]
@@ -90,8 +90,8 @@ setup() {
 	[[ "$output" == *'"error":"method_not_allowed"'* ]]
 	run hcurl -w ' %{http_code}' -X GET "$H/types/e/jobs"
 	[[ "$output" == *'"error":"method_not_allowed"'*' 405' ]]
-	hcurl -X POST --data 1 "$H/types/e/jobs?id=dup" >/dev/null
-	run hcurl -w ' %{http_code}' -X POST --data 1 "$H/types/e/jobs?id=dup"
+	hcurl --json 1 "$H/types/e/jobs?id=dup" >/dev/null
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?id=dup"
 	[[ "$output" == *'"error":"id_exists"'*'"id":"dup"'*' 409' ]]
 	# Every error above is one JSON object.
 	hcurl "$H/jobs/none" | jq -e .reason >/dev/null
@@ -99,7 +99,7 @@ setup() {
 }
 
 @test "ids that are not file names travel percent-encoded in the path" {
-	run hcurl -i -X POST --data 1 "$H/types/e/jobs?id=a%2Fb%20c"
+	run hcurl -i --json 1 "$H/types/e/jobs?id=a%2Fb%20c"
 	[[ "$output" == *"Location: /jobs/a%2Fb%20c"* ]]
 	[ "$(hcurl "$H/jobs/a%2Fb%20c" | jq -r .id)" = 'a/b c' ]
 	[ "$(hstatus "$H/jobs/a%2Fb%20c/response?wait=0")" = 202 ]
@@ -107,7 +107,7 @@ setup() {
 }
 
 @test "GET /jobs/ID/body shows the body; POST /jobs/ID/cancel ends the job and keeps it listed" {
-	hcurl -X POST --data '{"b": [1, 2]}' "$H/types/e/jobs?id=b1" >/dev/null
+	hcurl --json '{"b": [1, 2]}' "$H/types/e/jobs?id=b1" >/dev/null
 	[ "$(hcurl "$H/jobs/b1/body")" = '{"b":[1,2]}' ]
 	[ "$(hcurl -X POST "$H/jobs/b1/cancel")" = '{"id":"b1","status":"cancelled"}' ]
 	[ "$(hcurl "$H/jobs/b1" | jq -r .status)" = cancelled ]

@@ -24,7 +24,7 @@ sse_data() {
 	wait_until 10 http_stat_is .http.streams 1
 	wait_until 10 stat_is .channels 1
 	"$JOBCTL" publish news '{"headline":"from tcp"}'
-	run hcurl -w ' %{http_code}' -X POST --data '"from http"' "$H/pub/news"
+	run hcurl -w ' %{http_code}' --json '"from http"' "$H/pub/news"
 	[ "$output" = $'{"channel":"news","delivered":2}\n 200' ]
 	wait_until 10 bash -c "[ \$(grep -c '^data: ' '$BATS_TEST_TMPDIR/sse') = 2 ]"
 	[ "$(sse_data "$BATS_TEST_TMPDIR/sse")" = $'{"headline":"from tcp"}\n"from http"' ]
@@ -34,8 +34,8 @@ sse_data() {
 	run hcurl -i --max-time 1 "$H/sub/news"
 	[[ "$output" == *"Content-Type: text/event-stream"* ]]
 	# Bad channel names and methods.
-	[ "$(hstatus -X POST --data 1 "$H/pub/a%0Ab")" = 400 ]
-	[ "$(hstatus -X POST --data 'x' "$H/pub/news")" = 400 ]
+	[ "$(hstatus --json 1 "$H/pub/a%0Ab")" = 400 ]
+	[ "$(hstatus --json 'x' "$H/pub/news")" = 400 ]
 	[ "$(hstatus -X POST "$H/sub/news")" = 405 ]
 	[ "$(hstatus "$H/pub/news")" = 405 ]
 	other_clients_ok
@@ -49,9 +49,9 @@ sse_data() {
 	wait_until 10 http_stat_is .http.streams 2
 	bg "$JOBCTL" work flow -- cat
 	for i in 1 2 3; do
-		hcurl -X POST --data "$i" "$H/types/flow/jobs?id=f$i" >/dev/null
+		hcurl --json "$i" "$H/types/flow/jobs?id=f$i" >/dev/null
 	done
-	hcurl -X POST --data 0 "$H/types/flow/jobs?id=gone&timeout=1" >/dev/null || true
+	hcurl --json 0 "$H/types/flow/jobs?id=gone&timeout=1" >/dev/null || true
 	for i in 1 2 3; do
 		[ "$(hcurl "$H/jobs/f$i/response")" = "$i" ]
 	done

@@ -248,8 +248,9 @@ rt(int hport, int mport, int wport, size_t n)
 	start_workers(1, wport, "rt", NULL);
 	for (i = 0; i < n; i++) {
 		t0 = now_ns();
-		snprintf(req, sizeof req, "POST /types/rt/jobs HTTP/1.1\r\nHost: b\r\n"
-		    "Content-Length: %d\r\n\r\n{\"n\":%zu}", 6 + snprintf(NULL, 0, "%zu", i), i);
+		snprintf(req, sizeof req, "POST /types/rt/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+		    "{\"n\":%zu}", 6 + snprintf(NULL, 0, "%zu", i), i);
 		put(fd, req, strlen(req));
 		if ((st = http_get_response(fd, &b, body, sizeof body)) != 201)
 			fprintf(stderr, "POST: %d %s\n", st, body), exit(1);
@@ -258,7 +259,7 @@ rt(int hport, int mport, int wport, size_t n)
 			fprintf(stderr, "no id: %s\n", body), exit(1);
 		snprintf(id, sizeof id, "%s", q + 6);
 		*strchr(id, '"') = '\0';
-		snprintf(req, sizeof req, "GET /jobs/%s/response HTTP/1.1\r\nHost: b\r\n\r\n", id);
+		snprintf(req, sizeof req, "GET /jobs/%s/response HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
 		put(fd, req, strlen(req));
 		if ((st = http_get_response(fd, &b, body, sizeof body)) != 200)
 			fprintf(stderr, "GET: %d %s\n", st, body), exit(1);
@@ -296,7 +297,7 @@ static void *
 client_main(void *p)
 {
 	struct client_arg *a = p;
-	static const char req[] = "GET /r/x HTTP/1.1\r\nHost: b\r\n\r\n";
+	static const char req[] = "GET /r/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 	struct hbuf *b = calloc(1, sizeof *b);
 	int fd = dial(a->port);
 	size_t i;
@@ -343,7 +344,7 @@ sse(int hport, int mport, int nsubs, size_t nmsgs)
 {
 	struct pollfd *pf = calloc((size_t)nsubs, sizeof *pf);
 	size_t *got = calloc((size_t)nsubs, sizeof *got), *missed = calloc((size_t)nsubs, sizeof *missed);
-	static const char req[] = "GET /sub/bench HTTP/1.1\r\nHost: b\r\n\r\n";
+	static const char req[] = "GET /sub/bench HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 	char buf[65536 + 32], msg[128];
 	char (*carry)[32] = calloc((size_t)nsubs, sizeof *carry);
 	size_t *clen = calloc((size_t)nsubs, sizeof *clen);

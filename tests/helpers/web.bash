@@ -23,11 +23,12 @@ hstatus() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$@"
 }
 
-# http_stat JQ: a field of GET /stats.  Connection: close, so that the
-# daemon closes (and stops counting) this connection as soon as it has
-# answered, not whenever it notices that curl went.
+# http_stat JQ: a field of GET /stats (with the header $HTTP_AUTH, if
+# set: a token).  Connection: close, so that the daemon closes (and stops
+# counting) this connection as soon as it has answered, not whenever it
+# notices that curl went.
 http_stat() {
-	hcurl -H 'Connection: close' "$H/stats" | jq -c "$1"
+	hcurl -H 'Connection: close' ${HTTP_AUTH:+-H "$HTTP_AUTH"} "$H/stats" | jq -c "$1"
 }
 
 http_stat_is() {
@@ -47,7 +48,7 @@ other_clients_ok() {
 	pid=$!
 	out=$("$JOBCTL" submit "$type" '{"tcp":1}') || { kill "$pid"; return 1; }
 	[ "$out" = '{"tcp":1}' ] || { echo "tcp round trip: $out" >&2; kill "$pid"; return 1; }
-	id=$(hcurl -X POST --data '{"http":1}' "$H/types/$type/jobs" | jq -r .id)
+	id=$(hcurl --json '{"http":1}' "$H/types/$type/jobs" | jq -r .id)
 	out=$(hcurl "$H/jobs/$id/response")
 	kill "$pid"
 	wait "$pid" 2>/dev/null
