@@ -62,6 +62,7 @@ static bool life_timed_out_on(const struct job *, const char *worker);
 static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 static void job_forget(struct broker *, struct job *);
+static void finished_add(struct broker *, struct job *);
 static void shared_unrun(struct broker *, struct job *);
 
 static const char *const state_names[] = {
@@ -119,6 +120,13 @@ static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_ad
 static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
 static void emit_job_changed(struct broker *b, struct job *j) { EMIT(b, job_changed, j); }
 static void emit_type_changed(struct broker *b, struct jtype *t) { EMIT(b, type_changed, t); }
+
+static void
+emit_job_dropped(struct broker *b, struct job *j, size_t body, size_t result,
+    size_t partials)
+{
+	EMIT(b, job_dropped, j, body, result, partials);
+}
 
 static void
 emit_job_abandoned(struct broker *b, struct job *j, struct worker *w)
@@ -223,6 +231,7 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->loop = srv->loop;
 	b->keep = keep;
 	b->keep_max = keep_max;
+	b->keep_bytes = srv->opt.keep_bytes;
 	b->max_jobs = srv->opt.max_jobs;
 	b->max_bytes = srv->opt.max_memory;
 	TAILQ_INIT(&b->all);
@@ -784,12 +793,12 @@ broker_restore(struct broker *b, const struct restore_req *r)
 		default:            t->ntimeout++; b->stats.timeout++; break;
 		}
 		life_restore(b, j, r->life);
+		if (r->dropped)
+			j->dropped = 1;
 		if (j->state == JOB_FAILED)
 			dead_add(b, j);
-		else {
-			TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-			b->nfinished++;
-		}
+		else
+			finished_add(b, j);
 		emit_job_submitted(b, j);
 		emit_job_finished(b, j, NULL);
 		retention_schedule(b);
@@ -1125,6 +1134,131 @@ broker_master_gone(struct broker *b, struct master *m)
 
 /* ---------------------------------------------------------------- endings */
 
+/*
+ * Retention by bytes (--keep-bytes).  A finished job (not a dead one: its
+ * body is what a kick runs again) counts its record and what it holds:
+ * its body if a blob, its result, its partials.  Past the bound the
+ * oldest jobs' bodies, results and partials go first (job_drop: the job
+ * stays, with its status and ending), then, if the records alone are
+ * past it, whole jobs, oldest first.  drop_next is the oldest finished job
+ * not dropped yet, so each drop costs O(1).
+ */
+
+/* job_payload: the bytes job_drop gives back. */
+static uint64_t
+job_payload(const struct job *j)
+{
+	uint64_t n = 0;
+
+	if (j->dropped)
+		return 0;
+	if (j->body_blob)
+		n += sizeof(struct blob) + j->body_len + 1;
+	if (j->result != NULL)
+		n += sizeof(struct blob) + j->result_len + 1;
+	if (j->ext != NULL)
+		n += j->ext->partials.cap;
+	return n;
+}
+
+/* job_record: the bytes a finished job holds that job_drop does not give
+ * back (an estimate: the allocations, not malloc's own overhead). */
+static uint64_t
+job_record(const struct job *j)
+{
+	const char *id = job_idjson(j);
+	uint64_t n = sizeof *j + strlen(j->key) + 1;
+
+	if (!j->id_is_key)
+		n += strlen(id) + 1;
+	n += j->body_blob ? sizeof(struct blob *) : strlen(id + strlen(id) + 1) + 1;
+	if (j->ext != NULL)
+		n += sizeof *j->ext + (j->ext->target != NULL ? strlen(j->ext->target) + 1 : 0);
+	if (j->worker_name != NULL)
+		n += strlen(j->worker_name) + 1;
+	if (j->owner != NULL)
+		n += strlen(j->owner) + 1;
+	return n;
+}
+
+/* finished_add: j, finished (not dead), joins the retained jobs. */
+static void
+finished_add(struct broker *b, struct job *j)
+{
+	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+	b->nfinished++;
+	b->stats.retained_bytes += job_record(j) + job_payload(j);
+	if (b->drop_next == NULL && !j->dropped)
+		b->drop_next = j;
+}
+
+/* drop_advance: drop_next past j (dropped or leaving). */
+static void
+drop_advance(struct broker *b, struct job *j)
+{
+	if (b->drop_next != j)
+		return;
+	do
+		j = TAILQ_NEXT(j, done_entry);
+	while (j != NULL && j->dropped);
+	b->drop_next = j;
+}
+
+static void
+finished_remove(struct broker *b, struct job *j)
+{
+	drop_advance(b, j);
+	TAILQ_REMOVE(&b->finished, j, done_entry);
+	b->nfinished--;
+	b->stats.retained_bytes -= job_record(j) + job_payload(j);
+}
+
+/*
+ * job_drop: j's body, result and partials go; its record, status and
+ * ending stay, and a read of its result says it is no longer kept.
+ * Whoever still writes them out (a master's output, a deferred ending)
+ * holds its own reference to the blobs.
+ */
+static void
+job_drop(struct broker *b, struct job *j)
+{
+	size_t body = j->body_len, result = j->result != NULL ? j->result_len : 0;
+	size_t partials = j->ext != NULL ? buf_used(&j->ext->partials) : 0;
+
+	drop_advance(b, j);
+	b->stats.retained_bytes -= job_payload(j);
+	if (j->body_blob)
+		blob_unref(job_body_blob(j));
+	blob_free_data(j->result);
+	j->result = NULL;
+	j->result_len = 0;
+	if (j->ext != NULL)
+		buf_free(&j->ext->partials);
+	j->body_len = 0;
+	j->dropped = 1;
+	b->stats.dropped++;
+	emit_job_dropped(b, j, body, result, partials);
+}
+
+/*
+ * retain_bytes: finished jobs back within --keep-bytes: bodies and results
+ * first, then, if whole, whole jobs (only from retention_cb: a job that
+ * is ending may be on its way out of the table already).
+ */
+static void
+retain_bytes(struct broker *b, bool whole)
+{
+	struct job *j;
+
+	if (b->restoring)
+		return;   /* retention_cb does it once the store is read */
+	while (b->stats.retained_bytes > b->keep_bytes && b->drop_next != NULL)
+		job_drop(b, b->drop_next);
+	while (whole && b->stats.retained_bytes > b->keep_bytes &&
+	    (j = TAILQ_FIRST(&b->finished)) != NULL)
+		job_forget(b, j);
+}
+
 static void
 retention_schedule(struct broker *b)
 {
@@ -1137,7 +1271,8 @@ retention_schedule(struct broker *b)
 		return;
 	}
 	if (oldest != NULL)
-		wait = b->nfinished > b->keep_max ? 0 : job_finished(oldest) + b->keep - now_wall();
+		wait = b->nfinished > b->keep_max || b->stats.retained_bytes > b->keep_bytes ?
+		    0 : job_finished(oldest) + b->keep - now_wall();
 	if (dead != NULL) {
 		/* Dead jobs have their own limits: --dead-keep, --dead-max. */
 		dwait = b->ndead > b->dead_max ? 0 : job_finished(dead) + b->dead_keep - now_wall();
@@ -1184,6 +1319,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	retain_bytes(b, true);   /* (after a restore too) */
 	while ((j = TAILQ_FIRST(&b->finished)) != NULL &&
 	    (b->nfinished > b->keep_max || job_finished(j) + b->keep <= now)) {
 		job_forget(b, j);
@@ -1247,16 +1383,17 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	log_debug("job %s: %s", j->key, job_state_name(why));
 	if (why == JOB_FAILED)
 		dead_add(b, j);    /* failed after its attempts: the dead set */
-	else {
-		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-		b->nfinished++;
-	}
+	else
+		finished_add(b, j);
 	emit_job_finished(b, j, w);
 	if (j->master != NULL) {
 		TAILQ_REMOVE(&j->master->owned, j, master_entry);
 		master_unref(j->master);
 		j->master = NULL;
 	}
+	/* Its master and waiters have their own reference to its result
+	 * (conn_out_blob, conn_defer_ending): it may go at once. */
+	retain_bytes(b, false);
 	if (b->nfinished > b->keep_max || b->ndead > b->dead_max ||
 	    !ev_is_active(&b->retention))
 		retention_schedule(b);
@@ -1339,10 +1476,8 @@ job_forget(struct broker *b, struct job *j)
 		job_finish(b, j, JOB_CANCELLED);
 	if (j->state == JOB_FAILED)
 		dead_remove(b, j);
-	else {
-		TAILQ_REMOVE(&b->finished, j, done_entry);
-		b->nfinished--;
-	}
+	else
+		finished_remove(b, j);
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
 	emit_job_forgotten(b, j);
@@ -1545,6 +1680,8 @@ job_info(const struct job *j)
 	if (j->ext != NULL && j->ext->timeout_ms > 0)
 		json_object_set_new(o, "timeout_ms", json_integer(j->ext->timeout_ms));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)j->body_len));
+	if (j->dropped)   /* its body and result went (--keep-bytes) */
+		json_object_set_new(o, "dropped", json_true());
 	if (j->result != NULL)
 		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
 	if (j->life != NULL)
@@ -1835,6 +1972,12 @@ broker_lookup(struct broker *b, const char *key, broker_lookup_cb *cb, void *ctx
 {
 	struct job *j = broker_find(b, key);
 
+	/* A local copy whose result went (--keep-bytes): the backend may
+	 * still have it; the copy is made again from there. */
+	if (j != NULL && j->dropped && broker_shared(b)) {
+		job_forget(b, j);
+		j = NULL;
+	}
 	if (j != NULL || !broker_shared(b))
 		cb(ctx, j, BERR_OK);
 	else

@@ -201,8 +201,10 @@ conn_release(struct conn *c)
 		c->worker = NULL;
 	}
 	chan_unsubscribe_all(srv, c);
-	while (c->def_head < c->def_len)
-		job_unref(&srv->broker, c->deferred[c->def_head++]);
+	while (c->def_head < c->def_len) {
+		blob_unref(c->deferred[c->def_head].result);
+		job_unref(&srv->broker, c->deferred[c->def_head++].job);
+	}
 	free(c->deferred);
 	c->deferred = NULL;
 	c->def_head = c->def_len = c->def_cap = 0;
@@ -381,8 +383,9 @@ conn_backlogged(const struct conn *c)
 /*
  * conn_defer_ending: if master m is backlogged (or already holds deferred
  * endings, which keep their order), keep j's ending for later and return
- * true.  An entry is a pointer holding a job_ref: the job keeps its result,
- * so this costs 8 bytes a job, and jobs are bounded by the broker.
+ * true.  An entry holds a job_ref and a reference to its result, which
+ * stays even if the job lets go of it (--keep-bytes): 16 bytes a job, and
+ * jobs are bounded by the broker.
  */
 bool
 conn_defer_ending(struct conn *m, struct job *j)
@@ -403,7 +406,8 @@ conn_defer_ending(struct conn *m, struct job *j)
 		}
 	}
 	job_ref(j);
-	m->deferred[m->def_len++] = j;
+	m->deferred[m->def_len].job = j;
+	m->deferred[m->def_len++].result = j->result != NULL ? blob_ref(blob_of(j->result)) : NULL;
 	return true;
 }
 
@@ -411,12 +415,13 @@ conn_defer_ending(struct conn *m, struct job *j)
 static void
 conn_send_deferred(struct conn *c)
 {
-	struct job *j;
+	struct deferred d;
 
 	while (c->def_head < c->def_len && !conn_backlogged(c)) {
-		j = c->deferred[c->def_head++];
-		proto_send_ending(c, j);
-		job_unref(&c->srv->broker, j);
+		d = c->deferred[c->def_head++];
+		proto_send_ending(c, d.job, d.result);
+		blob_unref(d.result);
+		job_unref(&c->srv->broker, d.job);
 	}
 	if (c->def_head == c->def_len) {
 		c->def_head = c->def_len = 0;

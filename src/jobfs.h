@@ -234,6 +234,9 @@ struct job {
 	                                 backend (Redis), never in a local heap */
 	uint16_t       pending : 1;   /* cluster mode: submitted, the backend
 	                                 has not answered yet */
+	uint16_t       dropped : 1;   /* finished, and its body, result and
+	                                 partials are no longer kept
+	                                 (--keep-bytes): job_body is "" */
 	struct master *master;        /* who hears the result; NULL: the tree,
 	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
@@ -292,7 +295,7 @@ job_body_blob(const struct job *j)
 	const char *id = job_idjson(j);
 	struct blob *b;
 
-	if (!j->body_blob)
+	if (!j->body_blob || j->dropped)
 		return NULL;
 	memcpy(&b, id + strlen(id) + 1, sizeof b);  /* unaligned in key[] */
 	return b;
@@ -304,6 +307,8 @@ job_body(const struct job *j)
 {
 	const char *id = job_idjson(j);
 
+	if (j->dropped)
+		return "";
 	return j->body_blob ? job_body_blob(j)->data : id + strlen(id) + 1;
 }
 TAILQ_HEAD(job_list, job);
@@ -437,6 +442,9 @@ struct broker_stats {
 	uint64_t queued, running;
 	uint64_t partials;
 	uint64_t body_bytes;          /* of unfinished jobs' bodies */
+	uint64_t retained_bytes;      /* held by finished jobs (--keep-bytes) */
+	uint64_t dropped;             /* finished jobs whose body and result
+	                                 went for --keep-bytes */
 	uint64_t refused_full;        /* submissions refused: BERR_FULL */
 	/* the job lifecycle (issue 13) */
 	uint64_t retried, dead, delayed, waiting, kicked, fails;
@@ -459,6 +467,8 @@ struct broker_stats {
  *                   ran it and still holds it, or NULL; j->master is still
  *                   set (the broker lets go of it after)
  *   job_forgotten   it leaves the table (retention, rmdir, an id reused)
+ *   job_dropped     a finished job's body, result and partials went, its
+ *                   record stays (retention by bytes, --keep-bytes)
  *   type_added / type_removed, worker_joined / worker_left
  *   durable         the store made everything up to mark durable
  *
@@ -474,6 +484,10 @@ struct broker_listener {
 	void (*job_partial)(void *ctx, struct job *, const char *body, size_t len);
 	void (*job_finished)(void *ctx, struct job *, struct worker *ran_on);
 	void (*job_forgotten)(void *ctx, struct job *);
+	void (*job_dropped)(void *ctx, struct job *, size_t body_len,
+	    size_t result_len, size_t partials_len);  /* its body, result and
+	                                   partials went (--keep-bytes); the
+	                                   lengths they had */
 	void (*type_added)(void *ctx, struct jtype *);
 	void (*type_removed)(void *ctx, struct jtype *);
 	void (*worker_joined)(void *ctx, struct worker *, struct jtype *);
@@ -522,6 +536,8 @@ struct restore_req {
 	size_t        partials_len;
 	const char   *owner;          /* the token name that submitted it, or NULL */
 	const char   *life;           /* job_life_json's text, or NULL */
+	bool          dropped;        /* finished, its body and result no
+	                                 longer kept (body and result empty) */
 };
 
 /* jobtab.c: every known job by key. */
@@ -550,6 +566,9 @@ struct broker {
 	uint64_t           next_auto_id;
 	double             keep;      /* seconds */
 	size_t             keep_max;
+	uint64_t           keep_bytes;  /* finished jobs' bytes, --keep-bytes */
+	struct job        *drop_next;   /* the oldest finished job not dropped
+	                                   (NULL: none), in broker->finished */
 	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
 	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
@@ -936,8 +955,12 @@ struct conn {
 	struct worker   *worker;
 
 	/* master side */
-	struct job     **deferred;     /* endings held while backlogged, each
-	                                  holding a job_ref, oldest at def_head */
+	struct deferred {
+		struct job  *job;      /* a job_ref */
+		struct blob *result;   /* a reference to its result, or NULL:
+		                          it outlives the job's (--keep-bytes) */
+	}               *deferred;     /* endings held while backlogged, oldest
+	                                  at def_head */
 	size_t           def_head, def_len, def_cap;
 
 	/* worker side (its slots are in c->worker) */
@@ -1004,7 +1027,7 @@ void conn_reap(struct server *);
 
 void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);
-void proto_send_ending(struct conn *master, struct job *);
+void proto_send_ending(struct conn *master, struct job *, struct blob *result);
 void proto_worker_gone(struct conn *);
 /* issue 12: a connection's authentication */
 void proto_conn_new(struct conn *);
@@ -1054,6 +1077,7 @@ struct options {
 	size_t      max_frame;
 	double      keep;
 	size_t      keep_max;
+	uint64_t    keep_bytes;     /* finished jobs' bytes (--keep-bytes) */
 	uint64_t    max_jobs;
 	uint64_t    max_memory;
 	bool        foreground;

@@ -845,7 +845,7 @@ wake_waiters(struct server *srv, struct job *j)
 			hit--;
 		for (; hit < w->serials + w->n && *hit == c->serial; hit++)
 			if (!conn_defer_ending(c, j))
-				proto_send_ending(c, j);
+				proto_send_ending(c, j, NULL);
 	}
 	waiting_free(w);
 }
@@ -872,7 +872,7 @@ do_wait(struct conn *c, const char *idjson, struct job *j)
 	}
 	if (JOB_FINISHED(j)) {
 		if (!conn_defer_ending(c, j))
-			proto_send_ending(c, j);
+			proto_send_ending(c, j, NULL);
 		return;
 	}
 	if (nwaits >= WAITS_MAX) {
@@ -1372,12 +1372,17 @@ proto_send_result(struct job *j)
 	struct conn *m = j->master->face;
 
 	if (!conn_defer_ending(m, j))
-		proto_send_ending(m, j);
+		proto_send_ending(m, j, NULL);
 }
 
-/* proto_send_ending: write j's ending (result or error) to master m. */
+/*
+ * proto_send_ending: write j's ending (result or error) to master m; the
+ * result is result if not NULL (a deferred ending's own reference), else
+ * the job's, and if the job let go of it (--keep-bytes), the error
+ * result_dropped.
+ */
 void
-proto_send_ending(struct conn *m, struct job *j)
+proto_send_ending(struct conn *m, struct job *j, struct blob *result)
 {
 	size_t start;
 
@@ -1398,11 +1403,18 @@ proto_send_ending(struct conn *m, struct job *j)
 		conn_send_error(m, ending_code(j->state), job_idjson(j), "%s", j->key);
 		return;
 	}
+	if (result == NULL && j->result != NULL)
+		result = blob_of(j->result);
+	if (result == NULL) {
+		conn_send_error(m, "result_dropped", job_idjson(j), "the result of %s "
+		    "is no longer kept (--keep-bytes)", j->key);
+		return;
+	}
 	start = conn_frame_begin(m);
 	out_str(m, "{\"id\":");
 	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
-	conn_out_blob(m, blob_of(j->result));
+	conn_out_blob(m, result);
 	out_str(m, "}");
 	conn_frame_end(m, start);
 }

@@ -21,6 +21,7 @@ static const char *const counters[] = {
 	"connections_refused", "input_dropped", "frame_timeouts", "partials_dropped",
 	"messages_published", "messages_delivered", "messages_dropped", "refused_full",
 	"retried", "kicked", "fails",  /* the job lifecycle */
+	"results_dropped",
 	NULL,
 };
 
