@@ -380,7 +380,7 @@ job_unref(struct broker *b, struct job *j)
 	if (--j->refs > 0)
 		return;
 	broker_type_unref(b, j->type);
-	blob_free_data(j->result);
+	blob_unref(j->result);
 	if (j->body_blob)
 		blob_unref(job_body_blob(j));
 	free(j->worker_name);
@@ -629,7 +629,8 @@ job_alloc(struct broker *b, const struct submit_req *r)
 		memcpy(p, r->idjson, ilen);
 	p += ilen;
 	if (blob) {  /* where job_body_blob() finds it */
-		struct blob *bb = blob_new(r->body, r->body_len);
+		struct blob *bb = r->body_blob != NULL ? blob_ref(r->body_blob) :
+		    blob_new(r->body, r->body_len);
 
 		memcpy(p, &bb, sizeof bb);
 		j->body_blob = 1;
@@ -782,7 +783,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	if (finished) {
 		j->state = r->state;
 		if (r->state == JOB_DONE && r->result != NULL) {
-			j->result = blob_new(r->result, r->result_len)->data;
+			j->result = blob_new(r->result, r->result_len);
 			j->result_len = (uint32_t)r->result_len;
 		}
 		j->finished = (float)((r->finished > 0 ? r->finished : r->submitted) - r->submitted);
@@ -1229,7 +1230,7 @@ job_drop(struct broker *b, struct job *j)
 	b->stats.retained_bytes -= job_payload(j);
 	if (j->body_blob)
 		blob_unref(job_body_blob(j));
-	blob_free_data(j->result);
+	blob_unref(j->result);
 	j->result = NULL;
 	j->result_len = 0;
 	if (j->ext != NULL)
@@ -1406,11 +1407,13 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	life_finished(b, j);   /* jobs that wait for it go on, or are cancelled */
 }
 
-/* broker_complete: the worker's final response. */
+/* broker_complete: the worker's final response (in holder, a blob, if
+ * not NULL: the job takes a reference instead of a copy). */
 void
-broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
+broker_complete(struct broker *b, struct job *j, const char *result, size_t len,
+    struct blob *holder)
 {
-	j->result = blob_new(result, len)->data;
+	j->result = holder != NULL ? blob_ref(holder) : blob_new(result, len);
 	j->result_len = len;
 	if (j->shared)
 		b->be.complete(b->be.ctx, j, JOB_DONE);
@@ -1936,7 +1939,7 @@ broker_be_finished(struct broker *b, struct job *j, enum job_state why,
 	if (JOB_FINISHED(j))
 		return;
 	if (result != NULL && len > 0 && j->result == NULL) {
-		j->result = blob_new(result, len)->data;
+		j->result = blob_new(result, len);
 		j->result_len = (uint32_t)len;
 	}
 	job_finish(b, j, why);
@@ -2652,7 +2655,7 @@ broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 	else
 		e = xstrndup(err, len);
 	if (j->shared) {   /* no retries in cluster mode: it fails */
-		j->result = blob_new(e, strlen(e))->data;
+		j->result = blob_new(e, strlen(e));
 		j->result_len = strlen(e);
 		b->be.complete(b->be.ctx, j, JOB_FAILED);
 		free(e);

@@ -407,7 +407,7 @@ conn_defer_ending(struct conn *m, struct job *j)
 	}
 	job_ref(j);
 	m->deferred[m->def_len].job = j;
-	m->deferred[m->def_len++].result = j->result != NULL ? blob_ref(blob_of(j->result)) : NULL;
+	m->deferred[m->def_len++].result = j->result != NULL ? blob_ref(j->result) : NULL;
 	return true;
 }
 
@@ -877,6 +877,7 @@ conn_process_input(struct conn *c)
 	unsigned n = 0;
 
 	while (!(c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))) {
+		c->in_adopted = false;
 		switch (frame_next(buf_head(&c->in), buf_used(&c->in),
 		    c->srv->opt.max_frame, &payload, &len)) {
 		case FRAME_NEED:
@@ -897,14 +898,51 @@ conn_process_input(struct conn *c)
 			c->srv->frames_in++;
 			c->last_heard = ev_now(c->srv->loop);
 			n++;
+			c->in_frame_end = (size_t)(payload - c->in.data) + len;
 			proto_handle(c, payload, len);
 			if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))
 				return n;
-			buf_consume(&c->in, FRAME_HEADER + len);
+			if (!c->in_adopted)   /* (else in holds what follows it) */
+				buf_consume(&c->in, FRAME_HEADER + len);
 			break;
 		}
 	}
 	return n;
+}
+
+/*
+ * Bodies and results of at least ADOPT_MIN bytes, in a frame that fills
+ * its input buffer but for ADOPT_SLACK bytes, are not copied: the buffer
+ * becomes the blob's (the bytes of the frame around them are the price).
+ */
+#define ADOPT_MIN   (64 * 1024)
+#define ADOPT_SLACK (4 * 1024)
+
+/*
+ * conn_in_adopt: the len bytes at span, within the frame being handled,
+ * as a blob that takes over the input buffer, which c replaces with a
+ * fresh one holding whatever followed that frame; NULL if that is not
+ * worth it (blob_new copies them then).  The frame's bytes stay valid
+ * while the blob lives, and the byte after span becomes its NUL: span
+ * must be a JSON value, which a delimiter follows.
+ */
+struct blob *
+conn_in_adopt(struct conn *c, const char *span, size_t len)
+{
+	char *base = c->in.data;
+	struct buf rest = { 0 };
+	struct blob *b;
+
+	if (c->in_adopted || len < ADOPT_MIN || span < base + c->in.off ||
+	    span + len >= base + c->in_frame_end || c->in.cap > len + ADOPT_SLACK)
+		return NULL;
+	if (c->in.len > c->in_frame_end)
+		buf_append(&rest, base + c->in_frame_end, c->in.len - c->in_frame_end);
+	b = blob_adopt(base, (char *)span, len);
+	c->in = rest;
+	c->in_adopted = true;
+	conn_in_account(c);
+	return b;
 }
 
 /* in_cap_after: the capacity buf_reserve(b, extra) would leave. */

@@ -348,7 +348,7 @@ response_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 {
 	struct job *j = h->owner->job;
 	size_t plen = buf_used(job_partials(j)), rlen, rpos, n;
-	const char *result = j->result != NULL ? j->result : "null";
+	const char *result = j->result != NULL ? j->result->data : "null";
 	struct iovec iov[2];
 
 	if (h->pos < plen) {

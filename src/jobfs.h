@@ -72,19 +72,23 @@ double now_wall(void);
 /*
  * Bodies stored once (issue 9 part 3): a refcounted byte string, written to
  * sockets from where it lies.  Holds large bodies (job_body_blob) and every
- * result (j->result is blob data: blob_of(j->result) is its blob, and it is
- * freed with blob_free_data, never free).
+ * result (j->result).  Its bytes follow it (blob_new), or lie in a buffer
+ * it took over (blob_adopt: a large frame's input buffer, so that a body
+ * or result is not copied out of the frame it came in).
  */
 struct blob {
 	uint32_t refs;
 	uint32_t len;     /* bytes of data, not counting its NUL */
-	char     data[];  /* len bytes, then a NUL */
+	char    *data;    /* len bytes, then a NUL: bytes[], or within base */
+	void    *base;    /* the buffer adopted, freed with it; NULL: none */
+	char     bytes[];
 };
 
 struct blob *blob_new(const void *, size_t len);   /* one reference */
+struct blob *blob_adopt(void *base, char *data, size_t len);
 struct blob *blob_ref(struct blob *);
 void  blob_unref(struct blob *);                    /* NULL: nothing */
-struct blob *blob_of(const char *data);
+struct blob *blob_of(const char *data);             /* of blob_new's data */
 void  blob_free_data(char *data);                   /* NULL: nothing */
 
 /* ------------------------------------------------------------------- log.c */
@@ -214,7 +218,7 @@ struct job_ext {
  * written to workers from there), and so is every result.
  */
 struct job {
-	char          *result;        /* JSON text once done: a blob's data */
+	struct blob   *result;        /* JSON text once done (result->data) */
 	uint32_t       body_len;
 	uint32_t       result_len;
 	uint32_t       hash;          /* of key, for broker->jobs */
@@ -399,6 +403,8 @@ struct submit_req {
 	const char   *idjson;
 	const char   *body;
 	size_t        body_len;
+	struct blob  *body_blob;      /* holds body (the broker takes a
+	                                 reference), or NULL: body is copied */
 	int64_t       priority;
 	int64_t       timeout_ms;     /* 0: none */
 	const char   *target;
@@ -657,7 +663,8 @@ void  broker_worker_block(struct broker *, struct worker *, bool blocked);
 void  broker_worker_gone(struct broker *, struct worker *);
 enum worker_answer broker_worker_answer(struct broker *, struct worker *,
     const char *key, bool final, struct job **out);
-void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
+void  broker_complete(struct broker *, struct job *, const char *result, size_t len,
+    struct blob *holder);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
 void  broker_forget(struct broker *, struct job *);
@@ -935,6 +942,9 @@ struct conn {
 	ev_io            rio, wio;
 	struct buf       in, out;
 	size_t           in_counted;   /* of in.cap, counted in srv->in_total */
+	size_t           in_frame_end; /* offset in in.data past the frame being
+	                                  handled */
+	bool             in_adopted;   /* that frame's buffer went to a blob */
 	uint32_t         out_head_left; /* unwritten bytes of the frame at the
 	                                   head of out (0: head is a boundary) */
 	double           frame_started; /* when the unfinished frame in `in`
@@ -1011,6 +1021,7 @@ void conn_send_error(struct conn *, const char *code, const char *idjson,
 void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
 void conn_out_blob(struct conn *, struct blob *);
+struct blob *conn_in_adopt(struct conn *, const char *span, size_t len);
 void conn_out_take(struct conn *, struct buf *dst);
 void conn_frame_end(struct conn *, size_t start);
 void conn_frame_end_ack(struct conn *, size_t start);

@@ -460,6 +460,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	struct submit_req req = { 0 };
 	struct broker *b = &c->srv->broker;
 	size_t tlen, i;
+	int berr;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -506,7 +507,11 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 			return;
 		}
 	}
-	switch (broker_submit(b, &req, NULL)) {
+	/* A large body stays in the frame's buffer, which the job takes. */
+	req.body_blob = conn_in_adopt(c, req.body, req.body_len);
+	berr = broker_submit(b, &req, NULL);
+	blob_unref(req.body_blob);   /* (the frame's bytes go if refused) */
+	switch (berr) {
 	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
 		return;
 	case BERR_ID_EXISTS:
@@ -1195,8 +1200,13 @@ worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 		send_ok(c, NULL);
 	if (fail)
 		(void)broker_fail(&c->srv->broker, j, body, len);
-	else
-		broker_complete(&c->srv->broker, j, body, len);
+	else {
+		struct blob *held = conn_in_adopt(c, body, len);  /* a large
+		                                   result stays where it came */
+
+		broker_complete(&c->srv->broker, j, body, len, held);
+		blob_unref(held);
+	}
 }
 
 static void
@@ -1403,8 +1413,8 @@ proto_send_ending(struct conn *m, struct job *j, struct blob *result)
 		conn_send_error(m, ending_code(j->state), job_idjson(j), "%s", j->key);
 		return;
 	}
-	if (result == NULL && j->result != NULL)
-		result = blob_of(j->result);
+	if (result == NULL)
+		result = j->result;
 	if (result == NULL) {
 		conn_send_error(m, "result_dropped", job_idjson(j), "the result of %s "
 		    "is no longer kept (--keep-bytes)", j->key);

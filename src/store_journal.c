@@ -871,7 +871,7 @@ job_rec_of(struct store *s, const struct job *j, struct sj_rec *r)
 	r->owner = cstr(j->owner);
 	r->body = str_of(job_body(j), j->body_len);
 	if (j->result != NULL)
-		r->result = str_of(j->result, j->result_len);
+		r->result = str_of(j->result->data, j->result_len);
 	if (buf_used(p) > 0)
 		r->partials = str_of(buf_head(p), buf_used(p));
 	r->priority = j->priority;
@@ -1026,7 +1026,7 @@ on_finished(void *ctx, struct job *j, struct worker *w)
 	r.state = j->state;
 	r.finished = job_finished(j);
 	if (j->result != NULL) {
-		r.result = str_of(j->result, j->result_len);
+		r.result = str_of(j->result->data, j->result_len);
 		s->live_bytes += 1 + j->result_len;
 	}
 	append(s, &r);

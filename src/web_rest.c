@@ -163,7 +163,7 @@ answer_ending(struct wreq *r, struct job *j)
 			break;
 		}
 
-		buf_append(&b, j->result, j->result_len);
+		buf_append(&b, j->result->data, j->result_len);
 		buf_append(&b, "\n", 1);
 		web_reply(r, 200, "application/json", bhead(&b), buf_used(&b));
 		buf_free(&b);
