@@ -1163,7 +1163,8 @@ job_payload(const struct job *j)
 }
 
 /* job_record: the bytes a finished job holds that job_drop does not give
- * back (an estimate: the allocations, not malloc's own overhead). */
+ * back (an estimate: the allocations, not malloc's own overhead; only
+ * what cannot change once the job is retained, so that the sum holds). */
 static uint64_t
 job_record(const struct job *j)
 {
@@ -1175,8 +1176,6 @@ job_record(const struct job *j)
 	n += j->body_blob ? sizeof(struct blob *) : strlen(id + strlen(id) + 1) + 1;
 	if (j->ext != NULL)
 		n += sizeof *j->ext + (j->ext->target != NULL ? strlen(j->ext->target) + 1 : 0);
-	if (j->worker_name != NULL)
-		n += strlen(j->worker_name) + 1;
 	if (j->owner != NULL)
 		n += strlen(j->owner) + 1;
 	return n;
