@@ -39,6 +39,7 @@ static const struct {
 	{ "max_frame",   "--max-frame" },
 	{ "keep",        "--keep" },
 	{ "keep_max",    "--keep-max" },
+	{ "keep_bytes",  "--keep-bytes" },
 	{ "max_jobs",    "--max-jobs" },
 	{ "max_memory",  "--max-memory" },
 	{ "max_conns",   "--max-conns" },
@@ -86,8 +87,9 @@ usage(void)
 	    "usage: mount.jobfs SOURCE MOUNTPOINT [-o OPTIONS]\n"
 	    "SOURCE: a name, or redis://[:PASSWORD@]HOST[:PORT][/DB] (cluster mode)\n"
 	    "options: master_port=N, worker_port=N, listen=ADDR, max_frame=N,\n"
-	    "         keep=SECONDS, keep_max=N, max_jobs=N, max_memory=BYTES,\n"
-	    "         max_conns=N, max_input=N, frame_timeout=SECONDS,\n"
+	    "         keep=SECONDS, keep_max=N, keep_bytes=BYTES, max_jobs=N,\n"
+	    "         max_memory=BYTES, max_conns=N, max_input=N,\n"
+	    "         frame_timeout=SECONDS,\n"
 	    "         data=DIR, sync=always|interval:MS|never, repair,\n"
 	    "         http=[ADDR:]PORT, http_route=PREFIX=TYPE (repeatable),\n"
 	    "         http_timeout=SECONDS, http_max_conn=N, http_idle=SECONDS,\n"

@@ -63,6 +63,7 @@ static bool life_timed_out_on(const struct job *, const char *worker);
 static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 static void job_forget(struct broker *, struct job *);
+static void finished_add(struct broker *, struct job *);
 static void shared_unrun(struct broker *, struct job *);
 static void fail_log_summary(struct broker *, struct fail_log *);
 static void fail_log_flush(struct broker *, struct jtype *);
@@ -123,6 +124,13 @@ static void emit_type_added(struct broker *b, struct jtype *t) { EMIT(b, type_ad
 static void emit_type_removed(struct broker *b, struct jtype *t) { EMIT(b, type_removed, t); }
 static void emit_job_changed(struct broker *b, struct job *j) { EMIT(b, job_changed, j); }
 static void emit_type_changed(struct broker *b, struct jtype *t) { EMIT(b, type_changed, t); }
+
+static void
+emit_job_dropped(struct broker *b, struct job *j, size_t body, size_t result,
+    size_t partials)
+{
+	EMIT(b, job_dropped, j, body, result, partials);
+}
 
 static void
 emit_job_abandoned(struct broker *b, struct job *j, struct worker *w)
@@ -260,6 +268,7 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->loop = srv->loop;
 	b->keep = keep;
 	b->keep_max = keep_max;
+	b->keep_bytes = srv->opt.keep_bytes;
 	b->max_jobs = srv->opt.max_jobs;
 	b->max_bytes = srv->opt.max_memory;
 	TAILQ_INIT(&b->all);
@@ -410,7 +419,7 @@ job_unref(struct broker *b, struct job *j)
 	if (--j->refs > 0)
 		return;
 	broker_type_unref(b, j->type);
-	blob_free_data(j->result);
+	blob_unref(j->result);
 	if (j->body_blob)
 		blob_unref(job_body_blob(j));
 	free(j->worker_name);
@@ -659,7 +668,8 @@ job_alloc(struct broker *b, const struct submit_req *r)
 		memcpy(p, r->idjson, ilen);
 	p += ilen;
 	if (blob) {  /* where job_body_blob() finds it */
-		struct blob *bb = blob_new(r->body, r->body_len);
+		struct blob *bb = r->body_blob != NULL ? blob_ref(r->body_blob) :
+		    blob_new(r->body, r->body_len);
 
 		memcpy(p, &bb, sizeof bb);
 		j->body_blob = 1;
@@ -822,7 +832,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	if (finished) {
 		j->state = r->state;
 		if (r->state == JOB_DONE && r->result != NULL) {
-			j->result = blob_new(r->result, r->result_len)->data;
+			j->result = blob_new(r->result, r->result_len);
 			j->result_len = (uint32_t)r->result_len;
 		}
 		j->finished = (float)((r->finished > 0 ? r->finished : r->submitted) - r->submitted);
@@ -833,12 +843,12 @@ broker_restore(struct broker *b, const struct restore_req *r)
 		default:            t->ntimeout++; b->stats.timeout++; break;
 		}
 		life_restore(b, j, r->life);
+		if (r->dropped)
+			j->dropped = 1;
 		if (j->state == JOB_FAILED)
 			dead_add(b, j);
-		else {
-			TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-			b->nfinished++;
-		}
+		else
+			finished_add(b, j);
 		emit_job_submitted(b, j);
 		emit_job_finished(b, j, NULL);
 		retention_schedule(b);
@@ -1174,6 +1184,130 @@ broker_master_gone(struct broker *b, struct master *m)
 
 /* ---------------------------------------------------------------- endings */
 
+/*
+ * Retention by bytes (--keep-bytes).  A finished job (not a dead one: its
+ * body is what a kick runs again) counts its record and what it holds:
+ * its body if a blob, its result, its partials.  Past the bound the
+ * oldest jobs' bodies, results and partials go first (job_drop: the job
+ * stays, with its status and ending), then, if the records alone are
+ * past it, whole jobs, oldest first.  drop_next is the oldest finished job
+ * not dropped yet, so each drop costs O(1).
+ */
+
+/* job_payload: the bytes job_drop gives back. */
+static uint64_t
+job_payload(const struct job *j)
+{
+	uint64_t n = 0;
+
+	if (j->dropped)
+		return 0;
+	if (j->body_blob)
+		n += sizeof(struct blob) + j->body_len + 1;
+	if (j->result != NULL)
+		n += sizeof(struct blob) + j->result_len + 1;
+	if (j->ext != NULL)
+		n += j->ext->partials.cap;
+	return n;
+}
+
+/* job_record: the bytes a finished job holds that job_drop does not give
+ * back (an estimate: the allocations, not malloc's own overhead; only
+ * what cannot change once the job is retained, so that the sum holds). */
+static uint64_t
+job_record(const struct job *j)
+{
+	const char *id = job_idjson(j);
+	uint64_t n = sizeof *j + strlen(j->key) + 1;
+
+	if (!j->id_is_key)
+		n += strlen(id) + 1;
+	n += j->body_blob ? sizeof(struct blob *) : strlen(id + strlen(id) + 1) + 1;
+	if (j->ext != NULL)
+		n += sizeof *j->ext + (j->ext->target != NULL ? strlen(j->ext->target) + 1 : 0);
+	if (j->owner != NULL)
+		n += strlen(j->owner) + 1;
+	return n;
+}
+
+/* finished_add: j, finished (not dead), joins the retained jobs. */
+static void
+finished_add(struct broker *b, struct job *j)
+{
+	TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
+	b->nfinished++;
+	b->stats.retained_bytes += job_record(j) + job_payload(j);
+	if (b->drop_next == NULL && !j->dropped)
+		b->drop_next = j;
+}
+
+/* drop_advance: drop_next past j (dropped or leaving). */
+static void
+drop_advance(struct broker *b, struct job *j)
+{
+	if (b->drop_next != j)
+		return;
+	do
+		j = TAILQ_NEXT(j, done_entry);
+	while (j != NULL && j->dropped);
+	b->drop_next = j;
+}
+
+static void
+finished_remove(struct broker *b, struct job *j)
+{
+	drop_advance(b, j);
+	TAILQ_REMOVE(&b->finished, j, done_entry);
+	b->nfinished--;
+	b->stats.retained_bytes -= job_record(j) + job_payload(j);
+}
+
+/*
+ * job_drop: j's body, result and partials go; its record, status and
+ * ending stay, and a read of its result says it is no longer kept.
+ * Whoever still writes them out (a master's output, a deferred ending)
+ * holds its own reference to the blobs.
+ */
+static void
+job_drop(struct broker *b, struct job *j)
+{
+	size_t body = j->body_len, result = j->result != NULL ? j->result_len : 0;
+	size_t partials = j->ext != NULL ? buf_used(&j->ext->partials) : 0;
+
+	drop_advance(b, j);
+	b->stats.retained_bytes -= job_payload(j);
+	if (j->body_blob)
+		blob_unref(job_body_blob(j));
+	blob_unref(j->result);
+	j->result = NULL;
+	j->result_len = 0;
+	if (j->ext != NULL)
+		buf_free(&j->ext->partials);
+	j->body_len = 0;
+	j->dropped = 1;
+	b->stats.dropped++;
+	emit_job_dropped(b, j, body, result, partials);
+}
+
+/*
+ * retain_bytes: finished jobs back within --keep-bytes: bodies and results
+ * first, then, if whole, whole jobs (only from retention_cb: a job that
+ * is ending may be on its way out of the table already).
+ */
+static void
+retain_bytes(struct broker *b, bool whole)
+{
+	struct job *j;
+
+	if (b->restoring)
+		return;   /* retention_cb does it once the store is read */
+	while (b->stats.retained_bytes > b->keep_bytes && b->drop_next != NULL)
+		job_drop(b, b->drop_next);
+	while (whole && b->stats.retained_bytes > b->keep_bytes &&
+	    (j = TAILQ_FIRST(&b->finished)) != NULL)
+		job_forget(b, j);
+}
+
 static void
 retention_schedule(struct broker *b)
 {
@@ -1186,7 +1320,8 @@ retention_schedule(struct broker *b)
 		return;
 	}
 	if (oldest != NULL)
-		wait = b->nfinished > b->keep_max ? 0 : job_finished(oldest) + b->keep - now_wall();
+		wait = b->nfinished > b->keep_max || b->stats.retained_bytes > b->keep_bytes ?
+		    0 : job_finished(oldest) + b->keep - now_wall();
 	if (dead != NULL) {
 		/* Dead jobs have their own limits: --dead-keep, --dead-max. */
 		dwait = b->ndead > b->dead_max ? 0 : job_finished(dead) + b->dead_keep - now_wall();
@@ -1233,6 +1368,7 @@ retention_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	retain_bytes(b, true);   /* (after a restore too) */
 	while ((j = TAILQ_FIRST(&b->finished)) != NULL &&
 	    (b->nfinished > b->keep_max || job_finished(j) + b->keep <= now)) {
 		job_forget(b, j);
@@ -1296,16 +1432,17 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	log_debug("job %s: %s", j->key, job_state_name(why));
 	if (why == JOB_FAILED)
 		dead_add(b, j);    /* failed after its attempts: the dead set */
-	else {
-		TAILQ_INSERT_TAIL(&b->finished, j, done_entry);
-		b->nfinished++;
-	}
+	else
+		finished_add(b, j);
 	emit_job_finished(b, j, w);
 	if (j->master != NULL) {
 		TAILQ_REMOVE(&j->master->owned, j, master_entry);
 		master_unref(j->master);
 		j->master = NULL;
 	}
+	/* Its master and waiters have their own reference to its result
+	 * (conn_out_blob, conn_defer_ending): it may go at once. */
+	retain_bytes(b, false);
 	if (b->nfinished > b->keep_max || b->ndead > b->dead_max ||
 	    !ev_is_active(&b->retention))
 		retention_schedule(b);
@@ -1318,11 +1455,13 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 	life_finished(b, j);   /* jobs that wait for it go on, or are cancelled */
 }
 
-/* broker_complete: the worker's final response. */
+/* broker_complete: the worker's final response (in holder, a blob, if
+ * not NULL: the job takes a reference instead of a copy). */
 void
-broker_complete(struct broker *b, struct job *j, const char *result, size_t len)
+broker_complete(struct broker *b, struct job *j, const char *result, size_t len,
+    struct blob *holder)
 {
-	j->result = blob_new(result, len)->data;
+	j->result = holder != NULL ? blob_ref(holder) : blob_new(result, len);
 	j->result_len = len;
 	if (j->shared)
 		b->be.complete(b->be.ctx, j, JOB_DONE);
@@ -1388,10 +1527,8 @@ job_forget(struct broker *b, struct job *j)
 		job_finish(b, j, JOB_CANCELLED);
 	if (j->state == JOB_FAILED)
 		dead_remove(b, j);
-	else {
-		TAILQ_REMOVE(&b->finished, j, done_entry);
-		b->nfinished--;
-	}
+	else
+		finished_remove(b, j);
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
 	emit_job_forgotten(b, j);
@@ -1594,6 +1731,8 @@ job_info(const struct job *j)
 	if (j->ext != NULL && j->ext->timeout_ms > 0)
 		json_object_set_new(o, "timeout_ms", json_integer(j->ext->timeout_ms));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)j->body_len));
+	if (j->dropped)   /* its body and result went (--keep-bytes) */
+		json_object_set_new(o, "dropped", json_true());
 	if (j->result != NULL)
 		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
 	if (j->life != NULL)
@@ -1851,7 +1990,7 @@ broker_be_finished(struct broker *b, struct job *j, enum job_state why,
 	if (JOB_FINISHED(j))
 		return;
 	if (result != NULL && len > 0 && j->result == NULL) {
-		j->result = blob_new(result, len)->data;
+		j->result = blob_new(result, len);
 		j->result_len = (uint32_t)len;
 	}
 	job_finish(b, j, why);
@@ -1887,6 +2026,12 @@ broker_lookup(struct broker *b, const char *key, broker_lookup_cb *cb, void *ctx
 {
 	struct job *j = broker_find(b, key);
 
+	/* A local copy whose result went (--keep-bytes): the backend may
+	 * still have it; the copy is made again from there. */
+	if (j != NULL && j->dropped && broker_shared(b)) {
+		job_forget(b, j);
+		j = NULL;
+	}
 	if (j != NULL || !broker_shared(b))
 		cb(ctx, j, BERR_OK);
 	else
@@ -1947,7 +2092,7 @@ broker_be_gone(struct broker *b, struct job *j, const char *reason)
 	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (text != NULL && j->result == NULL) {
-		j->result = blob_new(text, strlen(text))->data;
+		j->result = blob_new(text, strlen(text));
 		j->result_len = (uint32_t)strlen(text);
 	}
 	free(text);
@@ -2697,7 +2842,7 @@ broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 	else
 		e = xstrndup(err, len);
 	if (j->shared) {   /* no retries in cluster mode: it fails */
-		j->result = blob_new(e, strlen(e))->data;
+		j->result = blob_new(e, strlen(e));
 		j->result_len = strlen(e);
 		b->be.complete(b->be.ctx, j, JOB_FAILED);
 		free(e);

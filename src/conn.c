@@ -304,8 +304,10 @@ conn_release(struct conn *c)
 		c->worker = NULL;
 	}
 	chan_unsubscribe_all(srv, c);
-	while (c->def_head < c->def_len)
-		job_unref(&srv->broker, c->deferred[c->def_head++]);
+	while (c->def_head < c->def_len) {
+		blob_unref(c->deferred[c->def_head].result);
+		job_unref(&srv->broker, c->deferred[c->def_head++].job);
+	}
 	hsub_prune(c, UINT64_MAX);
 	free(c->deferred);
 	c->deferred = NULL;
@@ -490,8 +492,9 @@ conn_backlogged(const struct conn *c)
 /*
  * conn_defer_ending: if master m is backlogged (or already holds deferred
  * endings, which keep their order), keep j's ending for later and return
- * true.  An entry is a pointer holding a job_ref: the job keeps its result,
- * so this costs 8 bytes a job, and jobs are bounded by the broker.
+ * true.  An entry holds a job_ref and a reference to its result, which
+ * stays even if the job lets go of it (--keep-bytes): 16 bytes a job, and
+ * jobs are bounded by the broker.
  */
 bool
 conn_defer_ending(struct conn *m, struct job *j)
@@ -512,7 +515,8 @@ conn_defer_ending(struct conn *m, struct job *j)
 		}
 	}
 	job_ref(j);
-	m->deferred[m->def_len++] = j;
+	m->deferred[m->def_len].job = j;
+	m->deferred[m->def_len++].result = j->result != NULL ? blob_ref(j->result) : NULL;
 	return true;
 }
 
@@ -520,12 +524,13 @@ conn_defer_ending(struct conn *m, struct job *j)
 static void
 conn_send_deferred(struct conn *c)
 {
-	struct job *j;
+	struct deferred d;
 
 	while (c->def_head < c->def_len && !conn_backlogged(c)) {
-		j = c->deferred[c->def_head++];
-		proto_send_ending(c, j);
-		job_unref(&c->srv->broker, j);
+		d = c->deferred[c->def_head++];
+		proto_send_ending(c, d.job, d.result);
+		blob_unref(d.result);
+		job_unref(&c->srv->broker, d.job);
 	}
 	if (c->def_head == c->def_len) {
 		c->def_head = c->def_len = 0;
@@ -981,6 +986,7 @@ conn_process_input(struct conn *c)
 	unsigned n = 0;
 
 	while (!(c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))) {
+		c->in_adopted = false;
 		switch (frame_next(buf_head(&c->in), buf_used(&c->in),
 		    c->srv->opt.max_frame, &payload, &len)) {
 		case FRAME_NEED:
@@ -1001,14 +1007,51 @@ conn_process_input(struct conn *c)
 			c->srv->frames_in++;
 			c->last_heard = ev_now(c->srv->loop);
 			n++;
+			c->in_frame_end = (size_t)(payload - c->in.data) + len;
 			proto_handle(c, payload, len);
 			if (c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))
 				return n;
-			buf_consume(&c->in, FRAME_HEADER + len);
+			if (!c->in_adopted)   /* (else in holds what follows it) */
+				buf_consume(&c->in, FRAME_HEADER + len);
 			break;
 		}
 	}
 	return n;
+}
+
+/*
+ * Bodies and results of at least ADOPT_MIN bytes, in a frame that fills
+ * its input buffer but for ADOPT_SLACK bytes, are not copied: the buffer
+ * becomes the blob's (the bytes of the frame around them are the price).
+ */
+#define ADOPT_MIN   (64 * 1024)
+#define ADOPT_SLACK (4 * 1024)
+
+/*
+ * conn_in_adopt: the len bytes at span, within the frame being handled,
+ * as a blob that takes over the input buffer, which c replaces with a
+ * fresh one holding whatever followed that frame; NULL if that is not
+ * worth it (blob_new copies them then).  The frame's bytes stay valid
+ * while the blob lives, and the byte after span becomes its NUL: span
+ * must be a JSON value, which a delimiter follows.
+ */
+struct blob *
+conn_in_adopt(struct conn *c, const char *span, size_t len)
+{
+	char *base = c->in.data;
+	struct buf rest = { 0 };
+	struct blob *b;
+
+	if (c->in_adopted || len < ADOPT_MIN || span < base + c->in.off ||
+	    span + len >= base + c->in_frame_end || c->in.cap > len + ADOPT_SLACK)
+		return NULL;
+	if (c->in.len > c->in_frame_end)
+		buf_append(&rest, base + c->in_frame_end, c->in.len - c->in_frame_end);
+	b = blob_adopt(base, (char *)span, len);
+	c->in = rest;
+	c->in_adopted = true;
+	conn_in_account(c);
+	return b;
 }
 
 /* in_cap_after: the capacity buf_reserve(b, extra) would leave. */

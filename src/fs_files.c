@@ -206,7 +206,7 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 
 	switch (k) {
 	case NK_JOB_BODY:
-		buf_append(b, job_body(j), j->body_len);
+		buf_append(b, job_body(j), j->body_len);  /* dropped: empty */
 		break;
 	case NK_JOB_STATUS:
 		buf_append_str(b, job_status(j));
@@ -348,7 +348,7 @@ response_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 {
 	struct job *j = h->owner->job;
 	size_t plen = buf_used(job_partials(j)), rlen, rpos, n;
-	const char *result = j->result != NULL ? j->result : "null";
+	const char *result = j->result != NULL ? j->result->data : "null";
 	struct iovec iov[2];
 
 	if (h->pos < plen) {
@@ -361,6 +361,10 @@ response_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 		return false;
 	if (j->state != JOB_DONE) {
 		fuse_reply_err(req, job_error(j->state));
+		return true;
+	}
+	if (j->dropped) {   /* no longer kept (--keep-bytes) */
+		fuse_reply_err(req, ENODATA);
 		return true;
 	}
 	rlen = j->result != NULL ? j->result_len : 4;

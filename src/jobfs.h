@@ -72,19 +72,23 @@ double now_wall(void);
 /*
  * Bodies stored once (issue 9 part 3): a refcounted byte string, written to
  * sockets from where it lies.  Holds large bodies (job_body_blob) and every
- * result (j->result is blob data: blob_of(j->result) is its blob, and it is
- * freed with blob_free_data, never free).
+ * result (j->result).  Its bytes follow it (blob_new), or lie in a buffer
+ * it took over (blob_adopt: a large frame's input buffer, so that a body
+ * or result is not copied out of the frame it came in).
  */
 struct blob {
 	uint32_t refs;
 	uint32_t len;     /* bytes of data, not counting its NUL */
-	char     data[];  /* len bytes, then a NUL */
+	char    *data;    /* len bytes, then a NUL: bytes[], or within base */
+	void    *base;    /* the buffer adopted, freed with it; NULL: none */
+	char     bytes[];
 };
 
 struct blob *blob_new(const void *, size_t len);   /* one reference */
+struct blob *blob_adopt(void *base, char *data, size_t len);
 struct blob *blob_ref(struct blob *);
 void  blob_unref(struct blob *);                    /* NULL: nothing */
-struct blob *blob_of(const char *data);
+struct blob *blob_of(const char *data);             /* of blob_new's data */
 void  blob_free_data(char *data);                   /* NULL: nothing */
 
 /* ------------------------------------------------------------------- log.c */
@@ -230,7 +234,7 @@ struct job_ext {
  * written to workers from there), and so is every result.
  */
 struct job {
-	char          *result;        /* JSON text once done: a blob's data */
+	struct blob   *result;        /* JSON text once done (result->data) */
 	uint32_t       body_len;
 	uint32_t       result_len;
 	uint32_t       hash;          /* of key, for broker->jobs */
@@ -250,6 +254,9 @@ struct job {
 	                                 backend (Redis), never in a local heap */
 	uint16_t       pending : 1;   /* cluster mode: submitted, the backend
 	                                 has not answered yet */
+	uint16_t       dropped : 1;   /* finished, and its body, result and
+	                                 partials are no longer kept
+	                                 (--keep-bytes): job_body is "" */
 	struct master *master;        /* who hears the result; NULL: the tree,
 	                                 a restored job, or its master gone */
 	TAILQ_ENTRY(job) master_entry;
@@ -308,7 +315,7 @@ job_body_blob(const struct job *j)
 	const char *id = job_idjson(j);
 	struct blob *b;
 
-	if (!j->body_blob)
+	if (!j->body_blob || j->dropped)
 		return NULL;
 	memcpy(&b, id + strlen(id) + 1, sizeof b);  /* unaligned in key[] */
 	return b;
@@ -320,6 +327,8 @@ job_body(const struct job *j)
 {
 	const char *id = job_idjson(j);
 
+	if (j->dropped)
+		return "";
 	return j->body_blob ? job_body_blob(j)->data : id + strlen(id) + 1;
 }
 TAILQ_HEAD(job_list, job);
@@ -411,6 +420,8 @@ struct submit_req {
 	const char   *idjson;
 	const char   *body;
 	size_t        body_len;
+	struct blob  *body_blob;      /* holds body (the broker takes a
+	                                 reference), or NULL: body is copied */
 	int64_t       priority;
 	int64_t       timeout_ms;     /* 0: none */
 	const char   *target;
@@ -454,6 +465,9 @@ struct broker_stats {
 	uint64_t queued, running;
 	uint64_t partials;
 	uint64_t body_bytes;          /* of unfinished jobs' bodies */
+	uint64_t retained_bytes;      /* held by finished jobs (--keep-bytes) */
+	uint64_t dropped;             /* finished jobs whose body and result
+	                                 went for --keep-bytes */
 	uint64_t refused_full;        /* submissions refused: BERR_FULL */
 	/* the job lifecycle (issue 13) */
 	uint64_t retried, dead, delayed, waiting, kicked, fails;
@@ -476,6 +490,8 @@ struct broker_stats {
  *                   ran it and still holds it, or NULL; j->master is still
  *                   set (the broker lets go of it after)
  *   job_forgotten   it leaves the table (retention, rmdir, an id reused)
+ *   job_dropped     a finished job's body, result and partials went, its
+ *                   record stays (retention by bytes, --keep-bytes)
  *   type_added / type_removed, worker_joined / worker_left
  *   durable         the store made everything up to mark durable
  *
@@ -491,6 +507,10 @@ struct broker_listener {
 	void (*job_partial)(void *ctx, struct job *, const char *body, size_t len);
 	void (*job_finished)(void *ctx, struct job *, struct worker *ran_on);
 	void (*job_forgotten)(void *ctx, struct job *);
+	void (*job_dropped)(void *ctx, struct job *, size_t body_len,
+	    size_t result_len, size_t partials_len);  /* its body, result and
+	                                   partials went (--keep-bytes); the
+	                                   lengths they had */
 	void (*type_added)(void *ctx, struct jtype *);
 	void (*type_removed)(void *ctx, struct jtype *);
 	void (*worker_joined)(void *ctx, struct worker *, struct jtype *);
@@ -541,6 +561,8 @@ struct restore_req {
 	size_t        partials_len;
 	const char   *owner;          /* the token name that submitted it, or NULL */
 	const char   *life;           /* job_life_json's text, or NULL */
+	bool          dropped;        /* finished, its body and result no
+	                                 longer kept (body and result empty) */
 };
 
 /* jobtab.c: every known job by key. */
@@ -569,6 +591,9 @@ struct broker {
 	uint64_t           next_auto_id;
 	double             keep;      /* seconds */
 	size_t             keep_max;
+	uint64_t           keep_bytes;  /* finished jobs' bytes, --keep-bytes */
+	struct job        *drop_next;   /* the oldest finished job not dropped
+	                                   (NULL: none), in broker->finished */
 	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
 	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
@@ -671,7 +696,8 @@ void  broker_worker_block(struct broker *, struct worker *, bool blocked);
 void  broker_worker_gone(struct broker *, struct worker *);
 enum worker_answer broker_worker_answer(struct broker *, struct worker *,
     const char *key, bool final, struct job **out);
-void  broker_complete(struct broker *, struct job *, const char *result, size_t len);
+void  broker_complete(struct broker *, struct job *, const char *result, size_t len,
+    struct blob *holder);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
 int   broker_end(struct broker *, struct job *, enum job_state why);
 void  broker_forget(struct broker *, struct job *);
@@ -971,6 +997,9 @@ struct conn {
 	ev_io            rio, wio;
 	struct buf       in, out;
 	size_t           in_counted;   /* of in.cap, counted in srv->in_total */
+	size_t           in_frame_end; /* offset in in.data past the frame being
+	                                  handled */
+	bool             in_adopted;   /* that frame's buffer went to a blob */
 	uint32_t         out_head_left; /* unwritten bytes of the frame at the
 	                                   head of out (0: head is a boundary) */
 	double           frame_started; /* when the unfinished frame in `in`
@@ -994,8 +1023,12 @@ struct conn {
 	struct worker   *worker;
 
 	/* master side */
-	struct job     **deferred;     /* endings held while backlogged, each
-	                                  holding a job_ref, oldest at def_head */
+	struct deferred {
+		struct job  *job;      /* a job_ref */
+		struct blob *result;   /* a reference to its result, or NULL:
+		                          it outlives the job's (--keep-bytes) */
+	}               *deferred;     /* endings held while backlogged, oldest
+	                                  at def_head */
 	size_t           def_head, def_len, def_cap;
 
 	/* worker side (its slots are in c->worker) */
@@ -1046,6 +1079,7 @@ void conn_send_error(struct conn *, const char *code, const char *idjson,
 void conn_send_missing(struct conn *, const char *field, const char *idjson);
 size_t conn_frame_begin(struct conn *);
 void conn_out_blob(struct conn *, struct blob *);
+struct blob *conn_in_adopt(struct conn *, const char *span, size_t len);
 void conn_out_take(struct conn *, struct buf *dst);
 void conn_frame_end(struct conn *, size_t start);
 void conn_frame_end_ack(struct conn *, size_t start);
@@ -1064,7 +1098,7 @@ void conn_reap(struct server *);
 
 void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);
-void proto_send_ending(struct conn *master, struct job *);
+void proto_send_ending(struct conn *master, struct job *, struct blob *result);
 void proto_worker_gone(struct conn *);
 /* issue 12: a connection's authentication */
 void proto_conn_new(struct conn *);
@@ -1114,6 +1148,7 @@ struct options {
 	size_t      max_frame;
 	double      keep;
 	size_t      keep_max;
+	uint64_t    keep_bytes;     /* finished jobs' bytes (--keep-bytes) */
 	uint64_t    max_jobs;
 	uint64_t    max_memory;
 	bool        foreground;

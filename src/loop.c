@@ -425,6 +425,9 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	json_object_set_new(o, "messages_delivered", json_integer((json_int_t)del));
 	json_object_set_new(o, "messages_dropped", json_integer((json_int_t)drop));
 	json_object_set_new(o, "body_bytes", json_integer((json_int_t)s->body_bytes));
+	json_object_set_new(o, "retained_bytes", json_integer((json_int_t)s->retained_bytes));
+	json_object_set_new(o, "keep_bytes", json_integer((json_int_t)srv->broker.keep_bytes));
+	json_object_set_new(o, "results_dropped", json_integer((json_int_t)s->dropped));
 	json_object_set_new(o, "refused_full", json_integer((json_int_t)s->refused_full));
 	if (auth_enabled() || srv->refused_protected > 0 || srv->refused_per_addr > 0) {
 		json_object_set_new(o, "auth_failures", json_integer((json_int_t)srv->auth_failures));

@@ -31,15 +31,17 @@ usage(FILE *f)
 	    "  --master-port PORT   port for masters (default 9998)\n"
 	    "  --worker-port PORT   port for workers (default 9999)\n"
 	    "  --listen ADDR        address to listen on (default 127.0.0.1)\n"
-	    "  --max-frame BYTES    largest frame accepted (default 16777216)\n"
+	    "  --max-frame BYTES    largest frame accepted (default 16M)\n"
 	    "  --keep SECONDS       how long finished jobs stay (default 600)\n"
 	    "  --keep-max N         at most this many finished jobs (default 100000)\n"
+	    "  --keep-bytes BYTES   their bodies and results past this go, oldest first\n"
+	    "                       (default 256M; BYTES may end in K, M or G)\n"
 	    "  --dead-keep SECONDS  how long dead (failed) jobs stay (default 604800)\n"
 	    "  --dead-max N         at most this many dead jobs (default 10000)\n"
 	    "  --max-jobs N         at most this many unfinished jobs (default 1000000)\n"
-	    "  --max-memory BYTES   at most this many bytes of their bodies (default 1073741824)\n"
+	    "  --max-memory BYTES   at most this many bytes of their bodies (default 1G)\n"
 	    "  --max-conns N        connections at once (default 10000)\n"
-	    "  --max-input BYTES    unfinished input frames, all connections (default 268435456)\n"
+	    "  --max-input BYTES    unfinished input frames, all connections (default 256M)\n"
 	    "  --frame-timeout SECONDS  time a frame may take to arrive; 0: none (default 30)\n"
 	    "  --data DIR           keep jobs in a journal in DIR (default: in memory only)\n"
 	    "  --sync MODE          with --data: always (default), interval:MS, or never\n"
@@ -93,6 +95,34 @@ parse_num(const char *s, const char *what, long long lo, long long hi)
 		exit(EXIT_USAGE);
 	}
 	return v;
+}
+
+/*
+ * parse_size: a size in bytes, or in KiB, MiB or GiB with a K, M or G
+ * after the number (one letter, either case: 4M is 4194304).
+ */
+static long long
+parse_size(const char *s, const char *what, long long lo, long long hi)
+{
+	char *end;
+	long long v, unit = 1;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end != s && end[0] != '\0' && end[1] == '\0') {
+		switch (end[0]) {
+		case 'k': case 'K': unit = 1LL << 10; end++; break;
+		case 'm': case 'M': unit = 1LL << 20; end++; break;
+		case 'g': case 'G': unit = 1LL << 30; end++; break;
+		}
+	}
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0 || v > hi / unit ||
+	    v * unit < lo) {
+		fprintf(stderr, "jobfs: bad %s: %s (expected %lld to %lld bytes, "
+		    "or a number with K, M or G)\n", what, s, lo, hi);
+		exit(EXIT_USAGE);
+	}
+	return v * unit;
 }
 
 /* parse_sync: --sync always | interval:MS | never. */
@@ -201,7 +231,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
 	    O_HTTPIDLE, O_HTTPHOST, O_HTTPHEADERTIMEOUT, O_HTTPMAXUNAUTH, O_REDIS,
-	    O_REDISPREFIX, O_REDISLEASE };
+	    O_REDISPREFIX, O_REDISLEASE, O_KEEPBYTES };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -209,6 +239,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "max-frame",   required_argument, NULL, O_MAXFRAME },
 		{ "keep",        required_argument, NULL, O_KEEP },
 		{ "keep-max",    required_argument, NULL, O_KEEPMAX },
+		{ "keep-bytes",  required_argument, NULL, O_KEEPBYTES },
 		{ "max-jobs",    required_argument, NULL, O_MAXJOBS },
 		{ "max-memory",  required_argument, NULL, O_MAXMEM },
 		{ "max-conns",   required_argument, NULL, O_MAXCONNS },
@@ -256,6 +287,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->max_frame = 16u * 1024 * 1024;
 	o->keep = 600;
 	o->keep_max = 100000;
+	o->keep_bytes = 256u * 1024 * 1024;
 	o->dead_keep = LIFE_DEAD_KEEP;
 	o->dead_max = LIFE_DEAD_MAX;
 	o->redis_prefix = "jobfs";
@@ -280,15 +312,18 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_MPORT:    o->master_port = parse_num(optarg, "port", 0, 65535); break;
 		case O_WPORT:    o->worker_port = parse_num(optarg, "port", 0, 65535); break;
 		case O_LISTEN:   o->listen = optarg; break;
-		case O_MAXFRAME: o->max_frame = parse_num(optarg, "--max-frame", 64, 1LL << 30); break;
+		case O_MAXFRAME: o->max_frame = parse_size(optarg, "--max-frame", 64, 1LL << 30); break;
 		case O_KEEP:     o->keep = parse_num(optarg, "--keep", 0, 1LL << 31); break;
 		case O_KEEPMAX:  o->keep_max = parse_num(optarg, "--keep-max", 0, 1LL << 40); break;
+		case O_KEEPBYTES:
+			o->keep_bytes = parse_size(optarg, "--keep-bytes", 0, 1LL << 50);
+			break;
 		case O_DEADKEEP: o->dead_keep = parse_num(optarg, "--dead-keep", 0, 1LL << 31); break;
 		case O_DEADMAX:  o->dead_max = parse_num(optarg, "--dead-max", 0, 1LL << 40); break;
 		case O_MAXJOBS:  o->max_jobs = parse_num(optarg, "--max-jobs", 1, 1LL << 40); break;
-		case O_MAXMEM:   o->max_memory = parse_num(optarg, "--max-memory", 1, 1LL << 50); break;
+		case O_MAXMEM:   o->max_memory = parse_size(optarg, "--max-memory", 1, 1LL << 50); break;
 		case O_MAXCONNS: o->max_conns = parse_num(optarg, "--max-conns", 1, 1LL << 30); break;
-		case O_MAXINPUT: o->max_input = parse_num(optarg, "--max-input", 0, 1LL << 40); break;
+		case O_MAXINPUT: o->max_input = parse_size(optarg, "--max-input", 0, 1LL << 40); break;
 		case O_FRAMETIMEOUT:
 			o->frame_timeout = parse_num(optarg, "--frame-timeout", 0, 86400);
 			break;

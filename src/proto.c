@@ -461,6 +461,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	struct broker *b = &c->srv->broker;
 	struct job *j = NULL;
 	size_t tlen, i, plain;
+	int berr;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -507,7 +508,11 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 			return;
 		}
 	}
-	switch (broker_submit(b, &req, &j)) {
+	/* A large body stays in the frame's buffer, which the job takes. */
+	req.body_blob = conn_in_adopt(c, req.body, req.body_len);
+	berr = broker_submit(b, &req, &j);
+	blob_unref(req.body_blob);   /* (the frame's bytes go if refused) */
+	switch (berr) {
 	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
 		return;
 	case BERR_ID_EXISTS:
@@ -852,7 +857,7 @@ wake_waiters(struct server *srv, struct job *j)
 			hit--;
 		for (; hit < w->serials + w->n && *hit == c->serial; hit++)
 			if (!conn_defer_ending(c, j))
-				proto_send_ending(c, j);
+				proto_send_ending(c, j, NULL);
 	}
 	waiting_free(w);
 }
@@ -879,7 +884,7 @@ do_wait(struct conn *c, const char *idjson, struct job *j)
 	}
 	if (JOB_FINISHED(j)) {
 		if (!conn_defer_ending(c, j))
-			proto_send_ending(c, j);
+			proto_send_ending(c, j, NULL);
 		return;
 	}
 	if (nwaits >= WAITS_MAX) {
@@ -1202,8 +1207,13 @@ worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 		send_ok(c, NULL);
 	if (fail)
 		(void)broker_fail(&c->srv->broker, j, body, len);
-	else
-		broker_complete(&c->srv->broker, j, body, len);
+	else {
+		struct blob *held = conn_in_adopt(c, body, len);  /* a large
+		                                   result stays where it came */
+
+		broker_complete(&c->srv->broker, j, body, len, held);
+		blob_unref(held);
+	}
 }
 
 static void
@@ -1379,12 +1389,17 @@ proto_send_result(struct job *j)
 	struct conn *m = j->master->face;
 
 	if (!conn_defer_ending(m, j))
-		proto_send_ending(m, j);
+		proto_send_ending(m, j, NULL);
 }
 
-/* proto_send_ending: write j's ending (result or error) to master m. */
+/*
+ * proto_send_ending: write j's ending (result or error) to master m; the
+ * result is result if not NULL (a deferred ending's own reference), else
+ * the job's, and if the job let go of it (--keep-bytes), the error
+ * result_dropped.
+ */
 void
-proto_send_ending(struct conn *m, struct job *j)
+proto_send_ending(struct conn *m, struct job *j, struct blob *result)
 {
 	size_t start;
 
@@ -1405,11 +1420,18 @@ proto_send_ending(struct conn *m, struct job *j)
 		conn_send_error(m, ending_code(j->state), job_idjson(j), "%s", j->key);
 		return;
 	}
+	if (result == NULL)
+		result = j->result;
+	if (result == NULL) {
+		conn_send_error(m, "result_dropped", job_idjson(j), "the result of %s "
+		    "is no longer kept (--keep-bytes)", j->key);
+		return;
+	}
 	start = conn_frame_begin(m);
 	out_str(m, "{\"id\":");
 	out_str(m, job_idjson(j));
 	out_str(m, ",\"body\":");
-	conn_out_blob(m, blob_of(j->result));
+	conn_out_blob(m, result);
 	out_str(m, "}");
 	conn_frame_end(m, start);
 }

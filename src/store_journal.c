@@ -31,6 +31,9 @@
  * error, a dependency's cancel) is a new JOB record: whole state again.
  * A delayed job coming due, or a dependency done, writes nothing: replay
  * finds it due, or its dependency done, again.
+ * Retention by bytes (--keep-bytes) drops a finished job's body, result
+ * and partials: a JOB record again, with SJ_F_DROPPED in its flags and
+ * the three empty, so that a replay does not bring them back.
  * A string is u32 length (0xffffffff: absent), the bytes, then a NUL (so
  * a decoded string can be used in place).
  *
@@ -867,6 +870,7 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 		q.detach = j->flags & SJ_F_DETACH;
 		q.stream = j->flags & SJ_F_STREAM;
 		q.notify = j->flags & SJ_F_NOTIFY;
+		q.dropped = j->flags & SJ_F_DROPPED;
 		q.state = j->state;
 		q.losses = j->losses;
 		q.started = j->started;
@@ -916,6 +920,8 @@ struct store {
 	struct journal    *j;
 	struct store_opts  opt;
 	struct buf         scratch;
+	size_t             last_len;      /* payload bytes of the last append,
+	                                     gathered strings included */
 	uint64_t           live_bytes;    /* what a snapshot would write, about */
 	uint64_t           drop_segno;    /* compaction: segments below go */
 	bool               compacting;    /* its drop is not done yet */
@@ -989,14 +995,15 @@ job_rec_of(struct store *s, const struct job *j, struct sj_rec *r)
 	r->owner = cstr(j->owner);
 	r->body = str_of(job_body(j), j->body_len);
 	if (j->result != NULL)
-		r->result = str_of(j->result, j->result_len);
+		r->result = str_of(j->result->data, j->result_len);
 	if (buf_used(p) > 0)
 		r->partials = str_of(buf_head(p), buf_used(p));
 	r->priority = j->priority;
 	r->timeout_ms = j->ext != NULL ? j->ext->timeout_ms : 0;
 	r->seq = j->seq;
 	r->flags = (j->detach ? SJ_F_DETACH : 0) | (j->stream ? SJ_F_STREAM : 0) |
-	    (j->notify ? SJ_F_NOTIFY : 0) | (j->id_is_key ? SJ_F_IDKEY : 0);
+	    (j->notify ? SJ_F_NOTIFY : 0) | (j->id_is_key ? SJ_F_IDKEY : 0) |
+	    (j->dropped ? SJ_F_DROPPED : 0);
 	r->state = j->state;
 	r->losses = j->losses;
 	r->submitted = j->submitted;
@@ -1041,6 +1048,9 @@ append(struct store *s, const struct sj_rec *r)
 	}
 	iov[n].iov_base = buf_head(&s->scratch) + at;
 	iov[n++].iov_len = buf_used(&s->scratch) - at;
+	s->last_len = buf_used(&s->scratch);
+	for (unsigned i = 0; i < c.n; i++)
+		s->last_len += c.str[i].n;
 	lsn = journal_append(s->j, (uint8_t)r->kind, iov, n);
 	if (lsn == 0) {
 		if (!s->need_snapshot)
@@ -1140,7 +1150,7 @@ on_finished(void *ctx, struct job *j, struct worker *w)
 	r.state = j->state;
 	r.finished = job_finished(j);
 	if (j->result != NULL) {
-		r.result = str_of(j->result, j->result_len);
+		r.result = str_of(j->result->data, j->result_len);
 		s->live_bytes += 1 + j->result_len;
 	}
 	append(s, &r);
@@ -1171,6 +1181,20 @@ on_changed(void *ctx, struct job *j)
 		return;
 	job_rec_of(s, j, &r);
 	append(s, &r);
+}
+
+/* on_dropped: its body, result and partials went (--keep-bytes): its
+ * whole state again, without them, and the live state less by them. */
+static void
+on_dropped(void *ctx, struct job *j, size_t body, size_t result, size_t partials)
+{
+	struct store *s = ctx;
+	uint64_t n = body + (result > 0 ? 1 + result : 0) + (partials > 0 ? 1 + partials : 0);
+
+	if (broker_restoring(s->b))
+		return;
+	on_changed(ctx, j);
+	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
 }
 
 static void
@@ -1244,7 +1268,7 @@ compact(struct store *s)
 	append(s, &r);
 	if (s->lost_appends != lost)
 		return;      /* not begun: need_snapshot again, for a later turn */
-	snap = REC_BYTES(buf_used(&s->scratch));   /* (types' records: a few) */
+	snap = REC_BYTES(s->last_len);   /* (types' records: a few) */
 	journal_stats(s->j, &st);
 	recs = st.records;
 	broker_types_each(s->b, type_rec_append, s);
@@ -1252,7 +1276,7 @@ compact(struct store *s)
 	while ((j = broker_cursor_job(&cur)) != NULL) {
 		job_rec_of(s, j, &r);
 		append(s, &r);
-		snap += REC_BYTES(buf_used(&s->scratch));
+		snap += REC_BYTES(s->last_len);   /* bodies and results too */
 		broker_cursor_advance(&cur);
 	}
 	broker_cursor_close(s->b, &cur);
@@ -1442,6 +1466,7 @@ static const struct broker_listener store_listener = {
 	.job_partial = on_partial,
 	.job_finished = on_finished,
 	.job_forgotten = on_forgotten,
+	.job_dropped = on_dropped,
 	.job_changed = on_changed,
 	.type_changed = on_type_changed,
 };

@@ -77,6 +77,8 @@ struct sj_rec {
                              record (records before owners lack both) */
 #define SJ_F_LIFE   0x20  /* on the wire only: the job's life (issue 13)
                              follows the owner */
+#define SJ_F_DROPPED 0x40 /* finished, its body, result and partials no
+                             longer kept (--keep-bytes): all three empty */
 
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */

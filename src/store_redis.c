@@ -687,7 +687,7 @@ rs_complete(void *ctx, struct job *j, enum job_state why)
 	arg_str(c, j->key);
 	arg_u64(c, job_att(j));
 	arg_str(c, why == JOB_DONE ? "done" : "failed");
-	arg_add(c, j->result != NULL ? j->result : "", j->result_len, true);
+	arg_add(c, j->result != NULL ? j->result->data : "", j->result_len, true);
 	rs_account(r);
 }
 

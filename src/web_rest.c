@@ -157,7 +157,13 @@ answer_ending(struct wreq *r, struct job *j)
 	case JOB_DONE: {
 		struct buf b = { 0 };
 
-		buf_append(&b, j->result, j->result_len);
+		if (j->dropped) {
+			web_error(r, 410, "result_dropped", job_idjson(j), "the result "
+			    "of %s is no longer kept (--keep-bytes)", j->key);
+			break;
+		}
+
+		buf_append(&b, j->result->data, j->result_len);
 		buf_append(&b, "\n", 1);
 		web_reply(r, 200, "application/json", bhead(&b), buf_used(&b));
 		buf_free(&b);
@@ -307,6 +313,9 @@ jobs_path_found(struct wreq *r, const char *rest, bool asked)
 		free(idjson);
 	} else if (what == JP_RESPONSE) {
 		job_response(r, j);
+	} else if (what == JP_BODY && j->dropped) {
+		web_error(r, 410, "result_dropped", job_idjson(j), "the body of %s "
+		    "is no longer kept (--keep-bytes)", j->key);
 	} else if (what == JP_BODY) {
 		struct buf t = { 0 };
 

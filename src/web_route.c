@@ -346,6 +346,20 @@ route_job_partial(struct web *w, struct job *j, const char *body, size_t len)
 	buf_free(&chunk);
 }
 
+/* result_text, result_len: a done job's result ("null" if it has none:
+ * it went for --keep-bytes, which a route's answer never waits for). */
+static const char *
+result_text(const struct job *j)
+{
+	return j->result != NULL ? j->result->data : "null";
+}
+
+static size_t
+result_len(const struct job *j)
+{
+	return j->result != NULL ? j->result_len : 4;
+}
+
 /* route_job_finished: the worker answered (or the job ended): respond. */
 void
 route_job_finished(struct web *w, struct job *j)
@@ -358,7 +372,7 @@ route_job_finished(struct web *w, struct job *j)
 	char why[160];
 
 	if ((r = route_req(w, j, true)) != NULL) {
-		if (j->state == JOB_DONE && answer_parse(j->result, j->result_len,
+		if (j->state == JOB_DONE && answer_parse(result_text(j), result_len(j),
 		    true, &status, &headers, &body, &ctype, why, sizeof why) &&
 		    buf_used(&body) > 0)
 			web_stream_append(r, bhead(&body), buf_used(&body));
@@ -376,7 +390,7 @@ route_job_finished(struct web *w, struct job *j)
 	ev_timer_stop(w->srv->loop, &r->timer);
 	switch (j->state) {
 	case JOB_DONE:
-		if (answer_parse(j->result, j->result_len, false, &status, &headers,
+		if (answer_parse(result_text(j), result_len(j), false, &status, &headers,
 		    &body, &ctype, why, sizeof why)) {
 			web_reply(r, status, ctype, bhead(&body), buf_used(&body));
 			r->headers = headers;

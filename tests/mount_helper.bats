@@ -67,7 +67,7 @@ fake_jobfs() {
 @test "mount.jobfs turns the options jobfs knows into flags and passes the rest with -o" {
 	run env JOBFS="$(fake_jobfs)" "$JOBFS_BIN/mount.jobfs" jobfs /mnt/jobs -n \
 		-o rw,master_port=7001,worker_port=7002,listen=0.0.0.0,max_frame=4096 \
-		-o keep=30,keep_max=9,verbose,allow_other,noauto,_netdev,nofail,defaults,user,x-systemd.automount,comment=x,default_permissions
+		-o keep=30,keep_max=9,keep_bytes=4M,verbose,allow_other,noauto,_netdev,nofail,defaults,user,x-systemd.automount,comment=x,default_permissions
 	[ "$status" = 0 ]
 	[ "$output" = "--master-port
 7001
@@ -81,6 +81,8 @@ fake_jobfs() {
 30
 --keep-max
 9
+--keep-bytes
+4M
 -v
 -o
 fsname=jobfs,allow_other,default_permissions

@@ -99,7 +99,7 @@ main(void)
 	bool frames_ok;
 
 	log_init(-1, false);
-	plan(16);
+	plan(17);
 	srv.opt.max_frame = 16u << 20;
 	srv.opt.keep = 300;
 	srv.opt.keep_max = 1000;
@@ -126,6 +126,14 @@ main(void)
 	blob_unref(NULL);
 	blob_free_data(NULL);
 	ok(1, "blob_unref and blob_free_data of NULL do nothing");
+	{
+		char *frame = xstrdup("{\"body\":\"big\"}");
+
+		b1 = blob_adopt(frame, frame + 8, 5);
+		ok(b1->len == 5 && b1->data == frame + 8 && strcmp(b1->data, "\"big\"") == 0,
+		    "blob_adopt keeps the bytes where they lie, the next one its NUL");
+		blob_unref(b1);   /* frees the frame too (ASan checks) */
+	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return 1;

@@ -188,7 +188,7 @@ main(void)
 	r.result = "[1,2]";
 	r.result_len = 5;
 	ok(broker_restore(b, &r) == BERR_OK && (j = broker_find(b, "d1")) != NULL &&
-	    j->state == JOB_DONE && j->result_len == 5 && strcmp(j->result, "[1,2]") == 0 &&
+	    j->state == JOB_DONE && j->result_len == 5 && strcmp(j->result->data, "[1,2]") == 0 &&
 	    job_finished(j) > 1e9 + 1.9 && strcmp(job_idjson(j), "\"d1\"") == 0,
 	    "a restored finished job keeps its state, result and finish time");
 	ok(events_seen == 3 && restoring_seen == 3 && broker_mark(b) == appended,
