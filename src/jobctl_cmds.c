@@ -215,7 +215,11 @@ status_frame(struct session *s, const char *p, size_t len)
 	(void)s;
 	if ((m = ctl_parse(p, len)) == NULL)
 		return CTL_FAIL;
-	if (json_object_get(m, "error") != NULL)
+	/* a job's info carries "status" and may carry the job's own "error"
+	 * (a failed or dead job's last one); only a frame without "status" is
+	 * the daemon's error reply */
+	if (json_object_get(m, "error") != NULL &&
+	    json_object_get(m, "status") == NULL)
 		rc = ctl_report(m);
 	else
 		rc = ctl_print(NULL, m, isatty(STDOUT_FILENO) ?

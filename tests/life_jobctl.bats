@@ -22,6 +22,11 @@ setup() {
 	[ "$(jq -c '[.status, (.attempts | length), .dead]' <<<"$info")" = '["failed",2,true]' ]
 	same_json "$(jq -c .error <<<"$info")" '{"error":"command failed","status":4,"stdout":"out\n","stderr":"err\n"}'
 	[ "$(daemon_stat .retried)" = 1 ]
+	# jobctl status shows a dead job's info, its own error among it, and
+	# exits 0: the job's error is not the daemon refusing the question.
+	run --separate-stderr "$JOBCTL" status f1
+	[ "$status" = 0 ]
+	[ "$(jq -c '[.status, (.attempts | length), .error.status]' <<<"$output")" = '["failed",2,4]' ]
 	# Kicked, it fails again (the command still fails), and is dead again.
 	run timeout 20 "$JOBCTL" kick f1
 	[ "$status" = 0 ]
