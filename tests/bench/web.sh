@@ -7,6 +7,11 @@
 #   --http-route      requests/s with 8 workers and 64 keep-alive clients
 #   SSE fan-out       1 publisher, 1000 /sub/C subscribers: every subscriber
 #                     gets every message; messages delivered per second
+#   https round trip  the http round trip with --tls-cert: the web face in
+#                     HTTPS (and the worker and the TCP master over TLS, as
+#                     --tls-cert makes every port TLS), against the plain
+#                     run just before it; two pairs, plain first
+#                     (target: HTTPS p50 <= 1.5x plain HTTP p50)
 #
 #   tests/bench/web.sh                 # small (BENCH_SCALE=0.1)
 #   BENCH_SCALE=1 tests/bench/web.sh   # the issue's sizes (10,000 messages)
@@ -53,16 +58,35 @@ stop() {
 	PID=
 }
 
-cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WORK/webload" "$HERE/webload.c" -lpthread || exit 1
+cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WORK/webload" "$HERE/webload.c" -lssl -lcrypto \
+	-lpthread || exit 1
+# The HTTPS rows' certificate: a CA of their own, a certificate for 127.0.0.1.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ca.key" \
+	-out "$WORK/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null &&
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/srv.key" \
+	-out "$WORK/srv.csr" -subj /CN=localhost 2>/dev/null &&
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/san.ext" &&
+openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+	-CAcreateserial -days 2 -extfile "$WORK/san.ext" -out "$WORK/srv.pem" 2>/dev/null || exit 1
+TLS=(--tls-cert "$WORK/srv.pem" --tls-key "$WORK/srv.key")
 
-run() { # label args...
+run() { # [--tls CA] label args...
 	local out
-	out=$(timeout 600 "$WORK/webload" "$@") || { echo "$1: failed: $out" >&2; STATUS=1; }
+	out=$(timeout 600 "$WORK/webload" "$@") || { echo "$*: failed: $out" >&2; STATUS=1; }
 	sed -n 's/^RESULT //p' <<<"$out"
 }
 
 start
 RT=$(run rt "$HP" "$MP" "$WP" "$(n 20000)")
+stop
+start "${TLS[@]}"
+RTS=$(run --tls "$WORK/ca.pem" rt "$HP" "$MP" "$WP" "$(n 20000)")
+stop
+start
+RT2=$(run rt "$HP" "$MP" "$WP" "$(n 20000)")
+stop
+start "${TLS[@]}"
+RTS2=$(run --tls "$WORK/ca.pem" rt "$HP" "$MP" "$WP" "$(n 20000)")
 stop
 start
 ROUTE=$(run route "$HP" "$WP" 8 64 "$(n 200000)")
@@ -72,12 +96,17 @@ SSE=$(run sse "$HP" "$MP" 1000 "$(n 10000)")
 stop
 
 get() { sed -n "s/.*$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
 echo
 echo "| row (BENCH_SCALE=$SCALE) | jobfs |"
 echo "|---|---|"
 echo "| http round trip p50 / p99 (us) | $(get "$RT" http_p50_us) / $(get "$RT" http_p99_us) |"
 echo "| tcp round trip p50 / p99 (us), same run | $(get "$RT" tcp_p50_us) / $(get "$RT" tcp_p99_us) |"
 echo "| http p50 / tcp p50 (target <= 2) | $(get "$RT" ratio_p50) |"
+echo "| https round trip p50 / p99 (us), TLS on every port | $(get "$RTS" http_p50_us) / $(get "$RTS" http_p99_us) |"
+echo "| tcp over TLS round trip p50 / p99 (us), same run | $(get "$RTS" tcp_p50_us) / $(get "$RTS" tcp_p99_us) |"
+echo "| https p50 / http p50 (target <= 1.5), pair 1 | $(ratio "$(get "$RTS" http_p50_us)" "$(get "$RT" http_p50_us)") |"
+echo "| pair 2: http p50, https p50 (us), ratio | $(get "$RT2" http_p50_us), $(get "$RTS2" http_p50_us), $(ratio "$(get "$RTS2" http_p50_us)" "$(get "$RT2" http_p50_us)") |"
 echo "| --http-route req/s (8 workers, 64 clients) | $(get "$ROUTE" route_rps) |"
 echo "| SSE fan-out msgs/s delivered (1000 subscribers) | $(get "$SSE" sse_msgs_per_s) (missed $(get "$SSE" missed)) |"
 exit "$STATUS"

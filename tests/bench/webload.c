@@ -15,6 +15,12 @@
  *       messages delivered per second.
  *
  * Each prints one line: RESULT key=value ...
+ *
+ *   webload --tls CA.pem rt ...
+ *       The same over TLS (OpenSSL, the daemon's certificate checked
+ *       against CA.pem): with --tls-cert the daemon speaks TLS on every
+ *       port, so the worker and the TCP master go over TLS too.  Each
+ *       connection handshakes once and is kept alive, as a real client's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +35,12 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
+
+/* --tls: the connections' TLS, by descriptor (NULL: plain). */
+static SSL_CTX *tls_ctx;
+static SSL *tls_of[4096];
 
 static void
 die(const char *what)
@@ -56,7 +68,42 @@ dial(int port)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
 		die("connect");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+	if (tls_ctx != NULL && fd < 4096) {
+		SSL *ssl = SSL_new(tls_ctx);
+
+		SSL_set_fd(ssl, fd);
+		SSL_set1_host(ssl, "127.0.0.1");
+		if (SSL_connect(ssl) != 1) {
+			fprintf(stderr, "TLS handshake failed\n");
+			exit(2);
+		}
+		tls_of[fd] = ssl;
+	}
 	return fd;
+}
+
+static ssize_t
+io_read(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	if (fd >= 4096 || tls_of[fd] == NULL)
+		return read(fd, p, n);
+	if (SSL_read_ex(tls_of[fd], p, n, &got) != 1)
+		return -1;
+	return (ssize_t)got;
+}
+
+static ssize_t
+io_write(int fd, const void *p, size_t n)
+{
+	size_t put = 0;
+
+	if (fd >= 4096 || tls_of[fd] == NULL)
+		return write(fd, p, n);
+	if (SSL_write_ex(tls_of[fd], p, n, &put) != 1)
+		return -1;
+	return (ssize_t)put;
 }
 
 static void
@@ -65,7 +112,7 @@ put(int fd, const void *p, size_t n)
 	const char *c = p;
 
 	while (n > 0) {
-		ssize_t w = write(fd, c, n);
+		ssize_t w = io_write(fd, c, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -82,7 +129,7 @@ get(int fd, void *p, size_t n)
 	char *c = p;
 
 	while (n > 0) {
-		ssize_t r = read(fd, c, n);
+		ssize_t r = io_read(fd, c, n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -134,7 +181,7 @@ http_get_response(int fd, struct hbuf *b, char *body, size_t max)
 		b->data[b->len] = '\0';
 		if ((end = strstr(b->data, "\r\n\r\n")) != NULL)
 			break;
-		ssize_t r = read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
+		ssize_t r = io_read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
 		if (r <= 0)
 			die("read http");
 		b->len += (size_t)r;
@@ -144,7 +191,7 @@ http_get_response(int fd, struct hbuf *b, char *body, size_t max)
 	cl = strcasestr(b->data, "Content-Length:");
 	blen = cl != NULL && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
 	while (b->len < head + blen) {
-		ssize_t r = read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
+		ssize_t r = io_read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
 		if (r <= 0)
 			die("read http body");
 		b->len += (size_t)r;
@@ -427,6 +474,14 @@ sse(int hport, int mport, int nsubs, size_t nmsgs)
 int
 main(int argc, char **argv)
 {
+	if (argc > 3 && strcmp(argv[1], "--tls") == 0) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (tls_ctx == NULL || SSL_CTX_load_verify_locations(tls_ctx, argv[2], NULL) != 1)
+			die("--tls CA");
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc == 6 && strcmp(argv[1], "rt") == 0)
 		return rt(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), strtoul(argv[5], NULL, 10));
 	if (argc == 7 && strcmp(argv[1], "route") == 0)
@@ -434,7 +489,7 @@ main(int argc, char **argv)
 		    strtoul(argv[6], NULL, 10));
 	if (argc == 6 && strcmp(argv[1], "sse") == 0)
 		return sse(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), strtoul(argv[5], NULL, 10));
-	fprintf(stderr, "usage: webload rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
+	fprintf(stderr, "usage: webload [--tls CA.pem] rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
 	    "WORKERS CLIENTS N | sse HTTPPORT MPORT SUBS MSGS\n");
 	return 2;
 }
