@@ -525,7 +525,10 @@ allowed(struct wreq *r, bool route)
 
 	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	loopback = ci != NULL && net_peer_addr(ci->connect_fd, addr, sizeof addr);
-	if (!web_tls_peer_ok(r->conn)) {
+	/* A connection's certificate is judged once, at its first request. */
+	if (r->wc != NULL && r->wc->cert == 0)
+		r->wc->cert = web_tls_peer_ok(r->conn) ? 1 : -1;
+	if (r->wc != NULL ? r->wc->cert < 0 : !web_tls_peer_ok(r->conn)) {
 		w->refused_client_cert++;
 		web_error(r, 403, "forbidden", NULL, "a client certificate signed "
 		    "by one of the daemon's --tls-ca is needed");

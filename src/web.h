@@ -65,6 +65,8 @@ struct wconn {
 	bool                    authed;
 	bool                    listed;     /* on web->unauthed */
 	bool                    dropped;    /* shut down by us: MHD closes it */
+	signed char             cert;       /* --tls-ca: 1 its certificate passed,
+	                                       -1 not, 0 not yet looked at */
 	ev_timer                deadline;   /* --http-header-timeout */
 	TAILQ_ENTRY(wconn)      entry;
 };
