@@ -21,12 +21,17 @@
  *       against CA.pem): with --tls-cert the daemon speaks TLS on every
  *       port, so the worker and the TCP master go over TLS too.  Each
  *       connection handshakes once and is kept alive, as a real client's.
+ *   webload --tls-tcp CA.pem rt ...
+ *       The worker and the TCP master over TLS, the HTTP client in plain
+ *       (a daemon with --tls-cert and --http-plain): beside --tls, the
+ *       web face's own TLS, everything else equal.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +46,7 @@
 /* --tls: the connections' TLS, by descriptor (NULL: plain). */
 static SSL_CTX *tls_ctx;
 static SSL *tls_of[4096];
+static bool tls_http = true;   /* false: --tls-tcp, the HTTP client plain */
 
 static void
 die(const char *what)
@@ -58,8 +64,23 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int dial_as(int port, bool tls);
+
 static int
 dial(int port)
+{
+	return dial_as(port, true);
+}
+
+/* dial_http: the HTTP client's connection (plain under --tls-tcp). */
+static int
+dial_http(int port)
+{
+	return dial_as(port, tls_http);
+}
+
+static int
+dial_as(int port, bool tls)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
@@ -68,7 +89,7 @@ dial(int port)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
 		die("connect");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-	if (tls_ctx != NULL && fd < 4096) {
+	if (tls && tls_ctx != NULL && fd < 4096) {
 		SSL *ssl = SSL_new(tls_ctx);
 
 		SSL_set_fd(ssl, fd);
@@ -289,7 +310,7 @@ rt(int hport, int mport, int wport, size_t n)
 	uint64_t *lh = calloc(n, sizeof *lh), *lt = calloc(n, sizeof *lt), t0;
 	static struct hbuf b;
 	char req[512], body[512], id[128], *f, *q;
-	int fd = dial(hport), mfd, st;
+	int fd = dial_http(hport), mfd, st;
 	size_t i;
 
 	start_workers(1, wport, "rt", NULL);
@@ -474,7 +495,8 @@ sse(int hport, int mport, int nsubs, size_t nmsgs)
 int
 main(int argc, char **argv)
 {
-	if (argc > 3 && strcmp(argv[1], "--tls") == 0) {
+	if (argc > 3 && (strcmp(argv[1], "--tls") == 0 || strcmp(argv[1], "--tls-tcp") == 0)) {
+		tls_http = strcmp(argv[1], "--tls") == 0;
 		tls_ctx = SSL_CTX_new(TLS_client_method());
 		if (tls_ctx == NULL || SSL_CTX_load_verify_locations(tls_ctx, argv[2], NULL) != 1)
 			die("--tls CA");
@@ -489,7 +511,7 @@ main(int argc, char **argv)
 		    strtoul(argv[6], NULL, 10));
 	if (argc == 6 && strcmp(argv[1], "sse") == 0)
 		return sse(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), strtoul(argv[5], NULL, 10));
-	fprintf(stderr, "usage: webload [--tls CA.pem] rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
+	fprintf(stderr, "usage: webload [--tls|--tls-tcp CA.pem] rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
 	    "WORKERS CLIENTS N | sse HTTPPORT MPORT SUBS MSGS\n");
 	return 2;
 }
