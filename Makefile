@@ -32,26 +32,28 @@ B       ?= build
 HTTP    ?= 9997
 
 # Debian packages `make run` needs: the build and FUSE, nothing else.
-# libmicrohttpd parses HTTP (the web face) and xxd embeds the dashboard
-# page; tokens are kept hashed and both TCP ports speak TLS through
-# OpenSSL; cluster mode talks to Redis through hiredis (its libev adapter).
+# libmicrohttpd parses HTTP (the web face), and speaks its HTTPS through
+# GnuTLS (libgnutls28-dev: the web face loads its certificates itself, so
+# that SIGHUP reloads them); xxd embeds the dashboard page; tokens are
+# kept hashed and both TCP ports speak TLS through OpenSSL; cluster mode talks to Redis through hiredis (its libev adapter).
 RUN_DEPS = build-essential pkg-config libev-dev libjansson-dev libfuse3-dev fuse3 \
-           uthash-dev libmicrohttpd-dev xxd libssl-dev libhiredis-dev
+           uthash-dev libmicrohttpd-dev libgnutls28-dev xxd libssl-dev libhiredis-dev
 # `make deb` builds the package with these (and checks it with lintian).
 DEB_DEPS = debhelper dpkg-dev fakeroot lintian
 # Everything `make test` needs beyond: bats (with GNU parallel, which runs
 # several tests at once), jq, python3, mandoc (the man pages' lint), procps,
 # psmisc and util-linux; clang for the fuzzers; curl and chromium drive
-# the web tests; openssl(1) makes the tests' certificates, ip(8) the
+# the web tests (certutil, of libnss3-tools, puts the test CA in the
+# browser's profile); openssl(1) makes the tests' certificates, ip(8) the
 # network namespace of the protected-mode tests; the tests start a real
 # redis-server; tests/deb.bats builds and installs the package; promtool(1),
 # of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
 DEPS = $(RUN_DEPS) $(DEB_DEPS) \
        bats parallel jq python3 mandoc procps psmisc util-linux \
-       clang libclang-rt-14-dev curl chromium openssl iproute2 redis-server \
+       clang libclang-rt-14-dev curl chromium libnss3-tools openssl iproute2 redis-server \
        prometheus
 
-PKGS   = jansson fuse3 openssl libmicrohttpd
+PKGS   = jansson fuse3 openssl libmicrohttpd gnutls
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -1175,6 +1175,7 @@ struct options {
 	double      http_header_timeout; /* seconds an unauthenticated request
 	                                    may take to arrive */
 	size_t      http_max_unauth; /* HTTP connections not yet authenticated */
+	bool        http_plain;     /* --http-plain: no TLS on the web face */
 	/* issue 12: who may do what */
 	const char *auth_file;      /* --auth: the token file; NULL: no tokens */
 	bool        insecure;       /* --insecure: serve non-loopback peers without --auth */
@@ -1268,6 +1269,7 @@ json_t *server_stats(struct server *, const char *type, size_t max_types);
 struct web;
 int      web_start(struct server *);  /* after server_start; 0 or an exit status */
 void     web_stop(struct server *);   /* before the broker shuts down */
+void     web_tls_reload(struct server *); /* SIGHUP: the web face's certificates */
 int      web_port(const struct server *);
 unsigned web_connections(void);
 

@@ -189,6 +189,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)w;
 	(void)revents;
 	tls_reload(srv);
+	web_tls_reload(srv);
 	if (srv->opt.auth_file == NULL)
 		return;
 	if (auth_load(srv->opt.auth_file, err, sizeof err) < 0) {

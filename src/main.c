@@ -63,14 +63,18 @@ usage(FILE *f)
 	    "                       take to arrive (default 10; 0: none)\n"
 	    "  --http-max-unauth N  HTTP connections not yet authenticated; past it the\n"
 	    "                       oldest is closed (default 64)\n"
+	    "  --http-plain         plain HTTP on the web face even with --tls-cert\n"
+	    "                       (behind a TLS proxy on loopback)\n"
 	    "  --auth FILE          clients need a token of FILE (NAME ROLE... TOKEN lines)\n"
-	    "  --insecure           serve peers beyond loopback without --auth\n"
+	    "  --insecure           serve peers beyond loopback without --auth (and\n"
+	    "                       take tokens over plain HTTP from them)\n"
 	    "  --max-conns-per-addr N  connections per peer address (default 256,\n"
 	    "                       loopback peers not counted unless given)\n"
 	    "  --max-unauth N       with --auth: connections not yet authenticated (default 64)\n"
 	    "  --auth-timeout SECONDS  with --auth: time to authenticate (default 10)\n"
 	    "  --max-unauth-frames N   with --auth: frames before authenticating (default 8)\n"
-	    "  --tls-cert FILE      serve both ports over TLS with this certificate (PEM)\n"
+	    "  --tls-cert FILE      serve both ports, and --http (https), over TLS\n"
+	    "                       with this certificate (PEM)\n"
 	    "  --tls-key FILE       and this private key\n"
 	    "  --tls-ca FILE        ask for client certificates signed by these CAs\n"
 	    "  --tls-handshake-timeout SECONDS  time to finish the TLS handshake;\n"
@@ -231,7 +235,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
 	    O_HTTPIDLE, O_HTTPHOST, O_HTTPHEADERTIMEOUT, O_HTTPMAXUNAUTH, O_REDIS,
-	    O_REDISPREFIX, O_REDISLEASE, O_KEEPBYTES };
+	    O_REDISPREFIX, O_REDISLEASE, O_KEEPBYTES, O_HTTPPLAIN };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -259,6 +263,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "http-host",   required_argument, NULL, O_HTTPHOST },
 		{ "http-header-timeout", required_argument, NULL, O_HTTPHEADERTIMEOUT },
 		{ "http-max-unauth", required_argument, NULL, O_HTTPMAXUNAUTH },
+		{ "http-plain",  no_argument,       NULL, O_HTTPPLAIN },
 		{ "auth",        required_argument, NULL, O_AUTH },
 		{ "insecure",    no_argument,       NULL, O_INSECURE },
 		{ "max-conns-per-addr", required_argument, NULL, O_PERADDR },
@@ -351,6 +356,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_HTTPMAXUNAUTH:
 			o->http_max_unauth = parse_num(optarg, "--http-max-unauth", 1, 1LL << 30);
 			break;
+		case O_HTTPPLAIN: o->http_plain = true; break;
 		case O_AUTH:     o->auth_file = optarg; break;
 		case O_INSECURE: o->insecure = true; break;
 		case O_PERADDR:

@@ -498,27 +498,44 @@ bearer(const char *h, struct buf *out)
 }
 
 /*
- * allowed: who may ask (issue 12), as on the TCP ports.  Without --auth a
- * peer beyond loopback is refused (protected mode) unless --insecure.
- * With --auth the daemon's own paths need a token with the admin role
- * (the web face shows and cancels anyone's jobs); --http-route paths need
- * none: they are the front the operator opened, and their jobs are only
- * of the route's type.  Refusals: 401 auth_required (with a Basic
- * challenge, so that a browser asks), 403 forbidden.
+ * allowed: who may ask, as on the TCP ports.  With --tls-ca (and the web
+ * face in TLS) a client without a certificate of those CAs is refused
+ * first.  Without --auth a peer beyond loopback is refused (protected
+ * mode) unless --insecure, or a client certificate vouched for it.  With
+ * --auth the daemon's own paths need a token with the admin role (the
+ * web face shows and cancels anyone's jobs), and a peer beyond loopback
+ * must send it over TLS: over plain HTTP it is refused, token or not
+ * (without the Basic challenge, so that a browser does not send one in
+ * clear), unless --insecure.  --http-route paths need no token: they are
+ * the front the operator opened, and their jobs are only of the route's
+ * type.  Refusals: 401 auth_required (with a Basic challenge, so that a
+ * browser asks), 403 forbidden or tls_required.
  */
 static bool
 allowed(struct wreq *r, bool route)
 {
+	struct web *w = r->web;
+	const struct options *o = &w->srv->opt;
 	const union MHD_ConnectionInfo *ci;
 	struct auth_id id;
 	struct buf tok = { 0 };
+	const char *authz;
 	char addr[64];
-	bool ok;
+	bool ok, loopback;
 
 	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	loopback = ci != NULL && net_peer_addr(ci->connect_fd, addr, sizeof addr);
+	/* A connection's certificate is judged once, at its first request. */
+	if (r->wc != NULL && r->wc->cert == 0)
+		r->wc->cert = web_tls_peer_ok(r->conn) ? 1 : -1;
+	if (r->wc != NULL ? r->wc->cert < 0 : !web_tls_peer_ok(r->conn)) {
+		w->refused_client_cert++;
+		web_error(r, 403, "forbidden", NULL, "a client certificate signed "
+		    "by one of the daemon's --tls-ca is needed");
+		return false;
+	}
 	if (!auth_enabled()) {
-		if (r->web->srv->opt.insecure || (ci != NULL &&
-		    net_peer_addr(ci->connect_fd, addr, sizeof addr)))
+		if (o->insecure || loopback || (web_tls_on() && o->tls_ca != NULL))
 			return true;
 		web_error(r, 403, "auth_required", NULL, "jobfs serves only loopback "
 		    "peers without --auth (or --insecure)");
@@ -526,8 +543,23 @@ allowed(struct wreq *r, bool route)
 	}
 	if (route)
 		return true;
-	if (!bearer(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Authorization"), &tok) || !auth_check(bhead(&tok), buf_used(&tok), &id)) {
+	authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+	if (!web_tls_on() && !loopback && !o->insecure) {
+		w->refused_plain++;
+		if (authz != NULL)
+			web_error(r, 403, "tls_required", NULL, "a token sent over "
+			    "plain HTTP from beyond loopback is refused (it crossed "
+			    "the network in clear: consider it seen); use https:// "
+			    "(jobfs --tls-cert and --tls-key), or start jobfs with "
+			    "--insecure");
+		else
+			web_error(r, 403, "tls_required", NULL, "with --auth a peer "
+			    "beyond loopback must use https:// (jobfs --tls-cert and "
+			    "--tls-key) to send its token, unless jobfs runs with "
+			    "--insecure");
+		return false;
+	}
+	if (!bearer(authz, &tok) || !auth_check(bhead(&tok), buf_used(&tok), &id)) {
 		buf_free(&tok);
 		web_error(r, 401, "auth_required", NULL, "a token is needed: "
 		    "Authorization: Bearer TOKEN (or Basic, the token as password)");
@@ -1116,8 +1148,10 @@ int
 web_start(struct server *srv)
 {
 	const struct options *o = &srv->opt;
-	char addr[256], err[256];
+	char addr[256], err[512];
 	const union MHD_DaemonInfo *di;
+	struct MHD_OptionItem tls_opts[5];
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct web *w;
 	int port, fd;
 	size_t i;
@@ -1128,8 +1162,13 @@ web_start(struct server *srv)
 		log_err("bad --http %s (expected [ADDR:]PORT)", o->http);
 		return EXIT_USAGE;
 	}
+	if (web_tls_options(o, tls_opts, &flags, err, sizeof err) < 0) {
+		log_err("https: %s", err);
+		return EXIT_USAGE;
+	}
 	if ((fd = net_listen(addr, port, err, sizeof err)) < 0) {
 		log_err("cannot listen for http: %s", err);
+		web_tls_free();
 		return EXIT_LISTEN;
 	}
 	/* Static: the broker keeps calling its listeners after web_stop (at
@@ -1157,8 +1196,7 @@ web_start(struct server *srv)
 		w->routes[w->nroutes].type = xstrdup(eq + 1);
 		w->nroutes++;
 	}
-	w->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-	    MHD_USE_ERROR_LOG, 0, accept_cb, w, access_cb, w,
+	w->d = MHD_start_daemon(flags, 0, accept_cb, w, access_cb, w,
 	    MHD_OPTION_EXTERNAL_LOGGER, logger_cb, w,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->http_max_conn + 16),
@@ -1166,9 +1204,11 @@ web_start(struct server *srv)
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_HEADER_MAX,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, w,
 	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb, w,
+	    MHD_OPTION_ARRAY, tls_opts,
 	    MHD_OPTION_END);
 	if (w->d == NULL) {
 		log_err("cannot start the http server (libmicrohttpd)");
+		web_tls_free();
 		close(fd);
 		return EXIT_LISTEN;
 	}
@@ -1207,8 +1247,15 @@ web_start(struct server *srv)
 	}
 	sse_init(w);
 	web_run(w);
-	log_info("http on %s:%d: dashboard at http://%s:%d/", addr, w->port,
+	log_info("%s on %s:%d: dashboard at %s://%s:%d/", web_tls_on() ? "https" :
+	    "http", addr, w->port, web_tls_on() ? "https" : "http",
 	    strchr(addr, ':') ? "[::1]" : addr, w->port);
+	if (auth_enabled() && !web_tls_on() && !o->insecure &&
+	    strncmp(addr, "127.", 4) != 0 && strcmp(addr, "::1") != 0 &&
+	    strcmp(addr, "localhost") != 0)
+		log_warn("http on %s without TLS: with --auth, peers beyond loopback "
+		    "are refused (they would send tokens in clear); give --tls-cert "
+		    "and --tls-key for https, or --insecure", addr);
 	return 0;
 }
 
@@ -1239,6 +1286,7 @@ web_stop(struct server *srv)
 	ev_timer_stop(srv->loop, &w->tick);
 	ev_prepare_stop(srv->loop, &w->prep);
 	MHD_stop_daemon(w->d);
+	web_tls_free();
 	metrics_free(w);
 	for (i = 0; i < w->nroutes; i++) {
 		free(w->routes[i].prefix);

@@ -65,6 +65,8 @@ struct wconn {
 	bool                    authed;
 	bool                    listed;     /* on web->unauthed */
 	bool                    dropped;    /* shut down by us: MHD closes it */
+	signed char             cert;       /* --tls-ca: 1 its certificate passed,
+	                                       -1 not, 0 not yet looked at */
 	ev_timer                deadline;   /* --http-header-timeout */
 	TAILQ_ENTRY(wconn)      entry;
 };
@@ -162,6 +164,8 @@ struct web {
 	char               hostname[256];
 	uint64_t           refused_per_addr, unauth_dropped, header_timeouts;
 	uint64_t           refused_host, refused_cross_site, input_refused;
+	uint64_t           refused_plain;       /* --auth, plain HTTP, beyond loopback */
+	uint64_t           refused_client_cert; /* --tls-ca: no certificate of its CAs */
 };
 
 /* web.c */
@@ -203,6 +207,13 @@ const struct web_route *route_find(struct web *, const char *path);
 void route_start(struct wreq *, const struct web_route *);
 void route_job_partial(struct web *, struct job *, const char *, size_t);
 void route_job_finished(struct web *, struct job *);
+
+/* web_tls.c */
+int web_tls_options(const struct options *, struct MHD_OptionItem *opts,
+    unsigned *flags, char *err, size_t errlen);
+void web_tls_free(void);
+bool web_tls_on(void);
+bool web_tls_peer_ok(struct MHD_Connection *);
 
 /* web_dash.c */
 void dash_serve(struct wreq *);

@@ -183,6 +183,10 @@ static const struct figure http_figures[] = {
 	  "HTTP requests refused for their Host header." },
 	{ "refused_cross_site", "jobfs_http_refused_cross_site_total", NULL, true, 0,
 	  "HTTP requests refused as cross-site." },
+	{ "refused_plain", "jobfs_http_refused_plain_total", NULL, true, 0,
+	  "HTTP requests refused for coming over plain HTTP from beyond loopback under --auth." },
+	{ "refused_client_cert", "jobfs_http_refused_client_cert_total", NULL, true, 0,
+	  "HTTPS requests refused for want of a client certificate of --tls-ca." },
 	{ "input_bytes", "jobfs_http_input_bytes", NULL, false, 0,
 	  "Bytes of request bodies held now." },
 	{ "input_refused", "jobfs_http_input_refused_total", NULL, true, 0,
@@ -258,6 +262,10 @@ web_stats(struct web *w)
 	    "refused_cross_site", (json_int_t)w->refused_cross_site,
 	    "input_bytes", (json_int_t)w->input_bytes,
 	    "input_refused", (json_int_t)w->input_refused));
+	json_object_update_new(o, json_pack("{s:I, s:I, s:b}",
+	    "refused_plain", (json_int_t)w->refused_plain,
+	    "refused_client_cert", (json_int_t)w->refused_client_cert,
+	    "https", web_tls_on()));
 	return o;
 }
 

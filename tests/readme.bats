@@ -30,6 +30,7 @@ RUN_BLOCKS=(
 	"Exposing jobfs#1"
 	"Exposing jobfs#2"
 	"Exposing jobfs#3"
+	"Exposing jobfs#4"
 	"Several hosts (Redis)#1"
 	"Several hosts (Redis)#2"
 	"Several hosts (Redis)#3"
@@ -151,7 +152,11 @@ worker=$!
 # It joined over TLS with its token, by host name.
 readme_wait 20 grep -q . /mnt/jobs/types/render/workers || { cat "$S/worker.out" >&2; exit 1; }
 readme_stop "$worker"
-readme_console "Exposing jobfs#3"
+# The web face's HTTPS, by host name, with the CA and ops's token.
+readme_sh "Exposing jobfs#3"
+out=$S/$(basename "$(readme_block "Exposing jobfs#3")" .body).out
+jq -e '.http.https == true' "$out" >/dev/null || { cat "$out" >&2; exit 1; }
+readme_console "Exposing jobfs#4"
 stop_bg
 readme_wait 20 no_jobfs
 sanitizers_clean

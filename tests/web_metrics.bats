@@ -203,13 +203,14 @@ need_promtool() {
 	write_tokens "$TOKENS"
 	start_web --auth "$TOKENS" --data "$c/data" \
 		--tls-cert "$c/srv.pem" --tls-key "$c/srv.key"
+	H=https://127.0.0.1:$HTTP_PORT   # the web face speaks TLS too
 	# A master that fails to authenticate, then a job round trip over TLS.
 	run env JOBFS_TOKEN=wrong-0123456789abcdef012345 "$JOBCTL" --tls --ca "$c/srv.pem" ping
 	[ "$status" -ne 0 ]
 	bg env JOBFS_TOKEN="$TOK_WK" "$JOBCTL" --tls --ca "$c/srv.pem" work m -- cat
 	out=$(JOBFS_TOKEN=$TOK_ALICE "$JOBCTL" --tls --ca "$c/srv.pem" submit m '{"n":1}')
 	[ "$out" = '{"n":1}' ]
-	hcurl -H "Authorization: Bearer $TOK_ROOT" "$H/metrics" >"$m"
+	hcurl --cacert "$c/srv.pem" -H "Authorization: Bearer $TOK_ROOT" "$H/metrics" >"$m"
 	run promtool check metrics <"$m"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -7,6 +7,13 @@
 #   --http-route      requests/s with 8 workers and 64 keep-alive clients
 #   SSE fan-out       1 publisher, 1000 /sub/C subscribers: every subscriber
 #                     gets every message; messages delivered per second
+#   https round trip  the http round trip with --tls-cert: the web face in
+#                     HTTPS, and the worker and the TCP master over TLS
+#                     (--tls-cert makes every port TLS); beside it the same
+#                     daemon with --http-plain (TCP ports TLS, the web face
+#                     plain): their ratio is the web face's own TLS, the
+#                     worker's legs equal (target: <= 1.5); and the plain
+#                     daemon's.  Two rounds, plain first in each.
 #
 #   tests/bench/web.sh                 # small (BENCH_SCALE=0.1)
 #   BENCH_SCALE=1 tests/bench/web.sh   # the issue's sizes (10,000 messages)
@@ -53,17 +60,35 @@ stop() {
 	PID=
 }
 
-cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WORK/webload" "$HERE/webload.c" -lpthread || exit 1
+cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WORK/webload" "$HERE/webload.c" -lssl -lcrypto \
+	-lpthread || exit 1
+# The HTTPS rows' certificate: a CA of their own, a certificate for 127.0.0.1.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ca.key" \
+	-out "$WORK/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null &&
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/srv.key" \
+	-out "$WORK/srv.csr" -subj /CN=localhost 2>/dev/null &&
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/san.ext" &&
+openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+	-CAcreateserial -days 2 -extfile "$WORK/san.ext" -out "$WORK/srv.pem" 2>/dev/null || exit 1
+TLS=(--tls-cert "$WORK/srv.pem" --tls-key "$WORK/srv.key")
 
-run() { # label args...
+run() { # [--tls|--tls-tcp CA] mode args...
 	local out
-	out=$(timeout 600 "$WORK/webload" "$@") || { echo "$1: failed: $out" >&2; STATUS=1; }
+	out=$(timeout 600 "$WORK/webload" "$@") || { echo "$*: failed: $out" >&2; STATUS=1; }
 	sed -n 's/^RESULT //p' <<<"$out"
 }
 
 start
 RT=$(run rt "$HP" "$MP" "$WP" "$(n 20000)")
 stop
+for round in 1 2; do
+	start "${TLS[@]}" --http-plain
+	RTP[$round]=$(run --tls-tcp "$WORK/ca.pem" rt "$HP" "$MP" "$WP" "$(n 20000)")
+	stop
+	start "${TLS[@]}"
+	RTS[$round]=$(run --tls "$WORK/ca.pem" rt "$HP" "$MP" "$WP" "$(n 20000)")
+	stop
+done
 start
 ROUTE=$(run route "$HP" "$WP" 8 64 "$(n 200000)")
 stop
@@ -72,12 +97,19 @@ SSE=$(run sse "$HP" "$MP" 1000 "$(n 10000)")
 stop
 
 get() { sed -n "s/.*$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
 echo
 echo "| row (BENCH_SCALE=$SCALE) | jobfs |"
 echo "|---|---|"
 echo "| http round trip p50 / p99 (us) | $(get "$RT" http_p50_us) / $(get "$RT" http_p99_us) |"
 echo "| tcp round trip p50 / p99 (us), same run | $(get "$RT" tcp_p50_us) / $(get "$RT" tcp_p99_us) |"
 echo "| http p50 / tcp p50 (target <= 2) | $(get "$RT" ratio_p50) |"
+for round in 1 2; do
+	echo "| round $round: https round trip p50 / p99 (us), TLS on every port | $(get "${RTS[$round]}" http_p50_us) / $(get "${RTS[$round]}" http_p99_us) |"
+	echo "| round $round: http round trip p50 / p99 (us), --http-plain, TCP ports TLS | $(get "${RTP[$round]}" http_p50_us) / $(get "${RTP[$round]}" http_p99_us) |"
+	echo "| round $round: https p50 / http p50, the worker over TLS in both (target <= 1.5) | $(ratio "$(get "${RTS[$round]}" http_p50_us)" "$(get "${RTP[$round]}" http_p50_us)") |"
+done
+echo "| https p50 (TLS on every port, round 1) / plain daemon's http p50 | $(ratio "$(get "${RTS[1]}" http_p50_us)" "$(get "$RT" http_p50_us)") |"
 echo "| --http-route req/s (8 workers, 64 clients) | $(get "$ROUTE" route_rps) |"
 echo "| SSE fan-out msgs/s delivered (1000 subscribers) | $(get "$SSE" sse_msgs_per_s) (missed $(get "$SSE" missed)) |"
 exit "$STATUS"

@@ -15,12 +15,23 @@
  *       messages delivered per second.
  *
  * Each prints one line: RESULT key=value ...
+ *
+ *   webload --tls CA.pem rt ...
+ *       The same over TLS (OpenSSL, the daemon's certificate checked
+ *       against CA.pem): with --tls-cert the daemon speaks TLS on every
+ *       port, so the worker and the TCP master go over TLS too.  Each
+ *       connection handshakes once and is kept alive, as a real client's.
+ *   webload --tls-tcp CA.pem rt ...
+ *       The worker and the TCP master over TLS, the HTTP client in plain
+ *       (a daemon with --tls-cert and --http-plain): beside --tls, the
+ *       web face's own TLS, everything else equal.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +40,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
+
+/* --tls: the connections' TLS, by descriptor (NULL: plain). */
+static SSL_CTX *tls_ctx;
+static SSL *tls_of[4096];
+static bool tls_http = true;   /* false: --tls-tcp, the HTTP client plain */
 
 static void
 die(const char *what)
@@ -46,8 +64,23 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int dial_as(int port, bool tls);
+
 static int
 dial(int port)
+{
+	return dial_as(port, true);
+}
+
+/* dial_http: the HTTP client's connection (plain under --tls-tcp). */
+static int
+dial_http(int port)
+{
+	return dial_as(port, tls_http);
+}
+
+static int
+dial_as(int port, bool tls)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
@@ -56,7 +89,42 @@ dial(int port)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
 		die("connect");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+	if (tls && tls_ctx != NULL && fd < 4096) {
+		SSL *ssl = SSL_new(tls_ctx);
+
+		SSL_set_fd(ssl, fd);
+		SSL_set1_host(ssl, "127.0.0.1");
+		if (SSL_connect(ssl) != 1) {
+			fprintf(stderr, "TLS handshake failed\n");
+			exit(2);
+		}
+		tls_of[fd] = ssl;
+	}
 	return fd;
+}
+
+static ssize_t
+io_read(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	if (fd >= 4096 || tls_of[fd] == NULL)
+		return read(fd, p, n);
+	if (SSL_read_ex(tls_of[fd], p, n, &got) != 1)
+		return -1;
+	return (ssize_t)got;
+}
+
+static ssize_t
+io_write(int fd, const void *p, size_t n)
+{
+	size_t put = 0;
+
+	if (fd >= 4096 || tls_of[fd] == NULL)
+		return write(fd, p, n);
+	if (SSL_write_ex(tls_of[fd], p, n, &put) != 1)
+		return -1;
+	return (ssize_t)put;
 }
 
 static void
@@ -65,7 +133,7 @@ put(int fd, const void *p, size_t n)
 	const char *c = p;
 
 	while (n > 0) {
-		ssize_t w = write(fd, c, n);
+		ssize_t w = io_write(fd, c, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -82,7 +150,7 @@ get(int fd, void *p, size_t n)
 	char *c = p;
 
 	while (n > 0) {
-		ssize_t r = read(fd, c, n);
+		ssize_t r = io_read(fd, c, n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -134,7 +202,7 @@ http_get_response(int fd, struct hbuf *b, char *body, size_t max)
 		b->data[b->len] = '\0';
 		if ((end = strstr(b->data, "\r\n\r\n")) != NULL)
 			break;
-		ssize_t r = read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
+		ssize_t r = io_read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
 		if (r <= 0)
 			die("read http");
 		b->len += (size_t)r;
@@ -144,7 +212,7 @@ http_get_response(int fd, struct hbuf *b, char *body, size_t max)
 	cl = strcasestr(b->data, "Content-Length:");
 	blen = cl != NULL && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
 	while (b->len < head + blen) {
-		ssize_t r = read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
+		ssize_t r = io_read(fd, b->data + b->len, sizeof b->data - 1 - b->len);
 		if (r <= 0)
 			die("read http body");
 		b->len += (size_t)r;
@@ -242,7 +310,7 @@ rt(int hport, int mport, int wport, size_t n)
 	uint64_t *lh = calloc(n, sizeof *lh), *lt = calloc(n, sizeof *lt), t0;
 	static struct hbuf b;
 	char req[512], body[512], id[128], *f, *q;
-	int fd = dial(hport), mfd, st;
+	int fd = dial_http(hport), mfd, st;
 	size_t i;
 
 	start_workers(1, wport, "rt", NULL);
@@ -427,6 +495,15 @@ sse(int hport, int mport, int nsubs, size_t nmsgs)
 int
 main(int argc, char **argv)
 {
+	if (argc > 3 && (strcmp(argv[1], "--tls") == 0 || strcmp(argv[1], "--tls-tcp") == 0)) {
+		tls_http = strcmp(argv[1], "--tls") == 0;
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (tls_ctx == NULL || SSL_CTX_load_verify_locations(tls_ctx, argv[2], NULL) != 1)
+			die("--tls CA");
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc == 6 && strcmp(argv[1], "rt") == 0)
 		return rt(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), strtoul(argv[5], NULL, 10));
 	if (argc == 7 && strcmp(argv[1], "route") == 0)
@@ -434,7 +511,7 @@ main(int argc, char **argv)
 		    strtoul(argv[6], NULL, 10));
 	if (argc == 6 && strcmp(argv[1], "sse") == 0)
 		return sse(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), strtoul(argv[5], NULL, 10));
-	fprintf(stderr, "usage: webload rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
+	fprintf(stderr, "usage: webload [--tls|--tls-tcp CA.pem] rt HTTPPORT MPORT WPORT N | route HTTPPORT WPORT "
 	    "WORKERS CLIENTS N | sse HTTPPORT MPORT SUBS MSGS\n");
 	return 2;
 }
