@@ -8,44 +8,7 @@ load 'helpers/daemon'
 load 'helpers/frames'
 source "$BATS_TEST_DIRNAME/helpers/conn.bash"
 load 'helpers/auth'
-
-NS= VETH=
-
-# make_peer_ns: a namespace $NS whose address $PEER_IP reaches this
-# host's $HOST_IP over a veth pair; skips the test if it cannot be made.
-make_peer_ns() {
-	local n=$((RANDOM % 200 + 20)) m=$((RANDOM % 250))
-	[ "$(id -u)" = 0 ] || skip "network namespaces need root"
-	command -v ip >/dev/null || skip "no ip(8)"
-	NS=jobfs-t$$-$RANDOM
-	VETH=jfh$RANDOM
-	HOST_IP=10.$n.$m.1
-	PEER_IP=10.$n.$m.2
-	ip netns add "$NS" 2>/dev/null || { NS=; skip "cannot make a network namespace"; }
-	if ! ip link add "$VETH" type veth peer name "${VETH/jfh/jfn}" 2>/dev/null; then
-		VETH=
-		skip "cannot make a veth pair"
-	fi
-	ip link set "${VETH/jfh/jfn}" netns "$NS"
-	ip addr add "$HOST_IP/30" dev "$VETH"
-	ip link set "$VETH" up
-	ip netns exec "$NS" ip addr add "$PEER_IP/30" dev "${VETH/jfh/jfn}"
-	ip netns exec "$NS" ip link set "${VETH/jfh/jfn}" up
-	ip netns exec "$NS" ip link set lo up
-}
-
-teardown() {
-	daemon_teardown
-	local s=$?
-	[ -z "$VETH" ] || ip link del "$VETH" 2>/dev/null
-	[ -z "$NS" ] || ip netns del "$NS" 2>/dev/null
-	return $s
-}
-
-# from_ns CMD...: run CMD in the peer's namespace.
-from_ns() {
-	ip netns exec "$NS" "$@"
-}
+load 'helpers/peer_ns'
 
 @test "without --auth a non-loopback peer gets one error frame naming --auth and --insecure and is closed" {
 	make_peer_ns

@@ -10,40 +10,7 @@ load 'helpers/frames'
 load 'helpers/web'
 load 'helpers/conn'
 load 'helpers/auth'
-
-NS= VETH=
-
-teardown() {
-	daemon_teardown
-	local s=$?
-	[ -z "$VETH" ] || ip link del "$VETH" 2>/dev/null
-	[ -z "$NS" ] || ip netns del "$NS" 2>/dev/null
-	return $s
-}
-
-# make_peer_ns: as in auth_protected.bats, a namespace $NS whose address
-# $PEER_IP reaches this host's $HOST_IP over a veth pair; skips the test
-# if it cannot be made.
-make_peer_ns() {
-	local n=$((RANDOM % 200 + 20)) m=$((RANDOM % 250))
-	[ "$(id -u)" = 0 ] || skip "network namespaces need root"
-	command -v ip >/dev/null || skip "no ip(8)"
-	NS=jobfs-w$$-$RANDOM
-	VETH=jwh$RANDOM
-	HOST_IP=10.$n.$m.1
-	PEER_IP=10.$n.$m.2
-	ip netns add "$NS" 2>/dev/null || { NS=; skip "cannot make a network namespace"; }
-	if ! ip link add "$VETH" type veth peer name "${VETH/jwh/jwn}" 2>/dev/null; then
-		VETH=
-		skip "cannot make a veth pair"
-	fi
-	ip link set "${VETH/jwh/jwn}" netns "$NS"
-	ip addr add "$HOST_IP/30" dev "$VETH"
-	ip link set "$VETH" up
-	ip netns exec "$NS" ip addr add "$PEER_IP/30" dev "${VETH/jwh/jwn}"
-	ip netns exec "$NS" ip link set "${VETH/jwh/jwn}" up
-	ip netns exec "$NS" ip link set lo up
-}
+load 'helpers/peer_ns'
 
 # admin_round_trip: a worker and an HTTP client with the admin token
 # still complete a job.

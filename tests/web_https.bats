@@ -15,31 +15,8 @@ load 'helpers/frames'
 load 'helpers/web'
 load 'helpers/conn'
 load 'helpers/auth'
-
-NS= VETH=
-
-teardown() {
-	daemon_teardown
-	local s=$?
-	[ -z "$VETH" ] || ip link del "$VETH" 2>/dev/null
-	[ -z "$NS" ] || ip netns del "$NS" 2>/dev/null
-	return $s
-}
-
-# make_ca NAME: a CA in $C/NAME.pem, .key
-make_ca() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.pem" \
-		-days 2 -subj "/CN=$1" 2>/dev/null
-}
-
-# make_cert NAME CN CA [EXT]: a certificate for CN signed by CA.
-make_cert() {
-	openssl req -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.csr" \
-		-subj "/CN=$2" 2>/dev/null
-	printf '%s\n' "${4:-basicConstraints=CA:FALSE}" >"$C/$1.ext"
-	openssl x509 -req -in "$C/$1.csr" -CA "$C/$3.pem" -CAkey "$C/$3.key" \
-		-CAcreateserial -out "$C/$1.pem" -days 2 -extfile "$C/$1.ext" 2>/dev/null
-}
+load 'helpers/peer_ns'
+load 'helpers/certs'
 
 setup() {
 	command -v openssl >/dev/null || skip "no openssl(1)"
@@ -73,35 +50,6 @@ start_https() {
 	wait_for_port "$HTTP_PORT" || return 1
 	H=https://127.0.0.1:$HTTP_PORT
 	JOBCTL=$TLS_JOBCTL
-}
-
-# make_peer_ns: as in web_auth.bats, a namespace $NS whose address
-# $PEER_IP reaches this host's $HOST_IP over a veth pair; skips the test
-# if it cannot be made.
-make_peer_ns() {
-	local n=$((RANDOM % 200 + 20)) m=$((RANDOM % 250))
-	[ "$(id -u)" = 0 ] || skip "network namespaces need root"
-	command -v ip >/dev/null || skip "no ip(8)"
-	NS=jobfs-s$$-$RANDOM
-	VETH=jsh$RANDOM
-	HOST_IP=10.$n.$m.1
-	PEER_IP=10.$n.$m.2
-	ip netns add "$NS" 2>/dev/null || { NS=; skip "cannot make a network namespace"; }
-	if ! ip link add "$VETH" type veth peer name "${VETH/jsh/jsn}" 2>/dev/null; then
-		VETH=
-		skip "cannot make a veth pair"
-	fi
-	ip link set "${VETH/jsh/jsn}" netns "$NS"
-	ip addr add "$HOST_IP/30" dev "$VETH"
-	ip link set "$VETH" up
-	ip netns exec "$NS" ip addr add "$PEER_IP/30" dev "${VETH/jsh/jsn}"
-	ip netns exec "$NS" ip link set "${VETH/jsh/jsn}" up
-	ip netns exec "$NS" ip link set lo up
-}
-
-# from_ns CMD...: run CMD in the peer's namespace.
-from_ns() {
-	ip netns exec "$NS" "$@"
 }
 
 @test "with --tls-cert the web face speaks HTTPS: REST round trip and /metrics with curl --cacert" {
