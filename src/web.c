@@ -1027,6 +1027,14 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 }
 
 static void
+on_requeued(void *ctx, struct job *j)
+{
+	if (((struct web *)ctx)->d == NULL)
+		return;
+	route_job_requeued(ctx, j);
+}
+
+static void
 on_partial(void *ctx, struct job *j, const char *body, size_t len)
 {
 	if (((struct web *)ctx)->d == NULL)
@@ -1195,6 +1203,7 @@ web_start(struct server *srv)
 			.ctx = w,
 			.job_submitted = on_submitted,
 			.job_dispatched = on_dispatched,
+			.job_requeued = on_requeued,
 			.job_partial = on_partial,
 			.job_finished = on_finished,
 			.type_added = on_type_added,

@@ -203,6 +203,7 @@ const struct web_route *route_find(struct web *, const char *path);
 void route_start(struct wreq *, const struct web_route *);
 void route_job_partial(struct web *, struct job *, const char *, size_t);
 void route_job_finished(struct web *, struct job *);
+void route_job_requeued(struct web *, struct job *);
 
 /* web_dash.c */
 void dash_serve(struct wreq *);
