@@ -213,6 +213,8 @@ stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 	(void)pos;
 	if (r->abort)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
+	/* Its own bytes first (a greeting, a ping, a route's chunks), then
+	 * its log's events (SSE). */
 	if (n > 0) {
 		if (n > max)
 			n = max;
@@ -220,15 +222,33 @@ stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 		buf_consume(&r->out, n);
 		if (buf_used(&r->out) == 0)
 			r->out.off = r->out.len = 0;
-		return (ssize_t)n;
 	}
+	if (r->log != NULL && n < max)
+		n += sse_read(r, out + n, max - n);
+	if (n > 0)
+		return (ssize_t)n;
 	if (r->eof)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	/* Nothing to send: sleep until web_stream_append wakes us. */
+	/* Nothing to send: sleep until web_stream_append or its log's next
+	 * event wakes us. */
 	r->reader_waits = true;
+	if (r->log != NULL)
+		sse_wait(r);
 	r->suspended = true;
 	MHD_suspend_connection(r->conn);
 	return 0;
+}
+
+/* web_stream_wake: r's reader sleeps: it has something to send now. */
+void
+web_stream_wake(struct wreq *r)
+{
+	if (!r->reader_waits)
+		return;
+	r->reader_waits = false;
+	if (r->log != NULL)
+		sse_unwait(r);
+	resume(r);
 }
 
 /* web_stream_start: the answer is a stream of r->out (chunked). */
@@ -249,10 +269,7 @@ void
 web_stream_append(struct wreq *r, const char *p, size_t n)
 {
 	buf_append(&r->out, p, n);
-	if (r->reader_waits) {
-		r->reader_waits = false;
-		resume(r);
-	}
+	web_stream_wake(r);
 }
 
 /* ---------------------------------------------------------- connections */
@@ -394,6 +411,8 @@ wreq_free(struct wreq *r)
 		if (r->stream == STREAM_SUB)
 			w->nsub_streams--;
 	}
+	if (r->log != NULL)
+		sse_stream_gone(r);
 	ev_io_stop(w->srv->loop, &r->watch);
 	ev_timer_stop(w->srv->loop, &r->timer);
 	if (r->ask != NULL)
@@ -1234,8 +1253,7 @@ web_stop(struct server *srv)
 		return;
 	TAILQ_FOREACH_SAFE(r, &w->streams, entry, next) {
 		r->abort = true;
-		r->reader_waits = false;
-		resume(r);
+		web_stream_wake(r);
 	}
 	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next) {
 		r->gone = true;
@@ -1248,6 +1266,7 @@ web_stop(struct server *srv)
 	ev_timer_stop(srv->loop, &w->tick);
 	ev_prepare_stop(srv->loop, &w->prep);
 	MHD_stop_daemon(w->d);
+	sse_free(w);
 	metrics_free(w);
 	for (i = 0; i < w->nroutes; i++) {
 		free(w->routes[i].prefix);

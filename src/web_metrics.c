@@ -258,6 +258,7 @@ web_stats(struct web *w)
 	    "refused_cross_site", (json_int_t)w->refused_cross_site,
 	    "input_bytes", (json_int_t)w->input_bytes,
 	    "input_refused", (json_int_t)w->input_refused));
+	sse_stats(w, o);
 	return o;
 }
 
