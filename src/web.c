@@ -260,7 +260,8 @@ web_stream_start(struct wreq *r, enum wr_stream kind, const char *ctype)
 	r->ctype = ctype;
 	r->ready = true;
 	if (kind != STREAM_NONE && !r->listed) {
-		TAILQ_INSERT_TAIL(&r->web->streams, r, entry);
+		TAILQ_INSERT_TAIL(kind == STREAM_ROUTE ? &r->web->rstreams :
+		    &r->web->streams, r, entry);
 		r->listed = true;
 	}
 }
@@ -401,7 +402,8 @@ wreq_free(struct wreq *r)
 
 	if (r->listed) {
 		if (r->stream != STREAM_NONE)
-			TAILQ_REMOVE(&w->streams, r, entry);
+			TAILQ_REMOVE(r->stream == STREAM_ROUTE ? &w->rstreams :
+			    &w->streams, r, entry);
 		else {
 			TAILQ_REMOVE(&w->parked, r, entry);
 			w->nparked--;
@@ -1166,6 +1168,7 @@ web_start(struct server *srv)
 	w->srv = srv;
 	TAILQ_INIT(&w->parked);
 	TAILQ_INIT(&w->streams);
+	TAILQ_INIT(&w->rstreams);
 	TAILQ_INIT(&w->unauthed);
 	if (gethostname(w->hostname, sizeof w->hostname) < 0)
 		w->hostname[0] = '\0';
@@ -1252,6 +1255,10 @@ web_stop(struct server *srv)
 	if (w == NULL)
 		return;
 	TAILQ_FOREACH_SAFE(r, &w->streams, entry, next) {
+		r->abort = true;
+		web_stream_wake(r);
+	}
+	TAILQ_FOREACH_SAFE(r, &w->rstreams, entry, next) {
 		r->abort = true;
 		web_stream_wake(r);
 	}

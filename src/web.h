@@ -145,7 +145,7 @@ struct wreq {
 	TAILQ_ENTRY(wreq)       wentry;     /* on log->waiting */
 	ev_io                   watch;      /* parked: notices the client going */
 	ev_timer                timer;      /* routes: --http-timeout */
-	TAILQ_ENTRY(wreq)       entry;      /* web->parked or web->streams */
+	TAILQ_ENTRY(wreq)       entry;      /* web->parked, streams or rstreams */
 	bool                    listed;
 	struct web_ask         *ask;        /* WAIT_LOOKUP: its pending lookup */
 };
@@ -178,7 +178,8 @@ struct web {
 	bool               kick;        /* a connection was resumed: MHD_run */
 	bool               running;     /* inside MHD_run */
 	struct wreq_list   parked;
-	struct wreq_list   streams;
+	struct wreq_list   streams;     /* SSE: /sub and /events */
+	struct wreq_list   rstreams;    /* streamed route answers */
 	struct web_route  *routes;
 	size_t             nroutes;
 	double             route_timeout;

@@ -164,9 +164,11 @@ route_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void
 route_job_requeued(struct web *w, struct job *j)
 {
-	struct wreq *r = route_req(w, j, true);
+	struct wreq *r;
 
-	if (r != NULL) {
+	if (w->nroutes == 0)
+		return;
+	if ((r = route_req(w, j, true)) != NULL) {
 		/* Its answer had begun: another worker would begin it again
 		 * inside the first.  End it as an error; the job is cancelled
 		 * when the request goes (not here: the broker is requeueing
@@ -332,8 +334,8 @@ route_req(struct web *w, struct job *j, bool streaming)
 	struct wreq *r;
 
 	if (streaming) {
-		TAILQ_FOREACH(r, &w->streams, entry)
-			if (r->stream == STREAM_ROUTE && r->job == j)
+		TAILQ_FOREACH(r, &w->rstreams, entry)
+			if (r->job == j)
 				return r;
 	} else {
 		TAILQ_FOREACH(r, &w->parked, entry)
@@ -347,14 +349,16 @@ route_req(struct web *w, struct job *j, bool streaming)
 void
 route_job_partial(struct web *w, struct job *j, const char *body, size_t len)
 {
-	struct wreq *r = route_req(w, j, true);
+	struct wreq *r;
 	struct buf chunk = { 0 };
 	json_t *headers;
 	const char *ctype;
 	unsigned status;
 	char why[160];
 
-	if (r == NULL && (r = route_req(w, j, false)) == NULL)
+	if (w->nroutes == 0)
+		return;
+	if ((r = route_req(w, j, true)) == NULL && (r = route_req(w, j, false)) == NULL)
 		return;
 	if (!answer_parse(body, len, true, &status, &headers, &chunk, &ctype, why,
 	    sizeof why)) {
@@ -409,6 +413,8 @@ route_job_finished(struct web *w, struct job *j)
 	unsigned status;
 	char why[160];
 
+	if (w->nroutes == 0)
+		return;   /* no request waits for a job */
 	if ((r = route_req(w, j, true)) != NULL) {
 		if (j->state == JOB_DONE && answer_parse(result_text(j), result_len(j),
 		    true, &status, &headers, &body, &ctype, why, sizeof why) &&

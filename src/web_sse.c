@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "web.h"
 
@@ -234,10 +235,23 @@ sse_unwait(struct wreq *r)
 	TAILQ_REMOVE(&r->log->waiting, r, wentry);
 }
 
+/* Bytes of a stream's socket send buffer: what the kernel holds for a
+ * reader besides the log (its default grows to megabytes a stream, all
+ * of them written, at a cost per event, before a reader that takes
+ * nothing is found out). */
+#define SSE_SNDBUF (64 * 1024)
+
 /* stream_join: r's cursor at the end of l: it gets what comes next. */
 static void
 stream_join(struct wreq *r, struct sse_log *l)
 {
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int sndbuf = SSE_SNDBUF;
+
+	if (ci != NULL)
+		(void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		    sizeof sndbuf);
 	r->log = l;
 	r->cur = l->first + l->n;
 	memcpy(r->ccnt, l->count, sizeof r->ccnt);
