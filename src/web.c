@@ -1006,16 +1006,10 @@ on_finished(void *ctx, struct job *j, struct worker *ran_on)
 	metrics_job_finished(w, j);
 	rest_job_finished(w, j);
 	route_job_finished(w, j);
-	if (w->nevents_streams > 0) {
-		json_t *o = json_pack("{s:o, s:s, s:s, s:s?}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name, "state", job_state_name(j->state),
-		    "worker", j->worker_name);
-		if (job_started(j) > 0)
-			json_object_set_new(o, "runtime",
-			    json_real(job_finished(j) - job_started(j)));
-		sse_event(w, "finished", o, true, j->state != JOB_DONE);
-	}
+	if (w->nevents_streams > 0)
+		sse_job_event(w, "finished", j, job_state_name(j->state),
+		    j->worker_name, job_started(j) > 0 ?
+		    job_finished(j) - job_started(j) : -1);
 }
 
 static void
@@ -1027,9 +1021,7 @@ on_submitted(void *ctx, struct job *j)
 		return;
 
 	if (w->nevents_streams > 0)
-		sse_event(w, "submitted", json_pack("{s:o, s:s}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name), true, false);
+		sse_job_event(w, "submitted", j, NULL, NULL, -1);
 }
 
 static void
@@ -1041,10 +1033,8 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 		return;
 
 	if (w->nevents_streams > 0)
-		sse_event(w, "started", json_pack("{s:o, s:s, s:s}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name, "worker", wk != NULL ? worker_name(wk) :
-		    j->worker_name), true, false);
+		sse_job_event(w, "started", j, NULL, wk != NULL ? worker_name(wk) :
+		    j->worker_name, -1);
 }
 
 static void

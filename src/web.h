@@ -235,6 +235,8 @@ void sse_init(struct web *);
 void sse_event(struct web *, const char *name, json_t *data, bool job_event,
     bool failure);
 void sse_tick(struct web *);
+void sse_job_event(struct web *, const char *name, struct job *,
+    const char *state, const char *worker, double runtime);
 size_t sse_read(struct wreq *, char *out, size_t max);
 void sse_wait(struct wreq *);
 void sse_unwait(struct wreq *);
