@@ -105,42 +105,48 @@ sselog_add(struct sse_log *l, struct sse_ev *e)
 		web_stream_wake(r);   /* takes it off the list */
 }
 
+/* Scratch space for encoding, kept from one event to the next (every
+ * job passes here three times). */
+static struct buf ev_scratch, json_scratch;
+
 /* ev_new: an event: id (0: none), name (NULL: none) and data, as SSE. */
 static struct sse_ev *
 ev_new(int cls, uint64_t id, const char *name, const char *data, size_t len)
 {
-	struct buf b = { 0 };
+	struct buf *b = &ev_scratch;
 	struct sse_ev *e;
 	char head[64];
 	size_t i, start;
 
 	if (id > 0) {
 		snprintf(head, sizeof head, "id: %" PRIu64 "\n", id);
-		buf_append_str(&b, head);
+		buf_append_str(b, head);
 	}
 	if (name != NULL) {
-		buf_append_str(&b, "event: ");
-		buf_append_str(&b, name);
-		buf_append(&b, "\n", 1);
+		buf_append_str(b, "event: ");
+		buf_append_str(b, name);
+		buf_append(b, "\n", 1);
 	}
 	/* A line break in the data starts another data: line (SSE joins
 	 * them); a data line may be as long as the data: SSE sets no limit. */
 	for (start = i = 0; i <= len; i++) {
 		if (i == len || data[i] == '\n' || data[i] == '\r') {
-			buf_append_str(&b, "data: ");
-			buf_append(&b, data + start, i - start);
-			buf_append(&b, "\n", 1);
+			buf_append_str(b, "data: ");
+			buf_append(b, data + start, i - start);
+			buf_append(b, "\n", 1);
 			start = i + 1;
 		}
 	}
-	buf_append(&b, "\n", 1);
-	e = xmalloc(sizeof *e + buf_used(&b));
+	buf_append(b, "\n", 1);
+	e = xmalloc(sizeof *e + buf_used(b));
 	e->refs = 1;
 	e->cls = (uint8_t)cls;
-	e->len = buf_used(&b);
-	memcpy(e->data, bhead(&b), e->len);
+	e->len = buf_used(b);
+	memcpy(e->data, bhead(b), e->len);
 	held_bytes += e->len;
-	buf_free(&b);
+	b->off = b->len = 0;
+	if (b->cap > 64 * 1024)
+		buf_free(b);   /* a large message's: not kept */
 	return e;
 }
 
@@ -286,6 +292,8 @@ sse_free(struct web *w)
 	struct sse_log *l, *tmp;
 
 	sselog_clear(&w->evlog);
+	buf_free(&ev_scratch);
+	buf_free(&json_scratch);
 	HASH_ITER(hh, w->chlogs, l, tmp) {
 		HASH_DEL(w->chlogs, l);
 		sselog_clear(l);
@@ -409,33 +417,33 @@ void
 sse_job_event(struct web *w, const char *name, struct job *j, const char *state,
     const char *worker, double runtime)
 {
-	struct buf b = { 0 };
+	struct buf *b = &json_scratch;
 	char num[40];
 	uint64_t id = ++w->next_event;
 
-	buf_append_str(&b, "{\"id\":");
-	buf_append_str(&b, job_idjson(j));
-	buf_append_str(&b, ",\"type\":");
-	json_str(&b, j->type->name);
+	b->off = b->len = 0;
+	buf_append_str(b, "{\"id\":");
+	buf_append_str(b, job_idjson(j));
+	buf_append_str(b, ",\"type\":");
+	json_str(b, j->type->name);
 	if (state != NULL) {
-		buf_append_str(&b, ",\"state\":");
-		json_str(&b, state);
+		buf_append_str(b, ",\"state\":");
+		json_str(b, state);
 	}
 	if (worker != NULL) {
-		buf_append_str(&b, ",\"worker\":");
-		json_str(&b, worker);
+		buf_append_str(b, ",\"worker\":");
+		json_str(b, worker);
 	}
 	if (runtime >= 0) {
 		snprintf(num, sizeof num, ",\"runtime\":%.17g", runtime);
-		buf_append_str(&b, num);
+		buf_append_str(b, num);
 		if (strpbrk(num + 11, ".eEni") == NULL)
-			buf_append_str(&b, ".0");
+			buf_append_str(b, ".0");
 	}
-	buf_append(&b, "}", 1);
+	buf_append(b, "}", 1);
 	sselog_add(&w->evlog, ev_new(strcmp(name, "finished") != 0 ||
-	    j->state == JOB_DONE ? SSE_JOB : SSE_FAILURE, id, name, bhead(&b),
-	    buf_used(&b)));
-	buf_free(&b);
+	    j->state == JOB_DONE ? SSE_JOB : SSE_FAILURE, id, name, bhead(b),
+	    buf_used(b)));
 }
 
 /*
