@@ -213,6 +213,8 @@ stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 	(void)pos;
 	if (r->abort)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
+	/* Its own bytes first (a greeting, a ping, a route's chunks), then
+	 * its log's events (SSE). */
 	if (n > 0) {
 		if (n > max)
 			n = max;
@@ -220,15 +222,33 @@ stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 		buf_consume(&r->out, n);
 		if (buf_used(&r->out) == 0)
 			r->out.off = r->out.len = 0;
-		return (ssize_t)n;
 	}
+	if (r->log != NULL && n < max)
+		n += sse_read(r, out + n, max - n);
+	if (n > 0)
+		return (ssize_t)n;
 	if (r->eof)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	/* Nothing to send: sleep until web_stream_append wakes us. */
+	/* Nothing to send: sleep until web_stream_append or its log's next
+	 * event wakes us. */
 	r->reader_waits = true;
+	if (r->log != NULL)
+		sse_wait(r);
 	r->suspended = true;
 	MHD_suspend_connection(r->conn);
 	return 0;
+}
+
+/* web_stream_wake: r's reader sleeps: it has something to send now. */
+void
+web_stream_wake(struct wreq *r)
+{
+	if (!r->reader_waits)
+		return;
+	r->reader_waits = false;
+	if (r->log != NULL)
+		sse_unwait(r);
+	resume(r);
 }
 
 /* web_stream_start: the answer is a stream of r->out (chunked). */
@@ -240,7 +260,8 @@ web_stream_start(struct wreq *r, enum wr_stream kind, const char *ctype)
 	r->ctype = ctype;
 	r->ready = true;
 	if (kind != STREAM_NONE && !r->listed) {
-		TAILQ_INSERT_TAIL(&r->web->streams, r, entry);
+		TAILQ_INSERT_TAIL(kind == STREAM_ROUTE ? &r->web->rstreams :
+		    &r->web->streams, r, entry);
 		r->listed = true;
 	}
 }
@@ -249,10 +270,7 @@ void
 web_stream_append(struct wreq *r, const char *p, size_t n)
 {
 	buf_append(&r->out, p, n);
-	if (r->reader_waits) {
-		r->reader_waits = false;
-		resume(r);
-	}
+	web_stream_wake(r);
 }
 
 /* ---------------------------------------------------------- connections */
@@ -384,7 +402,8 @@ wreq_free(struct wreq *r)
 
 	if (r->listed) {
 		if (r->stream != STREAM_NONE)
-			TAILQ_REMOVE(&w->streams, r, entry);
+			TAILQ_REMOVE(r->stream == STREAM_ROUTE ? &w->rstreams :
+			    &w->streams, r, entry);
 		else {
 			TAILQ_REMOVE(&w->parked, r, entry);
 			w->nparked--;
@@ -394,6 +413,8 @@ wreq_free(struct wreq *r)
 		if (r->stream == STREAM_SUB)
 			w->nsub_streams--;
 	}
+	if (r->log != NULL)
+		sse_stream_gone(r);
 	ev_io_stop(w->srv->loop, &r->watch);
 	ev_timer_stop(w->srv->loop, &r->timer);
 	if (r->ask != NULL)
@@ -1017,16 +1038,10 @@ on_finished(void *ctx, struct job *j, struct worker *ran_on)
 	metrics_job_finished(w, j);
 	rest_job_finished(w, j);
 	route_job_finished(w, j);
-	if (w->nevents_streams > 0) {
-		json_t *o = json_pack("{s:o, s:s, s:s, s:s?}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name, "state", job_state_name(j->state),
-		    "worker", j->worker_name);
-		if (job_started(j) > 0)
-			json_object_set_new(o, "runtime",
-			    json_real(job_finished(j) - job_started(j)));
-		sse_event(w, "finished", o, true, j->state != JOB_DONE);
-	}
+	if (w->nevents_streams > 0)
+		sse_job_event(w, "finished", j, job_state_name(j->state),
+		    j->worker_name, job_started(j) > 0 ?
+		    job_finished(j) - job_started(j) : -1);
 }
 
 static void
@@ -1038,9 +1053,7 @@ on_submitted(void *ctx, struct job *j)
 		return;
 
 	if (w->nevents_streams > 0)
-		sse_event(w, "submitted", json_pack("{s:o, s:s}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name), true, false);
+		sse_job_event(w, "submitted", j, NULL, NULL, -1);
 }
 
 static void
@@ -1052,10 +1065,16 @@ on_dispatched(void *ctx, struct job *j, struct worker *wk)
 		return;
 
 	if (w->nevents_streams > 0)
-		sse_event(w, "started", json_pack("{s:o, s:s, s:s}",
-		    "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL),
-		    "type", j->type->name, "worker", wk != NULL ? worker_name(wk) :
-		    j->worker_name), true, false);
+		sse_job_event(w, "started", j, NULL, wk != NULL ? worker_name(wk) :
+		    j->worker_name, -1);
+}
+
+static void
+on_requeued(void *ctx, struct job *j)
+{
+	if (((struct web *)ctx)->d == NULL)
+		return;
+	route_job_requeued(ctx, j);
 }
 
 static void
@@ -1178,6 +1197,7 @@ web_start(struct server *srv)
 	w->srv = srv;
 	TAILQ_INIT(&w->parked);
 	TAILQ_INIT(&w->streams);
+	TAILQ_INIT(&w->rstreams);
 	TAILQ_INIT(&w->unauthed);
 	if (gethostname(w->hostname, sizeof w->hostname) < 0)
 		w->hostname[0] = '\0';
@@ -1235,6 +1255,7 @@ web_start(struct server *srv)
 			.ctx = w,
 			.job_submitted = on_submitted,
 			.job_dispatched = on_dispatched,
+			.job_requeued = on_requeued,
 			.job_partial = on_partial,
 			.job_finished = on_finished,
 			.type_added = on_type_added,
@@ -1272,8 +1293,11 @@ web_stop(struct server *srv)
 		return;
 	TAILQ_FOREACH_SAFE(r, &w->streams, entry, next) {
 		r->abort = true;
-		r->reader_waits = false;
-		resume(r);
+		web_stream_wake(r);
+	}
+	TAILQ_FOREACH_SAFE(r, &w->rstreams, entry, next) {
+		r->abort = true;
+		web_stream_wake(r);
 	}
 	TAILQ_FOREACH_SAFE(r, &w->parked, entry, next) {
 		r->gone = true;
@@ -1286,6 +1310,7 @@ web_stop(struct server *srv)
 	ev_timer_stop(srv->loop, &w->tick);
 	ev_prepare_stop(srv->loop, &w->prep);
 	MHD_stop_daemon(w->d);
+	sse_free(w);
 	web_tls_free();
 	metrics_free(w);
 	for (i = 0; i < w->nroutes; i++) {

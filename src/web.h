@@ -27,7 +27,9 @@
 	    (var) = (tvar))
 #endif
 
-/* Bytes one SSE stream may have unread before it misses events. */
+/* Bytes of events an SSE stream may have unread before it misses the
+ * oldest (besides the one it is being sent): the newest events of its
+ * log, held once for every stream (web_sse.c). */
 #define WEB_STREAM_MAX (256u * 1024)
 /* Seconds between keep-alive comments on idle streams (at most). */
 #define WEB_PING_MAX 15.0
@@ -36,6 +38,9 @@
 
 /* bhead: a buffer's live bytes, "" when it never held any. */
 static inline const char *bhead(const struct buf *b) { return b->data != NULL ? buf_head(b) : ""; }
+
+struct wreq;
+TAILQ_HEAD(wreq_list, wreq);
 
 enum wr_wait {
 	WAIT_NONE,
@@ -72,6 +77,37 @@ struct wconn {
 };
 TAILQ_HEAD(wconn_list, wconn);
 
+/*
+ * SSE: each event is encoded once into a refcounted sse_ev and appended
+ * to its log (the /events log, or a channel's); a stream is a cursor in
+ * its log.  The log keeps its newest events, WEB_STREAM_MAX bytes of them
+ * (the oldest of which may pass it), whatever its streams have read: a
+ * stream behind the log's first event has missed the ones between.
+ */
+enum { SSE_OTHER, SSE_FAILURE, SSE_JOB };   /* classes of events */
+
+struct sse_ev {
+	unsigned   refs;
+	uint8_t    cls;        /* SSE_*: which /events streams want it */
+	uint64_t   before[3];  /* events of each class before it in its log */
+	uint64_t   at;         /* bytes of events before it in its log */
+	size_t     len;
+	char       data[];     /* the whole event, "id: ..\nevent: ..\ndata: ..\n\n" */
+};
+
+struct sse_log {
+	UT_hash_handle     hh;        /* a channel's, in web->chlogs */
+	char              *chan;      /* NULL: the /events log */
+	struct sse_ev    **ring;
+	size_t             cap, head, n;
+	uint64_t           first;     /* the seq of ring[head] */
+	uint64_t           count[3];  /* events of each class so far */
+	size_t             bytes;     /* of the events held */
+	uint64_t           total;     /* of every event so far */
+	unsigned           nstreams;
+	struct wreq_list   waiting;   /* streams whose reader sleeps */
+};
+
 struct wreq {
 	struct web             *web;
 	struct MHD_Connection  *conn;
@@ -103,13 +139,18 @@ struct wreq {
 	uint64_t                missed;     /* events not delivered since the last */
 	char                   *chan;       /* STREAM_SUB */
 	int                     jobs;       /* STREAM_EVENTS: 0 none, 1 failures, 2 all */
+	struct sse_log         *log;        /* SSE: its log, and its cursor there */
+	uint64_t                cur;        /* the seq of its next event */
+	uint64_t                ccnt[3];    /* events of each class before cur */
+	struct sse_ev          *ev;         /* being sent (a reference) */
+	size_t                  evoff;
+	TAILQ_ENTRY(wreq)       wentry;     /* on log->waiting */
 	ev_io                   watch;      /* parked: notices the client going */
 	ev_timer                timer;      /* routes: --http-timeout */
-	TAILQ_ENTRY(wreq)       entry;      /* web->parked or web->streams */
+	TAILQ_ENTRY(wreq)       entry;      /* web->parked, streams or rstreams */
 	bool                    listed;
 	struct web_ask         *ask;        /* WAIT_LOOKUP: its pending lookup */
 };
-TAILQ_HEAD(wreq_list, wreq);
 
 struct web_route {
 	char   *prefix;
@@ -139,7 +180,8 @@ struct web {
 	bool               kick;        /* a connection was resumed: MHD_run */
 	bool               running;     /* inside MHD_run */
 	struct wreq_list   parked;
-	struct wreq_list   streams;
+	struct wreq_list   streams;     /* SSE: /sub and /events */
+	struct wreq_list   rstreams;    /* streamed route answers */
 	struct web_route  *routes;
 	size_t             nroutes;
 	double             route_timeout;
@@ -148,6 +190,8 @@ struct web {
 	unsigned           nsub_streams;
 	unsigned           nparked;     /* on parked */
 	uint64_t           next_event;  /* SSE ids of /events */
+	struct sse_log     evlog;       /* /events */
+	struct sse_log    *chlogs;      /* channels with /sub streams, by name */
 	double             last_ping;
 	size_t             sse_delivered;  /* by the last chan_publish */
 	struct web_hist   *hists;
@@ -181,6 +225,7 @@ void web_unpark(struct wreq *);
 void web_wake(struct wreq *);
 void web_stream_start(struct wreq *, enum wr_stream, const char *ctype);
 void web_stream_append(struct wreq *, const char *, size_t);
+void web_stream_wake(struct wreq *);
 const char *web_arg(struct wreq *, const char *name);
 char *web_idjson(const char *key);
 
@@ -194,6 +239,14 @@ void sse_init(struct web *);
 void sse_event(struct web *, const char *name, json_t *data, bool job_event,
     bool failure);
 void sse_tick(struct web *);
+void sse_job_event(struct web *, const char *name, struct job *,
+    const char *state, const char *worker, double runtime);
+size_t sse_read(struct wreq *, char *out, size_t max);
+void sse_wait(struct wreq *);
+void sse_unwait(struct wreq *);
+void sse_stream_gone(struct wreq *);
+void sse_free(struct web *);
+void sse_stats(struct web *, json_t *);
 
 /* web_metrics.c */
 void metrics_serve(struct wreq *);
@@ -207,6 +260,7 @@ const struct web_route *route_find(struct web *, const char *path);
 void route_start(struct wreq *, const struct web_route *);
 void route_job_partial(struct web *, struct job *, const char *, size_t);
 void route_job_finished(struct web *, struct job *);
+void route_job_requeued(struct web *, struct job *);
 
 /* web_tls.c */
 int web_tls_options(const struct options *, struct MHD_OptionItem *opts,

@@ -266,6 +266,7 @@ web_stats(struct web *w)
 	    "refused_plain", (json_int_t)w->refused_plain,
 	    "refused_client_cert", (json_int_t)w->refused_client_cert,
 	    "https", web_tls_on()));
+	sse_stats(w, o);
 	return o;
 }
 

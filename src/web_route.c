@@ -12,7 +12,9 @@
  * final answer's body, if any, is the last chunk.
  *
  * No worker takes the job within --http-timeout: 503, and the job is
- * cancelled.  A failed job: 502; timed out (its own timeout): 504; an
+ * cancelled.  The same holds when the worker that took it is lost and
+ * the job is queued again: no other takes it within --http-timeout of
+ * that, 503.  A failed job: 502; timed out (its own timeout): 504; an
  * answer of the wrong shape: 502 with the reason.  A client that goes
  * cancels its job: nobody else would read the answer.
  */
@@ -123,6 +125,8 @@ add_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value
 	return MHD_YES;
 }
 
+static struct wreq *route_req(struct web *, struct job *, bool streaming);
+
 static void
 route_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -130,10 +134,17 @@ route_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct job *j = r->job;
 	struct broker *b = &r->web->srv->broker;
 
-	(void)loop;
 	(void)revents;
-	if (j == NULL || job_started(j) > 0 || JOB_FINISHED(j))
-		return;  /* a worker has it: it may take its time */
+	if (j == NULL || JOB_FINISHED(j))
+		return;
+	if (j->state == JOB_RUNNING) {
+		/* A worker has it: it may take its time.  Look again later: a
+		 * worker that is lost puts the job back in its queue, where
+		 * the timeout holds again (route_job_requeued restarts it). */
+		ev_timer_set(t, r->web->route_timeout, 0.);
+		ev_timer_start(loop, t);
+		return;
+	}
 	r->web->route_timeouts++;
 	web_error(r, 503, "timeout", job_idjson(j), "no worker of type %s took "
 	    "the request within %g s (--http-timeout)", j->type->name,
@@ -142,6 +153,35 @@ route_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	web_wake(r);
 	broker_end(b, j, JOB_CANCELLED);
 	job_unref(b, j);
+}
+
+/*
+ * route_job_requeued: j's worker was lost and j is queued again: the
+ * request waits for another worker as it waited for the first, for
+ * --http-timeout from now.  A streamed answer that had begun ends as an
+ * error instead.
+ */
+void
+route_job_requeued(struct web *w, struct job *j)
+{
+	struct wreq *r;
+
+	if (w->nroutes == 0)
+		return;
+	if ((r = route_req(w, j, true)) != NULL) {
+		/* Its answer had begun: another worker would begin it again
+		 * inside the first.  End it as an error; the job is cancelled
+		 * when the request goes (not here: the broker is requeueing
+		 * it). */
+		r->abort = true;
+		web_stream_append(r, "", 0);
+		return;
+	}
+	if ((r = route_req(w, j, false)) == NULL || w->route_timeout <= 0)
+		return;
+	ev_timer_stop(w->srv->loop, &r->timer);
+	ev_timer_set(&r->timer, w->route_timeout, 0.);
+	ev_timer_start(w->srv->loop, &r->timer);
 }
 
 void
@@ -294,8 +334,8 @@ route_req(struct web *w, struct job *j, bool streaming)
 	struct wreq *r;
 
 	if (streaming) {
-		TAILQ_FOREACH(r, &w->streams, entry)
-			if (r->stream == STREAM_ROUTE && r->job == j)
+		TAILQ_FOREACH(r, &w->rstreams, entry)
+			if (r->job == j)
 				return r;
 	} else {
 		TAILQ_FOREACH(r, &w->parked, entry)
@@ -309,14 +349,16 @@ route_req(struct web *w, struct job *j, bool streaming)
 void
 route_job_partial(struct web *w, struct job *j, const char *body, size_t len)
 {
-	struct wreq *r = route_req(w, j, true);
+	struct wreq *r;
 	struct buf chunk = { 0 };
 	json_t *headers;
 	const char *ctype;
 	unsigned status;
 	char why[160];
 
-	if (r == NULL && (r = route_req(w, j, false)) == NULL)
+	if (w->nroutes == 0)
+		return;
+	if ((r = route_req(w, j, true)) == NULL && (r = route_req(w, j, false)) == NULL)
 		return;
 	if (!answer_parse(body, len, true, &status, &headers, &chunk, &ctype, why,
 	    sizeof why)) {
@@ -371,6 +413,8 @@ route_job_finished(struct web *w, struct job *j)
 	unsigned status;
 	char why[160];
 
+	if (w->nroutes == 0)
+		return;   /* no request waits for a job */
 	if ((r = route_req(w, j, true)) != NULL) {
 		if (j->state == JOB_DONE && answer_parse(result_text(j), result_len(j),
 		    true, &status, &headers, &body, &ctype, why, sizeof why) &&

@@ -97,3 +97,51 @@ peer() {
 	[[ "$output" == *' 502' ]]
 	other_clients_ok
 }
+
+# held_past SECONDS FILE: SECONDS have passed since FILE was written.
+held_past() {
+	[ $(( $(date +%s) - $(stat -c %Y "$2") )) -gt "$1" ]
+}
+
+# route_killed WHEN: a routed request whose job's one worker is killed
+# (kill -9) WHEN is "at once" or "late" (after --http-timeout has passed
+# while it held the job); no other worker: the client gets 503 timeout.
+route_killed() {
+	local d=$BATS_TEST_TMPDIR/$1 wpid cpid
+	mkdir -p "$d"
+	# A worker that takes the job and never answers.
+	printf '%s\n' '{"type":"join","job_type":"r"}' >"$d/join"
+	"$JOBCTL" raw --worker -t 600000 <"$d/join" >"$d/frames" &
+	wpid=$!
+	BG_PIDS+=("$wpid")
+	wait_until 20 stat_is .types.r.workers 1
+	curl -s --max-time 30 -o "$d/body" -w '%{http_code}' "$H/r/$1" >"$d/code" &
+	cpid=$!
+	BG_PIDS+=("$cpid")
+	wait_until 20 grep -q '"job"' "$d/frames"
+	if [ "$1" = late ]; then
+		# The time is the thing under test: the timer has fired once
+		# while the worker held the job.
+		wait_until 20 held_past 4 "$d/frames"
+		[ "$(daemon_stat .types.r.running)" = 1 ]
+	fi
+	kill -9 "$wpid"
+	wait_until 20 stat_is '.types.r.workers // 0' 0
+	# The client has its answer well before curl's own 30 s.
+	wait "$cpid"
+	[ "$(cat "$d/code")" = 503 ]
+	grep -q '"error":"timeout"' "$d/body"
+}
+
+@test "the worker holding a routed request's job is killed and no other comes: --http-timeout still answers 503" {
+	start_web --http-route /r=r --http-timeout 3
+	route_killed now
+	route_killed late
+	[ "$(daemon_stat '.types.r | [.queued,.running,.cancelled]')" = '[0,0,2]' ]
+	[ "$(http_stat .http.route_timeouts)" = 2 ]
+	# A new worker answers the next request.
+	bg "$JOBCTL" work r -- jq -c '[200, {}, "again"]'
+	wait_until 20 stat_is .types.r.workers 1
+	[ "$(hcurl "$H/r/y")" = again ]
+	other_clients_ok
+}

@@ -14,6 +14,11 @@
 #                     plain): their ratio is the web face's own TLS, the
 #                     worker's legs equal (target: <= 1.5); and the plain
 #                     daemon's.  Two rounds, plain first in each.
+#   idle /events      the throughput shape (loadgen M=4 K=64 W=8 S=100,
+#                     TCP) with no stream, then with 1,000 /events streams
+#                     that read nothing: jobs/s both, and their ratio
+#                     (target >= 0.8); needs out/loadgen (make -C
+#                     tests/bench), else the row says skip
 #
 #   tests/bench/web.sh                 # small (BENCH_SCALE=0.1)
 #   BENCH_SCALE=1 tests/bench/web.sh   # the issue's sizes (10,000 messages)
@@ -96,6 +101,43 @@ start
 SSE=$(run sse "$HP" "$MP" 1000 "$(n 10000)")
 stop
 
+# The idle /events row: loadgen against a daemon with 0, then 1,000
+# streams that read nothing (tests/helpers/web_peer.py idlesse).
+LOADGEN=$HERE/out/loadgen
+[ -x "$LOADGEN" ] || make -C "$HERE" out/loadgen >/dev/null 2>&1
+IDLE0=skip IDLE1=skip IDLERATIO=
+if [ -x "$LOADGEN" ]; then
+	ulimit -n 8192 2>/dev/null
+	tp() {
+		timeout 600 "$LOADGEN" -M 4 -K 64 -W 8 -S 100 -N "$(n 200000)" \
+			--master-port "$MP" --worker-port "$WP" --timeout 300 |
+			sed -n 's/^RESULT .*jobs_per_sec=\([0-9]*\).*/\1/p'
+	}
+	start
+	IDLE0=$(tp)
+	stop
+	start
+	mkdir -p "$WORK/idle"
+	python3 "$ROOT/tests/helpers/web_peer.py" idlesse "$HP" /events 1000 "$WORK/idle" &
+	PEER=$!
+	for _ in $(seq 1200); do
+		[ -e "$WORK/idle/ready" ] && break
+		kill -0 "$PEER" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ -e "$WORK/idle/ready" ]; then
+		IDLE1=$(tp)
+	else
+		echo "idle /events: the streams did not open" >&2
+		STATUS=1
+	fi
+	touch "$WORK/idle/go"
+	wait "$PEER"
+	stop
+	[ -n "$IDLE0" ] && [ -n "$IDLE1" ] && [ "$IDLE1" != skip ] &&
+		IDLERATIO=$(awk -v a="$IDLE1" -v b="$IDLE0" 'BEGIN { printf "%.2f", a / b }')
+fi
+
 get() { sed -n "s/.*$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
 echo
@@ -112,4 +154,5 @@ done
 echo "| https p50 (TLS on every port, round 1) / plain daemon's http p50 | $(ratio "$(get "${RTS[1]}" http_p50_us)" "$(get "$RT" http_p50_us)") |"
 echo "| --http-route req/s (8 workers, 64 clients) | $(get "$ROUTE" route_rps) |"
 echo "| SSE fan-out msgs/s delivered (1000 subscribers) | $(get "$SSE" sse_msgs_per_s) (missed $(get "$SSE" missed)) |"
+echo "| throughput jobs/s, no stream / 1000 idle /events streams (target ratio >= 0.8) | $IDLE0 / $IDLE1${IDLERATIO:+ ($IDLERATIO)} |"
 exit "$STATUS"

@@ -14,6 +14,11 @@
       head, writes DIR/ready, then reads nothing until DIR/go exists; then
       reads until a data line holds LAST and writes to DIR/result:
       "<data events> <missed total>".
+  idlesse HTTPPORT PATH N DIR
+      N SSE clients of PATH that read their response heads, write N to
+      DIR/ready, then read nothing (a small receive buffer each) until
+      DIR/go exists, or 600 s; then close.  Heads that do not come within
+      60 s: exit 1.
 """
 import json
 import os
@@ -124,6 +129,35 @@ def slowsse(port, path, d, last):
         f.write("%d %d\n" % (data, missed))
 
 
+def idlesse(port, path, n, d):
+    socks = []
+    for i in range(int(n)):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", int(port)))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n"
+                   "Accept: text/event-stream\r\n\r\n" % (path, port)).encode())
+        socks.append(s)
+    end = time.time() + 60
+    for s in socks:
+        s.settimeout(max(0.1, end - time.time()))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            got = s.recv(1)
+            if not got:
+                sys.exit(1)
+            buf += got
+    with open(os.path.join(d, "ready.tmp"), "w") as f:
+        f.write("%d\n" % len(socks))
+    os.rename(os.path.join(d, "ready.tmp"), os.path.join(d, "ready"))
+    end = time.time() + 600
+    while not os.path.exists(os.path.join(d, "go")) and time.time() < end:
+        time.sleep(0.05)
+    for s in socks:
+        s.close()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    {"answer": answer, "stream": stream, "slowsse": slowsse}[mode](*sys.argv[2:])
+    {"answer": answer, "stream": stream, "slowsse": slowsse,
+     "idlesse": idlesse}[mode](*sys.argv[2:])
