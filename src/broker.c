@@ -1801,7 +1801,7 @@ broker_shutdown(struct broker *b)
 /* ------------------------------------------------------- the backend */
 
 /*
- * Cluster mode (issue 11): see jobfs.h.  The broker sends intents through
+ * Cluster mode: see jobfs.h.  The broker sends intents through
  * b->be and the backend answers with these verdicts, which go through the
  * same paths (job_start, job_finish, job_forget) as one daemon's, so the
  * faces see the same events.
@@ -1831,7 +1831,7 @@ shared_unrun(struct broker *b, struct job *j)
 }
 
 /* broker_idle_each: t's workers with free slots, longest idle first; a
- * paused type has none, and a limited one (issue 13: per daemon in
+ * paused type has none, and a limited one (per daemon in
  * cluster mode) only as many slots as its limit leaves. */
 void
 broker_idle_each(struct broker *b, struct jtype *t, broker_idle_cb *cb, void *ctx)
@@ -2113,7 +2113,7 @@ broker_be_forget(struct broker *b, struct job *j)
 /* ------------------------------------------------------ the job lifecycle */
 
 /*
- * The job lifecycle (issue 13): failure reports and retries with backoff,
+ * The job lifecycle: failure reports and retries with backoff,
  * the dead set, delays, paused and limited types, dependencies.  All of it
  * is opt-in: a job that uses none of it has no life (j->life NULL) and
  * goes exactly as before, except that a job that ends failed is kept in

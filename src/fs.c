@@ -45,7 +45,7 @@ static const struct fixed_name root_names[] = {
 static const struct fixed_name type_names[] = {
 	{ "queue", NK_TYPE_QUEUE }, { "workers", NK_TYPE_WORKERS },
 	{ "stats", NK_TYPE_STATS },
-	/* the job lifecycle (issue 13); "paused" only while T is */
+	/* the job lifecycle; "paused" only while T is */
 	{ "dead", NK_TYPE_DEAD }, { "delayed", NK_TYPE_DELAYED },
 	{ "kick", NK_TYPE_KICK }, { "limit", NK_TYPE_LIMIT },
 	{ "submit", NK_TYPE_SUBMIT }, { "retries", NK_TYPE_RETRIES },
@@ -308,7 +308,7 @@ fs_unlink_err(struct fs *fs, fuse_ino_t parent, const char *name)
 
 	switch (node_kind_of(fs, parent, &po)) {
 	case NK_TYPE_DIR:
-		/* rm types/T/paused resumes T (issue 13) */
+		/* rm types/T/paused resumes T */
 		if (strcmp(name, "paused") != 0)
 			return -EPERM;
 		if (!owner_alive(fs, po) || !type_paused(fs, po))
@@ -350,7 +350,7 @@ fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
 	struct jtype *t;
 
 	if (node_kind_of(fs, parent, &po) == NK_TYPE_DIR) {
-		/* touch types/T/paused pauses T (issue 13) */
+		/* touch types/T/paused pauses T */
 		if (strcmp(name, "paused") != 0)
 			return -EACCES;
 		if (!owner_alive(fs, po))
@@ -1021,7 +1021,7 @@ on_type_removed(void *ctx, struct jtype *t)
 		notify_entry(srv->fs, NK_TYPES, o->nodes[0]->ino, t->name);
 }
 
-/* on_type_changed: resumed (issue 13): types/T/paused goes, even from
+/* on_type_changed: resumed: types/T/paused goes, even from
  * the kernel's cache of entries. */
 static void
 on_type_changed(void *ctx, struct jtype *t)

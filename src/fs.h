@@ -38,7 +38,7 @@ enum node_kind {
 	NK_JOB_TYPE,
 	NK_JOB_INFO,
 	NK_CHAN,              /* channels/C: owner is a channel name */
-	/* the job lifecycle (issue 13): more files of types/T */
+	/* the job lifecycle: more files of types/T */
 	NK_TYPE_DEAD,         /* dead job ids, oldest first */
 	NK_TYPE_DELAYED,      /* delayed job ids, in due order */
 	NK_TYPE_KICK,         /* write ids: kick those dead jobs */
@@ -179,7 +179,7 @@ struct fs {
 	STAILQ_HEAD(, inval) invals;
 	bool                quit, done;
 
-	/* cluster mode (issue 11): lookups and rmdirs of jobs/ID waiting for
+	/* cluster mode: lookups and rmdirs of jobs/ID waiting for
 	 * Redis (another daemon's job) */
 	TAILQ_HEAD(, fs_asking) asking;
 };

@@ -1,5 +1,5 @@
 /*
- * fs_cluster.c — the tree on every host (cluster mode, issue 11).
+ * fs_cluster.c — the tree on every host (cluster mode).
  *
  * With --redis, a host's tree shows the whole cluster, not only what this
  * daemon holds: jobs/ID of a job submitted and run elsewhere (its lookup

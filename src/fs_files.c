@@ -124,7 +124,7 @@ text_type_stats(const struct jtype *t, struct buf *b)
 	    (unsigned long long)ts.workers, (unsigned long long)ts.submitted,
 	    (unsigned long long)ts.requeued);
 	buf_append_str(b, line);
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	snprintf(line, sizeof line,
 	    "dead %llu\ndelayed %llu\nwaiting %llu\nretried %llu\nkicked %llu\n"
 	    "paused %d\nlimit %u\n",
@@ -255,7 +255,7 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
 	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
 	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	case NK_TYPE_DEAD:    broker_dead_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
 	case NK_TYPE_DELAYED: broker_delayed_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
 	case NK_TYPE_LIMIT:   text_num(&h->data, t->limit, -1); break;
@@ -565,7 +565,7 @@ fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 /* ----------------------------------------------------------- line sinks */
 
-/* ------------------------------------------- the job lifecycle (issue 13) */
+/* ------------------------------------------- the job lifecycle */
 
 /* kick_line: one line written to types/T/kick: a dead job's id as listed
  * in types/T/dead (its file name: percent-encoded where need be), or as

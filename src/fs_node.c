@@ -252,7 +252,7 @@ node_mode(const struct fs *fs, enum node_kind k)
 		return S_IFDIR | (g ? 0770 : 0755);
 	case NK_TYPE_QUEUE:
 	case NK_CHAN:
-	case NK_TYPE_SUBMIT:    /* the job lifecycle (issue 13): written */
+	case NK_TYPE_SUBMIT:    /* the job lifecycle: written */
 	case NK_TYPE_KICK:
 	case NK_TYPE_PAUSED:
 	case NK_TYPE_LIMIT:

@@ -225,7 +225,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "subscribe", "[-n COUNT] CHANNEL ...", cmd_subscribe },
 	{ "raw", "[--worker] [-n COUNT] [-t MS] [--unframed] [--dribble]",
 	    cmd_raw },
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	{ "kick", "ID | --type TYPE", cmd_kick },
 	{ "pause", "TYPE", cmd_pause },
 	{ "resume", "TYPE", cmd_pause },

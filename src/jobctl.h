@@ -123,7 +123,7 @@ void	ctl_tls_free(struct ctl *);
 int	cmd_submit(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_status(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_cancel(struct ctl *, const struct cmd_entry *, int, char **);
-/* the job lifecycle (issue 13) */
+/* the job lifecycle */
 int	cmd_kick(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_pause(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_configure(struct ctl *, const struct cmd_entry *, int, char **);

@@ -88,7 +88,7 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	const char *id = NULL, *target = NULL;
 	long long priority = 0, timeout = 0;
 	bool detach = false, has_priority = false;
-	/* the job lifecycle (issue 13): ranges are the daemon's to check */
+	/* the job lifecycle: ranges are the daemon's to check */
 	long long life[4];
 	static const char *const life_keys[4] = { "retries", "backoff", "delay", "at" };
 	bool has_life[4] = { false };
@@ -772,7 +772,7 @@ cmd_raw(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	return rc;
 }
 
-/* ------------------------------------------- the job lifecycle (issue 13) */
+/* ------------------------------------------- the job lifecycle */
 
 /* cmd_kick: ID (one dead job) or --type TYPE (all of its dead jobs). */
 int

@@ -1,6 +1,6 @@
 /*
- * jobctl_tls.c — what jobctl needs to reach a daemon that is exposed
- * (issue 12): TLS with OpenSSL (--tls, --ca, --cert, --key) and the token
+ * jobctl_tls.c — what jobctl needs to reach a daemon that is exposed:
+ * TLS with OpenSSL (--tls, --ca, --cert, --key) and the token
  * (JOBFS_TOKEN, --token-file) sent as the first frame.
  *
  * Both happen right after connecting, on the still blocking socket and

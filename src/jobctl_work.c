@@ -50,7 +50,7 @@ struct work_conn {
 	long long	 capacity;	/* 0: not asked for */
 	bool		 cancel;	/* joined with "cancel":true */
 	bool		 fail;		/* --fail: a failing command is a "fail"
-					   report (issue 13), not a response */
+					   report, not a response */
 	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;

@@ -70,7 +70,7 @@ double now_wall(void);
 /* ------------------------------------------------------------------ blob.c */
 
 /*
- * Bodies stored once (issue 9 part 3): a refcounted byte string, written to
+ * Bodies stored once: a refcounted byte string, written to
  * sockets from where it lies.  Holds large bodies (job_body_blob) and every
  * result (j->result).  Its bytes follow it (blob_new), or lie in a buffer
  * it took over (blob_adopt: a large frame's input buffer, so that a body
@@ -146,7 +146,7 @@ enum msg_key {
 	MK_TYPE, MK_ACTION, MK_JOB_TYPE, MK_ID, MK_BODY, MK_PRIORITY, MK_TIMEOUT,
 	MK_DETACH, MK_STREAM, MK_NOTIFY, MK_WORKER, MK_CAPACITY, MK_HEARTBEAT,
 	MK_CANCEL, MK_CHANNEL, MK_TOKEN,
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	MK_RETRIES, MK_BACKOFF, MK_DELAY, MK_AT, MK_AFTER, MK_LIMIT,
 	MK_COUNT
 };
@@ -403,7 +403,7 @@ struct jtype {
 	bool           pinned;        /* made by mkdir: lives while the daemon does */
 	uint64_t       nqueued, nrunning, nworkers;
 	uint64_t       ndone, nfailed, ncancelled, ntimeout, nsubmitted, nrequeued;
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	bool           paused;        /* dispatches nothing; still takes jobs */
 	uint32_t       limit;         /* jobs running at once; 0: no limit */
 	int32_t        retries;       /* default of jobs without "retries" */
@@ -428,7 +428,7 @@ struct submit_req {
 	bool          detach, stream, notify;
 	struct master *master;        /* NULL: none (the tree) */
 	const char   *owner;          /* --auth: the submitter's name; NULL: none */
-	/* the job lifecycle (issue 13): all opt-in */
+	/* the job lifecycle: all opt-in */
 	bool          retries_set;    /* false: the type's default retries */
 	int64_t       retries;
 	int64_t       backoff_ms;     /* 0: the type's, else LIFE_BACKOFF_MS */
@@ -469,7 +469,7 @@ struct broker_stats {
 	uint64_t dropped;             /* finished jobs whose body and result
 	                                 went for --keep-bytes */
 	uint64_t refused_full;        /* submissions refused: BERR_FULL */
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	uint64_t retried, dead, delayed, waiting, kicked, fails;
 };
 
@@ -516,14 +516,14 @@ struct broker_listener {
 	void (*worker_joined)(void *ctx, struct worker *, struct jtype *);
 	void (*worker_left)(void *ctx, struct worker *, struct jtype *);
 	void (*durable)(void *ctx, uint64_t mark);
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	void (*job_changed)(void *ctx, struct job *);   /* its life changed:
 	                                   delayed, retried, waiting, due, kicked */
 	void (*type_changed)(void *ctx, struct jtype *); /* paused, limit, defaults */
 	void (*job_abandoned)(void *ctx, struct job *, struct worker *);  /* its
 	                                   attempt on that worker timed out and is
 	                                   retried elsewhere: a cancel, if it takes them */
-	/* cluster mode (issue 11) */
+	/* cluster mode */
 	void (*job_accepted)(void *ctx, struct job *, int berr);  /* the backend's
 	                                   answer to a BERR_PENDING submission: 0, or
 	                                   BERR_ID_EXISTS / BERR_UNAVAILABLE (then the
@@ -607,7 +607,7 @@ struct broker {
 	char               store_reason[128];
 	bool               store_down;   /* broker_store_failed: nothing waits
 	                                    for the store until it takes writes */
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	struct delay_heap {
 		struct job **items;
 		size_t       len, cap;
@@ -622,7 +622,7 @@ struct broker {
 	size_t             npaused;      /* paused types */
 	TAILQ_HEAD(, fail_log) fail_logs; /* types with failures counted, not logged */
 	ev_timer           fail_log_timer; /* the end of their windows */
-	/* cluster mode (issue 11) */
+	/* cluster mode */
 	struct broker_backend {
 		void *ctx;
 		void (*submit)(void *, struct job *);
@@ -716,7 +716,7 @@ void  job_unref(struct broker *, struct job *);
 struct type_stats {
 	uint64_t queued, running, workers;
 	uint64_t done, failed, cancelled, timeout, submitted, requeued;
-	uint64_t dead, delayed, waiting, retried, kicked;   /* issue 13 */
+	uint64_t dead, delayed, waiting, retried, kicked;
 };
 typedef bool broker_type_cb(void *ctx, struct jtype *);
 typedef bool broker_job_cb(void *ctx, struct job *);
@@ -737,7 +737,7 @@ const char *job_target(const struct job *);
 const struct buf *job_partials(const struct job *);
 
 /*
- * The job lifecycle (issue 13; broker.c's "lifecycle" section, delay.c).
+ * The job lifecycle (broker.c's "lifecycle" section, delay.c).
  * A job's life (struct job_life) exists only for jobs that use it: a
  * retry, a delay, a dependency, a fail report, the dead set.  Its state
  * stays JOB_QUEUED while it waits (life->wait says for what) and is
@@ -800,7 +800,7 @@ void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void
 json_t *broker_type_settings(const struct jtype *);
 
 /*
- * Cluster mode (issue 11; broker.c's "backend" section, store_redis.c).
+ * Cluster mode (broker.c's "backend" section, store_redis.c).
  * With a backend set, queues live in the backend, not in local heaps: the
  * broker keeps its policy (slots, stale keys, events, retention of local
  * copies) and sends intents to the backend (be.*), which answers with the
@@ -892,7 +892,7 @@ char  *id_decode(const char *name);             /* NULL: not an encoded id */
 /* ------------------------------------------------------------------ auth.c */
 
 /*
- * Issue 12, who may do what: the token file of --auth (auth.c), roles,
+ * Who may do what: the token file of --auth (auth.c), roles,
  * and what a face asks.  auth_check() is the hook for every face (the TCP
  * ports, the web face): a token's name and roles, compared in constant
  * time.  admin may do what master and worker may, and see every job.
@@ -1041,7 +1041,7 @@ struct conn {
 	struct sub      *subs;
 	uint64_t         missed;       /* messages dropped: output backlog */
 
-	/* who it is (issue 12: --auth, limits, TLS) */
+	/* who it is (--auth, limits, TLS) */
 	char             addr[48];     /* peer address without port */
 	bool             authed;       /* --auth: a token (or certificate) was accepted */
 	unsigned         auth_roles;   /* AUTH_* of its token */
@@ -1100,7 +1100,7 @@ void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);
 void proto_send_ending(struct conn *master, struct job *, struct blob *result);
 void proto_worker_gone(struct conn *);
-/* issue 12: a connection's authentication */
+/* a connection's authentication */
 void proto_conn_new(struct conn *);
 void proto_conn_closed(struct conn *);
 void proto_unauth_shed(struct server *);
@@ -1176,7 +1176,7 @@ struct options {
 	                                    may take to arrive */
 	size_t      http_max_unauth; /* HTTP connections not yet authenticated */
 	bool        http_plain;     /* --http-plain: no TLS on the web face */
-	/* issue 12: who may do what */
+	/* who may do what */
 	const char *auth_file;      /* --auth: the token file; NULL: no tokens */
 	bool        insecure;       /* --insecure: serve non-loopback peers without --auth */
 	size_t      max_conns_per_addr; /* 0: the default (loopback peers not counted) */
@@ -1190,7 +1190,7 @@ struct options {
 	gid_t       group_gid;
 	double      dead_keep;      /* --dead-keep seconds */
 	size_t      dead_max;       /* --dead-max */
-	/* issue 11: cluster mode */
+	/* cluster mode */
 	const char *redis_url;      /* --redis: NULL: queues in this daemon */
 	const char *redis_prefix;   /* --redis-prefix, default "jobfs" */
 	int         redis_lease_ms; /* --redis-lease */
@@ -1246,7 +1246,6 @@ struct server {
 	struct store     *store;          /* the journal (store_journal.c); NULL: none */
 	struct web       *web;            /* the web face (web.c); NULL: none */
 	struct rstore    *redis;          /* cluster mode (store_redis.c); NULL: none */
-	/* issue 12 */
 	ev_signal         sighup;         /* reload the token file and certificates */
 	size_t            nunauthed;      /* connections not yet authenticated */
 	TAILQ_HEAD(, conn) unauthed;      /* those, oldest first */
@@ -1265,7 +1264,7 @@ json_t *server_stats(struct server *, const char *type, size_t max_types);
 
 /* ------------------------------------------------------------------- web.c */
 
-/* The web face (issue 10): HTTP on libmicrohttpd, in this loop. */
+/* The web face: HTTP on libmicrohttpd, in this loop. */
 struct web;
 int      web_start(struct server *);  /* after server_start; 0 or an exit status */
 void     web_stop(struct server *);   /* before the broker shuts down */

@@ -89,7 +89,7 @@ accept_out_of_fds(struct server *srv, ev_io *w, int err)
 }
 
 /*
- * accept_allowed: who may connect (issue 12), judged before the connection
+ * accept_allowed: who may connect, judged before the connection
  * costs anything.  Protected mode: without --auth (and without --insecure
  * or --tls-ca, whose client certificates vouch for the peer) only
  * loopback peers are served; the others get one error frame saying how to
@@ -356,7 +356,7 @@ type_stats(const struct jtype *t)
 	    "cancelled", (json_int_t)s.cancelled, "timeout", (json_int_t)s.timeout,
 	    "workers", (json_int_t)s.workers, "submitted", (json_int_t)s.submitted,
 	    "requeued", (json_int_t)s.requeued);
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
 	    "dead", (json_int_t)s.dead, "delayed", (json_int_t)s.delayed,
 	    "waiting", (json_int_t)s.waiting, "retried", (json_int_t)s.retried,
@@ -440,7 +440,7 @@ server_stats(struct server *srv, const char *type, size_t max_types)
 	if (srv->tls != NULL)
 		json_object_set_new(o, "tls_handshake_timeouts",
 		    json_integer((json_int_t)srv->tls_handshake_timeouts));
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "retried", (json_int_t)s->retried, "dead", (json_int_t)srv->broker.ndead,
 	    "delayed", (json_int_t)s->delayed, "waiting", (json_int_t)s->waiting,

@@ -58,7 +58,7 @@ struct msg_def {
 static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
     h_status, h_stats, h_cancel, h_subscribe, h_unsubscribe, h_publish, h_wait,
     h_auth;
-/* the job lifecycle (issue 13) */
+/* the job lifecycle */
 static msg_handler h_fail, h_kick, h_pause, h_resume, h_configure;
 
 #define JOB_OPTIONS \
@@ -111,7 +111,7 @@ static const struct msg_def msg_table[] = {
 	  { { MK_CHANNEL, F_STRING, true }, END } },
 	{ "publish", ROLE_MASTER | ROLE_WORKER, DIALECT_UNSET, h_publish,
 	  { { MK_CHANNEL, F_STRING, true }, { MK_BODY, F_ANY, true }, END } },
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	{ "fail", ROLE_WORKER, DIALECT_UNSET, h_fail,
 	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
 	{ "kick", ROLE_MASTER, DIALECT_SEED, h_kick,
@@ -490,7 +490,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.target = field(ctx, MK_WORKER) != NULL ? target : NULL;
 	req.master = c->master;
 	req.owner = auth_enabled() ? c->auth_name : NULL;
-	/* the job lifecycle (issue 13): ranges are the broker's to check */
+	/* the job lifecycle: ranges are the broker's to check */
 	req.retries_set = field(ctx, MK_RETRIES) != NULL;
 	req.retries = field_int(ctx, MK_RETRIES);
 	req.backoff_ms = field(ctx, MK_BACKOFF) != NULL && field_int(ctx, MK_BACKOFF) == 0 ?
@@ -690,7 +690,7 @@ do_cancel(struct conn *c, const char *idjson, struct job *j)
 	job_unref(&c->srv->broker, j);
 }
 
-/* ------------------------------------------- the job lifecycle (issue 13) */
+/* ------------------------------------------- the job lifecycle */
 
 /* send_type_settings: the reply to pause, resume and configure. */
 static void
@@ -1236,7 +1236,7 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 	broker_partial(&c->srv->broker, j, body, len);
 }
 
-/* h_fail: the job failed (issue 13); body is the error.  Retried or dead
+/* h_fail: the job failed; body is the error.  Retried or dead
  * as the broker decides; the slot is free at once. */
 static void
 h_fail(struct conn *c, const struct msg_ctx *ctx)
@@ -1404,7 +1404,7 @@ proto_send_ending(struct conn *m, struct job *j, struct blob *result)
 	size_t start;
 
 	if (j->state != JOB_DONE && j->life != NULL) {
-		/* the job lifecycle (issue 13): why, and its last error */
+		/* the job lifecycle: why, and its last error */
 		json_t *o = json_pack("{s:s,s:s,s:o}", "error", ending_code(j->state),
 		    "reason", job_end_reason(j), "id",
 		    json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
@@ -1546,7 +1546,7 @@ on_forgotten(void *ctx, struct job *j)
 		waiting_free(w);
 }
 
-/* on_abandoned: an attempt timed out and is retried elsewhere (issue 13):
+/* on_abandoned: an attempt timed out and is retried elsewhere:
  * its worker gets a cancel if it takes them. */
 static void
 on_abandoned(void *ctx, struct job *j, struct worker *w)

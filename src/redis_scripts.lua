@@ -1,6 +1,6 @@
 #!lua name=jobfs_1
 --
--- jobfs_1: the Redis 7 function library behind `jobfs --redis` (issue 11).
+-- jobfs_1: the Redis 7 function library behind `jobfs --redis`.
 --
 -- The exact interface (names, arguments, replies, events, keys) is
 -- /work/notes/redis_api.md; why it is shaped so is design11.md.  Every

@@ -22,7 +22,7 @@
  *   SNAP_END    u64 records (how many between it and its SNAP_BEGIN)
  *   SNAP_ABORT  nothing
  *
- * The job lifecycle (issue 13) added TYPE and, at the end of JOB after
+ * The job lifecycle added TYPE and, at the end of JOB after
  * the owner, one more string, life (the job's retries, delay, attempts,
  * dependencies as job_life_json's text), present when flags has
  * SJ_F_LIFE, written only when the job has a life: a journal written
@@ -1170,7 +1170,7 @@ on_forgotten(void *ctx, struct job *j)
 	s->live_bytes = s->live_bytes > n ? s->live_bytes - n : 0;
 }
 
-/* on_changed: a job's life changed: its whole state again (issue 13). */
+/* on_changed: a job's life changed: its whole state again. */
 static void
 on_changed(void *ctx, struct job *j)
 {

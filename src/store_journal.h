@@ -61,7 +61,7 @@ struct sj_rec {
 	uint64_t      records;      /* SNAP_END: records since SNAP_BEGIN */
 	struct sj_str owner;        /* JOB: the submitter's token name (--auth);
 	                               absent in records written before it */
-	/* the job lifecycle (issue 13) */
+	/* the job lifecycle */
 	struct sj_str life;         /* JOB: job_life_json's text, or absent */
 	uint8_t       paused;       /* TYPE (key: the type's name) */
 	uint32_t      limit;        /* TYPE */
@@ -75,7 +75,7 @@ struct sj_rec {
 #define SJ_F_IDKEY  0x8   /* an integer id: its JSON text is its key */
 #define SJ_F_OWNER  0x10  /* on the wire only: the owner string ends the
                              record (records before owners lack both) */
-#define SJ_F_LIFE   0x20  /* on the wire only: the job's life (issue 13)
+#define SJ_F_LIFE   0x20  /* on the wire only: the job's life
                              follows the owner */
 #define SJ_F_DROPPED 0x40 /* finished, its body, result and partials no
                              longer kept (--keep-bytes): all three empty */

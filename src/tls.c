@@ -1,5 +1,5 @@
 /*
- * tls.c — TLS under struct conn (issue 12): --tls-cert and --tls-key serve
+ * tls.c — TLS under struct conn: --tls-cert and --tls-key serve
  * both TCP ports over TLS with OpenSSL, on the daemon's one loop, never
  * blocking; --tls-ca asks every client for a certificate signed by those
  * CAs and refuses the handshake without one, and with --auth a verified

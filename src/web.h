@@ -1,5 +1,5 @@
 /*
- * web.h — the web face (issue 10): HTTP on libmicrohttpd, driven by the
+ * web.h — the web face: HTTP on libmicrohttpd, driven by the
  * daemon's one libev loop.  Private to src/web*.c; the rest of the daemon
  * sees only web_start / web_stop in jobfs.h.
  *

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_limits.bats — issue 12: limits a stranger could otherwise use to
+# auth_limits.bats — limits a stranger could otherwise use to
 # exhaust the daemon: connections per peer address, unauthenticated
 # connections at once, their time to authenticate, and frames before auth.
 # Each test checks that other clients' jobs still complete meanwhile.

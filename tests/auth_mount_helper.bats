@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_mount_helper.bats — issue 12: mount.jobfs passes auth=, insecure,
+# auth_mount_helper.bats — mount.jobfs passes auth=, insecure,
 # the limits, tls_*= and group= through to jobfs as flags (a bare "group",
 # fstab's, is still ignored); and the tree beside --auth.
 

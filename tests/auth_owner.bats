@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_owner.bats — issue 12: a job belongs to the name that submitted it
+# auth_owner.bats — a job belongs to the name that submitted it
 # (status, wait and cancel of another name's job get unknown_id unless
 # admin; the owner is journalled), and a response may only answer a job
 # that the responding connection holds.

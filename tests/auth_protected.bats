@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_protected.bats — issue 12: protected mode.  Without --auth only
+# auth_protected.bats — protected mode.  Without --auth only
 # loopback peers are served; a peer from elsewhere (here a network
 # namespace joined to this one by a veth pair that the test makes) gets
 # one error frame saying how to open the daemon up, and is closed.

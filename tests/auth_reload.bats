@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_reload.bats — issue 12: SIGHUP reloads the token file; connections
+# auth_reload.bats — SIGHUP reloads the token file; connections
 # whose name is still there with the same roles stay, the others go; a
 # file that cannot be loaded keeps the old tokens.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_tokens.bats — issue 12: --auth FILE, the auth frame in both
+# auth_tokens.bats — --auth FILE, the auth frame in both
 # dialects, auth_required and auth_failed, the token file's mode, roles,
 # and jobctl's JOBFS_TOKEN and --token-file.
 
@@ -119,7 +119,7 @@ load 'helpers/auth'
 }
 
 @test "constant-time comparison: auth_check hashes the token and compares with every entry through CRYPTO_memcmp" {
-	# By reading (issue 12 asks for it): no strcmp/memcmp on tokens, no early exit.
+	# By reading: no strcmp/memcmp on tokens, no early exit.
 	src=$BATS_TEST_DIRNAME/../src/auth.c
 	body=$(sed -n '/^auth_check(/,/^}/p' "$src")
 	grep -q 'CRYPTO_memcmp' <<<"$body"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# auth_tree.bats — issue 12: the tree's modes say who may do what, and the
+# auth_tree.bats — the tree's modes say who may do what, and the
 # kernel enforces them (the mount always has default_permissions).  Users
 # made here with useradd: one in the --group, one not.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# backpressure.bats — peers that write before they read (issue 8, item 1).
+# backpressure.bats — peers that write before they read.
 #
 # The daemon never stops reading a connection because its output is
 # backlogged: a worker past the soft limit just gets no new job, a master's

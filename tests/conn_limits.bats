@@ -1,6 +1,5 @@
 #!/usr/bin/env bats
-# conn_limits.bats — limits on connections and their input (issue 8, items
-# 4, 9 and 12): the fd limit, --max-conns, --max-input, --frame-timeout,
+# conn_limits.bats — limits on connections and their input: the fd limit, --max-conns, --max-input, --frame-timeout,
 # and heartbeat liveness counted in whole frames.
 
 load 'helpers/daemon'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# durable.bats — jobfs --data DIR keeps its jobs across kill -9 (issue 9):
+# durable.bats — jobfs --data DIR keeps its jobs across kill -9:
 # queued jobs in priority then submission order, running jobs queued again
 # counting a loss, finished jobs with their results, tree submissions, ids
 # kept; one daemon per DIR; every --sync mode; journal figures in stats.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # durable_crash.bats — the journal against kill -9 under load and against
-# damage (issue 9): every acknowledged job survives exactly once; a torn
+# damage: every acknowledged job survives exactly once; a torn
 # tail is cut at the last whole record; damage elsewhere stops the start
 # (exit status 6, naming the segment and the offset) until --repair.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# durable_disk.bats — the journal's disk (issue 9): a full disk refuses
+# durable_disk.bats — the journal's disk: a full disk refuses
 # submissions with "unavailable" and tree writes with ENOSPC, loses nothing
 # acknowledged and recovers by itself; compaction keeps the directory within
 # about twice the live jobs plus two segments, however many jobs pass.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# durable_notify.bats — systemd readiness (issue 9): jobfs sends READY=1 to
+# durable_notify.bats — systemd readiness: jobfs sends READY=1 to
 # $NOTIFY_SOCKET once its journal is replayed (and its tree mounted).
 
 load 'helpers/daemon'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # error_utf8.bats — an error frame whose reason is too long is cut at a
-# UTF-8 character boundary, never sent empty (issue 8, item 7).
+# UTF-8 character boundary, never sent empty.
 
 load 'helpers/daemon'
 load 'helpers/frames'

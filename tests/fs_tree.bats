@@ -54,7 +54,7 @@ teardown() {
 	start_daemon_mounted
 	mkdir "$MNT/types/echo"
 	[ "$(ls "$MNT/types")" = echo ]
-	# (and the files of the job lifecycle, issue 13: life_tree.bats)
+	# (and the files of the job lifecycle: life_tree.bats)
 	[ "$(ls "$MNT/types/echo" | tr '\n' ' ')" = "dead delayed kick limit queue retries stats submit workers " ]
 	grep -qx 'queued 0' "$MNT/types/echo/stats"
 	grep -qx 'workers 0' "$MNT/types/echo/stats"

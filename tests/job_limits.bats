@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# job_limits.bats — --max-jobs and --max-memory bound the unfinished jobs
-# (issue 8, item 9): past them a submission gets the error "full" (ENOSPC
+# job_limits.bats — --max-jobs and --max-memory bound the unfinished jobs:
+# past them a submission gets the error "full" (ENOSPC
 # in the tree), nothing else is disturbed, and submissions work again once
 # jobs finish.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # job_losses.bats — "requeues" and "losses" in status and info say what
-# they count (issue 8, item 15): a job failed at its 4th loss was requeued
+# they count: a job failed at its 4th loss was requeued
 # 3 times.
 
 load 'helpers/daemon'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# large_body.bats — bodies stored once (issue 9 part 3): a 4 MiB body,
+# large_body.bats — bodies stored once: a 4 MiB body,
 # submitted over TCP or written to the tree, reaches its worker and the
 # journal byte for byte (it is written to the socket from the job's blob,
 # among the plain bytes of the frame), survives kill -9 of the daemon, and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_after.bats — dependencies (issue 13): "after":[ID,...] makes a job
+# life_after.bats — dependencies: "after":[ID,...] makes a job
 # wait until every job named is done; if one fails, is cancelled or times
 # out, the job is cancelled with a reason naming it.  Self-dependencies
 # and unknown ids are refused at submission (so no cycle can form).

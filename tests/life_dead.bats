@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_dead.bats — the dead set (issue 13): a job that ends failed after its
+# life_dead.bats — the dead set: a job that ends failed after its
 # attempts is kept in its type's dead set (--dead-keep, --dead-max) with
 # every attempt, and a kick queues it again with fresh attempts.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_delay.bats — delays (issue 13): "delay":MS and "at":EPOCH_MS queue
+# life_delay.bats — delays: "delay":MS and "at":EPOCH_MS queue
 # a job only then; status says delayed meanwhile; all delayed jobs share
 # one timer (a heap by due time), so many cost no more than one.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_fail.bats — failure reports and retries with backoff (issue 13):
+# life_fail.bats — failure reports and retries with backoff:
 # a worker's {"type":"fail","body":ERR} fails the job with ERR, or retries
 # it after an exponential backoff while it has "retries" left; a lost
 # worker is a failed attempt of a job with retries; info lists every

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_jobctl.bats — the job lifecycle from jobctl (issue 13): work --fail
+# life_jobctl.bats — the job lifecycle from jobctl: work --fail
 # reports a failing command as a failure (so retries and the dead set
 # apply); submit --retries/--backoff/--delay/--at/--after; kick, pause,
 # resume, configure.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# life_limit.bats — a type's concurrency limit across all its workers
-# (issue 13): {"type":"configure","job_type":T,"limit":N}.
+# life_limit.bats — a type's concurrency limit across all its workers:
+# {"type":"configure","job_type":T,"limit":N}.
 
 load 'helpers/daemon'
 load 'helpers/frames'

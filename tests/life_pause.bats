@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_pause.bats — pausing a type (issue 13): a paused type takes jobs and
+# life_pause.bats — pausing a type: a paused type takes jobs and
 # dispatches none, its running jobs finish; resumed, its workers take the
 # queue at once.  Over TCP here; the tree's types/T/paused in life_tree.bats.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# life_restart.bats — every lifecycle state survives kill -9 with --data
-# (issue 13): a retry in its backoff, a delayed job, a paused type and its
+# life_restart.bats — every lifecycle state survives kill -9 with --data:
+# a retry in its backoff, a delayed job, a paused type and its
 # limit and default retries, a dependency chain, a dead job and its
 # attempts.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_seed_only.bats — the job lifecycle is opt-in (issue 13, SPEC 1.3): a
+# life_seed_only.bats — the job lifecycle is opt-in (SPEC 1.3): a
 # seed master and a seed worker on a type that others pause, limit, give
 # default retries, fill with delayed, waiting and dead jobs, and whose jobs
 # an extension worker fails, see only seed frames.

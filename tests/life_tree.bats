@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# life_tree.bats — the job lifecycle in the tree (issue 13): types/T/submit
+# life_tree.bats — the job lifecycle in the tree: types/T/submit
 # takes one JSON envelope per line with every option (and reads back ids
 # on a read-write handle); types/T/dead, kick, delayed, paused, limit and
 # retries; jobs/ID/status says delayed and waiting.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # mount_helper_data.bats — mount.jobfs turns data=, sync= and repair into
-# jobfs's --data, --sync and --repair (issue 9), so fstab lines can use them.
+# jobfs's --data, --sync and --repair, so fstab lines can use them.
 
 load 'helpers/daemon'
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # names_utf8.bats — ids and type names are file names and C strings: they
-# must be UTF-8 without NUL (issue 8, item 13), whether they come in a JSON
+# must be UTF-8 without NUL, whether they come in a JSON
 # string or as a file name made in the tree.
 
 load 'helpers/daemon'

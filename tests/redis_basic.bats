@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_basic.bats — cluster mode (issue 11): several daemons on one real
+# redis_basic.bats — cluster mode: several daemons on one real
 # redis-server serve one set of queues.  Masters on one daemon, workers on
 # others (both dialects); each job to exactly one worker; priority then
 # submission order across the cluster; ids unique across it; the tree on

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_channels.bats — cluster mode (issue 11): channels go through Redis
+# redis_channels.bats — cluster mode: channels go through Redis
 # pub/sub, so a message published on any daemon (TCP or tree) reaches
 # subscribers and tree readers on all of them; while Redis is away a
 # publish is refused.

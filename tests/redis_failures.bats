@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_failures.bats — cluster mode (issue 11) when things go wrong: Redis
+# redis_failures.bats — cluster mode when things go wrong: Redis
 # killed and restarted under load (with its AOF), a wrong password, a key
 # of the wrong type planted by hand, bad frames.  Each ends with a fresh
 # job across daemons.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_jobs.bats — cluster mode (issue 11): what SPEC 1 gives one job, with
+# redis_jobs.bats — cluster mode: what SPEC 1 gives one job, with
 # its master and its worker on different daemons: stream partials, notify,
 # cancel, timeout, detach, a master's disconnect, a worker that vanishes,
 # targeted jobs.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_leases.bats — cluster mode (issue 11): a daemon that dies (kill -9)
+# redis_leases.bats — cluster mode: a daemon that dies (kill -9)
 # holds leases on the jobs its workers run; once its lease expires another
 # daemon queues them again, counting a loss, and they run elsewhere exactly
 # once; its masters' queued jobs are cancelled as on a disconnect.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# redis_tree.bats — cluster mode (issue 11): the tree on every host shows
+# redis_tree.bats — cluster mode: the tree on every host shows
 # the whole cluster: a job submitted in one tree is listed, read and
 # waited for in another; rmdir in one tree removes a job running on
 # another daemon's worker; workers (with their daemon), queues and counters

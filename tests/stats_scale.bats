@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# stats_scale.bats — "stats" does not grow with the number of job types
-# (issue 8, item 10): at most 100 types in a reply, a count of them all and
+# stats_scale.bats — "stats" does not grow with the number of job types:
+# at most 100 types in a reply, a count of them all and
 # a flag when some were left out; one type on request; the tree's stats
 # file has no per-type lines.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # timeout_zero.bats — "timeout":0 means no timeout, and the refusal of a
-# negative one says so (issue 8, item 19: code, message and man page agree).
+# negative one says so (code, message and man page agree).
 
 load 'helpers/daemon'
 load 'helpers/frames'

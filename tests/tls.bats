@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tls.bats — issue 12: both TCP ports over TLS (--tls-cert, --tls-key),
+# tls.bats — both TCP ports over TLS (--tls-cert, --tls-key),
 # client certificates (--tls-ca) standing for token names, a plain client
 # on a TLS port and a TLS client on a plain port (a clear error, no
 # crash), and certificates reloaded on SIGHUP.  Stalled handshakes are

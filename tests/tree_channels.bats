@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # tree_channels.bats — channels made in the tree live until rm channels/C
-# (or exit); one with subscribers cannot be removed (issue 8, item 9).
+# (or exit); one with subscribers cannot be removed.
 
 load 'helpers/daemon'
 load 'helpers/frames'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tree_listing.bats — listings of the tree (issue 8, items 6 and 8): every
+# tree_listing.bats — listings of the tree: every
 # listing prints an id exactly as its file name under jobs/, control
 # characters percent-encoded, so that a line is always one job; and jobs/
 # is read with a cursor, not a copy of the whole listing per open handle.

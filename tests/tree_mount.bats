@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tree_mount.bats — the mount's life (issue 8, item 5): a tree left by a
+# tree_mount.bats — the mount's life: a tree left by a
 # daemon killed with SIGKILL is detached by the next daemon on the same
 # mountpoint (SPEC 3), even though stat() of it still succeeds from the
 # kernel's cache; readers blocked when the daemon died get ECONNABORTED.

@@ -2,8 +2,7 @@
 # tree_write.bats — what is written to a queue or a channel in the tree
 # reaches workers and subscribers exactly as the same JSON sent over TCP
 # would (one JSON path: the daemon's own scanner, never re-encoded), and a
-# long line written in small pieces costs linear time (issue 8, items 11
-# and 14).
+# long line written in small pieces costs linear time.
 
 load 'helpers/daemon'
 load 'helpers/frames'

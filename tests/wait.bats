@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# wait.bats — {"type":"wait","id":ID} and its action twin (issue 9): any
+# wait.bats — {"type":"wait","id":ID} and its action twin: any
 # master gets a job's ending frame, exactly as its submitter does, when the
 # job ends or at once if it has; unknown_id if there is no such job.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_auth.bats — the web face and issue 12's rules: with --auth the
+# web_auth.bats — the web face and the rules of --auth: with --auth the
 # daemon's own paths need an admin token (Bearer, or Basic with the token
 # as password, so that a browser can log in), --http-route paths stay
 # open; without --auth a peer beyond loopback is refused (protected mode)

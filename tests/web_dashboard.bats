@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_dashboard.bats — the dashboard at GET / in a real browser (issue 10):
+# web_dashboard.bats — the dashboard at GET / in a real browser:
 # headless Chromium, driven through the DevTools protocol by
 # helpers/cdp.py, loads the page while a worker runs jobs; the figures in
 # the rendered DOM match the daemon's stats, the throughput chart moves,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_limits.bats — the web face's limits (issue 10): bodies over
+# web_limits.bats — the web face's limits: bodies over
 # --max-frame, heads over the header limit, malformed requests,
 # --http-max-conn, --http-idle, and clients that vanish mid-request or
 # while they wait.  After each, other clients' jobs still complete.

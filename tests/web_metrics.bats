@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_metrics.bats — GET /metrics (issue 10): the Prometheus text format,
+# web_metrics.bats — GET /metrics: the Prometheus text format,
 # daemon counters, per-type gauges and counters, a run-time histogram, the
 # process's figures; every family with HELP and TYPE, names by
 # Prometheus's conventions, as promtool(1) checks them.
@@ -78,7 +78,7 @@ need_promtool() {
 	[ "$(metric 'jobfs_job_run_seconds_bucket{type="m",le="+Inf"}')" = 3 ]
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_job_run_seconds histogram$'
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_type_queued gauge$'
-	# The job lifecycle's counters and gauges (issue 13).
+	# The job lifecycle's counters and gauges.
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_retried_total counter$'
 	hcurl "$H/metrics" | grep -q '^# TYPE jobfs_delayed gauge$'
 	[ "$(metric jobfs_http_requests_total)" -ge 8 ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_rest.bats — the REST mirror of the tree (issue 10): submit, info,
+# web_rest.bats — the REST mirror of the tree: submit, info,
 # response (long-poll and ?wait=0), cancel, types and stats, and the
 # errors, each as JSON with the TCP protocol's codes.
 

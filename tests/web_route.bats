@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_route.bats — Tempest's HTTP front (issue 10): --http-route
+# web_route.bats — Tempest's HTTP front: --http-route
 # PREFIX=TYPE turns requests into jobs, and a worker's answer, in any
 # language (jobctl work, a raw TCP worker), into the response; partial
 # results stream as chunks.

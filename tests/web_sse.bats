@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# web_sse.bats — EventSource (issue 10): GET /sub/C streams channel C,
+# web_sse.bats — EventSource: GET /sub/C streams channel C,
 # POST /pub/C publishes, GET /events streams the broker's events; a slow
 # reader misses events, with a count, rather than growing the daemon; an
 # event is held once for every stream, and one larger than a stream's

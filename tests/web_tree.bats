@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # web_tree.bats — the web face and the tree are two views of the same jobs
-# and channels (issue 10): what HTTP submits the tree shows, what the tree
+# and channels: what HTTP submits the tree shows, what the tree
 # submits HTTP serves, and a tree channel streams to /sub/C.
 
 load 'helpers/daemon'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# worker_slots.bats — a worker's slots after a job ends under it (issue 8,
-# items 2 and 3).  A worker that did not ask for cancels still owes the
+# worker_slots.bats — a worker's slots after a job ends under it.  A
+# worker that did not ask for cancels still owes the
 # answer to a job that ended while it ran: its slot stays taken until that
 # answer comes, the answer is matched to the ended job and never to another
 # one, and a job of the same id is not given to that worker meanwhile.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""delayed.py — the delayed-jobs row of issue 13 (make bench runs it after run.sh).
+"""delayed.py — the delayed-jobs row (make bench runs it after run.sh).
 
   delayed.py JOBFS [N_DUE] [N_WAIT]
 

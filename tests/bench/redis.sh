@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster mode's benchmark rows (issue 11): jobfs on Redis beside the
+# Cluster mode's benchmark rows: jobfs on Redis beside the
 # embedded daemon, in the same run, with the same load generator as
 # run.sh (out/loadgen), each measurement on a fresh redis-server of its own
 # (a free loopback port, its directory under this run's temporary one):

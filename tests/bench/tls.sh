@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tls.sh — jobfs over TLS beside plain TCP (issue 12), same run, same
+# tls.sh — jobfs over TLS beside plain TCP, same run, same
 # client (tlsbench.c): throughput (4 masters x 64 in flight, 4 workers)
 # and latency (1 job in flight).  Alternates plain and TLS, REPS times,
 # a fresh daemon each run, and prints the medians and the ratios.

@@ -1,6 +1,6 @@
 /*
- * tlsbench.c — throughput and latency of jobfs over TLS beside plain TCP
- * (issue 12), with the same client code for both: only the transport
+ * tlsbench.c — throughput and latency of jobfs over TLS beside plain TCP,
+ * with the same client code for both: only the transport
  * differs.
  *
  *   tlsbench [--tls CA] [--token T] MASTER_PORT WORKER_PORT SHAPE N

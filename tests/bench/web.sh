@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The web face's benchmark rows (issue 10), beside the TCP latency shape:
+# The web face's benchmark rows, beside the TCP latency shape:
 #
 #   http round trip   one client, one worker: keep-alive POST /types/T/jobs
 #                     then GET /jobs/ID/response, p50 and p99, and the same
@@ -21,7 +21,7 @@
 #                     tests/bench), else the row says skip
 #
 #   tests/bench/web.sh                 # small (BENCH_SCALE=0.1)
-#   BENCH_SCALE=1 tests/bench/web.sh   # the issue's sizes (10,000 messages)
+#   BENCH_SCALE=1 tests/bench/web.sh   # full sizes (10,000 messages)
 #
 # Environment: BENCH_SCALE (default 0.1 here), JOBFS (default build/jobfs).
 # Prints a table; exits non-zero if a run failed verification.

@@ -1,4 +1,4 @@
-# auth.bash — tokens for the --auth tests (issue 12).
+# auth.bash — tokens for the --auth tests.
 #
 # load 'helpers/daemon'; load 'helpers/frames'; load 'helpers/ext';
 # load 'helpers/auth'

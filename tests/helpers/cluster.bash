@@ -1,4 +1,4 @@
-# cluster.bash — several jobfs daemons on one test Redis (issue 11).
+# cluster.bash — several jobfs daemons on one test Redis.
 #
 # load 'helpers/daemon'
 # load 'helpers/redis'

@@ -1,4 +1,4 @@
-# redis.bash — a private redis-server for one test (issue 11).
+# redis.bash — a private redis-server for one test.
 #
 # load 'helpers/daemon'   (random_port, wait_until; loaded here if missing)
 # load 'helpers/redis'

@@ -1,5 +1,5 @@
 /*
- * test_blob_out.c — bodies stored once (issue 9 part 3): a blob's
+ * test_blob_out.c — bodies stored once: a blob's
  * reference count, and a connection's output queue holding blobs between
  * plain bytes (conn_out_blob), written with writev through partial writes,
  * counted by the output limits, and cut at a frame's end by a drop.

@@ -1,5 +1,5 @@
 /*
- * test_broker_store.c — the broker's seam for a store (issue 9): listeners
+ * test_broker_store.c — the broker's seam for a store: listeners
  * in registration order with the store's first, the durability gate on the
  * TCP face (an acknowledgement waits for broker_store_durable), refusal
  * with "unavailable" while the store cannot write, and broker_restore.

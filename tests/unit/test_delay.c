@@ -1,5 +1,5 @@
 /*
- * test_delay.c — the due-time heap of delayed jobs (delay.c, issue 13):
+ * test_delay.c — the due-time heap of delayed jobs (delay.c):
  * random due times (many equal) come out soonest first, equal ones in
  * submission order; removals from the middle keep the heap and every
  * job's index true.

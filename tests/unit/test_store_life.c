@@ -1,5 +1,5 @@
 /*
- * test_store_life.c — the journal records of the job lifecycle (issue 13):
+ * test_store_life.c — the journal records of the job lifecycle:
  * a JOB record without a life is byte for byte what jobfs wrote before
  * (old journals read as they were), one with a life carries it, a TYPE
  * record round-trips, and replay keeps a type's last settings and a job's
