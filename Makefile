@@ -25,8 +25,10 @@ MNT     ?= $(shell if [ "$$(id -u)" = 0 ]; then echo /mnt/jobs; \
 		elif [ -n "$$XDG_RUNTIME_DIR" ] && [ -d "$$XDG_RUNTIME_DIR" ]; then \
 		echo "$$XDG_RUNTIME_DIR/jobs"; else echo $(CURDIR)/$(B)/mnt; fi)
 UNITDIR ?= /etc/systemd/system
-# make run keeps jobs here: /var/lib/jobfs as root, else under the build tree.
-DATA    ?= $(shell [ "$$(id -u)" = 0 ] && echo /var/lib/jobfs || echo $(CURDIR)/$(B)/data)
+# make run keeps jobs here, in the build tree even as root: /var/lib/jobfs
+# belongs to the package's jobfs user (debian/), which a root-owned journal
+# left there by make run would lock out.
+DATA    ?= $(CURDIR)/$(B)/data
 B       ?= build
 # make run serves HTTP (REST, SSE, metrics, the dashboard) on this port.
 HTTP    ?= 9997
