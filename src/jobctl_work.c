@@ -711,6 +711,7 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	};
 	struct work_conn w = { 0 };
 	const char *name = NULL;
+	char why[300];
 	long long heartbeat = 0, retry_for = -1;
 	bool cancel = false;
 	int c, rc, dash, nopts;
@@ -791,16 +792,20 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	ev_signal_init(&w.sigint, worker_signal_cb, SIGINT);
 	ev_signal_init(&w.sigterm, worker_signal_cb, SIGTERM);
 	w.sigint.data = w.sigterm.data = &w;
-	if ((c = session_open(&w.s, ctl, ctl->worker_port, &w)) < 0) {
+	ctl_warn_capture(why, sizeof why);
+	c = session_open(&w.s, ctl, ctl->worker_port, &w);
+	ctl_warn_capture(NULL, 0);
+	if (c < 0) {
 		/* The daemon may start after us (boot order): wait for it,
 		 * unless the token is wrong or reconnecting is off. */
 		if (retry_for == 0 || c == SESSION_REFUSED) {
+			ctl_warn("%s", why);
 			rc = CTL_LOST;
 			goto out;
 		}
 		session_close(&w.s);
 		w.s.arg = &w;
-		ctl_warn("daemon not reachable; reconnecting");
+		ctl_warn("%s; reconnecting", why);
 		w.lost_at = ev_now(ctl->loop);
 		w.tries = 1;
 		worker_wait(&w);

@@ -203,6 +203,45 @@ restart_cycle() {
 	kill -0 "$WORKER_PID"
 }
 
+@test "a fleet of four workers lives through five restarts; every job ends once with its result" {
+	start_durable
+	RUNS=$BATS_TEST_TMPDIR/runs
+	export RUNS
+	for w in 1 2 3 4; do
+		"$JOBCTL" work --name "w$w" t -- sh -c 'echo "$JOBFS_JOB_ID" >>"$RUNS"; sleep 0.1; cat' \
+			2>"$BATS_TEST_TMPDIR/worker$w.err" &
+		BG_PIDS+=("$!")
+	done
+	wait_until 10 workers_are 4
+	n=0
+	for round in 1 2 3 4 5; do
+		for i in 1 2 3 4 5 6; do
+			n=$((n + 1))
+			submit_detached "$n" "\"r$round-$i\""
+		done
+		# Some of this round's jobs run as the daemon goes.
+		wait_until 10 test -s "$RUNS"
+		if [ $((round % 2)) = 1 ]; then
+			crash_daemon
+		else
+			stop_daemon
+		fi
+		restart_here --data "$DATA"
+		wait_until 15 workers_are 4
+	done
+	n=0
+	for round in 1 2 3 4 5; do
+		for i in 1 2 3 4 5 6; do
+			n=$((n + 1))
+			[ "$(timeout 20 "$JOBCTL" wait "$n")" = "\"r$round-$i\"" ]
+		done
+	done
+	for p in "${BG_PIDS[@]}"; do
+		kill -0 "$p"
+	done
+	[ "$(cat "$BATS_TEST_TMPDIR"/worker?.err | grep -c 'reconnected after')" = 20 ]
+}
+
 @test "a worker whose token is refused exits non-zero at once" {
 	start_auth_daemon
 	run -3 env JOBFS_TOKEN=wrong-token-0123456789abcdef "$JOBCTL" work t -- cat
@@ -226,14 +265,14 @@ restart_cycle() {
 @test "--retry-for gives up after an outage that long; a worker started before its daemon waits for it" {
 	port=$(random_port)
 	JOBFS_WORKER_PORT=$port run -3 "$JOBCTL" work --retry-for 1 t -- cat
-	[[ "$output" == *"daemon not reachable; reconnecting"* ]]
+	[[ "$output" == *"cannot connect: 127.0.0.1 port $port: Connection refused; reconnecting"* ]]
 	[[ "$output" == *"gave up reconnecting after"* ]]
 	# Without --retry-for it waits for the daemon to come.
 	JOBFS_MASTER_PORT=$(random_port)
 	JOBFS_WORKER_PORT=$port
 	export JOBFS_MASTER_PORT JOBFS_WORKER_PORT
 	start_worker t -- cat
-	wait_until 10 worker_log_has 'daemon not reachable; reconnecting'
+	wait_until 10 worker_log_has 'Connection refused; reconnecting'
 	DAEMON_LOG=$BATS_TEST_TMPDIR/daemon.log
 	restart_here --data "$DATA"
 	out=$(timeout 20 "$JOBCTL" submit t '"late start"')
