@@ -208,7 +208,7 @@ sent_index(struct work_conn *w, json_t *id)
 	return -1;
 }
 
-/* wjob_send: send the kept answer of a job of an earlier connection.  Its
+/* wjob_send_late: send the kept answer of a job of an earlier connection.  Its
  * id says which job it is; the daemon takes it only if it has given that
  * job to this connection again (then a job frame with that id crosses it,
  * and worker_frame does not run the job twice), else it answers an error
