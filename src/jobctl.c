@@ -23,12 +23,33 @@
 
 /* ------------------------------------------------------------- helpers */
 
+static char	*warn_sink;	/* ctl_warn_capture: messages go here */
+static size_t	 warn_sinklen;
+
+/* ctl_warn_capture: keep the next messages in buf (the last one wins)
+ * instead of printing them; NULL prints again.  A worker reconnecting
+ * says one line per outage, not one per failed try. */
+void
+ctl_warn_capture(char *buf, size_t len)
+{
+	warn_sink = buf;
+	warn_sinklen = len;
+	if (buf != NULL && len > 0)
+		buf[0] = '\0';
+}
+
 /* ctl_warn: every message of ours starts "jobctl: ", as in jobctl(1). */
 void
 ctl_warn(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (warn_sink != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(warn_sink, warn_sinklen, fmt, ap);
+		va_end(ap);
+		return;
+	}
 	fputs("jobctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -215,7 +236,8 @@ static const struct cmd_entry cmd_table[] = {
 	    "[--detach] [--worker NAME] [--retries N] [--backoff MS] "
 	    "[--delay MS] [--at EPOCH_MS] [--after ID]... TYPE [BODY | -]", cmd_submit },
 	{ "work", "[--capacity N] [--heartbeat MS] [--name NAME] [--cancel] "
-	    "[--fail] TYPE -- COMMAND [ARG ...]", cmd_work },
+	    "[--fail] [--retry-for SECONDS | --no-reconnect] TYPE -- COMMAND "
+	    "[ARG ...]", cmd_work },
 	{ "status", "ID", cmd_status },
 	{ "cancel", "ID", cmd_cancel },
 	{ "wait", "ID", cmd_wait },
@@ -263,8 +285,8 @@ main(int argc, char **argv)
 		{ "key",     required_argument, NULL, O_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct ctl ctl = { "127.0.0.1", 9998, 9999, NULL, NULL, false, NULL, NULL,
-	    NULL, NULL };
+	struct ctl ctl = { "127.0.0.1", 9998, 9999, NULL, NULL, NULL, false, NULL,
+	    NULL, NULL, NULL };
 	const struct cmd_entry *e = NULL;
 	const char *env;
 	char *name;
@@ -294,6 +316,7 @@ main(int argc, char **argv)
 			free(ctl.token);
 			if ((ctl.token = ctl_read_token(optarg)) == NULL)
 				return CTL_USAGE;
+			ctl.token_file = optarg;
 			break;
 		case O_TLS:
 			ctl.tls = true;

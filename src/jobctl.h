@@ -34,6 +34,7 @@ struct ctl {
 	int		 worker_port;
 	struct ev_loop	*loop;
 	char		*token;		/* JOBFS_TOKEN or --token-file; NULL: none */
+	const char	*token_file;	/* --token-file, read again on reconnects */
 	bool		 tls;		/* --tls */
 	const char	*ca, *cert, *key;	/* --ca, --cert, --key */
 	void		*tls_ctx;	/* SSL_CTX, made at the first connection */
@@ -46,6 +47,7 @@ struct cmd_entry {
 };
 
 void	 ctl_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 ctl_warn_capture(char *, size_t);
 int	 ctl_usage(const struct cmd_entry *, bool asked);
 int	 ctl_number(const char *, long long min, long long max, long long *out);
 char	*ctl_text(const json_t *);
@@ -91,6 +93,7 @@ struct session {
 };
 
 int	session_open(struct session *, struct ctl *, int port, void *arg);
+#define SESSION_REFUSED	(-2)	/* session_open: the daemon refused the token */
 void	session_input(struct session *, bool lines,
 	    void (*input)(struct session *, const char *, size_t),
 	    void (*input_end)(struct session *));

@@ -53,7 +53,8 @@ session_free(struct session *s)
 }
 
 /* session_lost: the daemon closed the connection or it broke.  Commands
- * that expect this (raw) decide their status; the rest report it. */
+ * that expect this decide: a status (raw), or CTL_RUNNING to carry on
+ * without it (work reconnects); the rest report it. */
 static void
 session_lost(struct session *s, const char *why)
 {
@@ -68,7 +69,8 @@ session_lost(struct session *s, const char *why)
 		ctl_warn("connection lost: %s", why);
 		rc = CTL_LOST;
 	}
-	session_done(s, rc);
+	if (rc != CTL_RUNNING)
+		session_done(s, rc);
 }
 
 /* session_read_cb: one read, then every whole frame in the buffer; a
@@ -277,6 +279,7 @@ int
 session_open(struct session *s, struct ctl *ctl, int port, void *arg)
 {
 	char err[256] = "no usable address";
+	int rc;
 
 	memset(s, 0, sizeof *s);
 	s->loop = ctl->loop;
@@ -299,8 +302,8 @@ session_open(struct session *s, struct ctl *ctl, int port, void *arg)
 		ctl_warn("%s", err);
 		return -1;
 	}
-	if (ctl->token != NULL && ctl_auth(ctl, s) < 0)
-		return -1;
+	if (ctl->token != NULL && (rc = ctl_auth(ctl, s)) < 0)
+		return rc;
 	if (net_nonblock(s->fd) < 0) {
 		ctl_warn("cannot connect: %s", strerror(errno));
 		return -1;

@@ -203,7 +203,9 @@ write_all(struct session *s, const char *p, size_t n)
 /*
  * ctl_auth: send {"type":"auth","token":T} and read the answer.  A daemon
  * without --auth answers unknown_type: the token is not needed, and the
- * session goes on.  A wrong token ends the command (status CTL_LOST).
+ * session goes on.  A wrong token ends the command (status CTL_LOST):
+ * SESSION_REFUSED, which a reconnecting worker does not retry; -1 for a
+ * connection that broke on the way.
  */
 int
 ctl_auth(struct ctl *ctl, struct session *s)
@@ -257,11 +259,12 @@ ctl_auth(struct ctl *ctl, struct session *s)
 		rc = 0;
 	else if (code != NULL && strcmp(code, "unknown_type") == 0)
 		rc = 0;   /* the daemon does not use --auth */
-	else if (code != NULL)
+	else if (code != NULL) {
+		rc = SESSION_REFUSED;
 		ctl_warn("authentication refused: %s: %s", code,
 		    json_string_value(json_object_get(reply, "reason")) ?
 		    json_string_value(json_object_get(reply, "reason")) : "");
-	else
+	} else
 		ctl_warn("unexpected answer to the token");
 	json_decref(reply);
 	buf_consume(&s->in, FRAME_HEADER + (size_t)len);

@@ -23,6 +23,10 @@
 #define SHRUNK_MAX	65536		/* output kept in a result that was too large */
 #define KILL_GRACE	5.0		/* seconds from SIGTERM to SIGKILL on cancel */
 #define PIPE_GRACE	1.0		/* seconds to wait for a dead command's pipes */
+#define RETRY_FIRST	0.1		/* seconds before the first reconnect */
+#define RETRY_CAP	2.0		/* the longest wait between two tries */
+#define RETRY_STABLE	1.0		/* a connection that lived this long
+					   resets the backoff */
 
 struct work_conn;
 
@@ -41,6 +45,8 @@ struct wjob {
 	bool		 exited;
 	bool		 cancelled;
 	int		 wstatus;
+	unsigned	 gen;		/* the connection it came on (w->gen) */
+	char		*answer;	/* its result frame, kept while offline */
 };
 
 struct work_conn {
@@ -54,6 +60,19 @@ struct work_conn {
 	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;
+
+	/* Reconnecting: after a loss, tries with a growing, jittered wait. */
+	struct ctl	*ctl;
+	json_t		*join;		/* sent again on every connection */
+	double		 retry_for;	/* seconds; < 0: for ever; 0: never */
+	unsigned	 gen;		/* connections made so far */
+	unsigned	 tries;		/* failed tries since the loss */
+	double		 lost_at;	/* when the outage began */
+	double		 up_at;		/* when the connection was made */
+	ev_timer	 retry;
+	char		*drop;		/* why the daemon is dropping us */
+	json_t		*sent;		/* ids of results of an earlier connection,
+					   sent on this one, not yet judged */
 };
 
 static void
@@ -79,6 +98,7 @@ wjob_free(struct wjob *j)
 	buf_free(&j->body);
 	buf_free(&j->out);
 	buf_free(&j->err);
+	free(j->answer);
 	json_decref(j->id);
 	LIST_REMOVE(j, entry);
 	free(j);
@@ -175,8 +195,37 @@ wjob_result(struct wjob *j, size_t max)
 	return r;
 }
 
+/* sent_index: where id is in w->sent, or -1. */
+static int
+sent_index(struct work_conn *w, json_t *id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(w->sent, i, v)
+		if (json_equal(v, id))
+			return (int)i;
+	return -1;
+}
+
+/* wjob_send_late: send the kept answer of a job of an earlier connection.  Its
+ * id says which job it is; the daemon takes it only if it has given that
+ * job to this connection again (then a job frame with that id crosses it,
+ * and worker_frame does not run the job twice), else it answers an error
+ * with that id, which worker_frame logs. */
+static void
+wjob_send_late(struct wjob *j)
+{
+	struct work_conn *w = j->w;
+
+	session_frame(&w->s, j->answer, strlen(j->answer));
+	json_array_append(w->sent, j->id);
+	wjob_free(j);
+}
+
 /* wjob_finish: the command is gone and its pipes are drained: answer,
- * unless the job was cancelled (the daemon wants no answer then). */
+ * unless the job was cancelled (the daemon wants no answer then).  While
+ * the daemon is away, the answer is kept for the next connection. */
 static void
 wjob_finish(struct wjob *j)
 {
@@ -184,15 +233,17 @@ wjob_finish(struct wjob *j)
 	json_t *m;
 	char *text;
 	size_t max = SIZE_MAX;
+	bool late = j->gen != w->gen || w->s.fd < 0;
 
 	bool failed = !WIFEXITED(j->wstatus) || WEXITSTATUS(j->wstatus) != 0;
 
-	while (!j->cancelled && w->s.fd >= 0) {
+	while (!j->cancelled) {
 		m = json_pack("{s:s, s:o}", "type", w->fail && failed ? "fail" : "response",
 		    "body", wjob_result(j, max));
 		/* With cancels or several slots, a response must say which job
-		 * it answers: a late one for a cancelled job is then dropped. */
-		if (w->capacity > 1 || w->cancel)
+		 * it answers: a late one for a cancelled job is then dropped.
+		 * So must one of an earlier connection. */
+		if (w->capacity > 1 || w->cancel || late)
 			json_object_set(m, "id", j->id);
 		text = json_dumps(m, JSON_OUT);
 		json_decref(m);
@@ -203,9 +254,20 @@ wjob_finish(struct wjob *j)
 			max = SHRUNK_MAX;
 			continue;
 		}
-		session_frame(&w->s, text, strlen(text));
-		free(text);
-		break;
+		if (late && json_is_null(j->id)) {
+			free(text);	/* nothing could say which job it answers */
+			break;
+		}
+		if (!late) {
+			session_frame(&w->s, text, strlen(text));
+			free(text);
+			break;
+		}
+		j->answer = text;
+		ev_timer_stop(w->s.loop, &j->timer);
+		if (w->s.fd >= 0)
+			wjob_send_late(j);
+		return;		/* kept until the daemon is back */
 	}
 	wjob_free(j);
 }
@@ -343,6 +405,7 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	char *idtext = ctl_text(id);
 
 	j->w = w;
+	j->gen = w->gen;
 	j->id = json_incref(id);
 	j->wstatus = 127 << 8;
 	LIST_INSERT_HEAD(&w->jobs, j, entry);
@@ -424,12 +487,26 @@ worker_stop(struct work_conn *w)
 	struct wjob *j;
 
 	session_close(&w->s);
+	ev_timer_stop(w->s.loop, &w->retry);
 	while ((j = LIST_FIRST(&w->jobs)) != NULL) {
 		wjob_kill(j, SIGTERM);
 		wjob_free(j);
 	}
 	ev_signal_stop(w->s.loop, &w->sigint);
 	ev_signal_stop(w->s.loop, &w->sigterm);
+}
+
+/* wjob_find: the command of an earlier connection still running job id. */
+static struct wjob *
+wjob_find(struct work_conn *w, json_t *id)
+{
+	struct wjob *j;
+
+	LIST_FOREACH(j, &w->jobs, entry)
+		if (j->gen != w->gen && !j->cancelled && j->answer == NULL &&
+		    json_equal(j->id, id))
+			return j;
+	return NULL;
 }
 
 /* worker_frame: jobs, pings and cancels from the daemon.  Anything else is
@@ -440,24 +517,55 @@ worker_frame(struct session *s, const char *p, size_t len)
 	struct work_conn *w = s->arg;
 	const char *type;
 	json_t *m, *id;
-	int rc = CTL_RUNNING;
+	struct wjob *j;
+	char *idtext;
+	int rc = CTL_RUNNING, i;
 
 	if ((m = ctl_parse(p, len)) == NULL)
 		return CTL_RUNNING;
 	type = json_string_value(json_object_get(m, "type"));
 	id = json_object_get(m, "id");
-	if (json_object_get(m, "error") != NULL) {
-		/* Before any job, an error can only be about the join. */
-		ctl_report(m);
-		if (!w->joined)
-			rc = CTL_FAIL;
+	if (json_object_get(m, "error") != NULL && id != NULL &&
+	    (i = sent_index(w, id)) >= 0) {
+		/* A result of an earlier connection that does not count: the
+		 * job went to another worker, or runs again. */
+		idtext = ctl_text(id);
+		ctl_warn("the result of job %s from before the reconnect was "
+		    "not taken (%s); the daemon runs it again", idtext,
+		    json_string_value(json_object_get(m, "error")) ?
+		    json_string_value(json_object_get(m, "error")) : "error");
+		free(idtext);
+		json_array_remove(w->sent, (size_t)i);
+	} else if (json_object_get(m, "error") != NULL) {
+		/* Before any job, an error can only be about the join; but
+		 * auth_failed is a token reload dropping us (the close
+		 * follows, and the reconnect reads the token file again). */
+		const char *code = json_string_value(json_object_get(m, "error"));
+		const char *reason = json_string_value(json_object_get(m, "reason"));
+
+		if (w->retry_for != 0 && code != NULL &&
+		    strcmp(code, "auth_failed") == 0) {
+			free(w->drop);	/* said in the line of the loss */
+			w->drop = xprintf("%s: %s", code, reason ? reason : "");
+		} else {
+			ctl_report(m);
+			if (!w->joined)
+				rc = CTL_FAIL;
+		}
 	} else if (type == NULL)
 		;
 	else if (strcmp(type, "job") == 0) {
 		w->joined = true;
-		wjob_start(w, id != NULL ? id : json_null(),
-		    json_object_get(m, "body") != NULL ?
-		    json_object_get(m, "body") : json_null());
+		if (id != NULL && (i = sent_index(w, id)) >= 0) {
+			/* Given back to us before our kept result reached the
+			 * daemon: that result answers it. */
+			json_array_remove(w->sent, (size_t)i);
+		} else if (id != NULL && (j = wjob_find(w, id)) != NULL)
+			j->gen = w->gen;	/* still running: it answers this one */
+		else
+			wjob_start(w, id != NULL ? id : json_null(),
+			    json_object_get(m, "body") != NULL ?
+			    json_object_get(m, "body") : json_null());
 	} else if (strcmp(type, "ping") == 0)
 		session_send(s, json_pack("{s:s}", "type", "pong"));
 	else if (strcmp(type, "cancel") == 0 && id != NULL)
@@ -478,6 +586,113 @@ worker_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	session_done(&w->s, CTL_OK);
 }
 
+static int worker_lost(struct session *, const char *);
+
+/* worker_up: a connection is made: join as before, then send the kept
+ * answers of jobs whose commands ended while the daemon was away. */
+static void
+worker_up(struct work_conn *w)
+{
+	struct wjob *j, *next;
+
+	w->gen++;
+	w->up_at = ev_now(w->s.loop);
+	w->s.frame = worker_frame;
+	w->s.lost = worker_lost;
+	json_array_clear(w->sent);
+	session_send(&w->s, json_incref(w->join));
+	for (j = LIST_FIRST(&w->jobs); j != NULL; j = next) {
+		next = LIST_NEXT(j, entry);
+		if (j->answer != NULL)
+			wjob_send_late(j);
+	}
+}
+
+/* worker_wait: arm the next try: RETRY_FIRST doubling up to RETRY_CAP,
+ * each wait drawn from its upper half so that a fleet does not come back
+ * in step. */
+static void
+worker_wait(struct work_conn *w)
+{
+	double d = RETRY_FIRST;
+	unsigned i;
+
+	for (i = 0; i < w->tries && d < RETRY_CAP; i++)
+		d *= 2;
+	if (d > RETRY_CAP)
+		d = RETRY_CAP;
+	d *= 0.5 + 0.5 * ((double)random() / RAND_MAX);
+	ev_timer_set(&w->retry, d, 0);
+	ev_timer_start(w->s.loop, &w->retry);
+}
+
+/* worker_retry_cb: one try.  The token file is read again (it may have
+ * been rotated); a token the daemon refuses ends the worker, as does an
+ * outage longer than --retry-for; anything else is tried again. */
+static void
+worker_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct work_conn *w = t->data;
+	struct ctl *ctl = w->ctl;
+	char why[300];
+	char *tok;
+	int rc = -1;
+
+	(void)revents;
+	ctl_warn_capture(why, sizeof why);
+	if (ctl->token_file != NULL && (tok = ctl_read_token(ctl->token_file)) != NULL) {
+		free(ctl->token);
+		ctl->token = tok;
+	}
+	session_free(&w->s);
+	rc = session_open(&w->s, ctl, ctl->worker_port, w);
+	ctl_warn_capture(NULL, 0);
+	w->tries++;
+	if (rc == 0) {
+		ctl_warn("reconnected after %u %s (%.1f s)", w->tries,
+		    w->tries == 1 ? "try" : "tries", ev_now(loop) - w->lost_at);
+		w->tries = 0;
+		worker_up(w);
+		return;
+	}
+	session_close(&w->s);
+	if (rc == SESSION_REFUSED) {
+		ctl_warn("%s", why);
+		session_done(&w->s, CTL_LOST);
+		return;
+	}
+	if (w->retry_for > 0 && ev_now(loop) - w->lost_at >= w->retry_for) {
+		ctl_warn("gave up reconnecting after %u tries (%.0f s): %s",
+		    w->tries, ev_now(loop) - w->lost_at, why);
+		session_done(&w->s, CTL_LOST);
+		return;
+	}
+	worker_wait(w);
+}
+
+/* worker_lost: the daemon went away.  Commands go on running; their
+ * answers wait for the next connection.  One line says so. */
+static int
+worker_lost(struct session *s, const char *why)
+{
+	struct work_conn *w = s->arg;
+
+	if (w->retry_for == 0) {
+		ctl_warn("connection lost: %s", why);
+		return CTL_LOST;
+	}
+	ctl_warn("connection lost (%s); reconnecting", w->drop ? w->drop : why);
+	free(w->drop);
+	w->drop = NULL;
+	w->lost_at = ev_now(s->loop);
+	/* A connection that dropped at once (say, the daemon refuses us at
+	 * its limit) keeps the backoff growing. */
+	if (w->lost_at - w->up_at >= RETRY_STABLE)
+		w->tries = 0;
+	worker_wait(w);
+	return CTL_RUNNING;
+}
+
 /* cmd_work: join, then run a command per job until told to stop or the
  * daemon goes away. */
 int
@@ -489,12 +704,15 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "name",      required_argument, NULL, 'n' },
 		{ "cancel",    no_argument,       NULL, 'C' },
 		{ "fail",      no_argument,       NULL, 'F' },
+		{ "retry-for", required_argument, NULL, 'r' },
+		{ "no-reconnect", no_argument,    NULL, 'N' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct work_conn w = { 0 };
 	const char *name = NULL;
-	long long heartbeat = 0;
+	char why[300];
+	long long heartbeat = 0, retry_for = -1;
 	bool cancel = false;
 	int c, rc, dash, nopts;
 	json_t *m;
@@ -522,6 +740,13 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 			break;
 		case 'F':
 			w.fail = true;
+			break;
+		case 'r':
+			if (ctl_number(optarg, 1, INT32_MAX, &retry_for) < 0)
+				return ctl_usage(e, false);
+			break;
+		case 'N':
+			retry_for = 0;
 			break;
 		case 'h':
 			return ctl_usage(e, true);
@@ -556,21 +781,44 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		json_object_set_new(m, "cancel", json_true());
 
 	LIST_INIT(&w.jobs);
-	if (session_open(&w.s, ctl, ctl->worker_port, &w) < 0) {
-		json_decref(m);
-		session_free(&w.s);
-		return CTL_LOST;
-	}
+	w.ctl = ctl;
+	w.join = m;
+	w.retry_for = (double)retry_for;
+	w.sent = json_array();
+	srandom((unsigned)getpid() ^ (unsigned)(ev_time() * 1e6));
+	ev_timer_init(&w.retry, worker_retry_cb, 0, 0);
+	w.retry.data = &w;
 	signal(SIGPIPE, SIG_IGN);
 	ev_signal_init(&w.sigint, worker_signal_cb, SIGINT);
 	ev_signal_init(&w.sigterm, worker_signal_cb, SIGTERM);
 	w.sigint.data = w.sigterm.data = &w;
+	ctl_warn_capture(why, sizeof why);
+	c = session_open(&w.s, ctl, ctl->worker_port, &w);
+	ctl_warn_capture(NULL, 0);
+	if (c < 0) {
+		/* The daemon may start after us (boot order): wait for it,
+		 * unless the token is wrong or reconnecting is off. */
+		if (retry_for == 0 || c == SESSION_REFUSED) {
+			ctl_warn("%s", why);
+			rc = CTL_LOST;
+			goto out;
+		}
+		session_close(&w.s);
+		w.s.arg = &w;
+		ctl_warn("%s; reconnecting", why);
+		w.lost_at = ev_now(ctl->loop);
+		w.tries = 1;
+		worker_wait(&w);
+	} else
+		worker_up(&w);
 	ev_signal_start(ctl->loop, &w.sigint);
 	ev_signal_start(ctl->loop, &w.sigterm);
-	w.s.frame = worker_frame;
-	session_send(&w.s, m);
 	rc = session_run(&w.s);
+out:
 	worker_stop(&w);
 	session_free(&w.s);
+	json_decref(w.join);
+	json_decref(w.sent);
+	free(w.drop);
 	return rc;
 }

@@ -119,9 +119,13 @@ pings_at_least() {
 	[ "$(out_of M)" = '{"id":"v1","body":"payload"}' ]
 	out=$(printf '%s\n' '{"type":"status","id":"v1"}' | "$JOBCTL" raw -n 1 -t 5000)
 	[ "$(jq -c '[.status,.worker,.requeues]' <<<"$out")" = '["done","thawed",1]' ]
-	# The frozen worker wakes up to a closed connection and exits.
+	# The frozen worker wakes up to a closed connection and joins again;
+	# the job stays as thawed ended it.
 	cont_proc "$wpid"
-	wait_until 10 eval '! proc_alive '"$wpid"
+	wait_until 10 workers_are hb 2
+	proc_alive "$wpid"
+	out=$(printf '%s\n' '{"type":"status","id":"v1"}' | "$JOBCTL" raw -n 1 -t 5000)
+	[ "$(jq -c '[.status,.worker,.requeues]' <<<"$out")" = '["done","thawed",1]' ]
 }
 
 @test "a busy jobctl work answers pings and keeps its long job" {
