@@ -14,7 +14,13 @@ set -u
 ip link set lo up
 mount -t tmpfs tmpfs /mnt
 mkdir /mnt/jobs
+# The tree under test may itself live under /tmp (a clone there): the old
+# /tmp stays reachable under $S/oldtmp, and paths into it are moved there.
+mkdir -p "$S/oldtmp"
+mount --bind /tmp "$S/oldtmp"
 mount -t tmpfs tmpfs /tmp
+case $JOBFS_BIN in /tmp/*) JOBFS_BIN=$S/oldtmp/${JOBFS_BIN#/tmp/} ;; esac
+case $HELPERS in /tmp/*) HELPERS=$S/oldtmp/${HELPERS#/tmp/} ;; esac
 mkdir -p "$S/etc.up" "$S/etc.work" "$S/home" "$S/top" "$S/san"
 mount -t overlay overlay \
 	-o "lowerdir=/etc,upperdir=$S/etc.up,workdir=$S/etc.work" /etc
