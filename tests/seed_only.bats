@@ -32,7 +32,7 @@ only_seed_master_frames() {
 	send SW '{"type":"join","job_type":"mix"}'
 	wait_until 5 workers_are mix 1
 	conn_open EW --worker
-	send EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":500}'
+	send EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":2000}'
 	settle EW
 	conn_open SM
 	conn_open EM
@@ -125,7 +125,7 @@ only_seed_master_frames() {
 	conn_open SW --worker
 	send SW '{"type":"join","job_type":"hold"}'
 	wait_until 5 workers_are hold 1
-	bg "$JOBCTL" work --heartbeat 20 --name busy hold2 -- cat
+	bg "$JOBCTL" work --no-reconnect --heartbeat 100 --name busy hold2 -- cat
 	wait_until 5 workers_are hold2 1
 	conn_open SM
 	send SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'
@@ -135,7 +135,8 @@ only_seed_master_frames() {
 	wait_lines SM 1
 	[ "$(out_of SW)" = '{"type":"job","id":1,"body":"x"}' ]
 	[ "$(out_of SM)" = '{"id":1,"body":"y"}' ]
-	# The heartbeat worker was kept all the while.
+	# The heartbeat worker was kept all the while (it would have exited,
+	# not reconnected, had it been dropped).
 	[ "$(workers_of hold2)" = 1 ]
 }
 
