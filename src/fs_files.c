@@ -45,7 +45,7 @@ static const char readme_text[] =
 "  types/T/delayed     ids of delayed jobs (and retries), in due order\n"
 "  types/T/paused      exists while T is paused: touch it to pause, rm to resume\n"
 "  types/T/limit       jobs of T running at once (0: no limit); write to set\n"
-"  types/T/retries     retries of T's jobs that do not say [and base backoff ms]"
+"  types/T/retries     retries of T's jobs that do not say [and base backoff ms]\n"
 "  jobs/ID/body        the job body as JSON\n"
 "  jobs/ID/response    blocks until the job ends, then prints its result;\n"
 "                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
