@@ -182,6 +182,7 @@ void web_wake(struct wreq *);
 void web_stream_start(struct wreq *, enum wr_stream, const char *ctype);
 void web_stream_append(struct wreq *, const char *, size_t);
 const char *web_arg(struct wreq *, const char *name);
+bool web_args_known(struct wreq *, const char *const known[]);
 char *web_idjson(const char *key);
 
 /* web_rest.c */

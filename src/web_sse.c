@@ -155,6 +155,10 @@ not_allowed(struct wreq *r, const char *allow)
 	r->headers = json_pack("{s:s}", "Allow", allow);
 }
 
+/* The query parameters each path takes (web_args_known refuses others). */
+static const char *const no_args[] = { NULL };
+static const char *const events_args[] = { "jobs", NULL };
+
 bool
 sse_route(struct wreq *r, const char *path)
 {
@@ -162,7 +166,9 @@ sse_route(struct wreq *r, const char *path)
 	bool get = strcmp(r->method, "GET") == 0;
 
 	if (strncmp(path, "/sub/", 5) == 0) {
-		if (!get)
+		if (!web_args_known(r, no_args))
+			;
+		else if (!get)
 			not_allowed(r, "GET");
 		else if (chan_name(r, path + 5)) {
 			char hello[300];
@@ -180,7 +186,9 @@ sse_route(struct wreq *r, const char *path)
 		char err[256];
 		size_t n;
 
-		if (strcmp(r->method, "POST") != 0)
+		if (!web_args_known(r, no_args))
+			;
+		else if (strcmp(r->method, "POST") != 0)
 			not_allowed(r, "POST");
 		else if (!chan_name(r, path + 5))
 			;
@@ -203,6 +211,8 @@ sse_route(struct wreq *r, const char *path)
 	if (strcmp(path, "/events") == 0) {
 		const char *jobs = web_arg(r, "jobs");
 
+		if (!web_args_known(r, events_args))
+			return true;
 		if (!get) {
 			not_allowed(r, "GET");
 			return true;
