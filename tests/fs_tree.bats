@@ -20,7 +20,7 @@ teardown() {
 	start_daemon_mounted
 	[ "$(findmnt -n -o FSTYPE "$MNT")" = fuse.jobfs ]
 	[ "$(findmnt -n -o SOURCE "$MNT")" = jobfs ]
-	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs stats types " ]
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs refusals stats types " ]
 	[ -d "$MNT/types" ]
 	[ -d "$MNT/jobs" ]
 	[ -d "$MNT/channels" ]
@@ -41,7 +41,7 @@ teardown() {
 	for f in types/T/queue types/T/workers types/T/stats types/T/submit \
 		types/T/dead types/T/kick types/T/delayed types/T/paused \
 		types/T/limit types/T/retries jobs/ID/body jobs/ID/response \
-		jobs/ID/status jobs/ID/type jobs/ID/info channels/C stats; do
+		jobs/ID/status jobs/ID/type jobs/ID/info channels/C stats refusals; do
 		grep -qE "^  $f " <<<"$output" || { echo "README: $f does not start a line"; return 1; }
 	done
 	# and no line names two of them.
