@@ -440,8 +440,10 @@ wreq_free(struct wreq *r)
 		}
 		if (r->stream == STREAM_EVENTS)
 			w->nevents_streams--;
-		if (r->stream == STREAM_SUB)
+		if (r->stream == STREAM_SUB) {
 			w->nsub_streams--;
+			chan_drop(w->srv, r->chan);
+		}
 	}
 	ev_io_stop(w->srv->loop, &r->watch);
 	ev_timer_stop(w->srv->loop, &r->timer);

@@ -67,6 +67,7 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 {
 	struct web *w = ctx;
 	struct wreq *r;
+	struct chan *ch;
 
 	w->sse_delivered = 0;
 	if (w->d == NULL || w->nsub_streams == 0)
@@ -75,6 +76,8 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 		if (r->stream == STREAM_SUB && strcmp(r->chan, name) == 0 &&
 		    sse_put(r, NULL, 0, body, len))
 			w->sse_delivered++;
+	if (w->sse_delivered > 0 && (ch = chan_find(w->srv, name)) != NULL)
+		ch->delivered += w->sse_delivered;   /* stats: as TCP deliveries */
 }
 
 void
@@ -176,6 +179,7 @@ sse_route(struct wreq *r, const char *path)
 			r->chan = xstrdup(path + 5);
 			web_stream_start(r, STREAM_SUB, "text/event-stream");
 			w->nsub_streams++;
+			chan_hold(w->srv, r->chan);   /* listed and counted as a subscriber */
 			snprintf(hello, sizeof hello, ": subscribed to %s\n\n", r->chan);
 			buf_append_str(&r->out, hello);
 		}
