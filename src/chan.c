@@ -61,7 +61,7 @@ chan_get(struct server *srv, const char *name, bool pin)
 static void
 chan_release(struct server *srv, struct chan *ch)
 {
-	if (ch->nsubs > 0 || ch->pinned)
+	if (ch->nsubs > 0 || ch->nstreams > 0 || ch->pinned)
 		return;
 	srv->chan_published += ch->published;
 	srv->chan_delivered += ch->delivered;
@@ -76,6 +76,29 @@ void
 chan_unpin(struct server *srv, struct chan *ch)
 {
 	ch->pinned = false;
+	chan_release(srv, ch);
+}
+
+/*
+ * chan_hold: a subscriber that is not a TCP connection (a web stream,
+ * GET /sub/C) follows name: while held the channel lives, is listed in
+ * the tree and counted in stats, as with a TCP subscriber.  chan_drop
+ * undoes one hold.
+ */
+void
+chan_hold(struct server *srv, const char *name)
+{
+	chan_get(srv, name, false)->nstreams++;
+}
+
+void
+chan_drop(struct server *srv, const char *name)
+{
+	struct chan *ch = chan_find(srv, name);
+
+	if (ch == NULL || ch->nstreams == 0)
+		return;   /* (the daemon is stopping: channels are gone) */
+	ch->nstreams--;
 	chan_release(srv, ch);
 }
 

@@ -7,7 +7,7 @@
  * loop support").  No FUSE worker threads and no locks on this path; a
  * read that must wait keeps its request and is answered later (fs_files.c).
  *
- *   /README /stats /types/T/{queue,workers,stats}
+ *   /README /stats /refusals /types/T/{queue,workers,stats}
  *   /jobs/ID/{body,response,status,type,info} /channels/C
  *
  * Every handler turns its work into 0 or -errno and answers with exactly
@@ -40,7 +40,8 @@ struct fixed_name {
 
 static const struct fixed_name root_names[] = {
 	{ "README", NK_README }, { "stats", NK_STATS }, { "types", NK_TYPES },
-	{ "jobs", NK_JOBS }, { "channels", NK_CHANNELS }, { NULL, 0 },
+	{ "jobs", NK_JOBS }, { "channels", NK_CHANNELS },
+	{ "refusals", NK_REFUSALS }, { NULL, 0 },
 };
 static const struct fixed_name type_names[] = {
 	{ "queue", NK_TYPE_QUEUE }, { "workers", NK_TYPE_WORKERS },
@@ -955,6 +956,7 @@ fs_unmount(struct server *srv)
 	fs_wake_durable(fs, UINT64_MAX);  /* only lets go of the jobs */
 	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
+	fs_refusals_free(fs);
 	fuse_session_unmount(fs->se);
 	fuse_session_destroy(fs->se);
 	free(fs->fbuf.mem);

@@ -26,7 +26,8 @@ enum node_kind {
 	NK_STATS,
 	NK_TYPES,
 	NK_JOBS,
-	NK_CHANNELS,          /* last fixed inode */
+	NK_CHANNELS,
+	NK_REFUSALS,          /* the last refused writes; last fixed inode */
 	NK_TYPE_DIR,          /* types/T and its files: owner is a type name */
 	NK_TYPE_QUEUE,
 	NK_TYPE_WORKERS,
@@ -51,9 +52,11 @@ enum node_kind {
 #define NK_TYPE_WRITABLE(k) ((k) == NK_TYPE_QUEUE || (k) == NK_TYPE_KICK || \
 	(k) == NK_TYPE_PAUSED || (k) == NK_TYPE_LIMIT || (k) == NK_TYPE_SUBMIT || \
 	(k) == NK_TYPE_RETRIES)
-#define FS_FIXED_MAX   NK_CHANNELS
+#define FS_FIXED_MAX   NK_REFUSALS
 #define FS_FIRST_INO   1024        /* dynamic inode numbers start here, never reused */
 #define FS_UNKNOWN_INO 0xffffffffu /* listing entry the kernel has no inode for */
+#define FS_REFUSALS_MAX 100       /* lines kept in /refusals */
+#define FS_REFUSAL_LOG_BURST 5     /* refusals logged per log_interval() */
 #define FS_OWNER_SLOTS 11          /* nodes per owner: a type dir and its 10
                                       files (a job dir has 5) */
 
@@ -179,6 +182,14 @@ struct fs {
 	STAILQ_HEAD(, inval) invals;
 	bool                quit, done;
 
+	/* Writes to the tree that failed: why (set by whoever refuses, read
+	 * by fs_refused), the last FS_REFUSALS_MAX as lines of /refusals (a
+	 * ring, oldest at refusals_head once full), and their log lines. */
+	char                why[256];
+	char               *refusals[FS_REFUSALS_MAX];
+	unsigned            nrefusals, refusals_head;
+	struct log_limit    refusal_log;
+
 	/* cluster mode: lookups and rmdirs of jobs/ID waiting for
 	 * Redis (another daemon's job) */
 	TAILQ_HEAD(, fs_asking) asking;
@@ -236,10 +247,12 @@ void fs_wake_durable(struct fs *, uint64_t durable);
 void fs_fail_waiters(struct fs *, int err);
 size_t fs_readme_len(void);
 void fs_snapshot(struct fs *, struct handle *);
+void fs_why(struct fs *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fs_refusals_free(struct fs *);
 
 /* fs_lines.c */
 int  lines_feed(struct lines *, const char *data, size_t size, bool final,
-    size_t max, struct buf *out, size_t *count);
+    size_t max, struct buf *out, size_t *count, char *why, size_t whylen);
 void lines_reset(struct lines *);
 void lines_free(struct lines *);
 

@@ -16,11 +16,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <linux/fuse.h>    /* struct fuse_open_out, FOPEN_STREAM */
 
@@ -45,7 +48,7 @@ static const char readme_text[] =
 "  types/T/delayed     ids of delayed jobs (and retries), in due order\n"
 "  types/T/paused      exists while T is paused: touch it to pause, rm to resume\n"
 "  types/T/limit       jobs of T running at once (0: no limit); write to set\n"
-"  types/T/retries     retries of T's jobs that do not say [and base backoff ms]"
+"  types/T/retries     retries of T's jobs that do not say [and base backoff ms]\n"
 "  jobs/ID/body        the job body as JSON\n"
 "  jobs/ID/response    blocks until the job ends, then prints its result;\n"
 "                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
@@ -59,6 +62,8 @@ static const char readme_text[] =
 "                      read: the messages published after open\n"
 "  rm channels/C       remove a channel made in the tree\n"
 "  stats               daemon-wide counters\n"
+"  refusals            the last 100 writes the tree refused, one a line:\n"
+"                      time (UTC), path and reason, separated by tabs\n"
 "\n"
 "Examples:\n"
 "  mkdir types/echo\n"
@@ -238,6 +243,109 @@ text_num(struct buf *out, int64_t a, int64_t b)
 	buf_append_str(out, line);
 }
 
+/* ------------------------------------------------------------ refusals */
+
+/* fs_why: why the write under way is refused, for fs_refused. */
+void
+fs_why(struct fs *fs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(fs->why, sizeof fs->why, fmt, ap);
+	va_end(ap);
+}
+
+/* handle_path: the tree's path of a file written to. */
+static void
+handle_path(const struct handle *h, char *out, size_t len)
+{
+	const char *file = NULL;
+
+	switch (h->kind) {
+	case NK_CHAN:         snprintf(out, len, "channels/%s", h->owner->name); return;
+	case NK_TYPE_QUEUE:   file = "queue"; break;
+	case NK_TYPE_SUBMIT:  file = "submit"; break;
+	case NK_TYPE_KICK:    file = "kick"; break;
+	case NK_TYPE_LIMIT:   file = "limit"; break;
+	case NK_TYPE_RETRIES: file = "retries"; break;
+	case NK_TYPE_PAUSED:  file = "paused"; break;
+	default:              break;
+	}
+	if (file != NULL && h->owner != NULL)
+		snprintf(out, len, "types/%s/%s", h->owner->name, file);
+	else
+		snprintf(out, len, "(a file that takes no writes)");
+}
+
+/*
+ * fs_refused: a write (or the close that ended its last line) to h failed
+ * with rc: one line "TIME\tPATH\tREASON" joins /refusals (the oldest of
+ * FS_REFUSALS_MAX goes), and a warning is logged, at most
+ * FS_REFUSAL_LOG_BURST per log_interval() so that a flood of bad writes
+ * cannot fill the log (the next line logged says how many were not).
+ */
+static void
+fs_refused(struct fs *fs, const struct handle *h, int rc)
+{
+	char path[ID_MAX + 32], reason[sizeof fs->why + 64], stamp[32];
+	struct timespec ts;
+	struct tm tm;
+	char *line;
+	size_t i;
+
+	handle_path(h, path, sizeof path);
+	if (fs->why[0] != '\0')
+		snprintf(reason, sizeof reason, "%s: %s", strerror(-rc), fs->why);
+	else
+		snprintf(reason, sizeof reason, "%s", strerror(-rc));
+	fs->why[0] = '\0';
+	for (i = 0; reason[i] != '\0'; i++)   /* one line, tabs only between fields */
+		if ((unsigned char)reason[i] < 0x20)
+			reason[i] = ' ';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	line = xprintf("%s.%03ldZ\t%s\t%s\n", stamp, ts.tv_nsec / 1000000, path, reason);
+	if (fs->nrefusals < FS_REFUSALS_MAX) {
+		fs->refusals[fs->nrefusals++] = line;
+	} else {
+		free(fs->refusals[fs->refusals_head]);
+		fs->refusals[fs->refusals_head] = line;
+		fs->refusals_head = (fs->refusals_head + 1) % FS_REFUSALS_MAX;
+	}
+	if (!log_limit_take(&fs->refusal_log, ev_now(fs->srv->loop), FS_REFUSAL_LOG_BURST))
+		return;
+	if (fs->refusal_log.missed > 0) {
+		log_warn("tree: %" PRIu64 " more refused writes were not logged "
+		    "(the last %d are in refusals)", fs->refusal_log.missed,
+		    FS_REFUSALS_MAX);
+		fs->refusal_log.missed = 0;
+	}
+	log_warn("tree: a write to %s was refused: %s", path, reason);
+}
+
+/* text_refusals: /refusals, oldest first. */
+static void
+text_refusals(struct fs *fs, struct buf *out)
+{
+	unsigned i;
+
+	for (i = 0; i < fs->nrefusals; i++)
+		buf_append_str(out, fs->refusals[(fs->refusals_head + i) % FS_REFUSALS_MAX]);
+}
+
+/* fs_refusals_free: unmounting. */
+void
+fs_refusals_free(struct fs *fs)
+{
+	unsigned i;
+
+	for (i = 0; i < fs->nrefusals; i++)
+		free(fs->refusals[i]);
+	fs->nrefusals = fs->refusals_head = 0;
+}
+
 /* fs_snapshot: (re)make the text a snapshot file shows. */
 void
 fs_snapshot(struct fs *fs, struct handle *h)
@@ -252,6 +360,7 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	switch (h->kind) {
 	case NK_README:       buf_append_str(&h->data, readme_text); break;
 	case NK_STATS:        text_stats(fs->srv, &h->data); break;
+	case NK_REFUSALS:     text_refusals(fs, &h->data); break;
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
 	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
 	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
@@ -592,9 +701,16 @@ kick_line(struct fs *fs, struct handle *h, const char *text, size_t len)
 		free(dec);
 	}
 	json_decref(v);
-	if ((j = broker_find(b, key)) == NULL || j->type != broker_type(b, h->owner->name, false))
+	if ((j = broker_find(b, key)) == NULL || j->type != broker_type(b, h->owner->name, false)) {
+		fs_why(fs, "no job of %s has id %.*s", h->owner->name,
+		    (int)(len < 100 ? len : 100), text);
 		return -ENOENT;
-	return broker_kick(b, j) == BERR_OK ? 0 : -EINVAL;
+	}
+	if (broker_kick(b, j) != BERR_OK) {
+		fs_why(fs, "job %s is %s, not dead", j->key, job_status(j));
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* kick_write: each line of a write to types/T/kick (see kick_line); the
@@ -678,35 +794,48 @@ envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
 	int rc = -EINVAL;
 
 	memset(&r, 0, sizeof r);
-	if (!json_is_object(o) || (x = json_object_get(o, "body")) == NULL)
+	if (!json_is_object(o) || (x = json_object_get(o, "body")) == NULL) {
+		fs_why(fs, "an envelope is a JSON object with \"body\"");
 		goto out;
+	}
 	json_object_foreach(o, k, x) {
 		for (i = 0; envelope_keys[i] != NULL && strcmp(envelope_keys[i], k) != 0; i++)
 			;
-		if (envelope_keys[i] == NULL)
+		if (envelope_keys[i] == NULL) {
+			fs_why(fs, "unknown field \"%.100s\"", k);
 			goto out;   /* a misspelt option is not ignored */
+		}
 	}
 	if (!env_int(o, "priority", &r.priority, NULL) ||
 	    !env_int(o, "delay", &r.delay_ms, NULL) ||
 	    !env_int(o, "at", &r.at_ms, NULL) ||
 	    !env_int(o, "retries", &r.retries, &r.retries_set) ||
 	    !env_int(o, "backoff", &r.backoff_ms, NULL) ||
-	    !env_int(o, "timeout", &r.timeout_ms, NULL) || r.timeout_ms < 0)
+	    !env_int(o, "timeout", &r.timeout_ms, NULL) || r.timeout_ms < 0) {
+		fs_why(fs, "priority, delay, at, retries, backoff and timeout are "
+		    "integers (timeout not negative)");
 		goto out;
+	}
 	if (json_object_get(o, "backoff") != NULL && r.backoff_ms == 0)
 		r.backoff_ms = -1;   /* refused by the broker, as over TCP */
 	if ((x = json_object_get(o, "id")) != NULL) {
-		if (!env_id(x, key, &idjson))
+		if (!env_id(x, key, &idjson)) {
+			fs_why(fs, "\"id\" is a string or an integer of at most %d bytes", ID_MAX);
 			goto out;
+		}
 		r.key = key;
 		r.idjson = idjson;
 	}
 	if ((x = json_object_get(o, "after")) != NULL) {
-		if (!json_is_array(x) || json_array_size(x) > LIFE_AFTER_MAX)
+		if (!json_is_array(x) || json_array_size(x) > LIFE_AFTER_MAX) {
+			fs_why(fs, "\"after\" is an array of at most %d job ids", LIFE_AFTER_MAX);
 			goto out;
+		}
 		for (i = 0; i < json_array_size(x); i++) {
-			if (!env_id(json_array_get(x, i), keys[i], NULL))
+			if (!env_id(json_array_get(x, i), keys[i], NULL)) {
+				fs_why(fs, "\"after\" is an array of job ids (strings or integers)");
 				goto out;
+			}
 			after[i] = keys[i];
 		}
 		r.after = after;
@@ -722,20 +851,24 @@ envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
 		rc = 0;
 		break;
 	case BERR_UNKNOWN_ID:
+		fs_why(fs, "\"after\" names %s: no job has that id", b->err_detail);
 		rc = -ENOENT;
 		goto out;
 	case BERR_ID_EXISTS:
+		fs_why(fs, "id %s is in use by an unfinished job", key);
 		rc = -EEXIST;
 		goto out;
 	case BERR_FULL:
+		fs_why(fs, "unfinished jobs are at their limit (--max-jobs or --max-memory)");
 		rc = -ENOSPC;
 		goto out;
 	case BERR_UNAVAILABLE:
+		fs_why(fs, "%s", broker_store_reason(b));
 		rc = broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
 		    -ENOSPC : -EIO;
 		goto out;
 	default:   /* a value out of its range, a job waiting for itself */
-		log_info("types/%s/submit: %s", h->owner->name, b->err_detail);
+		fs_why(fs, "%s", b->err_detail);
 		goto out;
 	}
 	log_debug("job %s: submitted in the tree (an envelope)", j->key);
@@ -756,6 +889,8 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 	char text[64], *end;
 	long long v, w = -1;
 
+	fs_why(fs, "%s", h->kind == NK_TYPE_RETRIES ? "write a number of retries "
+	    "[and a backoff in ms]" : "write a number");
 	if (size == 0 || size >= sizeof text)
 		return -EINVAL;
 	memcpy(text, data, size);
@@ -773,12 +908,19 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 		end++;
 	if (*end != '\0')
 		return -EINVAL;
-	if (broker_type(b, h->owner->name, false) == NULL)
+	if (broker_type(b, h->owner->name, false) == NULL) {
+		fs_why(fs, "no type is named %s", h->owner->name);
 		return -ENOENT;
+	}
 	if (v < 0)
 		v = -2;   /* refused */
-	return broker_type_configure(b, h->owner->name, h->kind == NK_TYPE_LIMIT ? v : -1,
-	    h->kind == NK_TYPE_RETRIES ? v : -1, w) == BERR_OK ? 0 : -EINVAL;
+	if (broker_type_configure(b, h->owner->name, h->kind == NK_TYPE_LIMIT ? v : -1,
+	    h->kind == NK_TYPE_RETRIES ? v : -1, w) != BERR_OK) {
+		fs_why(fs, "%s", b->err_detail);
+		return -EINVAL;
+	}
+	fs->why[0] = '\0';
+	return 0;
 }
 
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
@@ -792,8 +934,10 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	struct job *j;
 
 	if (h->kind == NK_CHAN) {
-		return chan_publish(fs->srv, h->owner->name, text, len) == SIZE_MAX ?
-		    -EIO : 0;   /* cluster mode: Redis is away */
+		if (chan_publish(fs->srv, h->owner->name, text, len) != SIZE_MAX)
+			return 0;
+		fs_why(fs, "%s", broker_store_reason(b));   /* cluster mode: Redis is away */
+		return -EIO;
 	}
 	if (h->kind == NK_TYPE_SUBMIT)
 		return envelope_submit(fs, h, text, len);
@@ -806,10 +950,12 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	case BERR_PENDING:   /* cluster mode: the reply waits for Redis (reply_ok) */
 		break;
 	case BERR_UNAVAILABLE:  /* the store cannot keep it */
+		fs_why(fs, "%s", broker_store_reason(b));
 		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
 		    -ENOSPC : -EIO;
-	default:
-		return -ENOSPC;  /* BERR_FULL: the broker picks a fresh id */
+	default:   /* BERR_FULL: the broker picks a fresh id */
+		fs_why(fs, "unfinished jobs are at their limit (--max-jobs or --max-memory)");
+		return -ENOSPC;
 	}
 	log_debug("job %s: submitted in the tree", j->key);
 	if (h->accmode == O_RDWR)
@@ -833,7 +979,7 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 	int rc;
 
 	rc = lines_feed(&h->lines, data, size, final, fs->srv->opt.max_frame,
-	    &texts, &n);
+	    &texts, &n, fs->why, sizeof fs->why);
 	if (rc == 0 && n > 0) {
 		if (h->kind == NK_CHAN)
 			chan_get(fs->srv, h->owner->name, true);  /* a write makes the channel */
@@ -903,6 +1049,7 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 
 	(void)ino;
 	(void)off;
+	fs->why[0] = '\0';
 	if (h->kind == NK_TYPE_LIMIT || h->kind == NK_TYPE_RETRIES)
 		rc = num_write(fs, h, data, size);
 	else if (h->kind == NK_TYPE_KICK)
@@ -913,9 +1060,10 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 		rc = -EBADF;
 	else
 		rc = fs_sink_write(fs, h, data, size, false);
-	if (rc != 0)
+	if (rc != 0) {
+		fs_refused(fs, h, rc);
 		fuse_reply_err(req, -rc);
-	else
+	} else
 		reply_ok(fs, req, true, size);
 }
 
@@ -931,13 +1079,15 @@ fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 
 	(void)ino;
+	fs->why[0] = '\0';
 	if (buf_used(&h->lines.pending) > 0) {
 		rc = fs_sink_write(fs, h, NULL, 0, true);
 		submitted = true;
 	}
-	if (rc != 0)
+	if (rc != 0) {
+		fs_refused(fs, h, rc);
 		fuse_reply_err(req, -rc);
-	else if (submitted)
+	} else if (submitted)
 		reply_ok(fs, req, false, 0);
 	else
 		fuse_reply_err(req, 0);  /* nothing to make durable: no wait */
@@ -1047,10 +1197,12 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc;
 
 	(void)ino;
-	if (buf_used(&h->lines.pending) > 0 && fs_sink_write(fs, h, NULL, 0, true) != 0)
-		log_info("%s", "a last line written to the tree was not JSON: dropped");
+	fs->why[0] = '\0';
+	if (buf_used(&h->lines.pending) > 0 && (rc = fs_sink_write(fs, h, NULL, 0, true)) != 0)
+		fs_refused(fs, h, rc);   /* the last line is dropped */
 	fs_handle_free(fs, h);
 	fuse_reply_err(req, 0);
 }

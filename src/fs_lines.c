@@ -14,6 +14,7 @@
  * is searched for a newline only from where the last search stopped.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fs.h"
@@ -26,6 +27,20 @@ line_blank(const char *p, const char *end)
 		if (*p != ' ' && *p != '\t' && *p != '\r')
 			return false;
 	return true;
+}
+
+/* line_number: which line of the pending bytes p begins (from 1). */
+static size_t
+line_number(const struct lines *ls, const char *p)
+{
+	const char *q = buf_head(&ls->pending);
+	size_t n = 1;
+
+	while ((q = memchr(q, '\n', (size_t)(p - q))) != NULL) {
+		n++;
+		q++;
+	}
+	return n;
 }
 
 /* lines_reset: drop the unfinished line. */
@@ -50,12 +65,12 @@ lines_free(struct lines *ls)
  * JSON value of at most max bytes.  On success returns 0, appends the
  * compact texts to out, each followed by a newline, sets *count to how
  * many, and keeps the unfinished line.  On failure returns -EINVAL (a
- * line is not JSON) or -EFBIG (a line longer than max), appends nothing
- * and drops the unfinished line.
+ * line is not JSON) or -EFBIG (a line longer than max), appends nothing,
+ * drops the unfinished line and says why in why (if not NULL).
  */
 int
 lines_feed(struct lines *ls, const char *data, size_t size, bool final,
-    size_t max, struct buf *out, size_t *count)
+    size_t max, struct buf *out, size_t *count, char *why, size_t whylen)
 {
 	size_t start = out->len, n = 0;
 	const char *p, *scan, *end, *nl, *eol;
@@ -83,6 +98,9 @@ lines_feed(struct lines *ls, const char *data, size_t size, bool final,
 		if (!line_blank(p, eol)) {
 			if (msg_json_compact(p, (size_t)(eol - p), out, err, sizeof err) != 0) {
 				rc = -EINVAL;
+				if (why != NULL)
+					snprintf(why, whylen, "line %zu is not JSON: %s",
+					    line_number(ls, p), err);
 				goto fail;
 			}
 			buf_append(out, "\n", 1);
@@ -101,6 +119,9 @@ lines_feed(struct lines *ls, const char *data, size_t size, bool final,
 	*count = n;
 	return 0;
 fail:
+	if (rc == -EFBIG && why != NULL)
+		snprintf(why, whylen, "line %zu is over %zu bytes (--max-frame)",
+		    line_number(ls, p), max);
 	out->len = start;
 	lines_reset(ls);
 	return rc;

@@ -1113,6 +1113,7 @@ struct chan {
 	char             *name;
 	TAILQ_HEAD(, sub) subs;
 	unsigned          nsubs;
+	unsigned          nstreams;  /* web streams (GET /sub/C) holding it */
 	bool              pinned;    /* created in the tree */
 	uint64_t          published, delivered, dropped;
 };
@@ -1124,6 +1125,8 @@ void   chan_listen(struct server *, chan_listener *, void *ctx);
 struct chan *chan_find(struct server *, const char *name);
 struct chan *chan_get(struct server *, const char *name, bool pin);
 void   chan_unpin(struct server *, struct chan *);
+void   chan_hold(struct server *, const char *name);
+void   chan_drop(struct server *, const char *name);
 void   chan_subscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe(struct server *, struct conn *, const char *name);
 void   chan_unsubscribe_all(struct server *, struct conn *);

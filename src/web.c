@@ -111,6 +111,55 @@ web_arg(struct wreq *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct args_seen {
+	const char *const *known;
+	char unknown[64];
+	bool bad;
+};
+
+static enum MHD_Result
+arg_seen(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct args_seen *a = cls;
+	size_t i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; a->known[i] != NULL; i++)
+		if (strcmp(a->known[i], key) == 0)
+			return MHD_YES;
+	snprintf(a->unknown, sizeof a->unknown, "%s", key);
+	a->bad = true;
+	return MHD_NO;
+}
+
+/*
+ * web_args_known: true if every query parameter of r is one of known
+ * (NULL-terminated); else r is answered 400 naming the first other one.
+ * A misspelt option is refused rather than ignored.
+ */
+bool
+web_args_known(struct wreq *r, const char *const known[])
+{
+	struct args_seen a = { .known = known };
+	struct buf list = { 0 };
+	size_t i;
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_seen, &a);
+	if (!a.bad)
+		return true;
+	for (i = 0; known[i] != NULL; i++) {
+		buf_append_str(&list, i > 0 ? ", " : "");
+		buf_append_str(&list, known[i]);
+	}
+	buf_append(&list, "", 1);
+	web_error(r, 400, "invalid_type", NULL, "unknown query parameter \"%s\" "
+	    "(%s %s takes %s)", a.unknown, r->method, r->url,
+	    known[0] != NULL ? bhead(&list) : "none");
+	buf_free(&list);
+	return false;
+}
+
 /* ------------------------------------------------------------- parking */
 
 static void
@@ -410,8 +459,10 @@ wreq_free(struct wreq *r)
 		}
 		if (r->stream == STREAM_EVENTS)
 			w->nevents_streams--;
-		if (r->stream == STREAM_SUB)
+		if (r->stream == STREAM_SUB) {
 			w->nsub_streams--;
+			chan_drop(w->srv, r->chan);
+		}
 	}
 	if (r->log != NULL)
 		sse_stream_gone(r);

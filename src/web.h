@@ -227,6 +227,7 @@ void web_stream_start(struct wreq *, enum wr_stream, const char *ctype);
 void web_stream_append(struct wreq *, const char *, size_t);
 void web_stream_wake(struct wreq *);
 const char *web_arg(struct wreq *, const char *name);
+bool web_args_known(struct wreq *, const char *const known[]);
 char *web_idjson(const char *key);
 
 /* web_rest.c */

@@ -2,7 +2,9 @@
  * web_rest.c — the REST mirror of the tree, for programs that neither
  * mount it nor speak the TCP protocol:
  *
- *   POST   /types/T/jobs       submit (body = job body; ?priority ?timeout ?id)
+ *   POST   /types/T/jobs       submit (body = job body; ?priority ?timeout ?id
+ *                               and the lifecycle's ?retries ?backoff ?delay
+ *                               ?at ?after)
  *   GET    /jobs/ID            the info object
  *   GET    /jobs/ID/body       the job's body
  *   GET    /jobs/ID/response   wait for the ending (?wait=0: 202 if not yet)
@@ -10,7 +12,8 @@
  *   DELETE /jobs/ID            cancel and forget
  *   GET    /types, /types/T, /stats
  *
- * Errors carry the TCP protocol's codes.  A 201 and a result are held
+ * Errors carry the TCP protocol's codes.  A query parameter a path does
+ * not take is refused (web_args_known).  A 201 and a result are held
  * until the store made them durable (web_gate).
  */
 #include <errno.h>
@@ -82,9 +85,81 @@ location(const char *key)
 	return b.data;
 }
 
+/* The query parameters each path takes (web_args_known refuses others). */
+static const char *const no_args[] = { NULL };
+static const char *const response_args[] = { "wait", NULL };
+static const char *const type_args[] = { "queue", NULL };
+
+/* The query parameters of POST /types/T/jobs: those of a TCP submit. */
+static const char *const submit_args[] = {
+	"id", "priority", "timeout", "retries", "backoff", "delay", "at",
+	"after", NULL,
+};
+
+struct after_args {
+	const char **after;
+	char (*keys)[ID_MAX + 1];
+	size_t n;
+	bool bad;
+};
+
+static enum MHD_Result
+after_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct after_args *a = cls;
+	size_t len;
+
+	(void)kind;
+	if (strcmp(key, "after") != 0)
+		return MHD_YES;
+	len = value != NULL ? strlen(value) : 0;
+	if (a->n >= LIFE_AFTER_MAX || len == 0 || len > ID_MAX ||
+	    !id_valid(value, len)) {
+		a->bad = true;
+		return MHD_NO;
+	}
+	memcpy(a->keys[a->n], value, len + 1);
+	a->after[a->n] = a->keys[a->n];
+	a->n++;
+	return MHD_YES;
+}
+
+/*
+ * life_args: the lifecycle options of a REST submit, as a TCP submit's
+ * fields: retries, backoff, delay, at (integers, their ranges the
+ * broker's to check) and after (one job id per parameter, repeated for
+ * several).  False: r is answered 400.
+ */
+static bool
+life_args(struct wreq *r, struct submit_req *req, const char **after,
+    char (*keys)[ID_MAX + 1])
+{
+	struct after_args a = { after, keys, 0, false };
+
+	if (!arg_int(r, "retries", INT64_MIN, &req->retries) ||
+	    !arg_int(r, "backoff", INT64_MIN, &req->backoff_ms) ||
+	    !arg_int(r, "delay", INT64_MIN, &req->delay_ms) ||
+	    !arg_int(r, "at", INT64_MIN, &req->at_ms))
+		return false;
+	req->retries_set = web_arg(r, "retries") != NULL;
+	if (web_arg(r, "backoff") != NULL && req->backoff_ms == 0)
+		req->backoff_ms = -1;   /* refused by the broker, as over TCP */
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, after_arg, &a);
+	if (a.bad) {
+		web_error(r, 400, "invalid_type", NULL, "\"after\" names one job id "
+		    "per parameter, at most %d of them", LIFE_AFTER_MAX);
+		return false;
+	}
+	req->after = after;
+	req->nafter = a.n;
+	return true;
+}
+
 static void
 submit(struct wreq *r, const char *type)
 {
+	static char akeys[LIFE_AFTER_MAX][ID_MAX + 1];
+	const char *after[LIFE_AFTER_MAX];
 	struct broker *b = &r->web->srv->broker;
 	struct submit_req req = { 0 };
 	struct buf body = { 0 };
@@ -106,8 +181,10 @@ submit(struct wreq *r, const char *type)
 		    "most %d as a file name", ID_MAX, ID_MAX);
 		return;
 	}
-	if (!arg_int(r, "priority", INT64_MIN, &req.priority) ||
-	    !arg_int(r, "timeout", 0, &req.timeout_ms))
+	if (!web_args_known(r, submit_args) ||
+	    !arg_int(r, "priority", INT64_MIN, &req.priority) ||
+	    !arg_int(r, "timeout", 0, &req.timeout_ms) ||
+	    !life_args(r, &req, after, akeys))
 		return;
 	if (buf_used(&r->body) == 0 || msg_json_compact(bhead(&r->body),
 	    buf_used(&r->body), &body, err, sizeof err) < 0) {
@@ -139,6 +216,14 @@ submit(struct wreq *r, const char *type)
 		break;
 	case BERR_UNAVAILABLE:
 		web_error(r, 503, "unavailable", idjson, "%s", broker_store_reason(b));
+		break;
+	case BERR_INVALID:   /* a lifecycle value out of its range */
+	case BERR_SELF:
+		web_error(r, 400, "invalid_type", idjson, "%s", b->err_detail);
+		break;
+	case BERR_UNKNOWN_ID:
+		web_error(r, 400, "unknown_id", idjson, "\"after\" names %s: no "
+		    "job has that id", b->err_detail);
 		break;
 	default:
 		web_error(r, 503, "full", idjson, "unfinished jobs are at their "
@@ -291,6 +376,8 @@ jobs_path_found(struct wreq *r, const char *rest, bool asked)
 			break;
 		}
 	}
+	if (!asked && !web_args_known(r, what == JP_RESPONSE ? response_args : no_args))
+		return;
 	key = xstrndup(rest, n);
 	j = broker_find(b, key);
 	if (j == NULL && !asked && broker_shared(b)) {
@@ -433,7 +520,9 @@ rest_route(struct wreq *r, const char *path)
 	const char *slash;
 
 	if (strcmp(path, "/stats") == 0) {
-		if (!method_is(r, "GET")) {
+		if (!web_args_known(r, no_args)) {
+			;
+		} else if (!method_is(r, "GET")) {
 			not_allowed(r, "GET");
 		} else {
 			json_t *o = server_stats(srv, NULL, STATS_TYPES_MAX);
@@ -444,7 +533,9 @@ rest_route(struct wreq *r, const char *path)
 		return true;
 	}
 	if (strcmp(path, "/types") == 0 || strcmp(path, "/types/") == 0) {
-		if (!method_is(r, "GET")) {
+		if (!web_args_known(r, no_args)) {
+			;
+		} else if (!method_is(r, "GET")) {
 			not_allowed(r, "GET");
 		} else {
 			json_t *o = server_stats(srv, NULL, 100000);
@@ -462,7 +553,9 @@ rest_route(struct wreq *r, const char *path)
 		slash = strchr(path, '/');
 		name = xstrndup(path, slash ? (size_t)(slash - path) : strlen(path));
 		if (slash == NULL) {
-			if (method_is(r, "GET"))
+			if (!web_args_known(r, type_args))
+				;
+			else if (method_is(r, "GET"))
 				type_view(r, name);
 			else
 				not_allowed(r, "GET");

@@ -341,6 +341,7 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 {
 	struct web *w = ctx;
 	struct sse_log *l;
+	struct chan *ch;
 
 	w->sse_delivered = 0;
 	if (w->d == NULL || w->nsub_streams == 0)
@@ -350,6 +351,8 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 		return;
 	sselog_add(l, ev_new(SSE_OTHER, 0, NULL, body, len));
 	w->sse_delivered = l->nstreams;
+	if (w->sse_delivered > 0 && (ch = chan_find(w->srv, name)) != NULL)
+		ch->delivered += w->sse_delivered;   /* stats: as TCP deliveries */
 }
 
 void
@@ -491,6 +494,10 @@ not_allowed(struct wreq *r, const char *allow)
 	r->headers = json_pack("{s:s}", "Allow", allow);
 }
 
+/* The query parameters each path takes (web_args_known refuses others). */
+static const char *const no_args[] = { NULL };
+static const char *const events_args[] = { "jobs", NULL };
+
 bool
 sse_route(struct wreq *r, const char *path)
 {
@@ -498,7 +505,9 @@ sse_route(struct wreq *r, const char *path)
 	bool get = strcmp(r->method, "GET") == 0;
 
 	if (strncmp(path, "/sub/", 5) == 0) {
-		if (!get)
+		if (!web_args_known(r, no_args))
+			;
+		else if (!get)
 			not_allowed(r, "GET");
 		else if (chan_name(r, path + 5)) {
 			char hello[300];
@@ -516,6 +525,7 @@ sse_route(struct wreq *r, const char *path)
 			web_stream_start(r, STREAM_SUB, "text/event-stream");
 			stream_join(r, l);
 			w->nsub_streams++;
+			chan_hold(w->srv, r->chan);   /* listed and counted as a subscriber */
 			snprintf(hello, sizeof hello, ": subscribed to %s\n\n", r->chan);
 			buf_append_str(&r->out, hello);
 		}
@@ -526,7 +536,9 @@ sse_route(struct wreq *r, const char *path)
 		char err[256];
 		size_t n;
 
-		if (strcmp(r->method, "POST") != 0)
+		if (!web_args_known(r, no_args))
+			;
+		else if (strcmp(r->method, "POST") != 0)
 			not_allowed(r, "POST");
 		else if (!chan_name(r, path + 5))
 			;
@@ -549,6 +561,8 @@ sse_route(struct wreq *r, const char *path)
 	if (strcmp(path, "/events") == 0) {
 		const char *jobs = web_arg(r, "jobs");
 
+		if (!web_args_known(r, events_args))
+			return true;
 		if (!get) {
 			not_allowed(r, "GET");
 			return true;

@@ -20,7 +20,7 @@ teardown() {
 	start_daemon_mounted
 	[ "$(findmnt -n -o FSTYPE "$MNT")" = fuse.jobfs ]
 	[ "$(findmnt -n -o SOURCE "$MNT")" = jobfs ]
-	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs stats types " ]
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs refusals stats types " ]
 	[ -d "$MNT/types" ]
 	[ -d "$MNT/jobs" ]
 	[ -d "$MNT/channels" ]
@@ -36,6 +36,17 @@ teardown() {
 		jobs/ID/response jobs/ID/status jobs/ID/type jobs/ID/info channels/C; do
 		grep -qF "$f" <<<"$output" || { echo "README lacks $f"; return 1; }
 	done
+	# Each file the README names starts its own line: none runs into the
+	# line before it.
+	for f in types/T/queue types/T/workers types/T/stats types/T/submit \
+		types/T/dead types/T/kick types/T/delayed types/T/paused \
+		types/T/limit types/T/retries jobs/ID/body jobs/ID/response \
+		jobs/ID/status jobs/ID/type jobs/ID/info channels/C stats refusals; do
+		grep -qE "^  $f " <<<"$output" || { echo "README: $f does not start a line"; return 1; }
+	done
+	# and no line names two of them.
+	run grep -E '^  [a-z]+/[A-Z]+/[a-z]+ .*[a-z]+/[A-Z]+/[a-z]+ ' <<<"$output"
+	[ "$status" = 1 ]
 	[ "$(stat -c %s "$MNT/README")" = "$(cat "$MNT/README" | wc -c)" ]
 }
 

@@ -125,3 +125,67 @@ setup() {
 	[ "$(hcurl "$H/types/long?queue=1" | jq -c '[.queue_head_omitted, (.queue_head | length)]')" = '[null,100]' ]
 	other_clients_ok
 }
+
+@test "a query parameter a path does not take is refused with 400 naming it, not ignored" {
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?id=u1&delai=5000"
+	[[ "$output" == *'"error":"invalid_type"'*'unknown query parameter \"delai\"'*' 400' ]]
+	[[ "$output" == *'takes id, priority, timeout, retries, backoff, delay, at, after'* ]]
+	[ "$(hstatus "$H/jobs/u1")" = 404 ]
+	[ "$(daemon_stat .submitted)" = 0 ]
+	hcurl --json 1 "$H/types/e/jobs?id=u2" >/dev/null
+	run hcurl -w ' %{http_code}' "$H/jobs/u2/response?wiat=0"
+	[[ "$output" == *'unknown query parameter \"wiat\"'*' 400' ]]
+	run hcurl -w ' %{http_code}' "$H/jobs/u2?wait=0"
+	[[ "$output" == *'unknown query parameter \"wait\"'*'takes none'*' 400' ]]
+	run hcurl -w ' %{http_code}' "$H/types/e?qeue=1"
+	[[ "$output" == *'unknown query parameter \"qeue\"'*' 400' ]]
+	run hcurl -w ' %{http_code}' "$H/events?job=failed"
+	[[ "$output" == *'unknown query parameter \"job\"'*' 400' ]]
+	run hcurl -w ' %{http_code}' "$H/stats?verbose=1"
+	[[ "$output" == *'unknown query parameter \"verbose\"'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/pub/c?x"
+	[[ "$output" == *'unknown query parameter \"x\"'*' 400' ]]
+	# The parameters they do take still work.
+	[ "$(hstatus "$H/jobs/u2/response?wait=0")" = 202 ]
+	[ "$(hcurl "$H/types/e?queue=1" | jq -c .queue_head)" = '["u2"]' ]
+	hcurl "$H/jobs/u2/response?wiat=0" | jq -e .reason >/dev/null
+	other_clients_ok
+}
+
+@test "POST /types/T/jobs takes the lifecycle options of a TCP submit: delay, retries, backoff, at, after" {
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/l/jobs?id=d1&delay=60000&retries=3&backoff=50"
+	[[ "$output" == *' 201' ]]
+	[ "$(hcurl "$H/jobs/d1" | jq -c '[.status, .retries]')" = '["delayed",3]' ]
+	hcurl "$H/jobs/d1" | jq -e '.due > now + 50'
+	at=$(( $(date +%s) * 1000 + 60000 ))
+	[ "$(hstatus --json 1 "$H/types/l/jobs?id=a1&at=$at")" = 201 ]
+	[ "$(hcurl "$H/jobs/a1" | jq -r .status)" = delayed ]
+	# after: one id per parameter
+	[ "$(hstatus --json 1 "$H/types/l/jobs?id=w1&after=d1&after=a1")" = 201 ]
+	[ "$(hcurl "$H/jobs/w1" | jq -c '[.status, .after]')" = '["waiting",["d1","a1"]]' ]
+	# retries=0: one failure and the job is dead, not retried.
+	[ "$(hstatus --json 1 "$H/types/f/jobs?id=f0&retries=0")" = 201 ]
+	bg "$JOBCTL" work --fail f -- sh -c "cat >/dev/null; exit 1"
+	wait_until 10 eval '[ "$(hcurl "$H/jobs/f0" | jq -r .status)" = failed ]'
+	[ "$(hcurl "$H/jobs/f0" | jq -c '[.retries, .attempts_total]')" = '[0,1]' ]
+	other_clients_ok
+}
+
+@test "a lifecycle option out of its range answers 400 with the broker's reason, as over TCP" {
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?retries=-1"
+	[[ "$output" == *'"error":"invalid_type"'*'\"retries\" must be 0 to'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?delay=999999999999"
+	[[ "$output" == *'\"delay\" must be 0 to'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?backoff=0"
+	[[ "$output" == *'\"backoff\" must be 1 to'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?at=-5"
+	[[ "$output" == *'\"at\" must be epoch milliseconds'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?delay=soon"
+	[[ "$output" == *'\"delay\" must be an integer'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?after=nosuch"
+	[[ "$output" == *'"error":"unknown_id"'*'nosuch'*' 400' ]]
+	run hcurl -w ' %{http_code}' --json 1 "$H/types/e/jobs?id=s1&after=s1"
+	[[ "$output" == *'cannot wait for itself'*' 400' ]]
+	[ "$(daemon_stat .submitted)" = 0 ]
+	other_clients_ok
+}

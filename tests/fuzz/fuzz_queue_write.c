@@ -36,11 +36,13 @@ feed(const unsigned char *p, size_t len, size_t step, size_t max, struct buf *ou
 	*total = 0;
 	while (off < len && rc == 0) {
 		k = len - off < step ? len - off : step;
-		if ((rc = lines_feed(&ls, (const char *)p + off, k, false, max, out, &n)) == 0)
+		if ((rc = lines_feed(&ls, (const char *)p + off, k, false, max, out, &n,
+		    NULL, 0)) == 0)
 			*total += n;
 		off += k;
 	}
-	if (rc == 0 && (rc = lines_feed(&ls, NULL, 0, true, max, out, &n)) == 0)
+	if (rc == 0 && (rc = lines_feed(&ls, NULL, 0, true, max, out, &n,
+	    NULL, 0)) == 0)
 		*total += n;
 	if (rc != 0)
 		check(buf_used(&ls.pending) == 0, "a failed write kept a partial line");
