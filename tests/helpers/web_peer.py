@@ -98,16 +98,40 @@ def slowsse(port, path, d, last):
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += s.recv(1)
+    # A chunk boundary may fall anywhere in an event: take the events from
+    # the chunks' payload, as an EventSource does.
+    chunked = b"transfer-encoding: chunked" in buf.lower()
     open(os.path.join(d, "ready"), "w").close()
     wait_file(os.path.join(d, "go"))
     data = 0
     missed = 0
     pending = ""
     text = ""
+    raw = b""
+    left = 0   # payload bytes still due in the current chunk
     while True:
         got = s.recv(65536)
         if not got:
             break
+        if chunked:
+            raw += got
+            got = b""
+            while raw:
+                if left > 0:
+                    take = raw[:left]
+                    got += take
+                    raw = raw[len(take):]
+                    left -= len(take)
+                    continue
+                # CRLF after a chunk's payload, then the next size line
+                if raw.startswith(b"\r\n"):
+                    raw = raw[2:]
+                    continue
+                end = raw.find(b"\r\n")
+                if end < 0:
+                    break
+                left = int(raw[:end].split(b";")[0], 16)
+                raw = raw[end + 2:]
         text += got.decode("utf-8", "replace")
         lines = text.split("\n")
         text = lines.pop()
