@@ -43,6 +43,14 @@ start_worker() {
 	BG_PIDS+=("$WORKER_PID")
 }
 
+# show_logs: the worker's and the daemon's logs, for a failure's output.
+show_logs() {
+	echo "--- worker:"; cat "$BATS_TEST_TMPDIR/worker.err"
+	echo "--- daemon before the restart:"
+	cat "$BATS_TEST_TMPDIR/daemon.before.log" 2>/dev/null
+	echo "--- daemon:"; cat "$DAEMON_LOG"
+}
+
 # restart_cycle KIND OPTIONS...: jobs submitted while the worker is gone
 # complete after the daemon comes back, with no hand on the worker.
 restart_cycle() {
@@ -61,7 +69,7 @@ restart_cycle() {
 	for i in 2 3 4; do
 		submit_detached "$i" "\"job$i\""
 	done
-	wait_until 15 workers_are 1
+	wait_until 15 workers_are 1 || { show_logs; return 1; }
 	for i in 2 3 4; do
 		wait_until 15 status_is "$i" done
 	done
