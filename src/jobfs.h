@@ -1258,6 +1258,7 @@ struct server {
 	uint64_t          tls_handshake_timeouts; /* closed by --tls-handshake-timeout */
 };
 
+void options_defaults(struct options *);
 int  server_start(struct server *, const struct options *);
 void server_run(struct server *);
 void server_stop(struct server *);

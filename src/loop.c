@@ -247,6 +247,39 @@ server_listen(struct server *srv, int port, const char *what)
 	return fd;
 }
 
+/* options_defaults: every option as the daemon has it when not given. */
+void
+options_defaults(struct options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->listen = "127.0.0.1";
+	o->master_port = 9998;
+	o->worker_port = 9999;
+	o->max_frame = 16u * 1024 * 1024;
+	o->keep = 600;
+	o->keep_max = 100000;
+	o->keep_bytes = 256u * 1024 * 1024;
+	o->dead_keep = LIFE_DEAD_KEEP;
+	o->dead_max = LIFE_DEAD_MAX;
+	o->redis_prefix = "jobfs";
+	o->redis_lease_ms = 5000;
+	o->max_jobs = 1000000;
+	o->max_memory = 1u << 30;
+	o->max_conns = 10000;
+	o->max_input = 256u * 1024 * 1024;
+	o->frame_timeout = 30;
+	o->http_timeout = 30;
+	o->http_max_conn = 1000;
+	o->http_idle = 60;
+	o->http_header_timeout = 10;
+	o->http_max_unauth = 64;
+	o->max_unauth = 64;
+	o->auth_timeout = 10;
+	o->max_unauth_frames = 8;
+	o->tls_handshake_timeout = 10;
+	o->verbosity = LVL_INFO;  /* connections, joins, errors; -v adds every job */
+}
+
 /*
  * server_start: open the listeners (exit status EXIT_LISTEN if that fails)
  * and set up the loop.  Nothing runs until server_run().

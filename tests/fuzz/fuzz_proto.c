@@ -6,9 +6,10 @@
  * payload, handed to proto_handle() as conn.c would.  Replies accumulate
  * in the connection's output and are never written: each, taken with
  * conn_out_take (large bodies and results are blobs there, not bytes of
- * c->out), must be one whole frame holding a JSON object.  The server is built in memory for every input (its own
- * libev loop, never run; no listener; srv->fs NULL: no tree), and torn
- * down after it, so LeakSanitizer sees anything a script leaks.
+ * c->out), must be one whole frame holding a JSON object.  The server is
+ * the unit tests' fixture (tests/unit/fixture.h: server_start, the loop
+ * never run, no tree), built for every input and torn down by
+ * server_stop after it, so LeakSanitizer sees anything a script leaks.
  *
  * Each connection's fd is one end of a socketpair, since libev refuses a
  * negative fd; the loop never runs and conn_flush_pending() is never
@@ -20,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "jobfs.h"
+#include "../unit/fixture.h"
 
 #define NCONN 4
 
@@ -68,29 +69,16 @@ check_replies(struct conn *c)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct server srv;
+	static struct server srv;
+	struct options opt;
 	struct conn *conns[NCONN], *c;
 	int peers[NCONN], sv[2], i;
 	const uint8_t *p = data, *end = data + size;
 
-	memset(&srv, 0, sizeof srv);
-	srv.opt.max_frame = 16u << 20;
-	srv.opt.keep = 300;
-	srv.opt.keep_max = 1000;
-	srv.opt.max_jobs = 100000;
-	srv.opt.max_memory = 64u << 20;
-	srv.started = now_wall();
-	srv.master_fd = srv.worker_fd = -1;
-	TAILQ_INIT(&srv.conns);
-	TAILQ_INIT(&srv.pending_writes);
-	TAILQ_INIT(&srv.dead);
-	TAILQ_INIT(&srv.held);
-	srv.loop = ev_loop_new(EVFLAG_AUTO);
-	if (srv.loop == NULL)
-		abort();
-	ev_set_userdata(srv.loop, &srv);
-	broker_init(&srv.broker, &srv, srv.opt.keep, srv.opt.keep_max);
-	proto_init(&srv);  /* the TCP face listens, as in server_start */
+	fixture_options(&opt);
+	opt.max_jobs = 100000;
+	opt.max_memory = 64u << 20;
+	fixture_start(&srv, &opt);
 	for (i = 0; i < NCONN; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 			abort();
@@ -113,16 +101,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p = eol ? eol + 1 : end;
 	}
 
-	/* Tear down as server_stop() does, without a tree or listeners. */
+	/* Each connection's last replies are checked as it closes, then
+	 * server_stop() frees the rest. */
 	while ((c = TAILQ_FIRST(&srv.conns)) != NULL) {
 		check_replies(c);
 		conn_close(c, "fuzz input done");
 	}
+	fixture_stop(&srv);
 	for (i = 0; i < NCONN; i++)
 		close(peers[i]);
-	conn_reap(&srv);
-	broker_shutdown(&srv.broker);
-	chan_shutdown(&srv);
-	ev_loop_destroy(srv.loop);
 	return 0;
 }

@@ -4,8 +4,8 @@
  * TCP face (an acknowledgement waits for broker_store_durable), refusal
  * with "unavailable" while the store cannot write, and broker_restore.
  *
- * A server is built in memory as tests/fuzz/fuzz_proto.c builds it (its
- * own loop, never run; no tree); a master connection is one end of a
+ * The server is the fixture's (tests/unit/fixture.h: server_start, the
+ * loop never run, no tree); a master connection is one end of a
  * socketpair, and conn_flush_pending() writes to it as the loop would
  * before sleeping, so what reaches the peer is read from the other end.
  * The "store" here is a listener that counts one record per event.
@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "jobfs.h"
+#include "fixture.h"
 #include "tap.h"
 
 static struct server srv;
@@ -88,6 +88,7 @@ main(void)
 	};
 	struct restore_req r;
 	struct broker *b = &srv.broker;
+	struct options opt;
 	struct conn *m;
 	struct job *j;
 	char got[4096];
@@ -95,20 +96,11 @@ main(void)
 
 	log_init(-1, false);
 	plan(16);
-	srv.opt.max_frame = 1u << 20;
-	srv.opt.keep = 300;
-	srv.opt.keep_max = 1000;
-	srv.opt.max_jobs = 1000;
-	srv.opt.max_memory = 1u << 20;
-	srv.master_fd = srv.worker_fd = -1;
-	TAILQ_INIT(&srv.conns);
-	TAILQ_INIT(&srv.pending_writes);
-	TAILQ_INIT(&srv.dead);
-	TAILQ_INIT(&srv.held);
-	srv.loop = ev_loop_new(EVFLAG_AUTO);
-	ev_set_userdata(srv.loop, &srv);
-	broker_init(b, &srv, srv.opt.keep, srv.opt.keep_max);
-	proto_init(&srv);
+	fixture_options(&opt);
+	opt.max_frame = 1u << 20;
+	opt.max_jobs = 1000;
+	opt.max_memory = 1u << 20;
+	fixture_start(&srv, &opt);
 	broker_listen(b, &face);
 	broker_store_listen(b, &store);  /* registered last, called first */
 
@@ -198,9 +190,7 @@ main(void)
 	    "a job submitted after a restore comes after the restored ones");
 
 	conn_close(m, "test over");
-	conn_reap(&srv);
-	broker_shutdown(b);
-	ev_loop_destroy(srv.loop);
+	fixture_stop(&srv);
 	close(sv[1]);
 	return done();
 }
