@@ -179,8 +179,8 @@ job_ids() {
 	ls "$MNT/jobs"
 }
 
-# njobs: how many jobs the tree lists.
-njobs() {
+# tree_njobs: how many jobs the tree lists.
+tree_njobs() {
 	ls "$MNT/jobs" | wc -l
 }
 
@@ -190,10 +190,11 @@ file_is() {
 	[ "$(cat "$1")" = "$2" ]
 }
 
-# read_line FD: print one line read from FD, consuming no more, within 10 s
+# read_line FD: print one line read from FD, consuming no more, within 30 s
 # (bash's `read -t` ignores its timeout on anything but a tty or a pipe).
+# The bound only ends a hung run: a loaded machine may take seconds.
 read_line() {
-	timeout 10 bash -c 'IFS= read -r l && printf "%s\n" "$l"' <&"$1"
+	timeout 30 bash -c 'IFS= read -r l && printf "%s\n" "$l"' <&"$1"
 }
 
 # dir_empty DIR: DIR lists nothing.
@@ -206,8 +207,8 @@ has_open() {
 	ls -l "/proc/$1/fd" 2>/dev/null | grep -qF -- "-> $2"
 }
 
-# has_lines FILE N: FILE has N lines (for wait_until: it reads FILE each time).
-has_lines() {
+# file_has_lines FILE N: FILE has N lines (for wait_until: it reads FILE each time).
+file_has_lines() {
 	[ -f "$1" ] && [ "$(wc -l <"$1")" = "$2" ]
 }
 
@@ -223,7 +224,9 @@ assert_tree_healthy() {
 	echo "$body" >&$fd
 	id=$(read_line "$fd")
 	exec {fd}>&-
-	out=$(timeout 10 cat "$MNT/jobs/$id/response")
+	# The bound only ends a hung run: the worker is a Python process
+	# that a loaded machine may take seconds to start.
+	out=$(timeout 30 cat "$MNT/jobs/$id/response")
 	wait "$wpid"
 	if [ "$out" != "$body" ]; then
 		echo "tree unhealthy: job '$id' answered '$out', expected '$body'" >&2
