@@ -36,7 +36,7 @@ journal_failing() {
 }
 
 acked_or_failing() {
-	has_lines "$1" 1 || journal_failing
+	conn_has_lines "$1" 1 || journal_failing
 }
 
 # submit_until_failing: submit, each from its own master F1, F2, ..., until

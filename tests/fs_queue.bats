@@ -24,7 +24,7 @@ bodies() {
 
 @test "echo > queue submits a job, with an id of at most 32 characters" {
 	echo '{"n":1}' >"$Q"
-	[ "$(njobs)" = 1 ]
+	[ "$(tree_njobs)" = 1 ]
 	local id
 	id=$(job_ids)
 	[ "${#id}" -le 32 ]
@@ -36,7 +36,7 @@ bodies() {
 
 @test "each line written is one job; bodies are stored as compact JSON" {
 	printf '{"a": 1}\n[1, 2]\n"text"\n\n  42  \n' >"$Q"
-	[ "$(njobs)" = 4 ]
+	[ "$(tree_njobs)" = 4 ]
 	[ "$(bodies)" = '{"a":1}
 [1,2]
 "text"
@@ -65,7 +65,7 @@ try:
 except OSError as e:
     print(e.strerror)' "$Q"
 	[ "$output" = "Invalid argument" ]
-	[ "$(njobs)" = 0 ]
+	[ "$(tree_njobs)" = 0 ]
 	grep -qx 'submitted 0' "$MNT/stats"
 	assert_tree_healthy
 }
@@ -122,7 +122,7 @@ try:
 except OSError as e:
     print(e.strerror)' "$Q"
 	[ "$output" = "File too large" ]
-	[ "$(njobs)" = 0 ]
+	[ "$(tree_njobs)" = 0 ]
 	assert_tree_healthy
 }
 

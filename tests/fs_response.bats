@@ -53,7 +53,7 @@ alive() {
 	local cpid=$!
 	bg "$GLOOM" worker r --partials 3 --hold "$BATS_TEST_TMPDIR/go"
 	# The partials arrive while the job still runs.
-	wait_until 10 has_lines "$out" 3
+	wait_until 10 file_has_lines "$out" 3
 	alive "$cpid"
 	[ "$(cat "$MNT/jobs/$id/status")" = running ]
 	touch "$BATS_TEST_TMPDIR/go"

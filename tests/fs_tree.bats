@@ -156,12 +156,12 @@ teardown() {
 	wait_until 10 has_open "$rpid" "$MNT/channels/tcp"
 	gloom publish tcp '{"m":1}'
 	echo '{"m":2}' >"$MNT/channels/tcp"
-	wait_until 10 has_lines "$BATS_TEST_TMPDIR/reader.out" 2
+	wait_until 10 file_has_lines "$BATS_TEST_TMPDIR/reader.out" 2
 	kill "$rpid"
 	wait "$rpid" || true
 	[ "$(cat "$BATS_TEST_TMPDIR/reader.out")" = '{"m":1}
 {"m":2}' ]
-	wait_until 10 has_lines "$BATS_TEST_TMPDIR/sub.out" 4
+	wait_until 10 file_has_lines "$BATS_TEST_TMPDIR/sub.out" 4
 }
 
 @test "writing a line that is not JSON to a channel fails with EINVAL" {

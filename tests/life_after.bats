@@ -45,12 +45,12 @@ setup() {
 		'{"type":"job","job_type":"t","id":3,"body":3,"after":["c"]}'
 	settle M W
 	# Three free slots, yet only b runs.
-	[ "$(njobs W)" = 1 ]
+	[ "$(conn_njobs W)" = 1 ]
 	[ "$(job_status '"c"')" = waiting ]
 	send W '{"type":"response","id":"b","body":"b"}'
 	wait_jobs W 2
 	settle W
-	[ "$(njobs W)" = 2 ]
+	[ "$(conn_njobs W)" = 2 ]
 	[ "$(job_status 3)" = waiting ]
 	send W '{"type":"response","id":"c","body":"c"}'
 	wait_jobs W 3

@@ -23,7 +23,7 @@ setup() {
 	status_json '"later"' | jq -e '.due > now'
 	respond W 1
 	settle W
-	[ "$(njobs W)" = 1 ]
+	[ "$(conn_njobs W)" = 1 ]
 	# A short delay comes due by itself.
 	send M '{"type":"job","job_type":"t","id":"soon","body":3,"delay":30}'
 	wait_jobs W 2

@@ -23,7 +23,7 @@ setup() {
 	[ "$(daemon_stat .types.t.queued)" = 3 ]
 	# Whoever runs one answers; the limit lets exactly one more start.
 	for w in W1 W2 W3; do
-		if [ "$(njobs $w)" = 1 ]; then respond $w '"x"'; break; fi
+		if [ "$(conn_njobs $w)" = 1 ]; then respond $w '"x"'; break; fi
 	done
 	wait_lines M 1
 	wait_until 10 stat_is .types.t.queued 2

@@ -22,7 +22,7 @@ setup() {
 	wait_lines M 1
 	[ "$(line M 1)" = '{"id":"run","body":"r"}' ]
 	settle W M
-	[ "$(njobs W)" = 1 ]
+	[ "$(conn_njobs W)" = 1 ]
 	[ "$(daemon_stat .types.t.queued)" = 2 ]
 	[ "$(daemon_stat .paused)" = 1 ]
 	[ "$(daemon_stat .types.t.paused)" = true ]
@@ -40,7 +40,7 @@ setup() {
 	conn_open M
 	send M '{"type":"job","job_type":"fresh","id":1,"body":1}'
 	settle M W
-	[ "$(njobs W)" = 0 ]
+	[ "$(conn_njobs W)" = 0 ]
 	request '{"action":"resume","type":"fresh"}' >/dev/null
 	wait_jobs W 1
 }

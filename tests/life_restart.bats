@@ -60,11 +60,11 @@ load 'helpers/durable'
 	join_worker W1 p
 	join_worker W2 p
 	settle W1 W2
-	[ "$(( $(njobs W1) + $(njobs W2) ))" = 0 ]
+	[ "$(( $(conn_njobs W1) + $(conn_njobs W2) ))" = 0 ]
 	request '{"type":"resume","job_type":"p"}' >/dev/null
 	wait_until 10 stat_is .running 1
 	settle W1 W2
-	[ "$(( $(njobs W1) + $(njobs W2) ))" = 1 ]
+	[ "$(( $(conn_njobs W1) + $(conn_njobs W2) ))" = 1 ]
 	# And the resume is kept too.
 	crash_daemon
 	start_durable

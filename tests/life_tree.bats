@@ -9,7 +9,7 @@ load 'helpers/frames'
 load 'helpers/proto'
 load 'helpers/fs'
 
-# (helpers/fs has its own njobs, the jobs in the tree: W's are counted here)
+# (helpers/fs has tree_njobs, the jobs in the tree: W's are counted here)
 wjobs() {
 	jobs_of "$1" | wc -l
 }

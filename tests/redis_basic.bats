@@ -70,7 +70,7 @@ setup() {
 	for ((i = 1; i <= 200; i++)); do
 		send M "{\"type\":\"job\",\"job_type\":\"n\",\"id\":$i,\"body\":$i}"
 	done
-	wait_until 60 has_lines M 200
+	wait_until 60 conn_has_lines M 200
 	settle M
 	out=$BATS_TEST_TMPDIR/results
 	received M >"$out"

@@ -59,7 +59,7 @@ setup() {
 	use_node A
 	conn_open P
 	send P '{"type":"publish","channel":"c","body":1}'
-	# (helpers/fs's has_lines counts a file's lines: wait on the file)
+	# (helpers/fs's file_has_lines counts a file's lines: wait on the file)
 	wait_until 10 grep -q error "$(conn_file P)"
 	is_error "$(line P 1)" unavailable
 	run sh -c "echo 1 > '$(node_mnt A)/channels/c'"

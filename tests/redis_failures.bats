@@ -44,7 +44,7 @@ acks_are() {
 		send M "{\"action\":\"submit\",\"type\":\"ld\",\"id\":$i,\"body\":$i}"
 	done
 	wait_until 20 acks_are M 40
-	wait_until 20 has_lines M 45
+	wait_until 20 conn_has_lines M 45
 	redis_kill9
 	wait_until 10 grep -q ': lost (' "$(node_log A)"
 	# Away: submissions are refused with a reason, and so are tree writes.
@@ -58,7 +58,7 @@ acks_are() {
 	wait_until 20 grep -q 'back after' "$(node_log A)"
 	wait_until 20 grep -q 'back after' "$(node_log B)"
 	# All 40 acknowledged jobs end, each once, with its own body.
-	wait_until 60 has_lines M 81
+	wait_until 60 conn_has_lines M 81
 	out=$(grep -v '"ok"\|"error"' "$(conn_file M)")
 	[ "$(jq -r .id <<<"$out" | sort -n | uniq | wc -l)" = 40 ]
 	[ "$(jq -c 'select(.body == .id)' <<<"$out" | wc -l)" = 40 ]

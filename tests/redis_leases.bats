@@ -75,7 +75,7 @@ setup() {
 		done
 		sleep "0.$((RANDOM % 10))"
 		kill_node B
-		wait_until 60 has_lines "M$round" 60
+		wait_until 60 conn_has_lines "M$round" 60
 		settle "M$round"
 		out=$(received "M$round")
 		n=$(wc -l <<<"$out")

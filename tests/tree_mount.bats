@@ -83,7 +83,7 @@ except OSError as e:
 	# The read(2) itself is waiting for the daemon's answer.
 	wait_until 10 grep -q request_wait_answer "/proc/$rpid/wchan" 
 	kill9_daemon
-	wait_until 10 has_lines "$BATS_TEST_TMPDIR/reader" 1
+	wait_until 10 file_has_lines "$BATS_TEST_TMPDIR/reader" 1
 	[ "$(cat "$BATS_TEST_TMPDIR/reader")" = 103 ]   # ECONNABORTED
 	start_daemon "$MNT"
 	wait_until 10 test -e "$MNT/README"

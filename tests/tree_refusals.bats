@@ -30,7 +30,7 @@ except OSError as e:
 	[ -z "$(cat "$MNT/refusals")" ]
 	mkdir "$MNT/types/r"
 	[ "$(bad_write "$MNT/types/r/queue" '{"ok":1}\n{"a":1,}\n')" = 22 ]
-	[ "$(njobs)" = 0 ]
+	[ "$(tree_njobs)" = 0 ]
 	grep -E 'jobfs warning: tree: a write to types/r/queue was refused: Invalid argument: line 2 is not JSON' "$DAEMON_LOG"
 	[ "$(wc -l <"$MNT/refusals")" = 1 ]
 	IFS=$'\t' read -r when path reason <"$MNT/refusals"
@@ -66,7 +66,7 @@ for i in range(1, 151):
         assert e.errno == 22, e
     os.close(fd)
 PY
-	[ "$(njobs)" = 0 ]
+	[ "$(tree_njobs)" = 0 ]
 	[ "$(wc -l <"$MNT/refusals")" = 100 ]
 	[[ "$(head -n1 "$MNT/refusals" | cut -f3)" == "Invalid argument: line 51 is not JSON"* ]]
 	[[ "$(tail -n1 "$MNT/refusals" | cut -f3)" == "Invalid argument: line 150 is not JSON"* ]]

@@ -58,7 +58,7 @@ daemon_cpu() {
 		'{ "x" : [ 1.50 , -0E-0 , 1234567890123 ] , "s" : "\u00e9\/ \t" }' \
 		'  1.0e+2  ' \
 		'"caf\u00E9"' >"$MNT/types/exact/queue"
-	wait_until 10 has_lines "$BATS_TEST_TMPDIR/got" 4
+	wait_until 10 file_has_lines "$BATS_TEST_TMPDIR/got" 4
 	grep -qF '"body":{"a":0.1,"b":1e2,"a":2}}' "$BATS_TEST_TMPDIR/got"
 	grep -qF '"body":{"x":[1.50,-0E-0,1234567890123],"s":"\u00e9\/ \t"}}' "$BATS_TEST_TMPDIR/got"
 	grep -qF '"body":1.0e+2}' "$BATS_TEST_TMPDIR/got"
@@ -77,7 +77,7 @@ daemon_cpu() {
 	printf '%s\n' "$body" >"$MNT/types/same/queue"
 	printf '%s\n' "{\"type\":\"job\",\"job_type\":\"same\",\"id\":\"tcp\",\"detach\":true,\"body\":$body}" |
 		master_raw -t 500 >/dev/null || true
-	wait_until 10 has_lines "$BATS_TEST_TMPDIR/got" 2
+	wait_until 10 file_has_lines "$BATS_TEST_TMPDIR/got" 2
 	run python3 -c '
 import sys
 a, b = open(sys.argv[1], "rb").read().splitlines()
@@ -108,7 +108,7 @@ try:
 except OSError as e:
     print(e.errno)' "$MNT/types/bad/queue"
 	[ "$output" = 22 ]
-	[ "$(njobs)" = 0 ]
+	[ "$(tree_njobs)" = 0 ]
 	assert_tree_healthy
 }
 

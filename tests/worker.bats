@@ -39,9 +39,9 @@ setup() {
 		'{"type":"job","job_type":"share","id":3,"body":3}'
 	settle M
 	settle W1 W2 W3
-	[ "$(njobs W1)" = 1 ]
-	[ "$(njobs W2)" = 1 ]
-	[ "$(njobs W3)" = 1 ]
+	[ "$(conn_njobs W1)" = 1 ]
+	[ "$(conn_njobs W2)" = 1 ]
+	[ "$(conn_njobs W3)" = 1 ]
 	[ "$(cat "$BATS_TEST_TMPDIR"/conn.W?.out | jq -r 'select(.type == "job") | .id' | sort | tr '\n' ' ')" = "1 2 3 " ]
 }
 
@@ -89,7 +89,7 @@ setup() {
 	wait_lines M 3
 	same_json "$(line M 3)" '{"id":9,"body":"ok"}'
 	settle W5
-	[ "$(njobs W5)" = 1 ]
+	[ "$(conn_njobs W5)" = 1 ]
 	[ "$(received M | wc -l)" = 2 ]
 }
 
@@ -146,7 +146,7 @@ setup() {
 	same_lines "$(received M)" '{"id":"a1","body":"did a1"}
 {"id":"b1","body":"did b1"}'
 	settle W
-	[ "$(njobs W)" = 2 ]
+	[ "$(conn_njobs W)" = 2 ]
 	[ "$(daemon_stat .types.A.workers)" = 0 ]
 	[ "$(daemon_stat .types.B.workers)" = 1 ]
 }
@@ -160,7 +160,7 @@ setup() {
 	wait_jobs W 1
 	send W '{"type":"join","job_type":"B"}' '{"type":"join","job_type":"A"}'
 	settle W
-	[ "$(njobs W)" = 1 ]
+	[ "$(conn_njobs W)" = 1 ]
 	serve W 2
 	wait_lines M 2
 	[ "$(jobs_of W | jq -r .id | tr '\n' ' ')" = "a1 a2 " ]

@@ -121,13 +121,14 @@ nlines() {
 	echo $((n))
 }
 
-has_lines() {
+# conn_has_lines NAME N: connection NAME has received at least N lines.
+conn_has_lines() {
 	[ "$(nlines "$1")" -ge "$2" ]
 }
 
 # wait_lines NAME N [SECONDS]
 wait_lines() {
-	wait_until "${3:-10}" has_lines "$1" "$2"
+	wait_until "${3:-10}" conn_has_lines "$1" "$2"
 }
 
 # line NAME N: the Nth frame NAME received (pongs included).

@@ -26,14 +26,15 @@ jobs_of() {
 		"$(conn_file "$1")"
 }
 
-njobs() {
+# conn_njobs NAME: how many jobs worker connection NAME has been given.
+conn_njobs() {
 	local n
 	n=$(jobs_of "$1" | wc -l)
 	echo $((n))
 }
 
 has_jobs() {
-	[ "$(njobs "$1")" -ge "$2" ]
+	[ "$(conn_njobs "$1")" -ge "$2" ]
 }
 
 # wait_jobs NAME N [SECONDS]: until NAME has received N jobs.
