@@ -218,8 +218,9 @@ ops_route(struct wreq *r, const char *path)
 
 	if (strcmp(path, "/failures") == 0) {
 		if (web_args_known(r, no_args) && method_ok(r, "GET"))
-			web_reply_json(r, 200, json_pack("{s:O}", "failures",
-			    r->web->failures != NULL ? r->web->failures : json_array()));
+			web_reply_json(r, 200, json_pack("{s:o}", "failures",
+			    r->web->failures != NULL ? json_incref(r->web->failures) :
+			    json_array()));
 		return true;
 	}
 	if (strncmp(path, "/jobs/", 6) == 0 && n > 6 + 5 &&
