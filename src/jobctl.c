@@ -252,6 +252,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "pause", "TYPE", cmd_pause },
 	{ "resume", "TYPE", cmd_pause },
 	{ "configure", "[--limit N] [--retries N] [--backoff MS] TYPE", cmd_configure },
+	{ "top", "[--http HOST:PORT]", cmd_top },
 };
 
 static void

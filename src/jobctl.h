@@ -7,6 +7,7 @@
  *   jobctl_cmds.c     submit, status, cancel, stats, ping, publish,
  *                     subscribe, raw
  *   jobctl_work.c     work: run a command per job
+ *   jobctl_top.c      top: a live view in the terminal
  */
 #ifndef JOBCTL_H
 #define JOBCTL_H
@@ -130,6 +131,10 @@ int	cmd_cancel(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_kick(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_pause(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_configure(struct ctl *, const struct cmd_entry *, int, char **);
+
+/* ------------------------------------------------------------ jobctl_top.c */
+
+int	cmd_top(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_wait(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_stats(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);

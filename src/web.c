@@ -771,6 +771,7 @@ head_gate(struct wreq *r)
 	own = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
 	    strcmp(path, "/metrics") == 0 || strcmp(path, "/stats") == 0 ||
 	    strcmp(path, "/events") == 0 || strncmp(path, "/types", 6) == 0 ||
+	    strcmp(path, "/failures") == 0 ||
 	    strncmp(path, "/jobs/", 6) == 0 || strncmp(path, "/sub/", 5) == 0 ||
 	    strncmp(path, "/pub/", 5) == 0;
 	r->rt = own ? NULL : route_find(w, path);
@@ -862,7 +863,7 @@ dispatch(struct wreq *r)
 			    "%s is GET only", path);
 		return;
 	}
-	if (rest_route(r, path) || sse_route(r, path))
+	if (ops_route(r, path) || rest_route(r, path) || sse_route(r, path))
 		return;
 	if (rt != NULL) {
 		route_start(r, rt);
@@ -1088,6 +1089,7 @@ on_finished(void *ctx, struct job *j, struct worker *ran_on)
 		return;
 	metrics_job_finished(w, j);
 	rest_job_finished(w, j);
+	ops_job_finished(w, j);
 	route_job_finished(w, j);
 	if (w->nevents_streams > 0)
 		sse_job_event(w, "finished", j, job_state_name(j->state),
@@ -1364,6 +1366,7 @@ web_stop(struct server *srv)
 	sse_free(w);
 	web_tls_free();
 	metrics_free(w);
+	ops_free(w);
 	for (i = 0; i < w->nroutes; i++) {
 		free(w->routes[i].prefix);
 		free(w->routes[i].type);

@@ -210,6 +210,7 @@ struct web {
 	uint64_t           refused_host, refused_cross_site, input_refused;
 	uint64_t           refused_plain;       /* --auth, plain HTTP, beyond loopback */
 	uint64_t           refused_client_cert; /* --tls-ca: no certificate of its CAs */
+	json_t            *failures;    /* the latest failed endings (web_ops.c) */
 };
 
 /* web.c */
@@ -233,6 +234,10 @@ char *web_idjson(const char *key);
 /* web_rest.c */
 bool rest_route(struct wreq *, const char *path);
 void rest_job_finished(struct web *, struct job *);
+/* web_ops.c */
+bool ops_route(struct wreq *, const char *path);
+void ops_job_finished(struct web *, struct job *);
+void ops_free(struct web *);
 
 /* web_sse.c */
 bool sse_route(struct wreq *, const char *path);

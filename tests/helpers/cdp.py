@@ -13,6 +13,8 @@ one fails, and always stops the browser.  Steps:
   eval:EXPR        print the expression's value (JSON) on a line
   click:SELECTOR   click the first element matching SELECTOR
   shot:FILE        save a PNG screenshot of the page to FILE
+  header:NAME: VAL send this header with every request from now on (a
+                   header step before all others applies to the page's load)
 """
 import base64
 import json
@@ -147,10 +149,22 @@ def main():
         ws_url = [t for t in targets if t.get("type") == "page"][0]["webSocketDebuggerUrl"]
         page = Page(WebSocket(ws_url))
         page.call("Page.enable")
+        page.call("Network.enable")
+        headers = {}
+
+        def header(arg):
+            name, _, value = arg.partition(":")
+            headers[name.strip()] = value.strip()
+            page.call("Network.setExtraHTTPHeaders", headers=headers)
+
+        while steps and steps[0].startswith("header:"):
+            header(steps.pop(0).partition(":")[2])
         page.call("Page.navigate", url=url)
         for step in steps:
             kind, _, arg = step.partition(":")
-            if kind == "wait":
+            if kind == "header":
+                header(arg)
+            elif kind == "wait":
                 end = time.time() + WAIT_SECONDS
                 while page.eval("!!(%s)" % arg) is not True:
                     if time.time() > end:
