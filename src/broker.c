@@ -1017,8 +1017,8 @@ master_unref(struct master *m)
 		free(m);
 }
 
-/* broker_worker_new: a worker of one free slot, named name until it joins
- * with another. */
+/* broker_worker_new: a worker of one free slot, named name (its address)
+ * until it authenticates or joins with another. */
 struct worker *
 broker_worker_new(struct broker *b, void *face, const char *name)
 {
@@ -1028,6 +1028,7 @@ broker_worker_new(struct broker *b, void *face, const char *name)
 	w->face = face;
 	w->refs = 1;
 	w->name = xstrdup(name);
+	w->addr = xstrdup(name);
 	w->capacity = 1;
 	TAILQ_INIT(&w->running);
 	return w;
@@ -1039,6 +1040,7 @@ worker_unref(struct worker *w)
 	if (--w->refs > 0)
 		return;
 	free(w->name);
+	free(w->addr);
 	free(w);
 }
 
@@ -1694,6 +1696,21 @@ const char *
 worker_name(const struct worker *w)
 {
 	return w->name;
+}
+
+/* worker_addr: the address of w's connection, whatever its name. */
+const char *
+worker_addr(const struct worker *w)
+{
+	return w->addr;
+}
+
+/* worker_named: w has a name of its own (a token's or its join's), not
+ * only its address. */
+bool
+worker_named(const struct worker *w)
+{
+	return strcmp(w->name, w->addr) != 0;
 }
 
 unsigned

@@ -169,7 +169,8 @@ add_worker_line(void *ctx, struct worker *w)
 {
 	struct workers_text *x = ctx;
 
-	append_id(x->out, worker_name(w), "");
+	append_id(x->out, worker_name(w), " ");
+	append_id(x->out, worker_addr(w), "");
 	buf_append_str(x->out, worker_running(w) > 0 ? " busy" : " idle");
 	broker_worker_jobs_each(x->b, w, add_running_id, x->out);
 	buf_append_str(x->out, "\n");
@@ -177,8 +178,9 @@ add_worker_line(void *ctx, struct worker *w)
 }
 
 /*
- * text_workers: "NAME idle" or "NAME busy ID..." per worker.  The name is
- * encoded as ids are, so that a worker's name, like an id, cannot add a
+ * text_workers: "NAME ADDR idle" or "NAME ADDR busy ID..." per worker: its
+ * token's or join's name (else its address), then its address.  The name
+ * is encoded as ids are, so that a worker's name, like an id, cannot add a
  * line.
  */
 static void

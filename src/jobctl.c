@@ -233,14 +233,14 @@ ctl_args(const struct cmd_entry *e, int argc, char **argv, int nargs)
 
 static const struct cmd_entry cmd_table[] = {
 	{ "submit", "[--id ID] [--priority N] [--timeout MS] [--stream] "
-	    "[--detach] [--worker NAME] [--retries N] [--backoff MS] "
+	    "[--detach | --no-wait] [-v] [--worker NAME] [--retries N] [--backoff MS] "
 	    "[--delay MS] [--at EPOCH_MS] [--after ID]... TYPE [BODY | -]", cmd_submit },
 	{ "work", "[--capacity N] [--heartbeat MS] [--name NAME] [--cancel] "
 	    "[--fail] [--retry-for SECONDS | --no-reconnect] TYPE -- COMMAND "
 	    "[ARG ...]", cmd_work },
 	{ "status", "ID", cmd_status },
 	{ "cancel", "ID", cmd_cancel },
-	{ "wait", "ID", cmd_wait },
+	{ "wait", "ID ...", cmd_wait },
 	{ "stats", "[TYPE]", cmd_stats },
 	{ "ping", "[-t MS]", cmd_ping },
 	{ "publish", "CHANNEL BODY | -", cmd_publish },

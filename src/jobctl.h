@@ -7,6 +7,7 @@
  *   jobctl_cmds.c     submit, status, cancel, stats, ping, publish,
  *                     subscribe, raw
  *   jobctl_work.c     work: run a command per job
+ *   jobctl_ending.c   a job's ending as an exit status (submit, wait)
  *   jobctl_top.c      top: a live view in the terminal
  */
 #ifndef JOBCTL_H
@@ -21,6 +22,11 @@ enum {
 	CTL_USAGE = 2,
 	CTL_LOST = 3,		/* could not connect, or the connection closed */
 	CTL_TIMEOUT = 4,	/* gave up waiting */
+	/* how a job ended, for submit and wait (0: done, with a result) */
+	CTL_FAILED = 5,		/* job_failed, with no retries */
+	CTL_CANCELLED = 6,
+	CTL_TIMEDOUT = 7,	/* the job's own timeout */
+	CTL_DEAD = 8,		/* job_failed after every one of its retries */
 };
 #define CTL_RUNNING (-1)	/* a callback's "not finished yet" */
 
@@ -141,6 +147,26 @@ int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_publish(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_subscribe(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_raw(struct ctl *, const struct cmd_entry *, int, char **);
+
+/* --------------------------------------------------------- jobctl_ending.c */
+
+/* The jobs a command follows to their ends, each by its id as text. */
+struct ending {
+	char	*key;		/* the id: a string bare, a number as written */
+	int	 status;	/* CTL_RUNNING until its ending is judged */
+	json_t	*failed;	/* its job_failed frame while its status is asked */
+};
+
+struct endings {
+	struct ending	*e;
+	size_t		 n, open;	/* jobs, and those not ended yet */
+	bool		 prefix;	/* results start with the id and a tab */
+};
+
+void	endings_init(struct endings *, char **ids, size_t n, bool prefix);
+void	endings_free(struct endings *);
+int	endings_frame(struct session *, struct endings *, json_t *);
+int	ctl_worst(int, int);
 
 /* ----------------------------------------------------------- jobctl_work.c */
 

@@ -16,33 +16,46 @@
 /* -------------------------------------------------------------- submit */
 
 struct submit {
-	json_t	*id;
-	bool	 stream;
+	json_t		*id;
+	bool		 stream;
+	bool		 no_wait;	/* --no-wait: the id once the job is taken */
+	bool		 verbose;	/* -v: the id on stderr once it is taken */
+	struct endings	 end;
 };
 
-/* submit_frame: partials (with --stream) are printed and waited past; the
- * final reply or an error frame ends the command. */
+/* submit_frame: the pong after the job says the daemon has taken it
+ * (replies come in order): with --no-wait the id is printed and that is
+ * all.  Partials (with --stream) are printed and waited past; the job's
+ * ending is judged by endings_frame. */
 static int
 submit_frame(struct session *s, const char *p, size_t len)
 {
 	struct submit *sub = s->arg;
 	json_t *m, *id, *body;
+	const char *type;
 	int rc = CTL_RUNNING;
 
 	if ((m = ctl_parse(p, len)) == NULL)
 		return CTL_FAIL;
 	id = json_object_get(m, "id");
 	body = json_object_get(m, "body");
-	if (json_object_get(m, "error") != NULL)
-		rc = ctl_report(m);
-	else if (id != NULL && !json_equal(id, sub->id))
-		rc = CTL_RUNNING;
-	else if (json_is_true(json_object_get(m, "partial"))) {
+	type = json_string_value(json_object_get(m, "type"));
+	if (id == NULL && type != NULL && strcmp(type, "pong") == 0) {
+		if (sub->no_wait) {
+			printf("%s\n", json_string_value(sub->id));
+			rc = fflush(stdout) == EOF ? CTL_FAIL : CTL_OK;
+		} else if (sub->verbose)
+			fprintf(stderr, "%s\n", json_string_value(sub->id));
+	} else if (sub->no_wait) {
+		if (json_object_get(m, "error") != NULL)
+			rc = ctl_report(m);
+	} else if (json_is_true(json_object_get(m, "partial")) &&
+	    json_equal(id, sub->id)) {
 		if (sub->stream && body != NULL)
 			rc = ctl_print(NULL, body, JSON_OUT) == CTL_OK ?
 			    CTL_RUNNING : CTL_FAIL;
-	} else if (body != NULL)
-		rc = ctl_print(NULL, body, JSON_OUT);
+	} else
+		rc = endings_frame(s, &sub->end, m);
 	json_decref(m);
 	return rc;
 }
@@ -64,6 +77,30 @@ submit_id(void)
 	    (long long)ts.tv_sec, ts.tv_nsec / 1000000, ++counter);
 }
 
+/* submit_send: the job, then a ping whose pong says it was taken; then
+ * its replies until it ends (or, with --no-wait, until the pong). */
+static int
+submit_send(struct ctl *ctl, json_t *job, struct submit *sub)
+{
+	struct session s;
+	char *key = (char *)json_string_value(sub->id);
+	int rc;
+
+	if (session_open(&s, ctl, ctl->master_port, sub) < 0) {
+		json_decref(job);
+		session_free(&s);
+		return CTL_LOST;
+	}
+	endings_init(&sub->end, &key, 1, false);
+	s.frame = submit_frame;
+	session_send(&s, job);
+	session_send(&s, json_pack("{s:s}", "type", "ping"));
+	rc = session_run(&s);
+	session_free(&s);
+	endings_free(&sub->end);
+	return rc;
+}
+
 /* cmd_submit: one job, waited for on its own connection, so that only its
  * replies arrive there. */
 int
@@ -81,6 +118,8 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "delay",    required_argument, NULL, 'D' },
 		{ "at",       required_argument, NULL, 'a' },
 		{ "after",    required_argument, NULL, 'A' },
+		{ "no-wait",  no_argument,       NULL, 'N' },
+		{ "verbose",  no_argument,       NULL, 'v' },
 		{ "help",     no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -98,8 +137,14 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	char *auto_id = NULL;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'N':
+			sub.no_wait = detach = true;
+			break;
+		case 'v':
+			sub.verbose = true;
+			break;
 		case 'i':
 			id = optarg;
 			break;
@@ -151,7 +196,7 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1 || argc > 2) {
+	if (argc < 1 || argc > 2 || (sub.no_wait && sub.stream)) {
 		json_decref(after);
 		return ctl_usage(e, false);
 	}
@@ -196,7 +241,7 @@ cmd_submit(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		json_decref(m);
 		rc = CTL_USAGE;
 	} else
-		rc = session_call(ctl, m, submit_frame, &sub);
+		rc = submit_send(ctl, m, &sub);
 	json_decref(sub.id);
 	free(auto_id);
 	return rc;
@@ -290,34 +335,63 @@ cmd_cancel(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 }
 
 /*
- * wait_frame: the job's ending, as its submitter got it: the result body
- * is printed (exit 0); an ending error (failed, cancelled, timeout) or
- * unknown_id is reported (exit 1).
+ * wait_frame: the jobs' endings, as their submitters got them: each result
+ * is printed (after its id and a tab when there are several); each ending
+ * error is reported.  The exit status is the worst of the jobs'
+ * (endings_frame).
  */
 static int
 wait_frame(struct session *s, const char *p, size_t len)
 {
-	json_t *m, *body;
+	json_t *m;
 	int rc;
 
-	(void)s;
 	if ((m = ctl_parse(p, len)) == NULL)
 		return CTL_FAIL;
-	body = json_object_get(m, "body");
-	if (json_object_get(m, "error") != NULL)
-		rc = ctl_report(m);
-	else if (body != NULL)
-		rc = ctl_print(NULL, body, JSON_OUT);
-	else
-		rc = CTL_RUNNING;
+	rc = endings_frame(s, s->arg, m);
 	json_decref(m);
 	return rc;
 }
 
+/* cmd_wait: wait ID...: one wait per distinct id, all on one connection. */
 int
 cmd_wait(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 {
-	return ctl_by_id(ctl, e, argc, argv, wait_frame);
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct endings es;
+	struct session s;
+	json_t *m;
+	size_t i;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		return ctl_usage(e, c == 'h');
+	if (optind >= argc)
+		return ctl_usage(e, false);
+	for (i = (size_t)optind; i < (size_t)argc; i++) {
+		if ((m = json_string(argv[i])) == NULL) {
+			ctl_warn("the id is not valid UTF-8");
+			return CTL_USAGE;
+		}
+		json_decref(m);
+	}
+	endings_init(&es, argv + optind, (size_t)(argc - optind), argc - optind > 1);
+	if (session_open(&s, ctl, ctl->master_port, &es) < 0) {
+		session_free(&s);
+		endings_free(&es);
+		return CTL_LOST;
+	}
+	s.frame = wait_frame;
+	for (i = 0; i < es.n; i++)
+		session_send(&s, json_pack("{s:s, s:s}", "type", "wait", "id",
+		    es.e[i].key));
+	rc = session_run(&s);
+	session_free(&s);
+	endings_free(&es);
+	return rc;
 }
 
 /* stats_print: nested counters flattened to "a.b.c value" lines, so that

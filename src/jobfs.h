@@ -357,6 +357,7 @@ struct worker {
 	void            *face;        /* NULL once gone */
 	unsigned         refs;        /* the face's, and one per running job */
 	char            *name;        /* shown in the tree and matched by targets */
+	char            *addr;        /* its connection's address, listed beside */
 	struct jtype    *type;        /* joined type, NULL before join */
 	struct jtype    *next_type;   /* re-join while busy: applies when idle */
 	unsigned         capacity;
@@ -729,6 +730,8 @@ void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *
 void  broker_workers_each(struct broker *, struct jtype *, broker_worker_cb *, void *ctx);
 void  broker_worker_jobs_each(struct broker *, struct worker *, broker_job_cb *, void *ctx);
 const char *worker_name(const struct worker *);
+const char *worker_addr(const struct worker *);
+bool        worker_named(const struct worker *);
 unsigned    worker_running(const struct worker *);
 json_t *job_info(const struct job *);
 double  job_started(const struct job *);    /* wall clock; 0: not yet */

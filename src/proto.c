@@ -933,6 +933,10 @@ proto_auth_as(struct conn *c, const char *name, unsigned roles)
 	unauth_unlist(c);
 	snprintf(c->auth_name, sizeof c->auth_name, "%s", name);
 	c->auth_roles = roles;
+	/* a worker is known by its token's name (a join's "worker" may name
+	 * it again), its address listed beside */
+	if (c->worker != NULL && !worker_named(c->worker))
+		broker_worker_options(&c->srv->broker, c->worker, name, 0, -1);
 }
 
 /*

@@ -1317,7 +1317,7 @@ rs_query(void *ctx, const char *what, const char *arg,
 
 /*
  * Worker lines: each daemon keeps its workers of each type in Redis
- * (P:wk:T, field N: "NAME@N idle" or "NAME@N busy ID...", names and ids
+ * (P:wk:T, field N: "NAME@N ADDR idle" or "NAME@N ADDR busy ID...", names and ids
  * encoded as the tree shows them), rewritten at most every 0.25 s for the
  * types whose workers changed, so that types/T/workers on any host lists
  * every daemon's.
@@ -1358,6 +1358,10 @@ wk_line(void *ctx, struct worker *w)
 	free(name);
 	buf_append(x->out, "@", 1);
 	buf_append_str(x->out, x->r->nstr);
+	name = encoded(worker_addr(w));
+	buf_append(x->out, " ", 1);
+	buf_append_str(x->out, name);
+	free(name);
 	buf_append_str(x->out, worker_running(w) > 0 ? " busy" : " idle");
 	broker_worker_jobs_each(x->r->b, w, wk_job, x->out);
 	buf_append(x->out, "\n", 1);

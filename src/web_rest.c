@@ -462,8 +462,9 @@ add_worker(void *ctx, struct worker *wk)
 	if (v->n++ >= v->max)
 		return false;
 	broker_worker_jobs_each(v->b, wk, add_job_id, &jobs);
-	json_array_append_new(v->arr, json_pack("{s:s, s:i, s:o}", "name",
-	    worker_name(wk), "running", (int)worker_running(wk), "jobs", jobs.arr));
+	json_array_append_new(v->arr, json_pack("{s:s, s:s, s:i, s:o}", "name",
+	    worker_name(wk), "addr", worker_addr(wk), "running",
+	    (int)worker_running(wk), "jobs", jobs.arr));
 	return true;
 }
 

@@ -54,8 +54,8 @@ setup() {
 	[ "$(jobs_of W)" = '{"type":"job","id":"mine","body":1}' ]
 }
 
-@test "jobctl submit exits 1 when the job fails" {
-	bg timeout 30 "$JOBCTL" submit --id doomed lose '"x"'
+@test "jobctl submit exits 5 when the job fails" {
+	bg timeout 30 "$JOBCTL" submit --id doomed lose '"x"' 2>"$BATS_TEST_TMPDIR/err"
 	wait_until 10 stat_is .types.lose.queued 1
 	local i
 	for i in 1 2 3 4; do
@@ -65,7 +65,9 @@ setup() {
 	done
 	local rc=0
 	wait "${BG_PIDS[0]}" || rc=$?
-	[ "$rc" = 1 ]
+	[ "$rc" = 5 ]
+	[ "$(sed -n 1p "$BATS_TEST_TMPDIR/err")" = 'jobctl: job_failed: doomed' ]
+	[ "$(sed -n 2p "$BATS_TEST_TMPDIR/err")" = 'jobctl: job doomed failed: no error reported (its worker was lost 4 times)' ]
 }
 
 @test "jobctl submit refuses a body that is not JSON" {

@@ -17,7 +17,9 @@ setup() {
 @test "work --fail: a failing command is a failed attempt, retried, then dead with its exit status and output" {
 	bg "$JOBCTL" work --fail t -- sh -c 'cat >/dev/null; echo out; echo err >&2; exit 4'
 	run --separate-stderr timeout 20 "$JOBCTL" submit --id f1 --retries 1 --backoff 10 t '{"x":1}'
-	[ "$status" = 1 ]
+	[ "$status" = 8 ]
+	[ "$(sed -n 2p <<<"$stderr")" = 'jobctl: job f1 dead after 2 attempts: command failed, exit status 4' ]
+	[ "$(sed -n 3p <<<"$stderr")" = 'jobctl: stderr: err' ]
 	info=$(status_json '"f1"')
 	[ "$(jq -c '[.status, (.attempts | length), .dead]' <<<"$info")" = '["failed",2,true]' ]
 	same_json "$(jq -c .error <<<"$info")" '{"error":"command failed","status":4,"stdout":"out\n","stderr":"err\n"}'

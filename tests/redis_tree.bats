@@ -88,7 +88,7 @@ submit_in() {
 	settle W
 	wait_until 10 test -d "$a/types/q"
 	# A's tree lists B's worker, with its daemon's number.
-	wait_until 10 grep -qx 'bee@2 idle' "$a/types/q/workers"
+	wait_until 10 grep -Eqx 'bee@2 127\.0\.0\.1:[0-9]+ idle' "$a/types/q/workers"
 	wait_jobs W 0
 	# Three jobs queued from A's tree behind a busy worker: B's tree lists
 	# them in dispatch order.
@@ -102,7 +102,7 @@ submit_in() {
 	grep -qx 'queued 3' "$b/types/q/stats"
 	grep -qx 'running 1' "$b/types/q/stats"
 	grep -qx 'workers 1' "$b/types/q/stats"
-	wait_until 10 grep -q '^bee@2 busy ' "$a/types/q/workers"
+	wait_until 10 grep -Eq '^bee@2 [^ ]+ busy ' "$a/types/q/workers"
 	grep -qx 'cluster_submitted 4' "$b/stats"
 	round_trip
 }

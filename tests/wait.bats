@@ -41,10 +41,11 @@ load 'helpers/proto'
 	same_json "$(line O 1)" '{"id":5,"body":"five"}'
 	is_error "$(line O 2)" cancelled '"c"'
 	is_error "$(line O 3)" unknown_id '"nope"'
-	# jobctl wait prints the result, or fails on an ending error.
+	# jobctl wait prints the result, or fails on an ending error (6:
+	# cancelled; 1: no such job).
 	[ "$("$JOBCTL" wait 5)" = '"five"' ]
 	run "$JOBCTL" wait c
-	[ "$status" = 1 ]
+	[ "$status" = 6 ]
 	run "$JOBCTL" wait nope
 	[ "$status" = 1 ]
 	assert_daemon_healthy

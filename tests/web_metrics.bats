@@ -141,7 +141,7 @@ need_promtool() {
 	[ "$(hcurl "$H/jobs/$id/response")" = 1 ]
 	# retried once, then failed and dead
 	run "$JOBCTL" submit --retries 1 --backoff 1 f 1
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 8 ]
 	# cancelled
 	id=$(hcurl --json 1 "$H/types/idle/jobs" | jq -r .id)
 	[ "$(hstatus -X POST "$H/jobs/$id/cancel")" = 200 ]
