@@ -64,6 +64,7 @@ static void deps_free(struct broker *);
 static void type_free(struct jtype *);
 static void job_forget(struct broker *, struct job *);
 static void finished_add(struct broker *, struct job *);
+static void job_log_set(struct job *, const char *, size_t);
 static void shared_unrun(struct broker *, struct job *);
 static void fail_log_summary(struct broker *, struct fail_log *);
 static void fail_log_flush(struct broker *, struct jtype *);
@@ -428,6 +429,7 @@ job_unref(struct broker *b, struct job *j)
 	if (j->ext != NULL) {
 		free(j->ext->target);
 		buf_free(&j->ext->partials);
+		free(j->ext->log);
 		free(j->ext);
 	}
 	free(j);
@@ -829,6 +831,8 @@ broker_restore(struct broker *b, const struct restore_req *r)
 		if (r->partials_len > 0)
 			buf_append(&j->ext->partials, r->partials, r->partials_len);
 	}
+	if (r->log != NULL)
+		job_log_set(j, r->log, r->log_len);
 	if (finished) {
 		j->state = r->state;
 		if (r->state == JOB_DONE && r->result != NULL) {
@@ -1226,7 +1230,9 @@ job_record(const struct job *j)
 		n += strlen(id) + 1;
 	n += j->body_blob ? sizeof(struct blob *) : strlen(id + strlen(id) + 1) + 1;
 	if (j->ext != NULL)
-		n += sizeof *j->ext + (j->ext->target != NULL ? strlen(j->ext->target) + 1 : 0);
+		n += sizeof *j->ext + (j->ext->target != NULL ? strlen(j->ext->target) + 1 : 0) +
+		    (j->ext->log != NULL ? j->ext->log_len + 1u : 0);  /* kept with the
+		                                   status, not dropped by --keep-bytes */
 	if (j->owner != NULL)
 		n += strlen(j->owner) + 1;
 	return n;
@@ -1754,6 +1760,9 @@ job_info(const struct job *j)
 		json_object_set_new(o, "result_bytes", json_integer((json_int_t)j->result_len));
 	if (j->life != NULL)
 		json_object_update_missing_new(o, job_life_info(j));
+	if (j->ext != NULL && j->ext->log != NULL)
+		json_object_set_new(o, "log", json_stringn(j->ext->log,
+		    j->ext->log_len));
 	return o;
 }
 
@@ -1782,6 +1791,63 @@ job_partials(const struct job *j)
 	static const struct buf none;
 
 	return j->ext != NULL ? &j->ext->partials : &none;
+}
+
+/* job_log: what the job's worker said its command printed, or NULL. */
+const char *
+job_log(const struct job *j, size_t *len)
+{
+	if (j->ext == NULL || j->ext->log == NULL) {
+		*len = 0;
+		return NULL;
+	}
+	*len = j->ext->log_len;
+	return j->ext->log;
+}
+
+/* job_log_set: j's log is the last JOB_LOG_MAX bytes of text, cut at the start
+ * of a UTF-8 character (it replaces an earlier attempt's). */
+static void
+job_log_set(struct job *j, const char *text, size_t len)
+{
+	if (len > JOB_LOG_MAX) {
+		text += len - JOB_LOG_MAX;
+		len = JOB_LOG_MAX;
+		while (len > 0 && ((unsigned char)*text & 0xc0) == 0x80) {
+			text++;
+			len--;
+		}
+	}
+	if (j->ext == NULL)
+		j->ext = xcalloc(1, sizeof *j->ext);
+	free(j->ext->log);
+	j->ext->log = xmalloc(len + 1);
+	memcpy(j->ext->log, text, len);
+	j->ext->log[len] = '\0';
+	j->ext->log_len = (uint32_t)len;
+}
+
+/*
+ * broker_job_log: the log of j's attempt, from its worker's response or
+ * failure, set before the job ends on it (so that the store records it
+ * with the ending); text NULL: the attempt sent none, and an earlier
+ * attempt's log goes (the log is always the last answer's).  Only a
+ * running job takes one: a finished job's record is counted in
+ * retained_bytes and must not change.
+ */
+void
+broker_job_log(struct broker *b, struct job *j, const char *text, size_t len)
+{
+	(void)b;
+	if (j->state != JOB_RUNNING)
+		return;
+	if (text != NULL)
+		job_log_set(j, text, len);
+	else if (j->ext != NULL && j->ext->log != NULL) {
+		free(j->ext->log);
+		j->ext->log = NULL;
+		j->ext->log_len = 0;
+	}
 }
 
 /* broker_shutdown: free everything (the daemon is exiting). */

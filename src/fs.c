@@ -64,7 +64,8 @@ type_paused(struct fs *fs, const struct owner *o)
 static const struct fixed_name job_names[] = {
 	{ "body", NK_JOB_BODY }, { "response", NK_JOB_RESPONSE },
 	{ "status", NK_JOB_STATUS }, { "type", NK_JOB_TYPE },
-	{ "info", NK_JOB_INFO }, { NULL, 0 },
+	{ "info", NK_JOB_INFO }, { "log", NK_JOB_LOG },
+	{ "progress", NK_JOB_PROGRESS }, { NULL, 0 },
 };
 
 /* fixed_lookup: the kind a fixed name stands for in table t, or NK_NONE. */

@@ -38,6 +38,8 @@ enum node_kind {
 	NK_JOB_STATUS,
 	NK_JOB_TYPE,
 	NK_JOB_INFO,
+	NK_JOB_LOG,           /* what its worker's command printed */
+	NK_JOB_PROGRESS,      /* its partial results, then EOF when it ends */
 	NK_CHAN,              /* channels/C: owner is a channel name */
 	/* the job lifecycle: more files of types/T */
 	NK_TYPE_DEAD,         /* dead job ids, oldest first */

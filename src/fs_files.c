@@ -57,6 +57,10 @@ static const char readme_text[] =
 "                      cancelled or timeout\n"
 "  jobs/ID/type        the job type\n"
 "  jobs/ID/info        everything about the job, one JSON object\n"
+"  jobs/ID/log         what the job's command printed to stderr (jobctl\n"
+"                      work: the last 64 KiB), once it has ended\n"
+"  jobs/ID/progress    its partial results, one per line, as they come;\n"
+"                      EOF once the job has ended\n"
 "  rmdir jobs/ID       cancel the job if unfinished, and forget it\n"
 "  channels/C          write: publish one JSON message per line;\n"
 "                      read: the messages published after open\n"
@@ -85,7 +89,7 @@ fs_readme_len(void)
 static bool
 handle_is_stream(const struct handle *h)
 {
-	return h->kind == NK_JOB_RESPONSE || h->kind == NK_CHAN ||
+	return h->kind == NK_JOB_RESPONSE || h->kind == NK_JOB_PROGRESS || h->kind == NK_CHAN ||
 	    ((h->kind == NK_TYPE_QUEUE || h->kind == NK_TYPE_SUBMIT) && h->accmode == O_RDWR);
 }
 
@@ -210,6 +214,8 @@ static void
 text_job(enum node_kind k, const struct job *j, struct buf *b)
 {
 	json_t *info;
+	const char *log;
+	size_t n;
 
 	switch (k) {
 	case NK_JOB_BODY:
@@ -226,6 +232,10 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 		json_dump_callback(info, buf_json_cb, b, JSON_COMPACT);
 		json_decref(info);
 		break;
+	case NK_JOB_LOG:   /* as printed: no newline added; none yet: empty */
+		if ((log = job_log(j, &n)) != NULL)
+			buf_append(b, log, n);
+		return;
 	default:
 		break;
 	}
@@ -494,6 +504,27 @@ response_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 	return true;
 }
 
+/* progress_answer: the progress stream is the partial results (one line
+ * each) as they come, then EOF once the job has ended, however it ended.
+ * False: nothing yet. */
+static bool
+progress_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
+{
+	struct job *j = h->owner->job;
+	size_t plen = buf_used(job_partials(j)), n;
+
+	if (h->pos < plen) {
+		n = plen - h->pos < size ? plen - h->pos : size;
+		fuse_reply_buf(req, buf_head(job_partials(j)) + h->pos, n);
+		h->pos += n;
+		return true;
+	}
+	if (!JOB_FINISHED(j) || !ending_durable(fs, j))
+		return false;
+	fuse_reply_buf(req, NULL, 0);
+	return true;
+}
+
 /* stream_answer: answer one read of a stream if it can be; false: it must wait. */
 static bool
 stream_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
@@ -502,6 +533,8 @@ stream_answer(struct fs *fs, struct handle *h, fuse_req_t req, size_t size)
 
 	if (h->kind == NK_JOB_RESPONSE)
 		return response_answer(fs, h, req, size);
+	if (h->kind == NK_JOB_PROGRESS)
+		return progress_answer(fs, h, req, size);
 	if (n == 0)
 		return false;
 	if (n > size)
@@ -517,7 +550,7 @@ handle_ready(struct fs *fs, const struct handle *h)
 {
 	struct job *j;
 
-	if (h->kind != NK_JOB_RESPONSE)
+	if (h->kind != NK_JOB_RESPONSE && h->kind != NK_JOB_PROGRESS)
 		return buf_used(&h->data) > 0;
 	j = h->owner->job;
 	return h->pos < buf_used(job_partials(j)) ||
@@ -1221,7 +1254,7 @@ fs_job_wake(struct fs *fs, struct job *j)
 	if ((o = owner_of_job(fs, j)) == NULL)
 		return;
 	TAILQ_FOREACH(h, &o->handles, owner_entry)
-		if (h->kind == NK_JOB_RESPONSE)
+		if (h->kind == NK_JOB_RESPONSE || h->kind == NK_JOB_PROGRESS)
 			handle_wake(fs, h);
 }
 

@@ -17,7 +17,7 @@
 static int
 node_slot(enum node_kind k)
 {
-	if (k >= NK_JOB_DIR && k <= NK_JOB_INFO)
+	if (k >= NK_JOB_DIR && k <= NK_JOB_PROGRESS)
 		return k - NK_JOB_DIR;
 	if (k >= NK_TYPE_DIR && k <= NK_TYPE_STATS)
 		return k - NK_TYPE_DIR;

@@ -236,7 +236,7 @@ static const struct cmd_entry cmd_table[] = {
 	    "[--detach | --no-wait] [-v] [--worker NAME] [--retries N] [--backoff MS] "
 	    "[--delay MS] [--at EPOCH_MS] [--after ID]... TYPE [BODY | -]", cmd_submit },
 	{ "work", "[--capacity N] [--heartbeat MS] [--name NAME] [--cancel] "
-	    "[--fail] [--retry-for SECONDS | --no-reconnect] TYPE -- COMMAND "
+	    "[--fail] [--progress] [--retry-for SECONDS | --no-reconnect] TYPE -- COMMAND "
 	    "[ARG ...]", cmd_work },
 	{ "status", "ID", cmd_status },
 	{ "cancel", "ID", cmd_cancel },

@@ -21,6 +21,9 @@
 #define CAPTURE_MAX	(16u << 20)	/* bytes kept of a command's stdout or stderr */
 #define RESPONSE_MAX	(16u << 20)	/* the daemon's default --max-frame */
 #define SHRUNK_MAX	65536		/* output kept in a result that was too large */
+#define LOG_MAX		65536		/* the stderr tail sent as the job's log */
+#define PROGRESS_FD	3		/* --progress: the command's progress pipe */
+#define PROGRESS_LINE	(1u << 20)	/* a longer progress line is sent in pieces */
 #define KILL_GRACE	5.0		/* seconds from SIGTERM to SIGKILL on cancel */
 #define PIPE_GRACE	1.0		/* seconds to wait for a dead command's pipes */
 #define RETRY_FIRST	0.1		/* seconds before the first reconnect */
@@ -38,6 +41,10 @@ struct wjob {
 	pid_t		 pid;		/* also its process group */
 	ev_child	 child;
 	ev_io		 in_io, out_io, err_io;	/* fd -1: closed */
+	ev_io		 prog_io;	/* --progress: fd PROGRESS_FD's other end */
+	struct buf	 prog;		/* a progress line not ended yet */
+	struct buf	 tail;		/* the last LOG_MAX bytes of stderr (or
+					   up to twice that, until trimmed) */
 	ev_timer	 timer;		/* SIGKILL after cancel; pipe grace after exit */
 	struct buf	 body;		/* still to write to its stdin */
 	struct buf	 out, err;
@@ -57,6 +64,8 @@ struct work_conn {
 	bool		 cancel;	/* joined with "cancel":true */
 	bool		 fail;		/* --fail: a failing command is a "fail"
 					   report, not a response */
+	bool		 progress;	/* --progress: fd PROGRESS_FD's lines are
+					   partial results */
 	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;
@@ -95,9 +104,12 @@ wjob_free(struct wjob *j)
 	wjob_close(j, &j->in_io);
 	wjob_close(j, &j->out_io);
 	wjob_close(j, &j->err_io);
+	wjob_close(j, &j->prog_io);
 	buf_free(&j->body);
 	buf_free(&j->out);
 	buf_free(&j->err);
+	buf_free(&j->prog);
+	buf_free(&j->tail);
 	free(j->answer);
 	json_decref(j->id);
 	LIST_REMOVE(j, entry);
@@ -195,6 +207,37 @@ wjob_result(struct wjob *j, size_t max)
 	return r;
 }
 
+/* wjob_log: the job's log, what the daemon keeps of what the command
+ * printed: the last LOG_MAX bytes of its stderr, from the start of a
+ * UTF-8 character. */
+static json_t *
+wjob_log(struct wjob *j)
+{
+	size_t n = buf_used(&j->tail), cut = n > LOG_MAX ? n - LOG_MAX : 0;
+
+	while (cut < n && cut > 0 && (buf_head(&j->tail)[cut] & 0xc0) == 0x80)
+		cut++;
+	buf_consume(&j->tail, cut);
+	return wjob_string(&j->tail, SIZE_MAX);
+}
+
+/* tail_add: stderr bytes into the log's tail, trimmed to LOG_MAX once it
+ * holds twice that, so that each byte is moved at most once more. */
+static void
+tail_add(struct wjob *j, const char *p, size_t n)
+{
+	if (n >= LOG_MAX) {
+		j->tail.off = j->tail.len = 0;
+		p += n - LOG_MAX;
+		n = LOG_MAX;
+	}
+	buf_append(&j->tail, p, n);
+	if (buf_used(&j->tail) > 2 * LOG_MAX) {
+		buf_consume(&j->tail, buf_used(&j->tail) - LOG_MAX);
+		buf_compact(&j->tail);
+	}
+}
+
 /* sent_index: where id is in w->sent, or -1. */
 static int
 sent_index(struct work_conn *w, json_t *id)
@@ -245,6 +288,8 @@ wjob_finish(struct wjob *j)
 		 * So must one of an earlier connection. */
 		if (w->capacity > 1 || w->cancel || late)
 			json_object_set(m, "id", j->id);
+		if (buf_used(&j->tail) > 0)
+			json_object_set_new(m, "log", wjob_log(j));
 		text = json_dumps(m, JSON_OUT);
 		json_decref(m);
 		if (text == NULL || strlen(text) > RESPONSE_MAX) {
@@ -277,7 +322,7 @@ wjob_finish(struct wjob *j)
 static void
 wjob_check(struct wjob *j)
 {
-	if (j->exited && j->out_io.fd < 0 && j->err_io.fd < 0)
+	if (j->exited && j->out_io.fd < 0 && j->err_io.fd < 0 && j->prog_io.fd < 0)
 		wjob_finish(j);
 }
 
@@ -330,6 +375,69 @@ wjob_output_cb(struct ev_loop *loop, ev_io *w, int revents)
 		buf_append(b, chunk, keep);
 	if (keep < (size_t)n)
 		*(is_out ? &j->out_trunc : &j->err_trunc) = true;
+	if (!is_out)
+		tail_add(j, chunk, (size_t)n);
+}
+
+/* wjob_partial: one progress line (without its newline) as a partial
+ * result: JSON if it parses, else a string.  Only on the connection the
+ * job came on, and only while it runs: the daemon would refuse it else. */
+static void
+wjob_partial(struct wjob *j, const char *p, size_t n)
+{
+	struct work_conn *w = j->w;
+	struct buf line = { 0 };
+	json_t *m, *body;
+
+	if (j->cancelled || j->gen != w->gen || w->s.fd < 0)
+		return;
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	body = json_loadb(n > 0 ? p : "", n, JSON_DECODE_ANY, NULL);
+	if (body == NULL) {
+		buf_append(&line, p, n);
+		body = wjob_string(&line, SIZE_MAX);
+		buf_free(&line);
+	}
+	m = json_pack("{s:s, s:o}", "type", "partial", "body", body);
+	if (!json_is_null(j->id))
+		json_object_set(m, "id", j->id);
+	session_send(&w->s, m);
+}
+
+/* wjob_progress_cb: the command's progress pipe: each line it writes is a
+ * partial result; what is left unended when it closes is one too. */
+static void
+wjob_progress_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct wjob *j = w->data;
+	char chunk[READ_CHUNK];
+	char *nl;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = read(w->fd, chunk, sizeof chunk);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (buf_used(&j->prog) > 0)
+			wjob_partial(j, buf_head(&j->prog), buf_used(&j->prog));
+		buf_free(&j->prog);
+		wjob_close(j, w);
+		wjob_check(j);
+		return;
+	}
+	buf_append(&j->prog, chunk, (size_t)n);
+	while ((nl = memchr(buf_head(&j->prog), '\n', buf_used(&j->prog))) != NULL) {
+		wjob_partial(j, buf_head(&j->prog), (size_t)(nl - buf_head(&j->prog)));
+		buf_consume(&j->prog, (size_t)(nl - buf_head(&j->prog)) + 1);
+	}
+	if (buf_used(&j->prog) >= PROGRESS_LINE) {
+		wjob_partial(j, buf_head(&j->prog), buf_used(&j->prog));
+		buf_consume(&j->prog, buf_used(&j->prog));
+	}
+	buf_compact(&j->prog);
 }
 
 /* wjob_timer_cb: before exit, a cancelled command that ignored SIGTERM;
@@ -347,6 +455,7 @@ wjob_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	wjob_close(j, &j->out_io);
 	wjob_close(j, &j->err_io);
+	wjob_close(j, &j->prog_io);
 	wjob_check(j);
 }
 
@@ -372,7 +481,7 @@ wjob_exit_cb(struct ev_loop *loop, ev_child *w, int revents)
  * everything it starts; default signal handling, which exec does not
  * restore for ignored or blocked signals. */
 static void __attribute__((noreturn))
-wjob_exec(struct work_conn *w, const char *idtext, int fds[3])
+wjob_exec(struct work_conn *w, const char *idtext, int fds[4])
 {
 	sigset_t none;
 	int i;
@@ -386,6 +495,14 @@ wjob_exec(struct work_conn *w, const char *idtext, int fds[3])
 	for (i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
 			_exit(126);
+	/* --progress: its pipe as fd PROGRESS_FD, open across exec (dup2 onto
+	 * itself would keep close-on-exec). */
+	if (fds[3] >= 0) {
+		if (fds[3] == PROGRESS_FD ? fcntl(PROGRESS_FD, F_SETFD, 0) < 0 :
+		    dup2(fds[3], PROGRESS_FD) < 0)
+			_exit(126);
+		setenv("JOBFS_PROGRESS_FD", "3", 1);
+	}
 	setenv("JOBFS_JOB_ID", idtext, 1);
 	setenv("JOBFS_JOB_TYPE", w->type, 1);
 	execvp(w->argv[0], w->argv);
@@ -401,7 +518,8 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	struct ev_loop *loop = w->s.loop;
 	struct wjob *j = xcalloc(1, sizeof *j);
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	int fds[3];
+	int prog[2] = { -1, -1 };
+	int fds[4];
 	char *idtext = ctl_text(id);
 
 	j->w = w;
@@ -414,13 +532,15 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	ev_io_init(&j->in_io, wjob_stdin_cb, -1, EV_WRITE);
 	ev_io_init(&j->out_io, wjob_output_cb, -1, EV_READ);
 	ev_io_init(&j->err_io, wjob_output_cb, -1, EV_READ);
+	ev_io_init(&j->prog_io, wjob_progress_cb, -1, EV_READ);
 	j->child.data = j->timer.data = j;
-	j->in_io.data = j->out_io.data = j->err_io.data = j;
+	j->in_io.data = j->out_io.data = j->err_io.data = j->prog_io.data = j;
 	json_dump_callback(body, buf_json_cb, &j->body, JSON_OUT);
 	buf_append(&j->body, "\n", 1);
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-	    pipe2(err, O_CLOEXEC) < 0 || (j->pid = fork()) < 0) {
+	    pipe2(err, O_CLOEXEC) < 0 ||
+	    (w->progress && pipe2(prog, O_CLOEXEC) < 0) || (j->pid = fork()) < 0) {
 		/* Report it as the job's failure: the daemon needs an answer. */
 		ctl_warn("cannot run %s: %s", w->argv[0], strerror(errno));
 		buf_append_str(&j->err, strerror(errno));
@@ -430,6 +550,7 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 			if (in[i] >= 0) close(in[i]);
 			if (out[i] >= 0) close(out[i]);
 			if (err[i] >= 0) close(err[i]);
+			if (prog[i] >= 0) close(prog[i]);
 		}
 		free(idtext);
 		wjob_check(j);
@@ -439,6 +560,7 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 		fds[0] = in[0];
 		fds[1] = out[1];
 		fds[2] = err[1];
+		fds[3] = prog[1];
 		wjob_exec(w, idtext, fds);
 	}
 	free(idtext);
@@ -455,6 +577,12 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	ev_io_start(loop, &j->in_io);
 	ev_io_start(loop, &j->out_io);
 	ev_io_start(loop, &j->err_io);
+	if (prog[0] >= 0) {
+		close(prog[1]);
+		net_nonblock(prog[0]);
+		ev_io_set(&j->prog_io, prog[0], EV_READ);
+		ev_io_start(loop, &j->prog_io);
+	}
 	ev_child_set(&j->child, j->pid, 0);
 	ev_child_start(loop, &j->child);
 }
@@ -704,6 +832,7 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		{ "name",      required_argument, NULL, 'n' },
 		{ "cancel",    no_argument,       NULL, 'C' },
 		{ "fail",      no_argument,       NULL, 'F' },
+		{ "progress",  no_argument,       NULL, 'P' },
 		{ "retry-for", required_argument, NULL, 'r' },
 		{ "no-reconnect", no_argument,    NULL, 'N' },
 		{ "help",      no_argument,       NULL, 'h' },
@@ -740,6 +869,9 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 			break;
 		case 'F':
 			w.fail = true;
+			break;
+		case 'P':
+			w.progress = true;
 			break;
 		case 'r':
 			if (ctl_number(optarg, 1, INT32_MAX, &retry_for) < 0)

@@ -148,6 +148,7 @@ enum msg_key {
 	MK_CANCEL, MK_CHANNEL, MK_TOKEN,
 	/* the job lifecycle */
 	MK_RETRIES, MK_BACKOFF, MK_DELAY, MK_AT, MK_AFTER, MK_LIMIT,
+	MK_LOG,       /* a response's or failure's log (jobctl work) */
 	MK_COUNT
 };
 
@@ -222,7 +223,15 @@ struct job_ext {
 	ev_timer       deadline;      /* the "timeout" option */
 	int64_t        timeout_ms;    /* 0: none */
 	struct buf     partials;      /* partial results, one JSON text per line */
+	char          *log;           /* what the worker's command printed (its
+	                                 stderr's tail, JOB_LOG_MAX bytes at most),
+	                                 as the worker sent it; NULL: none */
+	uint32_t       log_len;
 };
+
+/* The most of a job's log the daemon keeps: the last bytes, as jobctl work
+ * sends. */
+#define JOB_LOG_MAX (64u * 1024)
 
 /*
  * A job, from submission until its retention ends.  The body and the result
@@ -562,6 +571,8 @@ struct restore_req {
 	size_t        partials_len;
 	const char   *owner;          /* the token name that submitted it, or NULL */
 	const char   *life;           /* job_life_json's text, or NULL */
+	const char   *log;            /* its log (job_log), or NULL */
+	size_t        log_len;
 	bool          dropped;        /* finished, its body and result no
 	                                 longer kept (body and result empty) */
 };
@@ -738,6 +749,8 @@ double  job_started(const struct job *);    /* wall clock; 0: not yet */
 double  job_finished(const struct job *);
 const char *job_target(const struct job *);
 const struct buf *job_partials(const struct job *);
+const char *job_log(const struct job *, size_t *len);   /* NULL: none */
+void  broker_job_log(struct broker *, struct job *, const char *, size_t);
 
 /*
  * The job lifecycle (broker.c's "lifecycle" section, delay.c).

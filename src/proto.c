@@ -88,9 +88,11 @@ static const struct msg_def msg_table[] = {
 	{ "join", ROLE_WORKER, DIALECT_ACTION, h_join,
 	  { { MK_TYPE, F_STRING, true }, JOIN_OPTIONS, END } },
 	{ "response", ROLE_WORKER, DIALECT_SEED, h_response,
-	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false },
+	    { MK_LOG, F_STRING, false }, END } },
 	{ "respond", ROLE_WORKER, DIALECT_ACTION, h_response,
-	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false },
+	    { MK_LOG, F_STRING, false }, END } },
 	{ "partial", ROLE_WORKER, DIALECT_UNSET, h_partial,
 	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
 	{ "pong", ROLE_WORKER, DIALECT_UNSET, h_pong, { END } },
@@ -113,7 +115,8 @@ static const struct msg_def msg_table[] = {
 	  { { MK_CHANNEL, F_STRING, true }, { MK_BODY, F_ANY, true }, END } },
 	/* the job lifecycle */
 	{ "fail", ROLE_WORKER, DIALECT_UNSET, h_fail,
-	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false }, END } },
+	  { { MK_BODY, F_ANY, true }, { MK_ID, F_ID, false },
+	    { MK_LOG, F_STRING, false }, END } },
 	{ "kick", ROLE_MASTER, DIALECT_SEED, h_kick,
 	  { { MK_ID, F_ID, false }, { MK_JOB_TYPE, F_STRING, false }, END } },
 	{ "kick", ROLE_MASTER, DIALECT_ACTION, h_kick,
@@ -1182,6 +1185,31 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late
 }
 
 /*
+ * worker_log: a response's or failure's "log" (what the command printed),
+ * decoded, kept with the job: only its last JOB_LOG_MAX bytes.  An answer
+ * without one leaves the job none; one that does not decode is ignored
+ * rather than failing the answer.
+ */
+static void
+worker_log(struct conn *c, const struct msg_ctx *ctx, struct job *j)
+{
+	const struct mfield *f = field(ctx, MK_LOG);
+	char *text;
+	ssize_t n;
+
+	if (f == NULL || f->kind != JK_STRING) {
+		broker_job_log(&c->srv->broker, j, NULL, 0);
+		return;
+	}
+	text = xmalloc(f->len + 1);   /* decoding never lengthens */
+	if ((n = msg_unescape(f->val, f->len, text, f->len + 1)) >= 0)
+		broker_job_log(&c->srv->broker, j, text, (size_t)n);
+	else
+		log_debug("%s: a log that does not decode ignored", c->peer);
+	free(text);
+}
+
+/*
  * worker_ends: a worker's final word on its job, a response or a failure
  * report (what names it in the log): answered ok in the later dialect,
  * then handed to broker_fail (fail) or broker_complete with the body.  A
@@ -1206,6 +1234,7 @@ worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 	}
 	if (j == NULL)
 		return;
+	worker_log(c, ctx, j);
 	body = field_json(ctx, MK_BODY, &len);
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);

@@ -13,7 +13,8 @@
  *   DISPATCH  f64 started, key, worker_name
  *   REQUEUE   u8 losses, key
  *   PARTIAL   key, body
- *   FINISH    u8 state, f64 finished, key, result
+ *   FINISH    u8 state, f64 finished, key, result, then log (the job's
+ *             log, see below) if it has one
  *   FORGET    key
  *   SNAPSHOT  u64 next_seq (read only: journals written before SNAP_BEGIN)
  *   TYPE      u8 paused, u32 limit, i32 retries, i64 backoff_ms, key (the
@@ -31,6 +32,10 @@
  * error, a dependency's cancel) is a new JOB record: whole state again.
  * A delayed job coming due, or a dependency done, writes nothing: replay
  * finds it due, or its dependency done, again.
+ * A job's log (what its worker's command printed, job_log) came later
+ * still: the last string of JOB when flags has SJ_F_LOG, and of FINISH
+ * when the record goes on past its result; both are written only when the
+ * job has a log, so a journal without logs reads as before.
  * Retention by bytes (--keep-bytes) drops a finished job's body, result
  * and partials: a JOB record again, with SJ_F_DROPPED in its flags and
  * the three empty, so that a replay does not bring them back.
@@ -146,7 +151,7 @@ put_f64(struct buf *b, double d)
  * lies (the job's body or result), between pieces of the encoding.
  */
 #define SJ_GATHER_MIN 1024
-#define SJ_CUTS_MAX   3     /* body, result, partials */
+#define SJ_CUTS_MAX   4     /* body, result, partials, log */
 
 struct sj_cuts {
 	unsigned      n;
@@ -180,7 +185,8 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_u64(b, (uint64_t)r->priority);
 		put_u64(b, (uint64_t)r->timeout_ms);
 		put_u32(b, r->seq);
-		put_u8(b, r->flags | SJ_F_OWNER | (r->life.p != NULL ? SJ_F_LIFE : 0));
+		put_u8(b, r->flags | SJ_F_OWNER | (r->life.p != NULL ? SJ_F_LIFE : 0) |
+		    (r->log.p != NULL ? SJ_F_LOG : 0));
 		put_u8(b, r->state);
 		put_u8(b, r->losses);
 		put_f64(b, r->submitted);
@@ -197,6 +203,8 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_str(b, r->owner);
 		if (r->life.p != NULL)
 			put_str(b, r->life);
+		if (r->log.p != NULL)
+			put_str(b, r->log);
 		break;
 	case SJ_TYPE:
 		put_u8(b, r->paused);
@@ -223,6 +231,8 @@ sj_encode(const struct sj_rec *r, struct buf *b)
 		put_f64(b, r->finished);
 		put_str(b, r->key);
 		put_str(b, r->result);
+		if (r->log.p != NULL)
+			put_str(b, r->log);
 		break;
 	case SJ_FORGET:
 		put_str(b, r->key);
@@ -347,7 +357,9 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 			r->owner = get_str(&d);
 		if (r->flags & SJ_F_LIFE)
 			r->life = get_str(&d);
-		r->flags &= (uint8_t)~(SJ_F_OWNER | SJ_F_LIFE);
+		if (r->flags & SJ_F_LOG)
+			r->log = get_str(&d);
+		r->flags &= (uint8_t)~(SJ_F_OWNER | SJ_F_LIFE | SJ_F_LOG);
 		if (r->type.p == NULL || r->body.p == NULL || r->state > JOB_TIMEOUT)
 			d.bad = true;
 		break;
@@ -371,6 +383,8 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->finished = get_f64(&d);
 		r->key = get_str(&d);
 		r->result = get_str(&d);
+		if (!d.bad && d.off < d.len)
+			r->log = get_str(&d);
 		if (r->state < JOB_DONE || r->state > JOB_TIMEOUT)
 			d.bad = true;
 		break;
@@ -409,6 +423,8 @@ struct rjob {
 	char          *idjson, *type, *target, *worker_name, *owner;
 	char          *body, *result, *life;
 	size_t         body_len, result_len;
+	char          *log;           /* NULL: none */
+	size_t         log_len;
 	struct buf     partials;
 	int64_t        priority, timeout_ms;
 	uint32_t       seq;
@@ -464,6 +480,7 @@ rjob_free(struct rjob *j)
 	free(j->owner);
 	free(j->result);
 	free(j->life);
+	free(j->log);
 	buf_free(&j->partials);
 	free(j);
 }
@@ -760,6 +777,8 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->result = dup_str(r->result);
 		j->result_len = r->result.n;
 		j->life = dup_str(r->life);
+		j->log = dup_str(r->log);
+		j->log_len = r->log.n;
 		if (r->partials.p != NULL)
 			buf_append(&j->partials, r->partials.p, r->partials.n);
 		j->priority = r->priority;
@@ -806,6 +825,10 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 		j->finished = r->finished;
 		set_str(&j->result, r->result);
 		j->result_len = r->result.n;
+		if (r->log.p != NULL) {
+			set_str(&j->log, r->log);
+			j->log_len = r->log.n;
+		}
 		break;
 	case SJ_FORGET:
 		rt_del(s, sl);
@@ -880,6 +903,8 @@ sj_state_each(struct sj_state *s, double now, sj_restore_cb *cb, void *ctx)
 		q.result = j->result;
 		q.result_len = j->result_len;
 		q.life = j->life;
+		q.log = j->log;
+		q.log_len = j->log_len;
 		if (buf_used(&j->partials) > 0) {
 			q.partials = buf_head(&j->partials);
 			q.partials_len = buf_used(&j->partials);
@@ -938,6 +963,16 @@ struct store {
 /* What an encoded string costs besides its bytes: length and NUL. */
 #define STR_COST(n)  (4u + (n) + 1)
 
+/* job_log_bytes: what j's log adds to a record: set with its ending, and
+ * counted then (on_finished). */
+static uint64_t
+job_log_bytes(const struct job *j)
+{
+	size_t n;
+
+	return job_log(j, &n) != NULL ? STR_COST(n) : 0;
+}
+
 /*
  * job_live_bytes: the bytes a job's JOB record takes in a snapshot, leaving
  * out the worker's name (it changes as the job moves): counted when a job
@@ -959,6 +994,7 @@ job_live_bytes(const struct job *j)
 		n += 1 + j->result_len;
 	n += buf_used(job_partials(j)) > 0 ? 1 + buf_used(job_partials(j)) : 0;
 	n += j->owner != NULL ? STR_COST(strlen(j->owner)) : 4;
+	n += job_log_bytes(j);
 	return REC_BYTES(n);
 }
 
@@ -974,6 +1010,16 @@ static struct sj_str
 cstr(const char *p)
 {
 	return str_of(p, p != NULL ? strlen(p) : 0);
+}
+
+/* job_log_str: j's log as a record's string (absent if none). */
+static struct sj_str
+job_log_str(const struct job *j)
+{
+	size_t n;
+	const char *p = job_log(j, &n);
+
+	return str_of(p, n);
 }
 
 /* job_rec_of: the whole state of j as a JOB record (strings point into j,
@@ -998,6 +1044,7 @@ job_rec_of(struct store *s, const struct job *j, struct sj_rec *r)
 		r->result = str_of(j->result->data, j->result_len);
 	if (buf_used(p) > 0)
 		r->partials = str_of(buf_head(p), buf_used(p));
+	r->log = job_log_str(j);
 	r->priority = j->priority;
 	r->timeout_ms = j->ext != NULL ? j->ext->timeout_ms : 0;
 	r->seq = j->seq;
@@ -1153,6 +1200,8 @@ on_finished(void *ctx, struct job *j, struct worker *w)
 		r.result = str_of(j->result->data, j->result_len);
 		s->live_bytes += 1 + j->result_len;
 	}
+	r.log = job_log_str(j);
+	s->live_bytes += job_log_bytes(j);
 	append(s, &r);
 }
 

@@ -63,6 +63,7 @@ struct sj_rec {
 	                               absent in records written before it */
 	/* the job lifecycle */
 	struct sj_str life;         /* JOB: job_life_json's text, or absent */
+	struct sj_str log;          /* JOB, FINISH: the job's log, or absent */
 	uint8_t       paused;       /* TYPE (key: the type's name) */
 	uint32_t      limit;        /* TYPE */
 	int32_t       retries;      /* TYPE */
@@ -77,6 +78,8 @@ struct sj_rec {
                              record (records before owners lack both) */
 #define SJ_F_LIFE   0x20  /* on the wire only: the job's life
                              follows the owner */
+#define SJ_F_LOG    0x80  /* on the wire only: the job's log follows the
+                             life (or the owner, if no life) */
 #define SJ_F_DROPPED 0x40 /* finished, its body, result and partials no
                              longer kept (--keep-bytes): all three empty */
 

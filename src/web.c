@@ -1133,9 +1133,13 @@ on_requeued(void *ctx, struct job *j)
 static void
 on_partial(void *ctx, struct job *j, const char *body, size_t len)
 {
-	if (((struct web *)ctx)->d == NULL)
+	struct web *w = ctx;
+
+	if (w->d == NULL)
 		return;
-	route_job_partial(ctx, j, body, len);
+	route_job_partial(w, j, body, len);
+	if (w->nevents_streams > 0)
+		sse_job_partial(w, j, body, len);
 }
 
 static void

@@ -247,6 +247,7 @@ void sse_event(struct web *, const char *name, json_t *data, bool job_event,
 void sse_tick(struct web *);
 void sse_job_event(struct web *, const char *name, struct job *,
     const char *state, const char *worker, double runtime);
+void sse_job_partial(struct web *, struct job *, const char *body, size_t len);
 size_t sse_read(struct wreq *, char *out, size_t max);
 void sse_wait(struct wreq *);
 void sse_unwait(struct wreq *);

@@ -7,6 +7,7 @@
  *                               ?at ?after)
  *   GET    /jobs/ID            the info object
  *   GET    /jobs/ID/body       the job's body
+ *   GET    /jobs/ID/log        what its command printed (text; empty: none)
  *   GET    /jobs/ID/response   wait for the ending (?wait=0: 202 if not yet)
  *   POST   /jobs/ID/cancel     end it (cancelled); it stays listed
  *   DELETE /jobs/ID            cancel and forget
@@ -302,7 +303,7 @@ rest_job_finished(struct web *w, struct job *j)
 }
 
 /* The paths below /jobs/ID: the job itself, or one of these. */
-enum job_path { JP_JOB, JP_RESPONSE, JP_BODY, JP_CANCEL };
+enum job_path { JP_JOB, JP_RESPONSE, JP_BODY, JP_CANCEL, JP_LOG };
 
 static void jobs_path_found(struct wreq *, const char *, bool asked);
 
@@ -346,6 +347,17 @@ ask_found(void *ctx, struct job *j, int berr)
 	free(a);
 }
 
+/* job_log_reply: the job's log as its command printed it (jobctl work
+ * sends the last 64 KiB of its stderr); empty if it has none (yet). */
+static void
+job_log_reply(struct wreq *r, const struct job *j)
+{
+	size_t n;
+	const char *log = job_log(j, &n);
+
+	web_reply(r, 200, "text/plain; charset=utf-8", log != NULL ? log : "", n);
+}
+
 static void
 jobs_path(struct wreq *r, const char *rest)
 {
@@ -359,6 +371,7 @@ jobs_path_found(struct wreq *r, const char *rest, bool asked)
 		{ "/response", JP_RESPONSE, "GET" },
 		{ "/body", JP_BODY, "GET" },
 		{ "/cancel", JP_CANCEL, "POST" },
+		{ "/log", JP_LOG, "GET" },
 	};
 	struct broker *b = &r->web->srv->broker;
 	size_t n = strlen(rest), i, sl;
@@ -410,6 +423,8 @@ jobs_path_found(struct wreq *r, const char *rest, bool asked)
 		buf_append(&t, "\n", 1);
 		web_reply(r, 200, "application/json", bhead(&t), buf_used(&t));
 		buf_free(&t);
+	} else if (what == JP_LOG) {
+		job_log_reply(r, j);
 	} else if (what == JP_CANCEL) {
 		/* Ends it, as the protocol's cancel; it stays listed. */
 		if (JOB_FINISHED(j)) {

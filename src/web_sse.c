@@ -449,6 +449,37 @@ sse_job_event(struct web *w, const char *name, struct job *j, const char *state,
 	    buf_used(b)));
 }
 
+/* Partials larger than this are told by their size alone on /events. */
+#define SSE_PARTIAL_MAX (64u * 1024)
+
+/*
+ * sse_job_partial: a "partial" event: a job's partial result (a worker's
+ * progress) as {"id","type","body"}, or "bytes" instead of "body" past
+ * SSE_PARTIAL_MAX, for streams that take every job event.
+ */
+void
+sse_job_partial(struct web *w, struct job *j, const char *body, size_t len)
+{
+	struct buf *b = &json_scratch;
+	char num[40];
+	uint64_t id = ++w->next_event;
+
+	b->off = b->len = 0;
+	buf_append_str(b, "{\"id\":");
+	buf_append_str(b, job_idjson(j));
+	buf_append_str(b, ",\"type\":");
+	json_str(b, j->type->name);
+	if (len <= SSE_PARTIAL_MAX) {
+		buf_append_str(b, ",\"body\":");
+		buf_append(b, body, len);
+	} else {
+		snprintf(num, sizeof num, ",\"bytes\":%zu", len);
+		buf_append_str(b, num);
+	}
+	buf_append(b, "}", 1);
+	sselog_add(&w->evlog, ev_new(SSE_JOB, id, "partial", bhead(b), buf_used(b)));
+}
+
 /*
  * sse_tick: every second, a "stats" event (the daemon's counters, per type
  * too: what a dashboard draws, whatever the job rate), and a comment on

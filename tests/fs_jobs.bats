@@ -15,7 +15,7 @@ setup() {
 	start_daemon_mounted
 	gloom submit tcp '"t1"' '{"x":[1,2]}' --detach --priority 7
 	[ "$(ls "$MNT/jobs")" = t1 ]
-	[ "$(ls "$MNT/jobs/t1" | tr '\n' ' ')" = "body info response status type " ]
+	[ "$(ls "$MNT/jobs/t1" | tr '\n' ' ')" = "body info log progress response status type " ]
 	[ "$(cat "$MNT/jobs/t1/body")" = '{"x":[1,2]}' ]
 	[ "$(cat "$MNT/jobs/t1/status")" = queued ]
 	[ "$(cat "$MNT/jobs/t1/type")" = tcp ]
