@@ -1143,6 +1143,7 @@ fs_handle_free(struct fs *fs, struct handle *h)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
 	broker_cursor_close(&fs->srv->broker, &h->cursor);
+	broker_scursor_close(&fs->srv->broker, &h->scursor);
 	buf_free(&h->data);
 	buf_free(&h->remote);
 	lines_free(&h->lines);
