@@ -7,6 +7,7 @@
  *   jobctl_cmds.c     submit, status, cancel, stats, ping, publish,
  *                     subscribe, raw
  *   jobctl_work.c     work: run a command per job
+ *   jobctl_ls.c       ls: the jobs in a state
  */
 #ifndef JOBCTL_H
 #define JOBCTL_H
@@ -132,6 +133,7 @@ int	cmd_pause(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_configure(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_wait(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_stats(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_ls(struct ctl *, const struct cmd_entry *, int, char **);	/* jobctl_ls.c */
 int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_publish(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_subscribe(struct ctl *, const struct cmd_entry *, int, char **);
