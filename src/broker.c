@@ -274,6 +274,7 @@ broker_init(struct broker *b, struct server *srv, double keep, size_t keep_max)
 	b->max_bytes = srv->opt.max_memory;
 	TAILQ_INIT(&b->all);
 	TAILQ_INIT(&b->cursors);
+	TAILQ_INIT(&b->state_cursors);
 	TAILQ_INIT(&b->finished);
 	/* Ids the broker assigns sort in submission order, across restarts too. */
 	b->next_auto_id = (uint64_t)(now_wall() * 1e6);
@@ -297,6 +298,7 @@ broker_type(struct broker *b, const char *name, bool create)
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->workers);
 	TAILQ_INIT(&t->dead);
+	broker_states_type_init(t);
 	HASH_ADD_KEYPTR(hh, b->types, t->name, strlen(t->name), t);
 	emit_type_added(b, t);
 	return t;
@@ -611,6 +613,7 @@ job_start(struct broker *b, struct job *j, struct worker *w)
 	worker_set_idle(w, false);
 	if (worker_free_slots(w) > 0)
 		worker_set_idle(w, true);
+	broker_state_sync(b, j);
 	emit_job_dispatched(b, j, w);
 }
 
@@ -637,6 +640,7 @@ job_enqueue(struct broker *b, struct job *j)
 	}
 	heap_push(type_queue_of(t, j), j);
 	t->nqueued++;
+	broker_state_sync(b, j);
 }
 
 /*
@@ -769,6 +773,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		j->shared = j->pending = 1;
 		j->state = JOB_QUEUED;
 		b->stats.queued++;
+		broker_state_sync(b, j);
 		emit_job_submitted(b, j);
 		b->be.submit(b->be.ctx, j);
 		return BERR_PENDING;
@@ -853,6 +858,7 @@ broker_restore(struct broker *b, const struct restore_req *r)
 			dead_add(b, j);
 		else
 			finished_add(b, j);
+		broker_state_sync(b, j);
 		emit_job_submitted(b, j);
 		emit_job_finished(b, j, NULL);
 		retention_schedule(b);
@@ -1427,6 +1433,7 @@ job_finish(struct broker *b, struct job *j, enum job_state why)
 		    now_wall());
 	j->state = why;
 	j->finished = (float)(ev_now(b->loop) - j->submitted);
+	broker_state_sync(b, j);
 	b->stats.body_bytes -= j->body_len;
 	if (j->ext != NULL)
 		ev_timer_stop(b->loop, &j->ext->deadline);
@@ -1539,6 +1546,7 @@ job_forget(struct broker *b, struct job *j)
 		finished_remove(b, j);
 	jobtab_del(&b->jobs, j);
 	all_remove(b, j);
+	broker_state_drop(b, j);
 	emit_job_forgotten(b, j);
 	job_unref(b, j);
 }
@@ -1904,6 +1912,7 @@ shared_unrun(struct broker *b, struct job *j)
 	if (j->master != NULL || j->pending) {
 		j->state = JOB_QUEUED;
 		b->stats.queued++;
+		broker_state_sync(b, j);
 		emit_job_requeued(b, j);
 		return;
 	}
@@ -2002,6 +2011,7 @@ shared_copy(struct broker *b, struct jtype *t, const struct restore_req *r)
 	b->stats.body_bytes += j->body_len;
 	j->state = JOB_QUEUED;
 	b->stats.queued++;
+	broker_state_sync(b, j);
 	emit_job_submitted(b, j);
 	return j;
 }
@@ -2052,6 +2062,7 @@ broker_be_running(struct broker *b, struct job *j, const char *worker)
 	j->worker_name = xstrdup(worker);
 	b->stats.queued--;
 	b->stats.running++;
+	broker_state_sync(b, j);
 	emit_job_dispatched(b, j, NULL);
 }
 
@@ -2405,6 +2416,7 @@ delay_add(struct broker *b, struct job *j, enum life_wait why)
 	delay_push(&b->delays, j);
 	b->stats.delayed++;
 	j->type->ndelayed++;
+	broker_state_sync(b, j);
 	if (delay_top(&b->delays) == j)
 		delay_rearm(b);
 }
@@ -2550,6 +2562,7 @@ life_place(struct broker *b, struct job *j)
 			L->wait = LIFE_WAITING;
 			b->stats.waiting++;
 			j->type->nwaiting++;
+			broker_state_sync(b, j);
 			life_cancel_for(b, j, d->key, d->state);
 			return;
 		}
@@ -2560,6 +2573,7 @@ life_place(struct broker *b, struct job *j)
 		L->wait = LIFE_WAITING;
 		b->stats.waiting++;
 		j->type->nwaiting++;
+		broker_state_sync(b, j);
 		return;
 	}
 	if (L->due > now_wall()) {
@@ -2958,6 +2972,7 @@ dead_add(struct broker *b, struct job *j)
 static void
 dead_remove(struct broker *b, struct job *j)
 {
+	broker_state_dead_leaving(b, j);
 	TAILQ_REMOVE(&b->dead, j, done_entry);
 	TAILQ_REMOVE(&j->type->dead, j, life->type_dead);
 	b->ndead--;

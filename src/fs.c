@@ -41,7 +41,7 @@ struct fixed_name {
 static const struct fixed_name root_names[] = {
 	{ "README", NK_README }, { "stats", NK_STATS }, { "types", NK_TYPES },
 	{ "jobs", NK_JOBS }, { "channels", NK_CHANNELS },
-	{ "refusals", NK_REFUSALS }, { NULL, 0 },
+	{ "refusals", NK_REFUSALS }, { "state", NK_STATES }, { NULL, 0 },
 };
 static const struct fixed_name type_names[] = {
 	{ "queue", NK_TYPE_QUEUE }, { "workers", NK_TYPE_WORKERS },
@@ -50,6 +50,7 @@ static const struct fixed_name type_names[] = {
 	{ "dead", NK_TYPE_DEAD }, { "delayed", NK_TYPE_DELAYED },
 	{ "kick", NK_TYPE_KICK }, { "limit", NK_TYPE_LIMIT },
 	{ "submit", NK_TYPE_SUBMIT }, { "retries", NK_TYPE_RETRIES },
+	{ "state", NK_TYPE_STATES },   /* jobs by state */
 	{ "paused", NK_TYPE_PAUSED }, { NULL, 0 },
 };
 
@@ -79,6 +80,45 @@ fixed_lookup(const struct fixed_name *t, const char *name)
 }
 
 /* --------------------------------------------------------------- lookup */
+
+/*
+ * state_lookup: a name in state/, types/T/state or one of their
+ * directories (jobs by state): a state's directory, or the link to a job
+ * that is in that state now; -ENOTDIR in anything else.
+ */
+static int
+state_lookup(struct fs *fs, fuse_ino_t parent, struct owner *po, const char *name,
+    struct node **n, fuse_ino_t *fixed)
+{
+	enum node_kind k = node_kind_of(fs, parent, &po);
+	struct broker *b = &fs->srv->broker;
+	struct job *j;
+	char *key;
+	int s;
+
+	if (k == NK_STATES || k == NK_TYPE_STATES) {
+		if ((s = jls_parse(name)) == JLS_NONE ||
+		    (po != NULL && !owner_alive(fs, po)))
+			return -ENOENT;
+		if (k == NK_STATES)
+			*fixed = NK_STATE_DIR0 + s - 1;
+		else
+			*n = node_get(fs, po, NK_TYPE_STATE_DIR0 + s - 1);
+		return 0;
+	}
+	if (!NK_IS_STATE_DIR(k) && !NK_IS_TYPE_STATE_DIR(k))
+		return -ENOTDIR;
+	s = NK_IS_STATE_DIR(k) ? (int)(k - NK_STATE_DIR0 + 1) : (int)(k - NK_TYPE_STATE_DIR0 + 1);
+	if ((key = id_decode(name)) == NULL)
+		return -ENOENT;
+	j = broker_find(b, key);
+	free(key);
+	if (j == NULL || !job_in_lstate(j, s) ||
+	    (po != NULL && strcmp(j->type->name, po->name) != 0))
+		return -ENOENT;
+	*n = node_get(fs, owner_job(fs, j), NK_IS_STATE_DIR(k) ? NK_JOB_LINK : NK_JOB_TLINK);
+	return 0;
+}
 
 /* fs_lookup_child: find parent/name; *n is NULL and *fixed set for fixed inodes. */
 int
@@ -127,7 +167,7 @@ fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
 	case NK_NONE:
 		return -ENOENT;
 	default:
-		return -ENOTDIR;
+		return state_lookup(fs, parent, po, name, n, fixed);
 	}
 }
 
@@ -471,6 +511,7 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 {
 	struct server *srv = fs->srv;
 	struct chan *ch, *ctmp;
+	int s;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
 	dir_add(req, b, "..", FS_UNKNOWN_INO, true);
@@ -498,6 +539,15 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 	case NK_JOB_DIR:
 		dir_add_fixed(req, b, job_names, o, false);
 		break;
+	case NK_STATES:         /* jobs by state */
+	case NK_TYPE_STATES:
+		if (o != NULL && !owner_alive(fs, o))
+			return -ENOENT;
+		for (s = JLS_NONE + 1; s < JLS_COUNT; s++)
+			dir_add(req, b, jls_name(s), o == NULL ?
+			    (fuse_ino_t)(NK_STATE_DIR0 + s - 1) :
+			    owner_ino(o, NK_TYPE_STATE_DIR0 + s - 1), true);
+		break;
 	case NK_NONE:
 		return -ENOENT;
 	default:
@@ -515,6 +565,26 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
  * buffer was full) and ask again from the last entry it kept: that is
  * answered from the reply kept in h->data.
  */
+
+/* dir_put_mode: one entry of file type mode with offset off, if it fits
+ * in size bytes of reply. */
+static bool
+dir_put_mode(fuse_req_t req, struct buf *b, size_t size, const char *name,
+    fuse_ino_t ino, off_t off, mode_t mode)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (b->len + need > size)
+		return false;
+	memset(&st, 0, sizeof st);
+	st.st_ino = ino;
+	st.st_mode = mode;
+	buf_reserve(b, need);
+	fuse_add_direntry(req, b->data + b->len, need, name, &st, off);
+	b->len += need;
+	return true;
+}
 
 /* dir_put: one entry with offset off, if it fits in size bytes of reply. */
 static bool
@@ -613,6 +683,82 @@ jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t
 	fuse_reply_buf(req, h->data.data, h->data.len);
 }
 
+/*
+ * states_readdir: the next entries of a state directory after offset off,
+ * as jobs/'s (a cursor on the broker's list of that state, the last reply
+ * kept): links to jobs/ID.
+ */
+static void
+states_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct broker *b = &fs->srv->broker;
+	enum node_kind lk = NK_IS_STATE_DIR(h->kind) ? NK_JOB_LINK : NK_JOB_TLINK;
+	int s = NK_IS_STATE_DIR(h->kind) ? (int)(h->kind - NK_STATE_DIR0 + 1) :
+	    (int)(h->kind - NK_TYPE_STATE_DIR0 + 1);
+	struct jtype *t = NULL;
+	struct job *j;
+	off_t n = off;
+	char *name;
+	bool ok;
+
+	if (off == 0) {
+		if (h->owner != NULL &&
+		    (t = broker_type(b, h->owner->name, false)) == NULL) {
+			fuse_reply_buf(req, NULL, 0);   /* the type went */
+			return;
+		}
+		broker_scursor_open(b, &h->scursor, s, t);
+	} else if (off != h->dir_last) {
+		if (off < h->dir_first || off > h->dir_last)
+			fuse_reply_err(req, EINVAL);
+		else
+			jobs_reply_again(req, h, size, off);
+		return;
+	}
+	h->data.off = h->data.len = 0;
+	for (;;) {
+		if (n == 0)
+			ok = dir_put(req, &h->data, size, ".", FS_UNKNOWN_INO, 1);
+		else if (n == 1)
+			ok = dir_put(req, &h->data, size, "..", FS_UNKNOWN_INO, 2);
+		else if ((j = broker_scursor_job(b, &h->scursor)) == NULL)
+			break;
+		else {
+			name = fs_name_encode(j->key);
+			ok = dir_put_mode(req, &h->data, size, name,
+			    owner_ino(owner_of_job(fs, j), lk), n + 1, S_IFLNK);
+			free(name);
+			if (ok)
+				broker_scursor_advance(&h->scursor);
+		}
+		if (!ok)
+			break;
+		n++;
+	}
+	h->dir_first = off;
+	h->dir_last = n;
+	fuse_reply_buf(req, h->data.data, h->data.len);
+}
+
+/* fs_readlink: where a state directory's link points. */
+static void
+fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct owner *o;
+	enum node_kind k = node_kind_of(fs, ino, &o);
+	char *target;
+
+	if ((k != NK_JOB_LINK && k != NK_JOB_TLINK) || !owner_alive(fs, o)) {
+		fuse_reply_err(req, k == NK_NONE || o == NULL || !owner_alive(fs, o) ?
+		    ENOENT : EINVAL);
+		return;
+	}
+	target = fs_link_target(o->job, k);
+	fuse_reply_readlink(req, target);
+	free(target);
+}
+
 /* fs_opendir: take the listing now (but jobs/'s, read as it goes). */
 static void
 fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -630,7 +776,8 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h = (struct handle *)(uintptr_t)fi->fh;
 	if (fs_cluster_opendir(fs, req, h, fi))
 		return;   /* jobs/ in cluster mode: Redis lists the others' */
-	if (k != NK_JOBS && (rc = fs_list(fs, req, k, o, &h->data)) != 0) {
+	if (k != NK_JOBS && !NK_IS_STATE_DIR(k) && !NK_IS_TYPE_STATE_DIR(k) &&
+	    (rc = fs_list(fs, req, k, o, &h->data)) != 0) {
 		fs_handle_free(fs, h);
 		fuse_reply_err(req, -rc);
 		return;
@@ -650,6 +797,8 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	if (h->kind == NK_JOBS)
 		jobs_readdir(fuse_req_userdata(req), req, h, size, off);
+	else if (NK_IS_STATE_DIR(h->kind) || NK_IS_TYPE_STATE_DIR(h->kind))
+		states_readdir(fuse_req_userdata(req), req, h, size, off);
 	else if (off < 0 || (size_t)off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
@@ -668,6 +817,7 @@ fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static const struct fuse_lowlevel_ops fs_ops = {
 	.lookup       = fs_lookup,
+	.readlink     = fs_readlink,
 	.forget       = fs_forget,
 	.forget_multi = fs_forget_multi,
 	.getattr      = fs_getattr,

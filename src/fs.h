@@ -27,7 +27,12 @@ enum node_kind {
 	NK_TYPES,
 	NK_JOBS,
 	NK_CHANNELS,
-	NK_REFUSALS,          /* the last refused writes; last fixed inode */
+	NK_REFUSALS,          /* the last refused writes */
+	/* jobs by state: state/ and its directories, state/S being
+	 * NK_STATE_DIR0 + S - 1 (S an enum job_lstate): fixed inodes */
+	NK_STATES,
+	NK_STATE_DIR0,
+	NK_STATE_DIR_LAST = NK_STATE_DIR0 + JLS_COUNT - 2,  /* last fixed inode */
 	NK_TYPE_DIR,          /* types/T and its files: owner is a type name */
 	NK_TYPE_QUEUE,
 	NK_TYPE_WORKERS,
@@ -49,18 +54,29 @@ enum node_kind {
 	NK_TYPE_LIMIT,        /* read / write the concurrency limit */
 	NK_TYPE_SUBMIT,       /* write JSON envelopes, one per line */
 	NK_TYPE_RETRIES,      /* read / write default retries [backoff ms] */
+	/* jobs by state: types/T/state and types/T/state/S (owner: the
+	 * type), and the symbolic links to jobs/ID in state/S and in
+	 * types/T/state/S (owner: the job) */
+	NK_TYPE_STATES,
+	NK_TYPE_STATE_DIR0,
+	NK_TYPE_STATE_DIR_LAST = NK_TYPE_STATE_DIR0 + JLS_COUNT - 2,
+	NK_JOB_LINK,          /* state/S/ID -> ../../jobs/ID */
+	NK_JOB_TLINK,         /* types/T/state/S/ID -> ../../../../jobs/ID */
 };
+#define NK_IS_STATE_DIR(k) ((k) >= NK_STATE_DIR0 && (k) <= NK_STATE_DIR_LAST)
+#define NK_IS_TYPE_STATE_DIR(k) ((k) >= NK_TYPE_STATE_DIR0 && (k) <= NK_TYPE_STATE_DIR_LAST)
 /* type files that take writes */
 #define NK_TYPE_WRITABLE(k) ((k) == NK_TYPE_QUEUE || (k) == NK_TYPE_KICK || \
 	(k) == NK_TYPE_PAUSED || (k) == NK_TYPE_LIMIT || (k) == NK_TYPE_SUBMIT || \
 	(k) == NK_TYPE_RETRIES)
-#define FS_FIXED_MAX   NK_REFUSALS
+#define FS_FIXED_MAX   NK_STATE_DIR_LAST
 #define FS_FIRST_INO   1024        /* dynamic inode numbers start here, never reused */
 #define FS_UNKNOWN_INO 0xffffffffu /* listing entry the kernel has no inode for */
 #define FS_REFUSALS_MAX 100       /* lines kept in /refusals */
 #define FS_REFUSAL_LOG_BURST 5     /* refusals logged per log_interval() */
-#define FS_OWNER_SLOTS 11          /* nodes per owner: a type dir and its 10
-                                      files (a job dir has 5) */
+#define FS_OWNER_SLOTS 20          /* nodes per owner: a type dir, its 10
+                                      files, state/ and its 8 directories (a
+                                      job dir has 7, and 2 links) */
 
 /* Entry and attribute lifetimes the kernel may cache, in seconds. */
 #define FS_TTL_FIXED   3600.0
@@ -121,6 +137,7 @@ struct handle {
 	uint64_t            pos;      /* response: stream bytes already read */
 	uint64_t            dropped;  /* channel: messages lost to a full buffer */
 	struct job_cursor   cursor;   /* jobs/: where the listing goes on */
+	struct state_cursor scursor;  /* a state directory's: the same */
 	off_t               dir_first; /* jobs/: offset the reply in data began at */
 	off_t               dir_last;  /* jobs/: offset of the last entry in data */
 	struct fuse_pollhandle *ph;   /* the newest poll, until notified */
@@ -231,6 +248,7 @@ void          node_stat(struct fs *, fuse_ino_t, enum node_kind, const struct ow
 int           node_reply_entry(struct fs *, fuse_req_t, struct node *, fuse_ino_t fixed);
 void          fs_nodes_free(struct fs *);
 char         *fs_name_encode(const char *);
+char         *fs_link_target(const struct job *, enum node_kind);
 
 /* fs_files.c */
 void fs_open(fuse_req_t, fuse_ino_t, struct fuse_file_info *);

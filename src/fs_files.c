@@ -49,6 +49,7 @@ static const char readme_text[] =
 "  types/T/paused      exists while T is paused: touch it to pause, rm to resume\n"
 "  types/T/limit       jobs of T running at once (0: no limit); write to set\n"
 "  types/T/retries     retries of T's jobs that do not say [and base backoff ms]\n"
+"  types/T/state/S/    T's jobs in state S, as state/S/\n"
 "  jobs/ID/body        the job body as JSON\n"
 "  jobs/ID/response    blocks until the job ends, then prints its result;\n"
 "                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
@@ -68,11 +69,16 @@ static const char readme_text[] =
 "  stats               daemon-wide counters\n"
 "  refusals            the last 100 writes the tree refused, one a line:\n"
 "                      time (UTC), path and reason, separated by tabs\n"
+"  state/S/            jobs in state S (queued, running, delayed, waiting,\n"
+"                      done, failed, cancelled, dead) as links to jobs/ID,\n"
+"                      by type, each type's in the order they entered S;\n"
+"                      failed holds timeouts and the dead ones too\n"
 "\n"
 "Examples:\n"
 "  mkdir types/echo\n"
 "  echo '{\"n\":1}' > types/echo/queue\n"
 "  exec 3<>types/echo/queue; echo '{}' >&3; read id <&3; cat jobs/$id/response\n"
+"  ls -l state/failed/; cat state/dead/*/info\n"
 "\n"
 "Ids are listed as their names under jobs/, one per line: / is shown as\n"
 "%2F, % as %25, a control character as %XX (newline: %0A), and the ids\n"
@@ -1178,6 +1184,7 @@ fs_handle_free(struct fs *fs, struct handle *h)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
 	broker_cursor_close(&fs->srv->broker, &h->cursor);
+	broker_scursor_close(&fs->srv->broker, &h->scursor);
 	buf_free(&h->data);
 	buf_free(&h->remote);
 	lines_free(&h->lines);

@@ -23,6 +23,12 @@ node_slot(enum node_kind k)
 		return k - NK_TYPE_DIR;
 	if (k >= NK_TYPE_DEAD && k <= NK_TYPE_RETRIES)
 		return k - NK_TYPE_DEAD + (NK_TYPE_STATS - NK_TYPE_DIR + 1);
+	/* jobs by state: after those */
+	if (k >= NK_TYPE_STATES && k <= NK_TYPE_STATE_DIR_LAST)
+		return k - NK_TYPE_STATES + (NK_TYPE_STATS - NK_TYPE_DIR + 1) +
+		    (NK_TYPE_RETRIES - NK_TYPE_DEAD + 1);
+	if (k == NK_JOB_LINK || k == NK_JOB_TLINK)
+		return k - NK_JOB_LINK + (NK_JOB_PROGRESS - NK_JOB_DIR + 1);
 	return 0;
 }
 
@@ -221,7 +227,19 @@ bool
 kind_is_dir(enum node_kind k)
 {
 	return k == NK_ROOT || k == NK_TYPES || k == NK_JOBS || k == NK_CHANNELS ||
-	    k == NK_TYPE_DIR || k == NK_JOB_DIR;
+	    k == NK_TYPE_DIR || k == NK_JOB_DIR || k == NK_STATES ||
+	    NK_IS_STATE_DIR(k) || k == NK_TYPE_STATES || NK_IS_TYPE_STATE_DIR(k);
+}
+
+/* fs_link_target: where a state directory's link to j points (free it). */
+char *
+fs_link_target(const struct job *j, enum node_kind k)
+{
+	char *name = fs_name_encode(j->key);
+	char *t = xprintf("%sjobs/%s", k == NK_JOB_TLINK ? "../../../../" : "../../", name);
+
+	free(name);
+	return t;
 }
 
 /* stat_time: t (seconds since the epoch) as all three times. */
@@ -258,6 +276,9 @@ node_mode(const struct fs *fs, enum node_kind k)
 	case NK_TYPE_LIMIT:
 	case NK_TYPE_RETRIES:
 		return S_IFREG | (g ? 0660 : 0644);
+	case NK_JOB_LINK:       /* jobs by state */
+	case NK_JOB_TLINK:
+		return S_IFLNK | 0777;
 	default:
 		if (kind_is_dir(k))
 			return S_IFDIR | (g ? 0750 : 0755);
@@ -293,6 +314,12 @@ node_stat(struct fs *fs, fuse_ino_t ino, enum node_kind k, const struct owner *o
 			st->st_size = (off_t)j->body_len + 1;
 		else if (k == NK_JOB_TYPE)
 			st->st_size = (off_t)strlen(j->type->name) + 1;
+		else if (k == NK_JOB_LINK || k == NK_JOB_TLINK) {
+			char *target = fs_link_target(j, k);
+
+			st->st_size = (off_t)strlen(target);
+			free(target);
+		}
 	}
 	stat_time(st, t);
 }
@@ -315,8 +342,10 @@ node_reply_entry(struct fs *fs, fuse_req_t req, struct node *n, fuse_ino_t fixed
 		return fuse_reply_entry(req, &e);
 	}
 	e.ino = n->ino;
-	/* Channels vanish with their last subscriber, unannounced: no caching. */
-	e.entry_timeout = n->kind == NK_CHAN ? 0 : FS_TTL_ENTRY;
+	/* Channels vanish with their last subscriber, unannounced, and a
+	 * state directory's link with its job's next state: no caching. */
+	e.entry_timeout = n->kind == NK_CHAN || n->kind == NK_JOB_LINK ||
+	    n->kind == NK_JOB_TLINK ? 0 : FS_TTL_ENTRY;
 	e.attr_timeout = 0;
 	node_stat(fs, n->ino, n->kind, n->owner, &e.attr);
 	n->nlookup++;

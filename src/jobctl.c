@@ -242,6 +242,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "cancel", "ID", cmd_cancel },
 	{ "wait", "ID ...", cmd_wait },
 	{ "stats", "[TYPE]", cmd_stats },
+	{ "ls", "[--state S] [--type T] [--limit N] [--plain | --json]", cmd_ls },
 	{ "ping", "[-t MS]", cmd_ping },
 	{ "publish", "CHANNEL BODY | -", cmd_publish },
 	{ "subscribe", "[-n COUNT] CHANNEL ...", cmd_subscribe },

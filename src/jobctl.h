@@ -8,6 +8,7 @@
  *                     subscribe, raw
  *   jobctl_work.c     work: run a command per job
  *   jobctl_ending.c   a job's ending as an exit status (submit, wait)
+ *   jobctl_ls.c       ls: the jobs in a state
  *   jobctl_top.c      top: a live view in the terminal
  */
 #ifndef JOBCTL_H
@@ -143,6 +144,7 @@ int	cmd_configure(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_top(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_wait(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_stats(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_ls(struct ctl *, const struct cmd_entry *, int, char **);	/* jobctl_ls.c */
 int	cmd_ping(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_publish(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_subscribe(struct ctl *, const struct cmd_entry *, int, char **);

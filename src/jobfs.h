@@ -149,6 +149,8 @@ enum msg_key {
 	/* the job lifecycle */
 	MK_RETRIES, MK_BACKOFF, MK_DELAY, MK_AT, MK_AFTER, MK_LIMIT,
 	MK_LOG,       /* a response's or failure's log (jobctl work) */
+	/* listings */
+	MK_STATE, MK_CURSOR,
 	MK_COUNT
 };
 
@@ -280,6 +282,9 @@ struct job {
 	float          finished;
 	char          *worker_name;   /* last worker that ran it */
 	TAILQ_ENTRY(job) all_entry;   /* broker->all: every job, in submission order */
+	TAILQ_ENTRY(job) state_entry; /* its type's list of its state (broker_states.c) */
+	uint32_t       lseq;          /* when it joined that list (broker->next_lseq) */
+	uint8_t        lstate;        /* enum job_lstate of that list; 0: none */
 	char          *owner;         /* --auth: the token name that submitted
 	                                 it; NULL: none (the tree, no --auth) */
 	struct job_life *life;        /* retries, delays, attempts, dependencies,
@@ -394,6 +399,30 @@ struct job_cursor {
 	bool          open;
 };
 
+/*
+ * Jobs by state (broker_states.c): what a user lists.  Each job is on one
+ * list of its type, that of its state, in the order it entered it
+ * (queued ... cancelled; "failed" holds timeouts too); the dead ones are
+ * on their type's dead list as well.  A state cursor walks one type's
+ * list, or every type's in the order of their names, and like a
+ * job_cursor survives jobs leaving: a job in that state from the start of
+ * a listing to its end is listed once.
+ */
+enum job_lstate {
+	JLS_NONE, JLS_QUEUED, JLS_RUNNING, JLS_DELAYED, JLS_WAITING,
+	JLS_DONE, JLS_FAILED, JLS_CANCELLED, JLS_DEAD, JLS_COUNT
+};
+#define JLS_LISTS (JLS_DEAD - 1)   /* lists kept per type: QUEUED..CANCELLED */
+
+struct state_cursor {
+	TAILQ_ENTRY(state_cursor) entry;  /* broker->state_cursors */
+	struct jtype *only;   /* the one type walked (held), or NULL: all */
+	struct jtype *type;   /* the type being walked (held), or NULL */
+	struct job   *next;   /* the next job to list in it; NULL: its end */
+	uint8_t       state;  /* enum job_lstate */
+	bool          open, started, ended;
+};
+
 /* Jobs targeted at one worker name wait in their own heap. */
 struct target {
 	UT_hash_handle hh;
@@ -421,6 +450,7 @@ struct jtype {
 	struct job_list dead;         /* its dead jobs, oldest first (life->type_dead) */
 	uint64_t       ndead, ndelayed, nwaiting, nretried, nkicked;
 	struct fail_log *fail_log;    /* its failed attempts' log lines; NULL: none yet */
+	struct job_list states[JLS_LISTS]; /* its jobs by state (broker_states.c) */
 };
 
 /* What a submitter asks for; broker_submit() copies what it keeps. */
@@ -597,6 +627,8 @@ struct broker {
 	struct jtype      *types;
 	struct job_list    all;       /* every job in the table, submission order */
 	TAILQ_HEAD(, job_cursor) cursors;  /* open listings of all */
+	TAILQ_HEAD(, state_cursor) state_cursors;  /* open listings by state */
+	uint32_t           next_lseq;    /* order of entering a state (job->lseq) */
 	struct job_list    finished;  /* retention order */
 	size_t             nfinished;
 	uint64_t           next_seq;
@@ -719,6 +751,28 @@ struct job *broker_cursor_job(const struct job_cursor *);
 void  broker_cursor_advance(struct job_cursor *);
 void  job_ref(struct job *);
 void  job_unref(struct broker *, struct job *);
+
+/* Jobs by state (broker_states.c). */
+const char *jls_name(int state);              /* "queued" ...; NULL: none */
+int   jls_parse(const char *name);            /* JLS_*, 0: no such state */
+bool  job_in_lstate(const struct job *, int state);
+const char *job_lstate_name(const struct job *);  /* "dead" or its list's */
+void  broker_states_type_init(struct jtype *);
+void  broker_state_sync(struct broker *, struct job *);   /* broker.c: j's state
+                                   may have changed: move it to its list */
+void  broker_state_drop(struct broker *, struct job *);   /* j is forgotten */
+void  broker_state_dead_leaving(struct broker *, struct job *);
+void  broker_scursor_open(struct broker *, struct state_cursor *, int state,
+    struct jtype *only);
+int   broker_scursor_seek(struct broker *, struct state_cursor *, const char *pos);
+struct job *broker_scursor_job(struct broker *, struct state_cursor *);
+void  broker_scursor_advance(struct state_cursor *);
+void  broker_scursor_close(struct broker *, struct state_cursor *);
+char *broker_scursor_pos(const struct job *, int state);
+#define LIST_LIMIT_DEFAULT 100    /* jobs a page of a listing holds */
+#define LIST_LIMIT_MAX     1000
+json_t *broker_list(struct broker *, int state, struct jtype *only, size_t limit,
+    const char *pos, bool (*may)(void *, const struct job *), void *ctx);
 
 /*
  * Queries: what a face may know of the broker's structures, without

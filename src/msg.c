@@ -45,6 +45,7 @@ static const char *const msg_key_names[MK_COUNT] = {
 	[MK_RETRIES] = "retries", [MK_BACKOFF] = "backoff", [MK_DELAY] = "delay",
 	[MK_AT] = "at", [MK_AFTER] = "after", [MK_LIMIT] = "limit",
 	[MK_LOG] = "log",
+	[MK_STATE] = "state", [MK_CURSOR] = "cursor",
 };
 
 const char *

@@ -60,6 +60,7 @@ static msg_handler h_submit, h_join, h_response, h_partial, h_pong, h_ping,
     h_auth;
 /* the job lifecycle */
 static msg_handler h_fail, h_kick, h_pause, h_resume, h_configure;
+static msg_handler h_list;
 
 #define JOB_OPTIONS \
 	{ MK_PRIORITY, F_INT, false }, { MK_TIMEOUT, F_INT, false }, \
@@ -74,6 +75,9 @@ static msg_handler h_fail, h_kick, h_pause, h_resume, h_configure;
 #define JOIN_OPTIONS \
 	{ MK_WORKER, F_STRING, false }, { MK_CAPACITY, F_INT, false }, \
 	{ MK_HEARTBEAT, F_INT, false }, { MK_CANCEL, F_BOOL, false }
+#define LIST_OPTIONS \
+	{ MK_STATE, F_STRING, true }, { MK_LIMIT, F_INT, false }, \
+	{ MK_CURSOR, F_STRING, false }
 #define END { MK_COUNT, 0, false }
 
 static const struct msg_def msg_table[] = {
@@ -133,6 +137,11 @@ static const struct msg_def msg_table[] = {
 	  { { MK_JOB_TYPE, F_STRING, true }, TYPE_SETTINGS, END } },
 	{ "configure", ROLE_MASTER, DIALECT_ACTION, h_configure,
 	  { { MK_TYPE, F_STRING, true }, TYPE_SETTINGS, END } },
+	/* jobs by state */
+	{ "list", ROLE_MASTER, DIALECT_SEED, h_list,
+	  { { MK_JOB_TYPE, F_STRING, false }, LIST_OPTIONS, END } },
+	{ "list", ROLE_MASTER, DIALECT_ACTION, h_list,
+	  { { MK_TYPE, F_STRING, false }, LIST_OPTIONS, END } },
 };
 
 /* "auth" exists only with --auth: without it, it stays an unknown type. */
@@ -691,6 +700,72 @@ do_cancel(struct conn *c, const char *idjson, struct job *j)
 	if (master != c->master)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
 	job_unref(&c->srv->broker, j);
+}
+
+/* ------------------------------------------- jobs by state */
+
+static bool
+list_may_see(void *ctx, const struct job *j)
+{
+	return may_see(ctx, j);
+}
+
+/*
+ * h_list: a page of the jobs in a state ("state"), of one type or of all,
+ * at most "limit" (LIST_LIMIT_DEFAULT, up to LIST_LIMIT_MAX), after
+ * "cursor" (the "next" of the page before).  Under --auth a token that is
+ * not admin sees only the jobs it submitted.
+ */
+static void
+h_list(struct conn *c, const struct msg_ctx *ctx)
+{
+	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
+	struct broker *b = &c->srv->broker;
+	char type[ID_MAX + 1], state[32], *pos = NULL;
+	const struct mfield *f;
+	struct jtype *t = NULL;
+	int64_t limit = LIST_LIMIT_DEFAULT;
+	size_t len;
+	json_t *o;
+	int s;
+
+	if (field(ctx, type_key) != NULL) {
+		if (!type_check(c, ctx, type_key, type))
+			return;
+		if ((t = broker_type(b, type, false)) == NULL) {
+			conn_send_json(c, json_pack("{s:[],s:n}", "jobs", "next"));
+			return;
+		}
+	}
+	f = field(ctx, MK_STATE);
+	if (!msg_string(f, state, sizeof state, &len) || (s = jls_parse(state)) == JLS_NONE) {
+		conn_send_error(c, "invalid_type", NULL, "\"state\" must be one of "
+		    "queued, running, delayed, waiting, done, failed, cancelled, dead");
+		return;
+	}
+	if (field(ctx, MK_LIMIT) != NULL &&
+	    ((limit = field_int(ctx, MK_LIMIT)) < 1 || limit > LIST_LIMIT_MAX)) {
+		conn_send_error(c, "invalid_type", NULL, "\"limit\" must be 1 to %d",
+		    LIST_LIMIT_MAX);
+		return;
+	}
+	if ((f = field(ctx, MK_CURSOR)) != NULL) {
+		pos = xmalloc(f->len + 1);
+		if (!msg_string(f, pos, f->len + 1, &len) || strlen(pos) != len) {
+			free(pos);
+			pos = NULL;
+			f = NULL;
+		}
+	}
+	if ((field(ctx, MK_CURSOR) != NULL && pos == NULL) ||
+	    (o = broker_list(b, s, t, (size_t)limit, pos, list_may_see, c)) == NULL) {
+		conn_send_error(c, "invalid_type", NULL, "\"cursor\" must be the "
+		    "\"next\" of a page of this listing");
+		free(pos);
+		return;
+	}
+	free(pos);
+	conn_send_json(c, o);
 }
 
 /* ------------------------------------------- the job lifecycle */

@@ -772,7 +772,8 @@ head_gate(struct wreq *r)
 	    strcmp(path, "/metrics") == 0 || strcmp(path, "/stats") == 0 ||
 	    strcmp(path, "/events") == 0 || strncmp(path, "/types", 6) == 0 ||
 	    strcmp(path, "/failures") == 0 ||
-	    strncmp(path, "/jobs/", 6) == 0 || strncmp(path, "/sub/", 5) == 0 ||
+	    strncmp(path, "/jobs/", 6) == 0 || strcmp(path, "/jobs") == 0 ||
+	    strncmp(path, "/sub/", 5) == 0 ||
 	    strncmp(path, "/pub/", 5) == 0;
 	r->rt = own ? NULL : route_find(w, path);
 	host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,

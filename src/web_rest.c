@@ -528,6 +528,61 @@ type_view(struct wreq *r, const char *name)
 	web_reply_json(r, 200, o);
 }
 
+/* The query parameters of GET /jobs. */
+static const char *const list_args[] = { "state", "type", "limit", "after", NULL };
+
+/*
+ * jobs_list: GET /jobs?state=S[&type=T][&limit=N][&after=CURSOR]: a page
+ * of the jobs in state S (broker_list), "next" the after= of the next
+ * page, null at the end.  The web face is the admin's: every job is seen.
+ */
+static void
+jobs_list(struct wreq *r)
+{
+	struct broker *b = &r->web->srv->broker;
+	const char *state = web_arg(r, "state"), *type = web_arg(r, "type");
+	const char *after = web_arg(r, "after");
+	int64_t limit = LIST_LIMIT_DEFAULT;
+	struct jtype *t = NULL;
+	json_t *o;
+	int s;
+
+	if (!web_args_known(r, list_args))
+		return;
+	if (!method_is(r, "GET")) {
+		not_allowed(r, "GET");
+		return;
+	}
+	if (state == NULL || (s = jls_parse(state)) == JLS_NONE) {
+		web_error(r, 400, "invalid_type", NULL, "query parameter \"state\" "
+		    "must be one of queued, running, delayed, waiting, done, failed, "
+		    "cancelled, dead");
+		return;
+	}
+	if (!arg_int(r, "limit", 1, &limit))
+		return;
+	if (limit > LIST_LIMIT_MAX) {
+		web_error(r, 400, "invalid_type", NULL, "query parameter \"limit\" "
+		    "must be 1 to %d", LIST_LIMIT_MAX);
+		return;
+	}
+	if (type != NULL && !type_name_valid(type, strlen(type))) {
+		web_error(r, 400, "invalid_type", NULL, "query parameter \"type\" "
+		    "is not a type name");
+		return;
+	}
+	if (type != NULL && (t = broker_type(b, type, false)) == NULL) {
+		web_reply_json(r, 200, json_pack("{s:[],s:n}", "jobs", "next"));
+		return;
+	}
+	if ((o = broker_list(b, s, t, (size_t)limit, after, NULL, NULL)) == NULL) {
+		web_error(r, 400, "invalid_type", NULL, "query parameter \"after\" "
+		    "must be the \"next\" of a page of this listing");
+		return;
+	}
+	web_reply_json(r, 200, o);
+}
+
 /* rest_route: the REST paths; false if path is none of them. */
 bool
 rest_route(struct wreq *r, const char *path)
@@ -583,6 +638,10 @@ rest_route(struct wreq *r, const char *path)
 		} else
 			web_error(r, 404, "not_found", NULL, "no such path: %s", r->url);
 		free(name);
+		return true;
+	}
+	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
+		jobs_list(r);
 		return true;
 	}
 	if (strncmp(path, "/jobs/", 6) == 0 && path[6] != '\0') {

@@ -20,7 +20,7 @@ teardown() {
 	start_daemon_mounted
 	[ "$(findmnt -n -o FSTYPE "$MNT")" = fuse.jobfs ]
 	[ "$(findmnt -n -o SOURCE "$MNT")" = jobfs ]
-	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs refusals stats types " ]
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "README channels jobs refusals state stats types " ]
 	[ -d "$MNT/types" ]
 	[ -d "$MNT/jobs" ]
 	[ -d "$MNT/channels" ]
@@ -66,7 +66,7 @@ teardown() {
 	mkdir "$MNT/types/echo"
 	[ "$(ls "$MNT/types")" = echo ]
 	# (and the files of the job lifecycle: life_tree.bats)
-	[ "$(ls "$MNT/types/echo" | tr '\n' ' ')" = "dead delayed kick limit queue retries stats submit workers " ]
+	[ "$(ls "$MNT/types/echo" | tr '\n' ' ')" = "dead delayed kick limit queue retries state stats submit workers " ]
 	grep -qx 'queued 0' "$MNT/types/echo/stats"
 	grep -qx 'workers 0' "$MNT/types/echo/stats"
 	[ -z "$(cat "$MNT/types/echo/workers")" ]
