@@ -155,7 +155,7 @@ echo "{\"ok\":true}"'
 	BG_PIDS+=("$!")
 	master=$!
 	# live: both lines before the job ends
-	wait_until 15 has_lines "$BATS_TEST_TMPDIR/master" 2
+	wait_until 15 file_has_lines "$BATS_TEST_TMPDIR/master" 2
 	[ "$(cat "$BATS_TEST_TMPDIR/master")" = $'{"pct":50}\n"half way"' ]
 	[ "$(timeout 10 head -n 2 "$MNT/jobs/prog/progress")" = $'{"pct":50}\n"half way"' ]
 	wait_until 10 grep -q '"id":"prog".*"body":"half way"' "$BATS_TEST_TMPDIR/events"
