@@ -175,13 +175,16 @@ run: run-deps
 
 # The suite (bats files and C unit tests) runs twice: a normal build, then
 # one under ASan and UBSan; then each fuzzer runs briefly, failing on a crash.
+# The builds of make test compile on every core unless the caller chose -j.
+TEST_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
+
 test: deps
-	@$(MAKE) --no-print-directory all unit-bins
-	@$(MAKE) --no-print-directory B=build/asan \
+	@$(MAKE) --no-print-directory $(TEST_J) all unit-bins
+	@$(MAKE) --no-print-directory $(TEST_J) B=build/asan \
 		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 		all unit-bins
 	@tests/run build build/asan
-	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory $(TEST_J) fuzz-build
 	@tests/fuzz/run build/fuzz $(FUZZ_TEST_SECONDS)
 
 check: all unit-bins

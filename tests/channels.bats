@@ -230,16 +230,23 @@ setup() {
 	conn_open F
 	send F '{"type":"subscribe","channel":"flood"}'
 	settle F
-	# 1024 messages of 64 KiB: 64 MiB, far past the 1 MiB backlog.  They
-	# go in batches of 12 (768 KiB) and each batch waits until F has it,
-	# so F, which reads, is never the backlogged one even on a busy
-	# machine; the slow subscriber, which never reads, falls behind at once.
-	python3 - "$BATS_TEST_TMPDIR/flood" <<-'EOF'
+	# N messages of 64 KiB: three times what the slow subscriber can hold
+	# (the 1 MiB backlog, and the most the kernel buffers for its socket:
+	# tcp_wmem's maximum on the daemon's side, 32 KiB on its own), so
+	# about 16 MiB here.  They go in batches of 12 (768 KiB) and each
+	# batch waits until F has it, so F, which reads, is never the
+	# backlogged one even on a busy machine; the slow subscriber, which
+	# never reads, falls behind at once.
+	local wmax N
+	read -r _ _ wmax </proc/sys/net/ipv4/tcp_wmem || wmax=4194304
+	N=$(((wmax + (1 << 20) + 32768) * 3 / 65536))
+	python3 - "$BATS_TEST_TMPDIR/flood" "$N" <<-'EOF'
 		import sys
 		pad = "x" * 65500
-		for b in range(0, 1024, 12):
+		n = int(sys.argv[2])
+		for b in range(0, n, 12):
 		    with open("%s.%04d" % (sys.argv[1], b), "w") as f:
-		        for i in range(b, min(b + 12, 1024)):
+		        for i in range(b, min(b + 12, n)):
 		            f.write('{"type":"publish","channel":"flood","body":{"seq":%d,"pad":"%s"}}\n' % (i, pad))
 		        f.write('{"type":"ping"}\n')
 	EOF
@@ -252,11 +259,11 @@ setup() {
 		sent=$((sent + $(wc -l <"$batch") - 1))
 		wait_lines F $((sent + 1)) 30
 	done
-	[ "$sent" = 1024 ]
-	echo "# publishing 64 MiB took $((($(date +%s%N) - t0) / 1000000)) ms" >&3
+	[ "$sent" = "$N" ]
+	echo "# publishing $N messages of 64 KiB took $((($(date +%s%N) - t0) / 1000000)) ms" >&3
 	# The fast subscriber got every message, in order.
-	wait_lines F 1025 60
-	[ "$(frames F | jq -r '.body.seq' | awk '$1 != NR - 1 { bad++ } END { print NR, bad + 0 }')" = "1024 0" ]
+	wait_lines F $((N + 1)) 60
+	[ "$(frames F | jq -r '.body.seq' | awk '$1 != NR - 1 { bad++ } END { print NR, bad + 0 }')" = "$N 0" ]
 	[ "$(count F 'has("missed")')" = 0 ]
 	dropped=$(daemon_stat .messages_dropped)
 	[ "$dropped" -gt 0 ]
@@ -282,7 +289,7 @@ setup() {
 	last=$(tail -n 1 "$dir/got")
 	k=$(jq .body.last <<<"$last")
 	missed=$(jq .missed <<<"$last")
-	[ "$missed" = $((1024 - r + k - 1)) ]
+	[ "$missed" = $((N - r + k - 1)) ]
 	[ "$(jq -c 'del(.missed)' <<<"$last")" = "{\"type\":\"message\",\"channel\":\"flood\",\"body\":{\"last\":$k}}" ]
 	# Every miss was counted, and only this subscriber missed any.
 	[ "$(daemon_stat .messages_dropped)" = "$missed" ]
