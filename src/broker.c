@@ -526,11 +526,31 @@ worker_free_slots(const struct worker *w)
 	return used < w->capacity ? w->capacity - used : 0;
 }
 
+static void job_start(struct broker *, struct job *, struct worker *);
+
+/*
+ * late_result_counts: a final answer from w names j, which w does not
+ * hold.  It counts when j waits in its type's queue, given to nobody (a
+ * restart or a lost connection took it back from the worker that ran it,
+ * which kept its result while the daemon was away), and w could take it
+ * now: then j is handed to w (its job frame crosses the answer) and ends
+ * with that answer.  In cluster mode the queue is the backend's: never.
+ */
+static bool
+late_result_counts(struct broker *b, struct worker *w, const struct job *j)
+{
+	return !broker_shared(b) && j->state == JOB_QUEUED &&
+	    j->lstate == JLS_QUEUED && j->type == w->type &&
+	    worker_free_slots(w) > 0 && worker_may_take(w, j);
+}
+
 /*
  * broker_worker_answer: what a response (final) or partial from w is
- * about.  With an id: a stale job of w's first, then a job it runs; the id
- * of a finished job that a cancel-accepting w ran last is a late answer
- * too (it may answer as the cancel crosses); any other id is unknown.
+ * about.  With an id: a stale job of w's first, then a job it runs, then
+ * a queued job whose result w kept across an outage (late_result_counts);
+ * the id of a finished job that a cancel-accepting w ran last is a late
+ * answer too (it may answer as the cancel crosses); any other id is
+ * unknown.
  * Without an id: the one job w holds.
  * A final late answer frees its slot; the caller then calls
  * broker_worker_ready (after any acknowledgement, which goes first).
@@ -554,9 +574,15 @@ broker_worker_answer(struct broker *b, struct worker *w, const char *key,
 				*out = j;
 				return ANSWER_JOB;
 			}
+		j = broker_find(b, key);
+		if (final && j != NULL && late_result_counts(b, w, j)) {
+			type_unqueue(j->type, j);
+			job_start(b, j, w);
+			*out = j;
+			return ANSWER_JOB;
+		}
 		/* A late answer only from the worker that ran it last: any
 		 * other worker holds nothing of that job. */
-		j = broker_find(b, key);
 		/* (or an attempt of it timed out here, and it is retried:
 		 * the job lifecycle) */
 		return j != NULL && w->takes_cancel &&

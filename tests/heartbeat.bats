@@ -66,11 +66,13 @@ pings_at_least() {
 
 @test "any frame from the worker counts as a sign of life" {
 	conn_open W --worker
-	send W '{"type":"join","job_type":"hb","heartbeat":500}'
-	# Chatter (here: channel subscriptions) instead of pongs, for 6 intervals.
+	send W '{"type":"join","job_type":"hb","heartbeat":1500}'
+	# Chatter (here: channel subscriptions) instead of pongs, for 6
+	# intervals, a frame every half interval: a loaded machine may take
+	# a second to send one, and three silent intervals drop the worker.
 	for i in $(seq 12); do
 		send W "{\"type\":\"subscribe\",\"channel\":\"c$i\"}"
-		sleep 0.25
+		sleep 0.75
 	done
 	conn_alive W
 	[ "$(workers_of hb)" = 1 ]

@@ -143,7 +143,7 @@ setup() {
 	send W '{"type":"join","job_type":"t","cancel":true}'
 	settle W
 	conn_open M
-	send M '{"type":"job","job_type":"t","id":"slow","body":1,"timeout":1500,"retries":1,"backoff":10}'
+	send M '{"type":"job","job_type":"t","id":"slow","body":1,"timeout":4000,"retries":1,"backoff":10}'
 	wait_jobs W 1
 	# It does not answer: the attempt times out, a cancel comes, then the retry.
 	wait_jobs W 2

@@ -32,7 +32,7 @@ only_seed_master_frames() {
 	send SW '{"type":"join","job_type":"mix"}'
 	wait_until 5 workers_are mix 1
 	conn_open EW --worker
-	send EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":2000}'
+	send EW '{"type":"join","job_type":"mix","worker":"ext","capacity":1,"cancel":true,"heartbeat":5000}'
 	settle EW
 	conn_open SM
 	conn_open EM

@@ -183,6 +183,32 @@ restart_cycle() {
 	kill -0 "$WORKER_PID"
 }
 
+@test "a kept result ends its job though nobody was given it again (its type paused across the restart)" {
+	start_durable
+	RUNS=$BATS_TEST_TMPDIR/runs GATE=$BATS_TEST_TMPDIR/gate ENDS=$BATS_TEST_TMPDIR/ends
+	export RUNS GATE ENDS
+	start_worker t -- sh -c 'echo run >>"$RUNS"; while [ ! -e "$GATE" ]; do sleep 0.05; done; cat; echo end >>"$ENDS"'
+	wait_until 10 workers_are 1
+	submit_detached 1 '"kept"'
+	wait_until 10 test -s "$RUNS"
+	"$JOBCTL" pause t           # the running job goes on; nothing new starts
+	crash_daemon
+	touch "$GATE"
+	wait_until 10 test -s "$ENDS"
+	restart_here --data "$DATA"
+	# The job is back in t's queue, which stays paused: only the kept
+	# result, sent on the worker's return, can end it.
+	wait_until 15 status_is 1 done || { show_logs; return 1; }
+	[ "$("$JOBCTL" wait 1)" = '"kept"' ]
+	[ "$(wc -l <"$RUNS")" = 1 ]
+	"$JOBCTL" stats | grep -qx 'paused 1'
+	run ! worker_log_has 'was not taken'
+	"$JOBCTL" resume t
+	out=$(timeout 20 "$JOBCTL" submit t '"next"')
+	[ "$out" = '"next"' ]
+	kill -0 "$WORKER_PID"
+}
+
 @test "a late result for a job another worker ended is refused; the worker logs it and goes on" {
 	start_durable
 	RUNS=$BATS_TEST_TMPDIR/runs GATE=$BATS_TEST_TMPDIR/gate
