@@ -52,7 +52,7 @@ static void life_finished(struct broker *, struct job *);
 static void dead_add(struct broker *, struct job *);
 static void dead_remove(struct broker *, struct job *);
 static int  life_submit(struct broker *, struct job *, const struct submit_req *);
-static int  life_check(struct broker *, const struct submit_req *);
+static enum broker_err life_check(struct broker *, const struct submit_req *);
 static void life_restore(struct broker *, struct job *, const char *text);
 static bool life_retry_on_loss(struct broker *, struct job *, struct worker *);
 static void emit_job_changed(struct broker *, struct job *);
@@ -723,23 +723,73 @@ same_owner(const char *a, const char *b)
 }
 
 /*
+ * refuse_id_exists: the reason of BERR_ID_EXISTS for id (as JSON, or the
+ * key).  With --auth (an owner), it may be another name's finished job:
+ * the reason says no more than that the id is taken.
+ */
+static enum broker_err
+refuse_id_exists(struct broker *b, const char *id, const char *owner)
+{
+	snprintf(b->err_detail, sizeof b->err_detail,
+	    "id %s is in use by an unfinished job%s", id,
+	    owner != NULL ? ", or by another name's finished one" : "");
+	return BERR_ID_EXISTS;
+}
+
+/*
+ * broker_err_reason: why the last broker call refused with err, for a
+ * face to send as it is: the limit a full broker is at, with its value,
+ * the store's reason, or what the refusal noted in err_detail.
+ */
+const char *
+broker_err_reason(struct broker *b, enum broker_err err)
+{
+	switch (err) {
+	case BERR_OK:
+	case BERR_PENDING:
+		return "";
+	case BERR_FULL_JOBS:
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "%" PRIu64 " unfinished jobs: the limit (--max-jobs)", b->max_jobs);
+		return b->err_detail;
+	case BERR_FULL_MEMORY:
+		snprintf(b->err_detail, sizeof b->err_detail,
+		    "bodies of unfinished jobs would pass %" PRIu64 " bytes (--max-memory)",
+		    b->max_bytes);
+		return b->err_detail;
+	case BERR_ID_EXISTS:
+	case BERR_UNKNOWN_ID:
+	case BERR_UNAVAILABLE:
+	case BERR_SELF:
+	case BERR_INVALID:
+	case BERR_STATE:
+		return b->err_detail;
+	}
+	return "";
+}
+
+/*
  * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
  * job, or a finished one of another owner (with --auth, an id is its
  * owner's until retention drops the job: no one else takes it over);
- * BERR_FULL if it would pass --max-jobs or --max-memory.
+ * BERR_FULL_JOBS if it would pass --max-jobs, BERR_FULL_MEMORY if it would
+ * pass --max-memory.  broker_err_reason says why.
  */
-int
+enum broker_err
 broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 {
 	struct job *j, *old = NULL;
 	struct jtype *t;
-	int rc;
+	enum broker_err rc;
 
-	if (b->store_err != 0)
-		return BERR_UNAVAILABLE;  /* nothing is taken that cannot be kept */
+	if (b->store_err != 0) {   /* nothing is taken that cannot be kept */
+		snprintf(b->err_detail, sizeof b->err_detail, "%s", b->store_reason);
+		return BERR_UNAVAILABLE;
+	}
 	if (r->key != NULL && (old = broker_find(b, r->key)) != NULL) {
 		if (!JOB_FINISHED(old) || !same_owner(old->owner, r->owner))
-			return BERR_ID_EXISTS;
+			return refuse_id_exists(b, r->idjson != NULL ? r->idjson :
+			    r->key, r->owner);
 	}
 	if ((rc = life_check(b, r)) != BERR_OK)
 		return rc;
@@ -751,10 +801,13 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	}
 	/* Unfinished jobs are bounded in number and in body bytes. */
 	if (b->stats.queued + b->stats.running + b->stats.delayed +
-	    b->stats.waiting >= b->max_jobs ||
-	    b->stats.body_bytes + r->body_len > b->max_bytes) {
+	    b->stats.waiting >= b->max_jobs) {
 		b->stats.refused_full++;
-		return BERR_FULL;
+		return BERR_FULL_JOBS;
+	}
+	if (b->stats.body_bytes + r->body_len > b->max_bytes) {
+		b->stats.refused_full++;
+		return BERR_FULL_MEMORY;
 	}
 	if (old != NULL)
 		job_forget(b, old);  /* a finished id may be used again */
@@ -1538,11 +1591,14 @@ broker_partial(struct broker *b, struct job *j, const char *body, size_t len)
  * broker_end: end an unfinished job without a result (cancel, timeout,
  * failure).  Returns BERR_UNKNOWN_ID if it has already finished.
  */
-int
+enum broker_err
 broker_end(struct broker *b, struct job *j, enum job_state why)
 {
-	if (JOB_FINISHED(j))
+	if (JOB_FINISHED(j)) {
+		snprintf(b->err_detail, sizeof b->err_detail, "job %s has ended",
+		    job_idjson(j));
 		return BERR_UNKNOWN_ID;
+	}
 	if (j->shared)   /* wherever it is queued or runs */
 		b->be.end(b->be.ctx, j, why, false);
 	job_finish(b, j, why);
@@ -1986,6 +2042,8 @@ broker_be_accepted(struct broker *b, struct job *j, int berr)
 	if (!j->pending)
 		return;
 	j->pending = 0;
+	if (berr == BERR_ID_EXISTS)
+		refuse_id_exists(b, job_idjson(j), j->owner);
 	EMIT(b, job_accepted, j, berr);
 	if (berr == BERR_OK)
 		return;
@@ -2671,7 +2729,7 @@ life_finished(struct broker *b, struct job *j)
 
 /* life_check: the lifecycle options of a submission, before anything is
  * made; the reason of a refusal in b->err_detail. */
-static int
+static enum broker_err
 life_check(struct broker *b, const struct submit_req *r)
 {
 	size_t i;
@@ -2709,7 +2767,8 @@ life_check(struct broker *b, const struct submit_req *r)
 			return BERR_SELF;
 		}
 		if (broker_find(b, r->after[i]) == NULL) {
-			snprintf(b->err_detail, sizeof b->err_detail, "%s", r->after[i]);
+			snprintf(b->err_detail, sizeof b->err_detail,
+			    "\"after\" names %s: no job has that id", r->after[i]);
 			return BERR_UNKNOWN_ID;
 		}
 	}
@@ -2949,14 +3008,17 @@ life_timed_out_on(const struct job *j, const char *worker)
  * err (JSON text, kept up to LIFE_ERROR_MAX bytes).  Its slot is free at
  * once.  BERR_STATE if j is not running.
  */
-int
+enum broker_err
 broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 {
 	struct worker *w;
 	char *e;
 
-	if (j->state != JOB_RUNNING || j->worker == NULL)
+	if (j->state != JOB_RUNNING || j->worker == NULL) {
+		snprintf(b->err_detail, sizeof b->err_detail, "job %s is %s, not running",
+		    job_idjson(j), job_status(j));
 		return BERR_STATE;
+	}
 	life_get(j);
 	b->stats.fails++;
 	if (len > LIFE_ERROR_MAX)
@@ -3011,13 +3073,16 @@ dead_remove(struct broker *b, struct job *j)
  * stays in its attempts).  It has no master any more: its result is for the
  * tree, status and wait.  BERR_STATE if j is not dead.
  */
-int
+enum broker_err
 broker_kick(struct broker *b, struct job *j)
 {
 	struct job_life *L;
 
-	if (j->state != JOB_FAILED || j->shared)   /* (cluster mode: not yet) */
+	if (j->state != JOB_FAILED || j->shared) {   /* (cluster mode: not yet) */
+		snprintf(b->err_detail, sizeof b->err_detail, "job %s is %s, not dead",
+		    job_idjson(j), job_status(j));
 		return BERR_STATE;
+	}
 	dead_remove(b, j);
 	L = life_get(j);
 	L->failures = 0;
@@ -3111,7 +3176,7 @@ retries_ok(struct broker *b, int64_t retries, int64_t backoff)
 }
 
 /* broker_type_limit: at most limit jobs of t run at once (0: no limit). */
-int
+enum broker_err
 broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
 {
 	if (!limit_ok(b, limit, false))
@@ -3126,7 +3191,7 @@ broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
 }
 
 /* broker_type_retries: the defaults of t's jobs that do not say (-1: keep). */
-int
+enum broker_err
 broker_type_retries(struct broker *b, struct jtype *t, int64_t retries, int64_t backoff)
 {
 	if (!retries_ok(b, retries, backoff))
@@ -3147,7 +3212,7 @@ broker_type_retries(struct broker *b, struct jtype *t, int64_t retries, int64_t 
  * need be, and goes again if it is left with nothing set and nothing else
  * holds it.
  */
-int
+enum broker_err
 broker_type_configure(struct broker *b, const char *name, int64_t limit,
     int64_t retries, int64_t backoff)
 {

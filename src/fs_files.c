@@ -814,6 +814,40 @@ env_id(json_t *x, char *key, char **idjson)
 }
 
 /*
+ * berr_errno: the errno of a broker call's answer (0: none), for every
+ * code (no default: -Wswitch finds a code missed here); a refusal's
+ * reason, the broker's, goes to fs_why.
+ */
+static int
+berr_errno(struct fs *fs, enum broker_err err)
+{
+	struct broker *b = &fs->srv->broker;
+
+	if (err != BERR_OK && err != BERR_PENDING)
+		fs_why(fs, "%s", broker_err_reason(b, err));
+	switch (err) {
+	case BERR_OK:
+	case BERR_PENDING:
+		return 0;
+	case BERR_ID_EXISTS:
+		return -EEXIST;
+	case BERR_UNKNOWN_ID:
+		return -ENOENT;
+	case BERR_FULL_JOBS:
+	case BERR_FULL_MEMORY:
+		return -ENOSPC;
+	case BERR_UNAVAILABLE:   /* a full disk says so */
+		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
+		    -ENOSPC : -EIO;
+	case BERR_SELF:
+	case BERR_INVALID:
+	case BERR_STATE:
+		return -EINVAL;
+	}
+	return -EIO;
+}
+
+/*
  * envelope_submit: one line written to types/T/submit, a JSON object
  * {"body":B, and any of "priority", "delay", "at", "retries", "backoff",
  * "after", "id", "timeout"} (the options of a TCP submit, the same
@@ -886,32 +920,9 @@ envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.type = h->owner->name;
 	r.body = body;
 	r.body_len = strlen(body);
-	switch (broker_submit(b, &r, &j)) {
-	case BERR_OK:
-	case BERR_PENDING:   /* cluster mode: the reply waits for Redis (reply_ok) */
-		rc = 0;
-		break;
-	case BERR_UNKNOWN_ID:
-		fs_why(fs, "\"after\" names %s: no job has that id", b->err_detail);
-		rc = -ENOENT;
+	/* (cluster mode, BERR_PENDING: the reply waits for Redis (reply_ok)) */
+	if ((rc = berr_errno(fs, broker_submit(b, &r, &j))) != 0)
 		goto out;
-	case BERR_ID_EXISTS:
-		fs_why(fs, "id %s is in use by an unfinished job", key);
-		rc = -EEXIST;
-		goto out;
-	case BERR_FULL:
-		fs_why(fs, "unfinished jobs are at their limit (--max-jobs or --max-memory)");
-		rc = -ENOSPC;
-		goto out;
-	case BERR_UNAVAILABLE:
-		fs_why(fs, "%s", broker_store_reason(b));
-		rc = broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
-		    -ENOSPC : -EIO;
-		goto out;
-	default:   /* a value out of its range, a job waiting for itself */
-		fs_why(fs, "%s", b->err_detail);
-		goto out;
-	}
 	log_debug("job %s: submitted in the tree (an envelope)", j->key);
 	if (h->accmode == O_RDWR)
 		append_id(&h->data, j->key, "\n");
@@ -966,13 +977,14 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 
 /* sink_deliver: submit one job body, or publish one message.  -ENOSPC:
  * the broker is full (--max-jobs, --max-memory); -EIO (-ENOSPC for a full
- * disk): the store cannot take writes. */
+ * disk): the store cannot take writes (berr_errno). */
 static int
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
 	struct broker *b = &fs->srv->broker;
 	struct submit_req r;
 	struct job *j;
+	int rc;
 
 	if (h->kind == NK_CHAN) {
 		if (chan_publish(fs->srv, h->owner->name, text, len) != SIZE_MAX)
@@ -986,18 +998,9 @@ sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 	r.type = h->owner->name;
 	r.body = text;
 	r.body_len = len;
-	switch (broker_submit(b, &r, &j)) {
-	case BERR_OK:
-	case BERR_PENDING:   /* cluster mode: the reply waits for Redis (reply_ok) */
-		break;
-	case BERR_UNAVAILABLE:  /* the store cannot keep it */
-		fs_why(fs, "%s", broker_store_reason(b));
-		return broker_store_error(b) == ENOSPC || broker_store_error(b) == EDQUOT ?
-		    -ENOSPC : -EIO;
-	default:   /* BERR_FULL: the broker picks a fresh id */
-		fs_why(fs, "unfinished jobs are at their limit (--max-jobs or --max-memory)");
-		return -ENOSPC;
-	}
+	/* (cluster mode, BERR_PENDING: the reply waits for Redis (reply_ok)) */
+	if ((rc = berr_errno(fs, broker_submit(b, &r, &j))) != 0)
+		return rc;
 	log_debug("job %s: submitted in the tree", j->key);
 	if (h->accmode == O_RDWR)
 		append_id(&h->data, j->key, "\n");

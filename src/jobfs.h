@@ -478,12 +478,18 @@ struct submit_req {
 	size_t        nafter;
 };
 
-/* Errors that broker calls return, mapped to protocol codes at the edge. */
+/*
+ * Errors that broker calls return.  The broker owns the reason
+ * (broker_err_reason); each face maps the code to its own error (frame
+ * error, HTTP status, errno) in one switch without a default, so that
+ * -Wswitch finds a face that misses a code.
+ */
 enum broker_err {
 	BERR_OK = 0,
 	BERR_ID_EXISTS,
-	BERR_UNKNOWN_ID,
-	BERR_FULL,
+	BERR_UNKNOWN_ID,   /* "after" names no job */
+	BERR_FULL_JOBS,    /* unfinished jobs are at --max-jobs */
+	BERR_FULL_MEMORY,  /* their bodies would pass --max-memory */
 	BERR_UNAVAILABLE,  /* the store cannot take writes (broker_store_error) */
 	BERR_SELF,         /* "after" names the job itself */
 	BERR_INVALID,      /* a value out of its range: broker->err_detail says */
@@ -508,7 +514,7 @@ struct broker_stats {
 	uint64_t retained_bytes;      /* held by finished jobs (--keep-bytes) */
 	uint64_t dropped;             /* finished jobs whose body and result
 	                                 went for --keep-bytes */
-	uint64_t refused_full;        /* submissions refused: BERR_FULL */
+	uint64_t refused_full;        /* submissions refused: BERR_FULL_* */
 	/* the job lifecycle */
 	uint64_t retried, dead, delayed, waiting, kicked, fails;
 };
@@ -662,7 +668,8 @@ struct broker {
 	double             dead_keep;    /* seconds */
 	size_t             dead_max;
 	struct dep        *deps;         /* waiting jobs, by the key they wait for */
-	char               err_detail[ID_MAX + 64];  /* of the last BERR_* */
+	char               err_detail[2 * ID_MAX + 192];  /* why the last BERR_*
+	                                 (broker_err_reason) */
 	size_t             npaused;      /* paused types */
 	TAILQ_HEAD(, fail_log) fail_logs; /* types with failures counted, not logged */
 	ev_timer           fail_log_timer; /* the end of their windows */
@@ -723,7 +730,9 @@ void  broker_store_set_error_quietly(struct broker *, int err, const char *reaso
 int   broker_store_error(const struct broker *);
 const char *broker_store_reason(const struct broker *);
 void  broker_shutdown(struct broker *);
-int   broker_submit(struct broker *, const struct submit_req *, struct job **out);
+enum broker_err broker_submit(struct broker *, const struct submit_req *,
+    struct job **out);
+const char *broker_err_reason(struct broker *, enum broker_err);
 struct job   *broker_find(struct broker *, const char *key);
 struct jtype *broker_type(struct broker *, const char *name, bool create);
 void  broker_type_pin(struct broker *, struct jtype *);
@@ -743,7 +752,7 @@ enum worker_answer broker_worker_answer(struct broker *, struct worker *,
 void  broker_complete(struct broker *, struct job *, const char *result, size_t len,
     struct blob *holder);
 void  broker_partial(struct broker *, struct job *, const char *body, size_t len);
-int   broker_end(struct broker *, struct job *, enum job_state why);
+enum broker_err broker_end(struct broker *, struct job *, enum job_state why);
 void  broker_forget(struct broker *, struct job *);
 void  broker_cursor_open(struct broker *, struct job_cursor *);
 void  broker_cursor_close(struct broker *, struct job_cursor *);
@@ -856,13 +865,13 @@ const char *job_status(const struct job *);   /* "delayed", "waiting", or the st
 const char *job_end_reason(const struct job *);  /* reason of its ending frame */
 json_t *job_life_json(const struct job *);    /* what the store keeps of its life */
 void  broker_life_init(struct broker *, double dead_keep, size_t dead_max);
-int   broker_fail(struct broker *, struct job *, const char *err, size_t len);
-int   broker_kick(struct broker *, struct job *);
+enum broker_err broker_fail(struct broker *, struct job *, const char *err, size_t len);
+enum broker_err broker_kick(struct broker *, struct job *);
 size_t broker_kick_type(struct broker *, struct jtype *);
 void  broker_type_pause(struct broker *, struct jtype *, bool paused);
-int   broker_type_limit(struct broker *, struct jtype *, int64_t limit);
-int   broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
-int   broker_type_configure(struct broker *, const char *type, int64_t limit,
+enum broker_err broker_type_limit(struct broker *, struct jtype *, int64_t limit);
+enum broker_err broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
+enum broker_err broker_type_configure(struct broker *, const char *type, int64_t limit,
     int64_t retries, int64_t backoff_ms);
 bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);

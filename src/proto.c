@@ -461,6 +461,36 @@ after_parse(struct conn *c, const struct msg_ctx *ctx, struct submit_req *req,
 	return ok;
 }
 
+/*
+ * berr_frame: the error frame of a broker refusal, for every code (no
+ * default: -Wswitch finds a code added to the broker and missed here).
+ * The reason is the broker's (broker_err_reason).
+ */
+static const char *
+berr_frame(enum broker_err err)
+{
+	switch (err) {
+	case BERR_OK:
+	case BERR_PENDING:
+		return NULL;   /* not refusals */
+	case BERR_ID_EXISTS:
+		return "id_exists";
+	case BERR_UNKNOWN_ID:
+		return "unknown_id";
+	case BERR_FULL_JOBS:
+	case BERR_FULL_MEMORY:
+		return "full";
+	case BERR_UNAVAILABLE:
+		return "unavailable";
+	case BERR_SELF:
+	case BERR_INVALID:
+		return "invalid_type";
+	case BERR_STATE:
+		return "invalid_state";
+	}
+	return "unavailable";
+}
+
 /* h_submit: "job" (seed dialect) and "submit" (later dialect). */
 static void
 h_submit(struct conn *c, const struct msg_ctx *ctx)
@@ -473,7 +503,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	struct broker *b = &c->srv->broker;
 	struct job *j = NULL;
 	size_t tlen, i, plain;
-	int berr;
+	enum broker_err berr;
 
 	if (!id_check(c, ctx) || !type_check(c, ctx, type_key, type))
 		return;
@@ -524,36 +554,11 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	req.body_blob = conn_in_adopt(c, req.body, req.body_len);
 	berr = broker_submit(b, &req, &j);
 	blob_unref(req.body_blob);   /* (the frame's bytes go if refused) */
-	switch (berr) {
-	case BERR_PENDING:   /* cluster mode: the answer comes as job_accepted */
+	if (berr == BERR_PENDING)   /* cluster mode: the answer comes as job_accepted */
 		return;
-	case BERR_ID_EXISTS:
-		/* With --auth, it may be another name's finished job: the
-		 * reason says no more than that the id is taken. */
-		conn_send_error(c, "id_exists", ctx->idjson, "id %s is in use by an "
-		    "unfinished job%s", ctx->idjson,
-		    auth_enabled() ? ", or by another name's finished one" : "");
-		return;
-	case BERR_UNAVAILABLE:
-		conn_send_error(c, "unavailable", ctx->idjson, "%s", broker_store_reason(b));
-		return;
-	case BERR_INVALID:
-	case BERR_SELF:
-		conn_send_error(c, "invalid_type", ctx->idjson, "%s", b->err_detail);
-		return;
-	case BERR_UNKNOWN_ID:
-		conn_send_error(c, "unknown_id", ctx->idjson,
-		    "\"after\" names %s: no job has that id", b->err_detail);
-		return;
-	case BERR_FULL:
-		if (b->stats.queued + b->stats.running >= b->max_jobs)
-			conn_send_error(c, "full", ctx->idjson,
-			    "%" PRIu64 " unfinished jobs: the limit (--max-jobs)",
-			    b->max_jobs);
-		else
-			conn_send_error(c, "full", ctx->idjson,
-			    "bodies of unfinished jobs would pass %" PRIu64
-			    " bytes (--max-memory)", b->max_bytes);
+	if (berr != BERR_OK) {
+		conn_send_error(c, berr_frame(berr), ctx->idjson, "%s",
+		    broker_err_reason(b, berr));
 		return;
 	}
 	/* The job may be on its way to a worker; its result cannot come
@@ -1680,12 +1685,9 @@ on_accepted(void *ctx, struct job *j, int berr)
 	if (berr == BERR_OK) {
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, job_idjson(j));
-	} else if (berr == BERR_ID_EXISTS)
-		conn_send_error(c, "id_exists", job_idjson(j), "id %s is in use by "
-		    "an unfinished job%s", job_idjson(j),
-		    auth_enabled() ? ", or by another name's finished one" : "");
-	else
-		conn_send_error(c, "unavailable", job_idjson(j), "%s", srv->broker.err_detail);
+	} else
+		conn_send_error(c, berr_frame(berr), job_idjson(j), "%s",
+		    broker_err_reason(&srv->broker, berr));
 }
 
 /* on_store_failed: what waits for the store is answered now. */

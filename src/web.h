@@ -222,6 +222,8 @@ void web_error(struct wreq *, unsigned status, const char *code,
 void web_gate(struct wreq *);
 void web_park(struct wreq *, enum wr_wait);
 void web_ask_gone(struct wreq *);   /* web_rest.c: cluster lookups */
+void web_refused(struct wreq *, struct broker *, enum broker_err,
+    const char *idjson);   /* web_rest.c: a broker refusal answered */
 void web_unpark(struct wreq *);
 void web_wake(struct wreq *);
 void web_stream_start(struct wreq *, enum wr_stream, const char *ctype);

@@ -156,6 +156,45 @@ life_args(struct wreq *r, struct submit_req *req, const char **after,
 	return true;
 }
 
+/*
+ * web_refused: the answer to a broker refusal: its HTTP status and error
+ * for every code (no default: -Wswitch finds a code missed here), with the
+ * broker's reason.
+ */
+void
+web_refused(struct wreq *r, struct broker *b, enum broker_err err, const char *idjson)
+{
+	unsigned status = 503;
+	const char *code = "unavailable";
+
+	switch (err) {
+	case BERR_OK:
+	case BERR_PENDING:
+		return;   /* not refusals */
+	case BERR_ID_EXISTS:
+		status = 409, code = "id_exists";
+		break;
+	case BERR_UNKNOWN_ID:
+		status = 400, code = "unknown_id";
+		break;
+	case BERR_FULL_JOBS:
+	case BERR_FULL_MEMORY:
+		status = 503, code = "full";
+		break;
+	case BERR_UNAVAILABLE:
+		status = 503, code = "unavailable";
+		break;
+	case BERR_SELF:
+	case BERR_INVALID:   /* a lifecycle value out of its range */
+		status = 400, code = "invalid_type";
+		break;
+	case BERR_STATE:
+		status = 409, code = "invalid_state";
+		break;
+	}
+	web_error(r, status, code, idjson, "%s", broker_err_reason(b, err));
+}
+
 static void
 submit(struct wreq *r, const char *type)
 {
@@ -167,6 +206,7 @@ submit(struct wreq *r, const char *type)
 	const char *key = web_arg(r, "id");
 	char err[256], *idjson = NULL, *loc;
 	struct job *j = NULL;
+	enum broker_err berr;
 	json_t *o;
 	size_t tlen = strlen(type);
 
@@ -201,36 +241,17 @@ submit(struct wreq *r, const char *type)
 	req.idjson = idjson;
 	req.body = bhead(&body);
 	req.body_len = buf_used(&body);
-	switch (broker_submit(b, &req, &j)) {
-	case BERR_OK:
-	case BERR_PENDING:   /* cluster mode: web_gate waits for Redis's answer */
+	berr = broker_submit(b, &req, &j);
+	if (berr == BERR_OK || berr == BERR_PENDING) {
+		/* (cluster mode: web_gate waits for Redis's answer) */
 		o = json_pack("{s:o}", "id", json_loads(job_idjson(j), JSON_DECODE_ANY, NULL));
 		web_reply_json(r, 201, o);
 		loc = location(j->key);
 		r->headers = json_pack("{s:s}", "Location", loc);
 		free(loc);
 		web_gate(r);
-		break;
-	case BERR_ID_EXISTS:
-		web_error(r, 409, "id_exists", idjson, "id %s is in use by an "
-		    "unfinished job", idjson);
-		break;
-	case BERR_UNAVAILABLE:
-		web_error(r, 503, "unavailable", idjson, "%s", broker_store_reason(b));
-		break;
-	case BERR_INVALID:   /* a lifecycle value out of its range */
-	case BERR_SELF:
-		web_error(r, 400, "invalid_type", idjson, "%s", b->err_detail);
-		break;
-	case BERR_UNKNOWN_ID:
-		web_error(r, 400, "unknown_id", idjson, "\"after\" names %s: no "
-		    "job has that id", b->err_detail);
-		break;
-	default:
-		web_error(r, 503, "full", idjson, "unfinished jobs are at their "
-		    "limit (--max-jobs or --max-memory)");
-		break;
-	}
+	} else
+		web_refused(r, b, berr, idjson);
 	free(idjson);
 	buf_free(&body);
 }

@@ -192,7 +192,7 @@ route_start(struct wreq *r, const struct web_route *rt)
 	json_t *o, *q = json_object(), *h = json_object(), *body;
 	struct job *j = NULL;
 	char *text;
-	int rc;
+	enum broker_err rc;
 
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_value, q);
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_value, h);
@@ -219,12 +219,8 @@ route_start(struct wreq *r, const struct web_route *rt)
 	req.body_len = strlen(text);
 	rc = broker_submit(b, &req, &j);
 	free(text);
-	if (rc == BERR_UNAVAILABLE) {
-		web_error(r, 503, "unavailable", NULL, "%s", broker_store_reason(b));
-		return;
-	}
 	if (rc != BERR_OK && rc != BERR_PENDING) {
-		web_error(r, 503, "full", NULL, "unfinished jobs are at their limit");
+		web_refused(r, b, rc, NULL);
 		return;
 	}
 	r->web->routed++;

@@ -8,6 +8,7 @@ load 'helpers/daemon'
 load 'helpers/frames'
 load 'helpers/ext'
 load 'helpers/fs'
+load 'helpers/web'
 
 @test "past --max-jobs a submission gets full in both dialects; accepted again once jobs finish" {
 	start_daemon --max-jobs 2
@@ -91,5 +92,61 @@ load 'helpers/fs'
 	echo '{"n":3}' >>"$MNT/types/q/queue"
 	[ "$(ls "$MNT/jobs" | wc -l)" = 3 ]
 	gloom worker q --count 1 >/dev/null
+	assert_tree_healthy
+}
+
+# refusal_names_jobs_limit REASON: REASON names --max-jobs and not --max-memory.
+refusal_names_jobs_limit() {
+	[[ $1 == *"1 unfinished jobs: the limit (--max-jobs)"* ]] || { echo "reason: $1" >&2; return 1; }
+	[[ $1 != *max-memory* ]] || { echo "reason: $1" >&2; return 1; }
+}
+
+@test "at --max-jobs with a delayed job, TCP and REST refusals name --max-jobs, not --max-memory" {
+	start_web --max-jobs 1
+	conn_open M
+	send M '{"type":"job","job_type":"lim","id":"later","body":1,"delay":600000}'
+	wait_until 10 stat_is .delayed 1
+	send M '{"type":"job","job_type":"lim","id":"b","body":2}' \
+		'{"action":"submit","type":"lim","id":"c","body":3}'
+	wait_lines M 2
+	[ "$(frames M 'has("error")' | jq -c '[.error, .id]')" = '["full","b"]
+["full","c"]' ]
+	refusal_names_jobs_limit "$(frames M '.id == "b"' | jq -r .reason)"
+	refusal_names_jobs_limit "$(frames M '.id == "c"' | jq -r .reason)"
+	run hcurl -i --json '{"n":1}' "$H/types/lim/jobs?id=d"
+	[[ "${lines[0]}" == *" 503 "* ]]
+	[ "$(tail -n1 <<<"$output" | jq -r .error)" = full ]
+	refusal_names_jobs_limit "$(tail -n1 <<<"$output" | jq -r .reason)"
+	[ "$(daemon_stat .refused_full)" = 3 ]
+	[ "$(job_status '"later"')" = delayed ]
+	# Room again once the delayed job goes: another client's jobs complete.
+	send M '{"type":"cancel","id":"later"}'
+	wait_until 10 stat_is .delayed 0
+	other_clients_ok
+}
+
+@test "at --max-jobs with a delayed job, the tree's refusals name --max-jobs, not --max-memory" {
+	require_fuse
+	start_daemon_mounted --max-jobs 1
+	mkdir "$MNT/types/q"
+	conn_open M
+	send M '{"type":"job","job_type":"q","id":"later","body":1,"delay":600000}'
+	wait_until 10 stat_is .delayed 1
+	run bash -c "echo '{\"n\":2}' >>'$MNT/types/q/queue'"
+	[ "$status" != 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	run bash -c "echo '{\"body\":3}' >>'$MNT/types/q/submit'"
+	[ "$status" != 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	run cut -f2,3 "$MNT/refusals"
+	[ "${#lines[@]}" = 2 ]
+	[[ "${lines[0]}" == $'types/q/queue\tNo space left on device: '* ]]
+	[[ "${lines[1]}" == $'types/q/submit\tNo space left on device: '* ]]
+	refusal_names_jobs_limit "${lines[0]}"
+	refusal_names_jobs_limit "${lines[1]}"
+	[ "$(daemon_stat .refused_full)" = 2 ]
+	# Room again once the delayed job goes: another client's job completes.
+	send M '{"type":"cancel","id":"later"}'
+	wait_until 10 stat_is .delayed 0
 	assert_tree_healthy
 }
