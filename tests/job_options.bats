@@ -95,13 +95,16 @@ now_ms() {
 	bg "$JOBCTL" work fast -- cat
 	wait_until 5 workers_are fast 1
 	conn_open M
-	send M '{"type":"job","job_type":"fast","id":1,"body":"quick","timeout":200}'
+	send M '{"type":"job","job_type":"fast","id":1,"body":"quick","timeout":2000}'
 	wait_lines M 1
-	sleep 0.4
-	settle M
-	[ "$(frames M)" = '{"id":1,"body":"quick"}' ]
+	# A witness with the same timeout, on a type nobody serves, sent
+	# after: once it has timed out, job 1's deadline has passed too.
+	send M '{"type":"job","job_type":"nobody","id":2,"body":0,"timeout":2000}'
+	wait_lines M 2
+	[ "$(line M 1)" = '{"id":1,"body":"quick"}' ]
+	[ "$(line M 2)" = '{"error":"timeout","reason":"2","id":2}' ]
 	[ "$(job_status 1)" = done ]
-	[ "$(daemon_stat .timeout)" = 0 ]
+	[ "$(daemon_stat .timeout)" = 1 ]
 }
 
 @test "timeout counts from submission, not from dispatch" {
