@@ -10,6 +10,7 @@
 #                   suite and the C unit tests, then again under ASan+UBSan, then each
 #                   fuzzer for $(FUZZ_TEST_SECONDS) s
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
+#   make layers     check that each folder of src/ uses only the layers below it
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
 #   make bench-web  the web face's rows: HTTP round trip, --http-route, SSE fan-out
@@ -62,12 +63,23 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUS
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhiredis -lev -pthread
 
-# Every src/*.c belongs to the daemon except the CLI (src/jobctl*.c).
-CLI_SRCS    = $(wildcard src/jobctl*.c)
-SHARED_SRCS = src/frame.c src/net.c src/util.c src/log.c
-DAEMON_SRCS = $(filter-out $(CLI_SRCS),$(wildcard src/*.c))
-DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(B)/web_dashboard_html.o $(B)/redis_scripts_lua.o
-CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(SHARED_SRCS:src/%.c=$(B)/%.o)
+# The sources, one folder per layer (README, "Layout"); tests/layers checks
+# that each uses only what it may.  The daemon is every layer but the CLI,
+# which links only base/.
+BASE_SRCS   = $(wildcard src/base/*.c)
+CORE_SRCS   = $(wildcard src/core/*.c)
+TCP_SRCS    = $(wildcard src/tcp/*.c)
+TREE_SRCS   = $(wildcard src/tree/*.c)
+WEB_SRCS    = $(wildcard src/web/*.c)
+STORE_SRCS  = $(wildcard src/store/*.c)
+SERVER_SRCS = src/server.c src/main.c
+CLI_SRCS    = $(wildcard src/cli/*.c)
+DAEMON_SRCS = $(BASE_SRCS) $(CORE_SRCS) $(TCP_SRCS) $(TREE_SRCS) $(WEB_SRCS) \
+              $(STORE_SRCS) $(SERVER_SRCS)
+# Files made from data: the dashboard page and the Redis functions.
+GEN_OBJS    = $(B)/web/web_dashboard_html.o $(B)/store/redis_scripts_lua.o
+DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(GEN_OBJS)
+CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(BASE_SRCS:src/%.c=$(B)/%.o)
 
 all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs
 
@@ -80,30 +92,35 @@ $(B)/jobctl: $(CLI_OBJS)
 $(B)/mount.jobfs: mount-helper/mount.jobfs.c | $(B)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-$(B)/%.o: src/%.c | $(B)
-	$(CC) $(CFLAGS) -c -o $@ $<
+$(B)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
 $(B):
 	mkdir -p $@
 
 # The dashboard page, compiled in as web_dashboard_html[] (web_dash.c).
-$(B)/web_dashboard_html.c: src/web_dashboard.html | $(B)
-	cd src && xxd -i web_dashboard.html >../$@.tmp
+$(B)/web/web_dashboard_html.c: src/web/web_dashboard.html
+	@mkdir -p $(@D)
+	cd src/web && xxd -i web_dashboard.html >$(abspath $@).tmp
 	mv $@.tmp $@
-
-$(B)/web_dashboard_html.o: $(B)/web_dashboard_html.c
-	$(CC) $(CFLAGS) -c -o $@ $<
 
 # The Redis functions (cluster mode), loaded by every daemon as it connects:
 # compiled in as redis_scripts_lua[] (store_redis.c).
-$(B)/redis_scripts_lua.c: src/redis_scripts.lua | $(B)
-	cd src && xxd -i redis_scripts.lua >../$@.tmp
+$(B)/store/redis_scripts_lua.c: src/store/redis_scripts.lua
+	@mkdir -p $(@D)
+	cd src/store && xxd -i redis_scripts.lua >$(abspath $@).tmp
 	mv $@.tmp $@
 
-$(B)/redis_scripts_lua.o: $(B)/redis_scripts_lua.c
+$(GEN_OBJS): %.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
--include $(wildcard $(B)/*.d)
+-include $(wildcard $(B)/*.d $(B)/*/*.d)
+
+# The layering check: which folder uses which, read from the objects'
+# symbols (nm); fails on a use the layers forbid, and prints the graph.
+layers: $(DAEMON_OBJS) $(CLI_OBJS)
+	@tests/layers $(B)
 
 # C unit tests and fuzz harnesses link every daemon object but main.o.
 LIB_OBJS  = $(filter-out $(B)/main.o,$(DAEMON_OBJS))
@@ -183,6 +200,7 @@ test: deps
 	@$(MAKE) --no-print-directory $(TEST_J) B=build/asan \
 		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 		all unit-bins
+	@tests/layers build
 	@tests/run build build/asan
 	@$(MAKE) --no-print-directory $(TEST_J) fuzz-build
 	@tests/fuzz/run build/fuzz $(FUZZ_TEST_SECONDS)
@@ -235,17 +253,17 @@ install: all
 # The Debian package (debian/), built by dpkg-buildpackage in a copy of
 # the tree under $(B)/deb (so that the tree stays clean), then checked by
 # lintian: any error fails the target.  Rebuilt only when a source is newer.
-VERSION  = $(shell sed -n 's/^\#define JOBFS_VERSION "\(.*\)"/\1/p' src/jobfs.h)
+VERSION  = $(shell sed -n 's/^\#define JOBFS_VERSION "\(.*\)"/\1/p' src/base/base.h)
 DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB      = $(B)/jobfs_$(VERSION)_$(DEB_ARCH).deb
-DEB_SRCS = Makefile README.md $(wildcard src/* mount-helper/* man/* dist/* dist/*/* debian/* debian/*/*)
+DEB_SRCS = Makefile README.md $(wildcard src/* src/*/* mount-helper/* man/* dist/* dist/*/* debian/* debian/*/*)
 
 deb: deb-deps
 	@$(MAKE) --no-print-directory $(DEB)
 
 $(DEB): $(DEB_SRCS)
 	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
-		{ echo "debian/changelog is at $$v, src/jobfs.h at $(VERSION)"; exit 1; }
+		{ echo "debian/changelog is at $$v, src/base/base.h at $(VERSION)"; exit 1; }
 	rm -rf $(B)/deb
 	mkdir -p $(B)/deb/jobfs-$(VERSION)
 	tar -cf - Makefile README.md src mount-helper man dist debian | \
@@ -263,5 +281,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all layers deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

@@ -18,10 +18,11 @@
 
 #include <fuse_lowlevel.h>
 
-#include "jobfs.h"
-#include "journal.h"
-#include "store_journal.h"
-#include "store_redis.h"
+#include "server.h"
+#include "store/store.h"
+#include "tcp/tcp.h"
+#include "tree/tree.h"
+#include "web/web.h"
 
 static void
 usage(FILE *f)

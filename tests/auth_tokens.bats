@@ -120,7 +120,7 @@ load 'helpers/auth'
 
 @test "constant-time comparison: auth_check hashes the token and compares with every entry through CRYPTO_memcmp" {
 	# By reading: no strcmp/memcmp on tokens, no early exit.
-	src=$BATS_TEST_DIRNAME/../src/auth.c
+	src=$BATS_TEST_DIRNAME/../src/base/auth.c
 	body=$(sed -n '/^auth_check(/,/^}/p' "$src")
 	grep -q 'CRYPTO_memcmp' <<<"$body"
 	grep -q 'auth_hash(token' <<<"$body"

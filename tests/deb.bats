@@ -118,7 +118,7 @@ worker_joined() {
 	run make -C "$TOP" --no-print-directory deb
 	echo "$output" | tail -n 20
 	[ "$status" -eq 0 ]
-	ver=$(sed -n 's/^#define JOBFS_VERSION "\(.*\)"/\1/p' "$TOP/src/jobfs.h")
+	ver=$(sed -n 's/^#define JOBFS_VERSION "\(.*\)"/\1/p' "$TOP/src/base/base.h")
 	arch=$(dpkg --print-architecture)
 	deb=$TOP/build/jobfs_${ver}_$arch.deb
 	[ -s "$deb" ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # redis_functions.bats — the jobfs_1 Redis function library
-# (src/redis_scripts.lua) loaded into a real redis-server and
+# (src/store/redis_scripts.lua) loaded into a real redis-server and
 # driven with FCALL as the daemon drives it (notes/redis_api.md): replies,
 # key contents, and the events published on P:d:N and P:x, caught by a
 # PSUBSCRIBE of P:* running beside the test.

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobfs.h"
+#include "server.h"
 
 #define DOC_MAX 65536
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_queue_write.c — libFuzzer harness for the tree's queue and channel
- * write path (src/fs_lines.c): bytes cut into lines, each checked and
+ * write path (src/tree/fs_lines.c): bytes cut into lines, each checked and
  * compacted by the daemon's JSON scanner.
  *
  * The first input byte picks the size of the write(2)s the rest is fed in
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/fs.h"
+#include "tree/fs.h"
 
 static void
 check(int ok, const char *what)

@@ -20,7 +20,7 @@ REDIS_URL=
 REDIS_DIR=
 REDIS_LOG=
 # The function library, found from this file's directory.
-REDIS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/src/redis_scripts.lua
+REDIS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/src/store/redis_scripts.lua
 
 # rcli ARGS...: redis-cli on the test's Redis.
 rcli() {
@@ -93,7 +93,7 @@ redis_restart() {
 	redis_run
 }
 
-# redis_load_functions: FUNCTION LOAD REPLACE of src/redis_scripts.lua
+# redis_load_functions: FUNCTION LOAD REPLACE of src/store/redis_scripts.lua
 # (what the daemon sends first on every connection).
 redis_load_functions() {
 	local out

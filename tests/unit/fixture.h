@@ -19,7 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "jobfs.h"
+#include "server.h"
+#include "store/store.h"
+#include "tcp/tcp.h"
+#include "tree/tree.h"
+#include "web/web.h"
 
 /* fixture_options: the daemon's defaults, on ports the kernel picks. */
 static inline void

@@ -1,5 +1,5 @@
 /*
- * test_auth.c — the token file of --auth (src/auth.c): what it accepts and
+ * test_auth.c — the token file of --auth (src/base/auth.c): what it accepts and
  * refuses, roles, the check, a reload that fails keeping the old tokens;
  * and a JOB record's owner across sj_encode/sj_decode, with a record
  * written before the owner field still read.
@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jobfs.h"
-#include "store_journal.h"
+#include "base/base.h"
+#include "store/store_journal.h"
 #include "tap.h"
 
 static char path[] = "/tmp/test_auth.XXXXXX";

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobfs.h"
+#include "core/core.h"
 #include "tap.h"
 
 #define N 20000

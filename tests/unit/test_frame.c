@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobfs.h"
+#include "base/base.h"
 #include "tap.h"
 
 /* A stream of random frames, delivered in random chunks, must come out as

@@ -1,5 +1,5 @@
 /*
- * test_journal.c — unit tests of the journal store (src/journal.c) and
+ * test_journal.c — unit tests of the journal store (src/store/journal.c) and
  * CRC-32C (src/crc32c.c), on libev's default loop.  Prints TAP.
  *
  *   test_journal            run the tests
@@ -26,8 +26,8 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "jobfs.h"
-#include "journal.h"
+#include "server.h"
+#include "store/journal.h"
 
 static int ntests, nfailed;
 static struct ev_loop *loop;

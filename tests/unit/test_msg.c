@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobfs.h"
+#include "base/base.h"
 #include "tap.h"
 
 static char err[160];

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "jobfs.h"
-#include "store_redis.h"
+#include "server.h"
+#include "store/store_redis.h"
 #include "tap.h"
 
 static bool

@@ -1,6 +1,6 @@
 /*
  * test_store_journal.c — unit tests of the journal's job records
- * (src/store_journal.c): encoding, decoding, the state replay builds, and
+ * (src/store/store_journal.c): encoding, decoding, the state replay builds, and
  * a round trip through a real journal in a temporary directory.  TAP.
  */
 #include <errno.h>
@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "jobfs.h"
-#include "journal.h"
-#include "store_journal.h"
+#include "server.h"
+#include "store/journal.h"
+#include "store/store_journal.h"
 #include "tap.h"
 
 static struct sj_str

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobfs.h"
-#include "store_journal.h"
+#include "server.h"
+#include "store/store_journal.h"
 #include "tap.h"
 
 static struct sj_str

@@ -1,0 +1,333 @@
+/*
+ * jobctl_tls.c — what jobctl needs to reach a daemon that is exposed:
+ * TLS with OpenSSL (--tls, --ca, --cert, --key) and the token
+ * (JOBFS_TOKEN, --token-file) sent as the first frame.
+ *
+ * Both happen right after connecting, on the still blocking socket and
+ * before any command's frame, so the rest of jobctl is unchanged: its
+ * non-blocking reads and writes go through ctl_io_read / ctl_io_write,
+ * which use the SSL object when there is one.
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "cli/jobctl.h"
+
+#define AUTH_REPLY_MAX 4096
+#define HANDSHAKE_SECONDS 30
+
+/* tls_error: the last OpenSSL error as text. */
+static const char *
+tls_error(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		return errno != 0 ? strerror(errno) : "connection closed";
+	ERR_error_string_n(e, buf, sizeof buf);
+	return buf;
+}
+
+/* ctl_read_token: the first line of path, without its newline. */
+char *
+ctl_read_token(const char *path)
+{
+	char line[1100];
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL) {
+		ctl_warn("--token-file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fgets(line, sizeof line, f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0) {
+		ctl_warn("--token-file %s: no token on its first line", path);
+		return NULL;
+	}
+	return xstrdup(line);
+}
+
+static SSL_CTX *
+ctl_tls_ctx(struct ctl *ctl, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (ctl->tls_ctx != NULL)
+		return ctl->tls_ctx;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		snprintf(err, errlen, "TLS: %s", tls_error());
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if ((ctl->ca != NULL && !SSL_CTX_load_verify_locations(ctx, ctl->ca, NULL)) ||
+	    (ctl->ca == NULL && !SSL_CTX_set_default_verify_paths(ctx))) {
+		snprintf(err, errlen, "--ca %s: %s", ctl->ca ? ctl->ca : "(system)",
+		    tls_error());
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (ctl->cert != NULL &&
+	    (!SSL_CTX_use_certificate_chain_file(ctx, ctl->cert) ||
+	    !SSL_CTX_use_PrivateKey_file(ctx, ctl->key, SSL_FILETYPE_PEM) ||
+	    !SSL_CTX_check_private_key(ctx))) {
+		snprintf(err, errlen, "--cert %s --key %s: %s", ctl->cert, ctl->key,
+		    tls_error());
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);   /* see ctl_io_pending */
+	ctl->tls_ctx = ctx;
+	return ctx;
+}
+
+void
+ctl_tls_free(struct ctl *ctl)
+{
+	SSL_CTX_free(ctl->tls_ctx);
+	ctl->tls_ctx = NULL;
+}
+
+/* set_timeout: a blocking exchange gives up after HANDSHAKE_SECONDS. */
+static void
+set_timeout(int fd, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/*
+ * ctl_tls_start: the TLS handshake on s's connected (blocking) socket,
+ * checking the daemon's certificate against --ca (or the system's CAs)
+ * and the host name given with -H.
+ */
+int
+ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctl_tls_ctx(ctl, err, errlen);
+	unsigned char addr[16];
+	SSL *ssl;
+	long v;
+	int alert;
+
+	if (ctx == NULL)
+		return -1;
+	if ((ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, s->fd)) {
+		snprintf(err, errlen, "TLS: %s", tls_error());
+		SSL_free(ssl);
+		return -1;
+	}
+	/* The certificate must name the host given: an address or a name. */
+	if (inet_pton(AF_INET, ctl->host, addr) == 1 ||
+	    inet_pton(AF_INET6, ctl->host, addr) == 1)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ctl->host);
+	else {
+		SSL_set_tlsext_host_name(ssl, ctl->host);
+		SSL_set1_host(ssl, ctl->host);
+	}
+	set_timeout(s->fd, HANDSHAKE_SECONDS);
+	errno = 0;
+	if (SSL_connect(ssl) != 1) {
+		v = SSL_get_verify_result(ssl);
+		alert = ERR_GET_REASON(ERR_peek_error());
+		if (v != X509_V_OK)
+			snprintf(err, errlen, "TLS handshake with %s failed: the "
+			    "daemon's certificate: %s", ctl->host,
+			    X509_verify_cert_error_string(v));
+		else
+			snprintf(err, errlen, "TLS handshake with %s failed: %s "
+			    "(%s)", ctl->host, tls_error(),
+			    /* the alerts of a daemon that refuses a connection */
+			    alert == SSL_R_TLSV1_ALERT_INTERNAL_ERROR ? "the daemon "
+			    "refused the connection: too many connections, its log "
+			    "says which limit" : alert == SSL_R_TLSV1_ALERT_ACCESS_DENIED ?
+			    "the daemon refused the connection: it serves this "
+			    "address only with --auth or --insecure" :
+			    "does that port serve TLS?");
+		SSL_free(ssl);
+		return -1;
+	}
+	set_timeout(s->fd, 0);
+	s->ssl = ssl;
+	return 0;
+}
+
+void
+ctl_tls_close(struct session *s)
+{
+	if (s->ssl != NULL) {
+		SSL_shutdown(s->ssl);   /* a close_notify, never waiting */
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
+}
+
+/* write_all / read_frame: the blocking exchange of ctl_auth. */
+static int
+write_all(struct session *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = ctl_io_write(s, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * ctl_auth: send {"type":"auth","token":T} and read the answer.  A daemon
+ * without --auth answers unknown_type: the token is not needed, and the
+ * session goes on.  A wrong token ends the command (status CTL_LOST):
+ * SESSION_REFUSED, which a reconnecting worker does not retry; -1 for a
+ * connection that broke on the way.
+ */
+int
+ctl_auth(struct ctl *ctl, struct session *s)
+{
+	json_t *m = json_pack("{s:s, s:s}", "type", "auth", "token", ctl->token);
+	char *text = json_dumps(m, JSON_OUT), hdr[FRAME_HEADER];
+	const char *p;
+	uint32_t len;
+	json_t *reply;
+	const char *code;
+	int rc = -1;
+
+	json_decref(m);
+	if (text == NULL)
+		fatalx("cannot encode the token");
+	frame_put_len(hdr, (uint32_t)strlen(text));
+	set_timeout(s->fd, HANDSHAKE_SECONDS);
+	if (write_all(s, hdr, sizeof hdr) < 0 || write_all(s, text, strlen(text)) < 0) {
+		free(text);
+		ctl_warn("cannot send the token: %s", strerror(errno));
+		return -1;
+	}
+	explicit_bzero(text, strlen(text));
+	free(text);
+	for (;;) {
+		ssize_t n;
+
+		if (frame_next(buf_head(&s->in), buf_used(&s->in), AUTH_REPLY_MAX,
+		    &p, &len) != FRAME_NEED)
+			break;
+		buf_reserve(&s->in, 512);
+		n = ctl_io_read(s, s->in.data + s->in.len, s->in.cap - s->in.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ctl_warn("no answer to the token: %s",
+			    n == 0 ? "closed by the daemon" : strerror(errno));
+			return -1;
+		}
+		s->in.len += (size_t)n;
+	}
+	set_timeout(s->fd, 0);
+	if (frame_next(buf_head(&s->in), buf_used(&s->in), AUTH_REPLY_MAX,
+	    &p, &len) != FRAME_OK) {
+		ctl_warn("the answer to the token is too large");
+		return -1;
+	}
+	reply = json_loadb(p, len, 0, NULL);
+	code = json_string_value(json_object_get(reply, "error"));
+	if (json_is_true(json_object_get(reply, "ok")))
+		rc = 0;
+	else if (code != NULL && strcmp(code, "unknown_type") == 0)
+		rc = 0;   /* the daemon does not use --auth */
+	else if (code != NULL) {
+		rc = SESSION_REFUSED;
+		ctl_warn("authentication refused: %s: %s", code,
+		    json_string_value(json_object_get(reply, "reason")) ?
+		    json_string_value(json_object_get(reply, "reason")) : "");
+	} else
+		ctl_warn("unexpected answer to the token");
+	json_decref(reply);
+	buf_consume(&s->in, FRAME_HEADER + (size_t)len);
+	return rc;
+}
+
+/* ctl_io_read / ctl_io_write: read(2) and send(2), or SSL_read and
+ * SSL_write; -1 with errno EAGAIN when the socket is not ready. */
+ssize_t
+ctl_io_read(struct session *s, void *p, size_t n)
+{
+	size_t got = 0;
+	int e;
+
+	if (s->ssl == NULL)
+		return read(s->fd, p, n);
+	ERR_clear_error();
+	if (SSL_read_ex(s->ssl, p, n, &got))
+		return (ssize_t)got;
+	e = SSL_get_error(s->ssl, 0);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		if (e == SSL_ERROR_WANT_WRITE)
+			ev_io_start(s->loop, &s->wio);
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && errno == 0)
+		return 0;   /* closed without close_notify */
+	if (e != SSL_ERROR_SYSCALL) {
+		/* Say why (TLS 1.3 refuses a client certificate only now). */
+		ctl_warn("TLS: %s", tls_error());
+		errno = EPROTO;
+	}
+	return -1;
+}
+
+ssize_t
+ctl_io_write(struct session *s, const void *p, size_t n)
+{
+	size_t put = 0;
+	int e;
+
+	if (s->ssl == NULL)
+		return send(s->fd, p, n, MSG_NOSIGNAL);
+	ERR_clear_error();
+	if (SSL_write_ex(s->ssl, p, n, &put))
+		return (ssize_t)put;
+	e = SSL_get_error(s->ssl, 0);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e != SSL_ERROR_SYSCALL)
+		errno = EPROTO;
+	return -1;
+}
+
+/* ctl_io_pending: bytes wait inside the SSL object (decrypted, or read
+ * ahead): the socket's readiness does not show them. */
+bool
+ctl_io_pending(struct session *s)
+{
+	return s->ssl != NULL && SSL_has_pending(s->ssl);
+}
