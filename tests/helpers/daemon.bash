@@ -50,15 +50,26 @@ wait_for_port() {
 	return 1
 }
 
-# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds.
+# wait_until SECONDS CMD...: poll CMD until it succeeds, for at most
+# SECONDS.  The polls come every 20 ms at first, then further apart (up to
+# 250 ms after a few seconds): most waits end within a poll or two, and a
+# long wait should not spend the CPU that the other tests running beside
+# it need (each poll is a few processes).
 wait_until() {
-	local limit=$1 i
+	local end=$((${EPOCHREALTIME/./} + $1 * 1000000)) delay=0.02 i=0
 	shift
-	for ((i = 0; i < limit * 20; i++)); do
+	while :; do
 		"$@" && return 0
-		sleep 0.05
+		[ "${EPOCHREALTIME/./}" -lt "$end" ] || break
+		sleep "$delay"
+		i=$((i + 1))
+		case $i in
+		10) delay=0.05 ;;
+		50) delay=0.1 ;;
+		80) delay=0.25 ;;
+		esac
 	done
-	echo "timed out after ${limit}s waiting for: $*" >&2
+	echo "timed out waiting for: $*" >&2
 	return 1
 }
 
