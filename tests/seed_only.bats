@@ -125,12 +125,12 @@ only_seed_master_frames() {
 	conn_open SW --worker
 	send SW '{"type":"join","job_type":"hold"}'
 	wait_until 5 workers_are hold 1
-	bg "$JOBCTL" work --no-reconnect --heartbeat 100 --name busy hold2 -- cat
+	bg "$JOBCTL" work --no-reconnect --heartbeat 500 --name busy hold2 -- cat
 	wait_until 5 workers_are hold2 1
 	conn_open SM
 	send SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'
 	wait_lines SW 1
-	sleep 0.5
+	sleep 1.2   # two pings or more to the heartbeat worker meanwhile
 	send SW '{"type":"response","body":"y"}'
 	wait_lines SM 1
 	[ "$(out_of SW)" = '{"type":"job","id":1,"body":"x"}' ]
