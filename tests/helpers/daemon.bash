@@ -153,10 +153,23 @@ stop_daemon() {
 	return "$status"
 }
 
+# kill_tree PID: SIGTERM to PID and to every process below it.  A command
+# started in the background through a shell function (`on B jobctl work
+# ... &`, `bg as wk jobctl ...`) runs in a subshell whose pid is $!: the
+# jobctl under it must be stopped too, or it would outlive the test,
+# reconnecting to daemons that are gone.
+kill_tree() {
+	local c
+	for c in $(pgrep -P "$1" 2>/dev/null); do
+		kill_tree "$c"
+	done
+	kill -TERM "$1" 2>/dev/null
+}
+
 daemon_teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null
+		kill_tree "$p"
 	done
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
