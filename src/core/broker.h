@@ -338,14 +338,11 @@ void  job_unref(struct broker *, struct job *);
 const char *jls_name(int state);              /* "queued" ...; NULL: none */
 int   jls_parse(const char *name);            /* JLS_*, 0: no such state */
 bool  job_in_lstate(const struct job *, int state);
-const char *job_lstate_name(const struct job *);  /* "dead" or its list's */
 void  broker_scursor_open(struct broker *, struct state_cursor *, int state,
     struct jtype *only);
-int   broker_scursor_seek(struct broker *, struct state_cursor *, const char *pos);
 struct job *broker_scursor_job(struct broker *, struct state_cursor *);
 void  broker_scursor_advance(struct state_cursor *);
 void  broker_scursor_close(struct broker *, struct state_cursor *);
-char *broker_scursor_pos(const struct job *, int state);
 #define LIST_LIMIT_DEFAULT 100    /* jobs a page of a listing holds */
 #define LIST_LIMIT_MAX     1000
 json_t *broker_list(struct broker *, int state, struct jtype *only, size_t limit,
@@ -364,8 +361,6 @@ struct type_stats {
 typedef bool broker_type_cb(void *ctx, struct jtype *);
 typedef bool broker_job_cb(void *ctx, struct job *);
 typedef bool broker_worker_cb(void *ctx, struct worker *);
-size_t broker_ntypes(const struct broker *);
-size_t broker_nretained(const struct broker *);
 void  broker_types_each(struct broker *, broker_type_cb *, void *ctx);   /* oldest first */
 void  broker_type_stats(const struct jtype *, struct type_stats *);
 void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
@@ -391,15 +386,12 @@ enum broker_err broker_fail(struct broker *, struct job *, const char *err, size
 enum broker_err broker_kick(struct broker *, struct job *);
 size_t broker_kick_type(struct broker *, struct jtype *);
 void  broker_type_pause(struct broker *, struct jtype *, bool paused);
-enum broker_err broker_type_limit(struct broker *, struct jtype *, int64_t limit);
-enum broker_err broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
 enum broker_err broker_type_configure(struct broker *, const char *type, int64_t limit,
     int64_t retries, int64_t backoff_ms);
 bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 json_t *broker_type_settings(const struct jtype *);
-
 
 /* The broker's side of cluster mode, for a backend store. */
 #include "core/backend.h"
