@@ -508,6 +508,53 @@ broker_err_reason(struct broker *b, enum broker_err err)
 }
 
 /*
+ * job_setup: what broker_submit and broker_restore both do to make a job:
+ * it is allocated (job_alloc: its key, id and body), given its type and
+ * r's options (priority, detach, stream, notify, owner, master), entered
+ * in the job table and the list of all jobs, and counted as submitted.
+ * It gets an ext if it has a target or a timeout, or if ext; with arm, a
+ * timeout's deadline timer starts now.  The caller sets its sequence
+ * number and times (started and finished are -1: not yet).
+ */
+static struct job *
+job_setup(struct broker *b, const struct submit_req *r, bool ext, bool arm)
+{
+	struct jtype *t = broker_type(b, r->type, true);
+	struct job *j = job_alloc(b, r);
+
+	j->type = t;
+	type_ref(t);
+	j->priority = r->priority;
+	j->refs = 1;
+	j->detach = r->detach;
+	j->stream = r->stream;
+	j->notify = r->notify;
+	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
+	j->started = j->finished = -1;
+	j->master = r->master;
+	if (j->master != NULL) {
+		j->master->refs++;
+		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
+	}
+	jobtab_add(&b->jobs, j);
+	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
+	t->nsubmitted++;
+	b->stats.submitted++;
+	if (ext || r->target != NULL || r->timeout_ms > 0) {
+		j->ext = xcalloc(1, sizeof *j->ext);
+		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
+		j->ext->timeout_ms = r->timeout_ms;
+	}
+	if (arm && r->timeout_ms > 0) {
+		ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
+		j->ext->deadline.data = j;
+		j->ext->broker = b;
+		ev_timer_start(b->loop, &j->ext->deadline);
+	}
+	return j;
+}
+
+/*
  * broker_submit: a new job.  BERR_ID_EXISTS if its id names an unfinished
  * job, or a finished one of another owner (with --auth, an id is its
  * owner's until retention drops the job: no one else takes it over);
@@ -550,40 +597,11 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	}
 	if (old != NULL)
 		job_forget(b, old);  /* a finished id may be used again */
-	t = broker_type(b, r->type, true);
-	j = job_alloc(b, r);
-	j->type = t;
-	type_ref(t);
-	j->priority = r->priority;
+	j = job_setup(b, r, false, true);
+	t = j->type;
 	j->seq = (uint32_t)b->next_seq++;
-	j->refs = 1;
-	j->detach = r->detach;
-	j->stream = r->stream;
-	j->notify = r->notify;
-	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
 	j->submitted = ev_now(b->loop);
-	j->started = j->finished = -1;
-	j->master = r->master;
-	if (j->master != NULL) {
-		j->master->refs++;
-		TAILQ_INSERT_TAIL(&j->master->owned, j, master_entry);
-	}
-	jobtab_add(&b->jobs, j);
-	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
-	t->nsubmitted++;
-	b->stats.submitted++;
 	b->stats.body_bytes += j->body_len;
-	if (r->target != NULL || r->timeout_ms > 0) {
-		j->ext = xcalloc(1, sizeof *j->ext);
-		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
-		j->ext->timeout_ms = r->timeout_ms;
-	}
-	if (r->timeout_ms > 0) {
-		ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
-		j->ext->deadline.data = j;
-		j->ext->broker = b;
-		ev_timer_start(b->loop, &j->ext->deadline);
-	}
 	log_debug("job %s: submitted, type %s", j->key, t->name);
 	if (out != NULL)
 		*out = j;
@@ -617,6 +635,9 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	struct submit_req sr = {
 		.type = r->type, .key = r->key, .idjson = r->idjson,
 		.body = r->body, .body_len = r->body_len,
+		.priority = r->priority, .timeout_ms = r->timeout_ms,
+		.target = r->target, .detach = r->detach, .stream = r->stream,
+		.notify = r->notify, .owner = r->owner,
 	};
 	bool finished = r->state >= JOB_DONE;
 	struct jtype *t;
@@ -625,36 +646,19 @@ broker_restore(struct broker *b, const struct restore_req *r)
 	if (r->key == NULL || broker_find(b, r->key) != NULL)
 		return BERR_ID_EXISTS;
 	b->restoring++;
-	t = broker_type(b, r->type, true);
-	j = job_alloc(b, &sr);
-	j->type = t;
-	type_ref(t);
-	j->priority = r->priority;
+	/* A finished job's deadline is not armed: it has ended. */
+	j = job_setup(b, &sr, r->partials_len > 0, !finished);
+	t = j->type;
 	j->seq = r->seq;
 	if ((int32_t)(r->seq - (uint32_t)b->next_seq) >= 0)
 		b->next_seq += (uint32_t)(r->seq - (uint32_t)b->next_seq) + 1;
-	j->refs = 1;
-	j->detach = r->detach;
-	j->stream = r->stream;
-	j->notify = r->notify;
 	j->losses = r->losses > JOB_MAX_LOSSES + 1 ? JOB_MAX_LOSSES + 1 : r->losses;
 	j->submitted = r->submitted;
 	j->started = r->started > 0 ? (float)(r->started - r->submitted) : -1;
-	j->finished = -1;
 	if (r->worker_name != NULL)
 		j->worker_name = xstrdup(r->worker_name);
-	j->owner = r->owner != NULL ? xstrdup(r->owner) : NULL;
-	jobtab_add(&b->jobs, j);
-	TAILQ_INSERT_TAIL(&b->all, j, all_entry);
-	t->nsubmitted++;
-	b->stats.submitted++;
-	if (r->target != NULL || r->timeout_ms > 0 || r->partials_len > 0) {
-		j->ext = xcalloc(1, sizeof *j->ext);
-		j->ext->target = r->target != NULL ? xstrdup(r->target) : NULL;
-		j->ext->timeout_ms = r->timeout_ms;
-		if (r->partials_len > 0)
-			buf_append(&j->ext->partials, r->partials, r->partials_len);
-	}
+	if (r->partials_len > 0)
+		buf_append(&j->ext->partials, r->partials, r->partials_len);
 	if (r->log != NULL)
 		job_log_set(j, r->log, r->log_len);
 	if (finished) {
@@ -683,12 +687,6 @@ broker_restore(struct broker *b, const struct restore_req *r)
 		retention_schedule(b);
 	} else {
 		b->stats.body_bytes += j->body_len;
-		if (r->timeout_ms > 0) {
-			ev_timer_init(&j->ext->deadline, deadline_cb, r->timeout_ms / 1000.0, 0.);
-			j->ext->deadline.data = j;
-			j->ext->broker = b;
-			ev_timer_start(b->loop, &j->ext->deadline);
-		}
 		life_restore(b, j, r->life);
 		emit_job_submitted(b, j);
 		life_place(b, j);

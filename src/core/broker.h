@@ -204,6 +204,7 @@ struct broker {
 	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
 	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
+	size_t             trim_since;   /* jobs forgotten since the last malloc_trim */
 	struct broker_stats stats;
 	struct broker_listener listeners[BROKER_LISTENERS_MAX];
 	unsigned           nlisteners;
@@ -225,6 +226,7 @@ struct broker {
 	double             dead_keep;    /* seconds */
 	size_t             dead_max;
 	struct dep        *deps;         /* waiting jobs, by the key they wait for */
+	struct life_ends  *ends;         /* life_finished's queue (core.h), or NULL */
 	char               err_detail[2 * ID_MAX + 192];  /* why the last BERR_*
 	                                 (broker_err_reason) */
 	size_t             npaused;      /* paused types */
@@ -377,7 +379,6 @@ const char *job_target(const struct job *);
 const struct buf *job_partials(const struct job *);
 const char *job_log(const struct job *, size_t *len);   /* NULL: none */
 void  broker_job_log(struct broker *, struct job *, const char *, size_t);
-
 const char *job_status(const struct job *);   /* "delayed", "waiting", or the state */
 const char *job_end_reason(const struct job *);  /* reason of its ending frame */
 json_t *job_life_json(const struct job *);    /* what the store keeps of its life */

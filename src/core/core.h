@@ -38,6 +38,18 @@ void        delay_remove(struct delay_heap *, struct job *);
 void        delay_free(struct delay_heap *);
 static inline struct job *delay_top(const struct delay_heap *h) { return h->len ? h->items[0] : NULL; }
 
+/*
+ * life_finished's queue: the jobs that ended while it told the jobs that
+ * wait for them (an ending it causes is told after, in order, so a long
+ * chain of dependencies does not deepen the stack).  broker->ends, made
+ * when a job ends while jobs wait, freed when none waits any more.
+ */
+struct life_ends {
+	struct life_ended { char *key; enum job_state state; } *q;
+	size_t qlen, qcap;
+	bool   busy;
+};
+
 /* EMIT: call event ev of every listener, in order (broker_listen). */
 #define EMIT(b, ev, ...) do {						\
 	const struct broker_listener *l_ = (b)->listeners;		\

@@ -179,11 +179,9 @@ static void
 broker_trim(struct broker *b, size_t forgotten)
 {
 #ifdef __GLIBC__
-	static size_t since;
-
-	since += forgotten;
-	if (since >= 10000 || (since > 0 && b->nfinished == 0)) {
-		since = 0;
+	b->trim_since += forgotten;
+	if (b->trim_since >= 10000 || (b->trim_since > 0 && b->nfinished == 0)) {
+		b->trim_since = 0;
 		malloc_trim(0);
 	}
 #else

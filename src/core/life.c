@@ -305,6 +305,18 @@ dep_free(struct dep *d)
 	free(d);
 }
 
+/* life_ends_free: life_finished's queue goes (no job waits, or the
+ * daemon exits). */
+static void
+life_ends_free(struct broker *b)
+{
+	if (b->ends != NULL) {
+		free(b->ends->q);
+		free(b->ends);
+		b->ends = NULL;
+	}
+}
+
 void
 deps_free(struct broker *b)
 {
@@ -314,6 +326,7 @@ deps_free(struct broker *b)
 		HASH_DEL(b->deps, d);
 		dep_free(d);
 	}
+	life_ends_free(b);
 }
 
 static bool
@@ -402,34 +415,35 @@ life_place(struct broker *b, struct job *j)
 void
 life_finished(struct broker *b, struct job *j)
 {
-	static struct ended { char *key; enum job_state state; } *q;
-	static size_t qlen, qcap;
-	static bool busy;
+	struct life_ends *e;
 	struct dep *d;
 	struct job *w;
 	size_t i, at;
 
 	if (b->deps == NULL)
 		return;
-	if (qlen == qcap) {
-		qcap = qcap ? 2 * qcap : 16;
-		q = xrealloc(q, qcap * sizeof *q);
+	if ((e = b->ends) == NULL)
+		e = b->ends = xcalloc(1, sizeof *e);
+	if (e->qlen == e->qcap) {
+		e->qcap = e->qcap ? 2 * e->qcap : 16;
+		e->q = xrealloc(e->q, e->qcap * sizeof *e->q);
 	}
-	q[qlen].key = xstrdup(j->key);
-	q[qlen++].state = j->state;
-	if (busy)
+	e->q[e->qlen].key = xstrdup(j->key);
+	e->q[e->qlen++].state = j->state;
+	if (e->busy)
 		return;
-	busy = true;
-	for (at = 0; at < qlen; at++) {
-		HASH_FIND_STR(b->deps, q[at].key, d);
+	e->busy = true;
+	/* e->q may move meanwhile: an ending told here is queued in it */
+	for (at = 0; at < e->qlen; at++) {
+		HASH_FIND_STR(b->deps, e->q[at].key, d);
 		if (d != NULL) {
 			HASH_DEL(b->deps, d);
 			for (i = 0; i < d->n; i++) {
 				w = broker_find(b, d->waiters[i]);
-				if (w == NULL || !life_waits_for(w, q[at].key))
+				if (w == NULL || !life_waits_for(w, e->q[at].key))
 					continue;
-				if (q[at].state != JOB_DONE)
-					life_cancel_for(b, w, q[at].key, q[at].state);
+				if (e->q[at].state != JOB_DONE)
+					life_cancel_for(b, w, e->q[at].key, e->q[at].state);
 				else if (--w->life->pending == 0) {
 					b->stats.waiting--;
 					w->type->nwaiting--;
@@ -440,15 +454,12 @@ life_finished(struct broker *b, struct job *j)
 			}
 			dep_free(d);
 		}
-		free(q[at].key);
+		free(e->q[at].key);
 	}
-	qlen = 0;
-	busy = false;
-	if (b->deps == NULL) {
-		free(q);
-		q = NULL;
-		qcap = 0;
-	}
+	e->qlen = 0;
+	e->busy = false;
+	if (b->deps == NULL)
+		life_ends_free(b);
 }
 
 /* ---------------------------------------------------------- submission */
