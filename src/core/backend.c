@@ -14,7 +14,7 @@
 /* ------------------------------------------------------- the backend */
 
 /*
- * Cluster mode: see jobfs.h.  The broker sends intents through
+ * Cluster mode: see backend.h.  The broker sends intents through
  * b->be and the backend answers with these verdicts, which go through the
  * same paths (job_start, job_finish, job_forget) as one daemon's, so the
  * faces see the same events.

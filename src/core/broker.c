@@ -149,7 +149,7 @@ broker_store_set_error(struct broker *b, int err, const char *reason)
 	broker_store_set_error_quietly(b, err, reason);
 }
 
-/* broker_store_failed: see jobfs.h ("The durability gate"). */
+/* broker_store_failed: see broker.h ("The durability gate"). */
 void
 broker_store_failed(struct broker *b)
 {
