@@ -8,7 +8,7 @@
 #include "core/broker.h"
 
 /*
- * Cluster mode (broker.c's "backend" section, store_redis.c).
+ * Cluster mode (backend.c, store_redis.c).
  * With a backend set, queues live in the backend, not in local heaps: the
  * broker keeps its policy (slots, stale keys, events, retention of local
  * copies) and sends intents to the backend (be.*), which answers with the

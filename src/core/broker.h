@@ -204,6 +204,7 @@ struct broker {
 	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
 	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
 	ev_timer           retention;
+	size_t             trim_since;   /* jobs forgotten since the last malloc_trim */
 	struct broker_stats stats;
 	struct broker_listener listeners[BROKER_LISTENERS_MAX];
 	unsigned           nlisteners;
@@ -225,6 +226,7 @@ struct broker {
 	double             dead_keep;    /* seconds */
 	size_t             dead_max;
 	struct dep        *deps;         /* waiting jobs, by the key they wait for */
+	struct life_ends  *ends;         /* life_finished's queue (core.h), or NULL */
 	char               err_detail[2 * ID_MAX + 192];  /* why the last BERR_*
 	                                 (broker_err_reason) */
 	size_t             npaused;      /* paused types */
@@ -338,14 +340,11 @@ void  job_unref(struct broker *, struct job *);
 const char *jls_name(int state);              /* "queued" ...; NULL: none */
 int   jls_parse(const char *name);            /* JLS_*, 0: no such state */
 bool  job_in_lstate(const struct job *, int state);
-const char *job_lstate_name(const struct job *);  /* "dead" or its list's */
 void  broker_scursor_open(struct broker *, struct state_cursor *, int state,
     struct jtype *only);
-int   broker_scursor_seek(struct broker *, struct state_cursor *, const char *pos);
 struct job *broker_scursor_job(struct broker *, struct state_cursor *);
 void  broker_scursor_advance(struct state_cursor *);
 void  broker_scursor_close(struct broker *, struct state_cursor *);
-char *broker_scursor_pos(const struct job *, int state);
 #define LIST_LIMIT_DEFAULT 100    /* jobs a page of a listing holds */
 #define LIST_LIMIT_MAX     1000
 json_t *broker_list(struct broker *, int state, struct jtype *only, size_t limit,
@@ -364,8 +363,6 @@ struct type_stats {
 typedef bool broker_type_cb(void *ctx, struct jtype *);
 typedef bool broker_job_cb(void *ctx, struct job *);
 typedef bool broker_worker_cb(void *ctx, struct worker *);
-size_t broker_ntypes(const struct broker *);
-size_t broker_nretained(const struct broker *);
 void  broker_types_each(struct broker *, broker_type_cb *, void *ctx);   /* oldest first */
 void  broker_type_stats(const struct jtype *, struct type_stats *);
 void  broker_queue_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
@@ -382,7 +379,6 @@ const char *job_target(const struct job *);
 const struct buf *job_partials(const struct job *);
 const char *job_log(const struct job *, size_t *len);   /* NULL: none */
 void  broker_job_log(struct broker *, struct job *, const char *, size_t);
-
 const char *job_status(const struct job *);   /* "delayed", "waiting", or the state */
 const char *job_end_reason(const struct job *);  /* reason of its ending frame */
 json_t *job_life_json(const struct job *);    /* what the store keeps of its life */
@@ -391,15 +387,12 @@ enum broker_err broker_fail(struct broker *, struct job *, const char *err, size
 enum broker_err broker_kick(struct broker *, struct job *);
 size_t broker_kick_type(struct broker *, struct jtype *);
 void  broker_type_pause(struct broker *, struct jtype *, bool paused);
-enum broker_err broker_type_limit(struct broker *, struct jtype *, int64_t limit);
-enum broker_err broker_type_retries(struct broker *, struct jtype *, int64_t retries, int64_t backoff_ms);
 enum broker_err broker_type_configure(struct broker *, const char *type, int64_t limit,
     int64_t retries, int64_t backoff_ms);
 bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 json_t *broker_type_settings(const struct jtype *);
-
 
 /* The broker's side of cluster mode, for a backend store. */
 #include "core/backend.h"

@@ -5,11 +5,11 @@
  * Each job is on one list of its type: that of its state (queued,
  * running, delayed, waiting, done, failed, cancelled), appended when it
  * enters it, so each list is in the order its jobs entered the state and
- * job->lseq grows along it.  broker.c calls broker_state_sync wherever a
+ * job->lseq grows along it.  The broker calls broker_state_sync wherever a
  * job's state may have changed; it costs a comparison when nothing did
  * and an unlink and a link when something did.  A dead job (failed after
  * its attempts, kickable) is on the failed list and on its type's dead
- * list (broker.c), which is in the same order.
+ * list (life_fail.c), which is in the same order.
  *
  * A state cursor lists one type's jobs in a state, or every type's, type
  * after type in the order of their names.  Open cursors are known to the

@@ -134,7 +134,7 @@ struct job {
 	char          *owner;         /* --auth: the token name that submitted
 	                                 it; NULL: none (the tree, no --auth) */
 	struct job_life *life;        /* retries, delays, attempts, dependencies,
-	                                 the dead set; NULL if none (broker.c) */
+	                                 the dead set; NULL if none (life.c) */
 	char           key[];         /* canonical id: a string id, or an integer
 	                                 in decimal; then the id as the master
 	                                 sent it, as JSON (unless id_is_key);
@@ -209,9 +209,9 @@ struct master {
 };
 
 /*
- * A worker's slots live here and only here (broker.c): each of its
+ * A worker's slots live here and only here (dispatch.c): each of its
  * capacity slots is free, runs a job (running) or holds a stale job (its
- * key in stale_keys: see broker.c).
+ * key in stale_keys: see dispatch.c).
  */
 struct worker {
 	void            *face;        /* NULL once gone */
@@ -300,7 +300,7 @@ struct jtype {
 };
 
 /*
- * The job lifecycle (broker.c's "lifecycle" section, delay.c).
+ * The job lifecycle (life.c, life_fail.c, life_info.c, delay.c).
  * A job's life (struct job_life) exists only for jobs that use it: a
  * retry, a delay, a dependency, a fail report, the dead set.  Its state
  * stays JOB_QUEUED while it waits (life->wait says for what) and is

@@ -102,7 +102,7 @@
 static struct sj_str str_of(const char *p, size_t n);
 
 #define SJ_ABSENT        0xffffffffu
-#define SJ_PARTIALS_MAX  (16u * 1024 * 1024)   /* as broker.c's PARTIALS_MAX */
+#define SJ_PARTIALS_MAX  (16u * 1024 * 1024)   /* as ending.c's PARTIALS_MAX */
 
 /* ------------------------------------------------------------- encoding */
 
