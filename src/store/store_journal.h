@@ -1,7 +1,9 @@
 /*
  * store_journal.h — the journal as the broker's store: broker events become
  * journal records (src/journal.c), and at start the records become jobs
- * again.  See store_journal.c for the records and what they mean.
+ * again.  See sj_codec.c for the records and what they mean.  Private to
+ * src/store/: what the journal store's files (store_journal.c, sj_*.c)
+ * share.
  */
 #ifndef STORE_JOURNAL_H
 #define STORE_JOURNAL_H
@@ -87,6 +89,25 @@ struct sj_rec {
 /* sj_encode: r as a payload appended to out.  sj_decode: payload into r;
  * -1 if it is not a well-formed record of that kind. */
 void sj_encode(const struct sj_rec *r, struct buf *out);
+
+/*
+ * Strings of at least SJ_GATHER_MIN bytes (bodies, results) need not be
+ * copied into the encoding: with cuts, put_str notes where each goes and
+ * append() hands the journal an iovec that points at the string where it
+ * lies (the job's body or result), between pieces of the encoding.
+ */
+#define SJ_GATHER_MIN 1024
+#define SJ_CUTS_MAX   4     /* body, result, partials, log */
+
+struct sj_cuts {
+	unsigned      n;
+	size_t        at[SJ_CUTS_MAX];   /* offset in the encoding */
+	struct sj_str str[SJ_CUTS_MAX];
+};
+
+/* sj_encode_cuts: sj_encode, with its large strings noted in cuts (its n
+ * zero before) instead of copied. */
+void sj_encode_cuts(const struct sj_rec *r, struct buf *out, struct sj_cuts *cuts);
 int  sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r);
 
 /* ------------------------------------------------------ the replayed state */
@@ -124,5 +145,42 @@ int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
 /* sj_state_types_each: every type's settings, as its last TYPE record said. */
 typedef void sj_type_cb(void *ctx, const struct sj_rec *);
 void  sj_state_types_each(struct sj_state *, sj_type_cb *, void *ctx);
+
+/* ------------------------------------------ the store (store_journal.c) */
+
+struct store {
+	struct server     *srv;
+	struct broker     *b;
+	struct journal    *j;
+	struct store_opts  opt;
+	struct buf         scratch;
+	size_t             last_len;      /* payload bytes of the last append,
+	                                     gathered strings included */
+	uint64_t           live_bytes;    /* what a snapshot would write, about */
+	uint64_t           drop_segno;    /* compaction: segments below go */
+	bool               compacting;    /* its drop is not done yet */
+	bool               need_snapshot; /* a record could not be appended */
+	int                err;           /* as told to the broker */
+	uint64_t           compactions;
+	uint64_t           lost_appends;
+	struct buf         life;          /* job_rec_of's life text */
+	struct sj_cuts     cuts;          /* append's large strings, gathered
+	                                     from where they lie */
+	bool               opening;       /* store_open puts types back */
+};
+
+/* rec_bytes: a record's size on disk, for payload n. */
+#define REC_BYTES(n) ((uint64_t)JOURNAL_REC_HEADER + (n))
+/* What an encoded string costs besides its bytes: length and NUL. */
+#define STR_COST(n)  (4u + (n) + 1)
+
+/* store_journal.c */
+struct sj_str str_of(const char *p, size_t n);
+void append(struct store *s, const struct sj_rec *r);
+void job_rec_of(struct store *s, const struct job *j, struct sj_rec *r);
+bool type_rec_append(void *ctx, struct jtype *t);
+
+/* sj_compact.c */
+void maybe_compact(struct store *s);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * store_redis.h: cluster mode (--redis): the broker's queues, jobs and
  * results in Redis, shared by every daemon pointed at it.  See
- * store_redis.c and jobfs-redis(7).
+ * store_redis.c and jobfs-redis(7).  Private to src/store/: what cluster
+ * mode's files (store_redis.c, redis_*.c) share.
  */
 #ifndef STORE_REDIS_H
 #define STORE_REDIS_H
@@ -9,6 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
 
 #include "server.h"
 #include "store/store.h"
@@ -18,5 +22,152 @@
  * first byte by byte. */
 void redis_prio16(int64_t priority, char out[17]);
 
+/* ------------------------------------------------ shared by its files */
+
+#define BATCH_MAX      128          /* jobs per call */
+#define BACKLOG_MAX    (64u << 20)  /* outbox bytes before submissions are refused */
+#define CONNECT_TIMEOUT 2.0
+/* The error of a job that Redis lost with the cluster's data. */
+#define LOST_REASON    "Redis lost this job: the cluster's data was flushed, " \
+	"or Redis restarted without it"
+
+enum rkind { RK_SUBMIT, RK_COMPLETE, RK_PARTIAL, RK_REQUEUE, RK_END, RK_FORGET,
+	RK_WORKER, RK_PIN, RK_NKINDS };
+
+struct arg {
+	const char *p;
+	size_t      len;
+	bool        own;
+};
+
+/* An outbox entry: one function call, its arguments after P and N. */
+struct rcmd {
+	TAILQ_ENTRY(rcmd) entry;
+	struct rstore *r;
+	uint64_t     seq;
+	enum rkind   kind;
+	struct arg  *args;
+	size_t       nargs, cap;
+	struct job **jobs;          /* one per group (NULL: none), referenced */
+	size_t       njobs;
+	size_t       bytes;
+	bool         sent;
+	bool         resent;        /* sent again after a reconnect */
+};
+TAILQ_HEAD(rcmd_list, rcmd);
+
+/* What this daemon knows of a type: held while Redis lists it, and its
+ * one dispatch call in flight. */
+struct rtype {
+	UT_hash_handle hh;
+	char          *name;
+	bool           held;        /* this store holds a reference on the jtype */
+	bool           inflight, again, wanted;
+	bool           wk_dirty;    /* its worker lines are to be written */
+	bool           counted;     /* workers of it were counted in Redis */
+	bool           listed;      /* in the answer types_reply reads */
+	uint64_t       heard;       /* types_asked when its last t+ or t- came */
+	struct rtype  *next_wanted;
+};
+
+/* A finish event that came before the submission's answer. */
+struct stash {
+	UT_hash_handle hh;
+	enum job_state state;
+	char          *result;
+	size_t         len;
+	char           key[];
+};
+
+struct rstore {
+	struct server     *srv;
+	struct broker     *b;
+	struct redis_url   url;
+	char               prefix[128];
+	int                lease_ms;
+	redisAsyncContext *cmd, *sub;
+	bool               cmd_ok, sub_ok;     /* connected (hello answered / subscribed) */
+	bool               up;                 /* both: submissions taken */
+	bool               closing;
+	uint64_t           n;                  /* this daemon's number; 0: none yet */
+	char               nstr[24];
+	struct rcmd_list   outbox;
+	uint64_t           next_seq;
+	size_t             outbox_bytes;
+	struct rtype      *types;
+	struct rtype      *wanted;
+	ev_prepare         flush;
+	ev_timer           retry, connect_to, hello, reap, reask, workers;
+	double             backoff;
+	double             down_since, up_since, hello_ok;
+	bool               hello_out;
+	char               reason[600];
+	struct stash      *stash;
+	uint64_t           errors_logged;
+	double             error_logged_at;
+	unsigned           chan_holds;
+	char               epoch[40];          /* P:epoch as last seen; "": none yet */
+	bool               lost;               /* the data was lost: resync ends what is gone */
+	size_t             lost_left;          /* that resync's lookups not yet answered */
+	size_t             lost_ended;         /* jobs it ended */
+	uint64_t           types_asked;        /* SMEMBERS P:types sent so far */
+};
+
+extern const char *const kind_fn[RK_NKINDS];   /* the functions' names */
+
+/* store_redis.c: the outbox, the backend's intents, dispatch, channels */
+void arg_i64(struct rcmd *c, int64_t v);
+void arg_str(struct rcmd *c, const char *s);
+void arg_u64(struct rcmd *c, uint64_t v);
+size_t fcall_argv(const struct rstore *r, const struct rcmd *c,
+    const char ***argv, size_t **lens);
+void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+void rcmd_free(struct rstore *r, struct rcmd *c);
+void reask_cb(struct ev_loop *loop, ev_timer *w, int revents);
+bool reask_type(void *ctx, struct jtype *jt);
+void requeue_key(struct rstore *r, const char *key, const char *att);
+struct rcmd *rs_batch(struct rstore *r, enum rkind k, struct job *j);
+void rs_complete(void *ctx, struct job *j, enum job_state why);
+void rs_end(void *ctx, struct job *j, enum job_state why, bool if_queued);
+void rs_forget(void *ctx, struct job *j);
+void rs_partial(void *ctx, struct job *j, const char *body, size_t len);
+void rs_pin(void *ctx, struct jtype *t, bool on);
+int rs_publish(void *ctx, const char *chan, const char *text, size_t len);
+void rs_requeue(void *ctx, struct job *j, bool lost);
+void rs_send(struct rstore *r, struct rcmd *c);
+void rs_submit(void *ctx, struct job *j);
+void rs_want(void *ctx, struct jtype *jt);
+struct rtype *rtype_get(struct rstore *r, const char *name);
+
+/* redis_codec.c: small bits of replies, lookups and resync */
+void resync(struct rstore *r);
+bool resync_one(struct rstore *r, struct job *j, bool lost);
+int64_t rnum(const redisReply *x);
+void rs_log_error(struct rstore *r, const char *what, const char *msg);
+void rs_lookup(void *ctx, const char *key,
+    void (*cb)(void *, struct job *, int), void *cbctx);
+double rs_now(struct rstore *r);
+void rs_unavailable(struct rstore *r, const char *why);
+const char *rstr(const redisReply *x, size_t *len);
+void strip_daemon(char *wk);
+
+/* redis_events.c: verdicts and events */
+enum job_state state_of(const char *s);
+void sub_msg(redisAsyncContext *ac, void *reply, void *priv);
+bool transient(const char *err);
+void type_listed(struct rstore *r, const char *name, bool listed);
+void verdicts(struct rstore *r, struct rcmd *c, redisReply *x);
+
+/* redis_query.c: queries and worker lines */
+void on_job_moved(void *ctx, struct job *j, struct worker *w);
+void rs_query(void *ctx, const char *what, const char *arg,
+    void (*cb)(void *, const char *, size_t, int), void *cbctx);
+void wk_dirty(struct rstore *r, struct jtype *jt);
+bool wk_mark(void *ctx, struct jtype *jt);
+void workers_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* redis_conn.c: connecting and lifetime */
+void ask_types(struct rstore *r);
+void rs_teardown(struct rstore *r, const char *why);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * test_redis_codec.c — cluster mode's small pieces (store_redis.c): the
+ * test_redis_codec.c — cluster mode's small pieces (redis_codec.c): the
  * --redis URL (host, port, password with %XX escapes, database, IPv6, and
  * what is refused) and the queue member's priority prefix, whose byte
  * order must be the dispatch order for every int64 priority.

@@ -1,7 +1,8 @@
 /*
  * test_store_journal.c — unit tests of the journal's job records
- * (src/store/store_journal.c): encoding, decoding, the state replay builds, and
- * a round trip through a real journal in a temporary directory.  TAP.
+ * (src/store/sj_codec.c, sj_state.c): encoding, decoding, the state replay
+ * builds, and a round trip through a real journal in a temporary
+ * directory.  TAP.
  */
 #include <errno.h>
 #include <inttypes.h>
