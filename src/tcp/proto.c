@@ -1,7 +1,9 @@
 /*
  * proto.c — the TCP face: the Gloom protocol's message table, generic
- * checks and handlers, and the frames sent as the broker's events come
- * (proto_listener: a job frame on dispatch, endings to masters, cancels).
+ * checks, the channels' handlers, and the frames sent as the broker's
+ * events come (proto_listener: a job frame on dispatch, endings to
+ * masters, cancels).  The other handlers are in proto_master.c,
+ * proto_worker.c and proto_auth.c.
  *
  * Each message is one row of msg_table: its name, the ports it is valid on,
  * its dialect ("type" or "action" key), its fields with their JSON types,
