@@ -123,6 +123,11 @@ struct server {
 	uint64_t          dropped_unauthed; /* timed out or over --max-unauth-frames */
 	struct tls_server *tls;           /* NULL: plain TCP */
 	uint64_t          tls_handshake_timeouts; /* closed by --tls-handshake-timeout */
+	/* the TCP protocol's (proto_master.c) */
+	struct waiting   *waits;          /* masters waiting for jobs, by key */
+	size_t            nwaits;         /* their waits, all jobs together */
+	char              submit_after[LIFE_AFTER_MAX][ID_MAX + 1]; /* a submit's
+	                                     "after" ids, decoded */
 };
 
 void options_defaults(struct options *);

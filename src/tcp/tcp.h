@@ -1,6 +1,6 @@
 /*
  * tcp.h — the TCP face: connections on the master and worker ports,
- * the protocol (proto.c) and TLS (tls.c).
+ * the protocol (proto*.c) and TLS (tls.c).
  */
 #ifndef JOBFS_TCP_H
 #define JOBFS_TCP_H
@@ -25,7 +25,7 @@ bool    tls_pending(const struct conn *);
 bool    tls_write_blocked(const struct conn *);
 bool    tls_read_wants_write(const struct conn *);
 
-/* ------------------------------------------------------------------ conn.c */
+/* ------------------------------------------------------ conn.c, conn_out.c */
 
 enum conn_role   { ROLE_MASTER = 1, ROLE_WORKER = 2 };
 enum dialect     { DIALECT_UNSET, DIALECT_SEED, DIALECT_ACTION };
@@ -178,8 +178,93 @@ void conn_drop(struct conn *, bool discard, const char *why, const char *code,
 void conn_refuse(struct server *, int fd, const char *code, const char *reason);
 void conn_flush_pending(struct server *);
 void conn_reap(struct server *);
+/* between conn.c and conn_out.c */
+void conn_hold(struct conn *, size_t start);
+size_t conn_writable(struct conn *);
+void conn_mark_pending(struct conn *);
+void conn_write_cb(struct ev_loop *, ev_io *, int);
 
 /* ----------------------------------------------------------------- proto.c */
+
+/*
+ * The protocol is in four files: proto.c (the message table, its generic
+ * checks, channels, the frames sent as the broker's events come),
+ * proto_master.c, proto_worker.c and proto_auth.c (their messages).
+ */
+
+/* Field types, as a mask. */
+#define F_STRING 0x01
+#define F_INT    0x02
+#define F_BOOL   0x04
+#define F_ANY    0x08
+#define F_ARRAY  0x10
+#define F_ID     (F_STRING | F_INT)
+
+#define MAX_FIELDS 16
+
+struct field {
+	enum msg_key key;
+	unsigned     types;
+	bool         required;
+};
+
+/* What a handler gets besides the connection. */
+struct msg_ctx {
+	const struct msg *m;
+	enum dialect dialect;   /* of this message */
+	const char  *idjson;    /* its usable id as JSON text, or NULL */
+	const char  *key;       /* that id as a job key, or NULL */
+};
+
+typedef void msg_handler(struct conn *, const struct msg_ctx *);
+
+struct msg_def {
+	const char   *name;
+	unsigned      roles;
+	enum dialect  dialect;  /* DIALECT_UNSET: valid in both */
+	msg_handler  *handle;
+	struct field  fields[MAX_FIELDS];
+};
+#define END { MK_COUNT, 0, false }   /* after a msg_def's last field */
+
+/* a message's fields, and the checks every handler makes (proto.c) */
+const struct mfield *field(const struct msg_ctx *, enum msg_key);
+int64_t field_int(const struct msg_ctx *, enum msg_key);
+bool field_true(const struct msg_ctx *, enum msg_key);
+bool field_name(const struct msg_ctx *, enum msg_key, char *out, size_t *len);
+const char *field_json(const struct msg_ctx *, enum msg_key, size_t *len);
+bool msg_check_fields(struct conn *, const struct msg_def *, const struct msg_ctx *);
+void send_ok(struct conn *, const char *idjson);
+bool id_check(struct conn *, const struct msg_ctx *);
+bool type_check(struct conn *, const struct msg_ctx *, enum msg_key, char *out);
+void proto_send_ping(struct conn *);
+
+/* proto_master.c */
+msg_handler h_submit, h_ping, h_status, h_stats, h_cancel, h_wait;
+/* the job lifecycle */
+msg_handler h_kick, h_pause, h_resume, h_configure;
+msg_handler h_list;
+const char *berr_frame(enum broker_err);
+
+/* A job's waits (proto_master.c): the serial numbers of the connections
+ * waiting for it, by job key, on srv->waits. */
+struct waiting {
+	UT_hash_handle hh;
+	uint64_t      *serials;
+	size_t         n, cap;
+	char           key[];
+};
+
+void waiting_free(struct server *, struct waiting *);
+void wake_waiters(struct server *, struct job *);
+
+/* proto_worker.c */
+msg_handler h_join, h_response, h_partial, h_pong;
+msg_handler h_fail;   /* the job lifecycle */
+
+/* proto_auth.c */
+bool auth_gate(struct conn *, const struct msg_ctx *, const char *name);
+void unauth_unlist(struct conn *);
 
 void proto_init(struct server *);   /* registers the TCP face's listener */
 void proto_handle(struct conn *, const char *payload, size_t len);

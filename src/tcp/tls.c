@@ -5,7 +5,7 @@
  * CAs and refuses the handshake without one, and with --auth a verified
  * certificate's subject CN that names a token stands for that token.
  *
- * conn.c reads and writes through conn_sock_read / conn_sock_write, which
+ * conn*.c read and write through conn_sock_read / conn_sock_write, which
  * are read(2) and write(2) on a plain connection.  On a TLS one they are
  * SSL_read_ex / SSL_write_ex on the non-blocking socket: the handshake
  * happens inside the first of them.  SSL_ERROR_WANT_READ and

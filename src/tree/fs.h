@@ -3,8 +3,11 @@
  * invalidation thread.
  *
  * fs.c        session glue (mount, ev_io, unmount) and the namespace ops
+ * fs_dir.c    directories: listings, opendir, readlink
  * fs_node.c   the inode table, owners (what a node or a file belongs to), stat
- * fs_files.c  open files: contents, blocking reads, writes, poll
+ * fs_files.c  open files: snapshots (contents), refusals, open and close
+ * fs_read.c   streams: blocking reads, interrupts, poll, wakes
+ * fs_write.c  line sinks: writes that submit, publish, kick, configure
  * fs_notify.c the one thread that sends entry invalidations to the kernel
  * fs_lines.c  bytes written to a queue or channel cut into JSON lines (no FUSE)
  */
@@ -219,6 +222,21 @@ void fs_process(struct fs *);
 int  fs_lookup_child(struct fs *, fuse_ino_t parent, const char *name, struct node **,
     fuse_ino_t *fixed);
 int  fs_rmdir_err(struct fs *, fuse_ino_t parent, const char *name);
+bool type_paused(struct fs *, const struct owner *);
+
+/* The fixed names of a directory, NULL-ended (fs.c). */
+struct fixed_name {
+	const char     *name;
+	enum node_kind  kind;
+};
+
+extern const struct fixed_name root_names[], type_names[], job_names[];
+
+/* fs_dir.c */
+void fs_readlink(fuse_req_t, fuse_ino_t);
+void fs_opendir(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
+void fs_readdir(fuse_req_t, fuse_ino_t, size_t, off_t, struct fuse_file_info *);
+void fs_releasedir(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
 
 /* fs_cluster.c: the tree on every host (cluster mode) */
 bool  fs_cluster_lookup(struct fs *, fuse_req_t, fuse_ino_t parent, const char *name,
@@ -250,7 +268,8 @@ void          fs_nodes_free(struct fs *);
 char         *fs_name_encode(const char *);
 char         *fs_link_target(const struct job *, enum node_kind);
 
-/* fs_files.c */
+/* open files: fs_files.c, fs_read.c (reads, poll, wakes), fs_write.c
+ * (writes, flush, what waits for the store) */
 void fs_open(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
 void fs_read(fuse_req_t, fuse_ino_t, size_t, off_t, struct fuse_file_info *);
 void fs_write(fuse_req_t, fuse_ino_t, const char *, size_t, off_t, struct fuse_file_info *);
@@ -269,6 +288,15 @@ size_t fs_readme_len(void);
 void fs_snapshot(struct fs *, struct handle *);
 void fs_why(struct fs *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fs_refusals_free(struct fs *);
+/* fs_files.c */
+bool handle_is_stream(const struct handle *);
+void append_id(struct buf *, const char *key, const char *sep);
+void fs_refused(struct fs *, const struct handle *, int rc);
+/* fs_read.c */
+void handle_wake(struct fs *, struct handle *);
+/* fs_write.c */
+int  fs_sink_write(struct fs *, struct handle *, const char *data, size_t size,
+    bool final);
 
 /* fs_lines.c */
 int  lines_feed(struct lines *, const char *data, size_t size, bool final,

@@ -200,7 +200,7 @@ struct web {
 	uint64_t           events_sent, events_missed;
 	uint64_t           routed, route_timeouts;
 	uint64_t           conns_refused;
-	/* the guards before authentication (web.c) */
+	/* the guards before authentication (web.c, web_req.c) */
 	struct wconn_list  unauthed;    /* oldest first */
 	unsigned           nunauthed;
 	size_t             input_bytes; /* request bodies held, in srv->in_total */
@@ -213,7 +213,19 @@ struct web {
 	json_t            *failures;    /* the latest failed endings (web_ops.c) */
 };
 
-/* web.c */
+/* web.c: connections, and the bodies they hold */
+void wconn_unlist(struct wconn *);
+void wconn_list(struct wconn *);
+void wconn_authed(struct wconn *);
+bool body_count(struct wreq *, size_t total);
+void body_release(struct wreq *);
+
+/* web_req.c */
+void completed_cb(void *cls, struct MHD_Connection *, void **con_cls,
+    enum MHD_RequestTerminationCode);
+enum MHD_Result access_cb(void *cls, struct MHD_Connection *, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls);
 void web_reply(struct wreq *, unsigned status, const char *ctype,
     const char *body, size_t len);
 void web_reply_json(struct wreq *, unsigned status, json_t *);   /* steals */

@@ -11,7 +11,7 @@
  *
  * They are the daemon's own paths: under --auth they need an admin token
  * and, changing state, pass the guard against cross-site requests
- * (web.c's head_gate) as every other POST does.
+ * (web_req.c's head_gate) as every other POST does.
  */
 #include <errno.h>
 #include <stdlib.h>

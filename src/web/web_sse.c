@@ -159,7 +159,7 @@ wants(const struct wreq *r, int cls)
 
 /*
  * sse_read: up to max bytes of r's events (MHD's content reader, through
- * web.c's stream_reader); 0: nothing to send now.  An event goes out in
+ * web_req.c's stream_reader); 0: nothing to send now.  An event goes out in
  * as many pieces as max asks.
  */
 size_t
