@@ -13,7 +13,9 @@ load 'helpers/durable'
 	start_durable
 	join_worker W t
 	conn_open M
-	send M '{"type":"job","job_type":"t","id":"r","body":1,"retries":2,"backoff":3000,"detach":true}'
+	# A backoff of 10 s: long enough that the restart (ASan, a loaded
+	# machine) is over before it ends, so the job is still delayed then.
+	send M '{"type":"job","job_type":"t","id":"r","body":1,"retries":2,"backoff":10000,"detach":true}'
 	wait_jobs W 1
 	send W '{"type":"fail","body":"first"}'
 	wait_until 10 status_is '"r"' delayed
@@ -22,7 +24,7 @@ load 'helpers/durable'
 	[ "$(job_status '"r"')" = delayed ]
 	[ "$(status_json '"r"' | jq -c '[.failures, .attempts[0].error, .retries]')" = '[1,"first",2]' ]
 	join_worker W t
-	wait_jobs W 1 15
+	wait_jobs W 1 40
 	respond W '"ok"'
 	wait_until 10 status_is '"r"' done
 	[ "$(status_json '"r"' | jq -c '.attempts | length')" -ge 2 ]
