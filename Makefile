@@ -51,11 +51,12 @@ DEB_DEPS = debhelper dpkg-dev fakeroot lintian
 # network namespace of the protected-mode tests; the tests start a real
 # redis-server; tests/deb.bats builds and installs the package; promtool(1),
 # of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
-# tmux gives jobctl top a real terminal (tests/jobctl_top.bats).
+# tmux gives jobctl top a real terminal (tests/jobctl_top.bats); pytest
+# and node run the client libraries' own suites (clients/*/test).
 DEPS = $(RUN_DEPS) $(DEB_DEPS) \
        bats parallel jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev curl chromium libnss3-tools openssl iproute2 redis-server \
-       prometheus tmux
+       prometheus tmux python3-pytest nodejs
 
 PKGS   = jansson fuse3 openssl libmicrohttpd gnutls
 CFLAGS ?= -O2 -g
