@@ -10,6 +10,13 @@
 # Tests use `run ! cmd` (a `! cmd` before a test's last line never fails it).
 bats_require_minimum_version 1.5.0
 
+# No DEBUG trap inside functions.  bats traces every simple command of a
+# test through a DEBUG trap that functions inherit (set -T), about 0.4 ms
+# each: the helpers' polling and parsing loops spent most of the suite's
+# CPU there.  Without it a failure inside a helper is reported at the
+# test's line that called the helper, which is where one looks anyway.
+set +T
+
 JOBFS_BIN=${JOBFS_BIN:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)/build}
 JOBFS=$JOBFS_BIN/jobfs
 JOBCTL=$JOBFS_BIN/jobctl
