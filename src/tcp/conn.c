@@ -49,6 +49,43 @@
 static void conn_read_cb(struct ev_loop *, ev_io *, int);
 static void conn_frame_timer_cb(struct ev_loop *, ev_timer *, int);
 
+/* A plain connection's transport: the socket's own read(2) and writev(2). */
+static ssize_t
+plain_read(struct conn *c, void *p, size_t n)
+{
+	return read(c->fd, p, n);
+}
+
+static ssize_t
+plain_writev(struct conn *c, const struct iovec *iov, int cnt)
+{
+	return cnt == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) :
+	    writev(c->fd, iov, cnt);
+}
+
+static bool
+plain_never(const struct conn *c)
+{
+	(void)c;
+	return false;
+}
+
+static void
+plain_close(struct conn *c)
+{
+	(void)c;
+}
+
+const struct transport transport_plain = {
+	.name = "plain",
+	.read = plain_read,
+	.writev = plain_writev,
+	.pending = plain_never,
+	.write_blocked = plain_never,
+	.read_wants_write = plain_never,
+	.close = plain_close,
+};
+
 /* A connection as a channel subscriber (chan.c): a message it cannot take
  * now (its output is backlogged) is missed, and counted. */
 static bool
@@ -100,6 +137,7 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	log_info("%s %s connected", role == ROLE_MASTER ? "master" : "worker",
 	    c->peer);
 	proto_conn_new(c);
+	c->tp = &transport_plain;
 	if (tls_conn_new(c) < 0)
 		conn_close(c, "TLS setup failed");
 	return c;
@@ -364,7 +402,7 @@ conn_close(struct conn *c, const char *why)
 	conn_in_free(c);
 	proto_conn_closed(c);
 	auth_peer_del(c->addr);
-	tls_conn_free(c);
+	c->tp->close(c);
 	close(c->fd);
 	c->fd = -1;
 	TAILQ_INSERT_TAIL(&srv->dead, c, dead_entry);
@@ -662,7 +700,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	buf_reserve(&c->in, want);
 	conn_in_account(c);
-	n = conn_sock_read(c, c->in.data + c->in.len, c->in.cap - c->in.len);
+	n = c->tp->read(c, c->in.data + c->in.len, c->in.cap - c->in.len);
 	if (n == 0) {
 		if (buf_used(&c->in) > 0)
 			log_info("%s: disconnected mid-frame (%zu bytes unread)",
@@ -678,9 +716,9 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->in.len += (size_t)n;
 	/* TLS: bytes OpenSSL decrypted beyond this read, or a write that
 	 * waited for the peer, go on now. */
-	if (tls_pending(c))
+	if (c->tp->pending(c))
 		ev_feed_event(loop, &c->rio, EV_READ);
-	if (tls_write_blocked(c))
+	if (c->tp->write_blocked(c))
 		conn_mark_pending(c);
 	if (conn_process_input(c) > 0 || c->frame_started == 0)
 		c->frame_started = ev_now(loop);  /* a new frame begins */

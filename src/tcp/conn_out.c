@@ -380,10 +380,7 @@ conn_write_some(struct conn *c)
 
 	while ((len = conn_writable(c)) > 0) {
 		int cnt = out_iov(c, len, iov, WRITE_IOV);
-		/* TLS writes one piece at a time (SSL_write has no writev). */
-		ssize_t n = c->tls != NULL || cnt == 1 ?
-		    conn_sock_write(c, iov[0].iov_base, iov[0].iov_len) :
-		    writev(c->fd, iov, cnt);
+		ssize_t n = c->tp->writev(c, iov, cnt);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -409,7 +406,7 @@ conn_after_write(struct conn *c)
 	size_t used = conn_out_used(c);
 
 	if (used == 0) {
-		if (!tls_read_wants_write(c))
+		if (!c->tp->read_wants_write(c))
 			ev_io_stop(loop, &c->wio);
 		if (c->flags & CONN_CLOSE_AFTER_WRITE) {
 			conn_close(c, c->close_why);
@@ -428,7 +425,7 @@ conn_after_write(struct conn *c)
 		/* All of it held for the store: conn_release_held wakes it.
 		 * A TLS write that waits for the peer's bytes: the read
 		 * watcher retries it. */
-		if (conn_writable(c) > 0 && !tls_write_blocked(c))
+		if (conn_writable(c) > 0 && !c->tp->write_blocked(c))
 			ev_io_start(loop, &c->wio);
 		else
 			ev_io_stop(loop, &c->wio);
@@ -450,7 +447,7 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 
 	(void)revents;
-	if (tls_read_wants_write(c))   /* a TLS read waited for this */
+	if (c->tp->read_wants_write(c))   /* a TLS read waited for this */
 		ev_feed_event(loop, &c->rio, EV_READ);
 	if (conn_write_some(c) < 0) {
 		conn_close(c, strerror(errno));

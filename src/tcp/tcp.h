@@ -5,6 +5,8 @@
 #ifndef JOBFS_TCP_H
 #define JOBFS_TCP_H
 
+#include <sys/uio.h>
+
 #include "core/broker.h"
 #include "server.h"
 
@@ -16,14 +18,32 @@ struct tls_conn;
 int     tls_server_init(struct server *, char *err, size_t errlen);
 void    tls_reload(struct server *);
 void    tls_server_free(struct server *);
-int     tls_conn_new(struct conn *);
-void    tls_conn_free(struct conn *);
+int     tls_conn_new(struct conn *);  /* c->tp = &transport_tls, if TLS is on */
 void    tls_refuse(int fd, const char *code);
-ssize_t conn_sock_read(struct conn *, void *, size_t);
-ssize_t conn_sock_write(struct conn *, const void *, size_t);
-bool    tls_pending(const struct conn *);
-bool    tls_write_blocked(const struct conn *);
-bool    tls_read_wants_write(const struct conn *);
+
+/*
+ * A connection's transport: how its bytes cross the socket.  conn*.c
+ * read and write only through c->tp: transport_plain (conn.c) is read(2)
+ * and writev(2); transport_tls (tls.c) is OpenSSL on the same socket.
+ */
+struct transport {
+	const char *name;
+	/* read: bytes read; 0: the peer closed; -1 with errno (EAGAIN: not now) */
+	ssize_t (*read)(struct conn *, void *, size_t);
+	/* writev: bytes written, or -1 with errno (EAGAIN: not now) */
+	ssize_t (*writev)(struct conn *, const struct iovec *, int);
+	/* pending: bytes wait above the socket (decrypted): read again now */
+	bool    (*pending)(const struct conn *);
+	/* write_blocked: a write waits for the peer's bytes, not for room:
+	 * watching for writability would spin */
+	bool    (*write_blocked)(const struct conn *);
+	/* read_wants_write: a read waits for room to write (a handshake
+	 * reply): the write watcher must retry the read */
+	bool    (*read_wants_write)(const struct conn *);
+	/* close: at conn_close, before the socket is closed */
+	void    (*close)(struct conn *);
+};
+extern const struct transport transport_plain, transport_tls;
 
 /* ------------------------------------------------------ conn.c, conn_out.c */
 
@@ -134,7 +154,8 @@ struct conn {
 	unsigned         auth_failures;
 	unsigned         frames_unauthed; /* frames before auth (--max-unauth-frames) */
 	ev_timer         auth_timer;   /* --auth-timeout */
-	struct tls_conn *tls;          /* NULL: plain TCP */
+	const struct transport *tp;    /* plain or TLS */
+	struct tls_conn *tls;          /* transport_tls's state; NULL: plain */
 	TAILQ_ENTRY(conn) unauth_entry; /* on srv->unauthed, oldest first */
 	bool             unauth_listed;
 

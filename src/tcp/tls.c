@@ -5,15 +5,15 @@
  * CAs and refuses the handshake without one, and with --auth a verified
  * certificate's subject CN that names a token stands for that token.
  *
- * conn*.c read and write through conn_sock_read / conn_sock_write, which
- * are read(2) and write(2) on a plain connection.  On a TLS one they are
- * SSL_read_ex / SSL_write_ex on the non-blocking socket: the handshake
- * happens inside the first of them.  SSL_ERROR_WANT_READ and
- * SSL_ERROR_WANT_WRITE become EAGAIN; a read that needs the socket to be
- * writable (or a write that needs it readable) notes so, and the other
- * watcher retries it (tls_read_wants_write, tls_write_blocked).  Bytes
- * that OpenSSL holds beyond one read (decrypted, or read ahead) are not
- * seen by the socket's readiness: conn.c asks tls_pending and reads again.
+ * conn*.c read and write through the connection's transport (tcp.h); a
+ * TLS connection's is transport_tls: SSL_read_ex / SSL_write_ex on the
+ * non-blocking socket, the handshake inside the first of them.
+ * SSL_ERROR_WANT_READ and SSL_ERROR_WANT_WRITE become EAGAIN; a read that
+ * needs the socket to be writable (or a write that needs it readable)
+ * notes so, and the other watcher retries it (read_wants_write,
+ * write_blocked).  Bytes that OpenSSL holds beyond one read (decrypted, or
+ * read ahead) are not seen by the socket's readiness: conn.c asks
+ * pending and reads again.
  *
  * A client that speaks plain frames to a TLS port is told so in a plain
  * frame (tls_required) and closed, instead of failing in the handshake
@@ -199,12 +199,13 @@ tls_conn_new(struct conn *c)
 	if (timeout > 0)
 		ev_timer_start(c->srv->loop, &t->handshake);
 	c->tls = t;
+	c->tp = &transport_tls;
 	return 0;
 }
 
-/* tls_conn_free: at close.  One try at a close_notify, never waiting. */
-void
-tls_conn_free(struct conn *c)
+/* tls_close: at close.  One try at a close_notify, never waiting. */
+static void
+tls_close(struct conn *c)
 {
 	struct tls_conn *t = c->tls;
 
@@ -304,17 +305,15 @@ tls_refuse(int fd, const char *code)
 	shutdown(fd, SHUT_WR);
 }
 
-/* conn_sock_read: read(2), or SSL_read.  0: the peer closed; -1 with
- * errno (EAGAIN: not now). */
-ssize_t
-conn_sock_read(struct conn *c, void *p, size_t n)
+/* tls_read: SSL_read.  0: the peer closed; -1 with errno (EAGAIN: not
+ * now). */
+static ssize_t
+tls_read(struct conn *c, void *p, size_t n)
 {
 	struct tls_conn *t = c->tls;
 	size_t got = 0;
 	int e, rc;
 
-	if (t == NULL)
-		return read(c->fd, p, n);
 	if (!t->sniffed && (rc = tls_sniff(c)) <= 0)
 		return rc;
 	t->read_wants_write = false;
@@ -355,20 +354,20 @@ conn_sock_read(struct conn *c, void *p, size_t n)
 	}
 }
 
-/* conn_sock_write: write(2), or SSL_write; -1 with errno EAGAIN when the
- * socket (or the handshake) cannot take it now. */
-ssize_t
-conn_sock_write(struct conn *c, const void *p, size_t n)
+/* tls_writev: SSL_write of the first piece (SSL_write has no writev);
+ * -1 with errno EAGAIN when the socket (or the handshake) cannot take it
+ * now. */
+static ssize_t
+tls_writev(struct conn *c, const struct iovec *iov, int cnt)
 {
 	struct tls_conn *t = c->tls;
 	size_t put = 0;
 
-	if (t == NULL)
-		return write(c->fd, p, n);
+	(void)cnt;
 	t->write_wants_read = false;
 	errno = 0;
 	ERR_clear_error();
-	if (SSL_write_ex(t->ssl, p, n, &put))
+	if (SSL_write_ex(t->ssl, iov[0].iov_base, iov[0].iov_len, &put))
 		return (ssize_t)put;
 	switch (SSL_get_error(t->ssl, 0)) {
 	case SSL_ERROR_WANT_READ:
@@ -388,26 +387,30 @@ conn_sock_write(struct conn *c, const void *p, size_t n)
 	}
 }
 
-/* tls_pending: bytes wait in OpenSSL (decrypted, or read ahead): read
- * again now, the socket may have nothing more to say. */
-bool
+static bool
 tls_pending(const struct conn *c)
 {
-	return c->tls != NULL && SSL_has_pending(c->tls->ssl);
+	return SSL_has_pending(c->tls->ssl);
 }
 
-/* tls_write_blocked: a write waits for the peer's bytes, not for room:
- * watching for writability would spin. */
-bool
+static bool
 tls_write_blocked(const struct conn *c)
 {
-	return c->tls != NULL && c->tls->write_wants_read;
+	return c->tls->write_wants_read;
 }
 
-/* tls_read_wants_write: a read waits for room to write (its handshake
- * reply); the write watcher must retry the read. */
-bool
+static bool
 tls_read_wants_write(const struct conn *c)
 {
-	return c->tls != NULL && c->tls->read_wants_write;
+	return c->tls->read_wants_write;
 }
+
+const struct transport transport_tls = {
+	.name = "tls",
+	.read = tls_read,
+	.writev = tls_writev,
+	.pending = tls_pending,
+	.write_blocked = tls_write_blocked,
+	.read_wants_write = tls_read_wants_write,
+	.close = tls_close,
+};
