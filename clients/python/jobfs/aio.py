@@ -76,10 +76,11 @@ class Job:
             await self.client._wait(self)
         if timeout is None:
             return await asyncio.shield(self._end)
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._end), timeout)
-        except asyncio.TimeoutError:
-            raise WaitTimeout(f"job {self.id!r} not finished after {timeout} s") from None
+        # asyncio.wait, not wait_for: JobTimeout is a TimeoutError too.
+        await asyncio.wait([self._end], timeout=timeout)
+        if not self._end.done():
+            raise WaitTimeout(f"job {self.id!r} not finished after {timeout} s")
+        return self._end.result()
 
     async def status(self) -> dict:
         """The job's status object (state, times, worker, attempts...)."""
@@ -141,7 +142,7 @@ class Subscription:
 
     async def get(self, timeout: Optional[float] = None) -> Any:
         """The next message's body."""
-        if timeout is None:
+        if timeout is None or not self.queue.empty():
             return await self.queue.get()
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
@@ -263,7 +264,12 @@ class Client:
     def _on_frame(self, msg: dict) -> None:
         if "id" in msg:
             key = _key(msg["id"])
-            if "error" in msg:
+            if "status" in msg and "submitted" in msg:
+                # A status reply (its "error" is the job's last error).
+                fut = self._pop(self._status, key)
+                if fut is not None:
+                    fut.set_result(msg)
+            elif "error" in msg:
                 self._on_error_with_id(key, msg)
             elif "body" in msg:
                 if msg.get("partial") is True:
@@ -277,20 +283,16 @@ class Client:
             elif "kicked" in msg and key in self._kicks:
                 self._pop(self._kicks, key).set_result(msg)
             elif "status" in msg:
-                if "submitted" in msg or "type" in msg:
-                    fut = self._pop(self._status, key)
-                    if fut is not None:
-                        fut.set_result(msg)
-                else:
-                    job = self._jobs.get(key)
-                    if job is not None:
-                        job.worker = msg.get("worker")
-                        if job.on_running is not None:
-                            job.on_running(msg)
+                # A running notice (notify).
+                job = self._jobs.get(key)
+                if job is not None:
+                    job.worker = msg.get("worker")
+                    if job.on_running is not None:
+                        job.on_running(msg)
             else:
                 self._unexpected(msg)
             return
-        kind = msg.get("type", msg.get("action"))
+        kind = msg.get("action", msg.get("type"))
         if kind == "message":
             sub = self._subs.get(msg.get("channel"))  # type: ignore[arg-type]
             if sub is not None:
@@ -408,7 +410,7 @@ class Client:
             elif name == "at" and isinstance(value, _dt.datetime):
                 value = int(value.timestamp() * 1000)
             elif name == "after":
-                value = [v.id if isinstance(v, Job) else v for v in value]
+                value = [getattr(v, "id", v) for v in value]
             msg[name] = value
         return msg
 

@@ -42,6 +42,8 @@ def _run(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None) -> T:
     try:
         return fut.result(timeout)
     except concurrent.futures.TimeoutError:
+        if fut.done():
+            raise   # the coroutine's own error (JobTimeout, WaitTimeout)
         fut.cancel()
         raise WaitTimeout(f"no answer after {timeout} s") from None
 

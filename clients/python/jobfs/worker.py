@@ -82,7 +82,8 @@ class WorkerJob:
 class Worker:
     """One connection serving one job type.
 
-    Arguments not given come from the environment as for Client.
+    Arguments not given come from the environment as for Client (a
+    worker uses the worker port; ``master_port`` is accepted and unused).
     ``capacity`` jobs run at once; ``heartbeat`` (ms, 0 for none) asks the
     daemon to ping when the worker is silent; ``cancel`` asks for cancel
     frames; ``name`` names the worker in the tree and status.  A worker
@@ -93,7 +94,7 @@ class Worker:
     def __init__(self, job_type: str, handler: Handler, capacity: int = 1,
                  name: Optional[str] = None, heartbeat: int = 5000, cancel: bool = True,
                  dialect: str = "seed", host: Optional[str] = None,
-                 worker_port: Optional[int] = None, token: Optional[str] = None,
+                 master_port: Optional[int] = None, worker_port: Optional[int] = None, token: Optional[str] = None,
                  tls: Optional[bool] = None, ca: Optional[str] = None,
                  cert: Optional[str] = None, key: Optional[str] = None,
                  reconnect: bool = True, backoff_max: float = 5.0) -> None:
@@ -106,7 +107,7 @@ class Worker:
         self.heartbeat = heartbeat
         self.cancel = cancel
         self.dialect = dialect
-        self.settings = Settings(host, None, worker_port, token, tls, ca, cert, key)
+        self.settings = Settings(host, master_port, worker_port, token, tls, ca, cert, key)
         self.reconnect = reconnect
         self.backoff_max = backoff_max
         self.is_async = inspect.iscoroutinefunction(handler)
@@ -124,6 +125,8 @@ class Worker:
         self.connections = 0
         #: Jobs answered (result or failure).
         self.answered = 0
+        #: Heartbeat pings answered.
+        self.pings = 0
 
     # ---- running ----
     async def serve(self) -> None:
@@ -208,10 +211,11 @@ class Worker:
 
     # ---- frames ----
     def _on_frame(self, msg: dict) -> None:
-        kind = msg.get("type", msg.get("action"))
+        kind = msg.get("action", msg.get("type"))
         if kind == "job":
             self._start(msg.get("id"), msg.get("body"))
         elif kind == "ping":
+            self.pings += 1
             if self._conn is not None:
                 self._conn.send({self._k: "pong"})
         elif kind == "cancel":
@@ -271,6 +275,8 @@ class Worker:
         self._answer(job, "fail", str(e) or type(e).__name__)
 
     def _frame(self, job: WorkerJob, kind: str, body: Any) -> dict:
+        if kind == "response" and self.dialect == "action":
+            kind = "respond"
         msg: Dict[str, Any] = {self._k: kind}
         if self._ids:
             msg["id"] = job.id
