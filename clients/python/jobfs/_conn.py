@@ -125,7 +125,7 @@ class Conn(asyncio.Protocol):
         for raw in frames:
             try:
                 msg = _loads(raw)
-            except ValueError:
+            except ValueError:   # not JSON (UnicodeError is one too)
                 continue
             if isinstance(msg, dict):
                 self.on_frame(msg)

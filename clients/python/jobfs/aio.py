@@ -432,7 +432,9 @@ class Client:
         the action dialect submit() awaits the acknowledgement and raises it.
         """
         msg = self._submit_frame(type, body, options)
-        conn = await self._ensure()
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._ensure()
         job = Job(self, msg["id"], type)
         key = _key(job.id)
         self._jobs[key] = job

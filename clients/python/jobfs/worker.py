@@ -233,10 +233,58 @@ class Worker:
         job = WorkerJob(self, conn, job_id, body)
         self._jobs[_key(job_id)] = job
         if self.is_async:
-            job.task = asyncio.ensure_future(self._run_async(job))
+            self._start_async(job)
         else:
             assert self._threads is not None
             self._threads.put(self._run_thread, job)
+
+    def _start_async(self, job: WorkerJob) -> None:
+        """Run the handler's coroutine at once, as far as its first wait:
+        a handler that never waits answers without a task of its own."""
+        coro = self.handler(job.body, job)
+        try:
+            yielded = coro.send(None)
+        except StopIteration as e:
+            self._answer(job, "response", e.value)
+            return
+        except Exception as e:
+            self._fail(job, e)
+            return
+        job.task = asyncio.ensure_future(self._resume(job, coro, yielded))
+
+    async def _resume(self, job: WorkerJob, coro: Any, yielded: Any) -> None:
+        """Drive a handler coroutine that waited, as a Task would: wait for
+        what it yielded, then send it on; a cancel is thrown into it."""
+        while True:
+            exc: Optional[BaseException] = None
+            try:
+                if yielded is None:
+                    await asyncio.sleep(0)
+                else:
+                    try:
+                        # The handler's own await marked it; a fresh await
+                        # of it must start unmarked.
+                        yielded._asyncio_future_blocking = False
+                        await yielded
+                    except asyncio.CancelledError:
+                        if not yielded.cancelled() or job._cancelled:
+                            raise
+                    except BaseException:
+                        pass   # the handler reads it from the future
+            except asyncio.CancelledError as e:
+                exc = e
+            try:
+                yielded = coro.throw(exc) if exc is not None else coro.send(None)
+            except StopIteration as e:
+                self._answer(job, "response", e.value)
+                return
+            except asyncio.CancelledError:
+                if job._cancelled:
+                    return
+                raise
+            except Exception as e:
+                self._fail(job, e)
+                return
 
     async def _run_async(self, job: WorkerJob) -> None:
         try:

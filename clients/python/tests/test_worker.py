@@ -151,3 +151,25 @@ def test_daemon_restart_the_worker_comes_back(make_daemon, procs, tmp_path):
     assert w.poll() is None
     w.send_signal(signal.SIGTERM)
     assert w.wait(10) == 0
+
+
+def test_async_handlers_that_wait_and_that_do_not(daemon, workers):
+    async def waits(body, job):
+        await asyncio.sleep(0)
+        job.progress("half")
+        await asyncio.sleep(0.01)
+        if body == "raise":
+            raise RuntimeError("after a wait")
+        return body * 2
+
+    async def quick(body, job):
+        return body + 1
+    workers.start(jobfs.Worker("waits", waits, capacity=4, **daemon.kw()))
+    workers.start(jobfs.Worker("quick", quick, **daemon.kw()))
+    c = jobfs.Client(**daemon.kw())
+    j = c.submit("waits", 21, stream=True)
+    assert list(j.partials(10)) == ["half"] and j.result(10) == 42
+    assert c.submit("quick", 1).result(10) == 2
+    with pytest.raises(jobfs.JobFailed) as e:
+        c.submit("waits", "raise", retries=0).result(10)
+    assert e.value.last_error == "after a wait"
