@@ -220,3 +220,30 @@ def test_blocking_client_from_threads(daemon, workers):
     for t in ts:
         t.join()
     assert out == {n: n for n in range(20)}
+
+
+MASTER_SNIPPET = '''import jobfs
+c = jobfs.Client()
+job = c.submit("resize", {"w": 100}, retries=3)
+print(job.id, job.result(timeout=30))
+'''
+
+WORKER_SNIPPET = '''import jobfs
+@jobfs.worker("resize", capacity=4)
+def resize(body, job):
+    job.progress({"pct": 50})
+    return {"ok": True}
+jobfs.run()          # runs every decorated worker until interrupted
+'''
+
+
+def test_the_issue_snippets_as_they_stand(daemon, procs):
+    import signal
+    import subprocess
+    w = procs(WORKER_SNIPPET, daemon.env())
+    m = procs(MASTER_SNIPPET, daemon.env(), stdout=subprocess.PIPE, text=True)
+    out, _ = m.communicate(timeout=40)
+    assert m.returncode == 0
+    assert out.split(" ", 1)[1] == "{'ok': True}\n"
+    w.send_signal(signal.SIGINT)
+    assert w.wait(10) == 0
