@@ -247,3 +247,18 @@ def test_the_issue_snippets_as_they_stand(daemon, procs):
     assert out.split(" ", 1)[1] == "{'ok': True}\n"
     w.send_signal(signal.SIGINT)
     assert w.wait(10) == 0
+
+
+def test_cancelling_a_wait_leaves_the_job(daemon, workers):
+    async def main():
+        async with jobfs.aio.Client(**daemon.kw()) as c:
+            j = await c.submit("later2", "x")
+            t = asyncio.ensure_future(j.result())
+            await asyncio.sleep(0)
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+            assert not j.done()
+            workers.start(jobfs.Worker("later2", echo, **daemon.kw()))
+            assert await j.result(10) == "x"
+    asyncio.run(main())
