@@ -109,6 +109,7 @@ class Conn(asyncio.BufferedProtocol):
         self.loop = asyncio.get_event_loop()
         self._drained: Optional[asyncio.Future] = None
         self.paused = False
+        self.dispatching = False
 
     # asyncio.BufferedProtocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -147,13 +148,21 @@ class Conn(asyncio.BufferedProtocol):
         if pos == end:
             pos = end = 0
         self.rstart, self.rend = pos, end
-        for raw in frames:
-            try:
-                msg = _loads(raw)
-            except ValueError:   # not JSON
-                continue
-            if isinstance(msg, dict):
-                self.on_frame(msg)
+        # What the frames' handlers send goes out in one write right after
+        # them, not a loop turn later.
+        self.dispatching = True
+        try:
+            for raw in frames:
+                try:
+                    msg = _loads(raw)
+                except ValueError:   # not JSON
+                    continue
+                if isinstance(msg, dict):
+                    self.on_frame(msg)
+        finally:
+            self.dispatching = False
+        if self.out:
+            self.flush()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
@@ -174,7 +183,7 @@ class Conn(asyncio.BufferedProtocol):
         """Queue one frame; it is written at the end of this loop turn."""
         if self.closed:
             raise ConnectionLost("connection to jobfs is closed")
-        if not self.out:
+        if not self.out and not self.dispatching:
             self.loop.call_soon(self.flush)
         self.out.append(encode(msg))
 
