@@ -80,6 +80,13 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-M", type=int, default=4, help="masters (connections)")
@@ -142,15 +149,18 @@ def main() -> int:
     finally:
         if child:
             os.kill(child, signal.SIGKILL)
+        dcpu = None
         if daemon is not None:
+            dcpu = proc_cpu(daemon.pid)
             daemon.terminate()
             daemon.wait()
     rate = args.N / secs
     print(f"RESULT label=python-asyncio M={args.M} K={args.K} W={args.W} N={args.N} S={args.S} "
           f"secs={secs:.3f} jobs_per_sec={rate:.0f} cpu_us_per_job={(mcpu + wcpu) / args.N * 1e6:.1f} "
           f"master_cpu_us_per_job={mcpu / args.N * 1e6:.1f} worker_cpu_us_per_job={wcpu / args.N * 1e6:.1f}")
+    extra = f"; daemon CPU {dcpu / args.N * 1e6:.1f} us/job" if dcpu is not None else ""
     print(f"python asyncio client: {rate:.0f} jobs/s; client CPU {(mcpu + wcpu) / args.N * 1e6:.1f} us/job "
-          f"(masters {mcpu / args.N * 1e6:.1f}, workers {wcpu / args.N * 1e6:.1f})")
+          f"(masters {mcpu / args.N * 1e6:.1f}, workers {wcpu / args.N * 1e6:.1f}){extra}")
     return 0
 
 
