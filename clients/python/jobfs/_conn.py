@@ -13,7 +13,7 @@ import os
 import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 from .errors import AuthError, ConnectionLost, ProtocolError
 

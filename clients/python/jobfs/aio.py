@@ -199,7 +199,6 @@ class Client:
         self.dialect = dialect
         self._k = "action" if dialect == "action" else "type"
         self._tk = "type" if dialect == "action" else "job_type"
-        self._loop = asyncio.get_event_loop()
         self._conn: Optional[Conn] = None
         self._connecting: Optional[asyncio.Future] = None
         self._jobs: Dict[str, Job] = {}          # submitted here, not ended
@@ -214,6 +213,14 @@ class Client:
         self._prefix = os.urandom(6).hex() + "-"
         #: Called with each frame the client could not place (for debugging).
         self.on_unexpected: Optional[Callable[[dict], None]] = None
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # The loop it is used from: a Client may be made before asyncio.run().
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.get_event_loop()
 
     # ---- connection ----
     async def connect(self) -> "Client":

@@ -31,7 +31,7 @@ import random
 import signal
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional
 
 from ._conn import Conn, Settings, open_conn
 from .errors import AuthError, Cancelled
@@ -193,7 +193,7 @@ class Worker:
         exc = await lost
         self._conn = None
         if not self._stopping:
-            raise ConnectionLost_(f"connection lost: {exc or 'closed by the daemon'}")
+            raise _SessionLost(f"connection lost: {exc or 'closed by the daemon'}")
 
     def stop(self) -> None:
         """Leave: close the connection (the daemon requeues running jobs)."""
@@ -286,18 +286,6 @@ class Worker:
                 self._fail(job, e)
                 return
 
-    async def _run_async(self, job: WorkerJob) -> None:
-        try:
-            result = await self.handler(job.body, job)
-        except asyncio.CancelledError:
-            if job._cancelled:
-                return
-            raise
-        except Exception as e:  # the job fails, the worker goes on
-            self._fail(job, e)
-            return
-        self._answer(job, "response", result)
-
     def _run_thread(self, job: WorkerJob) -> None:
         try:
             result = self.handler(job.body, job)
@@ -352,8 +340,8 @@ class Worker:
             self._held.append(msg)
 
 
-class ConnectionLost_(ConnectionError):
-    pass
+class _SessionLost(ConnectionError):
+    """The worker's connection ended (serve() reconnects)."""
 
 
 def _key(job_id: Any) -> str:
