@@ -60,6 +60,34 @@ export class Job extends EventEmitter {
 		return this.client.cancel(this.id);
 	}
 
+	// _event: emit, or hold the event until a listener comes (a notice
+	// or partial can arrive with the acknowledgement, before submit()'s
+	// caller could listen).
+	_event(ev, v) {
+		if (this.listenerCount(ev) > 0) {
+			this.emit(ev, v);
+			return;
+		}
+		if (this._held === undefined) {
+			this._held = [];
+			this.on('newListener', (e) => {
+				if (this._held.some((h) => h[0] === e))
+					queueMicrotask(() => this._release(e));
+			});
+		}
+		this._held.push([ev, v]);
+	}
+
+	_release(e) {
+		const held = this._held;
+		this._held = [];
+		for (const h of held)
+			if (h[0] === e)
+				this.emit(h[0], h[1]);
+			else
+				this._held.push(h);
+	}
+
 	_end(m) {
 		if (this.done)
 			return;
@@ -327,16 +355,18 @@ export class Client extends EventEmitter {
 	}
 
 	_frame(m) {
-		if (m.error !== undefined) {
-			this._error(m);
-			return;
-		}
 		const id = m.id;
+		// A status reply (whose "error" is a job's last error, and whose
+		// "type" is the job's type) before anything else.
 		if (id !== undefined && m.status !== undefined && m.submitted !== undefined) {
 			this._answer('status', id, m);
 			return;
 		}
-		const t = m.type ?? m.action;
+		if (typeof m.error === 'string') {
+			this._error(m);
+			return;
+		}
+		const t = m.action ?? m.type;
 		if (t === 'message' && m.channel !== undefined) {
 			const set = this.subs.get(m.channel);
 			if (set)
@@ -366,13 +396,13 @@ export class Client extends EventEmitter {
 		if (m.partial === true) {
 			const job = this.jobs.get(key);
 			if (job)
-				job.emit('partial', m.body);
+				job._event('partial', m.body);
 		} else if (Object.hasOwn(m, 'body'))
 			this._ended(key, m);
 		else if (m.status === 'running') {
 			const job = this.jobs.get(key);
 			if (job)
-				job.emit('running', { worker: m.worker });
+				job._event('running', { worker: m.worker });
 		}
 	}
 

@@ -251,8 +251,8 @@ export class Worker extends EventEmitter {
 	_frame(c, m) {
 		if (c !== this.conn)
 			return;
-		const t = m.type ?? m.action;
-		if (m.error !== undefined) {
+		const t = m.action ?? m.type;
+		if (typeof m.error === 'string') {
 			const key = m.id === undefined ? undefined : String(m.id);
 			if (key !== undefined && this.answered.delete(key))
 				return;		// an old answer that did not count
@@ -283,8 +283,11 @@ export class Worker extends EventEmitter {
 				this.takers.shift().res({ value: j, done: false });
 			else
 				this.queue.push(j);
-		} else if (t === 'ping')
+		} else if (t === 'ping') {
 			c.send(this._msg('pong', {}));
+			if (this.listenerCount('ping') > 0)
+				this.emit('ping');
+		}
 		else if (t === 'cancel' && m.id !== undefined) {
 			const key = String(m.id);
 			const j = this.jobs.get(key);
