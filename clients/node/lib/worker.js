@@ -327,13 +327,15 @@ export class Worker extends EventEmitter {
 		else {
 			// Its connection is gone: the daemon requeued the job, and
 			// takes this answer for it on the next connection.
+			// The slot it held is free: join for it first, since the
+			// daemon takes the answer only from a worker of its type.
+			this._join();
 			if (this.conn === null)
 				this.pending.push(m);
 			else {
 				this.answered.add(key);
 				this.conn.send(m);
 			}
-			this._join();	// a slot of the old connection is free
 		}
 		return true;
 	}
