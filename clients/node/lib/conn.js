@@ -122,9 +122,9 @@ export class Conn {
 					return;
 				}
 				if (wasReady || this.closedByUs)
-					this.onClose?.(this.lastError ?
-					    new ConnectionError(`${where}: ${this.lastError.message}`) :
-					    new ConnectionError(`${where}: connection closed`));
+					this.onClose?.(new ConnectionError(`${where}: ` +
+					    (this.lastError ? this.lastError.message : 'connection closed') +
+					    (this.lastFrameError ? ` (${this.lastFrameError.message})` : '')));
 			});
 		});
 	}
