@@ -14,8 +14,6 @@ import {
 const JOB_OPTIONS = ['priority', 'timeout', 'detach', 'notify', 'stream',
 	'worker', 'retries', 'backoff', 'delay', 'at', 'after'];
 
-const noop = () => {};
-
 /** A submitted job.  Emits "running" ({worker}) when a worker takes it,
  * if submitted with notify, and "partial" (body) for each partial result,
  * if submitted with stream. */
@@ -26,11 +24,22 @@ export class Job extends EventEmitter {
 		this.id = id;
 		this.type = type;
 		this.done = false;
-		this._p = new Promise((res, rej) => {
-			this._resolve = res;
-			this._reject = rej;
-		});
-		this._p.catch(noop);	// the caller may never ask for it
+		this._ok = true;	// once done: a result (else an error)
+		this._v = undefined;	// the result, or the error
+		this._p = null;		// made when someone asks for it
+	}
+
+	_promise() {
+		if (this._p === null) {
+			if (this.done)
+				this._p = this._ok ? Promise.resolve(this._v) : Promise.reject(this._v);
+			else
+				this._p = new Promise((res, rej) => {
+					this._resolve = res;
+					this._reject = rej;
+				});
+		}
+		return this._p;
 	}
 
 	/** result({timeout}): the job's result; rejects with JobFailedError,
@@ -39,12 +48,12 @@ export class Job extends EventEmitter {
 	 * on). */
 	result({ timeout } = {}) {
 		if (!timeout)
-			return this._p;
+			return this._promise();
 		return new Promise((res, rej) => {
 			const t = setTimeout(() => rej(new WaitTimeoutError(
 			    `job ${this.id}: no result within ${timeout} ms`,
 			    { id: this.id })), timeout);
-			this._p.then((v) => { clearTimeout(t); res(v); },
+			this._promise().then((v) => { clearTimeout(t); res(v); },
 			    (e) => { clearTimeout(t); rej(e); });
 		});
 	}
@@ -91,18 +100,24 @@ export class Job extends EventEmitter {
 	_end(m) {
 		if (this.done)
 			return;
-		this.done = true;
 		if (m.error !== undefined)
-			this._reject(fromFrame(m));
-		else
-			this._resolve(m.body);
+			this._fail(fromFrame(m));
+		else {
+			this.done = true;
+			this._v = m.body;
+			if (this._p !== null)
+				this._resolve(m.body);
+		}
 	}
 
 	_fail(err) {
 		if (this.done)
 			return;
 		this.done = true;
-		this._reject(err);
+		this._ok = false;
+		this._v = err;
+		if (this._p !== null)
+			this._reject(err);
 	}
 }
 
