@@ -438,33 +438,31 @@ sd_ready(void)
 }
 
 /*
- * open_store: open DIR, lock it and replay it into the broker.  Exit
- * statuses: EXIT_LOCKED when another jobfs holds DIR, EXIT_DATA when DIR
- * cannot be used or its journal is damaged (without --repair).
+ * The modules, in the order they start: the stores first (the journal's
+ * replay is in the broker before anyone can ask), then the faces, the
+ * TCP ports last (open once there is something to serve).  They stop in
+ * the reverse order.
  */
-static int
-open_store(struct server *srv, const struct options *opt)
-{
-	struct store_opts so = {
-		.dir = opt->data_dir,
-		.sync = (enum journal_sync)opt->sync_mode,
-		.interval_ms = opt->sync_interval_ms,
-		.repair = opt->repair,
-	};
-	const char *seg = getenv("JOBFS_SEGMENT_BYTES");  /* tests: small segments */
-	char err[512];
+static const struct module *const modules[] = {
+	&journal_module,
+	&redis_module,
+	&tree_module,
+	&web_module,
+	&tcp_module,
+};
 
-	if (seg != NULL)
-		so.segment_bytes = strtoull(seg, NULL, 10);
-	srv->store = store_open(srv, &so, err, sizeof err);
-	if (srv->store != NULL)
+/* daemonise: into the background unless -f (after the modules started,
+ * so that a failure is the caller's exit status). */
+static int
+daemonise(struct server *srv, const struct options *opt)
+{
+	if (opt->foreground)
 		return 0;
-	if (errno == EWOULDBLOCK) {
-		log_err("cannot use --data: %s", err);
-		return EXIT_LOCKED;
-	}
-	log_err("cannot start from --data %s: %s", opt->data_dir, err);
-	return EXIT_DATA;
+	if (fuse_daemonize(0) < 0)
+		return EXIT_START;
+	ev_loop_fork(srv->loop);
+	log_set_syslog(true);
+	return 0;
 }
 
 int
@@ -485,33 +483,13 @@ main(int argc, char **argv)
 		}
 		log_info("--auth: %zu token(s) from %s", auth_ntokens(), opt.auth_file);
 	}
-	if ((rc = server_start(&srv, &opt)) != 0)
+	if ((rc = server_start(&srv, &opt, modules,
+	    sizeof modules / sizeof modules[0])) != 0)
 		return rc;
-	if (opt.data_dir != NULL && (rc = open_store(&srv, &opt)) != 0)
+	if ((rc = daemonise(&srv, &opt)) != 0)
 		return rc;
-	if (opt.redis_url != NULL) {
-		char err[300];
-
-		if (rstore_open(&srv, err, sizeof err) < 0) {
-			log_err("--redis %s", err);
-			return EXIT_USAGE;
-		}
-	}
-	if ((rc = web_start(&srv)) != 0)
+	if ((rc = server_run(&srv, sd_ready)) != 0)
 		return rc;
-	if (opt.mountpoint != NULL && fs_mount(&srv, opt.mountpoint, opt.mount_opts) < 0)
-		return EXIT_MOUNT;
-	if (!opt.foreground) {
-		if (fuse_daemonize(0) < 0)
-			return EXIT_START;
-		ev_loop_fork(srv.loop);
-		log_set_syslog(true);
-	}
-	if (opt.mountpoint != NULL && fs_start(&srv) < 0)
-		return EXIT_MOUNT;
-	rstore_start(&srv);   /* after the fork: its connections are the child's */
-	sd_ready();
-	server_run(&srv);
 	server_stop(&srv);
 	free(opt.http_routes);
 	free(opt.http_hosts);

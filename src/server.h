@@ -14,7 +14,7 @@
 
 #include "core/broker.h"
 
-/* ------------------------------------------------------------------ loop.c */
+/* ---------------------------------------------------------------- server.c */
 
 struct options {
 	const char *listen;
@@ -87,8 +87,40 @@ struct options {
 /* Seconds a dropped connection has to read its error frame. */
 #define DROP_LINGER 5.0
 
+struct server;
+
+/*
+ * A module: a store or a face, as the server starts and stops it.  main.c
+ * lists them (the stores first, the faces after); the server never names
+ * one.  Every hook may be NULL.
+ *   wanted        these options want the module (NULL: always)
+ *   start         before the daemon forks: 0, or an exit status (EXIT_*)
+ *   run           after it forked (threads, connections that must be the
+ *                 child's): 0, or an exit status
+ *   reload        SIGHUP; tokens: the token file was loaded again
+ *   before_sleep  each turn of the loop, in the list's order
+ *   stop          in the reverse order, before the broker shuts down
+ *   close         after it: the stores' last writes
+ *   stats         the module's part of the daemon's stats (broker_stats)
+ */
+struct module {
+	const char *name;
+	bool (*wanted)(const struct options *);
+	int  (*start)(struct server *);
+	int  (*run)(struct server *);
+	void (*reload)(struct server *, bool tokens);
+	void (*before_sleep)(struct server *);
+	void (*stop)(struct server *);
+	void (*close)(struct server *);
+	broker_stats_hook *stats;     /* called with the server */
+};
+#define MODULES_MAX 8
+
 struct server {
 	struct ev_loop   *loop;
+	const struct module *const *modules;  /* main.c's list */
+	size_t            nmodules;
+	bool              on[MODULES_MAX];    /* started: stop it at exit */
 	struct options    opt;
 	struct broker     broker;
 	struct fs        *fs;
@@ -131,8 +163,9 @@ struct server {
 };
 
 void options_defaults(struct options *);
-int  server_start(struct server *, const struct options *);
-void server_run(struct server *);
+int  server_start(struct server *, const struct options *,
+         const struct module *const *modules, size_t nmodules);
+int  server_run(struct server *, void (*ready)(void));
 void server_stop(struct server *);
 
 

@@ -181,7 +181,7 @@ struct jobtab {
  * Per-type counters: of the one type named, or of at most max_types.
  */
 typedef void broker_stats_hook(void *ctx, json_t *o);
-#define BROKER_STATS_HOOKS_MAX 4
+#define BROKER_STATS_HOOKS_MAX 8
 #define STATS_TYPES_MAX 100   /* types in a "stats" reply without a type */
 
 struct broker {

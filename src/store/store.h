@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 struct server;
+struct module;
 
 /* ------------------------------------------------------------- the journal */
 
@@ -61,4 +62,7 @@ int  redis_url_parse(const char *url, struct redis_url *out, char *err, size_t e
 int  rstore_open(struct server *, char *err, size_t errlen);
 void rstore_start(struct server *);   /* after the daemon forked */
 void rstore_close(struct server *);   /* before the broker shuts down */
+
+/* The stores, as main.c lists them (modules.c). */
+extern const struct module journal_module, redis_module;
 #endif /* JOBFS_STORE_H */

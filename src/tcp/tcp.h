@@ -10,6 +10,9 @@
 #include "core/broker.h"
 #include "server.h"
 
+/* The TCP face, as main.c lists it (listen.c). */
+extern const struct module tcp_module;
+
 /* ------------------------------------------------------------------- tls.c */
 
 struct tls_server;

@@ -755,6 +755,35 @@ fs_unmount(struct server *srv)
 	log_info("%s", "tree unmounted");
 }
 
+static bool
+tree_wanted(const struct options *opt)
+{
+	return opt->mountpoint != NULL;
+}
+
+/* tree_start: mount before the daemon forks, so that a mount that fails
+ * is an exit status the caller sees. */
+static int
+tree_start(struct server *srv)
+{
+	return fs_mount(srv, srv->opt.mountpoint, srv->opt.mount_opts) < 0 ?
+	    EXIT_MOUNT : 0;
+}
+
+static int
+tree_run(struct server *srv)
+{
+	return fs_start(srv) < 0 ? EXIT_MOUNT : 0;
+}
+
+const struct module tree_module = {
+	.name = "tree",
+	.wanted = tree_wanted,
+	.start = tree_start,
+	.run = tree_run,
+	.stop = fs_unmount,
+};
+
 /* ------------------------------------------------- the broker's events */
 
 /* on_job: new state or partial result: its response readers wake. */

@@ -12,6 +12,7 @@
 int  fs_mount(struct server *, const char *mountpoint, const char *opts);
 int  fs_start(struct server *);   /* after daemonising: threads, watchers */
 void fs_unmount(struct server *);
+extern const struct module tree_module;   /* wanted with a mountpoint */
 
 
 #endif /* JOBFS_TREE_H */

@@ -594,6 +594,21 @@ web_stop(struct server *srv)
 	srv->web = NULL;
 }
 
+static void
+web_reload(struct server *srv, bool tokens)
+{
+	(void)tokens;   /* requests bring their token each time */
+	web_tls_reload(srv);
+}
+
+/* The web face, as main.c lists it: without --http it starts nothing. */
+const struct module web_module = {
+	.name = "web",
+	.start = web_start,
+	.reload = web_reload,
+	.stop = web_stop,
+};
+
 /* web_port: the port HTTP listens on (for tests and logs); 0: none. */
 int
 web_port(const struct server *srv)

@@ -16,6 +16,7 @@ void     web_stop(struct server *);   /* before the broker shuts down */
 void     web_tls_reload(struct server *); /* SIGHUP: the web face's certificates */
 int      web_port(const struct server *);
 unsigned web_connections(void);
+extern const struct module web_module;
 
 
 #endif /* JOBFS_WEB_H */

@@ -34,11 +34,13 @@ fixture_options(struct options *opt)
 	opt->worker_port = 0;
 }
 
-/* fixture_start: server_start(), which must succeed. */
+/* fixture_start: server_start() with the TCP face alone, which must
+ * succeed. */
 static inline void
 fixture_start(struct server *srv, const struct options *opt)
 {
-	int rc = server_start(srv, opt);
+	static const struct module *const modules[] = { &tcp_module };
+	int rc = server_start(srv, opt, modules, 1);
 
 	if (rc != 0) {
 		fprintf(stderr, "fixture: server_start failed (exit status %d)\n", rc);
