@@ -121,22 +121,33 @@ only_seed_master_frames() {
 	[ "$(job_status '"e3"') $(job_status '"e4"')" = "cancelled timeout" ]
 }
 
+# pings_at_least NAME N: connection NAME has been pinged N times.
+pings_at_least() {
+	local n
+	n=$(grep -c '"type":"ping"' "$(conn_file "$1")" || true)
+	[ "$((n))" -ge "$2" ]
+}
+
 @test "a seed worker gets no ping however long it holds a job" {
 	conn_open SW --worker
 	send SW '{"type":"join","job_type":"hold"}'
 	wait_until 5 workers_are hold 1
-	bg "$JOBCTL" work --no-reconnect --heartbeat 500 --name busy hold2 -- cat
+	conn_open HB --worker
+	send HB '{"type":"join","job_type":"hold2","heartbeat":300}'
 	wait_until 5 workers_are hold2 1
 	conn_open SM
 	send SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'
 	wait_lines SW 1
-	sleep 1.2   # two pings or more to the heartbeat worker meanwhile
+	# Two heartbeats of the other worker pass (each answered) while the
+	# seed worker holds its job.
+	wait_until 10 pings_at_least HB 1
+	send HB '{"type":"pong"}'
+	wait_until 10 pings_at_least HB 2
+	send HB '{"type":"pong"}'
 	send SW '{"type":"response","body":"y"}'
 	wait_lines SM 1
 	[ "$(out_of SW)" = '{"type":"job","id":1,"body":"x"}' ]
 	[ "$(out_of SM)" = '{"id":1,"body":"y"}' ]
-	# The heartbeat worker was kept all the while (it would have exited,
-	# not reconnected, had it been dropped).
 	[ "$(workers_of hold2)" = 1 ]
 }
 
