@@ -7,8 +7,10 @@
 #                   (dashboard) on port $(HTTP)
 #   make deb        build build/jobfs_$(VERSION)_ARCH.deb (debian/) and check it with lintian
 #   make test       install the missing packages of $(DEPS) (the test kit too), run the
-#                   suite and the C unit tests, then again under ASan+UBSan, then each
+#                   whole suite (bats, C unit tests, client libraries) under ASan+UBSan,
+#                   the build-dependent part again on the plain build, and each
 #                   fuzzer for $(FUZZ_TEST_SECONDS) s
+#   make test-full  the same, with the whole suite on the plain build too
 #   make unit       build and run the C unit tests (tests/unit/test_*.c)
 #   make layers     check that each folder of src/ uses only the layers below it
 #   make fuzz       run each libFuzzer harness (tests/fuzz/fuzz_*.c) for $(FUZZ_SECONDS) s
@@ -191,20 +193,33 @@ run: run-deps
 	@echo "jobfs: dashboard at http://127.0.0.1:$(HTTP)/"
 	$(B)/jobfs -f --data $(DATA) --http $(HTTP) $(JOBFS_OPTS) $(MNT)
 
-# The suite (bats files and C unit tests) runs twice: a normal build, then
-# one under ASan and UBSan; then each fuzzer runs briefly, failing on a crash.
+# make test: the whole suite (bats files, C unit tests, the client
+# libraries' suites) runs once, on the build under ASan and UBSan, which
+# fails on what the plain build would only risk.  The suite's time goes to
+# its shells, jq and curl, not to the daemon, so a second full pass on the
+# plain -O2 build would double it; that build runs the files whose outcome
+# depends on the build (memory bounds that ASan's shadow and quarantine
+# blur: durable, limits, retain_bytes), the protocol's core files, the
+# unit tests and the clients.  deb.bats and make_run.bats build and run
+# the plain binaries themselves.  Each fuzzer runs briefly, failing on a
+# crash; tests/run counts it and prints the one summary line.
+# make test-full runs the whole suite on both builds.
 # The builds of make test compile on every core unless the caller chose -j.
 TEST_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+PLAIN_TESTS = durable,limits,retain_bytes,framing,master,worker,clients,unit
 
-test: deps
+test-builds: deps
 	@$(MAKE) --no-print-directory $(TEST_J) all unit-bins
-	@$(MAKE) --no-print-directory $(TEST_J) B=build/asan \
-		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-		all unit-bins
-	@tests/layers build
-	@tests/run build build/asan
+	@$(MAKE) --no-print-directory $(TEST_J) B=build/asan CFLAGS="$(ASAN_CFLAGS)" all unit-bins
 	@$(MAKE) --no-print-directory $(TEST_J) fuzz-build
-	@tests/fuzz/run build/fuzz $(FUZZ_TEST_SECONDS)
+	@tests/layers build
+
+test: test-builds
+	@FUZZ_DIR=build/fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run build/asan build:$(PLAIN_TESTS)
+
+test-full: test-builds
+	@FUZZ_DIR=build/fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run build/asan build
 
 check: all unit-bins
 	@tests/run $(B)
@@ -282,5 +297,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all layers deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all layers deps run-deps deb-deps deb run test test-builds test-full check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean
