@@ -1,5 +1,5 @@
 // process.test.js — worker processes killed with SIGKILL, daemons
-// restarted under workers, and the issue's snippet as it stands.
+// restarted under workers, and a master and a worker in a few lines.
 
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,7 +49,7 @@ test('kill -9 of a worker process: its job is requeued and completes elsewhere',
 	assert.equal(st.requeues, 1);
 });
 
-test('the issue snippet runs as it stands, and its worker survives a daemon restart', async (t) => {
+test('a master and a worker in a few lines of one file run as they stand, and the worker survives a daemon restart', async (t) => {
 	const dir = path.join(TMP, 'app');
 	mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
 	symlinkSync(path.resolve(HERE, '..'), path.join(dir, 'node_modules', 'jobfs'));

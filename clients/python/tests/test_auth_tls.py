@@ -88,7 +88,7 @@ def test_tls(make_daemon, workers, certs, procs, monkeypatch):
     workers.start(jobfs.Worker("tls", echo, ca=ca, **d.kw()))
     c = jobfs.Client(ca=ca, **d.kw())
     assert c.submit("tls", "secret").result(10) == "secret"
-    # JOBFS_CA alone turns TLS on, for the snippet as it stands.
+    # JOBFS_CA alone turns TLS on, for a client made without arguments.
     monkeypatch.setenv("JOBFS_CA", ca)
     assert jobfs.Client(**d.kw()).submit("tls", 2).result(10) == 2
     monkeypatch.delenv("JOBFS_CA")

@@ -20,7 +20,7 @@ def dialect(request):
     return request.param
 
 
-def test_issue_snippet_shape(daemon, workers, dialect):
+def test_submit_result_status_and_chosen_ids_in_both_dialects(daemon, workers, dialect):
     """submit, id, result, status in both dialects, both sides."""
     workers.start(jobfs.Worker("echo-" + dialect, echo, capacity=4, dialect=dialect, **daemon.kw()))
     c = jobfs.Client(dialect=dialect, **daemon.kw())
@@ -237,7 +237,7 @@ jobfs.run()          # runs every decorated worker until interrupted
 '''
 
 
-def test_the_issue_snippets_as_they_stand(daemon, procs):
+def test_a_worker_and_a_master_in_a_few_lines_each_run_as_they_stand(daemon, procs):
     import signal
     import subprocess
     w = procs(WORKER_SNIPPET, daemon.env())
