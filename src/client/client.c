@@ -120,7 +120,7 @@ jfci_read_token(jfc_client *c, const char *path)
 	FILE *f = fopen(path, "re");
 
 	if (f == NULL) {
-		jfci_warn(c, "--token-file %s: %s", path, strerror(errno));
+		set_error(c, "token file %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fgets(line, sizeof line, f) == NULL)
@@ -129,7 +129,7 @@ jfci_read_token(jfc_client *c, const char *path)
 	n = strcspn(line, "\r\n");
 	line[n] = '\0';
 	if (n == 0) {
-		jfci_warn(c, "--token-file %s: no token on its first line", path);
+		set_error(c, "token file %s: no token on its first line", path);
 		return NULL;
 	}
 	return xstrdup(line);
