@@ -279,7 +279,12 @@ bench-redis: all
 
 # libjobfs: the header, both libraries, jobfs.pc (made here, for this
 # PREFIX) and libjobfs(3).
+# install-lib-files copies only (no build): a test installs from a build
+# made with other CFLAGS (ASan) without rebuilding it.
 install-lib: $(LIBJOBFS)
+	@$(MAKE) --no-print-directory install-lib-files
+
+install-lib-files:
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man3
 	install -m 644 src/client/jobfs_client.h $(DESTDIR)$(INCLUDEDIR)/
@@ -340,5 +345,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all examples install-lib layers deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all examples install-lib install-lib-files layers deps run-deps deb-deps deb run test check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

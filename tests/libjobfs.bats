@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # libjobfs.bats — the C client library as a user gets it: `make install`
+# (its library part, install-lib-files: no rebuild of this build)
 # into a scratch root, then the example worker (examples/worker.c) and a
 # master of the blocking calls (helpers/libjobfs_master.c) built with
 # pkg-config against the installed header, jobfs.pc and libjobfs.so, and
@@ -8,13 +9,15 @@
 
 load 'helpers/daemon'
 load 'helpers/durable'
+load 'helpers/auth'
+load 'helpers/certs'
 
 SRC=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 
 setup_file() {
 	local root=$BATS_FILE_TMPDIR/root cflags=
 	export LIBROOT=$root
-	make -s -C "$SRC" install-lib B="$JOBFS_BIN" DESTDIR="$root" \
+	make -s -C "$SRC" install-lib-files B="$JOBFS_BIN" DESTDIR="$root" \
 		PREFIX=/opt/jobfs >/dev/null
 	export PKG_CONFIG_PATH=$root/opt/jobfs/lib/pkgconfig
 	export PKG_CONFIG_SYSROOT_DIR=$root
@@ -128,5 +131,45 @@ workers_are() {
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .stats.workers <<<"$output")" = 1 ]
 	# bad input did not disturb another client's job
+	[ "$("$JOBCTL" submit echo 3)" = '{"echo":3}' ]
+}
+
+@test "jobctl and the example worker read JOBFS_TOKEN_FILE; JOBFS_TOKEN wins over it" {
+	start_auth_daemon
+	printf '%s\n' "$TOK_WK" >"$BATS_TEST_TMPDIR/wk.token"
+	printf '%s\n' "$TOK_ALICE" >"$BATS_TEST_TMPDIR/alice.token"
+	JOBFS_TOKEN_FILE=$BATS_TEST_TMPDIR/wk.token start_worker
+	export JOBFS_TOKEN_FILE=$BATS_TEST_TMPDIR/alice.token
+	wait_until 10 workers_are 1
+	[ "$("$JOBCTL" submit echo '"f"')" = '{"echo":"f"}' ]
+	# a wrong token in JOBFS_TOKEN is used, not the good file
+	run env JOBFS_TOKEN=wrong-0123456789abcdef0123 "$JOBCTL" submit echo 1
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"authentication refused"* ]]
+	run env JOBFS_TOKEN_FILE=$BATS_TEST_TMPDIR/nothing "$JOBCTL" stats
+	[ "$status" -eq 2 ]
+	[[ "$output" == *JOBFS_TOKEN_FILE* ]]
+	[ "$("$JOBCTL" submit echo 2)" = '{"echo":2}' ]
+}
+
+@test "jobctl and the example worker speak TLS from JOBFS_TLS, JOBFS_CA, JOBFS_CERT and JOBFS_KEY" {
+	command -v openssl >/dev/null || skip "no openssl(1)"
+	C=$BATS_TEST_TMPDIR/certs
+	mkdir -p "$C"
+	make_ca ca
+	make_cert srv localhost ca 'subjectAltName=DNS:localhost,IP:127.0.0.1'
+	make_cert cli worker ca
+	start_daemon --tls-cert "$C/srv.pem" --tls-key "$C/srv.key" --tls-ca "$C/ca.pem"
+	export JOBFS_CA=$C/ca.pem JOBFS_CERT=$C/cli.pem JOBFS_KEY=$C/cli.key
+	start_worker
+	wait_until 10 workers_are 1
+	[ "$("$JOBCTL" submit echo '"tls"')" = '{"echo":"tls"}' ]
+	# JOBFS_TLS=1 alone: TLS with the system's CAs, which refuse ours
+	run env -u JOBFS_CA -u JOBFS_CERT -u JOBFS_KEY JOBFS_TLS=1 "$JOBCTL" stats
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"TLS handshake"* ]]
+	# only one of the pair is a usage error
+	run env -u JOBFS_KEY "$JOBCTL" stats
+	[ "$status" -eq 2 ]
 	[ "$("$JOBCTL" submit echo 3)" = '{"echo":3}' ]
 }

@@ -282,6 +282,7 @@ jfc_job_answer(jfc_job *j, bool failed, const char *body, const char *log)
 		return 0;
 	}
 	j->answer = text;	/* kept until the daemon is back */
+	j->data = NULL;		/* the caller is done with it */
 	if (online(w))
 		job_send_late(j);
 	return 0;
@@ -351,7 +352,7 @@ job_cancel(jfc_worker *w, json_t *id)
 	jfc_job *j;
 
 	LIST_FOREACH(j, &w->jobs, entry) {
-		if (j->cancelled || !json_equal(j->id, id))
+		if (j->cancelled || j->answer != NULL || !json_equal(j->id, id))
 			continue;
 		j->cancelled = true;
 		if (w->on_cancel != NULL)
