@@ -22,7 +22,9 @@
  * JSON crosses this API as text (UTF-8, one value), so the header needs
  * no JSON library.  Strings the library returns through char ** are the
  * caller's, to free(3).  Every function is for one thread at a time per
- * client.
+ * client.  With TLS, a program should ignore SIGPIPE (OpenSSL's writes
+ * cannot ask send(2) not to raise it); ev_child watchers need the default
+ * loop, so a worker that runs processes uses jfc_worker_start on it.
  */
 #ifndef JOBFS_CLIENT_H
 #define JOBFS_CLIENT_H
