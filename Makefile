@@ -17,11 +17,16 @@
 #   make bench      benchmark against a frame relay, gearmand and beanstalkd
 #   make bench-web  the web face's rows: HTTP round trip, --http-route, SSE fan-out
 #   make bench-redis  cluster mode's rows: jobfs on Redis beside the embedded daemon
-#   make install    PREFIX=/usr/local DESTDIR= (and the systemd unit in $(UNITDIR))
+#   make install    PREFIX=/usr/local DESTDIR= (and the systemd unit in $(UNITDIR));
+#                   libjobfs (header, libraries, jobfs.pc) too unless INSTALL_LIB=no
+#   make examples   build $(B)/examples/worker, a C worker on libjobfs
 
 PREFIX  ?= /usr/local
 SBINDIR ?= /sbin
 MANDIR  ?= $(PREFIX)/share/man
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+INSTALL_LIB ?= yes
 # make run mounts the tree here: /mnt/jobs as root, else a directory the
 # user owns ($XDG_RUNTIME_DIR/jobs when set, else build/mnt).
 MNT     ?= $(shell if [ "$$(id -u)" = 0 ]; then echo /mnt/jobs; \
@@ -67,8 +72,8 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUS
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhiredis -lev -pthread
 
 # The sources, one folder per layer (README, "Layout"); tests/layers checks
-# that each uses only what it may.  The daemon is every layer but the CLI,
-# which links only base/.
+# that each uses only what it may.  The daemon is every layer but the CLI
+# and the client library; the CLI links the client library and base/.
 BASE_SRCS   = $(wildcard src/base/*.c)
 CORE_SRCS   = $(wildcard src/core/*.c)
 TCP_SRCS    = $(wildcard src/tcp/*.c)
@@ -77,14 +82,21 @@ WEB_SRCS    = $(wildcard src/web/*.c)
 STORE_SRCS  = $(wildcard src/store/*.c)
 SERVER_SRCS = src/server.c src/main.c
 CLI_SRCS    = $(wildcard src/cli/*.c)
+CLIENT_SRCS = $(wildcard src/client/*.c)
 DAEMON_SRCS = $(BASE_SRCS) $(CORE_SRCS) $(TCP_SRCS) $(TREE_SRCS) $(WEB_SRCS) \
               $(STORE_SRCS) $(SERVER_SRCS)
 # Files made from data: the dashboard page and the Redis functions.
 GEN_OBJS    = $(B)/web/web_dashboard_html.o $(B)/store/redis_scripts_lua.o
 DAEMON_OBJS = $(DAEMON_SRCS:src/%.c=$(B)/%.o) $(GEN_OBJS)
-CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(BASE_SRCS:src/%.c=$(B)/%.o)
+CLI_OBJS    = $(CLI_SRCS:src/%.c=$(B)/%.o) $(CLIENT_SRCS:src/%.c=$(B)/%.o) \
+              $(BASE_SRCS:src/%.c=$(B)/%.o)
+# libjobfs: the client library and base/, compiled again as PIC (in
+# $(B)/pic/); the version script exports only the jfc_ API.
+LIBJOBFS_OBJS = $(CLIENT_SRCS:src/%.c=$(B)/pic/%.o) $(BASE_SRCS:src/%.c=$(B)/pic/%.o)
+LIBJOBFS_LIBS = $(shell pkg-config --libs jansson openssl 2>/dev/null) -lev
+LIBJOBFS      = $(B)/libjobfs.so.0 $(B)/libjobfs.so $(B)/libjobfs.a $(B)/jobfs.pc
 
-all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs
+all: $(B)/jobfs $(B)/jobctl $(B)/mount.jobfs $(LIBJOBFS)
 
 $(B)/jobfs: $(DAEMON_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -98,6 +110,37 @@ $(B)/mount.jobfs: mount-helper/mount.jobfs.c | $(B)
 $(B)/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+$(B)/pic/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -Isrc -c -o $@ $<
+
+$(B)/libjobfs.so.0: $(LIBJOBFS_OBJS) src/client/libjobfs.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libjobfs.so.0 \
+		-Wl,--version-script=src/client/libjobfs.map -Wl,-z,defs \
+		-o $@ $(LIBJOBFS_OBJS) $(LIBJOBFS_LIBS)
+
+$(B)/libjobfs.so: $(B)/libjobfs.so.0
+	ln -sf libjobfs.so.0 $@
+
+# The static archive: one object, every symbol but the jfc_ API made
+# local, so that base/'s names cannot clash with a program's.
+$(B)/libjobfs.a: $(LIBJOBFS_OBJS)
+	$(LD) -r -o $(B)/pic/libjobfs.o $(LIBJOBFS_OBJS)
+	objcopy -w --keep-global-symbol='jfc_*' $(B)/pic/libjobfs.o
+	rm -f $@
+	$(AR) rcs $@ $(B)/pic/libjobfs.o
+
+$(B)/jobfs.pc: dist/jobfs.pc.in src/base/base.h Makefile | $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< >$@
+
+examples: $(B)/examples/worker
+
+$(B)/examples/worker: examples/worker.c $(B)/libjobfs.a src/client/jobfs_client.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc/client $(LDFLAGS) -o $@ $< $(B)/libjobfs.a \
+		$(LIBJOBFS_LIBS) $(LDLIBS)
 
 $(B):
 	mkdir -p $@
@@ -118,7 +161,7 @@ $(B)/store/redis_scripts_lua.c: src/store/redis_scripts.lua
 $(GEN_OBJS): %.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
--include $(wildcard $(B)/*.d $(B)/*/*.d)
+-include $(wildcard $(B)/*.d $(B)/*/*.d $(B)/pic/*/*.d)
 
 # The layering check: which folder uses which, read from the objects'
 # symbols (nm); fails on a use the layers forbid, and prints the graph.
@@ -249,13 +292,33 @@ bench-web: all
 bench-redis: all
 	@JOBFS=$(CURDIR)/$(B)/jobfs bash tests/bench/redis.sh
 
-install: all
+# libjobfs: the header, both libraries, jobfs.pc (made here, for this
+# PREFIX) and libjobfs(3).
+# install-lib-files copies only (no build): a test installs from a build
+# made with other CFLAGS (ASan) without rebuilding it.
+install-lib: $(LIBJOBFS)
+	@$(MAKE) --no-print-directory install-lib-files
+
+install-lib-files:
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man3
+	install -m 644 src/client/jobfs_client.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(B)/libjobfs.so.0 $(DESTDIR)$(LIBDIR)/
+	ln -sf libjobfs.so.0 $(DESTDIR)$(LIBDIR)/libjobfs.so
+	install -m 644 $(B)/libjobfs.a $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    dist/jobfs.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/jobfs.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/jobfs.pc
+	install -m 644 man/libjobfs.3 $(DESTDIR)$(MANDIR)/man3/
+
+install: all $(if $(filter yes,$(INSTALL_LIB)),install-lib)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(B)/jobfs $(B)/jobctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(B)/mount.jobfs $(DESTDIR)$(SBINDIR)/mount.jobfs
 	ln -sf mount.jobfs $(DESTDIR)$(SBINDIR)/mount.fuse.jobfs
-	for p in man/*.[1-8]; do \
+	for p in man/*.[15678]; do \
 		install -m 644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; done
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' \
@@ -297,5 +360,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all layers deps run-deps deb-deps deb run test test-builds test-full check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all examples install-lib install-lib-files layers deps run-deps deb-deps deb run test test-builds test-full check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

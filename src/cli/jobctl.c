@@ -3,8 +3,8 @@
  * inspect the daemon, publish and subscribe, and speak raw frames.
  *
  * Each command is one function in cmd_table.  They share one connection
- * type, struct session: a socket with its framing, driven by libev, plus an
- * optional stdin reader.  No command blocks one direction while the other
+ * type, struct session: a libjobfs connection (its framing, TLS and token,
+ * driven by libev), plus an optional stdin reader.  No command blocks one direction while the other
  * has work: a worker answers pings while it streams a large response, and
  * raw keeps printing replies while it sends megabytes.
  *
@@ -23,19 +23,12 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static char	*warn_sink;	/* ctl_warn_capture: messages go here */
-static size_t	 warn_sinklen;
-
-/* ctl_warn_capture: keep the next messages in buf (the last one wins)
- * instead of printing them; NULL prints again.  A worker reconnecting
- * says one line per outage, not one per failed try. */
-void
-ctl_warn_capture(char *buf, size_t len)
+/* ctl_log: libjobfs's messages (connecting, TLS, reconnecting) are ours. */
+static void
+ctl_log(const char *msg, void *arg)
 {
-	warn_sink = buf;
-	warn_sinklen = len;
-	if (buf != NULL && len > 0)
-		buf[0] = '\0';
+	(void)arg;
+	ctl_warn("%s", msg);
 }
 
 /* ctl_warn: every message of ours starts "jobctl: ", as in jobctl(1). */
@@ -44,12 +37,6 @@ ctl_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (warn_sink != NULL) {
-		va_start(ap, fmt);
-		vsnprintf(warn_sink, warn_sinklen, fmt, ap);
-		va_end(ap);
-		return;
-	}
 	fputs("jobctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -287,50 +274,52 @@ main(int argc, char **argv)
 		{ "key",     required_argument, NULL, O_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct ctl ctl = { "127.0.0.1", 9998, 9999, NULL, NULL, NULL, false, NULL,
-	    NULL, NULL, NULL };
+	struct ctl ctl = { 0 };
 	const struct cmd_entry *e = NULL;
-	const char *env;
 	char *name;
 	size_t i;
 	int c, rc;
 
-	if ((env = getenv("JOBFS_HOST")) != NULL && *env != '\0')
-		ctl.host = env;
-	if ((env = getenv("JOBFS_MASTER_PORT")) != NULL && *env != '\0')
-		ctl.master_port = ctl_port(env, "JOBFS_MASTER_PORT");
-	if ((env = getenv("JOBFS_WORKER_PORT")) != NULL && *env != '\0')
-		ctl.worker_port = ctl_port(env, "JOBFS_WORKER_PORT");
-	if ((env = getenv("JOBFS_TOKEN")) != NULL && *env != '\0')
-		ctl.token = xstrdup(env);
+	/* The environment (JOBFS_HOST, the ports, JOBFS_TOKEN or
+	 * JOBFS_TOKEN_FILE, JOBFS_TLS, JOBFS_CA, JOBFS_CERT, JOBFS_KEY) as
+	 * libjobfs reads it; then the options. */
+	ctl.client = jfc_new();
+	jfc_set_log(ctl.client, ctl_log, NULL);
+	if (jfc_from_env(ctl.client) < 0) {
+		ctl_warn("%s", jfc_error(ctl.client));
+		jfc_free(ctl.client);
+		return CTL_USAGE;
+	}
 	while ((c = getopt_long(argc, argv, "+H:m:w:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
-			ctl.host = optarg;
+			jfc_set(ctl.client, JFC_HOST, optarg);
 			break;
 		case 'm':
-			ctl.master_port = ctl_port(optarg, "-m");
+			ctl_port(optarg, "-m");
+			jfc_set(ctl.client, JFC_MASTER_PORT, optarg);
 			break;
 		case 'w':
-			ctl.worker_port = ctl_port(optarg, "-w");
+			ctl_port(optarg, "-w");
+			jfc_set(ctl.client, JFC_WORKER_PORT, optarg);
 			break;
 		case O_TOKENFILE:
-			free(ctl.token);
-			if ((ctl.token = ctl_read_token(optarg)) == NULL)
+			if (jfc_set(ctl.client, JFC_TOKEN_FILE, optarg) < 0) {
+				ctl_warn("--token-file: %s", jfc_error(ctl.client));
 				return CTL_USAGE;
-			ctl.token_file = optarg;
+			}
 			break;
 		case O_TLS:
-			ctl.tls = true;
+			jfc_set(ctl.client, JFC_TLS, "1");
 			break;
 		case O_CA:
-			ctl.ca = optarg;
+			jfc_set(ctl.client, JFC_CA, optarg);
 			break;
 		case O_CERT:
-			ctl.cert = optarg;
+			jfc_set(ctl.client, JFC_CERT, optarg);
 			break;
 		case O_KEY:
-			ctl.key = optarg;
+			jfc_set(ctl.client, JFC_KEY, optarg);
 			break;
 		case 'h':
 			ctl_help(stdout);
@@ -347,14 +336,17 @@ main(int argc, char **argv)
 		ctl_help(stderr);
 		return CTL_USAGE;
 	}
-	if ((ctl.cert == NULL) != (ctl.key == NULL)) {
+	if ((jfc_get(ctl.client, JFC_CERT) == NULL) !=
+	    (jfc_get(ctl.client, JFC_KEY) == NULL)) {
 		ctl_warn("--cert and --key go together");
 		return CTL_USAGE;
 	}
-	if (ctl.ca != NULL || ctl.cert != NULL)
-		ctl.tls = true;
-	if (ctl.tls)
+	if (jfc_get(ctl.client, JFC_TLS) != NULL)
 		signal(SIGPIPE, SIG_IGN);   /* SSL_write cannot ask for MSG_NOSIGNAL */
+	ctl.host = jfc_get(ctl.client, JFC_HOST);
+	ctl.master_port = atoi(jfc_get(ctl.client, JFC_MASTER_PORT));
+	ctl.worker_port = atoi(jfc_get(ctl.client, JFC_WORKER_PORT));
+	ctl.token = jfc_get(ctl.client, JFC_TOKEN);
 	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
 		if (strcmp(argv[optind], cmd_table[i].name) == 0)
 			e = &cmd_table[i];
@@ -371,8 +363,7 @@ main(int argc, char **argv)
 	argv[0] = name = xprintf("jobctl %s", e->name);	/* for getopt's messages */
 	rc = e->exec(&ctl, e, argc, argv);
 	free(name);
-	free(ctl.token);
-	ctl_tls_free(&ctl);
+	jfc_free(ctl.client);
 	ev_loop_destroy(ctl.loop);
 	return rc;
 }

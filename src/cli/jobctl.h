@@ -3,10 +3,11 @@
  * next to the functions that own it.
  *
  *   jobctl.c          main, global options, the command table, helpers
- *   jobctl_session.c  struct session: one connection to the daemon
+ *   jobctl_session.c  struct session: one connection to the daemon (a
+ *                     libjobfs connection, with a command's callbacks)
  *   jobctl_cmds.c     submit, status, cancel, stats, ping, publish,
  *                     subscribe, raw
- *   jobctl_work.c     work: run a command per job
+ *   jobctl_work.c     work: run a command per job (libjobfs's worker)
  *   jobctl_ending.c   a job's ending as an exit status (submit, wait)
  *   jobctl_ls.c       ls: the jobs in a state
  *   jobctl_top.c      top: a live view in the terminal
@@ -15,6 +16,7 @@
 #define JOBCTL_H
 
 #include "base/base.h"
+#include "client/jobfs_client.h"
 
 /* Exit statuses, listed in jobctl(1). */
 enum {
@@ -36,16 +38,15 @@ enum {
 
 /* ---------------------------------------------------------------- jobctl.c */
 
+/* The options live in the libjobfs client; host, ports and token are
+ * copied out for what shows them (top). */
 struct ctl {
 	const char	*host;
 	int		 master_port;
 	int		 worker_port;
 	struct ev_loop	*loop;
-	char		*token;		/* JOBFS_TOKEN or --token-file; NULL: none */
-	const char	*token_file;	/* --token-file, read again on reconnects */
-	bool		 tls;		/* --tls */
-	const char	*ca, *cert, *key;	/* --ca, --cert, --key */
-	void		*tls_ctx;	/* SSL_CTX, made at the first connection */
+	const char	*token;		/* NULL: none */
+	jfc_client	*client;
 };
 
 struct cmd_entry {
@@ -55,7 +56,6 @@ struct cmd_entry {
 };
 
 void	 ctl_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	 ctl_warn_capture(char *, size_t);
 int	 ctl_usage(const struct cmd_entry *, bool asked);
 int	 ctl_number(const char *, long long min, long long max, long long *out);
 char	*ctl_text(const json_t *);
@@ -68,20 +68,17 @@ int	 ctl_args(const struct cmd_entry *, int argc, char **argv, int nargs);
 /* -------------------------------------------------------- jobctl_session.c */
 
 /*
- * A connection to the daemon.  Output is buffered and written as the socket
- * allows; input is cut into frames and handed to frame(), which returns
- * CTL_RUNNING to go on or the command's exit status to stop.  The optional
- * stdin reader hands over lines (or raw chunks), and pauses while too much
- * output is waiting so that a huge stdin never piles up in memory.
+ * A connection to the daemon (libjobfs's jfc_conn).  Output is buffered
+ * and written as the socket allows; input is cut into frames and handed to
+ * frame(), which returns CTL_RUNNING to go on or the command's exit status
+ * to stop.  The optional stdin reader hands over lines (or raw chunks), and
+ * pauses while too much output is waiting so that a huge stdin never piles
+ * up in memory.
  */
 struct session {
 	struct ev_loop	*loop;
-	int		 fd;
-	ev_io		 rio, wio;
-	ev_timer	 drip;		/* --dribble: one byte per tick */
+	jfc_conn	*conn;
 	ev_timer	 timer;		/* the command's own deadline */
-	struct buf	 in, out;
-	bool		 dribble;
 	int		 status;	/* CTL_RUNNING until the command ends */
 	int		(*frame)(struct session *, const char *, size_t);
 	int		(*lost)(struct session *, const char *);
@@ -97,9 +94,9 @@ struct session {
 	bool		 sin_eof;
 	void		(*input)(struct session *, const char *, size_t);
 	void		(*input_end)(struct session *);
-	void		*ssl;		/* SSL with --tls; NULL: plain */
 };
 
+/* port: JFC_MASTER or JFC_WORKER */
 int	session_open(struct session *, struct ctl *, int port, void *arg);
 #define SESSION_REFUSED	(-2)	/* session_open: the daemon refused the token */
 void	session_input(struct session *, bool lines,
@@ -115,19 +112,8 @@ void	session_free(struct session *);
 void	session_bytes(struct session *, const char *, size_t);
 void	session_frame(struct session *, const char *, size_t);
 void	session_send(struct session *, json_t *);	/* steals the reference */
-
-/* ------------------------------------------------------------ jobctl_tls.c */
-
-/* TLS (--tls) and the token (JOBFS_TOKEN, --token-file) of a session:
- * set up blocking, right after connecting; then reads and writes. */
-int	ctl_tls_start(struct ctl *, struct session *, char *err, size_t errlen);
-int	ctl_auth(struct ctl *, struct session *);
-ssize_t	ctl_io_read(struct session *, void *, size_t);
-ssize_t	ctl_io_write(struct session *, const void *, size_t);
-void	ctl_tls_close(struct session *);
-bool	ctl_io_pending(struct session *);
-char	*ctl_read_token(const char *path);
-void	ctl_tls_free(struct ctl *);
+size_t	session_queued(const struct session *);
+void	session_dribble(struct session *, bool);
 
 /* ----------------------------------------------------------- jobctl_cmds.c */
 

@@ -86,7 +86,7 @@ submit_send(struct ctl *ctl, json_t *job, struct submit *sub)
 	char *key = (char *)json_string_value(sub->id);
 	int rc;
 
-	if (session_open(&s, ctl, ctl->master_port, sub) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, sub) < 0) {
 		json_decref(job);
 		session_free(&s);
 		return CTL_LOST;
@@ -379,7 +379,7 @@ cmd_wait(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 		json_decref(m);
 	}
 	endings_init(&es, argv + optind, (size_t)(argc - optind), argc - optind > 1);
-	if (session_open(&s, ctl, ctl->master_port, &es) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, &es) < 0) {
 		session_free(&s);
 		endings_free(&es);
 		return CTL_LOST;
@@ -521,7 +521,7 @@ cmd_ping(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	}
 	if (optind != argc)
 		return ctl_usage(e, false);
-	if (session_open(&s, ctl, ctl->master_port, NULL) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, NULL) < 0) {
 		session_free(&s);
 		return CTL_LOST;
 	}
@@ -622,7 +622,7 @@ cmd_publish(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	if (strcmp(argv[optind + 1], "-") != 0 &&
 	    (body = ctl_body(argv[optind + 1])) == NULL)
 		return CTL_USAGE;
-	if (session_open(&s, ctl, ctl->master_port, &pub) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, &pub) < 0) {
 		json_decref(body);
 		session_free(&s);
 		return CTL_LOST;
@@ -696,7 +696,7 @@ cmd_subscribe(struct ctl *ctl, const struct cmd_entry *e, int argc,
 	if (optind >= argc)
 		return ctl_usage(e, false);
 	sub.prefix = argc - optind > 1;
-	if (session_open(&s, ctl, ctl->master_port, &sub) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, &sub) < 0) {
 		session_free(&s);
 		return CTL_LOST;
 	}
@@ -779,7 +779,7 @@ raw_flushed(struct session *s)
 {
 	struct raw *raw = s->arg;
 
-	if (s->sin_eof && buf_used(&s->out) == 0 && !ev_is_active(&s->timer))
+	if (s->sin_eof && session_queued(s) == 0 && !ev_is_active(&s->timer))
 		session_deadline(s, raw->idle_ms);
 }
 
@@ -829,12 +829,12 @@ cmd_raw(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	}
 	if (optind != argc)
 		return ctl_usage(e, false);
-	if (session_open(&s, ctl, worker ? ctl->worker_port : ctl->master_port,
+	if (session_open(&s, ctl, worker ? JFC_WORKER : JFC_MASTER,
 	    &raw) < 0) {
 		session_free(&s);
 		return CTL_LOST;
 	}
-	s.dribble = dribble;
+	session_dribble(&s, dribble);
 	s.frame = raw_frame;
 	s.lost = raw_lost;
 	s.timeout = raw_timeout;

@@ -1,11 +1,10 @@
 /*
  * jobctl_session.c — struct session, jobctl's one connection type: a
- * socket to the daemon with its framing, driven by libev, plus an optional
- * stdin reader.  Reads and writes are non-blocking and buffered, so no
- * command blocks one direction while the other has work.
+ * connection of libjobfs (jfc_conn: the socket, its framing, TLS and the
+ * token, driven by libev) with a command's status, deadline and callbacks,
+ * plus an optional stdin reader.  Reads and writes are non-blocking and
+ * buffered, so no command blocks one direction while the other has work.
  */
-#include <sys/socket.h>
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,6 @@
 
 #define STDIN_HIGH	(4u << 20)	/* stop reading stdin above this backlog */
 #define STDIN_LOW	(1u << 20)	/* and start again below this */
-
-static void session_flush(struct session *);
 
 /* session_done: end the command with a status; the first one stands. */
 void
@@ -32,35 +29,29 @@ session_done(struct session *s, int status)
 void
 session_close(struct session *s)
 {
-	ev_io_stop(s->loop, &s->rio);
-	ev_io_stop(s->loop, &s->wio);
-	ev_timer_stop(s->loop, &s->drip);
-	ctl_tls_close(s);
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
+	jfc_conn_close(s->conn);
 }
 
 void
 session_free(struct session *s)
 {
-	session_close(s);
+	jfc_conn_free(s->conn);
+	s->conn = NULL;
 	ev_timer_stop(s->loop, &s->timer);
 	ev_io_stop(s->loop, &s->sin);
-	buf_free(&s->in);
-	buf_free(&s->out);
 	buf_free(&s->line);
 }
 
 /* session_lost: the daemon closed the connection or it broke.  Commands
  * that expect this decide: a status (raw), or CTL_RUNNING to carry on
- * without it (work reconnects); the rest report it. */
+ * without it; the rest report it. */
 static void
-session_lost(struct session *s, const char *why)
+session_lost(jfc_conn *conn, const char *why, void *arg)
 {
+	struct session *s = arg;
 	int rc;
 
-	session_close(s);
+	(void)conn;
 	if (s->status != CTL_RUNNING)
 		return;
 	if (s->lost != NULL)
@@ -73,54 +64,37 @@ session_lost(struct session *s, const char *why)
 		session_done(s, rc);
 }
 
-/* session_read_cb: one read, then every whole frame in the buffer; a
- * callback that ends the command stops the rest from being handled. */
-static void
-session_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* session_read: one frame for the command; once it has ended, the rest
+ * are left unread. */
+static int
+session_read(jfc_conn *conn, const char *p, size_t len, void *arg)
 {
-	struct session *s = w->data;
-	const char *p;
-	uint32_t len;
-	ssize_t n;
+	struct session *s = arg;
 	int rc;
 
-	(void)loop;
-	(void)revents;
-	buf_reserve(&s->in, READ_CHUNK);
-	n = ctl_io_read(s, s->in.data + s->in.len, s->in.cap - s->in.len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	/* TLS may hold more decrypted bytes than the socket shows: come back. */
-	if (ctl_io_pending(s))
-		ev_feed_event(s->loop, &s->rio, EV_READ);
-	if (n <= 0) {
-		session_lost(s, n == 0 ? "closed by the daemon" : strerror(errno));
-		return;
-	}
-	s->in.len += (size_t)n;
-	while (s->status == CTL_RUNNING && frame_next(buf_head(&s->in),
-	    buf_used(&s->in), SIZE_MAX, &p, &len) == FRAME_OK) {
-		rc = s->frame(s, p, len);
-		buf_consume(&s->in, FRAME_HEADER + (size_t)len);
-		if (rc != CTL_RUNNING)
-			session_done(s, rc);
-	}
+	(void)conn;
+	if (s->status != CTL_RUNNING)
+		return 1;
+	rc = s->frame(s, p, len);
+	if (rc != CTL_RUNNING)
+		session_done(s, rc);
+	return s->status != CTL_RUNNING;
 }
 
+/* session_wrote: output left; stdin, paused while too much waited, reads
+ * again once the backlog is small. */
 static void
-session_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+session_wrote(jfc_conn *conn, size_t left, void *arg)
 {
-	(void)loop;
-	(void)revents;
-	session_flush(w->data);
-}
+	struct session *s = arg;
 
-static void
-session_drip_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	session_flush(w->data);
+	(void)conn;
+	if (s->sin_paused && left < STDIN_LOW) {
+		s->sin_paused = false;
+		ev_io_start(s->loop, &s->sin);
+	}
+	if (left == 0 && s->flushed != NULL)
+		s->flushed(s);
 }
 
 static void
@@ -133,70 +107,38 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_done(s, s->timeout != NULL ? s->timeout(s) : CTL_TIMEOUT);
 }
 
-/*
- * session_flush: write what the socket takes now, and watch for
- * writability only while something is left.  A failed write means the
- * daemon is closing on us: drop the output and keep reading, since its
- * last frame (say, frame_too_large) says why and EOF follows.
- */
-static void
-session_flush(struct session *s)
-{
-	ssize_t n;
-	size_t want;
-
-	while (s->fd >= 0 && buf_used(&s->out) > 0) {
-		want = s->dribble ? 1 : buf_used(&s->out);
-		n = ctl_io_write(s, buf_head(&s->out), want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			if (!s->dribble)
-				ev_io_start(s->loop, &s->wio);
-			return;
-		}
-		if (n < 0) {
-			buf_consume(&s->out, buf_used(&s->out));
-			break;
-		}
-		buf_consume(&s->out, (size_t)n);
-		if (s->dribble && buf_used(&s->out) > 0)
-			return;		/* the next byte waits for the next tick */
-	}
-	ev_io_stop(s->loop, &s->wio);
-	ev_timer_stop(s->loop, &s->drip);
-	if (s->sin_paused && buf_used(&s->out) < STDIN_LOW) {
-		s->sin_paused = false;
-		ev_io_start(s->loop, &s->sin);
-	}
-	if (buf_used(&s->out) == 0 && s->flushed != NULL)
-		s->flushed(s);
-}
-
-/* session_kick: start sending what was queued. */
+/* session_kick: after queueing output: pause stdin while too much waits. */
 static void
 session_kick(struct session *s)
 {
-	if (s->fd < 0) {
-		buf_consume(&s->out, buf_used(&s->out));
-		return;
-	}
-	if (buf_used(&s->out) > STDIN_HIGH && ev_is_active(&s->sin)) {
+	if (session_queued(s) > STDIN_HIGH && ev_is_active(&s->sin)) {
 		ev_io_stop(s->loop, &s->sin);
 		s->sin_paused = true;
 	}
-	if (s->dribble) {
-		if (!ev_is_active(&s->drip))
-			ev_timer_start(s->loop, &s->drip);
-	} else if (!ev_is_active(&s->wio))
-		session_flush(s);
+}
+
+/* session_queued: output not written yet. */
+size_t
+session_queued(const struct session *s)
+{
+	return s->conn != NULL ? jfc_conn_queued(s->conn) : 0;
+}
+
+/* session_dribble: write one byte per millisecond (raw --dribble). */
+void
+session_dribble(struct session *s, bool on)
+{
+	if (s->conn != NULL)
+		jfc_conn_dribble(s->conn, on);
 }
 
 /* session_bytes: bytes exactly as given, no framing (raw --unframed). */
 void
 session_bytes(struct session *s, const char *p, size_t len)
 {
-	buf_append(&s->out, p, len);
+	if (s->conn == NULL)
+		return;
+	jfc_conn_bytes(s->conn, p, len);
 	session_kick(s);
 }
 
@@ -204,11 +146,9 @@ session_bytes(struct session *s, const char *p, size_t len)
 void
 session_frame(struct session *s, const char *p, size_t len)
 {
-	char hdr[FRAME_HEADER];
-
-	frame_put_len(hdr, (uint32_t)len);
-	buf_append(&s->out, hdr, sizeof hdr);
-	buf_append(&s->out, p, len);
+	if (s->conn == NULL)
+		return;
+	jfc_conn_frame(s->conn, p, len);
 	session_kick(s);
 }
 
@@ -273,45 +213,26 @@ session_stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
 	s->scan = buf_used(&s->line);
 }
 
-/* session_open: connect to one of the daemon's ports.  A refused
- * connection is reported and counts as a lost one. */
+/* session_open: connect to one of the daemon's ports (JFC_MASTER or
+ * JFC_WORKER).  A refused connection is reported (by libjobfs's log,
+ * which is ctl_warn) and counts as a lost one. */
 int
 session_open(struct session *s, struct ctl *ctl, int port, void *arg)
 {
-	char err[256] = "no usable address";
+	static const struct jfc_conn_ops ops = {
+		session_read, session_lost, session_wrote
+	};
 	int rc;
 
 	memset(s, 0, sizeof *s);
 	s->loop = ctl->loop;
 	s->status = CTL_RUNNING;
 	s->arg = arg;
-	ev_io_init(&s->rio, session_read_cb, -1, EV_READ);
-	ev_io_init(&s->wio, session_write_cb, -1, EV_WRITE);
-	ev_timer_init(&s->drip, session_drip_cb, 0.001, 0.001);
 	ev_timer_init(&s->timer, session_timer_cb, 0, 0);
 	ev_io_init(&s->sin, session_stdin_cb, STDIN_FILENO, EV_READ);
-	s->rio.data = s->wio.data = s->drip.data = s->timer.data = s;
-	s->sin.data = s;
-	s->fd = net_connect(ctl->host, port, err, sizeof err);
-	if (s->fd < 0) {
-		ctl_warn("cannot connect: %s", err);
-		return -1;
-	}
-	/* TLS and the token first, blocking: nothing else is under way yet. */
-	if (ctl->tls && ctl_tls_start(ctl, s, err, sizeof err) < 0) {
-		ctl_warn("%s", err);
-		return -1;
-	}
-	if (ctl->token != NULL && (rc = ctl_auth(ctl, s)) < 0)
-		return rc;
-	if (net_nonblock(s->fd) < 0) {
-		ctl_warn("cannot connect: %s", strerror(errno));
-		return -1;
-	}
-	ev_io_set(&s->rio, s->fd, EV_READ);
-	ev_io_set(&s->wio, s->fd, EV_WRITE);
-	ev_io_start(s->loop, &s->rio);
-	return 0;
+	s->timer.data = s->sin.data = s;
+	rc = jfc_conn_open(ctl->client, ctl->loop, port, &ops, s, &s->conn);
+	return rc == JFC_EREFUSED ? SESSION_REFUSED : rc < 0 ? -1 : 0;
 }
 
 /* session_input: start reading stdin. */
@@ -359,7 +280,7 @@ session_call(struct ctl *ctl, json_t *req,
 	struct session s;
 	int rc;
 
-	if (session_open(&s, ctl, ctl->master_port, arg) < 0) {
+	if (session_open(&s, ctl, JFC_MASTER, arg) < 0) {
 		json_decref(req);
 		session_free(&s);
 		return CTL_LOST;

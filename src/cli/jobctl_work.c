@@ -2,7 +2,9 @@
  * jobctl_work.c — jobctl work: join as a worker and run a command per job,
  * each in its own process group with its stdin, stdout and stderr on
  * non-blocking pipes, so that the worker keeps answering the daemon (pings,
- * cancels, more jobs) while commands run.
+ * cancels, more jobs) while commands run.  The worker itself (joining,
+ * pings, cancels, answers kept across a reconnect, the backoff) is
+ * libjobfs's, run on jobctl's loop; this file runs the commands.
  */
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -19,17 +21,12 @@
 #include "cli/jobctl.h"
 
 #define CAPTURE_MAX	(16u << 20)	/* bytes kept of a command's stdout or stderr */
-#define RESPONSE_MAX	(16u << 20)	/* the daemon's default --max-frame */
 #define SHRUNK_MAX	65536		/* output kept in a result that was too large */
 #define LOG_MAX		65536		/* the stderr tail sent as the job's log */
 #define PROGRESS_FD	3		/* --progress: the command's progress pipe */
 #define PROGRESS_LINE	(1u << 20)	/* a longer progress line is sent in pieces */
 #define KILL_GRACE	5.0		/* seconds from SIGTERM to SIGKILL on cancel */
 #define PIPE_GRACE	1.0		/* seconds to wait for a dead command's pipes */
-#define RETRY_FIRST	0.1		/* seconds before the first reconnect */
-#define RETRY_CAP	2.0		/* the longest wait between two tries */
-#define RETRY_STABLE	1.0		/* a connection that lived this long
-					   resets the backoff */
 
 struct work_conn;
 
@@ -37,7 +34,7 @@ struct work_conn;
 struct wjob {
 	LIST_ENTRY(wjob) entry;
 	struct work_conn	*w;
-	json_t		*id;
+	jfc_job		*job;		/* libjobfs's, until answered */
 	pid_t		 pid;		/* also its process group */
 	ev_child	 child;
 	ev_io		 in_io, out_io, err_io;	/* fd -1: closed */
@@ -52,36 +49,20 @@ struct wjob {
 	bool		 exited;
 	bool		 cancelled;
 	int		 wstatus;
-	unsigned	 gen;		/* the connection it came on (w->gen) */
-	char		*answer;	/* its result frame, kept while offline */
 };
 
 struct work_conn {
-	struct session	 s;
+	struct ev_loop	*loop;
+	jfc_worker	*worker;
 	const char	*type;
 	char		**argv;
 	long long	 capacity;	/* 0: not asked for */
-	bool		 cancel;	/* joined with "cancel":true */
 	bool		 fail;		/* --fail: a failing command is a "fail"
 					   report, not a response */
 	bool		 progress;	/* --progress: fd PROGRESS_FD's lines are
 					   partial results */
-	bool		 joined;	/* a job came: the join was accepted */
 	ev_signal	 sigint, sigterm;
 	LIST_HEAD(, wjob) jobs;
-
-	/* Reconnecting: after a loss, tries with a growing, jittered wait. */
-	struct ctl	*ctl;
-	json_t		*join;		/* sent again on every connection */
-	double		 retry_for;	/* seconds; < 0: for ever; 0: never */
-	unsigned	 gen;		/* connections made so far */
-	unsigned	 tries;		/* failed tries since the loss */
-	double		 lost_at;	/* when the outage began */
-	double		 up_at;		/* when the connection was made */
-	ev_timer	 retry;
-	char		*drop;		/* why the daemon is dropping us */
-	json_t		*sent;		/* ids of results of an earlier connection,
-					   sent on this one, not yet judged */
 };
 
 static void
@@ -89,7 +70,7 @@ wjob_close(struct wjob *j, ev_io *io)
 {
 	if (io->fd < 0)
 		return;
-	ev_io_stop(j->w->s.loop, io);
+	ev_io_stop(j->w->loop, io);
 	close(io->fd);
 	ev_io_set(io, -1, io->events);
 }
@@ -97,7 +78,7 @@ wjob_close(struct wjob *j, ev_io *io)
 static void
 wjob_free(struct wjob *j)
 {
-	struct ev_loop *loop = j->w->s.loop;
+	struct ev_loop *loop = j->w->loop;
 
 	ev_child_stop(loop, &j->child);
 	ev_timer_stop(loop, &j->timer);
@@ -110,8 +91,8 @@ wjob_free(struct wjob *j)
 	buf_free(&j->err);
 	buf_free(&j->prog);
 	buf_free(&j->tail);
-	free(j->answer);
-	json_decref(j->id);
+	if (j->job != NULL)
+		jfc_job_drop(j->job);
 	LIST_REMOVE(j, entry);
 	free(j);
 }
@@ -238,82 +219,40 @@ tail_add(struct wjob *j, const char *p, size_t n)
 	}
 }
 
-/* sent_index: where id is in w->sent, or -1. */
-static int
-sent_index(struct work_conn *w, json_t *id)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(w->sent, i, v)
-		if (json_equal(v, id))
-			return (int)i;
-	return -1;
-}
-
-/* wjob_send_late: send the kept answer of a job of an earlier connection.  Its
- * id says which job it is; the daemon takes it only if it has given that
- * job to this connection again (then a job frame with that id crosses it,
- * and worker_frame does not run the job twice), else it answers an error
- * with that id, which worker_frame logs. */
-static void
-wjob_send_late(struct wjob *j)
-{
-	struct work_conn *w = j->w;
-
-	session_frame(&w->s, j->answer, strlen(j->answer));
-	json_array_append(w->sent, j->id);
-	wjob_free(j);
-}
-
-/* wjob_finish: the command is gone and its pipes are drained: answer,
- * unless the job was cancelled (the daemon wants no answer then).  While
- * the daemon is away, the answer is kept for the next connection. */
+/* wjob_finish: the command is gone and its pipes are drained: answer
+ * (libjobfs drops the answer of a cancelled job, and keeps it for the
+ * next connection while the daemon is away).  An answer over the
+ * daemon's frame limit is sent again with its output cut. */
 static void
 wjob_finish(struct wjob *j)
 {
 	struct work_conn *w = j->w;
-	json_t *m;
-	char *text;
 	size_t max = SIZE_MAX;
-	bool late = j->gen != w->gen || w->s.fd < 0;
-
 	bool failed = !WIFEXITED(j->wstatus) || WEXITSTATUS(j->wstatus) != 0;
+	char *body, *log;
+	json_t *v;
+	int rc;
 
-	while (!j->cancelled) {
-		m = json_pack("{s:s, s:o}", "type", w->fail && failed ? "fail" : "response",
-		    "body", wjob_result(j, max));
-		/* With cancels or several slots, a response must say which job
-		 * it answers: a late one for a cancelled job is then dropped.
-		 * So must one of an earlier connection. */
-		if (w->capacity > 1 || w->cancel || late)
-			json_object_set(m, "id", j->id);
-		if (buf_used(&j->tail) > 0)
-			json_object_set_new(m, "log", wjob_log(j));
-		text = json_dumps(m, JSON_OUT);
-		json_decref(m);
-		if (text == NULL || strlen(text) > RESPONSE_MAX) {
-			free(text);
-			if (max == SHRUNK_MAX)
-				fatalx("cannot shrink a response");
-			max = SHRUNK_MAX;
-			continue;
+	for (;;) {
+		body = json_dumps(v = wjob_result(j, max), JSON_OUT);
+		json_decref(v);
+		log = NULL;
+		if (buf_used(&j->tail) > 0) {
+			log = json_string_value(v = wjob_log(j)) != NULL ?
+			    xstrdup(json_string_value(v)) : NULL;
+			json_decref(v);
 		}
-		if (late && json_is_null(j->id)) {
-			free(text);	/* nothing could say which job it answers */
+		rc = body != NULL ? jfc_job_answer(j->job, w->fail && failed,
+		    body, log) : JFC_ETOOBIG;
+		free(body);
+		free(log);
+		if (rc != JFC_ETOOBIG)
 			break;
-		}
-		if (!late) {
-			session_frame(&w->s, text, strlen(text));
-			free(text);
-			break;
-		}
-		j->answer = text;
-		ev_timer_stop(w->s.loop, &j->timer);
-		if (w->s.fd >= 0)
-			wjob_send_late(j);
-		return;		/* kept until the daemon is back */
+		if (max == SHRUNK_MAX)
+			fatalx("cannot shrink a response");
+		max = SHRUNK_MAX;
 	}
+	j->job = NULL;		/* answered: libjobfs freed it */
 	wjob_free(j);
 }
 
@@ -385,11 +324,11 @@ wjob_output_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 wjob_partial(struct wjob *j, const char *p, size_t n)
 {
-	struct work_conn *w = j->w;
 	struct buf line = { 0 };
-	json_t *m, *body;
+	json_t *body;
+	char *text;
 
-	if (j->cancelled || j->gen != w->gen || w->s.fd < 0)
+	if (j->cancelled)
 		return;
 	if (n > 0 && p[n - 1] == '\r')
 		n--;
@@ -399,10 +338,10 @@ wjob_partial(struct wjob *j, const char *p, size_t n)
 		body = wjob_string(&line, SIZE_MAX);
 		buf_free(&line);
 	}
-	m = json_pack("{s:s, s:o}", "type", "partial", "body", body);
-	if (!json_is_null(j->id))
-		json_object_set(m, "id", j->id);
-	session_send(&w->s, m);
+	if ((text = json_dumps(body, JSON_OUT)) != NULL)
+		jfc_job_partial(j->job, text);
+	free(text);
+	json_decref(body);
 }
 
 /* wjob_progress_cb: the command's progress pipe: each line it writes is a
@@ -513,18 +452,18 @@ wjob_exec(struct work_conn *w, const char *idtext, int fds[4])
 /* wjob_start: run the command for one job, without waiting for anything:
  * every pipe is non-blocking and watched, and the exit is an ev_child. */
 static void
-wjob_start(struct work_conn *w, json_t *id, json_t *body)
+wjob_start(struct work_conn *w, jfc_job *job)
 {
-	struct ev_loop *loop = w->s.loop;
+	struct ev_loop *loop = w->loop;
 	struct wjob *j = xcalloc(1, sizeof *j);
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	int prog[2] = { -1, -1 };
 	int fds[4];
-	char *idtext = ctl_text(id);
+	const char *idtext = jfc_job_id(job);
 
 	j->w = w;
-	j->gen = w->gen;
-	j->id = json_incref(id);
+	j->job = job;
+	jfc_job_set_data(job, j);
 	j->wstatus = 127 << 8;
 	LIST_INSERT_HEAD(&w->jobs, j, entry);
 	ev_child_init(&j->child, wjob_exit_cb, 0, 0);
@@ -535,7 +474,7 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	ev_io_init(&j->prog_io, wjob_progress_cb, -1, EV_READ);
 	j->child.data = j->timer.data = j;
 	j->in_io.data = j->out_io.data = j->err_io.data = j->prog_io.data = j;
-	json_dump_callback(body, buf_json_cb, &j->body, JSON_OUT);
+	buf_append_str(&j->body, jfc_job_body(job));
 	buf_append(&j->body, "\n", 1);
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
@@ -552,7 +491,6 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 			if (err[i] >= 0) close(err[i]);
 			if (prog[i] >= 0) close(prog[i]);
 		}
-		free(idtext);
 		wjob_check(j);
 		return;
 	}
@@ -563,7 +501,6 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 		fds[3] = prog[1];
 		wjob_exec(w, idtext, fds);
 	}
-	free(idtext);
 	setpgid(j->pid, j->pid);	/* both sides, so kill(-pid) never races */
 	close(in[0]);
 	close(out[1]);
@@ -587,24 +524,42 @@ wjob_start(struct work_conn *w, json_t *id, json_t *body)
 	ev_child_start(loop, &j->child);
 }
 
-/* worker_cancel: the daemon ended a job we run; stop the command and
- * stay silent about it. */
+/* work_job: libjobfs hands over a job: run its command. */
 static void
-worker_cancel(struct work_conn *w, json_t *id)
+work_job(jfc_job *job, void *arg)
 {
-	struct wjob *j;
+	wjob_start(arg, job);
+}
 
-	LIST_FOREACH(j, &w->jobs, entry) {
-		if (j->cancelled || !json_equal(j->id, id))
-			continue;
-		j->cancelled = true;
-		wjob_kill(j, SIGTERM);
-		if (!j->exited) {
-			ev_timer_set(&j->timer, KILL_GRACE, 0);
-			ev_timer_start(w->s.loop, &j->timer);
-		}
+/* work_cancel: the daemon ended a job we run; stop the command and stay
+ * silent about it. */
+static void
+work_cancel(jfc_job *job, void *arg)
+{
+	struct wjob *j = jfc_job_data(job);
+
+	(void)arg;
+	if (j == NULL || j->cancelled)
 		return;
+	j->cancelled = true;
+	wjob_kill(j, SIGTERM);
+	if (!j->exited) {
+		ev_timer_set(&j->timer, KILL_GRACE, 0);
+		ev_timer_start(j->w->loop, &j->timer);
 	}
+}
+
+/* work_error: an error frame the worker cannot place (before any job, a
+ * refused join: libjobfs then ends the run). */
+static void
+work_error(const char *frame, void *arg)
+{
+	json_t *m = ctl_parse(frame, strlen(frame));
+
+	(void)arg;
+	if (m != NULL)
+		ctl_report(m);
+	json_decref(m);
 }
 
 /* worker_stop: leave.  The daemon requeues whatever we were running, so
@@ -614,92 +569,13 @@ worker_stop(struct work_conn *w)
 {
 	struct wjob *j;
 
-	session_close(&w->s);
-	ev_timer_stop(w->s.loop, &w->retry);
 	while ((j = LIST_FIRST(&w->jobs)) != NULL) {
 		wjob_kill(j, SIGTERM);
 		wjob_free(j);
 	}
-	ev_signal_stop(w->s.loop, &w->sigint);
-	ev_signal_stop(w->s.loop, &w->sigterm);
-}
-
-/* wjob_find: the command of an earlier connection still running job id. */
-static struct wjob *
-wjob_find(struct work_conn *w, json_t *id)
-{
-	struct wjob *j;
-
-	LIST_FOREACH(j, &w->jobs, entry)
-		if (j->gen != w->gen && !j->cancelled && j->answer == NULL &&
-		    json_equal(j->id, id))
-			return j;
-	return NULL;
-}
-
-/* worker_frame: jobs, pings and cancels from the daemon.  Anything else is
- * ignored: the daemon may add frames a worker need not understand. */
-static int
-worker_frame(struct session *s, const char *p, size_t len)
-{
-	struct work_conn *w = s->arg;
-	const char *type;
-	json_t *m, *id;
-	struct wjob *j;
-	char *idtext;
-	int rc = CTL_RUNNING, i;
-
-	if ((m = ctl_parse(p, len)) == NULL)
-		return CTL_RUNNING;
-	type = json_string_value(json_object_get(m, "type"));
-	id = json_object_get(m, "id");
-	if (json_object_get(m, "error") != NULL && id != NULL &&
-	    (i = sent_index(w, id)) >= 0) {
-		/* A result of an earlier connection that does not count: the
-		 * job went to another worker, or runs again. */
-		idtext = ctl_text(id);
-		ctl_warn("the result of job %s from before the reconnect was "
-		    "not taken (%s); the daemon runs it again", idtext,
-		    json_string_value(json_object_get(m, "error")) ?
-		    json_string_value(json_object_get(m, "error")) : "error");
-		free(idtext);
-		json_array_remove(w->sent, (size_t)i);
-	} else if (json_object_get(m, "error") != NULL) {
-		/* Before any job, an error can only be about the join; but
-		 * auth_failed is a token reload dropping us (the close
-		 * follows, and the reconnect reads the token file again). */
-		const char *code = json_string_value(json_object_get(m, "error"));
-		const char *reason = json_string_value(json_object_get(m, "reason"));
-
-		if (w->retry_for != 0 && code != NULL &&
-		    strcmp(code, "auth_failed") == 0) {
-			free(w->drop);	/* said in the line of the loss */
-			w->drop = xprintf("%s: %s", code, reason ? reason : "");
-		} else {
-			ctl_report(m);
-			if (!w->joined)
-				rc = CTL_FAIL;
-		}
-	} else if (type == NULL)
-		;
-	else if (strcmp(type, "job") == 0) {
-		w->joined = true;
-		if (id != NULL && (i = sent_index(w, id)) >= 0) {
-			/* Given back to us before our kept result reached the
-			 * daemon: that result answers it. */
-			json_array_remove(w->sent, (size_t)i);
-		} else if (id != NULL && (j = wjob_find(w, id)) != NULL)
-			j->gen = w->gen;	/* still running: it answers this one */
-		else
-			wjob_start(w, id != NULL ? id : json_null(),
-			    json_object_get(m, "body") != NULL ?
-			    json_object_get(m, "body") : json_null());
-	} else if (strcmp(type, "ping") == 0)
-		session_send(s, json_pack("{s:s}", "type", "pong"));
-	else if (strcmp(type, "cancel") == 0 && id != NULL)
-		worker_cancel(w, id);
-	json_decref(m);
-	return rc;
+	ev_signal_stop(w->loop, &w->sigint);
+	ev_signal_stop(w->loop, &w->sigterm);
+	jfc_worker_free(w->worker);
 }
 
 /* worker_signal_cb: SIGINT or SIGTERM: leave (worker_stop does the rest
@@ -711,114 +587,7 @@ worker_signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	(void)loop;
 	(void)revents;
-	session_done(&w->s, CTL_OK);
-}
-
-static int worker_lost(struct session *, const char *);
-
-/* worker_up: a connection is made: join as before, then send the kept
- * answers of jobs whose commands ended while the daemon was away. */
-static void
-worker_up(struct work_conn *w)
-{
-	struct wjob *j, *next;
-
-	w->gen++;
-	w->up_at = ev_now(w->s.loop);
-	w->s.frame = worker_frame;
-	w->s.lost = worker_lost;
-	json_array_clear(w->sent);
-	session_send(&w->s, json_incref(w->join));
-	for (j = LIST_FIRST(&w->jobs); j != NULL; j = next) {
-		next = LIST_NEXT(j, entry);
-		if (j->answer != NULL)
-			wjob_send_late(j);
-	}
-}
-
-/* worker_wait: arm the next try: RETRY_FIRST doubling up to RETRY_CAP,
- * each wait drawn from its upper half so that a fleet does not come back
- * in step. */
-static void
-worker_wait(struct work_conn *w)
-{
-	double d = RETRY_FIRST;
-	unsigned i;
-
-	for (i = 0; i < w->tries && d < RETRY_CAP; i++)
-		d *= 2;
-	if (d > RETRY_CAP)
-		d = RETRY_CAP;
-	d *= 0.5 + 0.5 * ((double)random() / RAND_MAX);
-	ev_timer_set(&w->retry, d, 0);
-	ev_timer_start(w->s.loop, &w->retry);
-}
-
-/* worker_retry_cb: one try.  The token file is read again (it may have
- * been rotated); a token the daemon refuses ends the worker, as does an
- * outage longer than --retry-for; anything else is tried again. */
-static void
-worker_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct work_conn *w = t->data;
-	struct ctl *ctl = w->ctl;
-	char why[300];
-	char *tok;
-	int rc = -1;
-
-	(void)revents;
-	ctl_warn_capture(why, sizeof why);
-	if (ctl->token_file != NULL && (tok = ctl_read_token(ctl->token_file)) != NULL) {
-		free(ctl->token);
-		ctl->token = tok;
-	}
-	session_free(&w->s);
-	rc = session_open(&w->s, ctl, ctl->worker_port, w);
-	ctl_warn_capture(NULL, 0);
-	w->tries++;
-	if (rc == 0) {
-		ctl_warn("reconnected after %u %s (%.1f s)", w->tries,
-		    w->tries == 1 ? "try" : "tries", ev_now(loop) - w->lost_at);
-		w->tries = 0;
-		worker_up(w);
-		return;
-	}
-	session_close(&w->s);
-	if (rc == SESSION_REFUSED) {
-		ctl_warn("%s", why);
-		session_done(&w->s, CTL_LOST);
-		return;
-	}
-	if (w->retry_for > 0 && ev_now(loop) - w->lost_at >= w->retry_for) {
-		ctl_warn("gave up reconnecting after %u tries (%.0f s): %s",
-		    w->tries, ev_now(loop) - w->lost_at, why);
-		session_done(&w->s, CTL_LOST);
-		return;
-	}
-	worker_wait(w);
-}
-
-/* worker_lost: the daemon went away.  Commands go on running; their
- * answers wait for the next connection.  One line says so. */
-static int
-worker_lost(struct session *s, const char *why)
-{
-	struct work_conn *w = s->arg;
-
-	if (w->retry_for == 0) {
-		ctl_warn("connection lost: %s", why);
-		return CTL_LOST;
-	}
-	ctl_warn("connection lost (%s); reconnecting", w->drop ? w->drop : why);
-	free(w->drop);
-	w->drop = NULL;
-	w->lost_at = ev_now(s->loop);
-	/* A connection that dropped at once (say, the daemon refuses us at
-	 * its limit) keeps the backoff growing. */
-	if (w->lost_at - w->up_at >= RETRY_STABLE)
-		w->tries = 0;
-	worker_wait(w);
-	return CTL_RUNNING;
+	jfc_worker_stop(w->worker, 0);
 }
 
 /* cmd_work: join, then run a command per job until told to stop or the
@@ -840,11 +609,9 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	};
 	struct work_conn w = { 0 };
 	const char *name = NULL;
-	char why[300];
 	long long heartbeat = 0, retry_for = -1;
 	bool cancel = false;
 	int c, rc, dash, nopts;
-	json_t *m;
 
 	/* Options end at "--"; what follows is the command, untouched. */
 	for (dash = 1; dash < argc && strcmp(argv[dash], "--") != 0; dash++)
@@ -897,60 +664,35 @@ cmd_work(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv)
 	}
 	w.type = argv[optind];
 
-	m = json_pack("{s:s, s:s}", "type", "join", "job_type", w.type);
-	if (m == NULL || (name != NULL && json_object_set_new(m, "worker",
-	    json_string(name)) < 0)) {
-		ctl_warn("the type or worker name is not valid UTF-8");
-		json_decref(m);
-		return CTL_USAGE;
-	}
-	if (w.capacity > 0)
-		json_object_set_new(m, "capacity", json_integer(w.capacity));
-	if (heartbeat > 0)
-		json_object_set_new(m, "heartbeat", json_integer(heartbeat));
-	w.cancel = cancel;
-	if (cancel)
-		json_object_set_new(m, "cancel", json_true());
-
 	LIST_INIT(&w.jobs);
-	w.ctl = ctl;
-	w.join = m;
-	w.retry_for = (double)retry_for;
-	w.sent = json_array();
-	srandom((unsigned)getpid() ^ (unsigned)(ev_time() * 1e6));
-	ev_timer_init(&w.retry, worker_retry_cb, 0, 0);
-	w.retry.data = &w;
+	w.loop = ctl->loop;
+	w.worker = jfc_worker_new(ctl->client, w.type);
+	if (name != NULL)
+		jfc_worker_set_name(w.worker, name);
+	if (w.capacity > 0)
+		jfc_worker_set_capacity(w.worker, (int)w.capacity);
+	if (heartbeat > 0)
+		jfc_worker_set_heartbeat(w.worker, (int)heartbeat);
+	jfc_worker_set_retry_for(w.worker, (double)retry_for);
+	jfc_worker_on_job(w.worker, work_job, &w);
+	if (cancel)
+		jfc_worker_on_cancel(w.worker, work_cancel);
+	jfc_worker_on_error(w.worker, work_error);
 	signal(SIGPIPE, SIG_IGN);
 	ev_signal_init(&w.sigint, worker_signal_cb, SIGINT);
 	ev_signal_init(&w.sigterm, worker_signal_cb, SIGTERM);
 	w.sigint.data = w.sigterm.data = &w;
-	ctl_warn_capture(why, sizeof why);
-	c = session_open(&w.s, ctl, ctl->worker_port, &w);
-	ctl_warn_capture(NULL, 0);
-	if (c < 0) {
-		/* The daemon may start after us (boot order): wait for it,
-		 * unless the token is wrong or reconnecting is off. */
-		if (retry_for == 0 || c == SESSION_REFUSED) {
-			ctl_warn("%s", why);
-			rc = CTL_LOST;
-			goto out;
-		}
-		session_close(&w.s);
-		w.s.arg = &w;
-		ctl_warn("%s; reconnecting", why);
-		w.lost_at = ev_now(ctl->loop);
-		w.tries = 1;
-		worker_wait(&w);
-	} else
-		worker_up(&w);
-	ev_signal_start(ctl->loop, &w.sigint);
-	ev_signal_start(ctl->loop, &w.sigterm);
-	rc = session_run(&w.s);
-out:
+	if ((rc = jfc_worker_start(w.worker, ctl->loop)) == JFC_ERR) {
+		worker_stop(&w);
+		return CTL_USAGE;	/* the type or name is not UTF-8 */
+	}
+	if (rc == 0) {
+		ev_signal_start(ctl->loop, &w.sigint);
+		ev_signal_start(ctl->loop, &w.sigterm);
+		ev_run(ctl->loop, 0);
+		rc = jfc_worker_result(w.worker);
+	}
 	worker_stop(&w);
-	session_free(&w.s);
-	json_decref(w.join);
-	json_decref(w.sent);
-	free(w.drop);
-	return rc;
+	return rc == 0 ? CTL_OK : rc == JFC_ERR ? CTL_FAIL : rc == 1 ?
+	    CTL_FAIL : CTL_LOST;
 }

@@ -5,7 +5,7 @@
  *
  * Both happen right after connecting, on the still blocking socket and
  * before any command's frame, so the rest of jobctl is unchanged: its
- * non-blocking reads and writes go through ctl_io_read / ctl_io_write,
+ * non-blocking reads and writes go through jfci_io_read / jfci_io_write,
  * which use the SSL object when there is one.
  */
 #include <sys/socket.h>
@@ -23,7 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "cli/jobctl.h"
+#include "client/jfc_int.h"
 
 #define AUTH_REPLY_MAX 4096
 #define HANDSHAKE_SECONDS 30
@@ -41,71 +41,47 @@ tls_error(void)
 	return buf;
 }
 
-/* ctl_read_token: the first line of path, without its newline. */
-char *
-ctl_read_token(const char *path)
-{
-	char line[1100];
-	size_t n;
-	FILE *f = fopen(path, "re");
-
-	if (f == NULL) {
-		ctl_warn("--token-file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fgets(line, sizeof line, f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	if (n == 0) {
-		ctl_warn("--token-file %s: no token on its first line", path);
-		return NULL;
-	}
-	return xstrdup(line);
-}
-
 static SSL_CTX *
-ctl_tls_ctx(struct ctl *ctl, char *err, size_t errlen)
+jfci_tls_ctx(jfc_client *c, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
-	if (ctl->tls_ctx != NULL)
-		return ctl->tls_ctx;
+	if (c->tls_ctx != NULL)
+		return c->tls_ctx;
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		snprintf(err, errlen, "TLS: %s", tls_error());
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if ((ctl->ca != NULL && !SSL_CTX_load_verify_locations(ctx, ctl->ca, NULL)) ||
-	    (ctl->ca == NULL && !SSL_CTX_set_default_verify_paths(ctx))) {
-		snprintf(err, errlen, "--ca %s: %s", ctl->ca ? ctl->ca : "(system)",
+	if ((c->ca != NULL && !SSL_CTX_load_verify_locations(ctx, c->ca, NULL)) ||
+	    (c->ca == NULL && !SSL_CTX_set_default_verify_paths(ctx))) {
+		snprintf(err, errlen, "CA file %s: %s", c->ca ? c->ca : "(system)",
 		    tls_error());
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (ctl->cert != NULL &&
-	    (!SSL_CTX_use_certificate_chain_file(ctx, ctl->cert) ||
-	    !SSL_CTX_use_PrivateKey_file(ctx, ctl->key, SSL_FILETYPE_PEM) ||
+	if (c->cert != NULL &&
+	    (!SSL_CTX_use_certificate_chain_file(ctx, c->cert) ||
+	    !SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) ||
 	    !SSL_CTX_check_private_key(ctx))) {
-		snprintf(err, errlen, "--cert %s --key %s: %s", ctl->cert, ctl->key,
+		snprintf(err, errlen, "certificate %s, key %s: %s", c->cert, c->key,
 		    tls_error());
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_read_ahead(ctx, 1);   /* see ctl_io_pending */
-	ctl->tls_ctx = ctx;
+	SSL_CTX_set_read_ahead(ctx, 1);   /* see jfci_io_pending */
+	c->tls_ctx = ctx;
 	return ctx;
 }
 
 void
-ctl_tls_free(struct ctl *ctl)
+jfci_tls_free(jfc_client *c)
 {
-	SSL_CTX_free(ctl->tls_ctx);
-	ctl->tls_ctx = NULL;
+	SSL_CTX_free(c->tls_ctx);
+	c->tls_ctx = NULL;
 }
 
 /* set_timeout: a blocking exchange gives up after HANDSHAKE_SECONDS. */
@@ -119,14 +95,14 @@ set_timeout(int fd, int seconds)
 }
 
 /*
- * ctl_tls_start: the TLS handshake on s's connected (blocking) socket,
+ * jfci_tls_start: the TLS handshake on s's connected (blocking) socket,
  * checking the daemon's certificate against --ca (or the system's CAs)
  * and the host name given with -H.
  */
 int
-ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
+jfci_tls_start(jfc_client *c, jfc_conn *s, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = ctl_tls_ctx(ctl, err, errlen);
+	SSL_CTX *ctx = jfci_tls_ctx(c, err, errlen);
 	unsigned char addr[16];
 	SSL *ssl;
 	long v;
@@ -140,12 +116,12 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 		return -1;
 	}
 	/* The certificate must name the host given: an address or a name. */
-	if (inet_pton(AF_INET, ctl->host, addr) == 1 ||
-	    inet_pton(AF_INET6, ctl->host, addr) == 1)
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ctl->host);
+	if (inet_pton(AF_INET, c->host, addr) == 1 ||
+	    inet_pton(AF_INET6, c->host, addr) == 1)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host);
 	else {
-		SSL_set_tlsext_host_name(ssl, ctl->host);
-		SSL_set1_host(ssl, ctl->host);
+		SSL_set_tlsext_host_name(ssl, c->host);
+		SSL_set1_host(ssl, c->host);
 	}
 	set_timeout(s->fd, HANDSHAKE_SECONDS);
 	errno = 0;
@@ -154,11 +130,11 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 		alert = ERR_GET_REASON(ERR_peek_error());
 		if (v != X509_V_OK)
 			snprintf(err, errlen, "TLS handshake with %s failed: the "
-			    "daemon's certificate: %s", ctl->host,
+			    "daemon's certificate: %s", c->host,
 			    X509_verify_cert_error_string(v));
 		else
 			snprintf(err, errlen, "TLS handshake with %s failed: %s "
-			    "(%s)", ctl->host, tls_error(),
+			    "(%s)", c->host, tls_error(),
 			    /* the alerts of a daemon that refuses a connection */
 			    alert == SSL_R_TLSV1_ALERT_INTERNAL_ERROR ? "the daemon "
 			    "refused the connection: too many connections, its log "
@@ -175,7 +151,7 @@ ctl_tls_start(struct ctl *ctl, struct session *s, char *err, size_t errlen)
 }
 
 void
-ctl_tls_close(struct session *s)
+jfci_tls_close(jfc_conn *s)
 {
 	if (s->ssl != NULL) {
 		SSL_shutdown(s->ssl);   /* a close_notify, never waiting */
@@ -184,12 +160,12 @@ ctl_tls_close(struct session *s)
 	}
 }
 
-/* write_all / read_frame: the blocking exchange of ctl_auth. */
+/* write_all / read_frame: the blocking exchange of jfci_auth. */
 static int
-write_all(struct session *s, const char *p, size_t n)
+write_all(jfc_conn *s, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t k = ctl_io_write(s, p, n);
+		ssize_t k = jfci_io_write(s, p, n);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -201,17 +177,17 @@ write_all(struct session *s, const char *p, size_t n)
 }
 
 /*
- * ctl_auth: send {"type":"auth","token":T} and read the answer.  A daemon
+ * jfci_auth: send {"type":"auth","token":T} and read the answer.  A daemon
  * without --auth answers unknown_type: the token is not needed, and the
- * session goes on.  A wrong token ends the command (status CTL_LOST):
- * SESSION_REFUSED, which a reconnecting worker does not retry; -1 for a
+ * session goes on.  A wrong token is
+ * JFC_EREFUSED, which a reconnecting worker does not retry; -1 for a
  * connection that broke on the way.
  */
 int
-ctl_auth(struct ctl *ctl, struct session *s)
+jfci_auth(jfc_client *c, jfc_conn *s)
 {
-	json_t *m = json_pack("{s:s, s:s}", "type", "auth", "token", ctl->token);
-	char *text = json_dumps(m, JSON_OUT), hdr[FRAME_HEADER];
+	json_t *m = json_pack("{s:s, s:s}", "type", "auth", "token", c->token);
+	char *text = json_dumps(m, JFC_JSON), hdr[FRAME_HEADER];
 	const char *p;
 	uint32_t len;
 	json_t *reply;
@@ -225,7 +201,7 @@ ctl_auth(struct ctl *ctl, struct session *s)
 	set_timeout(s->fd, HANDSHAKE_SECONDS);
 	if (write_all(s, hdr, sizeof hdr) < 0 || write_all(s, text, strlen(text)) < 0) {
 		free(text);
-		ctl_warn("cannot send the token: %s", strerror(errno));
+		jfci_warn(c, "cannot send the token: %s", strerror(errno));
 		return -1;
 	}
 	explicit_bzero(text, strlen(text));
@@ -237,11 +213,11 @@ ctl_auth(struct ctl *ctl, struct session *s)
 		    &p, &len) != FRAME_NEED)
 			break;
 		buf_reserve(&s->in, 512);
-		n = ctl_io_read(s, s->in.data + s->in.len, s->in.cap - s->in.len);
+		n = jfci_io_read(s, s->in.data + s->in.len, s->in.cap - s->in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			ctl_warn("no answer to the token: %s",
+			jfci_warn(c, "no answer to the token: %s",
 			    n == 0 ? "closed by the daemon" : strerror(errno));
 			return -1;
 		}
@@ -250,7 +226,7 @@ ctl_auth(struct ctl *ctl, struct session *s)
 	set_timeout(s->fd, 0);
 	if (frame_next(buf_head(&s->in), buf_used(&s->in), AUTH_REPLY_MAX,
 	    &p, &len) != FRAME_OK) {
-		ctl_warn("the answer to the token is too large");
+		jfci_warn(c, "the answer to the token is too large");
 		return -1;
 	}
 	reply = json_loadb(p, len, 0, NULL);
@@ -260,21 +236,21 @@ ctl_auth(struct ctl *ctl, struct session *s)
 	else if (code != NULL && strcmp(code, "unknown_type") == 0)
 		rc = 0;   /* the daemon does not use --auth */
 	else if (code != NULL) {
-		rc = SESSION_REFUSED;
-		ctl_warn("authentication refused: %s: %s", code,
+		rc = JFC_EREFUSED;
+		jfci_warn(c, "authentication refused: %s: %s", code,
 		    json_string_value(json_object_get(reply, "reason")) ?
 		    json_string_value(json_object_get(reply, "reason")) : "");
 	} else
-		ctl_warn("unexpected answer to the token");
+		jfci_warn(c, "unexpected answer to the token");
 	json_decref(reply);
 	buf_consume(&s->in, FRAME_HEADER + (size_t)len);
 	return rc;
 }
 
-/* ctl_io_read / ctl_io_write: read(2) and send(2), or SSL_read and
+/* jfci_io_read / jfci_io_write: read(2) and send(2), or SSL_read and
  * SSL_write; -1 with errno EAGAIN when the socket is not ready. */
 ssize_t
-ctl_io_read(struct session *s, void *p, size_t n)
+jfci_io_read(jfc_conn *s, void *p, size_t n)
 {
 	size_t got = 0;
 	int e;
@@ -297,14 +273,14 @@ ctl_io_read(struct session *s, void *p, size_t n)
 		return 0;   /* closed without close_notify */
 	if (e != SSL_ERROR_SYSCALL) {
 		/* Say why (TLS 1.3 refuses a client certificate only now). */
-		ctl_warn("TLS: %s", tls_error());
+		jfci_warn(s->c, "TLS: %s", tls_error());
 		errno = EPROTO;
 	}
 	return -1;
 }
 
 ssize_t
-ctl_io_write(struct session *s, const void *p, size_t n)
+jfci_io_write(jfc_conn *s, const void *p, size_t n)
 {
 	size_t put = 0;
 	int e;
@@ -324,10 +300,10 @@ ctl_io_write(struct session *s, const void *p, size_t n)
 	return -1;
 }
 
-/* ctl_io_pending: bytes wait inside the SSL object (decrypted, or read
+/* jfci_io_pending: bytes wait inside the SSL object (decrypted, or read
  * ahead): the socket's readiness does not show them. */
 bool
-ctl_io_pending(struct session *s)
+jfci_io_pending(jfc_conn *s)
 {
 	return s->ssl != NULL && SSL_has_pending(s->ssl);
 }
