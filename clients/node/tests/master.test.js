@@ -199,11 +199,13 @@ test('refusals: action submit rejects, seed result rejects, status of no job', a
 });
 
 test('heartbeat: the worker answers pings and is kept; a job still completes', async (t) => {
-	const w = echo(t, 'hb', { heartbeat: 20 });
+	// Heartbeats of 300 ms: a loaded machine may hold the worker's loop up
+	// for a while, and three missed ones would drop it.
+	const w = echo(t, 'hb', { heartbeat: 300 });
 	let pings = 0, lost = 0;
 	w.on('ping', () => pings++);
 	w.on('disconnect', () => lost++);
-	await until(() => pings >= 6, 10000, 'six pings');
+	await until(() => pings >= 4, 20000, 'four pings');
 	assert.equal(lost, 0);
 	assert.equal(await workersOf('hb'), 1);
 	assert.equal(await (await c.submit('hb', 'beat')).result(), 'beat');
