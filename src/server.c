@@ -140,11 +140,11 @@ server_start(struct server *srv, const struct options *opt,
 		return EXIT_START;
 	}
 	ev_set_userdata(srv->loop, srv);
-	broker_init(&srv->broker, srv->loop, &(struct broker_limits){
+	srv->broker = broker_new(srv->loop, &(struct broker_limits){
 	    .keep = opt->keep, .keep_max = opt->keep_max, .keep_bytes = opt->keep_bytes,
 	    .max_jobs = opt->max_jobs, .max_memory = opt->max_memory });
-	broker_life_init(&srv->broker, opt->dead_keep, opt->dead_max);
-	broker_stats_listen(&srv->broker, server_stats, srv);
+	broker_life_init(srv->broker, opt->dead_keep, opt->dead_max);
+	broker_stats_listen(srv->broker, server_stats, srv);
 	ev_signal_init(&srv->sigint, signal_cb, SIGINT);
 	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
 	ev_signal_start(srv->loop, &srv->sigint);
@@ -161,7 +161,7 @@ server_start(struct server *srv, const struct options *opt,
 			return rc;
 		srv->on[i] = true;
 		if (m->stats != NULL)
-			broker_stats_listen(&srv->broker, m->stats, srv);
+			broker_stats_listen(srv->broker, m->stats, srv);
 	}
 	return 0;
 }
@@ -199,10 +199,12 @@ server_stop(struct server *srv)
 	for (i = srv->nmodules; i-- > 0;)
 		if (srv->on[i] && srv->modules[i]->stop != NULL)
 			srv->modules[i]->stop(srv);
-	broker_shutdown(&srv->broker);
+	broker_shutdown(srv->broker);
 	for (i = srv->nmodules; i-- > 0;)
 		if (srv->on[i] && srv->modules[i]->close != NULL)
 			srv->modules[i]->close(srv);
-	chan_shutdown(&srv->broker);
+	chan_shutdown(srv->broker);
+	broker_free(srv->broker);
+	srv->broker = NULL;
 	ev_loop_destroy(srv->loop);
 }

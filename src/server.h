@@ -122,7 +122,7 @@ struct server {
 	size_t            nmodules;
 	bool              on[MODULES_MAX];    /* started: stop it at exit */
 	struct options    opt;
-	struct broker     broker;
+	struct broker    *broker;
 	struct fs        *fs;
 	int               master_fd, worker_fd;
 	ev_io             master_io, worker_io;

@@ -11,6 +11,12 @@
 
 #include "core/core.h"
 
+bool
+broker_shared(const struct broker *b)
+{
+	return b->be.submit != NULL;
+}
+
 /* ------------------------------------------------------- the backend */
 
 /*

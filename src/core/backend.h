@@ -38,7 +38,7 @@
  * which a shared job never uses.
  */
 #define job_att(j) ((j)->heap_index)
-static inline bool broker_shared(const struct broker *b) { return b->be.submit != NULL; }
+bool  broker_shared(const struct broker *);   /* a backend is set */
 void  broker_set_backend(struct broker *, const struct broker_backend *);
 typedef bool broker_idle_cb(void *ctx, struct worker *, unsigned free_slots);
 void  broker_idle_each(struct broker *, struct jtype *, broker_idle_cb *, void *ctx);

@@ -21,6 +21,7 @@
  * life_info.c (the job lifecycle).  What they share is in core.h.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,64 @@ broker_init(struct broker *b, struct ev_loop *loop, const struct broker_limits *
 	ev_init(&b->retention, retention_cb);
 	b->retention.data = b;
 	broker_life_init(b, LIFE_DEAD_KEEP, LIFE_DEAD_MAX);
+}
+
+/* broker_new: a broker on the heap (the faces and stores see it only
+ * through pointers: its struct is the core's). */
+struct broker *
+broker_new(struct ev_loop *loop, const struct broker_limits *lim)
+{
+	struct broker *b = xmalloc(sizeof *b);
+
+	broker_init(b, loop, lim);
+	return b;
+}
+
+void
+broker_free(struct broker *b)
+{
+	free(b);
+}
+
+uint64_t broker_mark(const struct broker *b) { return b->mark; }
+uint64_t broker_durable(const struct broker *b) { return b->durable; }
+uint64_t broker_next_seq(const struct broker *b) { return b->next_seq; }
+
+/* broker_held: the store has appended records not yet durable. */
+bool
+broker_held(const struct broker *b)
+{
+	return b->mark > b->durable;
+}
+
+/* broker_gated: acknowledgements wait for the store (held, and the store
+ * takes writes). */
+bool
+broker_gated(const struct broker *b)
+{
+	return broker_held(b) && !b->store_down;
+}
+
+const char *
+broker_err_detail(const struct broker *b)
+{
+	return b->err_detail;
+}
+
+void
+broker_set_err_detail(struct broker *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->err_detail, sizeof b->err_detail, fmt, ap);
+	va_end(ap);
+}
+
+void
+broker_set_id_suffix(struct broker *b, const char *suffix)
+{
+	snprintf(b->id_suffix, sizeof b->id_suffix, "%s", suffix);
 }
 
 /* ------------------------------------------------------------------ types */

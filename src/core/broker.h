@@ -170,11 +170,6 @@ struct restore_req {
 	                                 longer kept (body and result empty) */
 };
 
-/* jobtab.c: every known job by key. */
-struct jobtab {
-	struct job **slots;
-	size_t       cap, len, tombs;
-};
 /*
  * Stats: the broker's counters and those of every part that registers a
  * hook (stats.c), as one JSON object; each hook adds its own keys.
@@ -184,79 +179,25 @@ typedef void broker_stats_hook(void *ctx, json_t *o);
 #define BROKER_STATS_HOOKS_MAX 8
 #define STATS_TYPES_MAX 100   /* types in a "stats" reply without a type */
 
-struct broker {
-	struct ev_loop    *loop;
-	struct jobtab      jobs;      /* every known job by key */
-	struct jtype      *types;
-	struct job_list    all;       /* every job in the table, submission order */
-	TAILQ_HEAD(, job_cursor) cursors;  /* open listings of all */
-	TAILQ_HEAD(, state_cursor) state_cursors;  /* open listings by state */
-	uint32_t           next_lseq;    /* order of entering a state (job->lseq) */
-	struct job_list    finished;  /* retention order */
-	size_t             nfinished;
-	uint64_t           next_seq;
-	uint64_t           next_auto_id;
-	double             keep;      /* seconds */
-	size_t             keep_max;
-	uint64_t           keep_bytes;  /* finished jobs' bytes, --keep-bytes */
-	struct job        *drop_next;   /* the oldest finished job not dropped
-	                                   (NULL: none), in broker->finished */
-	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
-	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
-	ev_timer           retention;
-	size_t             trim_since;   /* jobs forgotten since the last malloc_trim */
-	struct broker_stats stats;
-	struct broker_listener listeners[BROKER_LISTENERS_MAX];
-	unsigned           nlisteners;
-	unsigned           restoring;    /* inside broker_restore */
-	uint64_t           mark;         /* the store's last appended record */
-	uint64_t           durable;      /* the store's last durable record */
-	int                store_err;    /* the store cannot take writes: errno */
-	char               store_reason[128];
-	bool               store_down;   /* broker_store_failed: nothing waits
-	                                    for the store until it takes writes */
-	/* the job lifecycle */
-	struct delay_heap {
-		struct job **items;
-		size_t       len, cap;
-	}                  delays;       /* delayed jobs and retries, by due time */
-	ev_timer           delay_timer;  /* the one timer for all of them */
-	struct job_list    dead;         /* every dead job, oldest first */
-	size_t             ndead;
-	double             dead_keep;    /* seconds */
-	size_t             dead_max;
-	struct dep        *deps;         /* waiting jobs, by the key they wait for */
-	struct life_ends  *ends;         /* life_finished's queue (core.h), or NULL */
-	char               err_detail[2 * ID_MAX + 192];  /* why the last BERR_*
-	                                 (broker_err_reason) */
-	size_t             npaused;      /* paused types */
-	TAILQ_HEAD(, fail_log) fail_logs; /* types with failures counted, not logged */
-	ev_timer           fail_log_timer; /* the end of their windows */
-	/* cluster mode */
-	struct broker_backend {
-		void *ctx;
-		void (*submit)(void *, struct job *);
-		void (*want)(void *, struct jtype *);
-		void (*complete)(void *, struct job *, enum job_state);
-		void (*partial)(void *, struct job *, const char *, size_t);
-		void (*requeue)(void *, struct job *, bool lost);
-		void (*end)(void *, struct job *, enum job_state why, bool if_queued);
-		void (*forget)(void *, struct job *);
-		void (*lookup)(void *, const char *key,
-		    void (*cb)(void *, struct job *, int berr), void *cbctx);
-		void (*query)(void *, const char *what, const char *arg,
-		    void (*cb)(void *, const char *text, size_t len, int berr),
-		    void *cbctx);
-		void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
-	}                  be;           /* be.submit NULL: no backend */
-	char               id_suffix[24];  /* appended to assigned ids: ".N" */
-	struct chans       chans;        /* channels (chan.c) */
-	struct {
-		broker_stats_hook *fn;
-		void              *ctx;
-	}                  stats_hooks[BROKER_STATS_HOOKS_MAX];
-	unsigned           nstats_hooks;
+/* What a backend store implements (backend.h says what each does). */
+struct broker_backend {
+	void *ctx;
+	void (*submit)(void *, struct job *);
+	void (*want)(void *, struct jtype *);
+	void (*complete)(void *, struct job *, enum job_state);
+	void (*partial)(void *, struct job *, const char *, size_t);
+	void (*requeue)(void *, struct job *, bool lost);
+	void (*end)(void *, struct job *, enum job_state why, bool if_queued);
+	void (*forget)(void *, struct job *);
+	void (*lookup)(void *, const char *key,
+	    void (*cb)(void *, struct job *, int berr), void *cbctx);
+	void (*query)(void *, const char *what, const char *arg,
+	    void (*cb)(void *, const char *text, size_t len, int berr),
+	    void *cbctx);
+	void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
 };
+
+struct broker;     /* private to the core (core.h) */
 
 /* What the broker keeps and takes, as the daemon's options say. */
 struct broker_limits {
@@ -267,6 +208,14 @@ struct broker_limits {
 	uint64_t max_memory;     /* their bodies' bytes (--max-memory) */
 };
 void  broker_init(struct broker *, struct ev_loop *, const struct broker_limits *);
+struct broker *broker_new(struct ev_loop *, const struct broker_limits *);
+void  broker_free(struct broker *);     /* after broker_shutdown, chan_shutdown */
+/* Why the last BERR_* of a call (a reason the broker or a backend wrote). */
+const char *broker_err_detail(const struct broker *);
+void  broker_set_err_detail(struct broker *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void  broker_set_id_suffix(struct broker *, const char *);  /* ".N" on assigned ids */
+uint64_t broker_next_seq(const struct broker *);
 void  broker_stats_listen(struct broker *, broker_stats_hook *, void *ctx);
 json_t *broker_stats(struct broker *, const char *type, size_t max_types);
 void  broker_listen(struct broker *, const struct broker_listener *);
@@ -292,10 +241,10 @@ int   broker_restore(struct broker *, const struct restore_req *);
  * is withdrawn (broker_withdraw), everything else goes out, and nothing is
  * held (broker_gated false) until the store takes writes again.
  */
-static inline uint64_t broker_mark(const struct broker *b) { return b->mark; }
-static inline uint64_t broker_durable(const struct broker *b) { return b->durable; }
-static inline bool broker_held(const struct broker *b) { return b->mark > b->durable; }
-static inline bool broker_gated(const struct broker *b) { return broker_held(b) && !b->store_down; }
+uint64_t broker_mark(const struct broker *);
+uint64_t broker_durable(const struct broker *);
+bool     broker_held(const struct broker *);
+bool     broker_gated(const struct broker *);
 void  broker_store_failed(struct broker *);
 void  broker_withdraw(struct broker *, struct job *);
 void  broker_store_mark(struct broker *, uint64_t mark);

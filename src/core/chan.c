@@ -261,3 +261,12 @@ chan_shutdown(struct broker *b)
 		free(ch);
 	}
 }
+
+void
+chan_each(struct broker *b, void (*fn)(void *, const struct chan *), void *ctx)
+{
+	struct chan *ch, *tmp;
+
+	HASH_ITER(hh, b->chans.table, ch, tmp)
+		fn(ctx, ch);
+}

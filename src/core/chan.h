@@ -75,5 +75,7 @@ size_t chan_deliver(struct broker *, const char *name, const char *body, size_t 
 void   chan_stats(struct broker *, uint64_t *nchans, uint64_t *published,
     uint64_t *delivered, uint64_t *dropped);
 void   chan_shutdown(struct broker *);
+/* chan_each: fn(ctx, channel) for every channel there is */
+void   chan_each(struct broker *, void (*fn)(void *ctx, const struct chan *), void *ctx);
 
 #endif /* JOBFS_CHAN_H */

@@ -7,6 +7,72 @@
 
 #include "core/broker.h"
 
+/* jobtab.c: every known job by key. */
+struct jobtab {
+	struct job **slots;
+	size_t       cap, len, tombs;
+};
+
+struct broker {
+	struct ev_loop    *loop;
+	struct jobtab      jobs;      /* every known job by key */
+	struct jtype      *types;
+	struct job_list    all;       /* every job in the table, submission order */
+	TAILQ_HEAD(, job_cursor) cursors;  /* open listings of all */
+	TAILQ_HEAD(, state_cursor) state_cursors;  /* open listings by state */
+	uint32_t           next_lseq;    /* order of entering a state (job->lseq) */
+	struct job_list    finished;  /* retention order */
+	size_t             nfinished;
+	uint64_t           next_seq;
+	uint64_t           next_auto_id;
+	double             keep;      /* seconds */
+	size_t             keep_max;
+	uint64_t           keep_bytes;  /* finished jobs' bytes, --keep-bytes */
+	struct job        *drop_next;   /* the oldest finished job not dropped
+	                                   (NULL: none), in broker->finished */
+	uint64_t           max_jobs;  /* unfinished jobs, --max-jobs */
+	uint64_t           max_bytes; /* their bodies' bytes, --max-memory */
+	ev_timer           retention;
+	size_t             trim_since;   /* jobs forgotten since the last malloc_trim */
+	struct broker_stats stats;
+	struct broker_listener listeners[BROKER_LISTENERS_MAX];
+	unsigned           nlisteners;
+	unsigned           restoring;    /* inside broker_restore */
+	uint64_t           mark;         /* the store's last appended record */
+	uint64_t           durable;      /* the store's last durable record */
+	int                store_err;    /* the store cannot take writes: errno */
+	char               store_reason[128];
+	bool               store_down;   /* broker_store_failed: nothing waits
+	                                    for the store until it takes writes */
+	/* the job lifecycle */
+	struct delay_heap {
+		struct job **items;
+		size_t       len, cap;
+	}                  delays;       /* delayed jobs and retries, by due time */
+	ev_timer           delay_timer;  /* the one timer for all of them */
+	struct job_list    dead;         /* every dead job, oldest first */
+	size_t             ndead;
+	double             dead_keep;    /* seconds */
+	size_t             dead_max;
+	struct dep        *deps;         /* waiting jobs, by the key they wait for */
+	struct life_ends  *ends;         /* life_finished's queue (core.h), or NULL */
+	char               err_detail[2 * ID_MAX + 192];  /* why the last BERR_*
+	                                 (broker_err_reason) */
+	size_t             npaused;      /* paused types */
+	TAILQ_HEAD(, fail_log) fail_logs; /* types with failures counted, not logged */
+	ev_timer           fail_log_timer; /* the end of their windows */
+	/* cluster mode */
+	struct broker_backend be;      /* be.submit NULL: no backend */
+	char               id_suffix[24];  /* appended to assigned ids: ".N" */
+	struct chans       chans;        /* channels (chan.c) */
+	struct {
+		broker_stats_hook *fn;
+		void              *ctx;
+	}                  stats_hooks[BROKER_STATS_HOOKS_MAX];
+	unsigned           nstats_hooks;
+};
+
+
 /* heap.c: a job queue (struct heap, in job.h) */
 void        heap_push(struct heap *, struct job *);
 struct job *heap_pop(struct heap *);
@@ -14,7 +80,7 @@ void        heap_remove(struct heap *, struct job *);
 void        heap_free(struct heap *);
 static inline struct job *heap_top(const struct heap *h) { return h->len ? h->items[0] : NULL; }
 
-/* jobtab.c: every known job by key (struct jobtab, in broker.h) */
+/* jobtab.c: every known job by key (struct jobtab, above) */
 uint32_t    jobtab_hash(const char *key);
 struct job *jobtab_find(const struct jobtab *, const char *key, uint32_t hash);
 void        jobtab_add(struct jobtab *, struct job *);

@@ -111,7 +111,12 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 		}
 		r->n = n;
 		snprintf(r->nstr, sizeof r->nstr, "%" PRIu64, n);
-		snprintf(r->b->id_suffix, sizeof r->b->id_suffix, ".%" PRIu64, n);
+		{
+			char suffix[24];
+
+			snprintf(suffix, sizeof suffix, ".%" PRIu64, n);
+			broker_set_id_suffix(r->b, suffix);
+		}
 		if (!first && r->cmd_ok && !lost) {
 			/* (the loop stalled past the lease): subscribe as the new
 			 * number, and look at every job again */
@@ -535,7 +540,7 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 	snprintf(r->prefix, sizeof r->prefix, "%s", srv->opt.redis_prefix);
 	r->lease_ms = srv->opt.redis_lease_ms;
 	r->srv = srv;
-	r->b = &srv->broker;
+	r->b = srv->broker;
 	TAILQ_INIT(&r->outbox);
 	be.ctx = r;
 	l.ctx = r;

@@ -78,7 +78,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 		snprintf(what, sizeof what, "%s (%zu jobs)", kind_fn[c->kind], c->njobs);
 		rs_log_error(r, what, x->str);
 		if (c->kind == RK_SUBMIT) {
-			snprintf(r->b->err_detail, sizeof r->b->err_detail, "redis: %s", x->str);
+			broker_set_err_detail(r->b, "redis: %s", x->str);
 			for (i = 0; i < c->njobs; i++)
 				if (c->jobs[i] != NULL) {
 					stash_apply(r, c->jobs[i], false);
@@ -108,7 +108,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 					resync_one(r, j, false);
 			} else {
 				stash_apply(r, j, false);
-				snprintf(r->b->err_detail, sizeof r->b->err_detail,
+				broker_set_err_detail(r->b,
 				    "id %s is in use by an unfinished job", job_idjson(j));
 				broker_be_accepted(r->b, j, BERR_ID_EXISTS);
 			}
@@ -383,7 +383,7 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 	if (strcmp(kind, "pmessage") == 0 && x->elements >= 4) {
 		ch = rstr(x->element[2], NULL);
 		if (strncmp(ch, r->prefix, pl) == 0 && strncmp(ch + pl, ":c:", 3) == 0)
-			chan_deliver(&r->srv->broker, ch + pl + 3, x->element[3]->str, x->element[3]->len);
+			chan_deliver(r->srv->broker, ch + pl + 3, x->element[3]->str, x->element[3]->len);
 		return;
 	}
 	if (strcmp(kind, "message") != 0 || strncmp(ch, r->prefix, pl) != 0)

@@ -72,7 +72,7 @@ compact(struct store *s)
 	journal_crash_mark(s->j, journal_appended_lsn(s->j));
 	memset(&r, 0, sizeof r);
 	r.kind = SJ_SNAP_BEGIN;
-	r.next_seq = s->b->next_seq;
+	r.next_seq = broker_next_seq(s->b);
 	s->need_snapshot = false;
 	append(s, &r);
 	if (s->lost_appends != lost)

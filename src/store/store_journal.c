@@ -517,7 +517,7 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	int e;
 
 	s->srv = srv;
-	s->b = &srv->broker;
+	s->b = srv->broker;
 	s->opt = *opt;
 	s->opt.dir = xstrdup(opt->dir);
 	if ((s->j = journal_open(srv->loop, opt->dir, &jo, err, errlen)) == NULL)

@@ -120,9 +120,9 @@ conn_new(struct server *srv, int fd, enum conn_role role)
 	c->chp = (struct chan_peer){ .ctx = c, .ops = &conn_chan_ops, .label = c->peer };
 	/* The core's handle on the peer: it knows the connection by no more. */
 	if (role == ROLE_MASTER)
-		c->master = broker_master_new(&srv->broker, c);
+		c->master = broker_master_new(srv->broker, c);
 	else
-		c->worker = broker_worker_new(&srv->broker, c, c->peer);
+		c->worker = broker_worker_new(srv->broker, c, c->peer);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, conn_frame_timer_cb);
@@ -169,7 +169,7 @@ conn_unhold(struct conn *c)
 void
 conn_hold(struct conn *c, size_t start)
 {
-	uint64_t mark = broker_mark(&c->srv->broker);
+	uint64_t mark = broker_mark(c->srv->broker);
 
 	if (c->hold_len > c->hold_head && c->holds[c->hold_len - 1].mark == mark)
 		return;  /* an earlier hold of this mark already holds it back */
@@ -200,7 +200,7 @@ static void
 hsub_prune(struct conn *c, uint64_t durable)
 {
 	while (c->hsub_head < c->hsub_len && c->hsubs[c->hsub_head].mark <= durable)
-		job_unref(&c->srv->broker, c->hsubs[c->hsub_head++].job);
+		job_unref(c->srv->broker, c->hsubs[c->hsub_head++].job);
 	if (c->hsub_head == c->hsub_len)
 		c->hsub_head = c->hsub_len = 0;
 }
@@ -215,7 +215,7 @@ conn_hold_submit(struct conn *c, struct job *j, size_t plain_start)
 {
 	struct held_submit *h;
 
-	if (!broker_gated(&c->srv->broker) || c->role != ROLE_MASTER)
+	if (!broker_gated(c->srv->broker) || c->role != ROLE_MASTER)
 		return;
 	if (c->hsub_len == c->hsub_cap) {
 		if (c->hsub_head > 0) {
@@ -232,7 +232,7 @@ conn_hold_submit(struct conn *c, struct job *j, size_t plain_start)
 	h = &c->hsubs[c->hsub_len++];
 	h->plain = c->out_plain_done + plain_start;
 	h->len = (uint32_t)(buf_used(&c->out) - plain_start);
-	h->mark = broker_mark(&c->srv->broker);
+	h->mark = broker_mark(c->srv->broker);
 	h->job = j;
 	job_ref(j);
 }
@@ -241,7 +241,7 @@ conn_hold_submit(struct conn *c, struct job *j, size_t plain_start)
 size_t
 conn_writable(struct conn *c)
 {
-	uint64_t durable = broker_durable(&c->srv->broker);
+	uint64_t durable = broker_durable(c->srv->broker);
 	size_t used = conn_out_used(c);
 
 	hsub_prune(c, durable);
@@ -287,7 +287,7 @@ refuse_at(struct conn *c, size_t at, size_t len, const char *idjson)
 	c->out.len = c->out.off + at;
 	before = buf_used(&c->out);
 	conn_send_error(c, "unavailable", idjson, "%s",
-	    broker_store_reason(&c->srv->broker));
+	    broker_store_reason(c->srv->broker));
 	added = buf_used(&c->out) - before;
 	buf_append(&c->out, buf_head(&tail), buf_used(&tail));
 	buf_free(&tail);
@@ -308,7 +308,7 @@ refuse_at(struct conn *c, size_t at, size_t len, const char *idjson)
 void
 conn_fail_held(struct server *srv)
 {
-	uint64_t durable = broker_durable(&srv->broker);
+	uint64_t durable = broker_durable(srv->broker);
 	struct conn *c;
 
 	TAILQ_FOREACH(c, &srv->conns, all_entry) {
@@ -320,7 +320,7 @@ conn_fail_held(struct server *srv)
 			    !(c->flags & (CONN_DEAD | CONN_CLOSE_AFTER_WRITE))) {
 				refuse_at(c, (size_t)(h->plain - c->out_plain_done),
 				    h->len, job_idjson(h->job));
-				broker_withdraw(&srv->broker, h->job);
+				broker_withdraw(srv->broker, h->job);
 			}
 		}
 		hsub_prune(c, UINT64_MAX);
@@ -353,16 +353,16 @@ conn_release(struct conn *c)
 		return;
 	c->flags |= CONN_RELEASED;
 	if (c->role == ROLE_MASTER) {
-		broker_master_gone(&srv->broker, c->master);
+		broker_master_gone(srv->broker, c->master);
 		c->master = NULL;
 	} else {
 		proto_worker_gone(c);
 		c->worker = NULL;
 	}
-	chan_unsubscribe_all(&srv->broker, &c->chp);
+	chan_unsubscribe_all(srv->broker, &c->chp);
 	while (c->def_head < c->def_len) {
 		blob_unref(c->deferred[c->def_head].result);
-		job_unref(&srv->broker, c->deferred[c->def_head++].job);
+		job_unref(srv->broker, c->deferred[c->def_head++].job);
 	}
 	hsub_prune(c, UINT64_MAX);
 	free(c->deferred);

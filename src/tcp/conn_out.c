@@ -66,7 +66,7 @@ conn_send_deferred(struct conn *c)
 		d = c->deferred[c->def_head++];
 		proto_send_ending(c, d.job, d.result);
 		blob_unref(d.result);
-		job_unref(&c->srv->broker, d.job);
+		job_unref(c->srv->broker, d.job);
 	}
 	if (c->def_head == c->def_len) {
 		c->def_head = c->def_len = 0;
@@ -155,9 +155,9 @@ conn_frame_end(struct conn *c, size_t start)
 	if (conn_out_used(c) > OUT_SOFT_LIMIT && !(c->flags & CONN_BACKLOG)) {
 		c->flags |= CONN_BACKLOG;
 		if (c->worker != NULL)  /* it takes no job until it drains */
-			broker_worker_block(&c->srv->broker, c->worker, true);
+			broker_worker_block(c->srv->broker, c->worker, true);
 	}
-	if (broker_gated(&c->srv->broker) && c->role == ROLE_MASTER &&
+	if (broker_gated(c->srv->broker) && c->role == ROLE_MASTER &&
 	    !(sending_refusal && c->hold_head == c->hold_len))
 		conn_hold(c, start);
 	conn_mark_pending(c);
@@ -169,7 +169,7 @@ void
 conn_frame_end_ack(struct conn *c, size_t start)
 {
 	conn_frame_end(c, start);
-	if (broker_gated(&c->srv->broker) && c->role != ROLE_MASTER)
+	if (broker_gated(c->srv->broker) && c->role != ROLE_MASTER)
 		conn_hold(c, start);
 }
 
@@ -437,7 +437,7 @@ conn_after_write(struct conn *c)
 		if (c->role == ROLE_MASTER)
 			conn_send_deferred(c);
 		else if (c->worker != NULL)
-			broker_worker_block(&c->srv->broker, c->worker, false);
+			broker_worker_block(c->srv->broker, c->worker, false);
 	}
 }
 

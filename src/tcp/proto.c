@@ -378,7 +378,7 @@ h_subscribe(struct conn *c, const struct msg_ctx *ctx)
 	char ch[ID_MAX + 1];
 
 	if (type_check(c, ctx, MK_CHANNEL, ch))
-		chan_subscribe(&c->srv->broker, &c->chp, ch);
+		chan_subscribe(c->srv->broker, &c->chp, ch);
 }
 
 static void
@@ -387,7 +387,7 @@ h_unsubscribe(struct conn *c, const struct msg_ctx *ctx)
 	char ch[ID_MAX + 1];
 
 	if (type_check(c, ctx, MK_CHANNEL, ch))
-		chan_unsubscribe(&c->srv->broker, &c->chp, ch);
+		chan_unsubscribe(c->srv->broker, &c->chp, ch);
 }
 
 static void
@@ -400,9 +400,9 @@ h_publish(struct conn *c, const struct msg_ctx *ctx)
 	if (!type_check(c, ctx, MK_CHANNEL, ch))
 		return;
 	body = field_json(ctx, MK_BODY, &len);
-	if (chan_publish(&c->srv->broker, ch, body, len) == SIZE_MAX)   /* Redis is away */
+	if (chan_publish(c->srv->broker, ch, body, len) == SIZE_MAX)   /* Redis is away */
 		conn_send_error(c, "unavailable", ctx->idjson, "%s",
-		    broker_store_reason(&c->srv->broker));
+		    broker_store_reason(c->srv->broker));
 }
 
 /* ------------------------------------------------------- frames we send */
@@ -651,7 +651,7 @@ on_accepted(void *ctx, struct job *j, int berr)
 			send_ok(c, job_idjson(j));
 	} else
 		conn_send_error(c, berr_frame(berr), job_idjson(j), "%s",
-		    broker_err_reason(&srv->broker, berr));
+		    broker_err_reason(srv->broker, berr));
 }
 
 /* on_store_failed: what waits for the store is answered now. */
@@ -685,5 +685,5 @@ proto_init(struct server *srv)
 	mine.durable = on_durable;
 	mine.job_accepted = on_accepted;
 	mine.store_failed = on_store_failed;
-	broker_listen(&srv->broker, &mine);
+	broker_listen(srv->broker, &mine);
 }

@@ -49,7 +49,7 @@ proto_auth_as(struct conn *c, const char *name, unsigned roles)
 	/* a worker is known by its token's name (a join's "worker" may name
 	 * it again), its address listed beside */
 	if (c->worker != NULL && !worker_named(c->worker))
-		broker_worker_options(&c->srv->broker, c->worker, name, 0, -1);
+		broker_worker_options(c->srv->broker, c->worker, name, 0, -1);
 }
 
 /*

@@ -93,7 +93,7 @@ h_submit(struct conn *c, const struct msg_ctx *ctx)
 	char type[ID_MAX + 1], target[ID_MAX + 1];
 	const char *after[LIFE_AFTER_MAX];
 	struct submit_req req = { 0 };
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 	struct job *j = NULL;
 	size_t tlen, i, plain;
 	enum broker_err berr;
@@ -212,7 +212,7 @@ about_found(void *ctx, struct job *j, int berr)
 
 	if (c != NULL && berr != BERR_OK)
 		conn_send_error(c, "unavailable", q->idjson, "%s",
-		    broker_store_reason(&c->srv->broker));
+		    broker_store_reason(c->srv->broker));
 	else if (c != NULL)
 		(q->what == ABOUT_STATUS ? do_status : q->what == ABOUT_CANCEL ?
 		    do_cancel : do_wait)(c, q->idjson, j);
@@ -228,7 +228,7 @@ about(struct conn *c, const struct msg_ctx *ctx, enum about what)
 	if (!id_check(c, ctx))
 		return;
 	if (c->master == NULL) {   /* (a worker asking: only jobs known here) */
-		struct job *j = broker_find(&c->srv->broker, ctx->key);
+		struct job *j = broker_find(c->srv->broker, ctx->key);
 
 		(what == ABOUT_STATUS ? do_status : what == ABOUT_CANCEL ?
 		    do_cancel : do_wait)(c, ctx->idjson, j);
@@ -239,7 +239,7 @@ about(struct conn *c, const struct msg_ctx *ctx, enum about what)
 	q->what = what;
 	strcpy(q->idjson, ctx->idjson);
 	broker_master_hold(q->m);
-	broker_lookup(&c->srv->broker, ctx->key, about_found, q);
+	broker_lookup(c->srv->broker, ctx->key, about_found, q);
 }
 
 void
@@ -273,7 +273,7 @@ h_stats(struct conn *c, const struct msg_ctx *ctx)
 	if (one && !type_check(c, ctx, type_key, type))
 		return;
 	conn_send_json(c, json_pack("{s:o}", "stats",
-	    broker_stats(&c->srv->broker, one ? type : NULL, STATS_TYPES_MAX)));
+	    broker_stats(c->srv->broker, one ? type : NULL, STATS_TYPES_MAX)));
 }
 
 /* h_cancel: end the job; the canceller hears the ending too. */
@@ -295,10 +295,10 @@ do_cancel(struct conn *c, const char *idjson, struct job *j)
 	}
 	master = j->master;
 	job_ref(j);
-	broker_end(&c->srv->broker, j, JOB_CANCELLED);
+	broker_end(c->srv->broker, j, JOB_CANCELLED);
 	if (master != c->master)
 		conn_send_error(c, "cancelled", job_idjson(j), "%s", j->key);
-	job_unref(&c->srv->broker, j);
+	job_unref(c->srv->broker, j);
 }
 
 /* ------------------------------------------- jobs by state */
@@ -319,7 +319,7 @@ void
 h_list(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1], state[32], *pos = NULL;
 	const struct mfield *f;
 	struct jtype *t = NULL;
@@ -373,7 +373,7 @@ h_list(struct conn *c, const struct msg_ctx *ctx)
 static void
 send_type_settings(struct conn *c, const char *name)
 {
-	struct jtype *t = broker_type(&c->srv->broker, name, false);
+	struct jtype *t = broker_type(c->srv->broker, name, false);
 
 	if (t != NULL)
 		conn_send_json(c, broker_type_settings(t));
@@ -388,7 +388,7 @@ void
 h_kick(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1];
 	struct jtype *t;
 	struct job *j;
@@ -425,7 +425,7 @@ static void
 pause_resume(struct conn *c, const struct msg_ctx *ctx, bool paused)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1];
 	struct jtype *t;
 
@@ -455,7 +455,7 @@ void
 h_configure(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1];
 	int64_t v[3] = { -1, -1, -1 };
 	static const enum msg_key keys[3] = { MK_LIMIT, MK_RETRIES, MK_BACKOFF };
@@ -467,7 +467,7 @@ h_configure(struct conn *c, const struct msg_ctx *ctx)
 		if (field(ctx, keys[i]) != NULL)
 			v[i] = field_int(ctx, keys[i]) < 0 ? -2 : field_int(ctx, keys[i]);
 	if (broker_type_configure(b, type, v[0], v[1], v[2]) != BERR_OK) {
-		conn_send_error(c, "invalid_type", NULL, "%s", b->err_detail);
+		conn_send_error(c, "invalid_type", NULL, "%s", broker_err_detail(b));
 		return;
 	}
 	send_type_settings(c, type);

@@ -63,7 +63,7 @@ h_join(struct conn *c, const struct msg_ctx *ctx)
 {
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	char type[ID_MAX + 1], name[ID_MAX + 1];
-	struct broker *b = &c->srv->broker;
+	struct broker *b = c->srv->broker;
 
 	if (!type_check(c, ctx, type_key, type) || !join_check(c, ctx, name))
 		return;
@@ -94,7 +94,7 @@ worker_job_for(struct conn *c, const struct msg_ctx *ctx, bool final, bool *late
 	struct job *j;
 
 	*late = false;
-	switch (broker_worker_answer(&c->srv->broker, c->worker, ctx->key, final, &j)) {
+	switch (broker_worker_answer(c->srv->broker, c->worker, ctx->key, final, &j)) {
 	case ANSWER_JOB:
 		return j;
 	case ANSWER_LATE:
@@ -128,12 +128,12 @@ worker_log(struct conn *c, const struct msg_ctx *ctx, struct job *j)
 	ssize_t n;
 
 	if (f == NULL || f->kind != JK_STRING) {
-		broker_job_log(&c->srv->broker, j, NULL, 0);
+		broker_job_log(c->srv->broker, j, NULL, 0);
 		return;
 	}
 	text = xmalloc(f->len + 1);   /* decoding never lengthens */
 	if ((n = msg_unescape(f->val, f->len, text, f->len + 1)) >= 0)
-		broker_job_log(&c->srv->broker, j, text, (size_t)n);
+		broker_job_log(c->srv->broker, j, text, (size_t)n);
 	else
 		log_debug("%s: a log that does not decode ignored", c->peer);
 	free(text);
@@ -159,7 +159,7 @@ worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 		    fail ? "failure report" : "response");
 		if (c->dialect == DIALECT_ACTION)
 			send_ok(c, NULL);
-		broker_worker_ready(&c->srv->broker, c->worker);
+		broker_worker_ready(c->srv->broker, c->worker);
 		return;
 	}
 	if (j == NULL)
@@ -169,12 +169,12 @@ worker_ends(struct conn *c, const struct msg_ctx *ctx, bool fail)
 	if (c->dialect == DIALECT_ACTION)
 		send_ok(c, NULL);
 	if (fail)
-		(void)broker_fail(&c->srv->broker, j, body, len);
+		(void)broker_fail(c->srv->broker, j, body, len);
 	else {
 		struct blob *held = conn_in_adopt(c, body, len);  /* a large
 		                                   result stays where it came */
 
-		broker_complete(&c->srv->broker, j, body, len, held);
+		broker_complete(c->srv->broker, j, body, len, held);
 		blob_unref(held);
 	}
 }
@@ -196,7 +196,7 @@ h_partial(struct conn *c, const struct msg_ctx *ctx)
 	if ((j = worker_job_for(c, ctx, false, &late)) == NULL)
 		return;
 	body = field_json(ctx, MK_BODY, &len);
-	broker_partial(&c->srv->broker, j, body, len);
+	broker_partial(c->srv->broker, j, body, len);
 }
 
 /* h_fail: the job failed; body is the error.  Retried or dead
@@ -253,6 +253,6 @@ void
 proto_worker_gone(struct conn *c)
 {
 	ev_timer_stop(c->srv->loop, &c->heartbeat);
-	broker_worker_gone(&c->srv->broker, c->worker);
+	broker_worker_gone(c->srv->broker, c->worker);
 }
 

@@ -54,7 +54,7 @@ const struct fixed_name type_names[] = {
 bool
 type_paused(struct fs *fs, const struct owner *o)
 {
-	struct jtype *t = broker_type(&fs->srv->broker, o->name, false);
+	struct jtype *t = broker_type(fs->srv->broker, o->name, false);
 
 	return t != NULL && t->paused;
 }
@@ -87,7 +87,7 @@ state_lookup(struct fs *fs, fuse_ino_t parent, struct owner *po, const char *nam
     struct node **n, fuse_ino_t *fixed)
 {
 	enum node_kind k = node_kind_of(fs, parent, &po);
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct job *j;
 	char *key;
 	int s;
@@ -121,7 +121,7 @@ int
 fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
     struct node **n, fuse_ino_t *fixed)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct owner *po;
 	enum node_kind k;
 	struct job *j;
@@ -148,7 +148,7 @@ fs_lookup_child(struct fs *fs, fuse_ino_t parent, const char *name,
 		*n = node_get(fs, owner_job(fs, j), NK_JOB_DIR);
 		return 0;
 	case NK_CHANNELS:
-		if (chan_find(&fs->srv->broker, name) == NULL)
+		if (chan_find(fs->srv->broker, name) == NULL)
 			return -ENOENT;
 		*n = node_get(fs, owner_named(fs, OW_CHAN, name), NK_CHAN);
 		return 0;
@@ -259,7 +259,7 @@ static void
 fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct owner *po;
 	struct jtype *t;
 
@@ -287,7 +287,7 @@ fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 int
 fs_rmdir_err(struct fs *fs, fuse_ino_t parent, const char *name)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct owner *po;
 	struct jtype *t;
 	struct job *j;
@@ -351,17 +351,17 @@ fs_unlink_err(struct fs *fs, fuse_ino_t parent, const char *name)
 			return -EPERM;
 		if (!owner_alive(fs, po) || !type_paused(fs, po))
 			return -ENOENT;
-		t = broker_type(&fs->srv->broker, po->name, false);
+		t = broker_type(fs->srv->broker, po->name, false);
 		log_info("type %s: resumed in the tree", po->name);
-		broker_type_pause(&fs->srv->broker, t, false);
+		broker_type_pause(fs->srv->broker, t, false);
 		return 0;
 	case NK_CHANNELS:
-		if ((ch = chan_find(&fs->srv->broker, name)) == NULL)
+		if ((ch = chan_find(fs->srv->broker, name)) == NULL)
 			return -ENOENT;
 		if (ch->nsubs > 0)
 			return -EBUSY;
 		log_info("channel %s: removed in the tree", name);
-		chan_unpin(&fs->srv->broker, ch);
+		chan_unpin(fs->srv->broker, ch);
 		return 0;
 	case NK_NONE:
 		return -ENOENT;
@@ -393,10 +393,10 @@ fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
 			return -EACCES;
 		if (!owner_alive(fs, po))
 			return -ENOENT;
-		t = broker_type(&fs->srv->broker, po->name, false);
+		t = broker_type(fs->srv->broker, po->name, false);
 		if (!t->paused)
 			log_info("type %s: paused in the tree", po->name);
-		broker_type_pause(&fs->srv->broker, t, true);
+		broker_type_pause(fs->srv->broker, t, true);
 		*n = node_get(fs, po, NK_TYPE_PAUSED);
 		return 0;
 	}
@@ -406,7 +406,7 @@ fs_chan_create(struct fs *fs, fuse_ino_t parent, const char *name, mode_t mode,
 		return -EPERM;
 	if (!type_name_valid(name, strlen(name)))
 		return -EINVAL;  /* channel names follow the rules of type names */
-	chan_get(&fs->srv->broker, name, true);
+	chan_get(fs->srv->broker, name, true);
 	log_info("channel %s: made in the tree", name);
 	*n = node_get(fs, owner_named(fs, OW_CHAN, name), NK_CHAN);
 	return 0;
@@ -741,7 +741,7 @@ fs_unmount(struct server *srv)
 	notify_stop(fs);
 	fs_fail_waiters(fs, ENOTCONN);
 	fs_cluster_fail(fs);
-	fs_release_held(fs, broker_durable(&srv->broker), EIO);
+	fs_release_held(fs, broker_durable(srv->broker), EIO);
 	fs_wake_durable(fs, UINT64_MAX);  /* only lets go of the jobs */
 	srv->fs = NULL;  /* the tree's listeners: nothing to tell any more */
 	fs_nodes_free(fs);
@@ -887,6 +887,6 @@ fs_listen(struct server *srv)
 		.type_changed = on_type_changed,
 	};
 
-	broker_listen(&srv->broker, &l);
-	chan_listen(&srv->broker, fs_chan_message, srv);
+	broker_listen(srv->broker, &l);
+	chan_listen(srv->broker, fs_chan_message, srv);
 }

@@ -86,7 +86,7 @@ bool
 fs_cluster_lookup(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
     bool rmdir)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct fs_asking *a;
 	struct owner *po;
 	char *key;
@@ -186,7 +186,7 @@ snapshot_found(void *ctx, const char *text, size_t len, int berr)
 bool
 fs_cluster_read(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	const char *what, *arg = NULL;
 	struct fs_asking *a;
 
@@ -234,12 +234,12 @@ fs_cluster_opendir(struct fs *fs, fuse_req_t req, struct handle *h,
 {
 	struct fs_asking *a;
 
-	if (!broker_shared(&fs->srv->broker) || h->kind != NK_JOBS)
+	if (!broker_shared(fs->srv->broker) || h->kind != NK_JOBS)
 		return false;
 	a = asking_new(fs, ASK_OPENDIR, req, NULL);
 	a->h = h;
 	a->fi = *fi;
-	broker_query(&fs->srv->broker, "jobs", NULL, jobs_found, a);
+	broker_query(fs->srv->broker, "jobs", NULL, jobs_found, a);
 	return true;
 }
 
@@ -262,7 +262,7 @@ fs_cluster_next_job(struct fs *fs, struct handle *h, bool peek)
 			continue;
 		memcpy(key, p, (size_t)(nl - p));
 		key[nl - p] = '\0';
-		if (broker_find(&fs->srv->broker, key) != NULL) {
+		if (broker_find(fs->srv->broker, key) != NULL) {
 			h->remote_pos = pos;   /* listed with this daemon's */
 			continue;
 		}

@@ -64,6 +64,16 @@ list_type(void *ctx, struct jtype *t)
 	return true;
 }
 
+/* list_chan: channels/NAME, for the listing of channels/. */
+static void
+list_chan(void *ctx, const struct chan *ch)
+{
+	struct type_listing *x = ctx;
+
+	dir_add(x->req, x->b, ch->name, owner_ino(owner_find(x->fs, OW_CHAN,
+	    ch->name), NK_CHAN), false);
+}
+
 /*
  * fs_list: the whole listing of a directory, taken once at opendir (all but
  * jobs/, which is read with a cursor: see jobs_readdir).
@@ -72,7 +82,6 @@ static int
 fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct buf *b)
 {
 	struct server *srv = fs->srv;
-	struct chan *ch, *ctmp;
 	int s;
 
 	dir_add(req, b, ".", FS_UNKNOWN_INO, true);
@@ -85,14 +94,15 @@ fs_list(struct fs *fs, fuse_req_t req, enum node_kind k, struct owner *o, struct
 		{
 			struct type_listing x = { fs, req, b };
 
-			broker_types_each(&srv->broker, list_type, &x);
+			broker_types_each(srv->broker, list_type, &x);
 		}
 		break;
-	case NK_CHANNELS:
-		HASH_ITER(hh, srv->broker.chans.table, ch, ctmp)
-			dir_add(req, b, ch->name, owner_ino(owner_find(fs, OW_CHAN,
-			    ch->name), NK_CHAN), false);
+	case NK_CHANNELS: {
+		struct type_listing x = { fs, req, b };
+
+		chan_each(srv->broker, list_chan, &x);
 		break;
+	}
 	case NK_TYPE_DIR:
 		if (!owner_alive(fs, o))
 			return -ENOENT;
@@ -197,7 +207,7 @@ jobs_reply_again(fuse_req_t req, struct handle *h, size_t size, off_t off)
 static void
 jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct job *j;
 	off_t n = off;
 	char *name;
@@ -253,7 +263,7 @@ jobs_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t
 static void
 states_readdir(struct fs *fs, fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	enum node_kind lk = NK_IS_STATE_DIR(h->kind) ? NK_JOB_LINK : NK_JOB_TLINK;
 	int s = NK_IS_STATE_DIR(h->kind) ? (int)(h->kind - NK_STATE_DIR0 + 1) :
 	    (int)(h->kind - NK_TYPE_STATE_DIR0 + 1);

@@ -102,7 +102,7 @@ handle_is_stream(const struct handle *h)
 static void
 text_stats(struct server *srv, struct buf *b)
 {
-	json_t *o = broker_stats(&srv->broker, NULL, 0), *v;  /* no per-type counters */
+	json_t *o = broker_stats(srv->broker, NULL, 0), *v;  /* no per-type counters */
 	const char *k;
 	char line[320];
 
@@ -370,18 +370,18 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	h->data.off = h->data.len = 0;
 	h->filled = true;
 	if (h->owner != NULL && h->owner->kind == OW_TYPE &&
-	    (t = broker_type(&fs->srv->broker, h->owner->name, false)) == NULL)
+	    (t = broker_type(fs->srv->broker, h->owner->name, false)) == NULL)
 		return;  /* the type went away: nothing to show */
 	switch (h->kind) {
 	case NK_README:       buf_append_str(&h->data, readme_text); break;
 	case NK_STATS:        text_stats(fs->srv, &h->data); break;
 	case NK_REFUSALS:     text_refusals(fs, &h->data); break;
 	case NK_TYPE_STATS:   text_type_stats(t, &h->data); break;
-	case NK_TYPE_WORKERS: text_workers(&fs->srv->broker, t, &h->data); break;
-	case NK_TYPE_QUEUE:   text_queue(&fs->srv->broker, t, &h->data); break;
+	case NK_TYPE_WORKERS: text_workers(fs->srv->broker, t, &h->data); break;
+	case NK_TYPE_QUEUE:   text_queue(fs->srv->broker, t, &h->data); break;
 	/* the job lifecycle */
-	case NK_TYPE_DEAD:    broker_dead_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
-	case NK_TYPE_DELAYED: broker_delayed_each(&fs->srv->broker, t, add_queued_id, &h->data); break;
+	case NK_TYPE_DEAD:    broker_dead_each(fs->srv->broker, t, add_queued_id, &h->data); break;
+	case NK_TYPE_DELAYED: broker_delayed_each(fs->srv->broker, t, add_queued_id, &h->data); break;
 	case NK_TYPE_LIMIT:   text_num(&h->data, t->limit, -1); break;
 	case NK_TYPE_RETRIES: text_num(&h->data, t->retries,
 	    t->backoff_ms > 0 ? t->backoff_ms : LIFE_BACKOFF_MS); break;
@@ -441,8 +441,8 @@ fs_handle_free(struct fs *fs, struct handle *h)
 	if (h->ph != NULL)
 		fuse_pollhandle_destroy(h->ph);
 	TAILQ_REMOVE(&fs->handles, h, all_entry);
-	broker_cursor_close(&fs->srv->broker, &h->cursor);
-	broker_scursor_close(&fs->srv->broker, &h->scursor);
+	broker_cursor_close(fs->srv->broker, &h->cursor);
+	broker_scursor_close(fs->srv->broker, &h->scursor);
 	buf_free(&h->data);
 	buf_free(&h->remote);
 	lines_free(&h->lines);

@@ -185,7 +185,7 @@ owner_release(struct fs *fs, struct owner *o)
 		j = o->job;
 		HASH_DEL(fs->jobs, o);
 		free(o);
-		job_unref(&fs->srv->broker, j);  /* may free the job, and its type */
+		job_unref(fs->srv->broker, j);  /* may free the job, and its type */
 		return;
 	case OW_TYPE:
 		HASH_DEL(fs->types, o);
@@ -204,11 +204,11 @@ owner_alive(struct fs *fs, const struct owner *o)
 {
 	switch (o->kind) {
 	case OW_JOB:
-		return broker_find(&fs->srv->broker, o->job->key) == o->job;
+		return broker_find(fs->srv->broker, o->job->key) == o->job;
 	case OW_TYPE:
-		return broker_type(&fs->srv->broker, o->name, false) != NULL;
+		return broker_type(fs->srv->broker, o->name, false) != NULL;
 	case OW_CHAN:
-		return chan_find(&fs->srv->broker, o->name) != NULL;
+		return chan_find(fs->srv->broker, o->name) != NULL;
 	}
 	return false;
 }

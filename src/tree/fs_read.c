@@ -45,7 +45,7 @@ job_error(enum job_state s)
 static bool
 ending_durable(struct fs *fs, struct job *j)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct durable_wake *d;
 
 	if (!broker_held(b))
@@ -70,7 +70,7 @@ ending_durable(struct fs *fs, struct job *j)
 void
 fs_wake_durable(struct fs *fs, uint64_t durable)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	size_t i, n = 0;
 
 	for (i = 0; i < fs->ndwake; i++) {

@@ -30,7 +30,7 @@
 static int
 kick_line(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
 	char key[ID_MAX + 1], name[3 * ID_MAX + 1], *dec = NULL;
 	struct job *j;
@@ -127,7 +127,7 @@ env_id(json_t *x, char *key, char **idjson)
 static int
 berr_errno(struct fs *fs, enum broker_err err)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 
 	if (err != BERR_OK && err != BERR_PENDING)
 		fs_why(fs, "%s", broker_err_reason(b, err));
@@ -163,7 +163,7 @@ berr_errno(struct fs *fs, enum broker_err err)
 static int
 envelope_submit(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	json_t *o = json_loadb(text, len, 0, NULL), *x;
 	static char keys[LIFE_AFTER_MAX][ID_MAX + 1];
 	const char *after[LIFE_AFTER_MAX];
@@ -243,7 +243,7 @@ out:
 static int
 num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	char text[64], *end;
 	long long v, w = -1;
 
@@ -274,7 +274,7 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 		v = -2;   /* refused */
 	if (broker_type_configure(b, h->owner->name, h->kind == NK_TYPE_LIMIT ? v : -1,
 	    h->kind == NK_TYPE_RETRIES ? v : -1, w) != BERR_OK) {
-		fs_why(fs, "%s", b->err_detail);
+		fs_why(fs, "%s", broker_err_detail(b));
 		return -EINVAL;
 	}
 	fs->why[0] = '\0';
@@ -287,13 +287,13 @@ num_write(struct fs *fs, struct handle *h, const char *data, size_t size)
 static int
 sink_deliver(struct fs *fs, struct handle *h, const char *text, size_t len)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct submit_req r;
 	struct job *j;
 	int rc;
 
 	if (h->kind == NK_CHAN) {
-		if (chan_publish(&fs->srv->broker, h->owner->name, text, len) != SIZE_MAX)
+		if (chan_publish(fs->srv->broker, h->owner->name, text, len) != SIZE_MAX)
 			return 0;
 		fs_why(fs, "%s", broker_store_reason(b));   /* cluster mode: Redis is away */
 		return -EIO;
@@ -332,7 +332,7 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 	    &texts, &n, fs->why, sizeof fs->why);
 	if (rc == 0 && n > 0) {
 		if (h->kind == NK_CHAN)
-			chan_get(&fs->srv->broker, h->owner->name, true);  /* a write makes the channel */
+			chan_get(fs->srv->broker, h->owner->name, true);  /* a write makes the channel */
 		/* A refusal (ENOSPC) stops here: the lines before it stay submitted. */
 		for (p = texts.data; p < texts.data + texts.len && rc == 0; p = nl + 1) {
 			nl = memchr(p, '\n', (size_t)(texts.data + texts.len - p));
@@ -353,7 +353,7 @@ fs_sink_write(struct fs *fs, struct handle *h, const char *data, size_t size,
 static void
 reply_ok(struct fs *fs, fuse_req_t req, bool write, size_t size)
 {
-	struct broker *b = &fs->srv->broker;
+	struct broker *b = fs->srv->broker;
 	struct held_reply *r;
 
 	if (broker_held(b)) {

@@ -533,7 +533,7 @@ web_start(struct server *srv)
 			.worker_left = on_worker_left,
 			.durable = on_durable,
 		};
-		broker_listen(&srv->broker, &l);
+		broker_listen(srv->broker, &l);
 	}
 	sse_init(w);
 	web_run(w);

@@ -507,7 +507,7 @@ metrics_serve(struct wreq *r)
 	};
 	struct web *w = r->web;
 	struct buf b = { 0 };
-	json_t *st = broker_stats(&w->srv->broker, NULL, 0), *hs;
+	json_t *st = broker_stats(w->srv->broker, NULL, 0), *hs;
 	struct web_hist *h, *tmp;
 	struct type_walk x = { &b, NULL, 0 };
 	size_t i;
@@ -519,7 +519,7 @@ metrics_serve(struct wreq *r)
 		    per_type[i].help, per_type[i].name, per_type[i].type);
 		x.metric = per_type[i].name;
 		x.which = (int)i;
-		broker_types_each(&w->srv->broker, type_metric, &x);
+		broker_types_each(w->srv->broker, type_metric, &x);
 	}
 	buf_append_str(&b, "# HELP jobfs_job_run_seconds Run time of jobs done, "
 	    "from dispatch to result, per type.\n"

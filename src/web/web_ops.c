@@ -98,7 +98,7 @@ method_ok(struct wreq *r, const char *m)
 static void
 kick_job(struct wreq *r, const char *key)
 {
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	struct job *j = broker_find(b, key);
 	char *idjson;
 
@@ -145,7 +145,7 @@ add_dead(void *ctx, struct job *j)
 static void
 type_action(struct wreq *r, const char *name, const char *what)
 {
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	struct jtype *t;
 	bool paused;
 

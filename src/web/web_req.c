@@ -224,7 +224,7 @@ web_wake(struct wreq *r)
 void
 web_gate(struct wreq *r)
 {
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 
 	if (broker_held(b)) {
 		r->mark = broker_mark(b);
@@ -310,7 +310,7 @@ static void
 wreq_free(struct wreq *r)
 {
 	struct web *w = r->web;
-	struct broker *b = &w->srv->broker;
+	struct broker *b = w->srv->broker;
 	struct job *j = r->job;
 
 	if (r->listed) {
@@ -325,7 +325,7 @@ wreq_free(struct wreq *r)
 			w->nevents_streams--;
 		if (r->stream == STREAM_SUB) {
 			w->nsub_streams--;
-			chan_drop(&w->srv->broker, r->chan);
+			chan_drop(w->srv->broker, r->chan);
 		}
 	}
 	if (r->log != NULL)

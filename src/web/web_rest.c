@@ -200,7 +200,7 @@ submit(struct wreq *r, const char *type)
 {
 	static char akeys[LIFE_AFTER_MAX][ID_MAX + 1];
 	const char *after[LIFE_AFTER_MAX];
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	struct submit_req req = { 0 };
 	struct buf body = { 0 };
 	const char *key = web_arg(r, "id");
@@ -359,7 +359,7 @@ ask_found(void *ctx, struct job *j, int berr)
 		web_unpark(r);
 		if (berr != BERR_OK)
 			web_error(r, 503, "unavailable", NULL, "%s",
-			    broker_store_reason(&r->web->srv->broker));
+			    broker_store_reason(r->web->srv->broker));
 		else
 			jobs_path_found(r, a->rest, true);
 		if (r->wait == WAIT_NONE)
@@ -394,7 +394,7 @@ jobs_path_found(struct wreq *r, const char *rest, bool asked)
 		{ "/cancel", JP_CANCEL, "POST" },
 		{ "/log", JP_LOG, "GET" },
 	};
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	size_t n = strlen(rest), i, sl;
 	enum job_path what = JP_JOB;
 	const char *allow = "GET, DELETE";
@@ -516,7 +516,7 @@ static void
 type_view(struct wreq *r, const char *name)
 {
 	struct server *srv = r->web->srv;
-	struct jtype *t = broker_type(&srv->broker, name, false);
+	struct jtype *t = broker_type(srv->broker, name, false);
 	struct type_view v = { 0 };
 	struct type_stats ts;
 	json_t *st, *o;
@@ -525,16 +525,16 @@ type_view(struct wreq *r, const char *name)
 		web_error(r, 404, "not_found", NULL, "no type is named %s", name);
 		return;
 	}
-	st = broker_stats(&srv->broker, name, 0);
+	st = broker_stats(srv->broker, name, 0);
 	o = json_deep_copy(json_object_get(json_object_get(st, "types"), name));
 	json_decref(st);
 	if (o == NULL)
 		o = json_object();
 	json_object_set_new(o, "name", json_string(name));
-	v.b = &srv->broker;
+	v.b = srv->broker;
 	v.arr = json_array();
 	v.max = 1000;
-	broker_workers_each(&srv->broker, t, add_worker, &v);
+	broker_workers_each(srv->broker, t, add_worker, &v);
 	json_object_set_new(o, "worker_list", v.arr);
 	v.arr = json_array();
 	v.n = 0;
@@ -542,7 +542,7 @@ type_view(struct wreq *r, const char *name)
 	broker_type_stats(t, &ts);
 	if (ts.queued <= WEB_SORT_MAX || (web_arg(r, "queue") != NULL &&
 	    strcmp(web_arg(r, "queue"), "1") == 0))
-		broker_queue_each(&srv->broker, t, add_job_id, &v);
+		broker_queue_each(srv->broker, t, add_job_id, &v);
 	else
 		json_object_set_new(o, "queue_head_omitted", json_true());
 	json_object_set_new(o, "queue_head", v.arr);
@@ -560,7 +560,7 @@ static const char *const list_args[] = { "state", "type", "limit", "after", NULL
 static void
 jobs_list(struct wreq *r)
 {
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	const char *state = web_arg(r, "state"), *type = web_arg(r, "type");
 	const char *after = web_arg(r, "after");
 	int64_t limit = LIST_LIMIT_DEFAULT;
@@ -617,7 +617,7 @@ rest_route(struct wreq *r, const char *path)
 		} else if (!method_is(r, "GET")) {
 			not_allowed(r, "GET");
 		} else {
-			json_t *o = broker_stats(&srv->broker, NULL, STATS_TYPES_MAX);
+			json_t *o = broker_stats(srv->broker, NULL, STATS_TYPES_MAX);
 
 			json_object_set_new(o, "http", web_stats(r->web));
 			web_reply_json(r, 200, o);
@@ -630,7 +630,7 @@ rest_route(struct wreq *r, const char *path)
 		} else if (!method_is(r, "GET")) {
 			not_allowed(r, "GET");
 		} else {
-			json_t *o = broker_stats(&srv->broker, NULL, 100000);
+			json_t *o = broker_stats(srv->broker, NULL, 100000);
 			json_t *t = json_incref(json_object_get(o, "types"));
 
 			json_decref(o);

@@ -132,7 +132,7 @@ route_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct wreq *r = t->data;
 	struct job *j = r->job;
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 
 	(void)revents;
 	if (j == NULL || JOB_FINISHED(j))
@@ -187,7 +187,7 @@ route_job_requeued(struct web *w, struct job *j)
 void
 route_start(struct wreq *r, const struct web_route *rt)
 {
-	struct broker *b = &r->web->srv->broker;
+	struct broker *b = r->web->srv->broker;
 	struct submit_req req = { 0 };
 	json_t *o, *q = json_object(), *h = json_object(), *body;
 	struct job *j = NULL;
@@ -376,8 +376,8 @@ route_job_partial(struct web *w, struct job *j, const char *body, size_t len)
 		r->abort = true;
 		web_stream_append(r, "", 0);
 		r->job = NULL;
-		broker_end(&w->srv->broker, j, JOB_CANCELLED);
-		job_unref(&w->srv->broker, j);
+		broker_end(w->srv->broker, j, JOB_CANCELLED);
+		job_unref(w->srv->broker, j);
 	} else if (buf_used(&chunk) > 0)
 		web_stream_append(r, bhead(&chunk), buf_used(&chunk));
 	json_decref(headers);

@@ -351,7 +351,7 @@ on_message(void *ctx, const char *name, const char *body, size_t len)
 		return;
 	sselog_add(l, ev_new(SSE_OTHER, 0, NULL, body, len));
 	w->sse_delivered = l->nstreams;
-	if (w->sse_delivered > 0 && (ch = chan_find(&w->srv->broker, name)) != NULL)
+	if (w->sse_delivered > 0 && (ch = chan_find(w->srv->broker, name)) != NULL)
 		ch->delivered += w->sse_delivered;   /* stats: as TCP deliveries */
 }
 
@@ -360,7 +360,7 @@ sse_init(struct web *w)
 {
 	sselog_init(&w->evlog);
 	w->chlogs = NULL;
-	chan_listen(&w->srv->broker, on_message, w);
+	chan_listen(w->srv->broker, on_message, w);
 }
 
 /*
@@ -493,7 +493,7 @@ sse_tick(struct web *w)
 	struct wreq *r;
 
 	if (w->nevents_streams > 0) {
-		json_t *o = broker_stats(&w->srv->broker, NULL, STATS_TYPES_MAX);
+		json_t *o = broker_stats(w->srv->broker, NULL, STATS_TYPES_MAX);
 
 		json_object_set_new(o, "http", web_stats(w));
 		json_object_set_new(o, "time", json_real(now_wall()));
@@ -556,7 +556,7 @@ sse_route(struct wreq *r, const char *path)
 			web_stream_start(r, STREAM_SUB, "text/event-stream");
 			stream_join(r, l);
 			w->nsub_streams++;
-			chan_hold(&w->srv->broker, r->chan);   /* listed and counted as a subscriber */
+			chan_hold(w->srv->broker, r->chan);   /* listed and counted as a subscriber */
 			snprintf(hello, sizeof hello, ": subscribed to %s\n\n", r->chan);
 			buf_append_str(&r->out, hello);
 		}
@@ -578,10 +578,10 @@ sse_route(struct wreq *r, const char *path)
 			web_error(r, 400, "invalid_json", NULL, "a message is JSON: %s",
 			    buf_used(&r->body) ? err : "empty");
 		else {
-			n = chan_publish(&w->srv->broker, path + 5, bhead(&body), buf_used(&body));
+			n = chan_publish(w->srv->broker, path + 5, bhead(&body), buf_used(&body));
 			if (n == SIZE_MAX)   /* cluster mode: Redis is away */
 				web_error(r, 503, "unavailable", NULL, "%s",
-				    broker_store_reason(&w->srv->broker));
+				    broker_store_reason(w->srv->broker));
 			else
 				web_reply_json(r, 200, json_pack("{s:s, s:I}", "channel",
 				    path + 5, "delivered", (json_int_t)(n + w->sse_delivered)));

@@ -33,12 +33,12 @@ store_job(void *ctx, struct job *j)
 	(void)ctx;
 	(void)j;
 	events_seen++;
-	if (broker_restoring(&srv.broker)) {
+	if (broker_restoring(srv.broker)) {
 		restoring_seen++;
 		return;
 	}
 	order[norder++] = 's';
-	broker_store_mark(&srv.broker, ++appended);
+	broker_store_mark(srv.broker, ++appended);
 }
 
 static void
@@ -53,7 +53,7 @@ face_job(void *ctx, struct job *j)
 {
 	(void)ctx;
 	(void)j;
-	if (!broker_restoring(&srv.broker))
+	if (!broker_restoring(srv.broker))
 		order[norder++] = 'f';
 }
 
@@ -87,7 +87,7 @@ main(void)
 		.job_submitted = store_job, .job_finished = store_finished,
 	};
 	struct restore_req r;
-	struct broker *b = &srv.broker;
+	struct broker *b;
 	struct options opt;
 	struct conn *m;
 	struct job *j;
@@ -101,6 +101,7 @@ main(void)
 	opt.max_jobs = 1000;
 	opt.max_memory = 1u << 20;
 	fixture_start(&srv, &opt);
+	b = srv.broker;
 	broker_listen(b, &face);
 	broker_store_listen(b, &store);  /* registered last, called first */
 
