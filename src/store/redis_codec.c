@@ -23,7 +23,7 @@
 
 /* pct_decode: a URL's %XX escapes (a password may hold '@' or '/' as
  * %40, %2F); -1 if out is too small or an escape is bad. */
-static int
+int
 pct_decode(const char *p, size_t len, char *out, size_t outlen)
 {
 	size_t i, n = 0;

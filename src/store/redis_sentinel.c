@@ -93,17 +93,12 @@ sentinel_url_parse(const char *url, struct redis_url *o, char *err, size_t errle
 	end = p + strcspn(p, "/");
 	if ((at = memchr(p, '@', (size_t)(end - p))) != NULL) {
 		const char *pw = memchr(p, ':', (size_t)(at - p));
-		size_t n;
 
 		pw = pw != NULL ? pw + 1 : p;
-		n = (size_t)(at - pw);
-		if (n >= sizeof o->password || memchr(pw, '%', n) != NULL) {
-			snprintf(err, errlen, "%s: the password is too long, or has a %% "
-			    "(give it in JOBFS_REDIS_PASSWORD)", url);
+		if (pct_decode(pw, (size_t)(at - pw), o->password, sizeof o->password) < 0) {
+			snprintf(err, errlen, "the password is too long, or has a bad %%XX");
 			return -1;
 		}
-		memcpy(o->password, pw, n);
-		o->password[n] = '\0';
 		p = at + 1;
 	}
 	for (q = p;; q = comma + 1) {

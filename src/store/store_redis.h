@@ -143,6 +143,7 @@ void rs_want(void *ctx, struct jtype *jt);
 struct rtype *rtype_get(struct rstore *r, const char *name);
 
 /* redis_codec.c: small bits of replies, lookups and resync */
+int pct_decode(const char *p, size_t len, char *out, size_t outlen);
 void resync(struct rstore *r);
 bool resync_one(struct rstore *r, struct job *j, bool lost);
 int64_t rnum(const redisReply *x);
