@@ -56,14 +56,17 @@ DEB_DEPS = debhelper dpkg-dev fakeroot lintian
 # the web tests (certutil, of libnss3-tools, puts the test CA in the
 # browser's profile); openssl(1) makes the tests' certificates, ip(8) the
 # network namespace of the protected-mode tests; the tests start a real
-# redis-server; tests/deb.bats builds and installs the package; promtool(1),
+# redis-server, and with redis-sentinel (Debian's Sentinel, what
+# redis-sentinel:// URLs point at) three sentinels, run as `redis-server
+# --sentinel` on configs of their own (tests/redis_sentinel.bats: a master
+# killed under load fails over); tests/deb.bats builds and installs the package; promtool(1),
 # of Debian's prometheus, checks /metrics (tests/web_metrics.bats).
 # tmux gives jobctl top a real terminal (tests/jobctl_top.bats); pytest
 # and node run the client libraries' own suites (clients/*/test).
 DEPS = $(RUN_DEPS) $(DEB_DEPS) \
        bats parallel jq python3 mandoc procps psmisc util-linux \
        clang libclang-rt-14-dev curl chromium libnss3-tools openssl iproute2 redis-server \
-       prometheus tmux python3-pytest nodejs
+       redis-sentinel prometheus tmux python3-pytest nodejs
 
 PKGS   = jansson fuse3 openssl libmicrohttpd gnutls
 CFLAGS ?= -O2 -g

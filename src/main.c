@@ -49,10 +49,14 @@ usage(FILE *f)
 	    "  --repair             with --data: drop damaged journal records and start\n"
 	    "  --redis URL          cluster mode: queues and jobs in Redis at\n"
 	    "                       redis://[:PASSWORD@]HOST[:PORT][/DB], shared by every\n"
-	    "                       daemon pointed at it (password also $JOBFS_REDIS_PASSWORD)\n"
+	    "                       daemon pointed at it (password also $JOBFS_REDIS_PASSWORD),\n"
+	    "                       or the master Sentinel names: redis-sentinel://\n"
+	    "                       [:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTERNAME\n"
 	    "  --redis-prefix P     its keys begin with P: (default jobfs)\n"
 	    "  --redis-lease MS     a dead daemon's running jobs go to others after this\n"
 	    "                       (1000 to 10000, default 5000)\n"
+	    "  --redis-wait-replicas N  acknowledge only what N replicas have (WAIT, at\n"
+	    "                       most a fifth of the lease each; default 0: off)\n"
 	    "  --http [ADDR:]PORT   serve HTTP: REST, SSE, metrics, dashboard (default: off)\n"
 	    "  --http-route PREFIX=TYPE  requests under PREFIX become jobs of TYPE (repeatable)\n"
 	    "  --http-timeout SECONDS    a route waits this long for a worker (default 30)\n"
@@ -236,7 +240,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    O_GROUP,
 	    O_DEADKEEP, O_DEADMAX, O_HTTP, O_HTTPROUTE, O_HTTPTIMEOUT, O_HTTPMAXCONN,
 	    O_HTTPIDLE, O_HTTPHOST, O_HTTPHEADERTIMEOUT, O_HTTPMAXUNAUTH, O_REDIS,
-	    O_REDISPREFIX, O_REDISLEASE, O_KEEPBYTES, O_HTTPPLAIN };
+	    O_REDISPREFIX, O_REDISLEASE, O_REDISWAIT, O_KEEPBYTES, O_HTTPPLAIN };
 	static const struct option longopts[] = {
 		{ "master-port", required_argument, NULL, O_MPORT },
 		{ "worker-port", required_argument, NULL, O_WPORT },
@@ -256,6 +260,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "redis",       required_argument, NULL, O_REDIS },
 		{ "redis-prefix", required_argument, NULL, O_REDISPREFIX },
 		{ "redis-lease", required_argument, NULL, O_REDISLEASE },
+		{ "redis-wait-replicas", required_argument, NULL, O_REDISWAIT },
 		{ "http",        required_argument, NULL, O_HTTP },
 		{ "http-route",  required_argument, NULL, O_HTTPROUTE },
 		{ "http-timeout", required_argument, NULL, O_HTTPTIMEOUT },
@@ -315,6 +320,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_REDISPREFIX: o->redis_prefix = optarg; break;
 		case O_REDISLEASE:
 			o->redis_lease_ms = parse_num(optarg, "--redis-lease", 1000, 10000);
+			break;
+		case O_REDISWAIT:
+			o->redis_wait_replicas = parse_num(optarg, "--redis-wait-replicas", 0, 16);
 			break;
 		case O_HTTP:     o->http = optarg; break;
 		case O_HTTPROUTE: parse_route(optarg, o); break;

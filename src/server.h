@@ -69,6 +69,7 @@ struct options {
 	const char *redis_url;      /* --redis: NULL: queues in this daemon */
 	const char *redis_prefix;   /* --redis-prefix, default "jobfs" */
 	int         redis_lease_ms; /* --redis-lease */
+	int         redis_wait_replicas; /* --redis-wait-replicas; 0: off */
 };
 
 /*

@@ -23,7 +23,7 @@
 
 /* pct_decode: a URL's %XX escapes (a password may hold '@' or '/' as
  * %40, %2F); -1 if out is too small or an escape is bad. */
-static int
+int
 pct_decode(const char *p, size_t len, char *out, size_t outlen)
 {
 	size_t i, n = 0;
@@ -56,10 +56,13 @@ redis_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen)
 	char *e;
 	long v;
 
+	if (strncmp(p, "redis-sentinel://", 17) == 0)
+		return sentinel_url_parse(url, o, err, errlen);
 	memset(o, 0, sizeof *o);
 	o->port = 6379;
 	if (strncmp(p, "redis://", 8) != 0) {
-		snprintf(err, errlen, "%s: not redis://[:PASSWORD@]HOST[:PORT][/DB]", url);
+		snprintf(err, errlen, "%s: not redis://[:PASSWORD@]HOST[:PORT][/DB] nor "
+		    "redis-sentinel://[:PASSWORD@]HOST[:PORT],.../MASTERNAME", url);
 		return -1;
 	}
 	p += 8;

@@ -281,7 +281,9 @@ on_disconnect(const redisAsyncContext *ac, int status)
 		rs_teardown(r, ac->errstr[0] != '\0' ? ac->errstr : "connection closed");
 }
 
-static void
+/* rs_connect: connect to the Redis at r->url (with Sentinel, the master
+ * it named: see sentinel_connect). */
+void
 rs_connect(struct rstore *r)
 {
 	r->cmd = redisAsyncConnect(r->url.host, r->url.port);
@@ -304,6 +306,7 @@ rs_connect(struct rstore *r)
 	/* A PING first: a Redis that wants a password says so here (NOAUTH),
 	 * rather than by refusing the big FUNCTION LOAD as a protocol error. */
 	redisAsyncCommand(r->cmd, setup_reply, "PING", "PING");
+	sentinel_role(r);
 	if (r->url.db != 0)
 		redisAsyncCommand(r->cmd, setup_reply, "SELECT", "SELECT %d", r->url.db);
 	redisAsyncCommand(r->cmd, setup_reply, "FUNCTION LOAD",
@@ -319,7 +322,10 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	rs_connect(w->data);
+	if (((struct rstore *)w->data)->url.master[0] != '\0')
+		sentinel_connect(w->data);
+	else
+		rs_connect(w->data);
 }
 
 static void
@@ -360,6 +366,7 @@ rs_teardown(struct rstore *r, const char *why)
 	}
 	r->up = r->cmd_ok = r->sub_ok = false;
 	r->hello_out = false;
+	sentinel_down(r);
 	rs_unavailable(r, why);
 	r->cmd = r->sub = NULL;
 	if (c != NULL) {
@@ -539,6 +546,7 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 		snprintf(r->url.password, sizeof r->url.password, "%s", pw);
 	snprintf(r->prefix, sizeof r->prefix, "%s", srv->opt.redis_prefix);
 	r->lease_ms = srv->opt.redis_lease_ms;
+	r->wait_replicas = srv->opt.redis_wait_replicas;
 	r->srv = srv;
 	r->b = srv->broker;
 	TAILQ_INIT(&r->outbox);
@@ -579,7 +587,10 @@ rstore_start(struct server *srv)
 	ev_timer_start(loop, &r->reask);
 	ev_timer_init(&r->workers, workers_cb, 0.25, 0.);
 	r->workers.data = r;
-	rs_connect(r);
+	if (r->url.master[0] != '\0')
+		sentinel_connect(r);
+	else
+		rs_connect(r);
 }
 
 /*
@@ -651,6 +662,7 @@ rstore_close(struct server *srv)
 		redisAsyncFree(r->cmd);
 	if (r->sub != NULL)
 		redisAsyncFree(r->sub);
+	sentinel_close(r);
 	while ((c = TAILQ_FIRST(&r->outbox)) != NULL) {
 		TAILQ_REMOVE(&r->outbox, c, entry);
 		rcmd_free(r, c);

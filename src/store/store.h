@@ -48,14 +48,22 @@ void    store_close(struct store *);
 
 struct rstore;
 
+#define REDIS_SENTINELS_MAX 16
+
 struct redis_url {
-	char host[256];
+	char host[256];       /* with Sentinel: the master it last named */
 	int  port;
 	char password[256];   /* "": none */
 	int  db;
+	/* redis-sentinel://: the master's name and the sentinels to ask */
+	char master[128];     /* "": plain redis:// */
+	int  nsentinels;
+	struct { char host[256]; int port; } sentinels[REDIS_SENTINELS_MAX];
 };
 
-/* redis_url_parse: redis://[:PASSWORD@]HOST[:PORT][/DB]; -1 with err set. */
+/* redis_url_parse: redis://[:PASSWORD@]HOST[:PORT][/DB], or
+ * redis-sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTERNAME
+ * (port 26379 by default); -1 with err set. */
 int  redis_url_parse(const char *url, struct redis_url *out, char *err, size_t errlen);
 
 /* rstore_open: make srv's broker use Redis (connects at rstore_start). */

@@ -212,6 +212,14 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 		rs_teardown(r, x->str);
 		return;
 	}
+	if (r->wait_replicas > 0) {
+		/* held (in the outbox, unacknowledged) until WAIT covers it; a
+		 * call sent again after a reconnect has had its verdicts */
+		if (!c->replied)
+			verdicts(r, c, x);
+		wait_answered(r, c);
+		return;
+	}
 	TAILQ_REMOVE(&r->outbox, c, entry);
 	verdicts(r, c, x);
 	if (c->seq > broker_durable(r->b))

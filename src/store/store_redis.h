@@ -53,6 +53,7 @@ struct rcmd {
 	size_t       bytes;
 	bool         sent;
 	bool         resent;        /* sent again after a reconnect */
+	bool         replied;       /* answered, its verdicts done; held for WAIT */
 };
 TAILQ_HEAD(rcmd_list, rcmd);
 
@@ -111,6 +112,8 @@ struct rstore {
 	size_t             lost_left;          /* that resync's lookups not yet answered */
 	size_t             lost_ended;         /* jobs it ended */
 	uint64_t           types_asked;        /* SMEMBERS P:types sent so far */
+	struct rsentinel  *sentinel;           /* redis_sentinel.c; NULL: not used yet */
+	int                wait_replicas;      /* --redis-wait-replicas; 0: off */
 };
 
 extern const char *const kind_fn[RK_NKINDS];   /* the functions' names */
@@ -140,6 +143,7 @@ void rs_want(void *ctx, struct jtype *jt);
 struct rtype *rtype_get(struct rstore *r, const char *name);
 
 /* redis_codec.c: small bits of replies, lookups and resync */
+int pct_decode(const char *p, size_t len, char *out, size_t outlen);
 void resync(struct rstore *r);
 bool resync_one(struct rstore *r, struct job *j, bool lost);
 int64_t rnum(const redisReply *x);
@@ -168,6 +172,15 @@ void workers_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* redis_conn.c: connecting and lifetime */
 void ask_types(struct rstore *r);
+void rs_connect(struct rstore *r);
 void rs_teardown(struct rstore *r, const char *why);
+
+/* redis_sentinel.c: Sentinel (redis-sentinel://) and --redis-wait-replicas */
+int sentinel_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen);
+void sentinel_close(struct rstore *r);
+void sentinel_connect(struct rstore *r);
+void sentinel_down(struct rstore *r);
+void sentinel_role(struct rstore *r);
+void wait_answered(struct rstore *r, struct rcmd *c);
 
 #endif

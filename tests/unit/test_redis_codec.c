@@ -1,7 +1,7 @@
 /*
  * test_redis_codec.c — cluster mode's small pieces (redis_codec.c): the
  * --redis URL (host, port, password with %XX escapes, database, IPv6, and
- * what is refused) and the queue member's priority prefix, whose byte
+ * what is refused; redis-sentinel:// too) and the queue member's priority prefix, whose byte
  * order must be the dispatch order for every int64 priority.
  */
 #include <stdint.h>
@@ -38,6 +38,29 @@ refused(const char *url)
 	return redis_url_parse(url, &u, err, sizeof err) < 0 && err[0] != '\0';
 }
 
+/* sentinels: a redis-sentinel:// URL's master name, password and
+ * sentinels, as "h:p,h:p". */
+static bool
+sentinels(const char *url, const char *name, const char *pw, const char *list)
+{
+	struct redis_url u;
+	char err[300], got[600] = "";
+	int i;
+
+	if (redis_url_parse(url, &u, err, sizeof err) < 0) {
+		diag("%s: %s", url, err);
+		return false;
+	}
+	for (i = 0; i < u.nsentinels; i++)
+		snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s:%d", i ? "," : "",
+		    u.sentinels[i].host, u.sentinels[i].port);
+	if (strcmp(u.master, name) != 0 || strcmp(u.password, pw) != 0 || strcmp(got, list) != 0) {
+		diag("%s: master %s password %s sentinels %s", url, u.master, u.password, got);
+		return false;
+	}
+	return true;
+}
+
 int
 main(void)
 {
@@ -48,7 +71,7 @@ main(void)
 	size_t i;
 	bool order = true;
 
-	plan(16);
+	plan(19);
 	ok(parses("redis://localhost", "localhost", 6379, "", 0), "host alone: port 6379, db 0");
 	ok(parses("redis://10.0.0.5:6380/3", "10.0.0.5", 6380, "", 3), "port and database");
 	ok(parses("redis://:s3cret@h:1", "h", 1, "s3cret", 0), ":PASSWORD@");
@@ -63,6 +86,14 @@ main(void)
 	ok(refused("redis://:%4@h") && refused("redis://:%zz@h") && refused("redis://:%00@h"),
 	    "a bad escape is refused");
 	ok(refused("redis://[::1"), "an unclosed [ is refused");
+	ok(sentinels("redis-sentinel://a,b:2,[::1]:3/mm", "mm", "", "a:26379,b:2,::1:3"),
+	    "sentinels: port 26379 by default, IPv6 in brackets");
+	ok(sentinels("redis-sentinel://:p%40w@a:1/m-1", "m-1", "p@w", "a:1"),
+	    "sentinels: the password, with %%XX escapes");
+	ok(refused("redis-sentinel://a:1") && refused("redis-sentinel:///m") &&
+	    refused("redis-sentinel://a:1,/m") && refused("redis-sentinel://a:0/m") &&
+	    refused("redis-sentinel://a/m m") && refused("redis-sentinel://[::1/m"),
+	    "sentinels: no name, no sentinel, an empty one, a bad port or name are refused");
 
 	redis_prio16(INT64_MAX, a);
 	ok(strcmp(a, "0000000000000000") == 0, "INT64_MAX sorts first: %s", a);
