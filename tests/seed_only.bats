@@ -133,7 +133,9 @@ pings_at_least() {
 	send SW '{"type":"join","job_type":"hold"}'
 	wait_until 5 workers_are hold 1
 	conn_open HB --worker
-	send HB '{"type":"join","job_type":"hold2","heartbeat":300}'
+	# Heartbeats of 1 s: the test answers each ping itself, and a loaded
+	# machine may take a while to; three unanswered ones drop a worker.
+	send HB '{"type":"join","job_type":"hold2","heartbeat":1000}'
 	wait_until 5 workers_are hold2 1
 	conn_open SM
 	send SM '{"type":"job","job_type":"hold","id":1,"body":"x"}'

@@ -35,6 +35,7 @@ node_mnt() {
 # start_node NAME [--mount] [jobfs options...]
 start_node() {
 	local name=$1 mnt= log mp wp
+	fast_helpers
 	shift
 	if [ "${1:-}" = --mount ]; then
 		shift

@@ -10,12 +10,6 @@
 # Tests use `run ! cmd` (a `! cmd` before a test's last line never fails it).
 bats_require_minimum_version 1.5.0
 
-# No DEBUG trap inside functions.  bats traces every simple command of a
-# test through a DEBUG trap that functions inherit (set -T), about 0.4 ms
-# each: the helpers' polling and parsing loops spent most of the suite's
-# CPU there.  Without it a failure inside a helper is reported at the
-# test's line that called the helper, which is where one looks anyway.
-set +T
 
 JOBFS_BIN=${JOBFS_BIN:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)/build}
 JOBFS=$JOBFS_BIN/jobfs
@@ -80,11 +74,22 @@ wait_until() {
 	return 1
 }
 
+# fast_helpers: no DEBUG trap inside functions from here on.  bats traces
+# every simple command of a test through a DEBUG trap that functions
+# inherit (set -T), about 0.4 ms each: the helpers' polling and parsing
+# loops spent most of the suite's CPU there.  Without it a failure inside
+# a helper is reported at the test's line that called the helper.  (Set
+# while the test runs, as here: set at load time, bats loses the line.)
+fast_helpers() {
+	set +T
+}
+
 # start_daemon [jobfs options...]: runs jobfs -f on free ports; sets
 # DAEMON_PID, DAEMON_LOG, JOBFS_MASTER_PORT, JOBFS_WORKER_PORT (jobctl
 # reads those two from the environment).
 start_daemon() {
 	local attempt i
+	fast_helpers
 	DAEMON_LOG=$BATS_TEST_TMPDIR/daemon.log
 	for attempt in 1 2 3 4 5; do
 		JOBFS_MASTER_PORT=$(random_port)

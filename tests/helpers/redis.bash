@@ -53,6 +53,7 @@ redis_run() {
 # REDIS_PORT and REDIS_URL (redis://127.0.0.1:PORT).
 redis_start() {
 	local attempt
+	fast_helpers
 	REDIS_DIR=$BATS_TEST_TMPDIR/redis
 	REDIS_LOG=$BATS_TEST_TMPDIR/redis.log
 	for attempt in 1 2 3 4 5; do
