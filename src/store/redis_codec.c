@@ -49,10 +49,31 @@ pct_decode(const char *p, size_t len, char *out, size_t outlen)
 	return 0;
 }
 
+/* url_password: skips a URL's "[:PASSWORD]@" before end (the part before
+ * any ':' is a user name, which Redis before ACLs ignores) and decodes the
+ * password into o; *p moves past the '@'.  -1 with err set on a bad one. */
+int
+url_password(const char **p, const char *end, struct redis_url *o, char *err,
+    size_t errlen)
+{
+	const char *at = memchr(*p, '@', (size_t)(end - *p)), *pw;
+
+	if (at == NULL)
+		return 0;
+	pw = memchr(*p, ':', (size_t)(at - *p));
+	pw = pw != NULL ? pw + 1 : *p;
+	if (pct_decode(pw, (size_t)(at - pw), o->password, sizeof o->password) < 0) {
+		snprintf(err, errlen, "the password is too long, or has a bad %%XX");
+		return -1;
+	}
+	*p = at + 1;
+	return 0;
+}
+
 int
 redis_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen)
 {
-	const char *p = url, *at, *end, *colon;
+	const char *p = url, *end, *colon;
 	char *e;
 	long v;
 
@@ -67,16 +88,8 @@ redis_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen)
 	}
 	p += 8;
 	end = p + strcspn(p, "/");
-	if ((at = memchr(p, '@', (size_t)(end - p))) != NULL) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw != NULL ? pw + 1 : p;
-		if (pct_decode(pw, (size_t)(at - pw), o->password, sizeof o->password) < 0) {
-			snprintf(err, errlen, "the password is too long, or has a bad %%XX");
-			return -1;
-		}
-		p = at + 1;
-	}
+	if (url_password(&p, end, o, err, errlen) < 0)
+		return -1;
 	colon = memchr(p, ':', (size_t)(end - p));
 	if (p[0] == '[') {   /* [IPv6] */
 		const char *rb = memchr(p, ']', (size_t)(end - p));

@@ -87,20 +87,12 @@ sentinel_url_parse(const char *url, struct redis_url *o, char *err, size_t errle
 {
 	static const char form[] =
 	    "redis-sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTERNAME";
-	const char *p = url + strlen("redis-sentinel://"), *end, *at, *q, *comma, *iend;
+	const char *p = url + strlen("redis-sentinel://"), *end, *q, *comma, *iend;
 
 	memset(o, 0, sizeof *o);
 	end = p + strcspn(p, "/");
-	if ((at = memchr(p, '@', (size_t)(end - p))) != NULL) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw != NULL ? pw + 1 : p;
-		if (pct_decode(pw, (size_t)(at - pw), o->password, sizeof o->password) < 0) {
-			snprintf(err, errlen, "the password is too long, or has a bad %%XX");
-			return -1;
-		}
-		p = at + 1;
-	}
+	if (url_password(&p, end, o, err, errlen) < 0)
+		return -1;
 	for (q = p;; q = comma + 1) {
 		comma = memchr(q, ',', (size_t)(end - q));
 		iend = comma != NULL ? comma : end;

@@ -144,6 +144,8 @@ struct rtype *rtype_get(struct rstore *r, const char *name);
 
 /* redis_codec.c: small bits of replies, lookups and resync */
 int pct_decode(const char *p, size_t len, char *out, size_t outlen);
+int url_password(const char **p, const char *end, struct redis_url *o, char *err,
+    size_t errlen);
 void resync(struct rstore *r);
 bool resync_one(struct rstore *r, struct job *j, bool lost);
 int64_t rnum(const redisReply *x);

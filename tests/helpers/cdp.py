@@ -173,11 +173,16 @@ def main():
             elif kind == "eval":
                 print(json.dumps(page.eval(arg)), flush=True)
             elif kind == "click":
-                ok = page.eval("(() => { const e = document.querySelector(%s);"
-                               " if (!e) return false; e.click(); return true; })()"
-                               % json.dumps(arg))
-                if not ok:
-                    raise RuntimeError("nothing to click: " + arg)
+                # A list the page redraws (it fetches, then fills) can be
+                # empty for a moment after a wait saw the element: look
+                # again until the same bound as a wait.
+                end = time.time() + WAIT_SECONDS
+                while page.eval("(() => { const e = document.querySelector(%s);"
+                                " if (!e) return false; e.click(); return true; })()"
+                                % json.dumps(arg)) is not True:
+                    if time.time() > end:
+                        raise RuntimeError("nothing to click: " + arg)
+                    time.sleep(0.1)
             elif kind == "shot":
                 png = page.call("Page.captureScreenshot", format="png")["data"]
                 with open(arg, "wb") as f:
