@@ -98,7 +98,8 @@ cleanup() {
 	cp -r "$LOGDIR" "$OUT/redis-logs" 2>/dev/null
 	cp "$WORK/results.txt" "$OUT/redis-results.txt" 2>/dev/null
 	cp "$WORK/table.md" "$OUT/redis-table.md" 2>/dev/null
-	rm -rf "$WORK"
+	cp "$WORK/profile.md" "$OUT/redis-profile.md" 2>/dev/null
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -922,6 +923,69 @@ sidekiq_version() {
 	ruby -e 'require "sidekiq"; print Sidekiq::VERSION' 2>/dev/null
 }
 
+# ---- profile: where jobfs's Redis time goes on the round-trip shape ----
+
+# One daemon, the peers' round-trip shape (M=4 K=64 W=8 S=100), three runs
+# of N_PROF jobs on fresh Redis servers: INFO commandstats and INFO cpu;
+# SLOWLOG of every top-level command (slowlog-log-slower-than 0) for each
+# FCALL's duration by function; MONITOR for the commands each function runs.
+# redis_profile.py prints the tables (also out/redis-profile.md).
+profile_run() { # what: stats | slowlog | monitor
+	local mpid ok=0
+	PREFIX=bench$RANDOM
+	conf_up r1 || return 1
+	case $1 in
+	slowlog)
+		rcli config set slowlog-max-len $((N_PROF * 40)) >/dev/null
+		rcli config set slowlog-log-slower-than 0 >/dev/null
+		rcli slowlog reset >/dev/null
+		;;
+	monitor)
+		rcli monitor >"$WORK/profile-monitor.txt" 2>/dev/null &
+		mpid=$!
+		STARTED[$mpid]=redis-cli-monitor
+		# shellcheck disable=SC2317 # called through wait_for
+		monitoring() { [ -n "$(ss -Htn state established "( dport = :$REDIS_PORT )" | head -n 2)" ]; }
+		wait_for 5 monitoring
+		sleep 0.2 # its MONITOR is read before the load starts
+		;;
+	esac
+	stats_begin
+	# shellcheck disable=SC2046 # word splitting is intended
+	run_lg "profile-$1" $(gloom a a) -M 4 -K 64 -W 8 -S 100 -N "$N_PROF" --timeout 300 || ok=1
+	case $1 in
+	stats)
+		stats_end prof j1 "$N_PROF"
+		PROF_CPU=$(pvalue prof_rcpu j1)
+		cp "$LOGDIR/commandstats-j1-prof.txt" "$WORK/profile-commandstats.txt"
+		;;
+	slowlog)
+		rcli config set slowlog-log-slower-than 10000 >/dev/null
+		rcli --json slowlog get $((N_PROF * 40)) >"$WORK/profile-slowlog.json"
+		;;
+	monitor)
+		kill "$mpid"
+		wait "$mpid" 2>/dev/null
+		unset "STARTED[$mpid]"
+		;;
+	esac
+	conf_down r1 || ok=1
+	return $ok
+}
+
+profile_shape() {
+	local w
+	echo "== profile: jobfs's Redis commands and functions, round trips M=4 K=64 W=8 S=100 N=$N_PROF, one daemon"
+	if [ -n "$PENDING" ]; then note "profile: no --redis"; return; fi
+	for w in stats slowlog monitor; do
+		echo "  $w run"
+		profile_run "$w" || { failed "profile: the $w run failed"; return; }
+	done
+	python3 "$HERE/redis_profile.py" "$N_PROF" "$PROF_CPU" "$WORK/profile-commandstats.txt" \
+		"$WORK/profile-slowlog.json" "$WORK/profile-monitor.txt" >"$WORK/profile.md" ||
+		{ failed "profile: redis_profile.py failed"; return; }
+}
+
 # ---- the table ----
 
 median() { # values...
@@ -1058,6 +1122,7 @@ main() {
 	N_PRT=$(scaled 20000 1000)
 	N_PBULK=$(scaled 100000 1000)
 	N_PLAT=$(scaled 5000 500)
+	N_PROF=$(scaled 10000 1000)
 	START=$(date +%s)
 	LOAD=$(cut -d' ' -f1 /proc/loadavg)
 
@@ -1074,13 +1139,14 @@ main() {
 	wants memory && memory_shape
 	wants failover && failover_shape
 	wants peers && peers_shape
+	wants profile && profile_shape
 
 	{
 		echo "jobfs cluster-mode benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
 			"Linux $(uname -r), load average $LOAD at start, BENCH_SCALE=$SCALE," \
 			"medians of $REPS, $(($(date +%s) - START)) s; jobfs $(jobfs_version);" \
 			"$(redis-server --version | cut -d' ' -f1-3), ${REDIS_CONF[*]}"
-		if [ "$SHAPES" != " peers " ]; then
+		if [[ $SHAPES =~ throughput|latency|memory|failover ]]; then
 			echo
 			table
 		fi
@@ -1089,6 +1155,12 @@ main() {
 			echo "Peers, each on a fresh Redis (medians of $PREPS):"
 			echo
 			peers_table
+		fi
+		if [ -s "$WORK/profile.md" ]; then
+			echo
+			echo "Profile of jobfs's Redis cost, round trips M=4 K=64 W=8 S=100 N=$N_PROF, one daemon:"
+			echo
+			cat "$WORK/profile.md"
 		fi
 		if [ ${#NOTES[@]} -gt 0 ]; then
 			echo
