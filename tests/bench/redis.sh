@@ -63,7 +63,7 @@ LAT_CPU=${BENCH_LAT_CPU:-0}
 LEASE=${BENCH_REDIS_LEASE:-5000}
 PREPS=${BENCH_PEER_REPS:-1}
 read -r -a REDIS_CONF <<<"${BENCH_REDIS_CONF:---appendonly no}"
-SHAPES=" ${*:-throughput latency memory failover peers} "
+SHAPES=" ${*:-throughput latency memory failover peers profile} "
 # redis-server, and what out/loadgen is built with.
 PACKAGES=(redis-server libgearman-dev libev-dev libjansson-dev)
 HZ=$(getconf CLK_TCK)

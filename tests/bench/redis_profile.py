@@ -72,7 +72,7 @@ def main():
           f'FCALL\'s duration, wall time; a third with MONITOR for the commands each '
           'runs; runs batch differently, so FCALLs per job vary between them):')
     print()
-    print('| function | FCALLs per job | jobs per FCALL | µs per FCALL | share of FCALL time | ≈ µs per job (share × first run's FCALL µs per job) | commands inside per FCALL | commands inside per job | most frequent inside (per FCALL) |')
+    print('| function | FCALLs per job | jobs per FCALL | µs per FCALL | share of FCALL time | ≈ µs per job (share × the first run\'s FCALL µs per job) | commands inside per FCALL | commands inside per job | most frequent inside (per FCALL) |')
     print('|---|---|---|---|---|---|---|---|---|')
     fus = sum(r[2] for r in rows if r[0] == 'fcall') / n
     names = sorted(set(dur) | set(calls), key=lambda f: -sum(dur.get(f, [0])))
