@@ -29,6 +29,27 @@
 #                --redis-lease 5000.  The master on A must then get the
 #                job's result, and each worker must have seen it once.
 #                Target: <= the lease + 1 s.
+#   peers        jobfs (one daemon; two, masters on A and workers on B)
+#                beside BullMQ (peers/bullmq.js: its producers, and its
+#                Worker in another Node process; npm ci into
+#                peers/node_modules when missing) and Sidekiq
+#                (peers/sidekiq_*.rb: a Ruby producer, a sidekiq process),
+#                each on a fresh Redis: round trips (M=4 K=64, 8 workers or
+#                concurrency 8, 100-byte bodies, N=20000); N=100000 jobs
+#                added with no worker, then drained by 8; latency (one job
+#                at a time, N=5000, everything pinned to one CPU) beside a
+#                bare PING (redis-benchmark -c 1 -t ping, pinned too).  For
+#                each: jobs/s, Redis CPU per job (INFO cpu) and Redis
+#                commands per job (INFO commandstats after CONFIG
+#                RESETSTAT: every command, those inside FCALL/EVALSHA
+#                too), and for round trips and latency Redis's socket reads
+#                per job (INFO stats total_reads_processed: each costs a
+#                system call and an event-loop turn).  A peer whose tools are missing is skipped, with a
+#                note.  BENCH_PEER_REPS repetitions (default 1).
+#   profile      where jobfs's Redis time goes in the round-trip shape (one
+#                daemon, N=10000): commands per job by name, and by
+#                function the FCALLs, their time (SLOWLOG) and the commands
+#                each runs (MONITOR); out/redis-profile.md.
 #
 #   tests/bench/redis.sh                       # every shape
 #   tests/bench/redis.sh memory failover       # some of them
@@ -644,10 +665,15 @@ redis_cpu() {
 stats_begin() {
 	rcli config resetstat >/dev/null
 	CPU0=$(redis_cpu)
+	READS0=$(redis_reads)
 }
+# Reads Redis made from its clients' sockets so far (INFO stats
+# total_reads_processed): about one per request or pipelined batch.
+redis_reads() { rcli info stats | tr -d '\r' | sed -n 's/^total_reads_processed://p'; }
 stats_end() { # row conf n
 	local cpu1 cmds
 	cpu1=$(redis_cpu)
+	padd "${1}_reads" "$2" "$(awk -v a="$READS0" -v b="$(redis_reads)" -v n="$3" 'BEGIN { printf "%.2f", (b - a - 1) / n }')"
 	rcli info commandstats | tr -d '\r' >"$LOGDIR/commandstats-$2-$1.txt"
 	cmds=$(awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config|resetstat" {
 		s += $3 } END { print s + 0 }' "$LOGDIR/commandstats-$2-$1.txt")
@@ -791,16 +817,26 @@ peer_bulk() { # conf n
 		pid=$!
 		# shellcheck disable=SC2317 # called through wait_for
 		all_in() { [ "$(jobfs_queued)" = "$n" ]; }
-		wait_for 300 all_in || { failed "peers: $n jobs added to $c, Redis holds $(jobfs_queued)"; ok=0; }
+		if ! wait_for 120 all_in; then
+			failed "peers: $n jobs added to $c, Redis holds $(jobfs_queued) after 120 s (see out/redis-logs/jobfs-a.log)"
+			ok=0
+		fi
 		t1=$(now)
+		[ $ok = 1 ] || kill "$pid" 2>/dev/null
 		wait "$pid" || ok=0
 		stats_end add "$c" "$n"
 		padd add_rate "$c" "$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')"
 		echo "    added $n in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') s (until all in Redis)"
+		if [ $ok = 0 ]; then
+			conf_down "r${c#j}"
+			pmark add "$c"
+			pmark drain "$c"
+			return
+		fi
 		stats_begin
 		# shellcheck disable=SC2046 # word splitting is intended
 		run_lg "peers-drain-$c" $(gloom a "$([ "$c" = j2 ] && echo b || echo a)") --drain \
-			-W 8 -N "$n" --timeout 300 || ok=0
+			-W 8 -N "$n" --timeout 180 || ok=0
 		stats_end drain "$c" "$n"
 		[ $ok = 1 ] && padd drain_rate "$c" "$(field jobs_per_sec)"
 		conf_down "r${c#j}" || ok=0
@@ -902,6 +938,7 @@ peers_table() {
 	prow rt_rate "round trips M4 K64 W8 S100 N$N_PRT (jobs/s)" 0
 	prow rt_rcpu "round trips: Redis CPU (µs/job)" 1
 	prow rt_cmds "round trips: Redis commands per job" 2
+	prow rt_reads "round trips: Redis socket reads per job" 2
 	prow add_rate "$N_PBULK jobs added, no worker (jobs/s)" 0
 	prow add_rcpu "added: Redis CPU (µs/job)" 1
 	prow add_cmds "added: Redis commands per job" 2
@@ -911,6 +948,7 @@ peers_table() {
 	prow lat_p50 "latency p50, M1 K1 W1 N$N_PLAT, one CPU (µs)" 0
 	prow lat_rcpu "latency: Redis CPU (µs/job)" 1
 	prow lat_cmds "latency: Redis commands per job" 2
+	prow lat_reads "latency: Redis socket reads per job" 2
 	prow ping_p50 "bare Redis PING p50, same Redis, one CPU (µs)" 0
 	for c in "${PCONFS[@]}"; do line+=" $(ratio "$(pvalue lat_p50 "$c")" "$(pvalue ping_p50 "$c")") |"; done
 	echo "$line"
