@@ -836,7 +836,8 @@ peer_bulk() { # conf n
 		stats_begin
 		# shellcheck disable=SC2046 # word splitting is intended
 		run_lg "peers-drain-$c" $(gloom a "$([ "$c" = j2 ] && echo b || echo a)") --drain \
-			-W 8 -N "$n" --timeout 180 || ok=0
+			-W 8 -N "$n" --timeout 180 ||
+			{ failed "peers: $c's workers did not drain $n queued jobs within 180 s (see out/redis-logs/jobfs-*.log)"; ok=0; }
 		stats_end drain "$c" "$n"
 		[ $ok = 1 ] && padd drain_rate "$c" "$(field jobs_per_sec)"
 		conf_down "r${c#j}" || ok=0
@@ -885,7 +886,11 @@ peer_bulk() { # conf n
 # Jobs queued in jobfs's Redis (of type echo, under PREFIX).
 jobfs_queued() { rcli zcard "$PREFIX:q:echo" 2>/dev/null; }
 
-pmark() { PCELL[$1_rate|$2]=FAIL; STATUS=1; } # row conf
+pmark() { # row conf: every cell of that row's shape says FAIL
+	local r
+	for r in rate rcpu cmds reads; do PCELL[$1_$r|$2]=FAIL; done
+	STATUS=1
+}
 
 peers_shape() {
 	local rep c

@@ -35,6 +35,12 @@ def main():
           f'{cpu_us:.1f} µs per job from INFO cpu): {total / n:.2f} commands per job, '
           f'{top / n:.2f} of them FCALLs, {(total - top) / n:.2f} run inside them or '
           'alone. An FCALL\'s µs include those of the commands it runs.')
+    fus = sum(r[2] for r in rows if r[0] == 'fcall') / n
+    cus = sum(r[2] for r in rows if r[0] != 'fcall') / n
+    print(f'The commands themselves (all but FCALL) took {cus:.1f} µs per job, the '
+          f'FCALLs {fus:.1f} µs including them: {fus - cus:.1f} µs per job, about '
+          f'{(fus - cus) * n / max(1, total - top):.1f} µs per command, are the '
+          'functions\' own cost (Lua, redis.call) beyond the commands they run.')
     print()
     print('| command | calls per job | µs per call | µs per job |')
     print('|---|---|---|---|')
