@@ -45,7 +45,8 @@
 #                too), and for round trips and latency Redis's socket reads
 #                per job (INFO stats total_reads_processed: each costs a
 #                system call and an event-loop turn).  A peer whose tools are missing is skipped, with a
-#                note.  BENCH_PEER_REPS repetitions (default 1).
+#                note.  BENCH_PEER_REPS repetitions (default 1);
+#                BENCH_PEERS="j1 j2 bull sk" the columns (those by default).
 #   profile      where jobfs's Redis time goes in the round-trip shape (one
 #                daemon, N=10000): commands per job by name, and by
 #                function the FCALLs, their time (SLOWLOG) and the commands
@@ -646,7 +647,7 @@ failover_shape() {
 
 # Columns of the peers table: jobfs with one daemon, with two (masters on
 # A, workers on B), BullMQ, Sidekiq.
-PCONFS=(j1 j2 bull sk)
+read -r -a PCONFS <<<"${BENCH_PEERS:-j1 j2 bull sk}"
 declare -A PCELL    # "row|conf" -> values, one per repetition
 declare -A PSKIP    # conf -> why its column is not measured
 PEERS=$HERE/peers
@@ -937,9 +938,18 @@ prow() { # key title decimals
 }
 
 peers_table() {
-	local c line="| latency p50 ÷ PING p50 (target ≤ 2.5) |"
-	echo "| shape | jobfs, 1 daemon | jobfs, 2 daemons | BullMQ $(bullmq_version) | Sidekiq $(sidekiq_version) |"
-	echo "|---|---|---|---|---|"
+	local c line="| latency p50 ÷ PING p50 (target ≤ 2.5) |" head="| shape |" rule="|---|"
+	for c in "${PCONFS[@]}"; do
+		case $c in
+		j1) head+=" jobfs, 1 daemon |" ;;
+		j2) head+=" jobfs, 2 daemons |" ;;
+		bull) head+=" BullMQ $(bullmq_version) |" ;;
+		sk) head+=" Sidekiq $(sidekiq_version) |" ;;
+		esac
+		rule+="---|"
+	done
+	echo "$head"
+	echo "$rule"
 	prow rt_rate "round trips M4 K64 W8 S100 N$N_PRT (jobs/s)" 0
 	prow rt_rcpu "round trips: Redis CPU (µs/job)" 1
 	prow rt_cmds "round trips: Redis commands per job" 2
