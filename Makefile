@@ -68,6 +68,12 @@ DEPS = $(RUN_DEPS) $(DEB_DEPS) \
        clang libclang-rt-14-dev curl chromium libnss3-tools openssl iproute2 redis-server \
        redis-sentinel prometheus tmux python3-pytest nodejs
 
+# What the benchmarks add (not `make test`): the cluster benchmark's peer
+# columns run Sidekiq (Debian's ruby-sidekiq) and BullMQ (npm, installed by
+# tests/bench/redis.sh into tests/bench/peers/node_modules with npm); a
+# peer whose tools cannot be installed is skipped with a note.
+BENCH_DEPS = redis-server ruby-sidekiq nodejs
+
 PKGS   = jansson fuse3 openssl libmicrohttpd gnutls
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
@@ -232,6 +238,10 @@ run-deps:
 deb-deps:
 	@$(call install-missing,$(RUN_DEPS) $(DEB_DEPS))
 
+# Not fatal: without them the peer columns say skip.
+bench-deps:
+	-@$(call install-missing,$(BENCH_DEPS))
+
 run: run-deps
 	@$(MAKE) --no-print-directory all
 	mkdir -p $(MNT)
@@ -280,7 +290,7 @@ fuzz: deps
 # The main table (tests/bench/run.sh), then the web face's rows, the
 # delayed-jobs row and cluster mode's rows, each its own small table, all
 # scaled by BENCH_SCALE.
-bench: deps
+bench: deps bench-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests/bench run
 	@BENCH_SCALE=$${BENCH_SCALE:-1} bash tests/bench/web.sh
@@ -292,7 +302,7 @@ bench: deps
 bench-web: all
 	@bash tests/bench/web.sh
 
-bench-redis: all
+bench-redis: all bench-deps
 	@JOBFS=$(CURDIR)/$(B)/jobfs bash tests/bench/redis.sh
 
 # libjobfs: the header, both libraries, jobfs.pc (made here, for this
@@ -363,5 +373,5 @@ clean:
 	rm -rf build
 	-$(MAKE) -C tests/bench clean
 
-.PHONY: all examples install-lib install-lib-files layers deps run-deps deb-deps deb run test test-builds test-full check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
+.PHONY: all examples install-lib install-lib-files layers deps run-deps deb-deps bench-deps deb run test test-builds test-full check unit unit-bins fuzz fuzz-build fuzz-bins bench bench-web bench-redis install lint-man \
 	clean

@@ -4,7 +4,7 @@
  *   loadgen [--system gloom|beanstalk|gearman] [-M n] [-K n] [-W n] [-N n]
  *           [-S bytes] [--host A] [--master-port P] [--worker-port Q]
  *           [--fork-workers] [--hold --pid PID] [--timeout S] [--label L]
- *           [--fill --pid PID]
+ *           [--fill --pid PID] [--drain]
  *
  * gloom speaks the jobfs wire protocol (also what relay forwards). Masters
  * and workers share one libev loop in one process by default; --fork-workers
@@ -20,6 +20,10 @@
  * --fill (gloom only) submits N detached jobs with no worker, waits until
  * the server has swallowed them, and exits leaving them queued: it loads a
  * daemon for the restart row.  Its rate is of the submission alone.
+ *
+ * --drain (gloom only) connects only the W workers and times them from their
+ * join to the N-th job answered: it drains jobs left queued by --fill (the
+ * cluster benchmark's bulk shape, whose add and drain are measured apart).
  *
  * --tree-write times one process writing N job lines to one open handle of
  * a jobfs queue file.
@@ -400,6 +404,10 @@ static void worker_input(struct conn *c)
 			buf_append(&c->out, msg.body.p, msg.body.n);
 			BUF_LIT(&c->out, "}");
 			frame_close(&c->out, h);
+			if (opt.drain && st->done < opt.N && ++st->done == opt.N) {
+				st->t_end = now_ns();
+				ev_break(loop, EVBREAK_ALL);
+			}
 		}
 		buf_consume(&c->in, total);
 	}
@@ -573,6 +581,12 @@ static void on_watchdog(struct ev_loop *l, ev_timer *w, int revents)
 static int gloom_run(void)
 {
 	on_all_done = gloom_done;
+	if (opt.drain) { /* no master: the workers count what they answer */
+		lg_start_workers(loop, start_workers);
+		st->t_start = now_ns();
+		ev_run(loop, 0);
+		return 0;
+	}
 	ev_timer_init(&kick, on_kick, 0.05, 0);
 	if (opt.hold) {
 		/* K is meaningless while nothing drains: submit everything. */
@@ -707,7 +721,7 @@ static void usage(void)
 		"               [-W workers] [-N jobs] [-S body-bytes] [--host ADDR]\n"
 		"               [--master-port P] [--worker-port Q] [--fork-workers]\n"
 		"               [--hold --pid SERVER_PID] [--timeout SECONDS] [--label NAME]\n"
-		"               [--fill --pid SERVER_PID]\n"
+		"               [--fill --pid SERVER_PID] [--drain]\n"
 		"       loadgen --tree-write MOUNT/types/T/queue [-N lines] [--chunk bytes]\n"
 		"  beanstalk uses --master-port only; gearman uses --master-port only.\n");
 	exit(2);
@@ -723,6 +737,7 @@ static void parse_opts(int argc, char **argv)
 		{"fork-workers", no_argument, 0, 'F'},
 		{"hold", no_argument, 0, 'H'},
 		{"fill", no_argument, 0, 'f'},
+		{"drain", no_argument, 0, 'D'},
 		{"pid", required_argument, 0, 'p'},
 		{"timeout", required_argument, 0, 't'},
 		{"label", required_argument, 0, 'l'},
@@ -746,6 +761,7 @@ static void parse_opts(int argc, char **argv)
 		case 'F': opt.fork_workers = 1; break;
 		case 'H': opt.hold = 1; break;
 		case 'f': opt.hold = opt.fill = 1; break;
+		case 'D': opt.drain = 1; break;
 		case 'p': opt.pid = atoi(optarg); break;
 		case 't': opt.timeout = atof(optarg); break;
 		case 'l': opt.label = optarg; break;
@@ -769,7 +785,8 @@ static void parse_opts(int argc, char **argv)
 	if (tree_chunk < 64)
 		tree_chunk = 64; /* room for at least one line per write */
 	if (optind != argc || opt.M < 1 || opt.M >= OWNER_DONE - 1 || opt.K < 1 ||
-	    opt.W < 1 || opt.N < 1 || opt.depth < 1)
+	    opt.W < 1 || opt.N < 1 || opt.depth < 1 ||
+	    (opt.drain && (opt.hold || opt.fork_workers || opt.sys != SYS_GLOOM)))
 		usage();
 }
 

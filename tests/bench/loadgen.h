@@ -19,6 +19,7 @@ struct lg_opts {
 	int fork_workers; /* gloom/beanstalk: workers in a child process */
 	int hold;         /* queue-memory mode: submit all, then drain */
 	int fill;         /* --fill: hold, detached jobs, no drain */
+	int drain;        /* --drain: workers only, answer N queued jobs */
 	int pid;          /* server pid for RSS readings (hold mode) */
 	double timeout;   /* seconds before the run is declared hung */
 	uint64_t id_base; /* first wire id (gloom) */

@@ -29,6 +29,28 @@
 #                --redis-lease 5000.  The master on A must then get the
 #                job's result, and each worker must have seen it once.
 #                Target: <= the lease + 1 s.
+#   peers        jobfs (one daemon; two, masters on A and workers on B)
+#                beside BullMQ (peers/bullmq.js: its producers, and its
+#                Worker in another Node process; npm ci into
+#                peers/node_modules when missing) and Sidekiq
+#                (peers/sidekiq_*.rb: a Ruby producer, a sidekiq process),
+#                each on a fresh Redis: round trips (M=4 K=64, 8 workers or
+#                concurrency 8, 100-byte bodies, N=20000); N=100000 jobs
+#                added with no worker, then drained by 8; latency (one job
+#                at a time, N=5000, everything pinned to one CPU) beside a
+#                bare PING (redis-benchmark -c 1 -t ping, pinned too).  For
+#                each: jobs/s, Redis CPU per job (INFO cpu) and Redis
+#                commands per job (INFO commandstats after CONFIG
+#                RESETSTAT: every command, those inside FCALL/EVALSHA
+#                too), and for round trips and latency Redis's socket reads
+#                per job (INFO stats total_reads_processed: each costs a
+#                system call and an event-loop turn).  A peer whose tools are missing is skipped, with a
+#                note.  BENCH_PEER_REPS repetitions (default 1);
+#                BENCH_PEERS="j1 j2 bull sk" the columns (those by default).
+#   profile      where jobfs's Redis time goes in the round-trip shape (one
+#                daemon, N=10000): commands per job by name, and by
+#                function the FCALLs, their time (SLOWLOG) and the commands
+#                each runs (MONITOR); out/redis-profile.md.
 #
 #   tests/bench/redis.sh                       # every shape
 #   tests/bench/redis.sh memory failover       # some of them
@@ -61,8 +83,9 @@ SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-3}
 LAT_CPU=${BENCH_LAT_CPU:-0}
 LEASE=${BENCH_REDIS_LEASE:-5000}
+PREPS=${BENCH_PEER_REPS:-1}
 read -r -a REDIS_CONF <<<"${BENCH_REDIS_CONF:---appendonly no}"
-SHAPES=" ${*:-throughput latency memory failover} "
+SHAPES=" ${*:-throughput latency memory failover peers profile} "
 # redis-server, and what out/loadgen is built with.
 PACKAGES=(redis-server libgearman-dev libev-dev libjansson-dev)
 HZ=$(getconf CLK_TCK)
@@ -97,7 +120,8 @@ cleanup() {
 	cp -r "$LOGDIR" "$OUT/redis-logs" 2>/dev/null
 	cp "$WORK/results.txt" "$OUT/redis-results.txt" 2>/dev/null
 	cp "$WORK/table.md" "$OUT/redis-table.md" 2>/dev/null
-	rm -rf "$WORK"
+	cp "$WORK/profile.md" "$OUT/redis-profile.md" 2>/dev/null
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -619,6 +643,402 @@ failover_shape() {
 	done
 }
 
+# ---- peers: jobfs beside BullMQ and Sidekiq on the same fresh Redis ----
+
+# Columns of the peers table: jobfs with one daemon, with two (masters on
+# A, workers on B), BullMQ, Sidekiq.
+read -r -a PCONFS <<<"${BENCH_PEERS:-j1 j2 bull sk}"
+declare -A PCELL    # "row|conf" -> values, one per repetition
+declare -A PSKIP    # conf -> why its column is not measured
+PEERS=$HERE/peers
+
+# Redis's own CPU so far (INFO cpu: used_cpu_sys + used_cpu_user), in s.
+redis_cpu() {
+	rcli info cpu | tr -d '\r' |
+		awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
+}
+
+# stats_begin / stats_end ROW CONF N: Redis CPU and commands over a
+# measurement, per job.  CONFIG RESETSTAT between; every command in INFO
+# commandstats is counted (those run inside FCALL/EVALSHA too, and the
+# FCALL/EVALSHA themselves) but the CONFIG RESETSTAT and INFO of this
+# script.  The whole commandstats goes to the log, for the profile.
+stats_begin() {
+	rcli config resetstat >/dev/null
+	CPU0=$(redis_cpu)
+	READS0=$(redis_reads)
+}
+# Reads Redis made from its clients' sockets so far (INFO stats
+# total_reads_processed): about one per request or pipelined batch.
+redis_reads() { rcli info stats | tr -d '\r' | sed -n 's/^total_reads_processed://p'; }
+stats_end() { # row conf n
+	local cpu1 cmds
+	cpu1=$(redis_cpu)
+	padd "${1}_reads" "$2" "$(awk -v a="$READS0" -v b="$(redis_reads)" -v n="$3" 'BEGIN { printf "%.2f", (b - a - 1) / n }')"
+	rcli info commandstats | tr -d '\r' >"$LOGDIR/commandstats-$2-$1.txt"
+	cmds=$(awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config|resetstat" {
+		s += $3 } END { print s + 0 }' "$LOGDIR/commandstats-$2-$1.txt")
+	padd "${1}_rcpu" "$2" "$(awk -v a="$CPU0" -v b="$cpu1" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+	padd "${1}_cmds" "$2" "$(awk -v c="$cmds" -v n="$3" 'BEGIN { printf "%.2f", c / n }')"
+	echo "    Redis: $(awk -v a="$CPU0" -v b="$cpu1" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }') µs CPU and $(awk -v c="$cmds" -v n="$3" 'BEGIN { printf "%.2f", c / n }') commands per job"
+}
+padd() { PCELL[$1|$2]="${PCELL[$1|$2]:-} $3"; } # row conf value
+
+# A bare PING round trip on this Redis, pinned as the latency shape is.
+ping_p50() { # conf
+	local us
+	us=$("${PIN[@]}" redis-benchmark -p "$REDIS_PORT" -c 1 -n "$N_PLAT" -t ping --csv 2>/dev/null |
+		tr -d '"' | awk -F, '$1 == "PING_MBULK" { printf "%.0f", $5 * 1000 }')
+	[ -n "$us" ] && padd ping_p50 "$1" "$us"
+	echo "    PING p50 $us µs (redis-benchmark -c 1 -t ping, pinned)"
+}
+
+# What a peer needs: node with bullmq installed under peers/node_modules
+# (npm ci from the pinned lock, once), sidekiq and ruby.
+peers_setup() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		PSKIP[bull]="no node/npm"
+	elif [ ! -d "$PEERS/node_modules/bullmq" ] &&
+		! (cd "$PEERS" && npm ci --no-audit --no-fund >>"$LOGDIR/npm.log" 2>&1); then
+		PSKIP[bull]="npm ci of bullmq failed (no network?), see out/redis-logs/npm.log"
+	fi
+	if ! command -v sidekiq >/dev/null || ! ruby -e 'require "sidekiq"' 2>/dev/null; then
+		PSKIP[sk]="no sidekiq (Debian ruby-sidekiq)"
+	fi
+	[ -z "$PENDING" ] || { PSKIP[j1]="no --redis"; PSKIP[j2]="no --redis"; }
+	local c
+	for c in "${!PSKIP[@]}"; do note "peers: $c column skipped: ${PSKIP[$c]}"; done
+}
+
+# bg_start NAME OUTFILE CMD...: a peer process in the background (pinned
+# as PIN says); BGPID is its pid.
+bg_start() {
+	local name=$1 out=$2
+	shift 2
+	"${PIN[@]}" "$@" >"$out" 2>>"$LOGDIR/$name.err" &
+	BGPID=$!
+	STARTED[$BGPID]=$name
+}
+bg_stop() { # pid
+	kill -TERM "$1" 2>/dev/null
+	wait_for 15 eval "! kill -0 $1 2>/dev/null" || kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	unset "STARTED[$1]"
+}
+# The RESULT line of a peer's output: sets LAST, echoes it.
+peer_result() { # file
+	LAST=$(grep '^RESULT' "$1" | tail -n 1)
+	cat "$1" >>"$WORK/results.txt"
+	echo "    ${LAST:-no RESULT}"
+	[ -n "$LAST" ] && [ "$(field errors)" = 0 ]
+}
+
+# A BullMQ worker process (concurrency C), ready to take jobs.
+bull_worker() { # concurrency [n]
+	local f=$WORK/bull-worker.$RANDOM
+	bg_start bullmq-worker "$f" node "$PEERS/bullmq.js" work "$REDIS_URL" bench "$@"
+	# shellcheck disable=SC2317 # called through wait_for
+	ready() { grep -q '^READY' "$1"; }
+	wait_for 30 ready "$f" || { failed "BullMQ worker did not start (out/redis-logs/bullmq-worker.err)"; return 1; }
+	WFILE=$f
+}
+
+# A Sidekiq process (concurrency C), ready; with N, it writes DONE once N
+# jobs are done.
+sk_worker() { # concurrency [n]
+	local ready=$WORK/sk-ready.$RANDOM
+	DONE=$WORK/sk-done.$RANDOM
+	BENCH_READY=$ready BENCH_DONE=$DONE BENCH_DRAIN_N=${2:-0} REDIS_URL=$REDIS_URL \
+		bg_start sidekiq "$LOGDIR/sidekiq.log" sidekiq -r "$PEERS/sidekiq_jobs.rb" -c "$1" -q bench
+	# shellcheck disable=SC2317 # called through wait_for
+	exists() { [ -s "$1" ]; }
+	wait_for 60 exists "$ready" || { failed "Sidekiq did not start (out/redis-logs/sidekiq.log)"; return 1; }
+}
+
+# Round trips (M K W) or latency (1 1 1, pinned): ROW is rt or lat.
+peer_rt() { # row conf n M K W
+	local row=$1 c=$2 n=$3 M=$4 K=$5 W=$6 f=$WORK/peer-out ok=1
+	PREFIX=bench$RANDOM
+	case $c in
+	j1 | j2)
+		conf_up "r${c#j}" || { pmark "$row" "$c" FAIL; return; }
+		[ "$row" = lat ] && ping_p50 "$c"
+		stats_begin
+		# shellcheck disable=SC2046 # word splitting is intended
+		run_lg "peers-$row-$c" $(gloom a "$([ "$c" = j2 ] && echo b || echo a)") \
+			-M "$M" -K "$K" -W "$W" -S 100 -N "$n" --timeout 300 || ok=0
+		stats_end "$row" "$c" "$n"
+		conf_down "r${c#j}" || ok=0
+		;;
+	bull)
+		redis_start || { pmark "$row" "$c" FAIL; return; }
+		[ "$row" = lat ] && ping_p50 "$c"
+		if bull_worker "$W"; then
+			stats_begin
+			"${PIN[@]}" node "$PEERS/bullmq.js" rt "$REDIS_URL" bench "$M" "$K" "$n" 100 \
+				>"$f" 2>>"$LOGDIR/bullmq.err" || ok=0
+			stats_end "$row" "$c" "$n"
+			bg_stop "$BGPID"
+			peer_result "$f" || ok=0
+		else ok=0; fi
+		redis_stop
+		;;
+	sk)
+		redis_start || { pmark "$row" "$c" FAIL; return; }
+		[ "$row" = lat ] && ping_p50 "$c"
+		if sk_worker "$W"; then
+			stats_begin
+			"${PIN[@]}" ruby -W0 "$PEERS/sidekiq_bench.rb" rt "$REDIS_URL" "$M" "$K" "$n" 100 \
+				>"$f" 2>>"$LOGDIR/sidekiq-bench.err" || ok=0
+			stats_end "$row" "$c" "$n"
+			bg_stop "$BGPID"
+			peer_result "$f" || ok=0
+		else ok=0; fi
+		redis_stop
+		;;
+	esac
+	if [ $ok = 0 ]; then pmark "$row" "$c" FAIL; return; fi
+	padd "${row}_rate" "$c" "$(field jobs_per_sec)"
+	padd "${row}_p50" "$c" "$(field p50_us)"
+}
+
+# The bulk shape: N jobs added with no worker (timed until Redis holds
+# them all), then drained by 8 workers (timed from their start).
+peer_bulk() { # conf n
+	local c=$1 n=$2 f=$WORK/peer-out ok=1 t0 t1 pid
+	PREFIX=bench$RANDOM
+	case $c in
+	j1 | j2)
+		conf_up "r${c#j}" || { pmark add "$c" FAIL; pmark drain "$c" FAIL; return; }
+		stats_begin
+		t0=$(now)
+		# shellcheck disable=SC2046 # word splitting is intended
+		"$LOADGEN" --label "peers-add-$c" $(gloom a a) --fill -M 1 -W 1 -S 100 -N "$n" \
+			--timeout 300 --pid "${NODE_PID[a]}" >>"$WORK/results.txt" 2>>"$LOGDIR/loadgen.err" &
+		pid=$!
+		# shellcheck disable=SC2317 # called through wait_for
+		all_in() { [ "$(jobfs_queued)" = "$n" ]; }
+		if ! wait_for 120 all_in; then
+			failed "peers: $n jobs added to $c, Redis holds $(jobfs_queued) after 120 s (see out/redis-logs/jobfs-a.log)"
+			ok=0
+		fi
+		t1=$(now)
+		[ $ok = 1 ] || kill "$pid" 2>/dev/null
+		wait "$pid" || ok=0
+		stats_end add "$c" "$n"
+		padd add_rate "$c" "$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')"
+		echo "    added $n in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') s (until all in Redis)"
+		if [ $ok = 0 ]; then
+			conf_down "r${c#j}"
+			pmark add "$c"
+			pmark drain "$c"
+			return
+		fi
+		stats_begin
+		# shellcheck disable=SC2046 # word splitting is intended
+		run_lg "peers-drain-$c" $(gloom a "$([ "$c" = j2 ] && echo b || echo a)") --drain \
+			-W 8 -N "$n" --timeout 180 ||
+			{ failed "peers: $c's workers did not drain $n queued jobs within 180 s (see out/redis-logs/jobfs-*.log)"; ok=0; }
+		stats_end drain "$c" "$n"
+		[ $ok = 1 ] && padd drain_rate "$c" "$(field jobs_per_sec)"
+		conf_down "r${c#j}" || ok=0
+		;;
+	bull)
+		redis_start || { pmark add "$c" FAIL; pmark drain "$c" FAIL; return; }
+		stats_begin
+		node "$PEERS/bullmq.js" bulk "$REDIS_URL" bench "$n" 100 1000 >"$f" 2>>"$LOGDIR/bullmq.err" || ok=0
+		stats_end add "$c" "$n"
+		peer_result "$f" && padd add_rate "$c" "$(field jobs_per_sec)" || ok=0
+		stats_begin
+		if bull_worker 8 "$n"; then
+			wait_for 600 eval "! kill -0 $BGPID 2>/dev/null" || ok=0
+			stats_end drain "$c" "$n"
+			bg_stop "$BGPID"
+			peer_result "$WFILE" && padd drain_rate "$c" "$(field jobs_per_sec)" || ok=0
+		else ok=0; fi
+		redis_stop
+		;;
+	sk)
+		redis_start || { pmark add "$c" FAIL; pmark drain "$c" FAIL; return; }
+		stats_begin
+		ruby -W0 "$PEERS/sidekiq_bench.rb" bulk "$REDIS_URL" "$n" 100 1000 >"$f" 2>>"$LOGDIR/sidekiq-bench.err" || ok=0
+		stats_end add "$c" "$n"
+		peer_result "$f" && padd add_rate "$c" "$(field jobs_per_sec)" || ok=0
+		stats_begin
+		if sk_worker 8 "$n"; then
+			# shellcheck disable=SC2317 # called through wait_for
+			exists() { [ -s "$1" ]; }
+			if wait_for 600 exists "$DONE"; then
+				stats_end drain "$c" "$n"
+				padd drain_rate "$c" "$(awk -v n="$n" -v s="$(cat "$DONE")" 'BEGIN { printf "%.0f", n / s }')"
+				echo "    drained $n in $(cat "$DONE") s"
+			else
+				failed "peers: Sidekiq did not finish $n jobs"
+				ok=0
+			fi
+			bg_stop "$BGPID"
+		else ok=0; fi
+		redis_stop
+		;;
+	esac
+	[ $ok = 1 ] || { pmark add "$c" FAIL; pmark drain "$c" FAIL; }
+}
+
+# Jobs queued in jobfs's Redis (of type echo, under PREFIX).
+jobfs_queued() { rcli zcard "$PREFIX:q:echo" 2>/dev/null; }
+
+pmark() { # row conf: every cell of that row's shape says FAIL
+	local r
+	for r in rate rcpu cmds reads; do PCELL[$1_$r|$2]=FAIL; done
+	STATUS=1
+}
+
+peers_shape() {
+	local rep c
+	echo "== peers: jobfs, BullMQ and Sidekiq on fresh Redis servers"
+	peers_setup
+	for ((rep = 1; rep <= PREPS; rep++)); do
+		for c in "${PCONFS[@]}"; do
+			[ -z "${PSKIP[$c]:-}" ] || continue
+			echo "  $c, round trips M=4 K=64 W=8 S=100 N=$N_PRT, repetition $rep"
+			peer_rt rt "$c" "$N_PRT" 4 64 8
+		done
+		for c in "${PCONFS[@]}"; do
+			[ -z "${PSKIP[$c]:-}" ] || continue
+			echo "  $c, $N_PBULK jobs added with no worker, then drained by 8, repetition $rep"
+			peer_bulk "$c" "$N_PBULK"
+		done
+		PIN=(taskset -c "$LAT_CPU")
+		for c in "${PCONFS[@]}"; do
+			[ -z "${PSKIP[$c]:-}" ] || continue
+			echo "  $c, latency M=1 K=1 W=1 N=$N_PLAT pinned to CPU $LAT_CPU, repetition $rep"
+			peer_rt lat "$c" "$N_PLAT" 1 1 1
+		done
+		PIN=()
+	done
+}
+
+pvalue() { # row conf
+	local c=$2
+	if [ -n "${PSKIP[$c]:-}" ]; then echo skip; return; fi
+	case " ${PCELL[$1|$c]:-} " in
+	*FAIL*) echo FAIL ;;
+	"  ") echo "-" ;;
+	*)
+		# shellcheck disable=SC2086 # one value per word
+		median ${PCELL[$1|$c]}
+		;;
+	esac
+}
+
+prow() { # key title decimals
+	local c line="| $2 |"
+	for c in "${PCONFS[@]}"; do line+=" $(fmt "$(pvalue "$1" "$c")" "$3") |"; done
+	echo "$line"
+}
+
+peers_table() {
+	local c line="| latency p50 ÷ PING p50 (target ≤ 2.5) |" head="| shape |" rule="|---|"
+	for c in "${PCONFS[@]}"; do
+		case $c in
+		j1) head+=" jobfs, 1 daemon |" ;;
+		j2) head+=" jobfs, 2 daemons |" ;;
+		bull) head+=" BullMQ $(bullmq_version) |" ;;
+		sk) head+=" Sidekiq $(sidekiq_version) |" ;;
+		esac
+		rule+="---|"
+	done
+	echo "$head"
+	echo "$rule"
+	prow rt_rate "round trips M4 K64 W8 S100 N$N_PRT (jobs/s)" 0
+	prow rt_rcpu "round trips: Redis CPU (µs/job)" 1
+	prow rt_cmds "round trips: Redis commands per job" 2
+	prow rt_reads "round trips: Redis socket reads per job" 2
+	prow add_rate "$N_PBULK jobs added, no worker (jobs/s)" 0
+	prow add_rcpu "added: Redis CPU (µs/job)" 1
+	prow add_cmds "added: Redis commands per job" 2
+	prow drain_rate "then drained by 8 workers (jobs/s)" 0
+	prow drain_rcpu "drained: Redis CPU (µs/job)" 1
+	prow drain_cmds "drained: Redis commands per job" 2
+	prow lat_p50 "latency p50, M1 K1 W1 N$N_PLAT, one CPU (µs)" 0
+	prow lat_rcpu "latency: Redis CPU (µs/job)" 1
+	prow lat_cmds "latency: Redis commands per job" 2
+	prow lat_reads "latency: Redis socket reads per job" 2
+	prow ping_p50 "bare Redis PING p50, same Redis, one CPU (µs)" 0
+	for c in "${PCONFS[@]}"; do line+=" $(ratio "$(pvalue lat_p50 "$c")" "$(pvalue ping_p50 "$c")") |"; done
+	echo "$line"
+}
+
+bullmq_version() {
+	node -p 'require(process.argv[1] + "/node_modules/bullmq/package.json").version' "$PEERS" 2>/dev/null
+}
+sidekiq_version() {
+	ruby -e 'require "sidekiq"; print Sidekiq::VERSION' 2>/dev/null
+}
+
+# ---- profile: where jobfs's Redis time goes on the round-trip shape ----
+
+# One daemon, the peers' round-trip shape (M=4 K=64 W=8 S=100), three runs
+# of N_PROF jobs on fresh Redis servers: INFO commandstats and INFO cpu;
+# SLOWLOG of every top-level command (slowlog-log-slower-than 0) for each
+# FCALL's duration by function; MONITOR for the commands each function runs.
+# redis_profile.py prints the tables (also out/redis-profile.md).
+profile_run() { # what: stats | slowlog | monitor
+	local mpid ok=0
+	PREFIX=bench$RANDOM
+	conf_up r1 || return 1
+	case $1 in
+	slowlog)
+		rcli config set slowlog-max-len $((N_PROF * 40)) >/dev/null
+		rcli config set slowlog-log-slower-than 0 >/dev/null
+		rcli slowlog reset >/dev/null
+		;;
+	monitor)
+		rcli monitor >"$WORK/profile-monitor.txt" 2>/dev/null &
+		mpid=$!
+		STARTED[$mpid]=redis-cli-monitor
+		# shellcheck disable=SC2317 # called through wait_for
+		monitoring() { [ -n "$(ss -Htn state established "( dport = :$REDIS_PORT )" | head -n 2)" ]; }
+		wait_for 5 monitoring
+		sleep 0.2 # its MONITOR is read before the load starts
+		;;
+	esac
+	stats_begin
+	# shellcheck disable=SC2046 # word splitting is intended
+	run_lg "profile-$1" $(gloom a a) -M 4 -K 64 -W 8 -S 100 -N "$N_PROF" --timeout 300 || ok=1
+	case $1 in
+	stats)
+		stats_end prof j1 "$N_PROF"
+		PROF_CPU=$(pvalue prof_rcpu j1)
+		cp "$LOGDIR/commandstats-j1-prof.txt" "$WORK/profile-commandstats.txt"
+		;;
+	slowlog)
+		rcli config set slowlog-log-slower-than 10000 >/dev/null
+		rcli --json slowlog get $((N_PROF * 40)) >"$WORK/profile-slowlog.json"
+		;;
+	monitor)
+		kill "$mpid"
+		wait "$mpid" 2>/dev/null
+		unset "STARTED[$mpid]"
+		;;
+	esac
+	conf_down r1 || ok=1
+	return $ok
+}
+
+profile_shape() {
+	local w
+	echo "== profile: jobfs's Redis commands and functions, round trips M=4 K=64 W=8 S=100 N=$N_PROF, one daemon"
+	if [ -n "$PENDING" ]; then note "profile: no --redis"; return; fi
+	for w in stats slowlog monitor; do
+		echo "  $w run"
+		profile_run "$w" || { failed "profile: the $w run failed"; return; }
+	done
+	python3 "$HERE/redis_profile.py" "$N_PROF" "$PROF_CPU" "$WORK/profile-commandstats.txt" \
+		"$WORK/profile-slowlog.json" "$WORK/profile-monitor.txt" >"$WORK/profile.md" ||
+		{ failed "profile: redis_profile.py failed"; return; }
+}
+
 # ---- the table ----
 
 median() { # values...
@@ -738,7 +1158,9 @@ main() {
 	cp "$(dirname "$JOBFS_SRC")/jobctl" "$JOBCTL" 2>/dev/null
 	# Cluster mode not in this daemon yet: its cells are "pending".
 	PENDING=
-	"$JOBFS" --help 2>&1 | grep -qE -- '--redis([ =]|$)' || PENDING=yes
+	# (grep without -q: under pipefail, jobfs's SIGPIPE after an early exit
+	# of grep -q would read as "no --redis")
+	"$JOBFS" --help 2>&1 | grep -E -- '--redis([ =]|$)' >/dev/null || PENDING=yes
 	[ -z "$PENDING" ] || note "$JOBFS_SRC has no --redis: the Redis cells are pending"
 	# Cells that do not apply: the split needs two masters, the embedded
 	# daemon has no Redis, memory is of one daemon, failover needs two.
@@ -750,6 +1172,10 @@ main() {
 	N_TP=$(scaled 200000 1000)
 	N_LAT=$(scaled 20000 500)
 	N_MEM=$(scaled 100000 1000)
+	N_PRT=$(scaled 20000 1000)
+	N_PBULK=$(scaled 100000 1000)
+	N_PLAT=$(scaled 5000 500)
+	N_PROF=$(scaled 10000 1000)
 	START=$(date +%s)
 	LOAD=$(cut -d' ' -f1 /proc/loadavg)
 
@@ -765,14 +1191,30 @@ main() {
 
 	wants memory && memory_shape
 	wants failover && failover_shape
+	wants peers && peers_shape
+	wants profile && profile_shape
 
 	{
 		echo "jobfs cluster-mode benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
 			"Linux $(uname -r), load average $LOAD at start, BENCH_SCALE=$SCALE," \
 			"medians of $REPS, $(($(date +%s) - START)) s; jobfs $(jobfs_version);" \
 			"$(redis-server --version | cut -d' ' -f1-3), ${REDIS_CONF[*]}"
-		echo
-		table
+		if [[ $SHAPES =~ throughput|latency|memory|failover ]]; then
+			echo
+			table
+		fi
+		if wants peers; then
+			echo
+			echo "Peers, each on a fresh Redis (medians of $PREPS):"
+			echo
+			peers_table
+		fi
+		if [ -s "$WORK/profile.md" ]; then
+			echo
+			echo "Profile of jobfs's Redis cost, round trips M=4 K=64 W=8 S=100 N=$N_PROF, one daemon:"
+			echo
+			cat "$WORK/profile.md"
+		fi
 		if [ ${#NOTES[@]} -gt 0 ]; then
 			echo
 			printf -- '- %s\n' "${NOTES[@]}" | awk '!seen[$0]++' # once each
