@@ -379,6 +379,7 @@ struct sched_req {
 enum broker_err broker_schedule(struct broker *, const struct sched_req *);
 enum broker_err broker_unschedule(struct broker *, const char *type, const char *name);
 json_t *broker_schedules(struct broker *, const char *type);  /* NULL: all */
+json_t *broker_schedule_get(struct broker *, const char *type, const char *name);
 void  broker_schedules_each(struct broker *,
     bool (*cb)(void *, const struct schedule *), void *ctx);
 uint64_t broker_schedules_fired(const struct broker *);

@@ -342,6 +342,15 @@ schedule_json(const struct schedule *s)
 	return o;
 }
 
+/* broker_schedule_get: the schedule (type, name) as schedule_json, or NULL. */
+json_t *
+broker_schedule_get(struct broker *b, const char *type, const char *name)
+{
+	struct schedule **pp = sched_find(b, type, name);
+
+	return pp != NULL ? schedule_json(*pp) : NULL;
+}
+
 const char *schedule_type(const struct schedule *s) { return s->type; }
 const char *schedule_name(const struct schedule *s) { return s->name; }
 
