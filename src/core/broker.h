@@ -386,6 +386,7 @@ uint64_t broker_schedules_fired(const struct broker *);
 json_t *schedule_json(const struct schedule *);
 bool  schedule_req_of(json_t *o, struct sched_req *);
 const char *schedule_type(const struct schedule *);
+const char *schedule_body(const struct schedule *, size_t *len);  /* JSON text */
 const char *schedule_name(const struct schedule *);
 
 /* The broker's side of cluster mode, for a backend store. */

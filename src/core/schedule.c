@@ -351,6 +351,13 @@ broker_schedule_get(struct broker *b, const char *type, const char *name)
 	return pp != NULL ? schedule_json(*pp) : NULL;
 }
 
+const char *
+schedule_body(const struct schedule *s, size_t *len)
+{
+	*len = s->body_len;
+	return s->body;
+}
+
 const char *schedule_type(const struct schedule *s) { return s->type; }
 const char *schedule_name(const struct schedule *s) { return s->name; }
 
