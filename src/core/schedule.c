@@ -102,6 +102,9 @@ sched_fire(struct broker *b, struct schedule *s, int64_t now)
 	enum broker_err err;
 	int64_t due = latest_due(s, s->next_due_ms, now);
 
+	if (due != s->next_due_ms)
+		log_info("schedule %s/%s: due times %" PRId64 " to %" PRId64 " missed: "
+		    "fired once, for the last", s->type, s->name, s->next_due_ms, due);
 	snprintf(key, sizeof key, "sched:%s:%s:%" PRId64, s->type, s->name, due);
 	id = json_string(key);
 	idjson = json_dumps(id, JSON_ENCODE_ANY);
