@@ -136,3 +136,30 @@ now_past() {
 	[ "$((first_after - crashed))" -ge 2000 ]
 	[ "$(sort -u <<<"$dues" | wc -l)" = "$(wc -l <<<"$dues")" ]
 }
+
+@test "jobctl schedule, schedules, unschedule" {
+	start_daemon
+	out=$("$JOBCTL" schedule --priority 3 t tick --every 200ms '{"via":"jobctl"}')
+	[ "$(jq -c '[.every,.body,.priority]' <<<"$out")" = '[200,{"via":"jobctl"},3]' ]
+	"$JOBCTL" schedule t hourly --cron '0 * * * *' >/dev/null
+	run "$JOBCTL" schedules t
+	[ "$status" = 0 ]
+	[ "${#lines[@]}" = 2 ]
+	[[ "${lines[0]}" == $'t\thourly\tcron=0 * * * *\t'*':00:00Z' ]]
+	[[ "${lines[1]}" == $'t\ttick\tevery=200ms\t'*Z ]]
+	[ "$("$JOBCTL" schedules --json | jq -c '[.schedules[].name]')" = '["hourly","tick"]' ]
+	wait_until 20 fired_at_least t tick 2
+	run "$JOBCTL" schedule t bad --cron '0 * * *'
+	[ "$status" = 1 ]
+	[[ "$output" == *"not 5"* ]]
+	run "$JOBCTL" schedule t bad --every 5x
+	[ "$status" = 2 ]
+	run "$JOBCTL" schedule t bad --every 1s --cron '* * * * *'
+	[ "$status" = 2 ]
+	[ "$("$JOBCTL" unschedule t tick | jq -c .unscheduled)" = 1 ]
+	run "$JOBCTL" unschedule t tick
+	[ "$status" = 1 ]
+	[[ "$output" == *unknown_schedule* ]]
+	[ "$("$JOBCTL" schedules)" = $'t\thourly\tcron=0 * * * *\t'"$("$JOBCTL" schedules | cut -f4)" ]
+	assert_daemon_healthy
+}
