@@ -163,3 +163,18 @@ now_past() {
 	[ "$("$JOBCTL" schedules)" = $'t\thourly\tcron=0 * * * *\t'"$("$JOBCTL" schedules | cut -f4)" ]
 	assert_daemon_healthy
 }
+
+@test "types/T/schedules lists the type's schedules, one a line" {
+	start_daemon_mounted
+	request '{"type":"schedule","job_type":"t","name":"tick","every":200}' >/dev/null
+	request '{"type":"schedule","job_type":"t","name":"daily","cron":"30 4 * * *"}' >/dev/null
+	request '{"type":"schedule","job_type":"u","name":"other","cron":"0 0 1 1 *"}' >/dev/null
+	wait_until 20 test -e "$MNT/types/t/schedules"
+	run cat "$MNT/types/t/schedules"
+	[ "$status" = 0 ]
+	[ "${#lines[@]}" = 2 ]
+	[[ "${lines[0]}" == $'daily\tcron=30 4 * * *\t'*'T04:30:00Z' ]]
+	[[ "${lines[1]}" == $'tick\tevery=200ms\t'*Z ]]
+	request '{"type":"unschedule","job_type":"t","name":"daily"}' >/dev/null
+	[ "$(cut -f1 "$MNT/types/t/schedules")" = tick ]
+}
