@@ -11,6 +11,7 @@ load 'helpers/daemon'
 load 'helpers/frames'
 load 'helpers/proto'
 load 'helpers/durable'
+load 'helpers/web'
 
 # sched_dues TYPE NAME: the due times of the queued jobs the schedule
 # fired, sorted, one a line.
@@ -177,4 +178,29 @@ now_past() {
 	[[ "${lines[1]}" == $'tick\tevery=200ms\t'*Z ]]
 	request '{"type":"unschedule","job_type":"t","name":"daily"}' >/dev/null
 	[ "$(cut -f1 "$MNT/types/t/schedules")" = tick ]
+}
+
+@test "REST: PUT, GET, DELETE /types/T/schedules/N and GET /schedules" {
+	start_web
+	out=$(hcurl -X PUT --json '{"every":200,"body":{"via":"rest"},"retries":2}' "$H/types/t/schedules/tick")
+	[ "$(jq -c '[.job_type,.name,.every,.body,.retries]' <<<"$out")" = '["t","tick",200,{"via":"rest"},2]' ]
+	[ "$(hstatus -X PUT --json '{"cron":"15 3 * * 1-5"}' "$H/types/u/schedules/weekdays")" = 200 ]
+	[ "$(hcurl "$H/schedules" | jq -c '[.schedules[] | [.job_type,.name]]')" = '[["t","tick"],["u","weekdays"]]' ]
+	[ "$(hcurl "$H/types/u/schedules" | jq -c '[.schedules[].cron]')" = '["15 3 * * 1-5"]' ]
+	[ "$(hcurl "$H/types/u/schedules/weekdays" | jq -c '.next % 60000')" = 0 ]
+	wait_until 20 fired_at_least t tick 2
+	# Refusals: bad spec, not JSON, unknown name, a method it does not take.
+	[ "$(hcurl -X PUT --json '{"cron":"61 * * * *"}' "$H/types/t/schedules/x" | jq -r .error)" = invalid_type ]
+	[ "$(hstatus -X PUT --json '{"every":100,"cron":"* * * * *"}' "$H/types/t/schedules/x")" = 400 ]
+	[ "$(hstatus -X PUT --json '{"every":"1s"}' "$H/types/t/schedules/x")" = 400 ]
+	[ "$(hstatus -X PUT --json 'nope' "$H/types/t/schedules/x")" = 400 ]
+	[ "$(hstatus -X PUT --json '{"every":100}' "$H/types/t/schedules/a%20b")" = 400 ]
+	[ "$(hstatus "$H/types/t/schedules/x")" = 404 ]
+	[ "$(hstatus -X POST --json '{}' "$H/types/t/schedules/x")" = 405 ]
+	# PUT without the JSON content type: the cross-site guard refuses it.
+	[ "$(hstatus -X PUT -d '{"every":100}' "$H/types/t/schedules/x")" != 200 ]
+	[ "$(hcurl -X DELETE -H 'Content-Type: application/json' "$H/types/t/schedules/tick" | jq -c .unscheduled)" = 1 ]
+	[ "$(hcurl -X DELETE -H 'Content-Type: application/json' "$H/types/t/schedules/tick" | jq -r .error)" = unknown_schedule ]
+	[ "$(hcurl "$H/schedules" | jq -c '[.schedules[].name]')" = '["weekdays"]' ]
+	other_clients_ok
 }
