@@ -135,9 +135,10 @@ struct broker_listener {
 	void (*store_failed)(void *ctx);   /* broker_store_failed: answer what
 	                                   waits for the store (see there) */
 	/* repeating jobs */
-	void (*schedule_changed)(void *ctx, const struct schedule *, bool removed);
-	                                   /* added, replaced, fired (its last
-	                                   due time moved) or removed */
+	void (*schedule_changed)(void *ctx, const struct schedule *, int what);
+	                                   /* SCHED_SET (added, replaced),
+	                                   SCHED_FIRED (its last due time
+	                                   moved), SCHED_REMOVED */
 };
 #define BROKER_LISTENERS_MAX 8
 
@@ -200,6 +201,12 @@ struct broker_backend {
 	    void (*cb)(void *, const char *text, size_t len, int berr),
 	    void *cbctx);
 	void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
+	/* repeating jobs: claim the due time of schedule (type, name) for
+	 * this daemon, for at least ttl_ms; cb(cbctx, true) once if it is
+	 * this daemon's to fire, false if another's (or the backend cannot
+	 * say).  NULL: every due time is this daemon's. */
+	void (*sched_claim)(void *, const char *type, const char *name, int64_t due,
+	    int64_t ttl_ms, void (*cb)(void *cbctx, bool won), void *cbctx);
 };
 
 struct broker;     /* private to the core (core.h) */
@@ -355,6 +362,7 @@ json_t *broker_type_settings(const struct jtype *);
  * pair replaces the first.  Errors: BERR_INVALID (broker_err_detail says
  * why), BERR_UNKNOWN_ID (unschedule of no such schedule).
  */
+enum { SCHED_SET, SCHED_FIRED, SCHED_REMOVED };
 #define SCHED_NAME_MAX  64
 #define SCHED_MAX       10000
 #define SCHED_EVERY_MIN 10                   /* ms */
@@ -378,6 +386,8 @@ struct sched_req {
 };
 enum broker_err broker_schedule(struct broker *, const struct sched_req *);
 enum broker_err broker_unschedule(struct broker *, const char *type, const char *name);
+/* broker_schedule_drop: a store's removal (no event); false if none. */
+bool  broker_schedule_drop(struct broker *, const char *type, const char *name);
 json_t *broker_schedules(struct broker *, const char *type);  /* NULL: all */
 json_t *broker_schedule_get(struct broker *, const char *type, const char *name);
 void  broker_schedules_each(struct broker *,

@@ -84,15 +84,17 @@ latest_due(const struct schedule *s, int64_t next, int64_t now)
 }
 
 static void sched_arm(struct broker *);
+static struct schedule **sched_find(struct broker *, const char *, const char *);
 
 static void
-emit_schedule_changed(struct broker *b, const struct schedule *s, bool removed)
+emit_schedule_changed(struct broker *b, const struct schedule *s, int what)
 {
-	EMIT(b, schedule_changed, s, removed);
+	EMIT(b, schedule_changed, s, what);
 }
 
+/* sched_submit: the job of (type, name)'s due time, as any submission. */
 static void
-sched_fire(struct broker *b, struct schedule *s, int64_t now)
+sched_submit(struct broker *b, struct schedule *s, int64_t due)
 {
 	struct submit_req r = { 0 };
 	char key[ID_MAX + 1];
@@ -100,11 +102,7 @@ sched_fire(struct broker *b, struct schedule *s, int64_t now)
 	json_t *id;
 	struct job *j;
 	enum broker_err err;
-	int64_t due = latest_due(s, s->next_due_ms, now);
 
-	if (due != s->next_due_ms)
-		log_info("schedule %s/%s: due times %" PRId64 " to %" PRId64 " missed: "
-		    "fired once, for the last", s->type, s->name, s->next_due_ms, due);
 	snprintf(key, sizeof key, "sched:%s:%s:%" PRId64, s->type, s->name, due);
 	id = json_string(key);
 	idjson = json_dumps(id, JSON_ENCODE_ANY);
@@ -128,9 +126,57 @@ sched_fire(struct broker *b, struct schedule *s, int64_t now)
 	else
 		log_warn("schedule %s/%s: due %" PRId64 ": job not submitted: %s",
 		    s->type, s->name, due, broker_err_reason(b, err));
+}
+
+/* A claim asked of the backend (cluster mode): the schedule is looked up
+ * again when the answer comes, it may have gone meanwhile. */
+struct sched_claim {
+	struct broker *b;
+	char          *type, *name;
+	int64_t        due;
+};
+
+static void
+claim_done(void *ctx, bool won)
+{
+	struct sched_claim *c = ctx;
+	struct schedule **pp = sched_find(c->b, c->type, c->name);
+
+	if (won && pp != NULL)
+		sched_submit(c->b, *pp, c->due);
+	else if (!won)
+		log_debug("schedule %s/%s: due %" PRId64 " is another daemon's",
+		    c->type, c->name, c->due);
+	free(c->type);
+	free(c->name);
+	free(c);
+}
+
+static void
+sched_fire(struct broker *b, struct schedule *s, int64_t now)
+{
+	int64_t due = latest_due(s, s->next_due_ms, now);
+
+	if (due != s->next_due_ms)
+		log_info("schedule %s/%s: due times %" PRId64 " to %" PRId64 " missed: "
+		    "fired once, for the last", s->type, s->name, s->next_due_ms, due);
 	s->last_due_ms = due;
 	s->next_due_ms = due_after(s, due);
-	emit_schedule_changed(b, s, false);
+	if (b->be.sched_claim != NULL) {
+		struct sched_claim *c = xcalloc(1, sizeof *c);
+		/* kept past the next due time: a daemon that comes back
+		 * within it finds the claim, and does not fire it again */
+		int64_t ttl = 2 * ((s->next_due_ms > due ? s->next_due_ms : due + 60000) - due) +
+		    60000;
+
+		c->b = b;
+		c->type = xstrdup(s->type);
+		c->name = xstrdup(s->name);
+		c->due = due;
+		b->be.sched_claim(b->be.ctx, s->type, s->name, due, ttl, claim_done, c);
+	} else
+		sched_submit(b, s, due);
+	emit_schedule_changed(b, s, SCHED_FIRED);
 }
 
 static void
@@ -220,6 +266,10 @@ broker_schedule(struct broker *b, const struct sched_req *r)
 	char err[160];
 	int64_t now = r->now_ms > 0 ? r->now_ms : now_ms(b);
 
+	if (!r->restore && broker_store_error(b) != 0) {
+		broker_set_err_detail(b, "%s", broker_store_reason(b));
+		return BERR_UNAVAILABLE;
+	}
 	if (r->type == NULL || !type_name_valid(r->type, strlen(r->type))) {
 		broker_set_err_detail(b, "\"job_type\" must be a type name");
 		return BERR_INVALID;
@@ -298,27 +348,50 @@ broker_schedule(struct broker *b, const struct sched_req *r)
 	s->next_due_ms = due_after(s, s->last_due_ms > 0 ? s->last_due_ms :
 	    r->restore ? s->created_ms : now);
 	if (!r->restore)
-		emit_schedule_changed(b, s, false);
+		emit_schedule_changed(b, s, SCHED_SET);
 	sched_arm(b);
 	return BERR_OK;
+}
+
+static void
+sched_remove(struct broker *b, struct schedule **pp, bool quiet)
+{
+	struct schedule *s = *pp;
+
+	*pp = s->next;
+	b->sched->n--;
+	if (!quiet)
+		emit_schedule_changed(b, s, SCHED_REMOVED);
+	sched_free(s);
+	sched_arm(b);
 }
 
 enum broker_err
 broker_unschedule(struct broker *b, const char *type, const char *name)
 {
-	struct schedule **pp = sched_find(b, type, name), *s;
+	struct schedule **pp = sched_find(b, type, name);
 
 	if (pp == NULL) {
-		broker_set_err_detail(b, "no schedule %s of type %s", name, type);
+		broker_set_err_detail(b, "type %s has no schedule named %s", type, name);
 		return BERR_UNKNOWN_ID;
 	}
-	s = *pp;
-	*pp = s->next;
-	b->sched->n--;
-	emit_schedule_changed(b, s, true);
-	sched_free(s);
-	sched_arm(b);
+	if (broker_store_error(b) != 0) {
+		broker_set_err_detail(b, "%s", broker_store_reason(b));
+		return BERR_UNAVAILABLE;
+	}
+	sched_remove(b, pp, false);
 	return BERR_OK;
+}
+
+bool
+broker_schedule_drop(struct broker *b, const char *type, const char *name)
+{
+	struct schedule **pp = sched_find(b, type, name);
+
+	if (pp == NULL)
+		return false;
+	sched_remove(b, pp, true);
+	return true;
 }
 
 /* schedule_json: all a schedule is, as the listings and the stores say it. */

@@ -56,13 +56,13 @@ sched_rec_append(void *ctx, const struct schedule *sc)
 }
 
 void
-on_schedule_changed(void *ctx, const struct schedule *sc, bool removed)
+on_schedule_changed(void *ctx, const struct schedule *sc, int what)
 {
 	struct store *s = ctx;
 
 	if (s->opening)
 		return;
-	sched_append(s, sc, removed);
+	sched_append(s, sc, what == SCHED_REMOVED);
 }
 
 /* restore_sched: a schedule as the journal kept it. */

@@ -190,7 +190,7 @@ bool type_rec_append(void *ctx, struct jtype *t);
 
 /* sj_sched.c: schedules (repeating jobs) */
 bool sched_rec_append(void *ctx, const struct schedule *);
-void on_schedule_changed(void *ctx, const struct schedule *, bool removed);
+void on_schedule_changed(void *ctx, const struct schedule *, int what);
 void restore_sched(void *ctx, const struct sj_rec *);
 
 /* sj_compact.c */

@@ -22,6 +22,7 @@ h_schedule(struct conn *c, const struct msg_ctx *ctx)
 	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1], name[ID_MAX + 1], cron[CRON_TEXT_MAX + 1];
 	struct sched_req r = { 0 };
+	enum broker_err err;
 	size_t len;
 
 	if (!type_check(c, ctx, type_key, type))
@@ -59,8 +60,8 @@ h_schedule(struct conn *c, const struct msg_ctx *ctx)
 			return;
 		}
 	}
-	if (broker_schedule(b, &r) != BERR_OK) {
-		conn_send_error(c, "invalid_type", NULL, "%s", broker_err_detail(b));
+	if ((err = broker_schedule(b, &r)) != BERR_OK) {
+		conn_send_error(c, berr_frame(err), NULL, "%s", broker_err_detail(b));
 		return;
 	}
 	conn_send_json(c, broker_schedule_get(b, type, name));
@@ -74,14 +75,19 @@ h_unschedule(struct conn *c, const struct msg_ctx *ctx)
 	enum msg_key type_key = ctx->dialect == DIALECT_ACTION ? MK_TYPE : MK_JOB_TYPE;
 	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1], name[ID_MAX + 1];
+	enum broker_err err;
 	size_t len;
 
 	if (!type_check(c, ctx, type_key, type))
 		return;
-	if (!field_name(ctx, MK_NAME, name, &len) ||
-	    broker_unschedule(b, type, name) != BERR_OK) {
+	if (!field_name(ctx, MK_NAME, name, &len)) {
 		conn_send_error(c, "unknown_schedule", NULL, "type %s has no schedule "
-		    "named %s", type, field_name(ctx, MK_NAME, name, &len) ? name : "so");
+		    "so named", type);
+		return;
+	}
+	if ((err = broker_unschedule(b, type, name)) != BERR_OK) {
+		conn_send_error(c, err == BERR_UNKNOWN_ID ? "unknown_schedule" :
+		    berr_frame(err), NULL, "%s", broker_err_detail(b));
 		return;
 	}
 	conn_send_json(c, json_pack("{s:i,s:s,s:s}", "unscheduled", 1,

@@ -43,6 +43,7 @@ put_schedule(struct wreq *r, const char *type, const char *name)
 	struct broker *b = r->web->srv->broker;
 	json_t *o = json_loadb(buf_head(&r->body), buf_used(&r->body), 0, NULL), *v;
 	struct sched_req q = { 0 };
+	enum broker_err err;
 	char *body = NULL;
 
 	if (!json_is_object(o)) {
@@ -86,8 +87,11 @@ put_schedule(struct wreq *r, const char *type, const char *name)
 		q.body = body;
 		q.body_len = strlen(body);
 	}
-	if (broker_schedule(b, &q) != BERR_OK) {
-		web_error(r, 400, "invalid_type", NULL, "%s", broker_err_detail(b));
+	if ((err = broker_schedule(b, &q)) != BERR_OK) {
+		if (err == BERR_UNAVAILABLE)
+			web_error(r, 503, "unavailable", NULL, "%s", broker_err_detail(b));
+		else
+			web_error(r, 400, "invalid_type", NULL, "%s", broker_err_detail(b));
 		goto out;
 	}
 	web_reply_json(r, 200, broker_schedule_get(b, type, name));
@@ -110,7 +114,11 @@ one_schedule(struct wreq *r, const char *type, const char *name)
 		return;
 	}
 	if (strcmp(r->method, "DELETE") == 0) {
-		if (broker_unschedule(b, type, name) != BERR_OK)
+		enum broker_err err = broker_unschedule(b, type, name);
+
+		if (err == BERR_UNAVAILABLE)
+			web_error(r, 503, "unavailable", NULL, "%s", broker_err_detail(b));
+		else if (err != BERR_OK)
 			web_error(r, 404, "unknown_schedule", NULL, "type %s has no "
 			    "schedule named %s", type, name);
 		else {
