@@ -118,8 +118,11 @@ sched_submit(struct broker *b, struct schedule *s, int64_t due)
 	r.detach = true;
 	err = broker_submit(b, &r, &j);
 	free(idjson);
-	if (err == BERR_OK || err == BERR_PENDING)
+	if (err == BERR_OK || err == BERR_PENDING) {
 		b->sched->fired++;
+		log_debug("schedule %s/%s: due %" PRId64 ": job submitted", s->type,
+		    s->name, due);
+	}
 	else if (err == BERR_ID_EXISTS)
 		log_debug("schedule %s/%s: due %" PRId64 " fired already", s->type,
 		    s->name, due);
