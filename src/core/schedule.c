@@ -92,10 +92,22 @@ emit_schedule_changed(struct broker *b, const struct schedule *s, int what)
 	EMIT(b, schedule_changed, s, what);
 }
 
-/* sched_submit: the job of (type, name)'s due time, as any submission. */
+/* What one due time submits: a copy, as a claim's answer (cluster mode)
+ * may come after the schedule changed or went: a due time claimed is
+ * fired as it was when it came due. */
+struct sched_claim {
+	struct broker *b;
+	char          *type, *name, *body;
+	size_t         body_len;
+	int64_t        priority, retries, due;
+	bool           retries_set;
+};
+
+/* sched_submit: the job of a due time, as any submission. */
 static void
-sched_submit(struct broker *b, struct schedule *s, int64_t due)
+sched_submit(struct sched_claim *c)
 {
+	struct broker *b = c->b;
 	struct submit_req r = { 0 };
 	char key[ID_MAX + 1];
 	char *idjson;
@@ -103,82 +115,90 @@ sched_submit(struct broker *b, struct schedule *s, int64_t due)
 	struct job *j;
 	enum broker_err err;
 
-	snprintf(key, sizeof key, "sched:%s:%s:%" PRId64, s->type, s->name, due);
+	snprintf(key, sizeof key, "sched:%s:%s:%" PRId64, c->type, c->name, c->due);
 	id = json_string(key);
 	idjson = json_dumps(id, JSON_ENCODE_ANY);
 	json_decref(id);
-	r.type = s->type;
+	r.type = c->type;
 	r.key = key;
 	r.idjson = idjson;
-	r.body = s->body;
-	r.body_len = s->body_len;
-	r.priority = s->priority;
-	r.retries_set = s->retries_set;
-	r.retries = s->retries;
+	r.body = c->body;
+	r.body_len = c->body_len;
+	r.priority = c->priority;
+	r.retries_set = c->retries_set;
+	r.retries = c->retries;
 	r.detach = true;
 	err = broker_submit(b, &r, &j);
 	free(idjson);
 	if (err == BERR_OK || err == BERR_PENDING) {
-		b->sched->fired++;
-		log_debug("schedule %s/%s: due %" PRId64 ": job submitted", s->type,
-		    s->name, due);
-	}
-	else if (err == BERR_ID_EXISTS)
-		log_debug("schedule %s/%s: due %" PRId64 " fired already", s->type,
-		    s->name, due);
+		if (b->sched != NULL)
+			b->sched->fired++;
+		log_debug("schedule %s/%s: due %" PRId64 ": job submitted", c->type,
+		    c->name, c->due);
+	} else if (err == BERR_ID_EXISTS)
+		log_debug("schedule %s/%s: due %" PRId64 " fired already", c->type,
+		    c->name, c->due);
 	else
 		log_warn("schedule %s/%s: due %" PRId64 ": job not submitted: %s",
-		    s->type, s->name, due, broker_err_reason(b, err));
+		    c->type, c->name, c->due, broker_err_reason(b, err));
 }
 
-/* A claim asked of the backend (cluster mode): the schedule is looked up
- * again when the answer comes, it may have gone meanwhile. */
-struct sched_claim {
-	struct broker *b;
-	char          *type, *name;
-	int64_t        due;
-};
+static void
+claim_free(struct sched_claim *c)
+{
+	free(c->type);
+	free(c->name);
+	free(c->body);
+	free(c);
+}
 
 static void
 claim_done(void *ctx, bool won)
 {
 	struct sched_claim *c = ctx;
-	struct schedule **pp = sched_find(c->b, c->type, c->name);
 
-	if (won && pp != NULL)
-		sched_submit(c->b, *pp, c->due);
-	else if (!won)
+	/* (the broker shutting down: its stores answer false) */
+	if (won)
+		sched_submit(c);
+	else
 		log_debug("schedule %s/%s: due %" PRId64 " is another daemon's",
 		    c->type, c->name, c->due);
-	free(c->type);
-	free(c->name);
-	free(c);
+	claim_free(c);
 }
 
 static void
 sched_fire(struct broker *b, struct schedule *s, int64_t now)
 {
 	int64_t due = latest_due(s, s->next_due_ms, now);
+	struct sched_claim *c;
 
 	if (due != s->next_due_ms)
 		log_info("schedule %s/%s: due times %" PRId64 " to %" PRId64 " missed: "
 		    "fired once, for the last", s->type, s->name, s->next_due_ms, due);
 	s->last_due_ms = due;
 	s->next_due_ms = due_after(s, due);
+	c = xcalloc(1, sizeof *c);
+	c->b = b;
+	c->type = xstrdup(s->type);
+	c->name = xstrdup(s->name);
+	c->body = xmalloc(s->body_len + 1);
+	memcpy(c->body, s->body, s->body_len + 1);
+	c->body_len = s->body_len;
+	c->priority = s->priority;
+	c->retries_set = s->retries_set;
+	c->retries = s->retries;
+	c->due = due;
 	if (b->be.sched_claim != NULL) {
-		struct sched_claim *c = xcalloc(1, sizeof *c);
 		/* kept past the next due time: a daemon that comes back
 		 * within it finds the claim, and does not fire it again */
 		int64_t ttl = 2 * ((s->next_due_ms > due ? s->next_due_ms : due + 60000) - due) +
 		    60000;
 
-		c->b = b;
-		c->type = xstrdup(s->type);
-		c->name = xstrdup(s->name);
-		c->due = due;
 		b->be.sched_claim(b->be.ctx, s->type, s->name, due, ttl, claim_done, c);
-	} else
-		sched_submit(b, s, due);
+	} else {
+		sched_submit(c);
+		claim_free(c);
+	}
 	emit_schedule_changed(b, s, SCHED_FIRED);
 }
 
