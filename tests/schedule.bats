@@ -25,6 +25,10 @@ fired_at_least() {
 	[ "$(sched_dues "$1" "$2" | wc -l)" -ge "$3" ]
 }
 
+stat_greater() {
+	[ "$(daemon_stat "$1")" -gt "$2" ]
+}
+
 # now_past MS: the wall clock has passed MS (epoch milliseconds).
 now_past() {
 	[ "$(date +%s%3N)" -gt "$1" ]
@@ -203,4 +207,28 @@ now_past() {
 	[ "$(hcurl -X DELETE -H 'Content-Type: application/json' "$H/types/t/schedules/tick" | jq -r .error)" = unknown_schedule ]
 	[ "$(hcurl "$H/schedules" | jq -c '[.schedules[].name]')" = '["weekdays"]' ]
 	other_clients_ok
+}
+
+@test "a compaction of the journal keeps the schedules and their last due time" {
+	export JOBFS_SEGMENT_BYTES=262144
+	start_durable --keep-max 1
+	request '{"type":"schedule","job_type":"s","name":"yearly","cron":"0 0 1 1 *","body":"y"}' >/dev/null
+	request '{"type":"schedule","job_type":"s","name":"f","every":200}' >/dev/null
+	request '{"type":"schedule","job_type":"s","name":"gone","every":200}' >/dev/null
+	request '{"type":"unschedule","job_type":"s","name":"gone"}' >/dev/null
+	wait_until 20 fired_at_least s f 1
+	# 600 jobs of 1 KiB, cancelled and forgotten (--keep-max 1): the
+	# journal compacts its segments into a snapshot.
+	mkdir -p "$BATS_TEST_TMPDIR/out"
+	python3 "$BATS_TEST_DIRNAME/helpers/compact_load.py" fill "$JOBFS_MASTER_PORT" q 600 1000 "$BATS_TEST_TMPDIR/out"
+	python3 "$BATS_TEST_DIRNAME/helpers/compact_load.py" cancel "$JOBFS_MASTER_PORT" "$BATS_TEST_TMPDIR/out" q0-599
+	wait_until 30 stat_greater .journal_compactions 0
+	before=$(request '{"type":"schedules"}')
+	crash_daemon
+	start_durable --keep-max 1
+	after=$(request '{"type":"schedules"}')
+	[ "$(jq -c '[.schedules[] | [.name,.created,.body]]' <<<"$after")" = "$(jq -c '[.schedules[] | [.name,.created,.body]]' <<<"$before")" ]
+	[ "$(jq -c '[.schedules[].name]' <<<"$after")" = '["f","yearly"]' ]
+	# f's last due time is kept: at least the one before the crash.
+	[ "$(jq '.schedules[0].last' <<<"$after")" -ge "$(jq '.schedules[0].last' <<<"$before")" ]
 }
