@@ -40,7 +40,7 @@ teardown() {
 	# line before it.
 	for f in types/T/queue types/T/workers types/T/stats types/T/submit \
 		types/T/dead types/T/kick types/T/delayed types/T/paused \
-		types/T/limit types/T/retries jobs/ID/body jobs/ID/response \
+		types/T/limit types/T/retries types/T/schedules jobs/ID/body jobs/ID/response \
 		jobs/ID/status jobs/ID/type jobs/ID/info channels/C stats refusals; do
 		grep -qE "^  $f " <<<"$output" || { echo "README: $f does not start a line"; return 1; }
 	done
@@ -66,7 +66,7 @@ teardown() {
 	mkdir "$MNT/types/echo"
 	[ "$(ls "$MNT/types")" = echo ]
 	# (and the files of the job lifecycle: life_tree.bats)
-	[ "$(ls "$MNT/types/echo" | tr '\n' ' ')" = "dead delayed kick limit queue retries state stats submit workers " ]
+	[ "$(ls "$MNT/types/echo" | tr '\n' ' ')" = "dead delayed kick limit queue retries schedules state stats submit workers " ]
 	grep -qx 'queued 0' "$MNT/types/echo/stats"
 	grep -qx 'workers 0' "$MNT/types/echo/stats"
 	[ -z "$(cat "$MNT/types/echo/workers")" ]

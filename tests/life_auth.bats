@@ -33,3 +33,18 @@ load 'helpers/auth'
 	wait_frame A '.kicked == 1'
 	auth_healthy
 }
+
+@test "with --auth: schedule and unschedule need admin; schedules lists" {
+	start_auth_daemon
+	conn_open B
+	send B "$(auth_frame bob)" '{"type":"schedule","job_type":"t","name":"x","every":1000}' \
+		'{"type":"unschedule","job_type":"t","name":"x"}'
+	wait_lines B 3
+	[ "$(frames B '.error == "forbidden"' | wc -l)" = 2 ]
+	[ "$(as root request '{"type":"schedule","job_type":"t","name":"x","every":60000}' | jq -r .name)" = x ]
+	send B '{"type":"schedules"}'
+	wait_frame B '.schedules'
+	[ "$(frames B '.schedules' | jq -c '[.schedules[].name]')" = '["x"]' ]
+	[ "$(as root request '{"type":"unschedule","job_type":"t","name":"x"}' | jq -c .unscheduled)" = 1 ]
+	auth_healthy
+}

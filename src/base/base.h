@@ -111,6 +111,8 @@ enum msg_key {
 	MK_LOG,       /* a response's or failure's log (jobctl work) */
 	/* listings */
 	MK_STATE, MK_CURSOR,
+	/* repeating jobs */
+	MK_NAME, MK_CRON, MK_EVERY,
 	MK_COUNT
 };
 

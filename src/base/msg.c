@@ -46,6 +46,7 @@ static const char *const msg_key_names[MK_COUNT] = {
 	[MK_AT] = "at", [MK_AFTER] = "after", [MK_LIMIT] = "limit",
 	[MK_LOG] = "log",
 	[MK_STATE] = "state", [MK_CURSOR] = "cursor",
+	[MK_NAME] = "name", [MK_CRON] = "cron", [MK_EVERY] = "every",
 };
 
 const char *

@@ -241,6 +241,11 @@ static const struct cmd_entry cmd_table[] = {
 	{ "resume", "TYPE", cmd_pause },
 	{ "configure", "[--limit N] [--retries N] [--backoff MS] TYPE", cmd_configure },
 	{ "top", "[--http HOST:PORT]", cmd_top },
+	/* repeating jobs */
+	{ "schedule", "[--priority N] [--retries N] TYPE NAME (--cron EXPR | "
+	    "--every DURATION) [BODY | -]", cmd_schedule },
+	{ "unschedule", "TYPE NAME", cmd_unschedule },
+	{ "schedules", "[--json] [TYPE]", cmd_schedules },
 };
 
 static void

@@ -124,6 +124,10 @@ int	cmd_cancel(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_kick(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_pause(struct ctl *, const struct cmd_entry *, int, char **);
 int	cmd_configure(struct ctl *, const struct cmd_entry *, int, char **);
+/* jobctl_sched.c: repeating jobs */
+int	cmd_schedule(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_unschedule(struct ctl *, const struct cmd_entry *, int, char **);
+int	cmd_schedules(struct ctl *, const struct cmd_entry *, int, char **);
 
 /* ------------------------------------------------------------ jobctl_top.c */
 

@@ -764,6 +764,7 @@ broker_shutdown(struct broker *b)
 	ev_timer_stop(b->loop, &b->retention);
 	ev_timer_stop(b->loop, &b->delay_timer);
 	ev_timer_stop(b->loop, &b->fail_log_timer);
+	sched_shutdown(b);
 	while (!TAILQ_EMPTY(&b->fail_logs))   /* what was counted, said */
 		fail_log_summary(b, TAILQ_FIRST(&b->fail_logs));
 	delay_free(&b->delays);

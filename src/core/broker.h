@@ -102,6 +102,7 @@ struct broker_stats {
  * tells them apart with broker_restoring() and skips them.  Nothing is
  * emitted at broker_shutdown.
  */
+struct schedule;   /* a repeating job (schedule.c) */
 struct broker_listener {
 	void *ctx;
 	void (*job_submitted)(void *ctx, struct job *);
@@ -133,6 +134,11 @@ struct broker_listener {
 	                                   job is forgotten right after) */
 	void (*store_failed)(void *ctx);   /* broker_store_failed: answer what
 	                                   waits for the store (see there) */
+	/* repeating jobs */
+	void (*schedule_changed)(void *ctx, const struct schedule *, int what);
+	                                   /* SCHED_SET (added, replaced),
+	                                   SCHED_FIRED (its last due time
+	                                   moved), SCHED_REMOVED */
 };
 #define BROKER_LISTENERS_MAX 8
 
@@ -195,6 +201,12 @@ struct broker_backend {
 	    void (*cb)(void *, const char *text, size_t len, int berr),
 	    void *cbctx);
 	void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
+	/* repeating jobs: claim the due time of schedule (type, name) for
+	 * this daemon, for at least ttl_ms; cb(cbctx, true) once if it is
+	 * this daemon's to fire, false if another's (or the backend cannot
+	 * say).  NULL: every due time is this daemon's. */
+	void (*sched_claim)(void *, const char *type, const char *name, int64_t due,
+	    int64_t ttl_ms, void (*cb)(void *cbctx, bool won), void *cbctx);
 };
 
 struct broker;     /* private to the core (core.h) */
@@ -342,6 +354,9 @@ bool  broker_type_configured(const struct jtype *);
 void  broker_dead_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 void  broker_delayed_each(struct broker *, struct jtype *, broker_job_cb *, void *ctx);
 json_t *broker_type_settings(const struct jtype *);
+
+/* Repeating jobs (schedule.c). */
+#include "core/schedule.h"
 
 /* The broker's side of cluster mode, for a backend store. */
 #include "core/backend.h"

@@ -70,7 +70,9 @@ struct broker {
 		void              *ctx;
 	}                  stats_hooks[BROKER_STATS_HOOKS_MAX];
 	unsigned           nstats_hooks;
+	struct sched_table *sched;       /* repeating jobs (schedule.c), or NULL */
 };
+void sched_shutdown(struct broker *);
 
 
 /* heap.c: a job queue (struct heap, in job.h) */

@@ -528,12 +528,13 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 		.submit = rs_submit, .want = rs_want, .complete = rs_complete,
 		.partial = rs_partial, .requeue = rs_requeue, .end = rs_end,
 		.forget = rs_forget, .lookup = rs_lookup, .query = rs_query,
-		.pin = rs_pin,
+		.pin = rs_pin, .sched_claim = rs_sched_claim,
 	};
 	struct broker_backend be = be0;
 	struct broker_listener l = {
 		.worker_joined = on_worker_joined, .worker_left = on_worker_left,
 		.job_dispatched = on_job_moved, .job_finished = on_job_moved,
+		.schedule_changed = rs_sched_changed,
 	};
 	struct rstore *r = xcalloc(1, sizeof *r);
 	const char *pw = getenv("JOBFS_REDIS_PASSWORD");

@@ -332,6 +332,10 @@ on_broadcast(struct rstore *r, const char *p, size_t len)
 {
 	char name[ID_MAX + 1];
 
+	if (len == 3 && strncmp(p, "s! ", 3) == 0) {
+		rs_sched_reload(r);   /* the schedules changed */
+		return;
+	}
 	if (len < 4 || len - 3 > ID_MAX)
 		return;
 	memcpy(name, p + 3, len - 3);
@@ -376,6 +380,7 @@ sub_msg(redisAsyncContext *ac, void *reply, void *priv)
 				ask_types(r);
 				broker_types_each(r->b, reask_type, r);
 				resync(r);
+				rs_sched_reload(r);
 			}
 		}
 		return;

@@ -23,6 +23,11 @@
  *   SNAP_BEGIN  u64 next_seq
  *   SNAP_END    u64 records (how many between it and its SNAP_BEGIN)
  *   SNAP_ABORT  nothing
+ *   SCHED     key (the job type, a newline, the schedule's name), spec (the
+ *             schedule as JSON: schedule_json's text, with its last fired
+ *             due time; absent: the schedule was removed).  Written when a
+ *             schedule is added, replaced, fires or goes, and for each in a
+ *             snapshot; a journal of before schedules has none.
  *
  * The job lifecycle added TYPE and, at the end of JOB after
  * the owner, one more string, life (the job's retries, delay, attempts,
@@ -155,6 +160,10 @@ sj_encode_cuts(const struct sj_rec *r, struct buf *b, struct sj_cuts *cuts)
 		put_u32(b, (uint32_t)r->retries);
 		put_u64(b, (uint64_t)r->backoff_ms);
 		put_str(b, cuts, r->key);
+		break;
+	case SJ_SCHED:
+		put_str(b, cuts, r->key);
+		put_str(b, cuts, r->spec);
 		break;
 	case SJ_DISPATCH:
 		put_f64(b, r->started);
@@ -340,6 +349,10 @@ sj_decode(uint8_t kind, const void *payload, uint32_t len, struct sj_rec *r)
 		r->retries = (int32_t)get_u32(&d);
 		r->backoff_ms = (int64_t)get_u64(&d);
 		r->key = get_str(&d);
+		break;
+	case SJ_SCHED:
+		r->key = get_str(&d);
+		r->spec = get_str(&d);
 		break;
 	case SJ_SNAPSHOT:
 	case SJ_SNAP_BEGIN:

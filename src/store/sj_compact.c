@@ -81,6 +81,7 @@ compact(struct store *s)
 	journal_stats(s->j, &st);
 	recs = st.records;
 	broker_types_each(s->b, type_rec_append, s);
+	broker_schedules_each(s->b, sched_rec_append, s);
 	broker_cursor_open(s->b, &cur);
 	while ((j = broker_cursor_job(&cur)) != NULL) {
 		job_rec_of(s, j, &r);

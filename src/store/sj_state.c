@@ -49,6 +49,13 @@ struct rtype {
 	char          *name;
 };
 
+/* A schedule, as its last SCHED record said. */
+struct rsched {
+	UT_hash_handle hh;
+	struct sj_rec  r;          /* key and spec point at key and spec */
+	char          *key, *spec;
+};
+
 /*
  * The replayed jobs by key: open addressing with linear probing, each slot
  * holding the key's hash beside the job, so that a probe (a replay of a
@@ -65,6 +72,7 @@ struct sj_state {
 	struct rslot *slots;
 	size_t       cap, count, tombs;
 	struct rtype *types;         /* type settings (SJ_TYPE) */
+	struct rsched *scheds;       /* schedules (SJ_SCHED) */
 	uint64_t     next_seq;
 	uint64_t     ignored;   /* records about jobs the state does not hold */
 	uint64_t     was_running, lost;  /* sj_state_each: queued again, failed */
@@ -194,6 +202,47 @@ rt_del(struct sj_state *s, struct rslot *sl)
 }
 
 static void
+rsched_free(struct rsched *x)
+{
+	free(x->key);
+	free(x->spec);
+	free(x);
+}
+
+static void
+sched_clear(struct sj_state *s)
+{
+	struct rsched *x, *tmp;
+
+	HASH_ITER(hh, s->scheds, x, tmp) {
+		HASH_DEL(s->scheds, x);
+		rsched_free(x);
+	}
+}
+
+/* sched_apply: a SCHED record: the schedule as it says, or gone. */
+static void
+sched_apply(struct sj_state *s, const struct sj_rec *r)
+{
+	struct rsched *x;
+
+	HASH_FIND(hh, s->scheds, r->key.p, r->key.n, x);
+	if (x != NULL) {
+		HASH_DEL(s->scheds, x);
+		rsched_free(x);
+	}
+	if (r->spec.p == NULL)
+		return;
+	x = xcalloc(1, sizeof *x);
+	x->key = dup_str(r->key);
+	x->spec = dup_str(r->spec);
+	x->r = *r;
+	x->r.key = str_of(x->key, r->key.n);
+	x->r.spec = str_of(x->spec, r->spec.n);
+	HASH_ADD_KEYPTR(hh, s->scheds, x->key, r->key.n, x);
+}
+
+static void
 state_clear(struct sj_state *s)
 {
 	size_t i;
@@ -212,6 +261,7 @@ state_clear(struct sj_state *s)
 		free(t->name);
 		free(t);
 	}
+	sched_clear(s);
 }
 
 void
@@ -237,6 +287,7 @@ state_take(struct sj_state *s)
 	s->count = n->count;
 	s->tombs = n->tombs;
 	s->types = n->types;
+	s->scheds = n->scheds;
 	s->next_seq = n->next_seq;
 	s->ignored += n->ignored;
 	free(n);
@@ -322,7 +373,7 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 			 * power cut before it was durable): it replaces no state,
 			 * only stands in for none. */
 			s->snaps_short++;
-			if (s->count > 0 || s->types != NULL) {
+			if (s->count > 0 || s->types != NULL || s->scheds != NULL) {
 				sj_state_free(s->snap);
 				s->snap = NULL;
 				return 0;
@@ -344,6 +395,10 @@ sj_state_apply(struct sj_state *s, const struct sj_rec *r)
 	if (r->kind == SJ_SNAPSHOT) {
 		state_clear(s);
 		s->next_seq = r->next_seq;
+		return 0;
+	}
+	if (r->kind == SJ_SCHED) {
+		sched_apply(s, r);
 		return 0;
 	}
 	if (r->kind == SJ_TYPE) {
@@ -547,3 +602,12 @@ sj_state_types_each(struct sj_state *s, sj_type_cb *cb, void *ctx)
 		cb(ctx, &t->r);
 }
 
+
+void
+sj_state_scheds_each(struct sj_state *s, sj_type_cb *cb, void *ctx)
+{
+	struct rsched *x, *tmp;
+
+	HASH_ITER(hh, s->scheds, x, tmp)
+		cb(ctx, &x->r);
+}

@@ -490,6 +490,7 @@ static const struct broker_listener store_listener = {
 	.job_dropped = on_dropped,
 	.job_changed = on_changed,
 	.type_changed = on_type_changed,
+	.schedule_changed = on_schedule_changed,
 };
 
 struct store *
@@ -548,6 +549,9 @@ store_open(struct server *srv, const struct store_opts *opt, char *err,
 	sj_state_types_each(rpc.st, restore_type, s);
 	s->opening = false;
 	sj_state_each(rpc.st, now_wall(), restore_one, &rsc);
+	/* Schedules after the jobs: a due time whose job is back is not
+	 * fired again (its id exists). */
+	sj_state_scheds_each(rpc.st, restore_sched, s);
 	sj_state_running(rpc.st, &rsc.requeued, &rsc.failed_lost);
 	log_info("journal: %s: %" PRIu64 " records in %u segments replayed in "
 	    "%.3f s: %" PRIu64 " jobs queued (%" PRIu64 " were running: queued "

@@ -31,6 +31,7 @@ enum sj_kind {
 	SJ_SNAP_BEGIN,   /* a snapshot: the whole live state follows ... */
 	SJ_SNAP_END,     /* ... and is complete: it replaces what came before */
 	SJ_SNAP_ABORT,   /* the snapshot begun before will never end: ignore it */
+	SJ_SCHED,        /* a schedule (repeating jobs): its JSON, or removed */
 };
 
 /* A string of a record: p NULL means absent.  Decoded strings point into
@@ -71,6 +72,10 @@ struct sj_rec {
 	uint32_t      limit;        /* TYPE */
 	int32_t       retries;      /* TYPE */
 	int64_t       backoff_ms;   /* TYPE */
+	/* repeating jobs */
+	struct sj_str spec;         /* SCHED (key: type, '\n', name): the
+	                               schedule's JSON (schedule_json), its last
+	                               due time in it; absent: removed */
 };
 
 #define SJ_F_DETACH 0x1
@@ -145,6 +150,9 @@ int   sj_state_each(struct sj_state *, double now, sj_restore_cb *, void *ctx);
 /* sj_state_types_each: every type's settings, as its last TYPE record said. */
 typedef void sj_type_cb(void *ctx, const struct sj_rec *);
 void  sj_state_types_each(struct sj_state *, sj_type_cb *, void *ctx);
+/* sj_state_scheds_each: every schedule, as its last SCHED record said
+ * (removed ones not). */
+void  sj_state_scheds_each(struct sj_state *, sj_type_cb *, void *ctx);
 
 /* ------------------------------------------ the store (store_journal.c) */
 
@@ -179,6 +187,11 @@ struct sj_str str_of(const char *p, size_t n);
 void append(struct store *s, const struct sj_rec *r);
 void job_rec_of(struct store *s, const struct job *j, struct sj_rec *r);
 bool type_rec_append(void *ctx, struct jtype *t);
+
+/* sj_sched.c: schedules (repeating jobs) */
+bool sched_rec_append(void *ctx, const struct schedule *);
+void on_schedule_changed(void *ctx, const struct schedule *, int what);
+void restore_sched(void *ctx, const struct sj_rec *);
 
 /* sj_compact.c */
 void maybe_compact(struct store *s);

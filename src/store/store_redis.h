@@ -118,6 +118,12 @@ struct rstore {
 
 extern const char *const kind_fn[RK_NKINDS];   /* the functions' names */
 
+/* redis_sched.c: schedules (repeating jobs) */
+void rs_sched_changed(void *ctx, const struct schedule *, int what);
+void rs_sched_claim(void *ctx, const char *type, const char *name, int64_t due,
+    int64_t ttl_ms, void (*cb)(void *, bool), void *cbctx);
+void rs_sched_reload(struct rstore *);
+
 /* store_redis.c: the outbox, the backend's intents, dispatch, channels */
 void arg_i64(struct rcmd *c, int64_t v);
 void arg_str(struct rcmd *c, const char *s);

@@ -37,6 +37,10 @@ static msg_handler h_subscribe, h_unsubscribe, h_publish;
 #define JOIN_OPTIONS \
 	{ MK_WORKER, F_STRING, false }, { MK_CAPACITY, F_INT, false }, \
 	{ MK_HEARTBEAT, F_INT, false }, { MK_CANCEL, F_BOOL, false }
+#define SCHED_OPTIONS \
+	{ MK_NAME, F_STRING, true }, { MK_CRON, F_STRING, false }, \
+	{ MK_EVERY, F_INT, false }, { MK_BODY, F_ANY, false }, \
+	{ MK_PRIORITY, F_INT, false }, { MK_RETRIES, F_INT, false }
 #define LIST_OPTIONS \
 	{ MK_STATE, F_STRING, true }, { MK_LIMIT, F_INT, false }, \
 	{ MK_CURSOR, F_STRING, false }
@@ -103,6 +107,19 @@ static const struct msg_def msg_table[] = {
 	  { { MK_JOB_TYPE, F_STRING, false }, LIST_OPTIONS, END } },
 	{ "list", ROLE_MASTER, DIALECT_ACTION, h_list,
 	  { { MK_TYPE, F_STRING, false }, LIST_OPTIONS, END } },
+	/* repeating jobs */
+	{ "schedule", ROLE_MASTER, DIALECT_SEED, h_schedule,
+	  { { MK_JOB_TYPE, F_STRING, true }, SCHED_OPTIONS, END } },
+	{ "schedule", ROLE_MASTER, DIALECT_ACTION, h_schedule,
+	  { { MK_TYPE, F_STRING, true }, SCHED_OPTIONS, END } },
+	{ "unschedule", ROLE_MASTER, DIALECT_SEED, h_unschedule,
+	  { { MK_JOB_TYPE, F_STRING, true }, { MK_NAME, F_STRING, true }, END } },
+	{ "unschedule", ROLE_MASTER, DIALECT_ACTION, h_unschedule,
+	  { { MK_TYPE, F_STRING, true }, { MK_NAME, F_STRING, true }, END } },
+	{ "schedules", ROLE_MASTER, DIALECT_SEED, h_schedules,
+	  { { MK_JOB_TYPE, F_STRING, false }, END } },
+	{ "schedules", ROLE_MASTER, DIALECT_ACTION, h_schedules,
+	  { { MK_TYPE, F_STRING, false }, END } },
 };
 
 static const char *

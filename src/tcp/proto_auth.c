@@ -126,6 +126,7 @@ auth_gate(struct conn *c, const struct msg_ctx *ctx, const char *name)
 		need = AUTH_WORKER;
 	else if (c->role == ROLE_MASTER && (strcmp(name, "pause") == 0 ||
 	    strcmp(name, "resume") == 0 || strcmp(name, "configure") == 0 ||
+	    strcmp(name, "schedule") == 0 || strcmp(name, "unschedule") == 0 ||
 	    (strcmp(name, "kick") == 0 && ctx->m->f[MK_ID].present == false)))
 		need = AUTH_ADMIN;   /* the job lifecycle: a whole type's business */
 	if (need != 0 && !(c->auth_roles & (need | AUTH_ADMIN))) {

@@ -268,6 +268,8 @@ msg_handler h_submit, h_ping, h_status, h_stats, h_cancel, h_wait;
 /* the job lifecycle */
 msg_handler h_kick, h_pause, h_resume, h_configure;
 msg_handler h_list;
+/* proto_sched.c: repeating jobs */
+msg_handler h_schedule, h_unschedule, h_schedules;
 const char *berr_frame(enum broker_err);
 
 /* A job's waits (proto_master.c): the serial numbers of the connections

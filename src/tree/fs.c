@@ -47,6 +47,7 @@ const struct fixed_name type_names[] = {
 	{ "kick", NK_TYPE_KICK }, { "limit", NK_TYPE_LIMIT },
 	{ "submit", NK_TYPE_SUBMIT }, { "retries", NK_TYPE_RETRIES },
 	{ "state", NK_TYPE_STATES },   /* jobs by state */
+	{ "schedules", NK_TYPE_SCHEDULES },   /* repeating jobs */
 	{ "paused", NK_TYPE_PAUSED }, { NULL, 0 },
 };
 

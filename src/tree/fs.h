@@ -57,6 +57,7 @@ enum node_kind {
 	NK_TYPE_LIMIT,        /* read / write the concurrency limit */
 	NK_TYPE_SUBMIT,       /* write JSON envelopes, one per line */
 	NK_TYPE_RETRIES,      /* read / write default retries [backoff ms] */
+	NK_TYPE_SCHEDULES,    /* its schedules (repeating jobs), one a line */
 	/* jobs by state: types/T/state and types/T/state/S (owner: the
 	 * type), and the symbolic links to jobs/ID in state/S and in
 	 * types/T/state/S (owner: the job) */
@@ -77,7 +78,7 @@ enum node_kind {
 #define FS_UNKNOWN_INO 0xffffffffu /* listing entry the kernel has no inode for */
 #define FS_REFUSALS_MAX 100       /* lines kept in /refusals */
 #define FS_REFUSAL_LOG_BURST 5     /* refusals logged per log_interval() */
-#define FS_OWNER_SLOTS 20          /* nodes per owner: a type dir, its 10
+#define FS_OWNER_SLOTS 21          /* nodes per owner: a type dir, its 11
                                       files, state/ and its 8 directories (a
                                       job dir has 7, and 2 links) */
 

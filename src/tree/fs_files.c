@@ -47,6 +47,8 @@ static const char readme_text[] =
 "  types/T/limit       jobs of T running at once (0: no limit); write to set\n"
 "  types/T/retries     retries of T's jobs that do not say [and base backoff ms]\n"
 "  types/T/state/S/    T's jobs in state S, as state/S/\n"
+"  types/T/schedules   T's schedules (repeating jobs), one a line:\n"
+"                      NAME, every=MSms or cron=EXPR, next due time (UTC)\n"
 "  jobs/ID/body        the job body as JSON\n"
 "  jobs/ID/response    blocks until the job ends, then prints its result;\n"
 "                      fails with EIO, ECANCELED or ETIMEDOUT if it did not\n"
@@ -245,6 +247,38 @@ text_job(enum node_kind k, const struct job *j, struct buf *b)
 	buf_append(b, "\n", 1);
 }
 
+/* text_schedules: "NAME\tevery=MSms|cron=EXPR\tNEXT\n" for each of t's
+ * schedules, by name; NEXT the next due time, UTC (ISO 8601), or "-". */
+static void
+text_schedules(struct broker *b, struct jtype *t, struct buf *out)
+{
+	json_t *a = broker_schedules(b, t->name), *v, *next;
+	char when[32], line[512];
+	size_t i;
+	time_t s;
+	struct tm tm;
+
+	json_array_foreach(a, i, v) {
+		next = json_object_get(v, "next");
+		snprintf(when, sizeof when, "-");
+		if (json_is_integer(next)) {
+			s = (time_t)(json_integer_value(next) / 1000);
+			gmtime_r(&s, &tm);
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		if (json_object_get(v, "cron") != NULL)
+			snprintf(line, sizeof line, "%s\tcron=%s\t%s\n",
+			    json_string_value(json_object_get(v, "name")),
+			    json_string_value(json_object_get(v, "cron")), when);
+		else
+			snprintf(line, sizeof line, "%s\tevery=%" JSON_INTEGER_FORMAT "ms\t%s\n",
+			    json_string_value(json_object_get(v, "name")),
+			    json_integer_value(json_object_get(v, "every")), when);
+		buf_append_str(out, line);
+	}
+	json_decref(a);
+}
+
 /* text_num: "A\n", or "A B\n" if b is not negative. */
 static void
 text_num(struct buf *out, int64_t a, int64_t b)
@@ -385,6 +419,7 @@ fs_snapshot(struct fs *fs, struct handle *h)
 	case NK_TYPE_LIMIT:   text_num(&h->data, t->limit, -1); break;
 	case NK_TYPE_RETRIES: text_num(&h->data, t->retries,
 	    t->backoff_ms > 0 ? t->backoff_ms : LIFE_BACKOFF_MS); break;
+	case NK_TYPE_SCHEDULES: text_schedules(fs->srv->broker, t, &h->data); break;
 	case NK_TYPE_KICK:
 	case NK_TYPE_SUBMIT:
 	case NK_TYPE_PAUSED:  break;

@@ -21,12 +21,12 @@ node_slot(enum node_kind k)
 		return k - NK_JOB_DIR;
 	if (k >= NK_TYPE_DIR && k <= NK_TYPE_STATS)
 		return k - NK_TYPE_DIR;
-	if (k >= NK_TYPE_DEAD && k <= NK_TYPE_RETRIES)
+	if (k >= NK_TYPE_DEAD && k <= NK_TYPE_SCHEDULES)
 		return k - NK_TYPE_DEAD + (NK_TYPE_STATS - NK_TYPE_DIR + 1);
 	/* jobs by state: after those */
 	if (k >= NK_TYPE_STATES && k <= NK_TYPE_STATE_DIR_LAST)
 		return k - NK_TYPE_STATES + (NK_TYPE_STATS - NK_TYPE_DIR + 1) +
-		    (NK_TYPE_RETRIES - NK_TYPE_DEAD + 1);
+		    (NK_TYPE_SCHEDULES - NK_TYPE_DEAD + 1);
 	if (k == NK_JOB_LINK || k == NK_JOB_TLINK)
 		return k - NK_JOB_LINK + (NK_JOB_PROGRESS - NK_JOB_DIR + 1);
 	return 0;

@@ -250,6 +250,7 @@ bool rest_route(struct wreq *, const char *path);
 void rest_job_finished(struct web *, struct job *);
 /* web_ops.c */
 bool ops_route(struct wreq *, const char *path);
+bool sched_route(struct wreq *, const char *path);   /* web_sched.c */
 void ops_job_finished(struct web *, struct job *);
 void ops_free(struct web *);
 

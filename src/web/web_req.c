@@ -728,7 +728,8 @@ dispatch(struct wreq *r)
 			    "%s is GET only", path);
 		return;
 	}
-	if (ops_route(r, path) || rest_route(r, path) || sse_route(r, path))
+	if (ops_route(r, path) || sched_route(r, path) || rest_route(r, path) ||
+	    sse_route(r, path))
 		return;
 	if (rt != NULL) {
 		route_start(r, rt);
