@@ -195,6 +195,13 @@ struct broker_backend {
 	    void (*cb)(void *, const char *text, size_t len, int berr),
 	    void *cbctx);
 	void (*pin)(void *, struct jtype *, bool on);  /* mkdir/rmdir types/T */
+	/* the lifecycle across daemons: a local worker's failed attempt
+	 * (retried after its backoff or dead: the backend decides), a dead
+	 * job (key) or a type's dead jobs (type) queued again, a type's
+	 * settings (pause, limit, default retries) for every daemon */
+	void (*fail)(void *, struct job *, const char *err);
+	void (*kick)(void *, const char *key, const char *type);
+	void (*config)(void *, struct jtype *);
 };
 
 struct broker;     /* private to the core (core.h) */
