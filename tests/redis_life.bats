@@ -27,12 +27,15 @@ njobs_all_is() {
 	[ "$(njobs_all)" = "$1" ]
 }
 
-# fail_on_A ID: WA (on A) has ID's first attempt and fails it, then
-# leaves, so that its retry (after a backoff of at least 0.5 s) can only
-# go to WB (on B, joined before).
+# fail_on_A ID: WA (on A) has ID's first attempt; WB joins on B; WA fails
+# the attempt, then leaves, so that its retry (after a backoff of at least
+# 0.5 s) can only go to WB.
 fail_on_A() {
 	wait_jobs WA 1
 	[ "$(jobs_of WA | jq -r .id)" = "$1" ]
+	use_node B
+	join_worker WB t
+	use_node A
 	send WA '{"type":"fail","body":"e1"}'
 	settle WA
 	conn_kill WA
@@ -56,9 +59,6 @@ paused_on_B() {
 	join_worker WA t
 	conn_open M
 	send M '{"type":"job","job_type":"t","id":"r1","body":1,"retries":2,"backoff":1000}'
-	use_node B
-	join_worker WB t
-	use_node A
 	fail_on_A r1
 	[ "$(rcli HGET "$(rkey j:r1)" fc)" = 1 ]
 	wait_jobs WB 1 10
@@ -76,9 +76,6 @@ paused_on_B() {
 	join_worker WA t
 	conn_open M
 	send M '{"type":"job","job_type":"t","id":"r2","body":1,"retries":1,"backoff":1000}'
-	use_node B
-	join_worker WB t
-	use_node A
 	fail_on_A r2
 	wait_jobs WB 1 10
 	send WB '{"type":"fail","body":"e2"}'
@@ -103,9 +100,6 @@ paused_on_B() {
 	join_worker WA t
 	conn_open M
 	send M '{"type":"job","job_type":"t","id":"r3","body":1}'
-	use_node B
-	join_worker WB t
-	use_node A
 	fail_on_A r3
 	wait_jobs WB 1 10
 	send WB '{"type":"response","body":"ok"}'
@@ -127,7 +121,8 @@ paused_on_B() {
 	for i in 1 2 3 4 5 6 7 8; do
 		send M "{\"type\":\"job\",\"job_type\":\"d\",\"id\":\"d$i\",\"body\":$i,\"delay\":300}"
 	done
-	send M '{"type":"job","job_type":"d","id":"at1","body":9,"at":'"$(($(date +%s%3N) + 400))"'}'
+	at=$(($(date +%s%3N) + 400))
+	send M '{"type":"job","job_type":"d","id":"at1","body":9,"at":'"$at"'}'
 	wait_lines M 9 20
 	round_trip
 	# Each job was delivered once, and started no sooner than its due time
@@ -139,6 +134,7 @@ paused_on_B() {
 		sta=$(rcli HGET "$(rkey j:d$i)" sta)
 		[ "$((sta - sub))" -ge 300 ]
 	done
+	[ "$(rcli HGET "$(rkey j:at1)" sta)" -ge "$at" ]
 	[ "$(rcli ZCARD "$(rkey dly)")" = 0 ]
 	[ "$(rcli HGET "$(rkey t:d)" delayed)" = 0 ]
 }

@@ -21,12 +21,14 @@
 #define DUE_MAX 200   /* delayed jobs moved per jobfs_due call */
 
 /* life_submit_args: the 4 arguments jobfs_submit_life adds: delay_ms
- * at_ms retries backoff_ms (retries -1: the type's default). */
+ * at_ms retries backoff_ms (retries -1: the type's default).  The delay is
+ * counted from the submission, as Redis records it (its `sub`), so that
+ * a job held in the outbox comes due late rather than early. */
 void
 life_submit_args(struct rcmd *c, struct job *j)
 {
 	const struct job_life *L = j->life;
-	double wait = L->due > 0 ? (L->due - ev_time()) * 1000.0 : 0;
+	double wait = L->due > 0 ? (L->due - j->submitted) * 1000.0 : 0;
 
 	arg_i64(c, wait > 0 ? (int64_t)(wait + 0.5) : 0);
 	arg_i64(c, 0);
