@@ -128,10 +128,10 @@ hello() {
 	[ "$status" -eq 0 ]
 	local f
 	for f in hello submit dispatch complete partial requeue end forget watch worker leases pin reap \
-		list workers_put workers; do
+		list workers_put workers submit_life fail due kick dead config configs; do
 		echo "$output" | grep -qx "jobfs_$f"
 	done
-	[ "$(echo "$output" | grep -cx 'jobfs_[a-z_]*')" -eq 16 ]
+	[ "$(echo "$output" | grep -cx 'jobfs_[a-z_]*')" -eq 23 ]
 	echo "$output" | grep -qx no-cluster
 	# Loading again replaces it (the daemon loads it on every connection).
 	redis_load_functions

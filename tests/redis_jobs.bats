@@ -206,13 +206,15 @@ has_reply() {
 	round_trip
 }
 
-@test "the lifecycle's options are refused in cluster mode, with a reason" {
+@test "after (dependencies) is refused in cluster mode, with a reason" {
 	use_node A
 	conn_open M
-	send M '{"action":"submit","type":"x","id":"r","body":1,"retries":2}'
+	send M '{"action":"submit","type":"x","id":"q","body":1}'
 	wait_lines M 1
-	is_error "$(line M 1)" invalid_type '"r"'
-	[[ "$(line M 1)" == *"cluster mode"* ]]
+	send M '{"action":"submit","type":"x","id":"r","body":1,"after":["q"]}'
+	wait_lines M 2
+	is_error "$(line M 2)" invalid_type '"r"'
+	[[ "$(line M 2)" == *"cluster mode"* ]]
 	round_trip
 }
 
@@ -243,7 +245,7 @@ has_reply() {
 	round_trip
 }
 
-@test "pause and limit hold back one daemon's workers; default retries are refused" {
+@test "a pause on one daemon holds every daemon's workers; default retries are taken" {
 	start_node C
 	use_node B
 	[ "$(request '{"type":"pause","job_type":"pz"}' | jq -c .paused)" = true ]
@@ -252,20 +254,17 @@ has_reply() {
 	conn_open M
 	send M '{"type":"job","job_type":"pz","id":"p1","body":1}'
 	settle M
-	# B's worker is paused; a worker on C, not paused there, takes it.
+	# The pause is the cluster's: a worker on C does not take it either.
 	use_node C
 	join_worker WC pz
-	wait_jobs WC 1
-	[ "$(jobs_of WB)" = "" ]
-	send WC '{"type":"response","body":"c"}'
-	wait_until 10 st_is p1 done
+	round_trip A C
+	round_trip C B
+	st_is p1 queued
+	[ "$(jobs_of WB)$(jobs_of WC)" = "" ]
 	use_node B
 	[ "$(request '{"type":"resume","job_type":"pz"}' | jq -c .paused)" = false ]
-	use_node A
-	send M '{"type":"job","job_type":"pz","id":"p2","body":2}'
-	wait_until 10 st_is p2 running
-	use_node B
+	wait_until 10 st_is p1 running
 	run request '{"type":"configure","job_type":"pz","retries":2}'
-	[[ "$output" == *"cluster mode"* ]]
+	[ "$(jq -c .retries <<<"$output")" = 2 ]
 	round_trip
 }

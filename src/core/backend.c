@@ -333,3 +333,28 @@ broker_be_forget(struct broker *b, struct job *j)
 {
 	job_forget(b, j);
 }
+
+/* broker_be_config: another daemon set a type's settings (cluster-wide:
+ * kept in the backend); here they are applied as if set here, without
+ * being sent back. */
+void
+broker_be_config(struct broker *b, const char *type, int paused, int64_t limit,
+    int64_t retries, int64_t backoff)
+{
+	void (*config)(void *, struct jtype *) = b->be.config;
+	struct jtype *t;
+
+	if (!type_name_valid(type, strlen(type)))
+		return;
+	t = broker_type(b, type, true);
+	type_ref(t);
+	b->be.config = NULL;
+	broker_type_pause(b, t, paused != 0);
+	if (limit >= 0 && limit <= LIFE_LIMIT_MAX)
+		broker_type_limit(b, t, limit);
+	if (retries >= 0 && retries <= LIFE_RETRIES_MAX && backoff >= 0 &&
+	    backoff <= LIFE_BACKOFF_MAX_MS)
+		broker_type_retries(b, t, retries, backoff);
+	b->be.config = config;
+	broker_type_unref(b, t);
+}

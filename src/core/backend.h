@@ -55,6 +55,10 @@ void  broker_be_finished(struct broker *, struct job *, enum job_state,
 void  broker_be_lost(struct broker *, struct job *);
 void  broker_be_gone(struct broker *, struct job *, const char *reason);
 void  broker_be_forget(struct broker *, struct job *);
+/* broker_be_config: a type's settings as another daemon set them (not
+ * sent back to the backend). */
+void  broker_be_config(struct broker *, const char *type, int paused, int64_t limit,
+    int64_t retries, int64_t backoff);
 struct job *broker_be_view(struct broker *, const struct restore_req *);
 /* broker_lookup: the job of key, here or (cluster mode) known to the
  * backend, which makes a local copy of it (a view, kept up to date by the

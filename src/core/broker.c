@@ -638,10 +638,9 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 	}
 	if ((rc = life_check(b, r)) != BERR_OK)
 		return rc;
-	if (broker_shared(b) && (r->retries_set || r->delay_ms != 0 || r->at_ms != 0 ||
-	    r->nafter > 0 || r->backoff_ms != 0)) {
+	if (broker_shared(b) && r->nafter > 0) {
 		snprintf(b->err_detail, sizeof b->err_detail,
-		    "retries, backoff, delay, at and after are not available in cluster mode (--redis)");
+		    "after is not available in cluster mode (--redis)");
 		return BERR_INVALID;
 	}
 	/* Unfinished jobs are bounded in number and in body bytes. */
@@ -669,6 +668,7 @@ broker_submit(struct broker *b, const struct submit_req *r, struct job **out)
 		j->shared = j->pending = 1;
 		j->state = JOB_QUEUED;
 		b->stats.queued++;
+		life_submit(b, j, r);   /* its retries, backoff and delay, for the backend */
 		broker_state_sync(b, j);
 		emit_job_submitted(b, j);
 		b->be.submit(b->be.ctx, j);

@@ -207,6 +207,13 @@ struct broker_backend {
 	 * say).  NULL: every due time is this daemon's. */
 	void (*sched_claim)(void *, const char *type, const char *name, int64_t due,
 	    int64_t ttl_ms, void (*cb)(void *cbctx, bool won), void *cbctx);
+	/* the lifecycle across daemons: a local worker's failed attempt
+	 * (retried after its backoff or dead: the backend decides), a dead
+	 * job (key) or a type's dead jobs (type) queued again, a type's
+	 * settings (pause, limit, default retries) for every daemon */
+	void (*fail)(void *, struct job *, const char *err);
+	void (*kick)(void *, const char *key, const char *type);
+	void (*config)(void *, struct jtype *);
 };
 
 struct broker;     /* private to the core (core.h) */

@@ -566,6 +566,8 @@ broker_type_pause(struct broker *b, struct jtype *t, bool paused)
 		b->npaused--;
 	log_info("type %s: %s", t->name, paused ? "paused" : "resumed");
 	emit_type_changed(b, t);
+	if (b->be.config != NULL)   /* cluster mode: every daemon's workers */
+		b->be.config(b->be.ctx, t);
 	if (!paused)
 		type_fill(b, t);
 	type_maybe_free(b, t);
@@ -586,11 +588,6 @@ limit_ok(struct broker *b, int64_t limit, bool keep)
 static bool
 retries_ok(struct broker *b, int64_t retries, int64_t backoff)
 {
-	if (broker_shared(b) && (retries > 0 || backoff > 0)) {
-		snprintf(b->err_detail, sizeof b->err_detail,
-		    "retries and backoff are not available in cluster mode (--redis)");
-		return false;
-	}
 	if (retries < -1 || retries > LIFE_RETRIES_MAX) {
 		snprintf(b->err_detail, sizeof b->err_detail,
 		    "\"retries\" must be 0 to %d", LIFE_RETRIES_MAX);
@@ -614,6 +611,8 @@ broker_type_limit(struct broker *b, struct jtype *t, int64_t limit)
 	if (t->limit != (uint32_t)limit) {
 		t->limit = (uint32_t)limit;
 		emit_type_changed(b, t);
+		if (b->be.config != NULL)
+			b->be.config(b->be.ctx, t);
 		type_fill(b, t);
 	}
 	type_maybe_free(b, t);
@@ -631,6 +630,8 @@ broker_type_retries(struct broker *b, struct jtype *t, int64_t retries, int64_t 
 	if (backoff >= 0)
 		t->backoff_ms = backoff;
 	emit_type_changed(b, t);
+	if (b->be.config != NULL)
+		b->be.config(b->be.ctx, t);
 	type_maybe_free(b, t);
 	return BERR_OK;
 }

@@ -231,6 +231,20 @@ broker_fail(struct broker *b, struct job *j, const char *err, size_t len)
 		    len, LIFE_ERROR_MAX);
 	else
 		e = xstrndup(err, len);
+	if (j->shared && b->be.fail != NULL) {
+		/* cluster mode: the backend counts the attempt and retries the
+		 * job after its backoff, on any daemon, or ends it in the dead
+		 * set; here its copy waits for that (or goes: shared_unrun) */
+		w = job_take_from_worker(b, j);
+		life_attempt_end(j, e, now_wall());
+		b->be.fail(b->be.ctx, j, e);
+		log_info("job %s: attempt failed: %.100s", j->key, e);
+		free(e);
+		shared_unrun(b, j);
+		broker_worker_ready(b, w);
+		worker_unref(w);
+		return BERR_OK;
+	}
 	if (j->shared) {   /* no retries in cluster mode: it fails */
 		j->result = blob_new(e, strlen(e));
 		j->result_len = strlen(e);
@@ -283,10 +297,20 @@ broker_kick(struct broker *b, struct job *j)
 {
 	struct job_life *L;
 
-	if (j->state != JOB_FAILED || j->shared) {   /* (cluster mode: not yet) */
+	if (j->state != JOB_FAILED || (j->shared && b->be.kick == NULL)) {
 		snprintf(b->err_detail, sizeof b->err_detail, "job %s is %s, not dead",
 		    job_idjson(j), job_status(j));
 		return BERR_STATE;
+	}
+	if (j->shared) {
+		/* cluster mode: queued again in the backend, for any daemon;
+		 * this copy goes (the job is looked up again when asked for) */
+		b->be.kick(b->be.ctx, j->key, NULL);
+		j->type->nkicked++;
+		b->stats.kicked++;
+		log_info("job %s: kicked", j->key);
+		job_forget(b, j);
+		return BERR_OK;
 	}
 	dead_remove(b, j);
 	L = life_get(j);
@@ -312,7 +336,9 @@ broker_kick_type(struct broker *b, struct jtype *t)
 	struct job *j;
 	size_t n = 0;
 
-	while ((j = TAILQ_FIRST(&t->dead)) != NULL && !j->shared) {
+	if (broker_shared(b) && b->be.kick != NULL)   /* the whole cluster's */
+		b->be.kick(b->be.ctx, "", t->name);
+	while ((j = TAILQ_FIRST(&t->dead)) != NULL && (!j->shared || b->be.kick != NULL)) {
 		broker_kick(b, j);
 		n++;
 	}

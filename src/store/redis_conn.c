@@ -143,6 +143,7 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 	TAILQ_FOREACH(c, &r->outbox, entry)
 		rs_send(r, c);
 	sub_start(r);
+	life_connected(r);
 }
 
 /*
@@ -528,7 +529,8 @@ rstore_open(struct server *srv, char *err, size_t errlen)
 		.submit = rs_submit, .want = rs_want, .complete = rs_complete,
 		.partial = rs_partial, .requeue = rs_requeue, .end = rs_end,
 		.forget = rs_forget, .lookup = rs_lookup, .query = rs_query,
-		.pin = rs_pin, .sched_claim = rs_sched_claim,
+		.pin = rs_pin, .sched_claim = rs_sched_claim, .fail = rs_fail,
+		.kick = rs_kick, .config = rs_config,
 	};
 	struct broker_backend be = be0;
 	struct broker_listener l = {
@@ -588,6 +590,7 @@ rstore_start(struct server *srv)
 	ev_timer_start(loop, &r->reask);
 	ev_timer_init(&r->workers, workers_cb, 0.25, 0.);
 	r->workers.data = r;
+	life_start(r);
 	if (r->url.master[0] != '\0')
 		sentinel_connect(r);
 	else
@@ -659,6 +662,7 @@ rstore_close(struct server *srv)
 	ev_timer_stop(loop, &r->reap);
 	ev_timer_stop(loop, &r->reask);
 	ev_timer_stop(loop, &r->workers);
+	life_stop(r);
 	if (r->cmd != NULL)
 		redisAsyncFree(r->cmd);
 	if (r->sub != NULL)

@@ -77,7 +77,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 
 		snprintf(what, sizeof what, "%s (%zu jobs)", kind_fn[c->kind], c->njobs);
 		rs_log_error(r, what, x->str);
-		if (c->kind == RK_SUBMIT) {
+		if (RK_IS_SUBMIT(c->kind)) {
 			broker_set_err_detail(r->b, "redis: %s", x->str);
 			for (i = 0; i < c->njobs; i++)
 				if (c->jobs[i] != NULL) {
@@ -88,7 +88,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 		return;
 	}
 	if (x->type != REDIS_REPLY_ARRAY && c->kind != RK_FORGET && c->kind != RK_WORKER &&
-	    c->kind != RK_PIN) {
+	    c->kind != RK_PIN && c->kind != RK_KICK) {
 		rs_log_error(r, kind_fn[c->kind], "an answer that is not an array");
 		return;
 	}
@@ -101,6 +101,7 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 			continue;
 		switch (c->kind) {
 		case RK_SUBMIT:
+		case RK_SUBMIT_LIFE:
 			if (reply_str(v, "ok")) {
 				broker_be_accepted(r->b, j, BERR_OK);
 				stash_apply(r, j, true);
@@ -120,13 +121,16 @@ verdicts(struct rstore *r, struct rcmd *c, redisReply *x)
 				broker_be_finished(r->b, j, JOB_FAILED,
 				    "{\"error\":\"lost\"}", 17);
 			break;
+		case RK_FAIL:
+			life_verdict(r, c, i, v);
+			break;
 		default:
 			break;
 		}
 	}
 	/* Redis wakes other daemons' idle workers, not this one's (it knows
 	 * them): they ask now. */
-	if (c->kind == RK_SUBMIT || c->kind == RK_REQUEUE)
+	if (RK_IS_SUBMIT(c->kind) || c->kind == RK_REQUEUE)
 		for (i = 0; i < c->njobs; i++)
 			if (c->jobs[i] != NULL && TAILQ_FIRST(&c->jobs[i]->type->idle) != NULL)
 				rs_want(r, c->jobs[i]->type);
@@ -344,7 +348,9 @@ on_broadcast(struct rstore *r, const char *p, size_t len)
 	    type_name_valid(name, strlen(name))) {
 		rtype_get(r, name)->heard = r->types_asked;   /* (see types_reply) */
 		type_listed(r, name, p[1] == '+');
-	} else if (strncmp(p, "d- ", 3) == 0)
+	} else if (life_broadcast(r, p, len))
+		;
+	else if (strncmp(p, "d- ", 3) == 0)
 		log_info("redis: daemon %s was taken for dead; its jobs were reclaimed", name);
 }
 

@@ -177,7 +177,7 @@ end
 
 -- job(key): the fields of P:j:KEY that the functions use, nil if no job.
 local F = { 't', 'tg', 'o', 'd', 'st', 'att', 'm', 'fl', 'wd', 'fd', 'fa', 'ls',
-	'np', 'pb', 'id', 'b', 'pr', 'to', 'sub', 'ow', 'src' }
+	'np', 'pb', 'id', 'b', 'pr', 'to', 'sub', 'ow', 'src', 'due', 'rt', 'bo', 'fc' }
 local function job_of(v)
 	if not v[5] then return nil end
 	local j = {}
@@ -240,6 +240,8 @@ local function chk_glob()
 	chk(P .. ':all', 'zset')
 	chk(P .. ':stats', 'hash')
 	chk(P .. ':types', 'set')
+	chk(P .. ':dead', 'zset')
+	chk(P .. ':dly', 'zset')
 end
 
 -- Pass 2 helpers: none of these may raise.
@@ -299,6 +301,7 @@ local function finish(key, j, state, r, fd, fa)
 	if j.o and has(j.fl, 'o') then redis.call('SREM', P .. ':own:' .. j.o, key) end
 	if j.to and j.to ~= '0' then redis.call('ZREM', P .. ':dl', key) end
 	redis.call('ZADD', P .. ':done', NOW, key)
+	if state == 'failed' then redis.call('ZADD', P .. ':dead', NOW, key) end
 	incr(kt(j.t), state, 1)
 	incr(kt(j.t), 'kept', 1)
 	incr(P .. ':stats', state, 1)
@@ -309,7 +312,12 @@ end
 -- failed); a running one's daemon is told to free its worker (`c`).
 local function end_job(key, j, why)
 	local tk = kt(j.t)
-	if j.st == 'queued' then
+	if j.st == 'queued' and j.due then
+		-- delayed (or waiting out a retry's backoff): in P:dly, no queue
+		redis.call('ZREM', P .. ':dly', key)
+		redis.call('HDEL', kj(key), 'due')
+		incr(tk, 'delayed', -1)
+	elseif j.st == 'queued' then
 		local q = kq(j.t, j.tg)
 		redis.call('ZREM', q, j.m)
 		if j.tg ~= '' and redis.call('ZCARD', q) == 0 then
@@ -362,6 +370,7 @@ local function drop(key, j)
 	redis.call('ZREM', P .. ':all', key)
 	redis.call('ZREM', P .. ':done', key)
 	redis.call('ZREM', P .. ':dl', key)
+	redis.call('ZREM', P .. ':dead', key)
 	incr(kt(j.t), 'kept', -1)
 end
 
@@ -523,6 +532,19 @@ local function f_dispatch(args)
 	-- Workers with jobs targeted at them (P:tg:T): their queue is merged
 	-- with the type's by member; the others take from the type's queue
 	-- with one read and one removal per worker.
+	-- The type's cluster-wide settings (P:cfg:T, jobfs_config): paused,
+	-- nothing is given; a limit caps the jobs running across daemons.
+	chk(P .. ':cfg:' .. T, 'hash')
+	local cfg = redis.call('HMGET', P .. ':cfg:' .. T, 'paused', 'limit')
+	if cfg[1] == '1' then
+		redis.call('ZREM', kidle(T), N)
+		return {}
+	end
+	local lim = tonumber(cfg[2] or '0') or 0
+	if lim > 0 then
+		local left = lim - (tonumber(redis.call('HGET', kt(T), 'running') or '0') or 0)
+		if left < total then total = left > 0 and left or 0 end
+	end
 	local targeted = {}
 	for _, w in ipairs(redis.call('SMEMBERS', ktg(T))) do targeted[w] = true end
 	-- pass 2.  A queue entry whose job is gone, not queued, of another
@@ -558,6 +580,7 @@ local function f_dispatch(args)
 	for i = 0, np - 1 do
 		local w, s = args[4 + 2 * i], tonumber(args[5 + 2 * i])
 		local n = 0
+		if lim > 0 and s > total - given then s = total - given end
 		if targeted[w] then
 			local qt = kq(T, w)
 			while n < s do
@@ -1064,6 +1087,271 @@ local function f_workers(args)
 	return out
 end
 
+-------------------------------------------------------------------------------
+-- The job lifecycle across daemons: retries with backoff, delays, the dead
+-- set, kick, and a type's settings (pause, limit, default retries).
+--
+-- A delayed job (delay, at, or a retry waiting out its backoff) is
+-- st=queued with its due time in `due` and its key in P:dly (score: due
+-- ms), in no queue; jobfs_due moves it into its queue at its place (its
+-- member `m`).  Failed jobs are in P:dead (score: finish ms) as well as in
+-- P:done.  A type's settings are P:cfg:T (paused, limit, retries, backoff);
+-- a change is published on P:x as `k T paused limit retries backoff`, a new
+-- earliest due time as `w MS`.
+
+local BACKOFF_MS = 1000                 -- LIFE_BACKOFF_MS
+local BACKOFF_MAX_MS = 24 * 3600 * 1000 -- LIFE_BACKOFF_MAX_MS
+
+local function kcfg(T) return P .. ':cfg:' .. T end
+
+-- due_at(key, due): the job (queued, out of its queue already) waits in
+-- P:dly until due; every daemon hears the time, to arm its timer.
+local function due_at(key, due)
+	local ds = string.format('%d', due)
+	redis.call('ZADD', P .. ':dly', due, key)
+	redis.call('HSET', kj(key), 'due', ds)
+	redis.call('PUBLISH', P .. ':x', 'w ' .. ds)
+end
+
+-- backoff_wait(j, n): the wait after the n-th failed attempt, as one
+-- daemon computes it (life.c): min(B * 2^(n-1), max), then in [D/2, D].
+local function backoff_wait(j, cfg_bo, n)
+	local base = tonumber(j.bo or '0') or 0
+	if base <= 0 then base = tonumber(cfg_bo or '0') or 0 end
+	if base <= 0 then base = BACKOFF_MS end
+	local d = base * 2 ^ (n - 1)
+	if d > BACKOFF_MAX_MS then d = BACKOFF_MAX_MS end
+	return math.floor(d / 2 + math.random() * d / 2)
+end
+
+-- jobfs_submit_life P N, groups of 15: the 11 of jobfs_submit, then
+--   delay_ms at_ms retries backoff_ms
+-- (retries -1: the type's default; at_ms: Redis clock ms, 0 for none) ->
+-- as jobfs_submit.  A job given a delay or a time in the future waits in
+-- P:dly rather than in its queue.
+local function f_submit_life(args)
+	local ng = groups(args, 3, 15, 'submit_life')
+	local sub, life, before = { args[1], args[2] }, {}, {}
+	chk(P .. ':dly', 'zset')
+	for g = 0, ng - 1 do
+		local b = 3 + g * 15
+		for i = 0, 10 do sub[#sub + 1] = args[b + i] end
+		local l = {
+			key = args[b], src = args[b + 9],
+			delay = int_arg(args[b + 11], 'delay_ms'),
+			at = int_arg(args[b + 12], 'at_ms'),
+			rt = int_arg(args[b + 13], 'retries'),
+			bo = int_arg(args[b + 14], 'backoff_ms'),
+		}
+		life[#life + 1] = l
+	end
+	-- (jobfs_submit checks every other key before it writes)
+	for _, l in ipairs(life) do
+		local v = redis.pcall('HGET', kj(l.key), 'src')
+		if type(v) == 'string' then before[l.key] = v end
+	end
+	local out = f_submit(sub)
+	local tn = {}
+	for i, l in ipairs(life) do
+		if out[i] == 'ok' and before[l.key] ~= l.src then
+			local jk = kj(l.key)
+			if l.rt >= 0 then redis.call('HSET', jk, 'rt', string.format('%d', l.rt)) end
+			if l.bo > 0 then redis.call('HSET', jk, 'bo', string.format('%d', l.bo)) end
+			local due = 0
+			if l.at > 0 then due = l.at elseif l.delay > 0 then due = NOW + l.delay end
+			if due > NOW then
+				local j = job(l.key)
+				redis.call('ZREM', kq(j.t, j.tg), j.m)
+				if j.tg ~= '' and redis.call('ZCARD', kq(j.t, j.tg)) == 0 then
+					redis.call('SREM', ktg(j.t), j.tg)
+				end
+				incr(kt(j.t), 'queued', -1)
+				incr(kt(j.t), 'delayed', 1)
+				due_at(l.key, due)
+			end
+		end
+	end
+	flush_incr()
+	return out
+end
+
+-- jobfs_fail P N, groups of 3: key att error -> retry | failed | late
+-- A worker reported that its attempt failed: with retries left (the job's
+-- `rt`, else its type's), it waits out its backoff in P:dly; else it ends
+-- failed, in the dead set.
+local function f_fail(args)
+	local ng = groups(args, 3, 3, 'fail')
+	chk_glob()
+	chk(P .. ':run:' .. N, 'set')
+	for g = 0, ng - 1 do
+		local b = 3 + g * 3
+		int_arg(args[b + 1], 'att')
+		chk_job(args[b])
+		local t = redis.pcall('HGET', kj(args[b]), 't')
+		if type(t) == 'string' then chk(kcfg(t), 'hash') end
+	end
+	local out = {}
+	for g = 0, ng - 1 do
+		local b = 3 + g * 3
+		local key, att, e = args[b], string.format('%d', tonumber(args[b + 1])), args[b + 2]
+		local j = take_job(key)
+		if leased(j, att) then
+			local jk, tk = kj(key), kt(j.t)
+			local cfg = redis.call('HMGET', kcfg(j.t), 'retries', 'backoff')
+			local rt = tonumber(j.rt or cfg[1] or '0') or 0
+			local fc = redis.call('HINCRBY', jk, 'fc', 1)
+			redis.call('HDEL', jk, 'd')
+			redis.call('SREM', P .. ':run:' .. N, key)
+			incr(tk, 'running', -1)
+			if fc > rt then
+				finish(key, j, 'failed', e, N, att)
+				redis.call('HSET', jk, 'wd', '')
+				out[#out + 1] = 'failed'
+			else
+				redis.call('HSET', jk, 'st', 'queued', 'r', e)
+				incr(tk, 'delayed', 1)
+				incr(tk, 'retried', 1)
+				incr(P .. ':stats', 'retried', 1)
+				due_at(key, NOW + backoff_wait(j, cfg[2], fc))
+				out[#out + 1] = 'retry'
+			end
+		else
+			out[#out + 1] = 'late'
+		end
+	end
+	return out
+end
+
+-- jobfs_due P N max -> {moved, next}: the delayed jobs whose time has
+-- come (at most max) go to their queues, in their place.  Each is moved
+-- by exactly one call (one daemon), whoever asks.  next: the earliest
+-- due time left (Redis clock ms), -1 if none.
+local function f_due(args)
+	local max = int_arg(args[3] or '100', 'max')
+	local dk = P .. ':dly'
+	chk(dk, 'zset')
+	local keys = redis.call('ZRANGEBYSCORE', dk, '-inf', NOWS, 'LIMIT', 0, max)
+	for _, key in ipairs(keys) do chk_job(key) end
+	local woken, order, moved = {}, {}, 0
+	for _, key in ipairs(keys) do
+		redis.call('ZREM', dk, key)
+		local j = take_job(key)
+		if j and j.st == 'queued' and j.due then
+			redis.call('HDEL', kj(key), 'due')
+			redis.call('ZADD', kq(j.t, j.tg), 0, j.m)
+			if j.tg ~= '' then redis.call('SADD', ktg(j.t), j.tg) end
+			incr(kt(j.t), 'delayed', -1)
+			incr(kt(j.t), 'queued', 1)
+			if not woken[j.t] then
+				woken[j.t] = 0
+				order[#order + 1] = j.t
+			end
+			woken[j.t] = woken[j.t] + 1
+			moved = moved + 1
+		end
+	end
+	-- the caller's own idle workers ask by its reply; the others are woken
+	for _, T in ipairs(order) do wake(T, woken[T], true) end
+	local nx = redis.call('ZRANGE', dk, 0, 0, 'WITHSCORES')
+	local types = {}
+	for _, T in ipairs(order) do types[#types + 1] = T end
+	return { moved, nx[2] or '-1', types }
+end
+
+-- jobfs_kick P N key [T] -> kicked count: a dead job (key), or every dead
+-- job of type T (key ''), is queued again with fresh attempts, in its
+-- place; the daemons that hold a copy of it forget it (`g`).
+local function f_kick(args)
+	local key, T = args[3], args[4] or ''
+	if not key then fail('ERR jobfs: kick takes key [type]') end
+	chk_glob()
+	local keys = {}
+	if key ~= '' then
+		keys[1] = key
+	else
+		for _, k in ipairs(redis.call('ZRANGE', P .. ':dead', 0, 9999)) do
+			keys[#keys + 1] = k
+		end
+	end
+	for _, k in ipairs(keys) do chk_job(k) end
+	local n = 0
+	for _, k in ipairs(keys) do
+		local j = take_job(k)
+		if j and j.st == 'failed' and (T == '' or j.t == T) then
+			local jk = kj(k)
+			redis.call('ZREM', P .. ':dead', k)
+			redis.call('ZREM', P .. ':done', k)
+			redis.call('HDEL', jk, 'r', 'fin', 'fd', 'fa', 'fc', 'due')
+			local fl = string.gsub(j.fl or '', 'o', '')
+			redis.call('HSET', jk, 'st', 'queued', 'ls', 0, 'wd', '', 'fl', fl)
+			redis.call('ZADD', kq(j.t, j.tg), 0, j.m)
+			if j.tg ~= '' then redis.call('SADD', ktg(j.t), j.tg) end
+			incr(kt(j.t), 'kept', -1)
+			incr(kt(j.t), 'queued', 1)
+			incr(kt(j.t), 'kicked', 1)
+			publish_ev(j.o, j.wd, 'g ' .. kl(k))
+			wake(j.t, 1, j.tg ~= '')
+			n = n + 1
+		end
+	end
+	return n
+end
+
+-- jobfs_dead P N [T] -> keys: the dead set, oldest first (of type T).
+local function f_dead(args)
+	local T = args[3] or ''
+	local out = {}
+	for _, k in ipairs(redis.call('ZRANGE', P .. ':dead', 0, 99999)) do
+		if T == '' or redis.call('HGET', kj(k), 't') == T then out[#out + 1] = k end
+	end
+	return out
+end
+
+-- jobfs_config P N T field value [field value ...] -> the settings
+-- {paused, limit, retries, backoff}: a type's settings for the whole
+-- cluster (fields paused, limit, retries, backoff; -1 keeps one).  Every
+-- daemon hears them (`k`); a resume or a raised limit wakes idle daemons.
+local function f_config(args)
+	local T = args[3]
+	if not T or T == '' then fail('ERR jobfs: config takes a type') end
+	local ck = kcfg(T)
+	chk(ck, 'hash')
+	chk(kidle(T), 'zset')
+	local set = {}
+	for i = 4, #args - 1, 2 do
+		local f, v = args[i], int_arg(args[i + 1], args[i])
+		if f ~= 'paused' and f ~= 'limit' and f ~= 'retries' and f ~= 'backoff' then
+			fail('ERR jobfs: config: no setting ' .. f)
+		end
+		set[#set + 1] = { f, v }
+	end
+	for _, fv in ipairs(set) do
+		if fv[2] >= 0 then redis.call('HSET', ck, fv[1], string.format('%d', fv[2])) end
+	end
+	local v = redis.call('HMGET', ck, 'paused', 'limit', 'retries', 'backoff')
+	local out = { v[1] or '0', v[2] or '0', v[3] or '0', v[4] or '0' }
+	if out[1] == '0' and out[2] == '0' and out[3] == '0' and out[4] == '0' then
+		redis.call('DEL', ck)
+	end
+	redis.call('PUBLISH', P .. ':x', 'k ' .. table.concat(out, ' ') .. ' ' .. T)
+	if out[1] == '0' then wake(T, 0, true) end
+	return out
+end
+
+-- jobfs_configs P N -> T paused limit retries backoff ...: every type's
+-- settings (a daemon that (re)connects learns them).
+local function f_configs(args)
+	local out = {}
+	for _, T in ipairs(redis.call('SMEMBERS', P .. ':types')) do
+		local v = redis.call('HMGET', kcfg(T), 'paused', 'limit', 'retries', 'backoff')
+		if v[1] or v[2] or v[3] or v[4] then
+			out[#out + 1] = T
+			for i = 1, 4 do out[#out + 1] = v[i] or '0' end
+		end
+	end
+	return out
+end
+
 local funcs = {
 	{ 'jobfs_hello', f_hello, true },
 	{ 'jobfs_submit', f_submit, true },
@@ -1081,6 +1369,13 @@ local funcs = {
 	{ 'jobfs_list', f_list, true },
 	{ 'jobfs_workers_put', f_workers_put, true },
 	{ 'jobfs_workers', f_workers, true },
+	{ 'jobfs_submit_life', f_submit_life, true },
+	{ 'jobfs_fail', f_fail, true },
+	{ 'jobfs_due', f_due, true },
+	{ 'jobfs_kick', f_kick, true },
+	{ 'jobfs_dead', f_dead, true },
+	{ 'jobfs_config', f_config, true },
+	{ 'jobfs_configs', f_configs, true },
 }
 for i = 1, #funcs do
 	local f = funcs[i]

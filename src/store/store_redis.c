@@ -58,6 +58,7 @@
 const char *const kind_fn[RK_NKINDS] = {
 	"jobfs_submit", "jobfs_complete", "jobfs_partial", "jobfs_requeue",
 	"jobfs_end", "jobfs_forget", "jobfs_worker", "jobfs_pin",
+	"jobfs_submit_life", "jobfs_fail", "jobfs_kick", "jobfs_config",
 };
 
 /* ------------------------------------------------------------ the outbox */
@@ -135,7 +136,8 @@ rs_batch(struct rstore *r, enum rkind k, struct job *j)
 
 	/* (forget, worker and pin take one group a call) */
 	if (c == NULL || c->kind != k || c->sent ||
-	    c->njobs >= (k == RK_FORGET || k == RK_WORKER || k == RK_PIN ? 1 : BATCH_MAX)) {
+	    c->njobs >= (k == RK_FORGET || k == RK_WORKER || k == RK_PIN || k == RK_KICK ||
+	    k == RK_CONFIG ? 1 : BATCH_MAX)) {
 		c = xcalloc(1, sizeof *c);
 		c->r = r;
 		c->kind = k;
@@ -202,7 +204,7 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
-	if (x->type == REDIS_REPLY_ERROR && ((c->kind != RK_SUBMIT && transient(x->str)) ||
+	if (x->type == REDIS_REPLY_ERROR && ((!RK_IS_SUBMIT(c->kind) && transient(x->str)) ||
 	    strncmp(x->str, "ERR Function not found", 22) == 0)) {
 		/* Redis cannot take it now (out of memory, a replica, busy,
 		 * loading), or lost the function library (FUNCTION FLUSH): it
@@ -286,7 +288,8 @@ void
 rs_submit(void *ctx, struct job *j)
 {
 	struct rstore *r = ctx;
-	struct rcmd *c = rs_batch(r, RK_SUBMIT, j);
+	bool life = j->life != NULL && j->life->opted;
+	struct rcmd *c = rs_batch(r, life ? RK_SUBMIT_LIFE : RK_SUBMIT, j);
 	char p16[17], flags[8], src[64];
 
 	redis_prio16(j->priority, p16);
@@ -303,6 +306,8 @@ rs_submit(void *ctx, struct job *j)
 	arg_str(c, job_target(j) != NULL ? job_target(j) : "");
 	arg_str(c, src);
 	arg_str(c, j->owner != NULL ? j->owner : "");
+	if (life)
+		life_submit_args(c, j);
 	rs_account(r);
 }
 

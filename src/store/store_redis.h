@@ -32,7 +32,10 @@ void redis_prio16(int64_t priority, char out[17]);
 	"or Redis restarted without it"
 
 enum rkind { RK_SUBMIT, RK_COMPLETE, RK_PARTIAL, RK_REQUEUE, RK_END, RK_FORGET,
-	RK_WORKER, RK_PIN, RK_NKINDS };
+	RK_WORKER, RK_PIN, RK_SUBMIT_LIFE, RK_FAIL, RK_KICK, RK_CONFIG, RK_NKINDS };
+/* RK_SUBMIT_LIFE: a submission with lifecycle options (jobfs_submit_life);
+ * RK_FAIL, RK_KICK, RK_CONFIG: redis_life.c */
+#define RK_IS_SUBMIT(k) ((k) == RK_SUBMIT || (k) == RK_SUBMIT_LIFE)
 
 struct arg {
 	const char *p;
@@ -114,6 +117,8 @@ struct rstore {
 	uint64_t           types_asked;        /* SMEMBERS P:types sent so far */
 	struct rsentinel  *sentinel;           /* redis_sentinel.c; NULL: not used yet */
 	int                wait_replicas;      /* --redis-wait-replicas; 0: off */
+	ev_timer           due;                /* the next delayed job's time (redis_life.c) */
+	bool               due_out;            /* a jobfs_due call is in flight */
 };
 
 extern const char *const kind_fn[RK_NKINDS];   /* the functions' names */
@@ -182,6 +187,18 @@ void workers_cb(struct ev_loop *loop, ev_timer *w, int revents);
 void ask_types(struct rstore *r);
 void rs_connect(struct rstore *r);
 void rs_teardown(struct rstore *r, const char *why);
+
+/* redis_life.c: the lifecycle across daemons (retries, delays, the dead
+ * set, kick, type settings) */
+void rs_fail(void *ctx, struct job *j, const char *err);
+void rs_kick(void *ctx, const char *key, const char *type);
+void rs_config(void *ctx, struct jtype *t);
+void life_submit_args(struct rcmd *c, struct job *j);
+void life_verdict(struct rstore *r, struct rcmd *c, size_t i, redisReply *v);
+bool life_broadcast(struct rstore *r, const char *p, size_t len);
+void life_connected(struct rstore *r);
+void life_start(struct rstore *r);
+void life_stop(struct rstore *r);
 
 /* redis_sentinel.c: Sentinel (redis-sentinel://) and --redis-wait-replicas */
 int sentinel_url_parse(const char *url, struct redis_url *o, char *err, size_t errlen);

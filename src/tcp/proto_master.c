@@ -193,8 +193,9 @@ h_ping(struct conn *c, const struct msg_ctx *ctx)
  * daemon once Redis answers.  The request waits holding the connection's
  * master handle, not the connection, which may close meanwhile.
  */
-enum about { ABOUT_STATUS, ABOUT_CANCEL, ABOUT_WAIT };
+enum about { ABOUT_STATUS, ABOUT_CANCEL, ABOUT_WAIT, ABOUT_KICK };
 static void do_status(struct conn *, const char *idjson, struct job *);
+static void do_kick(struct conn *, const char *idjson, struct job *);
 static void do_cancel(struct conn *, const char *idjson, struct job *);
 static void do_wait(struct conn *, const char *idjson, struct job *);
 
@@ -215,7 +216,7 @@ about_found(void *ctx, struct job *j, int berr)
 		    broker_store_reason(c->srv->broker));
 	else if (c != NULL)
 		(q->what == ABOUT_STATUS ? do_status : q->what == ABOUT_CANCEL ?
-		    do_cancel : do_wait)(c, q->idjson, j);
+		    do_cancel : q->what == ABOUT_KICK ? do_kick : do_wait)(c, q->idjson, j);
 	broker_master_release(q->m);
 	free(q);
 }
@@ -231,7 +232,7 @@ about(struct conn *c, const struct msg_ctx *ctx, enum about what)
 		struct job *j = broker_find(c->srv->broker, ctx->key);
 
 		(what == ABOUT_STATUS ? do_status : what == ABOUT_CANCEL ?
-		    do_cancel : do_wait)(c, ctx->idjson, j);
+		    do_cancel : what == ABOUT_KICK ? do_kick : do_wait)(c, ctx->idjson, j);
 		return;
 	}
 	q = xmalloc(sizeof *q + strlen(ctx->idjson) + 1);
@@ -384,6 +385,23 @@ send_type_settings(struct conn *c, const char *name)
 
 /* h_kick: {"kick","id"} queues one dead job again; {"kick","job_type"}
  * every dead job of a type.  Reply: {"kicked":N} with the id or type. */
+/* do_kick: one dead job, found (about), queued again. */
+static void
+do_kick(struct conn *c, const char *idjson, struct job *j)
+{
+	if (j == NULL || !may_see(c, j)) {
+		conn_send_error(c, "unknown_id", idjson, "no job has id %s", idjson);
+		return;
+	}
+	if (broker_kick(c->srv->broker, j) != BERR_OK) {
+		conn_send_error(c, "invalid_state", idjson,
+		    "job %s is %s, not dead", idjson, job_status(j));
+		return;
+	}
+	conn_send_json(c, json_pack("{s:i,s:o}", "kicked", 1, "id",
+	    json_loads(idjson, JSON_DECODE_ANY, NULL)));
+}
+
 void
 h_kick(struct conn *c, const struct msg_ctx *ctx)
 {
@@ -391,23 +409,11 @@ h_kick(struct conn *c, const struct msg_ctx *ctx)
 	struct broker *b = c->srv->broker;
 	char type[ID_MAX + 1];
 	struct jtype *t;
-	struct job *j;
 	size_t n;
 
 	if (field(ctx, MK_ID) != NULL) {
-		if (!id_check(c, ctx))
-			return;
-		if ((j = broker_find(b, ctx->key)) == NULL || !may_see(c, j)) {
-			conn_send_error(c, "unknown_id", ctx->idjson, "no job has id %s", ctx->idjson);
-			return;
-		}
-		if (broker_kick(b, j) != BERR_OK) {
-			conn_send_error(c, "invalid_state", ctx->idjson,
-			    "job %s is %s, not dead", ctx->idjson, job_status(j));
-			return;
-		}
-		conn_send_json(c, json_pack("{s:i,s:o}", "kicked", 1, "id",
-		    json_loads(ctx->idjson, JSON_DECODE_ANY, NULL)));
+		/* (in cluster mode a dead job may be known only to Redis) */
+		about(c, ctx, ABOUT_KICK);
 		return;
 	}
 	if (field(ctx, type_key) == NULL) {
