@@ -140,3 +140,32 @@ acks_are() {
 	grep -q 'looked at again' "$(node_log A)"
 	round_trip
 }
+
+@test "20,000 submissions and their resync go to Redis a window at a time: the heartbeat is not kept waiting" {
+	NODE_LEASE=3000 start_node A
+	use_node A
+	conn_open M
+	# Detached jobs of a type no worker takes, written at once: all
+	# unfinished, and every one is looked at again after the
+	# subscription drops.
+	awk 'BEGIN { for (i = 1; i <= 20000; i++)
+		printf "{\"type\":\"job\",\"job_type\":\"many\",\"id\":\"m%d\",\"body\":%d,\"detach\":true}\n", i, i }' \
+		>&"${CONN_FD[M]}"
+	wait_until 120 stat_is .types.many.submitted 20000
+	rcli CLIENT KILL TYPE pubsub >/dev/null
+	wait_until 60 grep -q 'redis: the resync is over' "$(node_log A)"
+	grep -q '20000 unfinished job(s) looked at again' "$(node_log A)"
+	# The heartbeat shares the link and is answered after all sent before
+	# it: sent at once, the calls kept it waiting past half the lease, the
+	# link was dropped, and the resync began again, on and on.  Jobs in
+	# calls not yet answered stay under the window (1,024, and one call of
+	# at most 128 more), the resync's lookups under 256.
+	local most
+	most=$(daemon_stat .redis_in_flight_max)
+	[ "$most" -gt 0 ]
+	[ "$most" -le $((1024 + 128)) ]
+	most=$(daemon_stat .redis_resync_in_flight_max)
+	[ "$most" -gt 0 ]
+	[ "$most" -le 256 ]
+	round_trip A A
+}

@@ -112,4 +112,5 @@ const struct module redis_module = {
 	.start = redis_start,
 	.run = redis_run,
 	.stop = rstore_close,         /* hands back what its workers ran, first */
+	.stats = rstore_stats,
 };

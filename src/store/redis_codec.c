@@ -202,8 +202,17 @@ struct rlookup {
 	void         (*cb)(void *, struct job *, int);  /* NULL: a resync */
 	void          *cbctx;
 	bool           lost;        /* a resync after the data was lost */
+	bool           windowed;    /* counted in r->resync_out */
 	char           key[];
 };
+
+/* A resync's lookups in flight at once.  The heartbeat shares the link and
+ * is answered after every command sent before it: a resync of 100,000 jobs
+ * sent in one go kept it waiting past half the lease, so the link was
+ * dropped and the resync began again, forever. */
+#define RESYNC_WINDOW 256
+
+static void resync_pump(struct rstore *r);
 
 /* strip_daemon: "name@N" -> "name" (the worker's name as its daemon shows it). */
 void
@@ -359,12 +368,40 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 	struct rlookup *q = priv;
 	struct rstore *r = q->r;
 	bool lost = q->lost && reply != NULL && !r->closing;
+	bool windowed = q->windowed;
 
 	lookup_apply(ac, reply, q);
 	if (lost && r->lost_left > 0) {
 		r->lost_left--;
 		lost_done(r);
 	}
+	if (windowed) {
+		r->resync_out--;
+		if (reply == NULL || r->closing)   /* the link is gone */
+			return;
+		resync_pump(r);
+		if (r->resync_out == 0 && r->resync_keys == NULL)
+			log_info("redis: the resync is over");
+	}
+}
+
+static bool
+resync_send(struct rstore *r, const char *key, bool lost, bool windowed)
+{
+	struct rlookup *q = xcalloc(1, sizeof *q + strlen(key) + 1);
+
+	q->r = r;
+	q->lost = lost;
+	q->windowed = windowed;
+	strcpy(q->key, key);
+	if (redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
+	    r->prefix, r->nstr, key) != REDIS_OK) {
+		free(q);
+		return false;
+	}
+	if (windowed && ++r->resync_out > r->resync_out_max)
+		r->resync_out_max = r->resync_out;
+	return true;
 }
 
 /* resync_one: look at j again (see resync); also for a submission sent
@@ -373,17 +410,49 @@ lookup_reply(redisAsyncContext *ac, void *reply, void *priv)
 bool
 resync_one(struct rstore *r, struct job *j, bool lost)
 {
-	struct rlookup *q = xcalloc(1, sizeof *q + strlen(j->key) + 1);
+	return resync_send(r, j->key, lost, false);
+}
 
-	q->r = r;
-	q->lost = lost;
-	strcpy(q->key, j->key);
-	if (redisAsyncCommand(r->cmd, lookup_reply, q, "FCALL jobfs_watch 0 %s %s %s",
-	    r->prefix, r->nstr, j->key) != REDIS_OK) {
-		free(q);
-		return false;
+/* resync_wanted: whether j is one a resync looks at (see resync). */
+static bool
+resync_wanted(const struct job *j, bool lost)
+{
+	return j->shared && !JOB_FINISHED(j) && !j->pending && (j->worker == NULL || lost);
+}
+
+/* resync_drop: forgets the rest of a resync (a new one, or the end). */
+void
+resync_drop(struct rstore *r)
+{
+	size_t i;
+
+	for (i = r->resync_next; i < r->resync_n; i++)
+		free(r->resync_keys[i]);
+	free(r->resync_keys);
+	r->resync_keys = NULL;
+	r->resync_n = r->resync_next = 0;
+}
+
+/* resync_pump: sends the resync's next lookups, up to its window; a job
+ * that ended or went meanwhile needs none (after a loss it counts as
+ * answered). */
+static void
+resync_pump(struct rstore *r)
+{
+	while (r->resync_out < RESYNC_WINDOW && r->resync_next < r->resync_n) {
+		char *key = r->resync_keys[r->resync_next++];
+		struct job *j = broker_find(r->b, key);
+
+		if ((j == NULL || !resync_wanted(j, r->resync_lost) ||
+		    !resync_send(r, key, r->resync_lost, true)) &&
+		    r->resync_lost && r->lost_left > 0) {
+			r->lost_left--;
+			lost_done(r);
+		}
+		free(key);
 	}
-	return true;
+	if (r->resync_next == r->resync_n)
+		resync_drop(r);
 }
 
 /*
@@ -393,7 +462,7 @@ resync_one(struct rstore *r, struct job *j, bool lost)
  * known here that no local worker runs is looked at again (jobfs_watch,
  * which also names this daemon among its watchers), and what it became
  * meanwhile is applied: a master waiting for its job hears its ending.
- * One call per such job, pipelined.
+ * One call per such job, RESYNC_WINDOW of them in flight at a time.
  *
  * After Redis lost the cluster's data (r->lost), the jobs local workers
  * run are looked at too, and every job Redis no longer has ends failed
@@ -406,24 +475,31 @@ resync(struct rstore *r)
 {
 	struct job_cursor c = { 0 };
 	struct job *j;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	bool lost = r->lost;
 
+	resync_drop(r);
 	broker_cursor_open(r->b, &c);
 	while ((j = broker_cursor_job(&c)) != NULL) {
 		broker_cursor_advance(&c);
-		if (!j->shared || JOB_FINISHED(j) || j->pending || (j->worker != NULL && !lost))
+		if (!resync_wanted(j, lost))
 			continue;
-		if (resync_one(r, j, lost))
-			n++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			r->resync_keys = xrealloc(r->resync_keys, cap * sizeof *r->resync_keys);
+		}
+		r->resync_keys[n++] = xstrdup(j->key);
 	}
 	broker_cursor_close(r->b, &c);
+	r->resync_n = n;
+	r->resync_lost = lost;
 	if (lost) {
 		r->lost_left = n;
 		r->lost_ended = 0;
-		lost_done(r);
 	} else if (n > 0)
 		log_info("redis: %zu unfinished job(s) looked at again after the outage", n);
+	resync_pump(r);
+	lost_done(r);
 }
 
 void

@@ -139,9 +139,9 @@ hello_reply(redisAsyncContext *ac, void *reply, void *priv)
 		c->resent = c->sent;
 		c->sent = false;
 	}
+	r->jobs_out = 0;   /* the old link's calls will not be answered */
 	reregister(r);
-	TAILQ_FOREACH(c, &r->outbox, entry)
-		rs_send(r, c);
+	rs_send_more(r);
 	sub_start(r);
 	life_connected(r);
 }
@@ -686,6 +686,7 @@ rstore_close(struct server *srv)
 		free(s->result);
 		free(s);
 	}
+	resync_drop(r);
 	free(r);
 	srv->redis = NULL;
 }

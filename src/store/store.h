@@ -70,6 +70,7 @@ int  redis_url_parse(const char *url, struct redis_url *out, char *err, size_t e
 int  rstore_open(struct server *, char *err, size_t errlen);
 void rstore_start(struct server *);   /* after the daemon forked */
 void rstore_close(struct server *);   /* before the broker shuts down */
+void rstore_stats(void *srv, json_t *o);   /* redis_in_flight and the like */
 
 /* The stores, as main.c lists them (modules.c). */
 extern const struct module journal_module, redis_module;

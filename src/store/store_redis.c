@@ -172,20 +172,13 @@ void
 flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct rstore *r = w->data;
-	struct rcmd *c;
 	struct rtype *t;
 
 	(void)loop;
 	(void)revents;
 	if (!r->cmd_ok)
 		return;
-	TAILQ_FOREACH_REVERSE(c, &r->outbox, rcmd_list, entry) {
-		if (c->sent)
-			break;
-	}
-	for (c = c == NULL ? TAILQ_FIRST(&r->outbox) : TAILQ_NEXT(c, entry); c != NULL;
-	    c = TAILQ_NEXT(c, entry))
-		rs_send(r, c);
+	rs_send_more(r);
 	while ((t = r->wanted) != NULL) {
 		r->wanted = t->next_wanted;
 		t->wanted = false;
@@ -204,6 +197,7 @@ cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (x == NULL || r == NULL || r->closing)
 		return;
+	r->jobs_out -= c->njobs > 0 ? c->njobs : 1;
 	if (x->type == REDIS_REPLY_ERROR && ((!RK_IS_SUBMIT(c->kind) && transient(x->str)) ||
 	    strncmp(x->str, "ERR Function not found", 22) == 0)) {
 		/* Redis cannot take it now (out of memory, a replica, busy,
@@ -260,10 +254,37 @@ rs_send(struct rstore *r, struct rcmd *c)
 	const char **argv;
 	size_t *lens, n = fcall_argv(r, c, &argv, &lens);
 
-	if (redisAsyncCommandArgv(r->cmd, cmd_reply, c, (int)n, argv, lens) == REDIS_OK)
+	if (redisAsyncCommandArgv(r->cmd, cmd_reply, c, (int)n, argv, lens) == REDIS_OK) {
 		c->sent = true;
+		r->jobs_out += c->njobs > 0 ? c->njobs : 1;
+		if (r->jobs_out > r->jobs_out_max)
+			r->jobs_out_max = r->jobs_out;
+	}
 	free(argv);
 	free(lens);
+}
+
+/* rs_send_more: sends the outbox's unsent calls, in order, while fewer
+ * than SEND_WINDOW of the jobs sent wait for an answer.  The heartbeat
+ * shares the link and is answered after everything sent before it: a
+ * flood of submissions sent at once kept it waiting past half the lease,
+ * and the link was dropped.  Calls held back meanwhile fill up to
+ * BATCH_MAX jobs (rs_batch), so fewer calls carry the same jobs. */
+void
+rs_send_more(struct rstore *r)
+{
+	struct rcmd *c;
+
+	TAILQ_FOREACH_REVERSE(c, &r->outbox, rcmd_list, entry) {
+		if (c->sent)
+			break;
+	}
+	for (c = c == NULL ? TAILQ_FIRST(&r->outbox) : TAILQ_NEXT(c, entry);
+	    c != NULL && r->jobs_out < SEND_WINDOW; c = TAILQ_NEXT(c, entry)) {
+		rs_send(r, c);
+		if (!c->sent)
+			break;
+	}
 }
 
 /* ------------------------------------------------------------ intents */
@@ -610,4 +631,21 @@ rs_publish(void *ctx, const char *chan, const char *text, size_t len)
 		return -1;
 	redisAsyncCommand(r->cmd, NULL, NULL, "PUBLISH %s:c:%s %b", r->prefix, chan, text, len);
 	return 0;
+}
+
+/* rstore_stats: the link's figures in stats (a stats hook): jobs of calls
+ * sent and not yet answered, now and at most, and the most lookups a
+ * resync had in flight at once; each bounded by a window. */
+void
+rstore_stats(void *ctx, json_t *o)
+{
+	struct server *srv = ctx;
+	struct rstore *r = srv->redis;
+
+	if (r == NULL)
+		return;
+	json_object_set_new(o, "redis_in_flight", json_integer((json_int_t)r->jobs_out));
+	json_object_set_new(o, "redis_in_flight_max", json_integer((json_int_t)r->jobs_out_max));
+	json_object_set_new(o, "redis_resync_in_flight_max",
+	    json_integer((json_int_t)r->resync_out_max));
 }

@@ -26,6 +26,8 @@ void redis_prio16(int64_t priority, char out[17]);
 
 #define BATCH_MAX      128          /* jobs per call */
 #define BACKLOG_MAX    (64u << 20)  /* outbox bytes before submissions are refused */
+#define SEND_WINDOW    1024         /* jobs of sent calls not yet answered, at most
+                                       (the heartbeat waits behind them) */
 #define CONNECT_TIMEOUT 2.0
 /* The error of a job that Redis lost with the cluster's data. */
 #define LOST_REASON    "Redis lost this job: the cluster's data was flushed, " \
@@ -98,6 +100,9 @@ struct rstore {
 	struct rcmd_list   outbox;
 	uint64_t           next_seq;
 	size_t             outbox_bytes;
+	size_t             jobs_out;           /* jobs of sent outbox calls not yet answered */
+	size_t             jobs_out_max;       /* its most (stats: redis_in_flight_max) */
+	size_t             resync_out_max;     /* most resync lookups in flight at once */
 	struct rtype      *types;
 	struct rtype      *wanted;
 	ev_prepare         flush;
@@ -114,6 +119,10 @@ struct rstore {
 	bool               lost;               /* the data was lost: resync ends what is gone */
 	size_t             lost_left;          /* that resync's lookups not yet answered */
 	size_t             lost_ended;         /* jobs it ended */
+	char             **resync_keys;        /* resync: the jobs to look at, in turn */
+	size_t             resync_n, resync_next;
+	size_t             resync_out;         /* its lookups in flight (at most a window) */
+	bool               resync_lost;        /* it is the resync after the data was lost */
 	uint64_t           types_asked;        /* SMEMBERS P:types sent so far */
 	struct rsentinel  *sentinel;           /* redis_sentinel.c; NULL: not used yet */
 	int                wait_replicas;      /* --redis-wait-replicas; 0: off */
@@ -149,6 +158,7 @@ void rs_pin(void *ctx, struct jtype *t, bool on);
 int rs_publish(void *ctx, const char *chan, const char *text, size_t len);
 void rs_requeue(void *ctx, struct job *j, bool lost);
 void rs_send(struct rstore *r, struct rcmd *c);
+void rs_send_more(struct rstore *r);
 void rs_submit(void *ctx, struct job *j);
 void rs_want(void *ctx, struct jtype *jt);
 struct rtype *rtype_get(struct rstore *r, const char *name);
@@ -158,6 +168,7 @@ int pct_decode(const char *p, size_t len, char *out, size_t outlen);
 int url_password(const char **p, const char *end, struct redis_url *o, char *err,
     size_t errlen);
 void resync(struct rstore *r);
+void resync_drop(struct rstore *r);
 bool resync_one(struct rstore *r, struct job *j, bool lost);
 int64_t rnum(const redisReply *x);
 void rs_log_error(struct rstore *r, const char *what, const char *msg);
